@@ -1,0 +1,217 @@
+/*
+ * mcuforge runtime: portable int8 kernels.
+ *
+ * Numerics are TFLite's int8 scheme and equal, bit for bit, to TFLM's
+ * reference kernels (tensorflow/lite/kernels/internal/reference/...):
+ * per-tensor asymmetric int8 activations, per-channel symmetric int8 weights,
+ * int32 bias, requantization by a Q31 multiplier and a shift with
+ * SaturatingRoundingDoublingHighMul followed by RoundingDivideByPOT.
+ *
+ * Layout: activations are channels last (H, W, C); conv filters are
+ * (O, KH, KW, I); depthwise filters (1, KH, KW, C*M); fully-connected
+ * filters (N, K).
+ *
+ * Conventions of every parameter struct:
+ *   input_offset  = -input zero point   (added to each input value)
+ *   output_offset = +output zero point
+ *   act_min/act_max: the int8 clamp (fused ReLU/ReLU6 included)
+ *   per_channel != 0: multiplier[c]/shift[c] per output channel,
+ *                     else multiplier[0]/shift[0] for all channels
+ *   shift > 0 is a left shift, shift < 0 a right shift (TFLite convention)
+ *
+ * Every kernel returns MCF_OK or an MCF_ERR_* status. The generated code
+ * passes constant parameter structs, so checks are cheap and few.
+ * C99, no malloc, no global state.
+ */
+#ifndef MCUFORGE_KERNELS_H
+#define MCUFORGE_KERNELS_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    MCF_OK = 0,
+    MCF_ERR_ARG = -1,
+} mcf_status;
+
+/* ---- fixed-point helpers (mcf_fixedpoint.c) ---------------------------- */
+int32_t mcf_saturating_rounding_doubling_high_mul(int32_t a, int32_t b);
+int32_t mcf_rounding_divide_by_pot(int32_t x, int exponent);
+/* TFLM MultiplyByQuantizedMultiplier (double rounding, gemmlowp style). */
+int32_t mcf_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int shift);
+
+/* ---- conv2d (mcf_conv2d.c) --------------------------------------------- */
+typedef struct {
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t dilation_h, dilation_w;
+    int32_t pad_top, pad_left; /* bottom/right padding follows from out_h/out_w */
+    int32_t input_offset, output_offset;
+    int32_t act_min, act_max;
+    int32_t per_channel;
+    const int8_t *filter;      /* (out_c, k_h, k_w, in_c) */
+    const int32_t *bias;       /* (out_c) or NULL */
+    const int32_t *multiplier; /* (out_c) or (1) */
+    const int32_t *shift;      /* (out_c) or (1) */
+} mcf_conv2d_params;
+
+int mcf_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output);
+
+/* ---- depthwise conv2d (mcf_depthwise_conv2d.c) -------------------------- */
+typedef struct {
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c; /* out_c = in_c * depth_multiplier */
+    int32_t depth_multiplier;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t dilation_h, dilation_w;
+    int32_t pad_top, pad_left;
+    int32_t input_offset, output_offset;
+    int32_t act_min, act_max;
+    int32_t per_channel;
+    const int8_t *filter;      /* (1, k_h, k_w, out_c) */
+    const int32_t *bias;
+    const int32_t *multiplier;
+    const int32_t *shift;
+} mcf_depthwise_conv2d_params;
+
+int mcf_depthwise_conv2d_s8(const mcf_depthwise_conv2d_params *p,
+                            const int8_t *input, int8_t *output);
+
+/*
+ * In place: `buffer` holds the input (in_h, in_w, in_c) and receives the
+ * output (out_h, out_w, out_c) at the same address. Requires
+ * depth_multiplier == 1 and out_h * out_w <= in_h * in_w. The input is
+ * processed channel by channel through `scratch`, whose size in bytes is
+ * given by mcf_depthwise_conv2d_s8_inplace_scratch_size().
+ */
+int32_t mcf_depthwise_conv2d_s8_inplace_scratch_size(const mcf_depthwise_conv2d_params *p);
+int mcf_depthwise_conv2d_s8_inplace(const mcf_depthwise_conv2d_params *p,
+                                    int8_t *buffer, int8_t *scratch);
+
+/* ---- fully connected (mcf_fully_connected.c) ---------------------------- */
+typedef struct {
+    int32_t rows;          /* independent input rows (batch-like), usually 1 */
+    int32_t in_features;   /* K */
+    int32_t out_features;  /* N */
+    int32_t input_offset, output_offset;
+    int32_t act_min, act_max;
+    int32_t per_channel;
+    const int8_t *filter;  /* (N, K) */
+    const int32_t *bias;   /* (N) or NULL */
+    const int32_t *multiplier;
+    const int32_t *shift;
+} mcf_fully_connected_params;
+
+int mcf_fully_connected_s8(const mcf_fully_connected_params *p,
+                           const int8_t *input, int8_t *output);
+
+/* ---- elementwise add (mcf_add.c), TFLite int8 ADD ----------------------- */
+typedef struct {
+    int32_t size;
+    int32_t left_shift;                 /* 20 for int8 */
+    int32_t input1_offset, input1_multiplier, input1_shift;
+    int32_t input2_offset, input2_multiplier, input2_shift;
+    int32_t output_offset, output_multiplier, output_shift;
+    int32_t act_min, act_max;
+} mcf_add_params;
+
+/* output may equal input1 or input2 (in place). */
+int mcf_add_s8(const mcf_add_params *p, const int8_t *input1,
+               const int8_t *input2, int8_t *output);
+
+/* ---- pooling (mcf_pool.c) ----------------------------------------------- */
+typedef struct {
+    int32_t in_h, in_w, channels;
+    int32_t out_h, out_w;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_top, pad_left;
+    int32_t act_min, act_max;
+    /*
+     * Average pooling only. requantize == 0: TFLite AVERAGE_POOL_2D (input
+     * and output share scale and zero point): rounded average of the raw
+     * values over the taps inside the input. requantize != 0: sum of
+     * (x + input_offset) over the valid taps, MultiplyByQuantizedMultiplier
+     * by multiplier/shift, rounded division by the tap count (as TFLM MEAN),
+     * plus output_offset.
+     */
+    int32_t requantize;
+    int32_t input_offset, output_offset;
+    int32_t multiplier, shift;
+} mcf_pool_params;
+
+int mcf_avg_pool_s8(const mcf_pool_params *p, const int8_t *input, int8_t *output);
+int mcf_max_pool_s8(const mcf_pool_params *p, const int8_t *input, int8_t *output);
+
+/* ---- mean over the spatial axes (mcf_mean.c), TFLM int8 MEAN ------------ */
+typedef struct {
+    int32_t in_h, in_w, channels;       /* output is (1, 1, channels) */
+    int32_t input_offset, output_offset;
+    int32_t multiplier, shift;          /* input_scale / output_scale */
+} mcf_mean_params;
+
+int mcf_mean_s8(const mcf_mean_params *p, const int8_t *input, int8_t *output);
+
+/* ---- softmax over the last axis (mcf_softmax.c), TFLite int8 ------------ */
+typedef struct {
+    int32_t rows, cols;
+    int32_t input_multiplier, input_left_shift;
+    int32_t diff_min;
+    /* output scale is 1/256 and output zero point -128, as TFLite requires */
+} mcf_softmax_params;
+
+int mcf_softmax_s8(const mcf_softmax_params *p, const int8_t *input, int8_t *output);
+
+/* ---- data movement (mcf_data.c) ----------------------------------------- */
+/* Requantize (or copy when multiplier == 1<<30, shift == 1 and offsets
+ * cancel) and clamp elementwise; output may equal input. */
+typedef struct {
+    int32_t size;
+    int32_t input_offset, output_offset;
+    int32_t multiplier, shift;
+    int32_t act_min, act_max;
+} mcf_requantize_params;
+
+int mcf_requantize_s8(const mcf_requantize_params *p, const int8_t *input, int8_t *output);
+
+/* Concatenation along an axis, viewed as outer x (sum of inner sizes).
+ * Input i contributes inner[i] contiguous bytes per outer step and is
+ * requantized with requant[i] (a copy when identity). */
+typedef struct {
+    int32_t num_inputs;
+    int32_t outer;
+    const int32_t *inner;                        /* (num_inputs) */
+    const mcf_requantize_params *requant;        /* (num_inputs), size unused */
+} mcf_concat_params;
+
+int mcf_concat_s8(const mcf_concat_params *p, const int8_t *const *inputs, int8_t *output);
+
+/* Constant padding of a (h, w, c) tensor. */
+typedef struct {
+    int32_t in_h, in_w, in_c;
+    int32_t pad_top, pad_bottom, pad_left, pad_right, pad_front, pad_back; /* front/back: channels */
+    int32_t pad_value;
+} mcf_pad_params;
+
+int mcf_pad_s8(const mcf_pad_params *p, const int8_t *input, int8_t *output);
+
+/* Transpose of a tensor of up to 4 dimensions (unused leading dims are 1). */
+typedef struct {
+    int32_t in_shape[4];
+    int32_t perm[4];
+} mcf_transpose_params;
+
+int mcf_transpose_s8(const mcf_transpose_params *p, const int8_t *input, int8_t *output);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MCUFORGE_KERNELS_H */
