@@ -1,0 +1,231 @@
+"""mcuforge command line: compile, report, run, check-elf.
+
+Exit codes: 0 success; 1 internal error (a bug); 2 bad input or usage;
+3 the model does not fit the budget. No traceback unless --debug.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .config import BuildConfig, from_kconfig, parse_size
+from .ir import McuforgeError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors: one line, exit 2
+        self.print_usage(sys.stderr)
+        print(f"mcuforge: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _add_build_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", help="C identifier prefixing every generated symbol (default: the model file's stem)")
+    p.add_argument("--calibration", metavar="FILE", help="calibration inputs (.npy or .npz) in the model's layout")
+    p.add_argument("--sram-budget", metavar="SIZE", help="SRAM the model may use, e.g. 256K (exit 3 if it does not fit)")
+    p.add_argument("--flash-budget", metavar="SIZE", help="flash the model may use, e.g. 1M")
+    p.add_argument("--schedule", choices=["layer", "patch", "auto"], help="layer by layer, patch-based, or auto")
+    p.add_argument("--patch-grid", type=int, metavar="N", help="patches per side (0: chosen by the planner)")
+    p.add_argument("--training", choices=["none", "bias", "sparse", "full"], help="on-device training mode")
+    p.add_argument("--kernels", choices=["portable", "arm-dsp"], help="C kernel set")
+    p.add_argument("--kconfig", metavar="PATH", help="take the options from a Zephyr .config (CONFIG_MCUFORGE_*)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mcuforge", description="Neural networks to int8 C for microcontrollers, SRAM planned at build time.")
+    parser.add_argument("--version", action="version", version=f"mcuforge {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser("compile", help="compile a model to C")
+    c.add_argument("model")
+    c.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    _add_build_options(c)
+
+    r = sub.add_parser("report", help="per-layer memory and compute report")
+    r.add_argument("model", help="a model file or an output directory of 'compile'")
+    r.add_argument("--plot", metavar="PNG", help="write the memory profile over the layers to a PNG")
+    r.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_build_options(r)
+
+    u = sub.add_parser("run", help="build the generated C for the host and run it")
+    u.add_argument("dir", help="output directory of 'compile'")
+    u.add_argument("--input", required=True, metavar="X.npy", help="input in the model's layout (int8, or float32 to quantize)")
+    u.add_argument("--output", metavar="Y.npy", help="write the int8 output here (the model's layout)")
+    u.add_argument("--check", action="store_true", help="compare with the NumPy reference; exit 4 on any difference")
+    u.add_argument("--opt", default="-O2", help="optimisation flag for the host build (default -O2)")
+
+    e = sub.add_parser("check-elf", help="memory of a linked ELF against the budgets")
+    e.add_argument("elf")
+    e.add_argument("--sram-budget", metavar="SIZE")
+    e.add_argument("--flash-budget", metavar="SIZE")
+    e.add_argument("--model", metavar="ID", help="model name (symbol prefix) to account for")
+    e.add_argument("--json", action="store_true")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> BuildConfig:
+    base: dict = {}
+    if getattr(args, "kconfig", None):
+        base.update(from_kconfig(Path(args.kconfig)))
+    explicit = dict(
+        name=args.name, calibration=args.calibration, schedule=args.schedule, patch_grid=args.patch_grid,
+        training=args.training, kernels=args.kernels,
+        sram_budget=parse_size(args.sram_budget, "--sram-budget") if args.sram_budget else None,
+        flash_budget=parse_size(args.flash_budget, "--flash-budget") if args.flash_budget else None,
+    )
+    return BuildConfig(**base).merged(**explicit).validate()
+
+
+def _progress(args):
+    from .pipeline import _quiet, stderr_progress
+
+    return _quiet if args.quiet else stderr_progress()
+
+
+def cmd_compile(args) -> int:
+    from .pipeline import compile_model
+    from .report import build_report, format_table
+
+    cfg = config_from_args(args)
+    progress = _progress(args)
+    plan = compile_model(Path(args.model), cfg, Path(args.output), progress)
+    if not args.quiet:
+        print(format_table(build_report(plan)))
+    print(f"wrote {args.output}/{plan.name}.c, {plan.name}.h, {plan.name}_weights.c "
+          f"(arena {plan.arena_size} bytes)")
+    return 0
+
+
+def _load_report(args) -> tuple[dict, object]:
+    from .plan import Plan
+    from .pipeline import plan_model
+    from .report import build_report
+
+    path = Path(args.model)
+    if path.is_dir():
+        plan = Plan.load(path)
+    else:
+        plan = plan_model(path, config_from_args(args), _progress(args))
+    return build_report(plan), plan
+
+
+def cmd_report(args) -> int:
+    from .report import format_table, plot_memory
+
+    report, _plan = _load_report(args)
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        print(format_table(report))
+    if args.plot:
+        path = plot_memory(report, Path(args.plot))
+        print(f"memory profile written to {path}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def load_input(path: Path, plan) -> np.ndarray:
+    """A .npy in the source layout -> int8 (N, ...) in the IR layout."""
+    from .quantize import quantize_values, to_ir_layout
+
+    g = plan.graph
+    t = g.tensors[plan.input]
+    if not path.is_file():
+        raise McuforgeError(f"{path}: input file not found")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise McuforgeError(f"{path}: not a readable .npy file ({err.__class__.__name__})") from None
+    from .quantize import source_shape
+
+    src = source_shape(g, t.shape)
+    if tuple(x.shape) == tuple(src[1:]) or tuple(x.shape) == tuple(src):
+        x = x.reshape((1,) + tuple(src[1:]))
+    if x.ndim != len(src) or tuple(x.shape[1:]) != tuple(src[1:]):
+        raise McuforgeError(f"{path}: input has shape {tuple(x.shape)}, expected {tuple(src)} or (N, "
+                            f"{', '.join(map(str, src[1:]))}) in {g.source_layout} layout")
+    if x.dtype == np.int8:
+        q = x
+    elif x.dtype.kind == "f":
+        q = quantize_values(x, t.quant)
+    else:
+        raise McuforgeError(f"{path}: input dtype {x.dtype} is neither int8 nor float")
+    return to_ir_layout(g, q)
+
+
+def cmd_run(args) -> int:
+    from . import hostrun, reference
+    from .plan import Plan
+    from .quantize import to_source_layout
+
+    outdir = Path(args.dir)
+    plan = Plan.load(outdir)
+    x = load_input(Path(args.input), plan)
+    with tempfile.TemporaryDirectory(prefix="mcuforge-host-") as tmp:
+        exe = hostrun.build(plan, outdir, Path(tmp), opt=args.opt)
+        outs = hostrun.run(plan, exe, x)
+    y = outs[0]
+    if args.output:
+        np.save(args.output, to_source_layout(plan.graph, y))
+    if len(y) == 1 and y[0].size <= 64:
+        print("output:", " ".join(str(int(v)) for v in y[0].reshape(-1)))
+    else:
+        print(f"output: {y.shape[0]} x {y[0].size} int8 values" + (f" -> {args.output}" if args.output else ""))
+    if args.check:
+        bad = 0
+        for i in range(len(x)):
+            ref = reference.run(plan, x[i])
+            for o, got in zip(plan.outputs, outs):
+                want = ref.outputs[o]
+                if not np.array_equal(want.reshape(-1), got[i].reshape(-1)):
+                    diff = int(np.max(np.abs(want.astype(np.int32).reshape(-1) - got[i].astype(np.int32).reshape(-1))))
+                    n = int(np.sum(want.reshape(-1) != got[i].reshape(-1)))
+                    print(f"MISMATCH input {i} output '{o}': {n} value(s) differ, max |diff| {diff}", file=sys.stderr)
+                    bad += 1
+        if bad:
+            print(f"check FAILED: C output differs from the reference on {bad} output(s)", file=sys.stderr)
+            return 4
+        print(f"check passed: C output equals the reference on {len(x)} input(s), bit for bit")
+    return 0
+
+
+def cmd_check_elf(args) -> int:
+    from .elfcheck import main_check
+
+    return main_check(args)
+
+
+COMMANDS = {"compile": cmd_compile, "report": cmd_report, "run": cmd_run, "check-elf": cmd_check_elf}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except McuforgeError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"mcuforge: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("mcuforge: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug
+        if args.debug:
+            traceback.print_exc()
+        print(f"mcuforge: internal error (this is a bug; rerun with --debug and report it): "
+              f"{err.__class__.__name__}: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

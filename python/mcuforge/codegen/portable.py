@@ -1,0 +1,235 @@
+"""Portable C99 backend: the Plan -> <name>.h, <name>.c, <name>_weights.c and
+the runtime kernels the model uses (copied into ``mcuforge_runtime/``, so the
+output directory builds on its own with any C99 compiler).
+
+The emitted code is one parameter struct and one kernel call per layer, the
+layer's name in a comment, every global prefixed with the model name.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..ir import Graph
+from ..ops import Step
+from ..plan import Plan
+from ..registry import Backend
+from .cwriter import c_comment, c_float, c_int, c_int_array
+
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
+RUNTIME_SUBDIR = "mcuforge_runtime"
+
+STRUCT = {
+    "conv2d_s8": "mcf_conv2d_params",
+    "depthwise_conv2d_s8": "mcf_depthwise_conv2d_params",
+    "depthwise_conv2d_s8_inplace": "mcf_depthwise_conv2d_params",
+    "fully_connected_s8": "mcf_fully_connected_params",
+    "add_s8": "mcf_add_params",
+    "avg_pool_s8": "mcf_pool_params",
+    "max_pool_s8": "mcf_pool_params",
+    "mean_s8": "mcf_mean_params",
+    "softmax_s8": "mcf_softmax_params",
+    "requantize_s8": "mcf_requantize_params",
+    "concat_s8": "mcf_concat_params",
+    "pad_s8": "mcf_pad_params",
+    "transpose_s8": "mcf_transpose_params",
+}
+CONST_ARRAYS = {"filter": "int8_t", "bias": "int32_t", "multiplier": "int32_t", "shift": "int32_t"}
+
+
+def runtime_sources(plan: Plan) -> list[str]:
+    from ..kernels import RUNTIME_SOURCES
+
+    files: dict[str, None] = {}
+    for s in plan.steps:
+        for f in RUNTIME_SOURCES[s.kernel]:
+            files[f] = None
+    return sorted(files)
+
+
+def describe(step: Step, graph: Graph) -> str:
+    """One-line human description of a layer, for comments and reports."""
+    t = graph.tensors
+    shape = lambda n: "x".join(str(d) for d in t[n].shape[1:])  # noqa: E731
+    a = step.node.attrs
+    extra = ""
+    if "kernel" in a or step.node.op in ("conv2d", "depthwise_conv2d"):
+        if step.node.op in ("conv2d", "depthwise_conv2d"):
+            w = t[step.node.inputs[1]].shape
+            k = (w[1], w[2])
+        else:
+            k = tuple(a["kernel"])
+        extra = f" {k[0]}x{k[1]}/{a['strides'][0]}" + (f",{a['strides'][1]}" if a["strides"][1] != a["strides"][0] else "")
+    ins = ", ".join(shape(i) for i in step.inputs)
+    note = " (in place)" if step.inplace_input >= 0 else ""
+    return f"{step.node.op}{extra} {ins} -> {shape(step.outputs[0])}{note}"
+
+
+class _Emitter:
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.p = plan.name  # prefix
+        self.P = plan.name.upper()
+        self.weights: list[str] = []  # definitions for <name>_weights.c
+        self.externs: list[str] = []
+        self.statics: list[str] = []
+
+    def arena(self, offset: int) -> str:
+        return f"&{self.p}_arena[{offset}]"
+
+    def const_array(self, ident: str, ctype: str, values: np.ndarray) -> str:
+        self.weights.append(c_int_array(ctype, ident, values))
+        self.externs.append(f"extern const {ctype} {ident}[{np.asarray(values).size}];")
+        return ident
+
+    def struct_fields(self, step: Step, ident: str) -> list[str]:
+        fields = []
+        for key, value in step.params.items():
+            if key in CONST_ARRAYS:
+                if value is None:
+                    fields.append(f".{key} = NULL")
+                else:
+                    fields.append(f".{key} = " + self.const_array(f"{ident}_{key}", CONST_ARRAYS[key], value))
+            elif key == "inner":
+                self.statics.append(c_int_array("int32_t", f"{ident}_inner", value, storage="static"))
+                fields.append(f".inner = {ident}_inner")
+            elif key == "requant":
+                rows = ["    {" + ", ".join(f".{k} = {c_int(v)}" for k, v in rq.items()) + "}," for rq in value]
+                self.statics.append(f"static const mcf_requantize_params {ident}_requant[{len(value)}] = {{\n"
+                                    + "\n".join(rows) + "\n};\n")
+                fields.append(f".requant = {ident}_requant")
+            elif isinstance(value, np.ndarray):
+                fields.append(f".{key} = {{" + ", ".join(c_int(v) for v in value.reshape(-1)) + "}")
+            else:
+                fields.append(f".{key} = {c_int(value)}")
+        return fields
+
+    def layer(self, step: Step) -> str:
+        """Emit the parameter struct; return the call line."""
+        g = self.plan.graph
+        ident = f"{self.p}_l{step.index}"
+        fields = self.struct_fields(step, ident)
+        self.statics.append(f"static const {STRUCT[step.kernel]} {ident} = {{\n    "
+                            + ",\n    ".join(fields) + ",\n};\n")
+        outs = self.arena(self.plan.offset(step.outputs[0]))
+        ins = [self.arena(self.plan.offset(t)) for t in step.inputs]
+        fn = f"mcf_{step.kernel}"
+        if step.kernel == "depthwise_conv2d_s8_inplace":
+            scratch = self.arena(self.plan.memory.scratch_offsets[step.index])
+            call = f"{fn}(&{ident}, {outs}, {scratch})"
+        elif step.kernel == "concat_s8":
+            self.statics.append(f"static const int8_t *const {ident}_inputs[{len(ins)}] = {{ "
+                                + ", ".join(ins) + " };\n")
+            call = f"{fn}(&{ident}, {ident}_inputs, {outs})"
+        else:
+            call = f"{fn}(&{ident}, {', '.join(ins)}, {outs})"
+        comment = c_comment(f"{step.index} {step.name}: {describe(step, g)}")
+        return f"    status |= {call}; /* {comment} */"
+
+
+def _header_comment(plan: Plan) -> str:
+    g = plan.graph
+    cfg = plan.config
+    src = Path(g.source).name if g.source else g.name
+    return (
+        f"/*\n * Generated by mcuforge {__version__}. Do not edit.\n"
+        f" * model: {c_comment(src)} ({g.source_format}), sha256 {g.source_hash or 'n/a'}\n"
+        f" * schedule: {plan.schedule}, kernels: {cfg.kernels}, training: {cfg.training}\n"
+        f" * arena: {plan.arena_size} bytes, layers: {len(plan.steps)}, MACs: {plan.macs}, "
+        f"constant bytes: {plan.weight_bytes}\n */\n")
+
+
+def _shape_macros(P: str, what: str, shape, quant) -> list[str]:
+    dims = ", ".join(str(d) for d in shape)
+    return [
+        f"#define {P}_{what}_SIZE {int(np.prod(shape))}",
+        f"#define {P}_{what}_RANK {len(shape)}",
+        f"#define {P}_{what}_SHAPE {{ {dims} }}",
+        f"#define {P}_{what}_SCALE {c_float(float(quant.scale[0]))}",
+        f"#define {P}_{what}_ZERO_POINT {c_int(int(quant.zero_point[0]))}",
+    ]
+
+
+def render(plan: Plan) -> dict[str, str]:
+    """File name -> text for the model's own files."""
+    e = _Emitter(plan)
+    g = plan.graph
+    p, P = e.p, e.P
+    calls = [e.layer(s) for s in plan.steps]
+    head = _header_comment(plan)
+
+    x = g.tensors[plan.input]
+    h = [head, f"#ifndef {P}_H", f"#define {P}_H", "", "#include <stdint.h>", "",
+         f"/* Bytes of the one static buffer holding every activation and scratch buffer. */",
+         f"#define {P}_ARENA_SIZE {plan.arena_size}", f"#define {P}_NUM_LAYERS {len(plan.steps)}",
+         f"#define {P}_MACS {plan.macs}", "",
+         f"/* Input: int8, channels last ({'NHWC' if len(x.shape) == 4 else 'flat'}); "
+         "real = SCALE * (q - ZERO_POINT). */"]
+    h += _shape_macros(P, "INPUT", x.shape, x.quant)
+    for k, o in enumerate(g.outputs):
+        t = g.tensors[o]
+        h += ["", f"/* Output {k}: int8, channels last. */"]
+        h += _shape_macros(P, "OUTPUT" if k == 0 else f"OUTPUT{k}", t.shape, t.quant)
+    h += ["", "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
+          f"/* The arena; define {P}_ARENA_ATTRIBUTE (e.g. a section) before compiling {p}.c to place it. */",
+          f"extern int8_t {p}_arena[{P}_ARENA_SIZE];", "",
+          f"int {p}_init(void);",
+          f"int8_t *{p}_input(void);   /* points into the arena */",
+          f"int {p}_invoke(void);      /* 0 on success */",
+          f"int8_t *{p}_output(void);"]
+    for k in range(1, len(g.outputs)):
+        h.append(f"int8_t *{p}_output{k}(void);")
+    h += ["", "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {P}_H */", ""]
+
+    c = [head, f'#include "{p}.h"', '#include "mcuforge/kernels.h"', "",
+         f"#ifndef {P}_ARENA_ATTRIBUTE", "#if defined(__GNUC__)",
+         f"#define {P}_ARENA_ATTRIBUTE __attribute__((aligned(16)))", "#else",
+         f"#define {P}_ARENA_ATTRIBUTE", "#endif", "#endif", "",
+         f"int8_t {p}_arena[{P}_ARENA_SIZE] {P}_ARENA_ATTRIBUTE;", "",
+         f"/* Constant arrays, defined in {p}_weights.c. */"]
+    c += e.externs + [""] + e.statics
+    c += [f"int {p}_init(void)", "{", "    return 0;", "}", "",
+          f"int8_t *{p}_input(void)", "{", f"    return {e.arena(plan.offset(plan.input))};", "}", ""]
+    for k, o in enumerate(g.outputs):
+        c += [f"int8_t *{p}_output{'' if k == 0 else k}(void)", "{", f"    return {e.arena(plan.offset(o))};", "}", ""]
+    c += [f"int {p}_invoke(void)", "{", "    int status = MCF_OK;", ""] + calls
+    c += ["", "    return status == MCF_OK ? 0 : -1;", "}", ""]
+
+    w = [head, "#include <stdint.h>", "", f"/* Weights, biases and requantization multipliers of {p}. */", ""]
+    w += e.weights
+    return {f"{p}.h": "\n".join(h), f"{p}.c": "\n".join(c), f"{p}_weights.c": "\n".join(w)}
+
+
+def generate(plan: Plan, outdir: Path) -> list[Path]:
+    outdir = Path(outdir)
+    written = []
+    for fname, text in render(plan).items():
+        path = outdir / fname
+        path.write_text(text)
+        written.append(path)
+    rt = outdir / RUNTIME_SUBDIR
+    (rt / "include" / "mcuforge").mkdir(parents=True, exist_ok=True)
+    (rt / "src").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(RUNTIME_DIR / "include" / "mcuforge" / "kernels.h", rt / "include" / "mcuforge" / "kernels.h")
+    written.append(rt / "include" / "mcuforge" / "kernels.h")
+    for f in runtime_sources(plan):
+        shutil.copyfile(RUNTIME_DIR / "src" / f, rt / "src" / f)
+        written.append(rt / "src" / f)
+    return written
+
+
+def c_sources(outdir: Path, name: str) -> list[Path]:
+    """Every C file of a generated output directory."""
+    outdir = Path(outdir)
+    return [outdir / f"{name}.c", outdir / f"{name}_weights.c"] + sorted((outdir / RUNTIME_SUBDIR / "src").glob("*.c"))
+
+
+def include_dirs(outdir: Path) -> list[Path]:
+    outdir = Path(outdir)
+    return [outdir, outdir / RUNTIME_SUBDIR / "include"]
+
+
+BACKEND = Backend(name="portable", generate=generate, description="portable C99 kernels, bit-exact with TFLM reference")

@@ -1,0 +1,127 @@
+"""The compile flow end to end: model file -> output directory.
+
+frontend -> passes -> whole-model check -> quantize -> plan -> budget ->
+backend -> report.json + plan.pickle. Output appears atomically: it is
+written into a temporary sibling directory and moved into place only when
+everything succeeded, so a failed compile leaves nothing behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+from . import registry
+from .config import BuildConfig
+from .ir import Graph, McuforgeError
+from .ops import check_supported
+from .plan import Plan, build_plan, check_budget
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def stderr_progress(prefix: str = "mcuforge") -> Progress:
+    start = time.monotonic()
+
+    def say(msg: str) -> None:
+        print(f"[{time.monotonic() - start:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def load_model(path: Path, **options) -> Graph:
+    path = Path(path)
+    if not path.exists():
+        raise McuforgeError(f"{path}: model file not found")
+    if path.is_dir():
+        raise McuforgeError(f"{path}: is a directory, expected a model file")
+    fe = registry.frontend_for(path)
+    return fe.load(path, **options)
+
+
+def canonicalize(graph: Graph) -> Graph:
+    for p in registry.passes():
+        graph = p.run(graph)
+    graph.remove_unused()
+    check_supported(graph)
+    return graph
+
+
+def quantize_graph(graph: Graph, calibration: str | None, progress: Progress = _quiet) -> Graph:
+    from .quantize import CalibrationWarning, load_calibration, quantize
+
+    prequantized = all(graph.tensors[i].quant is not None for i in graph.inputs)
+    if prequantized:
+        progress("model is already quantized: keeping its scales and zero points")
+        return quantize(graph)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CalibrationWarning)
+        samples = load_calibration(Path(calibration) if calibration else None, graph)
+    for w in caught:
+        print(f"\nWARNING: {w.message}\n", file=sys.stderr, flush=True)
+    n = len(next(iter(samples.values())))
+    progress(f"calibrating on {n} sample(s)")
+    return quantize(graph, samples)
+
+
+def plan_model(model: Path | Graph, config: BuildConfig, progress: Progress = _quiet) -> Plan:
+    config = config.validate()
+    if isinstance(model, Graph):
+        graph = model
+    else:
+        progress(f"loading {model}")
+        graph = load_model(Path(model))
+    graph = canonicalize(graph)
+    qgraph = quantize_graph(graph, config.calibration, progress)
+    progress(f"planning memory ({len(qgraph.nodes)} nodes)")
+    plan = build_plan(qgraph, config)
+    return plan
+
+
+def write_outputs(plan: Plan, outdir: Path, progress: Progress = _quiet) -> list[Path]:
+    """Generate into a temporary sibling, then move into `outdir`."""
+    from .report import build_report
+
+    outdir = Path(outdir)
+    parent = outdir.resolve().parent
+    if parent.exists() and not parent.is_dir():
+        raise McuforgeError(f"{parent}: not a directory")
+    parent.mkdir(parents=True, exist_ok=True)
+    if outdir.exists() and not outdir.is_dir():
+        raise McuforgeError(f"{outdir}: exists and is not a directory")
+    backend = registry.get("backend", plan.config.kernels.replace("-", "_"))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=parent))
+    try:
+        progress(f"generating C ({backend.name} kernels)")
+        files = backend.generate(plan, tmp)
+        report = build_report(plan)
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        plan.save(tmp)
+        outdir.mkdir(exist_ok=True)
+        moved = []
+        for src in sorted(tmp.rglob("*")):
+            if src.is_file():
+                dst = outdir / src.relative_to(tmp)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+                moved.append(dst)
+        return moved
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def compile_model(model: Path | Graph, config: BuildConfig, outdir: Path, progress: Progress = _quiet) -> Plan:
+    plan = plan_model(model, config, progress)
+    check_budget(plan)
+    write_outputs(plan, outdir, progress)
+    return plan

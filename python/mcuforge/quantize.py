@@ -1,0 +1,238 @@
+"""Float Graph -> int8 Graph with TFLite's quantization scheme.
+
+* activations: int8, per-tensor, asymmetric, from calibration min/max
+  (range always includes 0, as TFLite's converter does);
+* weights: int8, symmetric, per output channel, range [-127, 127];
+* bias: int32 with scale = input_scale * weight_scale[c].
+
+A graph whose frontend already brings scales (ONNX QDQ, TFLite) keeps them
+exactly; only tensors without quantization (pure data movement between two
+quantized tensors) inherit their input's parameters.
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .ir import Graph, McuforgeError, Quant, Tensor
+
+# Ops whose output shares its input's quantization (TFLite requires it).
+SAME_QUANT_OPS = {"reshape", "transpose", "pad", "max_pool", "avg_pool"}
+# Ops with an operand that is a weight tensor: op -> (weight index, channel axis)
+WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0}
+
+INT8_MIN, INT8_MAX = -128, 127
+
+
+class CalibrationWarning(UserWarning):
+    pass
+
+
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    """TFLite's rounding (std::round): halves away from zero."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def activation_quant(lo: float, hi: float) -> Quant:
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi - lo < 1e-8:
+        hi = lo + 1e-8
+    scale = (hi - lo) / 255.0
+    zero_point = int(np.clip(round_half_away(INT8_MIN - lo / scale), INT8_MIN, INT8_MAX))
+    return Quant(scale=np.float32(scale).astype(np.float64), zero_point=zero_point)
+
+
+def quantize_values(x: np.ndarray, quant: Quant) -> np.ndarray:
+    """float -> int8 with the tensor's per-tensor parameters."""
+    q = round_half_away(np.asarray(x, dtype=np.float64) / quant.scale[0]) + quant.zero_point[0]
+    return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
+
+
+def dequantize_values(q: np.ndarray, quant: Quant) -> np.ndarray:
+    return (q.astype(np.float64) - quant.zero_point[0]) * quant.scale[0]
+
+
+def clamp_range(node_attrs: dict, quant: Quant) -> tuple[int, int]:
+    """The int8 clamp of a fused activation (TFLite CalculateActivationRangeQuantized)."""
+    scale, zp = float(quant.scale[0]), int(quant.zero_point[0])
+    lo, hi = INT8_MIN, INT8_MAX
+    a_min = node_attrs.get("act_min", -np.inf)
+    a_max = node_attrs.get("act_max", np.inf)
+    if np.isfinite(a_min):
+        lo = max(lo, zp + int(round_half_away(a_min / scale)))
+    if np.isfinite(a_max):
+        hi = min(hi, zp + int(round_half_away(a_max / scale)))
+    return lo, hi
+
+
+# ---- calibration data -----------------------------------------------------
+def load_calibration(path: Path | None, graph: Graph, count_hint: int = 64) -> dict[str, np.ndarray]:
+    """Calibration samples per graph input, in the IR layout (N, ...)."""
+    if len(graph.inputs) != 1:
+        raise McuforgeError(f"{graph.source or graph.name}: models with {len(graph.inputs)} inputs are not supported (one input only)")
+    in_name = graph.inputs[0]
+    in_shape = graph.tensors[in_name].shape
+    if path is None:
+        warnings.warn(
+            "no calibration data given (--calibration): quantization ranges come from random "
+            "inputs and int8 accuracy will be poor; pass real samples as .npy/.npz",
+            CalibrationWarning, stacklevel=2)
+        rng = np.random.default_rng(0)
+        return {in_name: rng.standard_normal((8,) + in_shape[1:]).astype(np.float32)}
+    path = Path(path)
+    if not path.is_file():
+        raise McuforgeError(f"{path}: calibration file not found")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise McuforgeError(f"{path}: not a readable .npy/.npz file ({err.__class__.__name__})") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        keys = list(loaded.keys())
+        key = in_name if in_name in keys else (keys[0] if len(keys) == 1 else None)
+        for k in ("x", "calibration", "input"):
+            if key is None and k in keys:
+                key = k
+        if key is None:
+            raise McuforgeError(f"{path}: .npz has arrays {keys}; name one '{in_name}' or 'x'")
+        data = loaded[key]
+    else:
+        data = loaded
+    data = np.asarray(data)
+    if data.dtype.kind not in "fiu":
+        raise McuforgeError(f"{path}: calibration data must be numeric, got {data.dtype}")
+    data = data.astype(np.float32)
+    src_shape = source_shape(graph, in_shape)
+    if data.shape == src_shape[1:]:
+        data = data[None]
+    if data.ndim != len(src_shape) or tuple(data.shape[1:]) != tuple(src_shape[1:]):
+        raise McuforgeError(
+            f"{path}: calibration data has shape {tuple(data.shape)}, expected (N, {', '.join(map(str, src_shape[1:]))}) "
+            f"for input '{in_name}' ({graph.source_layout})")
+    if len(data) == 0:
+        raise McuforgeError(f"{path}: calibration data is empty")
+    return {in_name: to_ir_layout(graph, data)}
+
+
+def source_shape(graph: Graph, ir_shape: tuple[int, ...]) -> tuple[int, ...]:
+    if graph.source_layout == "NCHW" and len(ir_shape) == 4:
+        n, h, w, c = ir_shape
+        return (n, c, h, w)
+    return tuple(ir_shape)
+
+
+def to_ir_layout(graph: Graph, data: np.ndarray) -> np.ndarray:
+    """(N, ...) in the source layout -> (N, ...) channels last."""
+    if graph.source_layout == "NCHW" and data.ndim == 4:
+        return np.ascontiguousarray(data.transpose(0, 2, 3, 1))
+    return data
+
+
+def to_source_layout(graph: Graph, data: np.ndarray) -> np.ndarray:
+    if graph.source_layout == "NCHW" and data.ndim == 4:
+        return np.ascontiguousarray(data.transpose(0, 3, 1, 2))
+    return data
+
+
+# ---- the pass ---------------------------------------------------------------
+def calibrate(graph: Graph, samples: dict[str, np.ndarray], progress=None) -> dict[str, tuple[float, float]]:
+    from .float_exec import run_float
+
+    ranges: dict[str, tuple[float, float]] = {}
+    in_name = graph.inputs[0]
+    data = samples[in_name]
+    for i in range(len(data)):
+        values = run_float(graph, {in_name: data[i:i + 1]})
+        for name, v in values.items():
+            if graph.tensors[name].is_const:
+                continue
+            lo, hi = float(np.min(v)), float(np.max(v))
+            if name in ranges:
+                lo, hi = min(lo, ranges[name][0]), max(hi, ranges[name][1])
+            ranges[name] = (lo, hi)
+        if progress:
+            progress(i + 1, len(data))
+    return ranges
+
+
+def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progress=None) -> Graph:
+    """Return an int8 copy of `graph`.
+
+    `samples` (from load_calibration) is needed unless every activation
+    already carries a Quant (pre-quantized models).
+    """
+    g = graph.copy()
+    acts = g.activations()
+    prequantized = all(t.quant is not None for t in acts if t.name in g.inputs)
+    ranges: dict[str, tuple[float, float]] = {}
+    if not prequantized:
+        if samples is None:
+            raise McuforgeError("float model needs calibration samples")
+        ranges = calibrate(g, samples, progress)
+
+    producers = g.producers()
+    # activations, in execution order so SAME_QUANT_OPS can inherit
+    for t in acts:
+        node = producers.get(t.name)
+        if node is not None and node.op == "softmax":
+            t.quant = Quant(scale=1.0 / 256.0, zero_point=-128)
+        elif node is not None and node.op in SAME_QUANT_OPS and g.tensors[node.inputs[0]].quant is not None \
+                and (t.quant is None or not prequantized or node.op != "avg_pool"):
+            # data movement keeps its input's parameters; a given avg_pool scale is
+            # kept (its kernel requantizes)
+            t.quant = g.tensors[node.inputs[0]].quant
+        elif t.quant is None:
+            if t.name not in ranges:
+                raise McuforgeError(
+                    f"{graph.source or graph.name}: tensor '{t.name}' has no quantization parameters; "
+                    "quantize the model fully (every activation) or give a float model with calibration data")
+            t.quant = activation_quant(*ranges[t.name])
+        if t.quant.axis is not None or len(t.quant.scale) != 1:
+            raise McuforgeError(f"{graph.source or graph.name}: activation '{t.name}' is quantized per channel; "
+                                "activations must be quantized per tensor")
+        t.dtype = "int8"
+
+    # weights and biases
+    for node in g.nodes:
+        if node.op not in WEIGHT_AXIS:
+            continue
+        axis = WEIGHT_AXIS[node.op]
+        w = g.tensors[node.inputs[1]]
+        if w.data is None:
+            raise McuforgeError(f"{graph.source or graph.name}: node '{node.name}' ({node.op}) has a non-constant weight; "
+                                "only constant weights are supported")
+        if w.dtype != "int8":
+            _quantize_weight(w, axis)
+        elif w.quant is None:
+            raise McuforgeError(f"node '{node.name}': int8 weight '{w.name}' has no scale")
+        if len(node.inputs) > 2 and node.inputs[2]:
+            b = g.tensors[node.inputs[2]]
+            in_scale = g.tensors[node.inputs[0]].quant.scale[0]
+            bias_scale = in_scale * w.quant.scale
+            if b.dtype != "int32":
+                q = round_half_away(b.data.astype(np.float64) / bias_scale)
+                b.data = np.clip(q, -2**31, 2**31 - 1).astype(np.int32)
+                b.dtype = "int32"
+            b.quant = Quant(scale=bias_scale, zero_point=np.zeros_like(bias_scale, dtype=np.int64), axis=0)
+    return g
+
+
+def _quantize_weight(w: Tensor, axis: int) -> None:
+    data = w.data.astype(np.float64)
+    moved = np.moveaxis(data, axis, 0).reshape(data.shape[axis], -1)
+    absmax = np.max(np.abs(moved), axis=1)
+    scale = np.where(absmax > 0, absmax / 127.0, 1.0)
+    scale = scale.astype(np.float32).astype(np.float64)  # as stored in a model file
+    shape = [1] * data.ndim
+    shape[axis] = -1
+    q = round_half_away(data / scale.reshape(shape))
+    w.data = np.clip(q, -127, 127).astype(np.int8)
+    w.dtype = "int8"
+    w.quant = Quant(scale=scale, zero_point=np.zeros(len(scale), dtype=np.int64), axis=axis)
+
+
+def warn_to_stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)

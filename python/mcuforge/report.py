@@ -1,0 +1,105 @@
+"""Per-layer report of a Plan: a dict (report.json), a text table, a PNG."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import __version__
+from .plan import Plan, largest_op_bytes, model_summary, naive_activation_bytes
+
+
+def build_report(plan: Plan) -> dict:
+    from .codegen.portable import describe, runtime_sources
+
+    g = plan.graph
+    layers = []
+    for s, live in zip(plan.steps, plan.memory.live_bytes):
+        layers.append({
+            "index": s.index,
+            "name": s.name,
+            "op": s.node.op,
+            "kernel": s.kernel,
+            "description": describe(s, g),
+            "macs": s.macs,
+            "params": int(sum(g.tensors[t].size for t in s.node.inputs[1:] if t and g.tensors[t].is_const)),
+            "weight_bytes": s.weight_bytes,
+            "live_bytes": live,
+            "scratch_bytes": s.scratch,
+            "in_place": s.inplace_input >= 0,
+            "inputs": [{"tensor": t, "offset": plan.offset(t), "bytes": g.tensors[t].nbytes} for t in s.inputs],
+            "output": {"tensor": s.outputs[0], "offset": plan.offset(s.outputs[0]),
+                       "bytes": g.tensors[s.outputs[0]].nbytes},
+        })
+    return {
+        "generator": f"mcuforge {__version__}",
+        "name": plan.name,
+        "source": Path(g.source).name if g.source else "",
+        "source_format": g.source_format,
+        "source_sha256": g.source_hash,
+        "config": plan.config.as_dict(),
+        "schedule": plan.schedule,
+        "arena_bytes": plan.arena_size,
+        "sram_bytes": plan.sram_bytes(),
+        "weight_bytes": plan.weight_bytes,
+        "macs": plan.macs,
+        "naive_activation_bytes": naive_activation_bytes(plan),
+        "largest_op_bytes": largest_op_bytes(plan),
+        "memory_strategy": plan.memory.strategy,
+        "model": model_summary(plan),
+        "runtime_sources": runtime_sources(plan),
+        "layers": layers,
+    }
+
+
+def _fmt(n: int) -> str:
+    return f"{n:,}"
+
+
+def format_table(report: dict) -> str:
+    rows = [("#", "layer", "op", "MACs", "params", "live bytes", "")]
+    for L in report["layers"]:
+        rows.append((str(L["index"]), L["name"][:32], L["description"][:44], _fmt(L["macs"]), _fmt(L["params"]),
+                     _fmt(L["live_bytes"]), "peak" if L["live_bytes"] == max(x["live_bytes"] for x in report["layers"])
+                     else ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    right = {0, 3, 4, 5}
+    lines = []
+    for k, r in enumerate(rows):
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.append("")
+    lines.append(f"model {report['name']}: {len(report['layers'])} layers, {_fmt(report['macs'])} MACs, "
+                 f"{_fmt(report['weight_bytes'])} constant bytes (flash)")
+    lines.append(f"arena peak: {_fmt(report['arena_bytes'])} bytes (schedule {report['schedule']}); "
+                 f"naive sum of activations {_fmt(report['naive_activation_bytes'])}; "
+                 f"largest single op in+out {_fmt(report['largest_op_bytes'])}")
+    return "\n".join(lines)
+
+
+def plot_memory(report: dict, path: Path, others: dict[str, dict] | None = None) -> Path:
+    """Bar chart of live activation bytes per layer, with the arena peak."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = {report["schedule"]: report}
+    series.update(others or {})
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(report["layers"]) + 2), 4.0), dpi=100)
+    for k, (label, rep) in enumerate(series.items()):
+        xs = [L["index"] for L in rep["layers"]]
+        ys = [L["live_bytes"] / 1024 for L in rep["layers"]]
+        ax.step(xs, ys, where="mid", label=f"{label}: live activations", linewidth=1.5)
+        ax.axhline(rep["arena_bytes"] / 1024, linestyle="--", linewidth=1,
+                   color=f"C{k}", label=f"{label}: arena {rep['arena_bytes'] / 1024:.1f} KiB")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("KiB")
+    ax.set_title(f"{report['name']}: SRAM over the layers")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return path
