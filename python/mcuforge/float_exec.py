@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .ir import INF, Graph, McuforgeError, Node, Tensor
+from .ir import INF, Graph, McuforgeError, Node, Quant, Tensor
 
 
 def constant_value(tensor: Tensor) -> np.ndarray:
@@ -154,12 +154,26 @@ OPS: tuple[str, ...] = ("conv2d", "depthwise_conv2d", "fully_connected", "add", 
                         "reshape", "transpose", "concat", "pad", "softmax", "clamp", "batch_norm")
 
 
+def fake_quantize(x: np.ndarray, quant: Quant, dtype: str = "int8") -> np.ndarray:
+    """Round `x` to the grid of `quant` and back (per-tensor), saturating."""
+    info = np.iinfo(dtype)
+    scale, zp = float(quant.scale.reshape(-1)[0]), int(quant.zero_point.reshape(-1)[0])
+    q = np.clip(np.rint(x / scale) + zp, info.min, info.max)
+    return (q - zp) * scale
+
+
 def run_float(graph: Graph, inputs: dict[str, np.ndarray],
-              on_node: Callable[[Node, np.ndarray], None] | None = None) -> dict[str, np.ndarray]:
+              on_node: Callable[[Node, np.ndarray], None] | None = None,
+              fake_quant: bool = False) -> dict[str, np.ndarray]:
     """Run `graph` in float on channels-last `inputs` (one array per graph
     input, keyed by name; a single array is also accepted for a one-input
     graph). Returns {tensor name: float32 array} for the graph inputs and
-    every node output, in execution order."""
+    every node output, in execution order.
+
+    Activation quant annotations are ignored unless `fake_quant` is true:
+    then every activation that has a per-tensor Quant is rounded to its int8
+    grid (as a QDQ model computes), which makes a pre-quantized graph
+    comparable with onnxruntime."""
     if not isinstance(inputs, dict):
         if len(graph.inputs) != 1:
             raise McuforgeError(f"graph {graph.name} has {len(graph.inputs)} inputs: pass a dict name -> array")
@@ -176,6 +190,8 @@ def run_float(graph: Graph, inputs: dict[str, np.ndarray],
             else:
                 raise McuforgeError(f"run_float: input '{name}' has shape {arr.shape}, the graph expects "
                                     f"{want} (channels last)")
+        if fake_quant and graph.tensors[name].quant is not None:
+            arr = fake_quantize(arr, graph.tensors[name].quant)
         values[name] = arr
     consts: dict[str, np.ndarray] = {}
 
@@ -197,6 +213,9 @@ def run_float(graph: Graph, inputs: dict[str, np.ndarray],
         if y.shape != want:
             raise McuforgeError(f"run_float: node {node.name} ({node.op}) produced shape {y.shape}, "
                                 f"the graph says {want}")
+        quant = graph.tensors[node.outputs[0]].quant
+        if fake_quant and quant is not None and quant.per_tensor:
+            y = fake_quantize(y, quant)
         values[node.outputs[0]] = y
         if on_node is not None:
             on_node(node, y)
