@@ -19,8 +19,9 @@ static int32_t arithmetic_shift_right(int32_t x, int n)
 }
 
 /*
- * round(a * b / 2^31), ties away from zero, saturating the only overflow
- * case INT32_MIN * INT32_MIN to INT32_MAX.
+ * round(a * b / 2^31), ties rounded up (the nudge is 2^30 for a positive
+ * product, 1 - 2^30 for a negative one, then C's truncating division),
+ * saturating the only overflow case INT32_MIN * INT32_MIN to INT32_MAX.
  */
 int32_t mcf_saturating_rounding_doubling_high_mul(int32_t a, int32_t b)
 {

@@ -1,0 +1,58 @@
+"""NumPy twins of the data-movement kernels in mcf_data.c: requantize
+(TFLM reference_ops::Requantize), concat, pad and transpose."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import fixedpoint as fp
+from ._common import as_int8, check_act
+
+
+def _requantize(p: dict, x: np.ndarray) -> np.ndarray:
+    lo, hi = check_act(p)
+    shift = int(p["shift"])
+    if not -31 <= shift <= 31:
+        raise ValueError("shift out of [-31, 31]")
+    v = x.astype(np.int64) + int(p["input_offset"])
+    out = fp.multiply_by_quantized_multiplier(v, int(p["multiplier"]), shift) + int(p["output_offset"])
+    return np.clip(out, lo, hi).astype(np.int8)
+
+
+def requantize_s8(params: dict, x) -> np.ndarray:
+    size = int(params["size"])
+    if size < 0:
+        raise ValueError("negative size")
+    return _requantize(params, as_int8(x, size))
+
+
+def concat_s8(params: dict, inputs) -> np.ndarray:
+    p = params
+    n, outer = int(p["num_inputs"]), int(p["outer"])
+    inner = [int(v) for v in np.asarray(p["inner"]).reshape(-1)[:n]]
+    requant = list(p["requant"])[:n]
+    if n <= 0 or outer < 0 or len(inputs) < n or len(requant) < n or any(v < 0 for v in inner):
+        raise ValueError("bad concat parameters")
+    parts = [_requantize(requant[i], as_int8(inputs[i], outer * inner[i], f"input {i}")).reshape(outer, inner[i])
+             for i in range(n)]
+    return np.concatenate(parts, axis=1).reshape(-1)
+
+
+def pad_s8(params: dict, x) -> np.ndarray:
+    p = params
+    h, w, c = int(p["in_h"]), int(p["in_w"]), int(p["in_c"])
+    pads = [int(p[k]) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right", "pad_front", "pad_back")]
+    value = int(p["pad_value"])
+    if min(h, w, c) < 0 or min(pads) < 0 or not -128 <= value <= 127:
+        raise ValueError("bad pad parameters")
+    xi = as_int8(x, h * w * c).reshape(h, w, c)
+    out = np.pad(xi, ((pads[0], pads[1]), (pads[2], pads[3]), (pads[4], pads[5])), constant_values=value)
+    return out.reshape(-1)
+
+
+def transpose_s8(params: dict, x) -> np.ndarray:
+    shape = [int(v) for v in params["in_shape"]]
+    perm = [int(v) for v in params["perm"]]
+    if len(shape) != 4 or sorted(perm) != [0, 1, 2, 3] or min(shape) < 0:
+        raise ValueError("bad transpose parameters")
+    xi = as_int8(x, int(np.prod(shape))).reshape(shape)
+    return np.ascontiguousarray(xi.transpose(perm)).reshape(-1)
