@@ -104,15 +104,21 @@ def build_plan(graph: Graph, config: BuildConfig, allow_inplace: bool = True) ->
     if len(graph.inputs) != 1:
         raise McuforgeError(f"{graph.source or graph.name}: exactly one model input is supported, "
                             f"this model has {len(graph.inputs)}")
-    steps, aliases = lower(graph)
-    if not steps:
-        raise McuforgeError(f"{graph.source or graph.name}: the model computes nothing (no layers)")
-
     def scratch(step: Step) -> int:
         fn = SCRATCH_SIZE.get(step.kernel)
         return int(fn(step.params)) if fn else 0
 
-    mem = plan_memory(graph, steps, aliases, scratch_size=scratch, allow_inplace=allow_inplace)
+    # In-place reuse merges lifetimes, which a greedy placement does not
+    # always turn into a lower peak: plan both ways and keep the lower.
+    best = None
+    for inplace in ((True, False) if allow_inplace else (False,)):
+        steps, aliases = lower(graph)
+        if not steps:
+            raise McuforgeError(f"{graph.source or graph.name}: the model computes nothing (no layers)")
+        mem = plan_memory(graph, steps, aliases, scratch_size=scratch, allow_inplace=inplace)
+        if best is None or mem.arena_size < best[1].arena_size:
+            best = (steps, mem)
+    steps, mem = best
     name = config.name or graph.name
     return Plan(graph=graph, steps=steps, memory=mem, config=config, name=name)
 

@@ -88,7 +88,7 @@ class _Emitter:
     def struct_fields(self, step: Step, ident: str) -> list[str]:
         fields = []
         for key, value in step.params.items():
-            if key in CONST_ARRAYS:
+            if key in CONST_ARRAYS and (value is None or isinstance(value, np.ndarray)):
                 if value is None:
                     fields.append(f".{key} = NULL")
                 else:

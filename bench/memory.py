@@ -1,0 +1,129 @@
+"""Memory benchmark: arena peak against the naive and per-op bounds.
+
+For each zoo model and MobileNetV2-0.35 at 96x96 and 144x144 (random
+weights): the planned arena peak, the naive sum of all activations, the
+largest single op's inputs + output, flash bytes (weights + code of the
+Cortex-M4 objects) and the codegen time. Writes bench/results/memory.json and
+bench/results/memory.md, and refreshes the table in README.md.
+
+    .venv/bin/python bench/memory.py
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def flash_bytes(outdir: Path, name: str) -> int | None:
+    """.text + .rodata + .data of the model's objects for Cortex-M4 (-Os)."""
+    from mcuforge.codegen.portable import c_sources, include_dirs
+    from mcuforge.elfcheck import read_elf
+
+    gcc = shutil.which("arm-none-eabi-gcc")
+    if gcc is None:
+        return None
+    total = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for src in c_sources(outdir, name):
+            obj = Path(tmp) / (src.stem + ".o")
+            subprocess.run([gcc, "-mcpu=cortex-m4", "-mthumb", "-Os", "-std=c99", "-ffunction-sections",
+                            "-fdata-sections", *[f"-I{d}" for d in include_dirs(outdir)], "-c", str(src),
+                            "-o", str(obj)], check=True)
+            total += read_elf(obj).flash
+    return total
+
+
+def models():
+    from mcuforge.zoo import ZOO, mobilenet_v2
+
+    for name in sorted(ZOO):
+        yield name, ZOO[name]
+    yield "mobilenetv2_035_96", lambda: mobilenet_v2(width=0.35, resolution=96)
+    yield "mobilenetv2_035_144", lambda: mobilenet_v2(width=0.35, resolution=144)
+
+
+def measure(name, make, workdir: Path) -> dict:
+    from mcuforge.config import BuildConfig
+    from mcuforge.frontends.torch import from_torch
+    from mcuforge.pipeline import compile_model
+    from mcuforge.report import build_report
+
+    module, example = make()
+    graph = from_torch(module, example, name=name)
+    calib = workdir / f"{name}_calib.npy"
+    np.save(calib, np.random.default_rng(0).standard_normal((8,) + tuple(example.shape[1:])).astype(np.float32))
+    out = workdir / name
+    t0 = time.perf_counter()
+    plan = compile_model(graph, BuildConfig(name=name, calibration=str(calib)), out)
+    codegen_s = time.perf_counter() - t0
+    rep = build_report(plan)
+    dw_inplace = sum(1 for s in plan.steps if s.kernel == "depthwise_conv2d_s8_inplace")
+    return {
+        "model": name,
+        "input": list(example.shape),
+        "layers": len(plan.steps),
+        "macs": plan.macs,
+        "arena_bytes": plan.arena_size,
+        "naive_bytes": rep["naive_activation_bytes"],
+        "largest_op_bytes": rep["largest_op_bytes"],
+        "inplace_depthwise_layers": dw_inplace,
+        "weight_bytes": plan.weight_bytes,
+        "flash_bytes_cortex_m4": flash_bytes(out, name),
+        "codegen_seconds": round(codegen_s, 2),
+    }
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ("| model | arena peak (B) | naive sum (B) | largest op in+out (B) | peak / largest op | "
+            "in-place DW | flash M4 (B) | codegen (s) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+    lines = []
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['arena_bytes']:,} | {r['naive_bytes']:,} | {r['largest_op_bytes']:,} | "
+                     f"{r['arena_bytes'] / r['largest_op_bytes']:.3f} | {r['inplace_depthwise_layers']} | "
+                     f"{r['flash_bytes_cortex_m4']:,} | {r['codegen_seconds']} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def update_readme(table: str, marker: str = "memory") -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    begin, end = f"<!-- bench:{marker}:begin -->", f"<!-- bench:{marker}:end -->"
+    if begin in text and end in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), begin + "\n" + table + end, text, flags=re.S)
+        readme.write_text(text)
+
+
+def main() -> int:
+    sys.path.insert(0, str(ROOT / "python"))
+    import torch
+
+    torch.set_num_threads(2)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="mcuforge-bench-") as tmp:
+        for name, make in models():
+            row = measure(name, make, Path(tmp))
+            print(f"{name}: arena {row['arena_bytes']} B, largest op {row['largest_op_bytes']} B, "
+                  f"naive {row['naive_bytes']} B, flash {row['flash_bytes_cortex_m4']} B", flush=True)
+            rows.append(row)
+    (RESULTS / "memory.json").write_text(json.dumps(rows, indent=2) + "\n")
+    table = markdown(rows)
+    (RESULTS / "memory.md").write_text(table)
+    update_readme(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
