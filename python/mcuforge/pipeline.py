@@ -74,8 +74,21 @@ def quantize_graph(graph: Graph, calibration: str | None, progress: Progress = _
     return quantize(graph, samples)
 
 
+def _check_available(config: BuildConfig) -> None:
+    """Options the parser knows but this version cannot build yet fail clearly."""
+    if config.schedule == "patch" or config.patch_grid:
+        raise McuforgeError("--schedule patch / --patch-grid: patch-based inference is not available in this "
+                            "version; use --schedule layer or auto")
+    if config.training != "none":
+        raise McuforgeError(f"--training {config.training}: on-device training is not available in this version; "
+                            "use --training none")
+    if config.kernels != "portable":
+        raise McuforgeError(f"--kernels {config.kernels}: only the portable kernel set is available in this version")
+
+
 def plan_model(model: Path | Graph, config: BuildConfig, progress: Progress = _quiet) -> Plan:
     config = config.validate()
+    _check_available(config)
     if isinstance(model, Graph):
         graph = model
     else:
