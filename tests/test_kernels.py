@@ -784,3 +784,297 @@ def test_no_float_no_malloc_in_runtime():
         for word in ("malloc", "free", "float", "double", "math.h"):
             hits = [line for line in code.splitlines() if re.search(rf"\b{re.escape(word)}\b", line)]
             assert not hits, f"{src.name}: {word}: {hits}"
+
+
+# ------------------------------------------------------------ TFLM oracle
+#
+# Single-operator .tflite models are written with the flatbuffer schema that
+# the `tflite_micro` package ships and run by its interpreter (TFLM's
+# reference kernels); the NumPy twins, fed with parameters prepared the way
+# TFLM prepares them, must give the same bytes. (The C kernels equal the
+# twins by the tests above.)
+
+def _tflm():
+    schema = pytest.importorskip("tflite_micro.tensorflow.lite.micro.python.schema_py_generated")
+    runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+    flatbuffers = pytest.importorskip("flatbuffers")
+    return schema, runtime, flatbuffers
+
+
+def tflm_run(op: str, options_name: str | None, options: dict, tensors: list[dict],
+             op_inputs: list[int], feeds: list[np.ndarray]) -> np.ndarray:
+    """Build a one-operator model (last tensor is the output) and run it on TFLM."""
+    S, runtime, flatbuffers = _tflm()
+    types = {np.dtype(np.int8): S.TensorType.INT8, np.dtype(np.int32): S.TensorType.INT32}
+    model = S.ModelT()
+    model.version = 3
+    code = S.OperatorCodeT()
+    code.builtinCode = getattr(S.BuiltinOperator, op)
+    code.deprecatedBuiltinCode = min(code.builtinCode, 127)
+    code.version = 1
+    model.operatorCodes = [code]
+    model.buffers = [S.BufferT()]
+    graph = S.SubGraphT()
+    graph.tensors = []
+    for i, t in enumerate(tensors):
+        tensor = S.TensorT()
+        tensor.shape, tensor.name = [int(v) for v in t["shape"]], f"t{i}"
+        tensor.type = types[np.dtype(t.get("dtype", np.int8))]
+        tensor.buffer = 0
+        if t.get("data") is not None:
+            buf = S.BufferT()
+            buf.data = np.frombuffer(np.ascontiguousarray(t["data"], dtype=t.get("dtype", np.int8)).tobytes(),
+                                     np.uint8)
+            model.buffers.append(buf)
+            tensor.buffer = len(model.buffers) - 1
+        if t.get("scale") is not None:
+            q = S.QuantizationParametersT()
+            q.scale = [float(s) for s in np.atleast_1d(t["scale"])]
+            q.zeroPoint = [int(z) for z in np.broadcast_to(np.atleast_1d(t["zp"]), (len(q.scale),))]
+            q.quantizedDimension = int(t.get("qdim", 0))
+            tensor.quantization = q
+        graph.tensors.append(tensor)
+    operator = S.OperatorT()
+    operator.opcodeIndex = 0
+    operator.inputs, operator.outputs = list(op_inputs), [len(tensors) - 1]
+    if options_name is not None:
+        opt = getattr(S, options_name + "T")()
+        for k, v in options.items():
+            setattr(opt, k, v)
+        operator.builtinOptionsType = getattr(S.BuiltinOptions, options_name)
+        operator.builtinOptions = opt
+    graph.operators = [operator]
+    graph.inputs = [i for i, t in enumerate(tensors) if t.get("data") is None and i != len(tensors) - 1]
+    graph.outputs = [len(tensors) - 1]
+    model.subgraphs = [graph]
+    builder = flatbuffers.Builder(4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    interpreter = runtime.Interpreter.from_bytes(bytes(builder.Output()), arena_size=1 << 20)
+    for i, x in enumerate(feeds):
+        interpreter.set_input(x, i)
+    interpreter.invoke()
+    return np.asarray(interpreter.get_output(0)).reshape(-1)
+
+
+def _round_away(x: float) -> int:
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def tflite_act_range(act: str, scale: float, zp: int) -> tuple[int, int]:
+    """TFLM CalculateActivationRangeQuantized (f / scale in float32, std::round)."""
+    q = lambda f: zp + _round_away(float(np.float32(f) / np.float32(scale)))  # noqa: E731
+    if act == "RELU":
+        return max(-128, q(0.0)), 127
+    if act == "RELU6":
+        return max(-128, q(0.0)), min(127, q(6.0))
+    return -128, 127
+
+
+def tflite_padding(same: bool, size: int, k: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """(output size, leading pad) as TFLite computes them for SAME/VALID."""
+    eff = (k - 1) * dilation + 1
+    out = (size + stride - 1) // stride if same else (size + stride - eff) // stride
+    total = max((out - 1) * stride + eff - size, 0) if same else 0
+    return out, total // 2
+
+
+ACTS = {"NONE": 0, "RELU": 1, "RELU6": 3}
+
+
+def _scales(rng, n):
+    return np.float32(np.exp2(rng.uniform(-9, -5, n)))
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("depthwise", [False, True], ids=["conv", "depthwise"])
+def test_tflm_oracle_conv(seed, depthwise):
+    rng = rng_for("tflm-conv", seed, int(depthwise))
+    k = int(rng.choice([1, 3, 5]))
+    stride, dil = int(rng.integers(1, 3)), int(rng.choice([1, 1, 2]))
+    if stride > 1:
+        dil = 1  # TFLite allows dilation only with stride 1 in practice
+    same = bool(rng.random() < 0.6)
+    h, w, c = int(rng.integers(k * dil, 12)), int(rng.integers(k * dil, 12)), int(rng.integers(1, 7))
+    mult = int(rng.choice([1, 2])) if depthwise else 1
+    out_c = c * mult if depthwise else int(rng.integers(1, 9))
+    out_h, pt = tflite_padding(same, h, k, stride, dil)
+    out_w, pl = tflite_padding(same, w, k, stride, dil)
+    act = str(rng.choice(list(ACTS)))
+    s_in, s_out = _scales(rng, 1)[0], np.float32(np.exp2(rng.uniform(-4, -1)))
+    zp_in, zp_out = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    s_w = _scales(rng, out_c) * 16
+    per_channel = bool(rng.random() < 0.7)
+    if not per_channel:
+        s_w = s_w[:1]
+    bias = rng.integers(-3000, 3000, out_c).astype(np.int32)
+    if depthwise:
+        wq = rand_i8(rng, k * k * out_c).reshape(1, k, k, out_c)
+        wq[wq == -128] = -127
+        opt = dict(padding=0 if same else 1, strideW=stride, strideH=stride, depthMultiplier=mult,
+                   fusedActivationFunction=ACTS[act], dilationWFactor=dil, dilationHFactor=dil)
+        op, opt_name, qdim = "DEPTHWISE_CONV_2D", "DepthwiseConv2DOptions", 3
+    else:
+        wq = rand_i8(rng, out_c * k * k * c).reshape(out_c, k, k, c)
+        wq[wq == -128] = -127
+        opt = dict(padding=0 if same else 1, strideW=stride, strideH=stride,
+                   fusedActivationFunction=ACTS[act], dilationWFactor=dil, dilationHFactor=dil)
+        op, opt_name, qdim = "CONV_2D", "Conv2DOptions", 0
+    tensors = [dict(shape=(1, h, w, c), scale=s_in, zp=zp_in),
+               dict(shape=wq.shape, scale=s_w, zp=0, data=wq, qdim=qdim),
+               dict(shape=(out_c,), dtype=np.int32, scale=np.float32(s_in) * s_w, zp=0, data=bias),
+               dict(shape=(1, out_h, out_w, out_c), scale=s_out, zp=zp_out)]
+    x = rand_i8(rng, h * w * c).reshape(1, h, w, c)
+    want = tflm_run(op, opt_name, opt, tensors, [0, 1, 2], [x])
+
+    reals = np.float64(s_in) * np.broadcast_to(s_w, (out_c,)).astype(np.float64) / np.float64(s_out)
+    m, s = fp.quantize_multiplier_array(reals)
+    act_min, act_max = tflite_act_range(act, s_out, zp_out)
+    p = dict(in_h=h, in_w=w, in_c=c, out_h=out_h, out_w=out_w, out_c=out_c, k_h=k, k_w=k,
+             stride_h=stride, stride_w=stride, dilation_h=dil, dilation_w=dil, pad_top=pt, pad_left=pl,
+             input_offset=-zp_in, output_offset=zp_out, act_min=act_min, act_max=act_max, per_channel=1,
+             filter=wq.reshape(-1), bias=bias, multiplier=m, shift=s)
+    if depthwise:
+        p["depth_multiplier"] = mult
+    got = KERNELS["depthwise_conv2d_s8" if depthwise else "conv2d_s8"](p, x)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tflm_oracle_fully_connected(seed):
+    rng = rng_for("tflm-fc", seed)
+    rows, k, n = int(rng.integers(1, 4)), int(rng.integers(1, 200)), int(rng.integers(1, 30))
+    s_in, s_w, s_out = _scales(rng, 1)[0], _scales(rng, 1)[0] * 16, np.float32(np.exp2(rng.uniform(-4, 0)))
+    zp_in, zp_out = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    wq = rand_i8(rng, n * k).reshape(n, k)
+    wq[wq == -128] = -127
+    bias = rng.integers(-3000, 3000, n).astype(np.int32)
+    act = str(rng.choice(["NONE", "RELU"]))
+    tensors = [dict(shape=(rows, k), scale=s_in, zp=zp_in), dict(shape=(n, k), scale=s_w, zp=0, data=wq),
+               dict(shape=(n,), dtype=np.int32, scale=np.float32(s_in * s_w), zp=0, data=bias),
+               dict(shape=(rows, n), scale=s_out, zp=zp_out)]
+    x = rand_i8(rng, rows * k).reshape(rows, k)
+    want = tflm_run("FULLY_CONNECTED", "FullyConnectedOptions", dict(fusedActivationFunction=ACTS[act]),
+                    tensors, [0, 1, 2], [x])
+    m, s = fp.quantize_multiplier(np.float64(s_in) * np.float64(s_w) / np.float64(s_out))
+    act_min, act_max = tflite_act_range(act, s_out, zp_out)
+    p = dict(rows=rows, in_features=k, out_features=n, input_offset=-zp_in, output_offset=zp_out,
+             act_min=act_min, act_max=act_max, per_channel=0, filter=wq, bias=bias,
+             multiplier=np.array([m]), shift=np.array([s]))
+    assert np.array_equal(KERNELS["fully_connected_s8"](p, x), want)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_tflm_oracle_add(seed):
+    rng = rng_for("tflm-add", seed)
+    shape = (1, int(rng.integers(1, 6)), int(rng.integers(1, 6)), int(rng.integers(1, 9)))
+    s1, s2 = (np.float32(np.exp2(rng.uniform(-8, -2))) for _ in range(2))
+    so = np.float32(max(s1, s2) * np.exp2(rng.uniform(-1, 2)))
+    z1, z2, zo = (int(v) for v in rng.integers(-128, 128, 3))
+    act = str(rng.choice(list(ACTS)))
+    tensors = [dict(shape=shape, scale=s1, zp=z1), dict(shape=shape, scale=s2, zp=z2),
+               dict(shape=shape, scale=so, zp=zo)]
+    a, b = (rand_i8(rng, int(np.prod(shape))).reshape(shape) for _ in range(2))
+    want = tflm_run("ADD", "AddOptions", dict(fusedActivationFunction=ACTS[act]), tensors, [0, 1], [a, b])
+    act_min, act_max = tflite_act_range(act, so, zo)
+    p = fp.add_params(s1, z1, s2, z2, so, zo, act_min=act_min, act_max=act_max, size=a.size)
+    assert np.array_equal(KERNELS["add_s8"](p, a, b), want)
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("kind", ["AVERAGE_POOL_2D", "MAX_POOL_2D"])
+def test_tflm_oracle_pool(seed, kind):
+    rng = rng_for("tflm-pool", seed, len(kind))
+    k_h, k_w, stride = int(rng.integers(1, 5)), int(rng.integers(1, 5)), int(rng.integers(1, 3))
+    same = bool(rng.random() < 0.6)
+    h, w, c = int(rng.integers(k_h, 12)), int(rng.integers(k_w, 12)), int(rng.integers(1, 8))
+    out_h, pt = tflite_padding(same, h, k_h, stride)
+    out_w, pl = tflite_padding(same, w, k_w, stride)
+    scale, zp = np.float32(np.exp2(rng.uniform(-6, -1))), int(rng.integers(-128, 128))
+    act = str(rng.choice(list(ACTS)))
+    tensors = [dict(shape=(1, h, w, c), scale=scale, zp=zp), dict(shape=(1, out_h, out_w, c), scale=scale, zp=zp)]
+    x = rand_i8(rng, h * w * c).reshape(1, h, w, c)
+    opt = dict(padding=0 if same else 1, strideW=stride, strideH=stride, filterWidth=k_w, filterHeight=k_h,
+               fusedActivationFunction=ACTS[act])
+    want = tflm_run(kind, "Pool2DOptions", opt, tensors, [0], [x])
+    act_min, act_max = tflite_act_range(act, scale, zp)
+    p = dict(in_h=h, in_w=w, channels=c, out_h=out_h, out_w=out_w, k_h=k_h, k_w=k_w, stride_h=stride,
+             stride_w=stride, pad_top=pt, pad_left=pl, act_min=act_min, act_max=act_max, requantize=0,
+             input_offset=0, output_offset=0, multiplier=1 << 30, shift=1)
+    got = KERNELS["avg_pool_s8" if kind.startswith("AVERAGE") else "max_pool_s8"](p, x)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_tflm_oracle_mean(seed):
+    rng = rng_for("tflm-mean", seed)
+    h, w, c = int(rng.integers(1, 16)), int(rng.integers(1, 16)), int(rng.integers(1, 12))
+    s_in = np.float32(np.exp2(rng.uniform(-7, -1)))
+    s_out = np.float32(s_in * np.exp2(rng.uniform(-3, 3))) if seed % 3 else s_in
+    z_in, z_out = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    tensors = [dict(shape=(1, h, w, c), scale=s_in, zp=z_in),
+               dict(shape=(2,), dtype=np.int32, data=np.array([1, 2], np.int32)),
+               dict(shape=(1, 1, 1, c), scale=s_out, zp=z_out)]
+    x = rand_i8(rng, h * w * c).reshape(1, h, w, c)
+    want = tflm_run("MEAN", "ReducerOptions", dict(keepDims=True), tensors, [0, 1], [x])
+    p = dict(in_h=h, in_w=w, channels=c, **fp.mean_params(s_in, z_in, s_out, z_out, h * w))
+    assert np.array_equal(KERNELS["mean_s8"](p, x), want)
+
+
+@pytest.mark.parametrize("scale", SOFTMAX_SCALES)
+def test_tflm_oracle_softmax(scale):
+    rng = rng_for("tflm-softmax", int(scale * 1e6))
+    scale = float(np.float32(scale))
+    for rows, cols in ((1, 1), (2, 10), (3, 100), (1, 500)):
+        x = rand_i8(rng, rows * cols).reshape(rows, cols)
+        if cols > 4:
+            x[0] = np.clip(rng.normal(0, 8, cols), -128, 127).astype(np.int8)
+        zp = int(rng.integers(-128, 128))
+        tensors = [dict(shape=(rows, cols), scale=scale, zp=zp), dict(shape=(rows, cols), scale=1 / 256, zp=-128)]
+        want = tflm_run("SOFTMAX", "SoftmaxOptions", dict(beta=1.0), tensors, [0], [x])
+        mult, left_shift = fp.preprocess_softmax_scaling(1.0, scale, 5)
+        p = dict(rows=rows, cols=cols, input_multiplier=mult, input_left_shift=left_shift,
+                 diff_min=-fp.calculate_input_radius(5, left_shift, 31))
+        assert np.array_equal(KERNELS["softmax_s8"](p, x), want), (rows, cols)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tflm_oracle_requantize(seed):
+    rng = rng_for("tflm-quantize", seed)
+    n = int(rng.integers(1, 200))
+    s_in, s_out = (np.float32(np.exp2(rng.uniform(-8, 0))) for _ in range(2))
+    z_in, z_out = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    tensors = [dict(shape=(1, n), scale=s_in, zp=z_in), dict(shape=(1, n), scale=s_out, zp=z_out)]
+    x = rand_i8(rng, n).reshape(1, n)
+    want = tflm_run("QUANTIZE", None, {}, tensors, [0], [x])
+    m, s = fp.quantize_multiplier(np.float64(s_in) / np.float64(s_out))
+    p = dict(size=n, input_offset=-z_in, output_offset=z_out, multiplier=m, shift=s, act_min=-128, act_max=127)
+    assert np.array_equal(KERNELS["requantize_s8"](p, x), want)
+
+
+def test_tflm_oracle_data_movement():
+    rng = rng_for("tflm-data")
+    scale, zp = np.float32(0.05), 7
+    # concatenation along channels (same quantization: a copy)
+    a, b = rand_i8(rng, 2 * 3 * 4).reshape(1, 2, 3, 4), rand_i8(rng, 2 * 3 * 5).reshape(1, 2, 3, 5)
+    tensors = [dict(shape=a.shape, scale=scale, zp=zp), dict(shape=b.shape, scale=scale, zp=zp),
+               dict(shape=(1, 2, 3, 9), scale=scale, zp=zp)]
+    want = tflm_run("CONCATENATION", "ConcatenationOptions", dict(axis=3), tensors, [0, 1], [a, b])
+    ident = dict(input_offset=0, output_offset=0, multiplier=1 << 30, shift=1, act_min=-128, act_max=127)
+    p = dict(num_inputs=2, outer=6, inner=np.array([4, 5]), requant=[ident, ident])
+    assert np.array_equal(KERNELS["concat_s8"](p, [a, b]), want)
+    # pad (pad value = zero point)
+    x = rand_i8(rng, 3 * 4 * 2).reshape(1, 3, 4, 2)
+    pads = np.array([[0, 0], [1, 2], [0, 3], [1, 1]], np.int32)
+    tensors = [dict(shape=x.shape, scale=scale, zp=zp), dict(shape=(4, 2), dtype=np.int32, data=pads),
+               dict(shape=(1, 6, 7, 4), scale=scale, zp=zp)]
+    want = tflm_run("PAD", "PadOptions", {}, tensors, [0, 1], [x])
+    p = dict(in_h=3, in_w=4, in_c=2, pad_top=1, pad_bottom=2, pad_left=0, pad_right=3, pad_front=1, pad_back=1,
+             pad_value=zp)
+    assert np.array_equal(KERNELS["pad_s8"](p, x), want)
+    # transpose
+    x = rand_i8(rng, 2 * 3 * 4 * 5).reshape(2, 3, 4, 5)
+    perm = np.array([0, 3, 1, 2], np.int32)
+    tensors = [dict(shape=x.shape, scale=scale, zp=zp), dict(shape=(4,), dtype=np.int32, data=perm),
+               dict(shape=(2, 5, 3, 4), scale=scale, zp=zp)]
+    want = tflm_run("TRANSPOSE", "TransposeOptions", {}, tensors, [0, 1], [x])
+    assert np.array_equal(KERNELS["transpose_s8"](dict(in_shape=x.shape, perm=perm), x), want)
