@@ -786,6 +786,50 @@ def test_no_float_no_malloc_in_runtime():
             assert not hits, f"{src.name}: {word}: {hits}"
 
 
+def test_no_undefined_behaviour_under_ubsan(tmp_path, capfd):
+    """The kernels, built with -fsanitize=undefined, on a spread of random and
+    extreme parameters: no UBSan report (shift/overflow/bounds) on stderr."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("no host gcc")
+    so = tmp_path / "libmcf_ubsan.so"
+    res = subprocess.run([gcc, "-std=c99", "-O1", "-fPIC", "-shared", "-fsanitize=undefined",
+                          "-fsanitize-recover=undefined",
+                          f"-I{RUNTIME_INCLUDE_DIR}", *map(str, SOURCES), "-o", str(so)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"no UBSan runtime: {res.stderr.strip()[:200]}")
+    ub = ct.CDLL(str(so))
+    for seed in range(40):
+        rng = rng_for("ubsan", seed)
+        for depthwise in (False, True):
+            p = conv_params(rng, depthwise=depthwise, extreme=seed % 3 == 0)
+            x = rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"])
+            check(ub, "depthwise_conv2d_s8" if depthwise else "conv2d_s8", p, x)
+            if depthwise and p["depth_multiplier"] == 1 and p["out_h"] * p["out_w"] <= p["in_h"] * p["in_w"]:
+                run_inplace(ub, p, x)
+        pp = pool_params(rng, requantize=seed % 2 == 1)
+        n = pp["in_h"] * pp["in_w"] * pp["channels"]
+        check(ub, "avg_pool_s8", pp, rand_i8(rng, n))
+        check(ub, "max_pool_s8", pp, rand_i8(rng, n))
+        m, s = fp.quantize_multiplier(float(np.exp2(rng.uniform(-31, 10))))
+        h, w = int(rng.integers(1, 30)), int(rng.integers(1, 30))
+        check(ub, "mean_s8", dict(in_h=h, in_w=w, channels=3, input_offset=int(rng.integers(-127, 129)),
+                                  output_offset=0, multiplier=m, shift=s), rand_i8(rng, h * w * 3))
+        s1, s2 = rand_scale(rng), rand_scale(rng)
+        check(ub, "add_s8", fp.add_params(s1, 3, s2, -100, 2 * max(s1, s2), 5, size=64),
+              rand_i8(rng, 64), rand_i8(rng, 64))
+    for scale in SOFTMAX_SCALES:
+        mult, left_shift = fp.preprocess_softmax_scaling(1.0, scale, 5)
+        for cols in (1, 300, 1000):
+            p = dict(rows=2, cols=cols, input_multiplier=mult, input_left_shift=left_shift,
+                     diff_min=-fp.calculate_input_radius(5, left_shift, 31))
+            check(ub, "softmax_s8", p, rand_i8(rng_for("ubsan-softmax", cols), 2 * cols))
+            check(ub, "softmax_s8", p, np.zeros(2 * cols, np.int8))
+    err = capfd.readouterr().err
+    assert "runtime error" not in err, err[:2000]
+
+
 # ------------------------------------------------------------ TFLM oracle
 #
 # Single-operator .tflite models are written with the flatbuffer schema that
