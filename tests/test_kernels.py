@@ -473,6 +473,11 @@ def test_softmax(lib, scale):
         out = check(lib, "softmax_s8", p, x)
         if cols == 1:
             assert out.tolist() == [127] * rows
+        keep: list = []
+        st = _fill(Softmax, p, keep)
+        buf = x.copy()  # in place: output aliases the input
+        assert lib.mcf_softmax_s8(ct.byref(st), buf.ctypes.data_as(P8), buf.ctypes.data_as(P8)) == 0
+        assert np.array_equal(buf, out)
 
 
 def test_softmax_flat_wide_rows(lib):
@@ -714,6 +719,11 @@ def test_quantize_multiplier_cases():
     for r in reals[(reals > 2.0 ** -31) & (reals < 1 - 2.0 ** -30)]:
         mult, shift = fp.quantize_multiplier_smaller_than_one_exp(r)
         assert shift <= 0 and abs(mult * 2.0 ** (shift - 31) - r) <= r * 2.0 ** -30
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            fp.quantize_multiplier(bad)
+        with pytest.raises(ValueError):
+            fp.quantize_multiplier_array([0.5, bad])
     for bad in (1.0, 1.0 - 2.0 ** -33, 0.0):   # the middle one rounds up to 1.0: TFLite CHECK-fails
         with pytest.raises(ValueError):
             fp.quantize_multiplier_smaller_than_one_exp(bad)
@@ -1122,3 +1132,9 @@ def test_tflm_oracle_data_movement():
                dict(shape=(2, 5, 3, 4), scale=scale, zp=zp)]
     want = tflm_run("TRANSPOSE", "TransposeOptions", {}, tensors, [0, 1], [x])
     assert np.array_equal(KERNELS["transpose_s8"](dict(in_shape=x.shape, perm=perm), x), want)
+
+
+def test_fixedpoint_doctests():
+    import doctest
+    result = doctest.testmod(fp)
+    assert result.attempted > 10 and result.failed == 0

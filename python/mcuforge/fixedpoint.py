@@ -88,6 +88,8 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     (-1610612736, 0)
     """
     real = float(real)
+    if not math.isfinite(real):
+        raise ValueError(f"multiplier {real!r} is not finite")
     if real == 0.0:
         return 0, 0
     q, shift = math.frexp(real)
@@ -112,6 +114,8 @@ def quantize_multiplier_array(reals) -> tuple[np.ndarray, np.ndarray]:
     ([1073741824, 1073741824, 0, 1383505806], [0, 1, 0, -31])
     """
     reals = np.asarray(reals, dtype=np.float64)
+    if not np.all(np.isfinite(reals)):
+        raise ValueError("multipliers must be finite")
     q, shift = np.frexp(reals)
     scaled = q * float(1 << 31)  # exact: a power-of-two scaling
     # |scaled| >= 2^30 (or 0), so adding 0.5 is exact: this is round half away.
