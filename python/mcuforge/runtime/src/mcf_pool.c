@@ -24,23 +24,15 @@ static int pool_valid(const mcf_pool_params *p)
 }
 
 /* Every window has at least one tap inside the input (checked up front so
- * that an invalid call writes nothing). */
+ * that an invalid call writes nothing). Window starts grow with the output
+ * index, so the first window is the one that may end before the input and
+ * the last the one that may start after it. */
 static int windows_nonempty(const mcf_pool_params *p)
 {
-    int32_t i;
-    for (i = 0; i < p->out_h; ++i) {
-        const int32_t start = i * p->stride_h - p->pad_top;
-        if (start + p->k_h <= 0 || start >= p->in_h) {
-            return 0;
-        }
-    }
-    for (i = 0; i < p->out_w; ++i) {
-        const int32_t start = i * p->stride_w - p->pad_left;
-        if (start + p->k_w <= 0 || start >= p->in_w) {
-            return 0;
-        }
-    }
-    return 1;
+    const int32_t last_y = (p->out_h - 1) * p->stride_h - p->pad_top;
+    const int32_t last_x = (p->out_w - 1) * p->stride_w - p->pad_left;
+    return p->k_h - p->pad_top > 0 && last_y < p->in_h &&
+           p->k_w - p->pad_left > 0 && last_x < p->in_w;
 }
 
 static int32_t max_i32(int32_t a, int32_t b)
