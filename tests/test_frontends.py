@@ -413,6 +413,25 @@ def _load_case(case):
     return onnx_frontend.load_bytes(data, source=case, name=case)
 
 
+def test_channels_last_model_input(tmp_path):
+    """A model that transposes its NHWC input itself (as tf2onnx writes them)
+    keeps that input as it is and declares source_layout NHWC."""
+    model = _model(
+        [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+         helper.make_node("Conv", ["t", "w"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c"], ["r"]),
+         helper.make_node("Transpose", ["r"], ["y"], perm=[0, 2, 3, 1])],
+        [_f("x", [1, 9, 7, 4])], [_f("y", None)], [_init("w", _w(5, 4, 3, 3))])
+    path = tmp_path / "nhwc.onnx"
+    onnx.save(model, str(path))
+    canonical = canonicalize(onnx_frontend.load(path))
+    assert canonical.source_layout == "NHWC"
+    assert [n.op for n in canonical.nodes] == ["conv2d"]
+    x = np.random.default_rng(3).standard_normal((1, 9, 7, 4)).astype(np.float32)
+    got = run_float(canonical, {"x": x})[canonical.outputs[0]]
+    assert rel_err(got, ort_run(path, x)) < REL_TOL
+
+
 def test_batch_norm_without_layer_is_an_error():
     model = _model([helper.make_node("BatchNormalization", ["x", "g", "b", "m", "v"], ["y"], name="bn0")],
                    [_f("x", [1, 3, 4, 4])], [_f("y", None)],

@@ -4,7 +4,9 @@ What it does, in order:
 
 1. reads and validates the file (missing file, garbage, truncation, checker
    errors all become one ``McuforgeError`` naming the file);
-2. checks the graph inputs are static with batch 1;
+2. checks the graph inputs are static with batch 1; 4-D inputs are NCHW
+   (``source_layout = "NCHW"``) unless the model itself transposes them
+   NHWC -> NCHW first, as tf2onnx models do (then ``"NHWC"``, taken as is);
 3. walks the nodes in order, folding shape arithmetic (Shape, Gather,
    Concat, ... on constants) with NumPy and converting every other node to
    IR ops; NCHW activations become channels-last (NHWC) at the first op that
@@ -110,7 +112,6 @@ def load_bytes(data: bytes, *, source: str, name: str = "model", source_format: 
     graph.name = c_identifier(name)
     graph.source = source
     graph.source_hash = hashlib.sha256(data).hexdigest()
-    graph.source_layout = "NCHW"
     if source_format != "onnx":  # e.g. "torch": the file we read was made by an exporter
         graph.source_format = source_format
     return graph
@@ -267,7 +268,8 @@ def _evaluate(op: str, attrs: dict[str, Any], ins: list[Any], opset: int, node: 
     if op == "Reshape":
         return [x.reshape(_reshape_target(x.shape, ins[1], attrs.get("allowzero", 0)))]
     if op == "Flatten":
-        axis = attrs.get("axis", 1) % max(x.ndim, 1) if x.ndim else 0
+        axis = int(attrs.get("axis", 1))
+        axis = axis + x.ndim if axis < 0 else axis
         return [x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1)]
     if op == "Squeeze":
         axes = _axes_input(node, attrs, ins, opset, 13)
@@ -360,6 +362,7 @@ class _Importer:
                 if i:
                     self.onnx_consumers.setdefault(i, []).append(n)
         self.graph_outputs = {o.name for o in self.onnx_graph.output}
+        self.source_layout = "NCHW"
 
     # ---- driver --------------------------------------------------------
     def run(self) -> Graph:
@@ -377,7 +380,7 @@ class _Importer:
         self._remove_dead_nodes(outputs)
         self._apply_quant()
         graph = Graph(name="model", tensors=self.tensors, nodes=self.nodes, inputs=inputs, outputs=outputs,
-                      source_format="onnx-qdq" if self.qdq else "onnx", source_layout="NCHW")
+                      source_format="onnx-qdq" if self.qdq else "onnx", source_layout=self.source_layout)
         graph.toposort()
         graph.remove_unused()
         return graph
@@ -396,7 +399,8 @@ class _Importer:
         import onnx
 
         initializers = {i.name for i in self.onnx_graph.initializer}
-        names = []
+        names: list[str] = []
+        layouts: list[str] = []
         for inp in self.onnx_graph.input:
             if inp.name in initializers:
                 continue
@@ -429,13 +433,34 @@ class _Importer:
                     f"{self.source}: input '{inp.name}' has shape {_shape_str(dims)} ({what}); mcuforge "
                     f"compiles batch-1 models: export with an input of batch size 1, e.g. {_shape_str([1] + dims[1:])}")
             shape = tuple(dims)
-            nhwc = len(shape) == 4
+            if len(shape) == 4:
+                layouts.append("NHWC" if self._channels_last_input(inp.name) else "NCHW")
+            nhwc = len(shape) == 4 and layouts[-1] == "NCHW"
             self._new_tensor(inp.name, tuple(shape[p] for p in NCHW_TO_NHWC) if nhwc else shape)
             self.values[inp.name] = _Value(inp.name, shape, nhwc)
             names.append(inp.name)
         if not names:
             raise McuforgeError(f"{self.source}: the model has no inputs (only constants); nothing to compile")
+        if layouts and all(layout == "NHWC" for layout in layouts):
+            self.source_layout = "NHWC"
         return names
+
+    def _leaf_consumers(self, name: str) -> list[Any]:
+        """Consumers of `name`, looking through Q/DQ pairs and identities."""
+        out = []
+        for n in self.onnx_consumers.get(name, []):
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear", "Identity", "Dropout"):
+                out.extend(self._leaf_consumers(n.output[0]))
+            else:
+                out.append(n)
+        return out
+
+    def _channels_last_input(self, name: str) -> bool:
+        """A 4-D input that the model itself transposes NHWC -> NCHW (as
+        tf2onnx writes them): the IR takes it as it is."""
+        users = self._leaf_consumers(name)
+        return bool(users) and all(
+            n.op_type == "Transpose" and tuple(_attrs(n).get("perm", ())) == NHWC_TO_NCHW for n in users)
 
     def _outputs(self) -> list[str]:
         outputs = []
@@ -447,7 +472,8 @@ class _Importer:
                 self.node_problems.append(f"graph output '{name}' is a constant or has no producer")
                 continue
             v = self.values[name]
-            ir = self._nhwc(name) if len(v.shape) == 4 else self._raw(name)
+            # 4-D outputs are channels-last; a channels-last model's are already
+            ir = self._nhwc(name) if len(v.shape) == 4 and self.source_layout == "NCHW" else self._raw(name)
             graph_inputs = {i.name for i in self.onnx_graph.input}
             if ir in graph_inputs or ir in outputs:
                 # an output that is an input (or another output): give it its own copy
