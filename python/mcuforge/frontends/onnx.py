@@ -108,7 +108,14 @@ def load_bytes(data: bytes, *, source: str, name: str = "model", source_format: 
                base_dir: Path | None = None) -> Graph:
     """Like `load` for a serialized ModelProto; `source` names it in errors."""
     model = parse_model(data, source, base_dir)
-    graph = _Importer(model, source, input_shapes or {}).run()
+    try:
+        with np.errstate(all="ignore"):
+            graph = _Importer(model, source, input_shapes or {}).run()
+    except McuforgeError:
+        raise
+    except Exception as err:  # a malformed model that passed the checker
+        raise McuforgeError(f"{source}: cannot import the model, it looks malformed ({type(err).__name__}: "
+                            f"{_one_line(err)}); if onnxruntime runs it, please report this as a bug") from None
     graph.name = c_identifier(name)
     graph.source = source
     graph.source_hash = hashlib.sha256(data).hexdigest()
@@ -198,6 +205,11 @@ def _quantize(x: np.ndarray, scale: np.ndarray, zp: np.ndarray, axis: int | None
 def _dequantize(q: np.ndarray, scale: np.ndarray, zp: np.ndarray, axis: int | None) -> np.ndarray:
     r = q.ndim
     return ((q.astype(np.float64) - _per_axis(zp, axis, r)) * _per_axis(scale, axis, r)).astype(np.float32)
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text[:300] + ("..." if len(text) > 300 else "")
 
 
 def _shape_str(shape: Any) -> str:
@@ -369,7 +381,11 @@ class _Importer:
         from onnx import numpy_helper
 
         for init in self.onnx_graph.initializer:
-            self.consts[init.name] = numpy_helper.to_array(init)
+            try:
+                self.consts[init.name] = numpy_helper.to_array(init)
+            except Exception as err:
+                raise McuforgeError(f"{self.source}: not a valid ONNX model (initializer '{init.name}' "
+                                    f"is corrupt: {_one_line(err)})") from None
         inputs = self._inputs()
         for index, node in enumerate(self.onnx_graph.node):
             self._convert(index, node)
@@ -654,6 +670,8 @@ class _Importer:
         A DequantizeLinear'd int8 weight stays int8 with a per-channel Quant
         along `out_axis` (per-tensor scales are repeated per channel)."""
         value = np.transpose(np.asarray(self._const(onnx_name, "weight"), np.float32), perm)
+        if not np.all(np.isfinite(value)):
+            raise _Unsupported(f"weight '{onnx_name}' contains NaN or infinite values")
         q = self.qconsts.get(onnx_name)
         if q is not None:
             if q.data.dtype == np.uint8:
@@ -675,6 +693,8 @@ class _Importer:
 
     def _bias(self, base: str, onnx_name: str, channels: int, quantized: bool, factor: float = 1.0) -> str:
         value = np.asarray(self._const(onnx_name, "bias"), np.float32)
+        if not np.all(np.isfinite(value)):
+            raise _Unsupported(f"bias '{onnx_name}' contains NaN or infinite values")
         if value.size not in (1, channels):
             raise _Unsupported(f"bias '{onnx_name}' of shape {_shape_str(value.shape)} does not match "
                                f"{channels} output channels")
@@ -868,6 +888,8 @@ class _Importer:
             value = np.asarray(self._const(pname, role), np.float32).reshape(-1)
             if value.size != channels:
                 raise _Unsupported(f"{role} has {value.size} values for {channels} channels")
+            if not np.all(np.isfinite(value)) or (role == "var" and np.any(value < 0)):
+                raise _Unsupported(f"{role} '{pname}' has NaN, infinite or (variance) negative values")
             params.append(self._new_tensor(f"{name}.{role}", (channels,), "float32", value))
         nhwc = len(v.shape) == 4
         src = self._nhwc(x) if nhwc else self._raw(x)
