@@ -125,6 +125,10 @@ def _moves_only_unit_axes(shape: tuple[int, ...], perm: tuple[int, ...]) -> bool
     return moved == sorted(moved)
 
 
+def _is_identity_clamp(node: Node) -> bool:
+    return node.attrs.get("act_min", -INF) == -INF and node.attrs.get("act_max", INF) == INF
+
+
 def _simplify_layout(g: Graph) -> None:
     changed = True
     while changed:
@@ -136,40 +140,32 @@ def _simplify_layout(g: Graph) -> None:
             src, out = node.inputs[0], node.outputs[0]
             if not _quants_agree(g, src, out):
                 continue  # a requantization (QDQ): keep it
+            prev = producers.get(src)
             if node.op == "clamp":
-                if node.attrs.get("act_min", -INF) == -INF and node.attrs.get("act_max", INF) == INF:
-                    changed |= _bypass(g, node)
-                if changed:
-                    break
+                if _is_identity_clamp(node) and _bypass(g, node):
+                    changed, producers = True, g.producers()
                 continue
-            in_shape = g.tensors[src].shape
             if node.op == "transpose":
                 perm = tuple(node.attrs["perm"])
-                prev = producers.get(src)
                 if prev is not None and prev.op == "transpose" and _quants_agree(g, prev.inputs[0], src):
                     first = tuple(prev.attrs["perm"])
                     node.inputs = [prev.inputs[0]]
-                    node.attrs["perm"] = tuple(first[p] for p in perm)
-                    changed = True
-                    break
+                    node.attrs["perm"] = perm = tuple(first[p] for p in perm)
+                    src, changed = node.inputs[0], True
                 if perm == tuple(range(len(perm))):
-                    changed |= _bypass(g, node)
-                elif _moves_only_unit_axes(in_shape, perm):
+                    if _bypass(g, node):
+                        changed, producers = True, g.producers()
+                elif _moves_only_unit_axes(g.tensors[src].shape, perm):
                     node.op = "reshape"
                     node.attrs = {"shape": g.tensors[out].shape}
                     changed = True
             else:
-                prev = producers.get(src)
                 if prev is not None and prev.op == "reshape" and _quants_agree(g, prev.inputs[0], src):
                     node.inputs = [prev.inputs[0]]
-                    changed = True
-                    break
-                if in_shape == g.tensors[out].shape:
-                    changed |= _bypass(g, node)
-            if changed:
-                break
-        if changed:
-            _remove_dead_nodes(g)
+                    src, changed = node.inputs[0], True
+                if g.tensors[src].shape == g.tensors[out].shape and _bypass(g, node):
+                    changed, producers = True, g.producers()
+        _remove_dead_nodes(g)
 
 
 # ---- 2. BatchNorm folding ---------------------------------------------------
@@ -220,22 +216,21 @@ def _fold_batch_norm(g: Graph) -> None:
 
 
 def _fuse_activations(g: Graph) -> None:
-    changed = True
-    while changed:
-        changed = False
-        producers = g.producers()
-        for clamp in [n for n in g.nodes if n.op == "clamp"]:
-            src = clamp.inputs[0]
-            prev = producers.get(src)
-            if prev is None or prev.op not in FUSE_ACT_INTO or not _exclusive(g, src, clamp):
-                continue
-            lo = max(float(prev.attrs.get("act_min", -INF)), float(clamp.attrs.get("act_min", -INF)))
-            hi = min(float(prev.attrs.get("act_max", INF)), float(clamp.attrs.get("act_max", INF)))
-            prev.attrs["act_min"], prev.attrs["act_max"] = lo, hi
-            prev.outputs = [clamp.outputs[0] if o == src else o for o in prev.outputs]
-            g.nodes.remove(clamp)
-            changed = True
-            break
+    producers, consumers = g.producers(), g.consumers()
+    for clamp in [n for n in g.nodes if n.op == "clamp"]:  # in execution order: chains fuse too
+        src, out = clamp.inputs[0], clamp.outputs[0]
+        prev = producers.get(src)
+        users = consumers.get(src, [])
+        exclusive = src not in g.outputs and src not in g.inputs and len(users) == 1 and users[0] is clamp
+        if prev is None or prev.op not in FUSE_ACT_INTO or not exclusive:
+            continue
+        lo = max(float(prev.attrs.get("act_min", -INF)), float(clamp.attrs.get("act_min", -INF)))
+        hi = min(float(prev.attrs.get("act_max", INF)), float(clamp.attrs.get("act_max", INF)))
+        prev.attrs["act_min"], prev.attrs["act_max"] = lo, hi
+        prev.outputs = [out if o == src else o for o in prev.outputs]
+        producers[out] = prev
+        del producers[src]
+        g.nodes.remove(clamp)
     g.remove_unused()
 
 
