@@ -485,6 +485,7 @@ def test_unsupported_ops_listed_together(tmp_path):
         onnx_frontend.load(path)
     message = str(err.value)
     assert str(path) in message and "my_sin (Sin)" in message and "my_lstm (LSTM)" in message
+    assert "grouped (Conv): grouped convolution" in message  # found although it follows Sin
     assert "relu_ok" not in message and "\n" not in message
 
 

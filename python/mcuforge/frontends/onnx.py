@@ -375,6 +375,7 @@ class _Importer:
                     self.onnx_consumers.setdefault(i, []).append(n)
         self.graph_outputs = {o.name for o in self.onnx_graph.output}
         self.source_layout = "NCHW"
+        self.inferred: dict[str, tuple[int, ...]] | None = None  # shapes from ONNX shape inference
 
     # ---- driver --------------------------------------------------------
     def run(self) -> Graph:
@@ -515,7 +516,8 @@ class _Importer:
             raise UnsupportedModelError(
                 f"{self.source}: {count} problem(s): {' | '.join(parts)}. What to do: replace these layers with "
                 f"supported ones or move them out of the exported model (supported ONNX operators: "
-                f"{', '.join(SUPPORTED_OPS)})")
+                f"{', '.join(sorted(CONVERTED_OPS))}; constant shape arithmetic such as Gather, Slice, Cast, "
+                f"Mul is evaluated at import)")
 
     # ---- per node ------------------------------------------------------
     def _convert(self, index: int, node: Any) -> None:
@@ -526,7 +528,7 @@ class _Importer:
         if node.domain not in ("", "ai.onnx") or (op not in CONVERTED_OPS and op not in CONSTANT_OPS):
             domain = f" from domain '{node.domain}'" if node.domain not in ("", "ai.onnx") else ""
             self.unsupported_ops.append(f"{label}{domain}")
-            self.unknown.update(outs)
+            self._give_up(outs)
             return
         ins = list(node.input)
         if any(i in self.unknown for i in ins if i):
@@ -551,12 +553,38 @@ class _Importer:
             getattr(self, "_op_" + op)(node, name, attrs)
         except _Unsupported as err:
             self.node_problems.append(f"{label}: {err}")
-            self.unknown.update(outs)
+            self._give_up(outs)
         except McuforgeError:
             raise
         except Exception as err:  # malformed attributes etc.: still the model's fault
             self.node_problems.append(f"{label}: cannot convert ({type(err).__name__}: {err})")
-            self.unknown.update(outs)
+            self._give_up(outs)
+
+    def _give_up(self, outs: list[str]) -> None:
+        """After a node failed: stand-in values with the shapes ONNX shape
+        inference gives, so that the nodes after it are still checked (and
+        their problems reported in the same error)."""
+        if self.inferred is None:
+            import onnx
+
+            self.inferred = {}
+            try:
+                inferred = onnx.shape_inference.infer_shapes(self.model).graph
+                for vi in list(inferred.value_info) + list(inferred.output):
+                    dims = vi.type.tensor_type.shape.dim
+                    if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape") and all(
+                            d.HasField("dim_value") and d.dim_value > 0 for d in dims):
+                        self.inferred[vi.name] = tuple(d.dim_value for d in dims)
+            except Exception:
+                pass
+        for out in outs:
+            shape = self.inferred.get(out)
+            if shape is None:
+                self.unknown.add(out)
+                continue
+            nhwc = len(shape) == 4 and self.source_layout == "NCHW"
+            ir = self._new_tensor(out, tuple(shape[p] for p in NCHW_TO_NHWC) if nhwc else shape)
+            self.values[out] = _Value(ir, shape, nhwc)
 
     # ---- IR building blocks ------------------------------------------------
     def _new_tensor(self, name: str, shape: tuple[int, ...], dtype: str = "float32",
