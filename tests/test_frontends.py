@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-import io
+import hashlib
 import warnings
 from pathlib import Path
 
@@ -110,7 +110,7 @@ def test_zoo_onnx_file_matches_onnxruntime(name, zoo_models, tmp_path):
     path = export_onnx(module, example, tmp_path / f"{name}.onnx")
     graph = registry.frontend_for(path).load(path)
     assert graph.source_format == "onnx" and graph.source == str(path)
-    assert graph.source_hash == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+    assert graph.source_hash == hashlib.sha256(path.read_bytes()).hexdigest()
     canonical = canonicalize(graph)
     assert_canonical(canonical)
     x = np.random.default_rng(1).standard_normal(tuple(example.shape)).astype(np.float32)

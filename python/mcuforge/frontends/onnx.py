@@ -247,7 +247,7 @@ def _reshape_target(in_shape: tuple[int, ...], shape: Any, allowzero: int) -> tu
     return tuple(out)
 
 
-def _axes_input(node: Any, attrs: dict[str, Any], ins: list[Any], opset: int, since: int) -> list[int] | None:
+def _axes_input(attrs: dict[str, Any], ins: list[Any], opset: int, since: int) -> list[int] | None:
     if opset >= since:
         if len(ins) > 1 and ins[1] is not None:
             return [int(a) for a in np.atleast_1d(ins[1])]
@@ -255,7 +255,7 @@ def _axes_input(node: Any, attrs: dict[str, Any], ins: list[Any], opset: int, si
     return list(attrs["axes"]) if "axes" in attrs else None
 
 
-def _evaluate(op: str, attrs: dict[str, Any], ins: list[Any], opset: int, node: Any) -> list[np.ndarray]:
+def _evaluate(op: str, attrs: dict[str, Any], ins: list[Any], opset: int) -> list[np.ndarray]:
     """Evaluate an ONNX op on constant NumPy inputs (absent inputs are None)."""
     import onnx
 
@@ -284,10 +284,10 @@ def _evaluate(op: str, attrs: dict[str, Any], ins: list[Any], opset: int, node: 
         axis = axis + x.ndim if axis < 0 else axis
         return [x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1)]
     if op == "Squeeze":
-        axes = _axes_input(node, attrs, ins, opset, 13)
+        axes = _axes_input(attrs, ins, opset, 13)
         return [np.squeeze(x, axis=None if axes is None else tuple(a % x.ndim for a in axes))]
     if op == "Unsqueeze":
-        axes = _axes_input(node, attrs, ins, opset, 13)
+        axes = _axes_input(attrs, ins, opset, 13)
         out = x
         rank = x.ndim + len(axes)
         for a in sorted(a % rank for a in axes):
@@ -538,7 +538,7 @@ class _Importer:
             attrs = _attrs(node)
             if op not in ("QuantizeLinear", "DequantizeLinear", "Shape", "Size") and all(
                     (not i) or i in self.consts for i in ins):
-                values = _evaluate(op, attrs, [self.consts.get(i) if i else None for i in ins], self.opset, node)
+                values = _evaluate(op, attrs, [self.consts.get(i) if i else None for i in ins], self.opset)
                 for o, v in zip(node.output, values):
                     if o:
                         self.consts[o] = np.asarray(v)
