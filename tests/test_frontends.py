@@ -272,6 +272,44 @@ def test_qdq_batch_norm_after_gemm_is_folded(zoo_models, tmp_path):
     assert np.abs(run_graph(canonical, x, fake_quant=True) - ort_run(path, x)).max() <= 2.01 * step
 
 
+def test_qdq_tensor_quantized_twice_becomes_requantize(tmp_path):
+    """One tensor read through two Q/DQ pairs with different scales: the
+    second becomes a clamp(-inf, inf) node carrying the second Quant."""
+    def q(name, s, z):
+        return [_init(f"{name}_s", np.array(s, np.float32)), _init(f"{name}_z", np.array(z, np.int8))]
+
+    def qdq(src, dst, name):
+        return [helper.make_node("QuantizeLinear", [src, f"{name}_s", f"{name}_z"], [f"{dst}_q"]),
+                helper.make_node("DequantizeLinear", [f"{dst}_q", f"{name}_s", f"{name}_z"], [dst])]
+
+    w = np.random.default_rng(0).integers(-127, 128, (3, 2, 3, 3)).astype(np.int8)
+    # b's range lies inside a's, so requantizing a's int8 values gives b's to one step
+    inits = q("in", 0.02, 3) + q("a", 0.05, 3) + q("b", 0.04, 0) + q("o1", 0.05, 3) + q("o2", 0.04, 0) + [
+        _init("w_q", w), _init("w_s", np.array([0.01, 0.02, 0.015], np.float32)),
+        _init("w_z", np.zeros(3, np.int8))]
+    nodes = (qdq("x", "xd", "in")
+             + [helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_z"], ["wd"], axis=0),
+                helper.make_node("Conv", ["xd", "wd"], ["c"], pads=[1, 1, 1, 1])]
+             + qdq("c", "ca", "a") + qdq("c", "cb", "b")
+             + [helper.make_node("MaxPool", ["ca"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+                helper.make_node("AveragePool", ["cb"], ["p"], kernel_shape=[2, 2], strides=[2, 2])]
+             + qdq("m", "y1", "o1") + qdq("p", "y2", "o2"))
+    model = _model(nodes, [_f("x", [1, 2, 6, 6])], [_f("y1", None), _f("y2", None)], inits, opset=13)
+    path = tmp_path / "twice.onnx"
+    onnx.save(model, str(path))
+    canonical = canonicalize(onnx_frontend.load(path))
+    clamps = [n for n in canonical.nodes if n.op == "clamp"]
+    assert len(clamps) == 1 and clamps[0].inputs[0] == "c"
+    assert canonical.tensors["c"].quant.scale[0] == np.float64(np.float32(0.05))
+    assert canonical.tensors[clamps[0].outputs[0]].quant.scale[0] == np.float64(np.float32(0.04))
+    x = np.random.default_rng(2).standard_normal((1, 2, 6, 6)).astype(np.float32)
+    values = run_float(canonical, {"x": to_ir(x)}, fake_quant=True)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for name, ref in zip(["y1", "y2"], sess.run(None, {"x": x})):
+        step = canonical.tensors[name].quant.scale[0]
+        assert np.abs(from_ir(values[name]) - ref).max() <= 1.01 * step
+
+
 def test_qdq_uint8_activations_rejected(zoo_models, tmp_path):
     from onnxruntime.quantization import QuantType
 

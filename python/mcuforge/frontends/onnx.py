@@ -15,7 +15,9 @@ What it does, in order:
 4. for QDQ models (onnxruntime ``quantize_static`` with QuantFormat.QDQ)
    removes QuantizeLinear/DequantizeLinear and keeps every scale and zero
    point on the tensors: activations per tensor, weights int8 per output
-   channel, biases int32;
+   channel, biases int32 (a tensor read through a second Q/DQ pair with
+   other parameters gets a ``clamp(-inf, inf)`` that requantizes it: exact
+   up to one step when the second range lies inside the first);
 5. collects every node it cannot convert and raises ONE
    ``UnsupportedModelError`` that names all of them.
 
