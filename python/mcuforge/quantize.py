@@ -173,12 +173,14 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
             raise McuforgeError("float model needs calibration samples")
         ranges = calibrate(g, samples, progress)
 
+    _split_softmax_requant(g)
+    acts = g.activations()
     producers = g.producers()
     # activations, in execution order so SAME_QUANT_OPS can inherit
     for t in acts:
         node = producers.get(t.name)
         if node is not None and node.op == "softmax":
-            t.quant = Quant(scale=1.0 / 256.0, zero_point=-128)
+            t.quant = SOFTMAX_QUANT
         elif node is not None and node.op in SAME_QUANT_OPS and g.tensors[node.inputs[0]].quant is not None \
                 and (t.quant is None or not prequantized or node.op != "avg_pool"):
             # data movement keeps its input's parameters; a given avg_pool scale is
@@ -218,6 +220,27 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
                 b.dtype = "int32"
             b.quant = Quant(scale=bias_scale, zero_point=np.zeros_like(bias_scale, dtype=np.int64), axis=0)
     return g
+
+
+SOFTMAX_QUANT = Quant(scale=1.0 / 256.0, zero_point=-128)
+
+
+def _split_softmax_requant(g: Graph) -> None:
+    """TFLite's int8 softmax writes scale 1/256, zero point -128. Where the
+    model file gives the softmax output other parameters (onnxruntime uses
+    1/255), keep them exactly: softmax into a 1/256 tensor, then requantize."""
+    from .ir import Node, unique_name
+
+    for node in list(g.nodes):
+        out = g.tensors[node.outputs[0]]
+        if node.op != "softmax" or out.quant is None or out.quant.same_as(SOFTMAX_QUANT):
+            continue
+        mid = unique_name(g.tensors, out.name + "_softmax")
+        g.tensors[mid] = Tensor(mid, out.shape, out.dtype, quant=SOFTMAX_QUANT)
+        node.outputs[0] = mid
+        requant = Node(unique_name([n.name for n in g.nodes], node.name + "_requantize"), "clamp", [mid], [out.name],
+                       {"act_min": -np.inf, "act_max": np.inf})
+        g.nodes.insert(g.nodes.index(node) + 1, requant)
 
 
 def _quantize_weight(w: Tensor, axis: int) -> None:

@@ -35,7 +35,7 @@ def build_report(plan: Plan) -> dict:
         "source": Path(g.source).name if g.source else "",
         "source_format": g.source_format,
         "source_sha256": g.source_hash,
-        "config": plan.config.as_dict(),
+        "config": _config_for_report(plan),
         "schedule": plan.schedule,
         "arena_bytes": plan.arena_size,
         "sram_bytes": plan.sram_bytes(),
@@ -48,6 +48,21 @@ def build_report(plan: Plan) -> dict:
         "runtime_sources": runtime_sources(plan),
         "layers": layers,
     }
+
+
+def _config_for_report(plan: Plan) -> dict:
+    """The build options, with the calibration file named by file name and
+    content hash (not its absolute path), so reports do not depend on where
+    the build ran."""
+    import hashlib
+
+    cfg = plan.config.as_dict()
+    if cfg.get("calibration"):
+        path = Path(cfg["calibration"])
+        cfg["calibration"] = path.name
+        if path.is_file():
+            cfg["calibration_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return cfg
 
 
 def _fmt(n: int) -> str:
