@@ -1,0 +1,786 @@
+"""TFLite frontend: full-integer int8 ``.tflite`` file -> pre-quantized ``ir.Graph``.
+
+The file is read with the ``tflite`` package (the flatbuffer schema of
+TensorFlow Lite, generated code, maintained upstream); nothing here parses
+flatbuffers by hand. What it does, in order:
+
+1. checks the bytes: non-empty, the ``TFL3`` file identifier, every vector
+   and buffer inside the file (a truncated or garbage file is one
+   ``McuforgeError`` naming the file);
+2. rejects models that are not full-integer int8, with what to do: float
+   inputs, outputs or weights (a float or dynamic-range model), uint8 tensors
+   (the old quantization scheme), int16 activations (16x8 models);
+3. converts every operator of the main subgraph to canonical IR ops. The IR
+   is channels-last like TFLite, so tensors keep their shapes; weights keep
+   their layout ((O, KH, KW, I) conv, (1, KH, KW, C*M) depthwise, (N, K)
+   fully connected), their int8 values and their scales; biases stay int32;
+   every activation keeps its scale and zero point exactly (float32 in the
+   file, the same value as float64 here);
+4. collects every operator it cannot convert (custom ops, unsupported
+   builtins, unsupported options) and raises ONE ``UnsupportedModelError``
+   that names all of them with their operator index.
+
+Numerics follow TFLM's reference kernels (see README, "Numerics"):
+
+* SAME padding as TFLite computes it: ``out = ceil(in / stride)``,
+  ``total = max((out - 1) * stride + (k - 1) * dilation + 1 - in, 0)``,
+  ``before = total // 2``, ``after = total - before`` (so stride 2 on an even
+  size pads 0 before and 1 after); VALID pads nothing;
+* fused activations become ``act_min``/``act_max``; the clamp is what TFLite's
+  CalculateActivationRangeQuantized gives (``zp + round(f / scale)`` with the
+  division in float32), see :func:`_act_range`.
+
+Node names are ``<BUILTIN>_<operator index>`` (``CONV_2D_0``), the operator
+index being the one TFLite tools and ``mcuforge compare`` show; tensors keep
+their TFLite names (made unique), see :func:`tensor_names`.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..ir import INF, Graph, McuforgeError, Node, Quant, Tensor, UnsupportedModelError, unique_name
+from ..registry import Frontend
+from . import c_identifier
+
+FILE_IDENTIFIER = b"TFL3"
+
+# TensorType values of the schema (tflite.TensorType), by name.
+_TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool",
+               7: "int16", 8: "complex64", 9: "int8", 10: "float64", 11: "complex128", 12: "uint64",
+               13: "resource", 14: "variant", 15: "uint32", 16: "uint16", 17: "int4", 18: "bfloat16"}
+_FLOAT_TYPES = {"float32", "float16", "float64", "bfloat16"}
+_NUMPY_TYPES = {"int8": np.int8, "int32": np.int32, "uint8": np.uint8, "int16": np.int16, "int64": np.int64,
+                "float32": np.float32, "float16": np.float16, "float64": np.float64}
+
+# Builtin operators converted to IR ops.
+SUPPORTED_OPS = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "EXPAND_DIMS",
+                 "FULLY_CONNECTED", "MAX_POOL_2D", "MEAN", "PAD", "PADV2", "RESHAPE", "SOFTMAX", "SQUEEZE")
+
+# ActivationFunctionType -> float clamp range (None: not supported as a fused activation)
+_ACTIVATIONS = {0: ("NONE", -INF, INF), 1: ("RELU", 0.0, INF), 2: ("RELU_N1_TO_1", -1.0, 1.0),
+                3: ("RELU6", 0.0, 6.0), 4: ("TANH", None, None), 5: ("SIGN_BIT", None, None)}
+
+CONVERT_HINT = ("convert it as a full-integer int8 model: converter.optimizations = [tf.lite.Optimize.DEFAULT], "
+                "converter.representative_dataset = <calibration samples>, converter.target_spec."
+                "supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8], converter.inference_input_type = tf.int8, "
+                "converter.inference_output_type = tf.int8")
+
+
+class _Unsupported(Exception):
+    """An operator the frontend cannot convert; collected, reported all at once."""
+
+
+class _Malformed(Exception):
+    """The file's structure is broken (truncated, garbage, inconsistent)."""
+
+
+# --------------------------------------------------------------------------
+# reading the flatbuffer into plain Python objects
+
+
+@dataclass
+class _TTensor:
+    index: int
+    name: str
+    type: str  # "int8", "float32", ...
+    shape: tuple[int, ...]
+    data: np.ndarray | None  # constant value (C order, shape `shape`), None for activations
+    scale: np.ndarray | None  # float64 (exactly the file's float32 values), None if absent
+    zero_point: np.ndarray | None  # int64
+    quantized_dimension: int = 0
+    is_variable: bool = False
+    custom_quantization: bool = False
+    sparse: bool = False
+
+
+@dataclass
+class _TOp:
+    index: int
+    opname: str  # builtin name, or "CUSTOM"
+    custom_code: str
+    inputs: list[int]
+    outputs: list[int]
+    options: Any  # the schema's options object, or None
+    label: str = field(default="")
+
+
+@dataclass
+class _TModel:
+    tensors: list[_TTensor]
+    operators: list[_TOp]
+    inputs: list[int]
+    outputs: list[int]
+    subgraphs: int
+
+
+def _check_count(n: int, data: bytes, what: str) -> int:
+    # every vector element takes at least one byte: a larger count is garbage
+    if n < 0 or n > len(data):
+        raise _Malformed(f"{what} count {n} is impossible for a {len(data)}-byte file")
+    return int(n)
+
+
+def _int_vector(obj: Any, name: str, data: bytes, what: str) -> list[int]:
+    n = _check_count(getattr(obj, name + "Length")(), data, what)
+    if n == 0:
+        return []
+    arr = getattr(obj, name + "AsNumpy")()
+    return [int(v) for v in np.asarray(arr).reshape(-1)[:n]]
+
+
+def _options(op: Any, opname: str) -> Any:
+    """The operator's builtin options as the schema's typed table (or None)."""
+    import tflite
+
+    table = op.BuiltinOptions()
+    if table is None or op.BuiltinOptionsType() == 0:
+        return None
+    names = {v: k for k, v in vars(tflite.BuiltinOptions).items() if not k.startswith("_")}
+    cls = getattr(tflite, names.get(op.BuiltinOptionsType(), ""), None)
+    if cls is None:
+        return None
+    opt = cls()
+    opt.Init(table.Bytes, table.Pos)
+    return opt
+
+
+def read_model(data: bytes) -> _TModel:
+    """Parse the flatbuffer with the `tflite` schema package; structural
+    problems raise _Malformed."""
+    import tflite
+    from tflite.utils import BUILTIN_OPCODE2NAME
+
+    if len(data) < 8:
+        raise _Malformed("the file is shorter than a flatbuffer header")
+    if data[4:8] != FILE_IDENTIFIER:
+        raise _Malformed(f"no '{FILE_IDENTIFIER.decode()}' file identifier; it is not a TFLite flatbuffer")
+    model = tflite.Model.GetRootAsModel(data, 0)
+    n_sub = _check_count(model.SubgraphsLength(), data, "subgraph")
+    if n_sub < 1:
+        raise _Malformed("the model has no subgraph")
+    codes = []
+    for i in range(_check_count(model.OperatorCodesLength(), data, "operator code")):
+        oc = model.OperatorCodes(i)
+        code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
+        custom = oc.CustomCode()
+        codes.append((BUILTIN_OPCODE2NAME.get(code, f"BUILTIN_{code}"),
+                      custom.decode("utf-8", "replace") if custom else ""))
+    buffers = []
+    for i in range(_check_count(model.BuffersLength(), data, "buffer")):
+        b = model.Buffers(i)
+        offset, size = int(b.Offset()), int(b.Size())
+        if offset > 1:  # large models keep buffer data after the flatbuffer
+            if offset + size > len(data):
+                raise _Malformed(f"buffer {i} ({size} bytes at offset {offset}) lies past the end of the file")
+            buffers.append(np.frombuffer(data, np.uint8, size, offset))
+        elif not b.DataIsNone() and b.DataLength() > 0:
+            _check_count(b.DataLength(), data, f"buffer {i} byte")
+            buffers.append(np.asarray(b.DataAsNumpy(), dtype=np.uint8))
+        else:
+            buffers.append(None)
+    sg = model.Subgraphs(0)
+    tensors = []
+    for i in range(_check_count(sg.TensorsLength(), data, "tensor")):
+        t = sg.Tensors(i)
+        raw_name = t.Name()
+        name = raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{i}"
+        ttype = _TYPE_NAMES.get(int(t.Type()), f"type {int(t.Type())}")
+        shape = tuple(_int_vector(t, "Shape", data, f"tensor {i} shape"))
+        if any(d < 0 for d in shape):
+            raise _Malformed(f"tensor {i} '{name}' has a negative dimension {shape}")
+        buf_index = int(t.Buffer())
+        if not 0 <= buf_index < max(len(buffers), 1):
+            raise _Malformed(f"tensor {i} '{name}' refers to buffer {buf_index} of {len(buffers)}")
+        raw = buffers[buf_index] if buffers else None
+        q = t.Quantization()
+        scale = zero_point = None
+        qdim, custom_q = 0, False
+        if q is not None:
+            if q.ScaleLength():
+                _check_count(q.ScaleLength(), data, f"tensor {i} scale")
+                scale = np.asarray(q.ScaleAsNumpy(), dtype=np.float32).astype(np.float64)
+            if q.ZeroPointLength():
+                _check_count(q.ZeroPointLength(), data, f"tensor {i} zero point")
+                zero_point = np.asarray(q.ZeroPointAsNumpy(), dtype=np.int64)
+            qdim = int(q.QuantizedDimension())
+            custom_q = int(q.DetailsType()) != 0
+        value = None
+        if raw is not None:
+            dtype = _NUMPY_TYPES.get(ttype)
+            count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+            if dtype is not None:
+                need = count * np.dtype(dtype).itemsize
+                if raw.size != need:
+                    raise _Malformed(f"tensor {i} '{name}' {ttype}{list(shape)} needs {need} bytes, "
+                                     f"its buffer has {raw.size}")
+                value = np.frombuffer(raw.tobytes(), dtype=dtype).reshape(shape).copy()
+            else:
+                value = np.zeros(0, np.uint8)  # a constant of a type we never read (reported elsewhere)
+        tensors.append(_TTensor(i, name, ttype, shape, value, scale, zero_point, qdim,
+                                bool(t.IsVariable()), custom_q, t.Sparsity() is not None))
+    n_tensors = len(tensors)
+
+    def check_indices(indices: list[int], what: str, optional: bool = False) -> list[int]:
+        for k in indices:
+            if not (-1 if optional else 0) <= k < n_tensors:
+                raise _Malformed(f"{what} refers to tensor {k} of {n_tensors}")
+        return indices
+
+    operators = []
+    for i in range(_check_count(sg.OperatorsLength(), data, "operator")):
+        op = sg.Operators(i)
+        code_index = int(op.OpcodeIndex())
+        if not 0 <= code_index < len(codes):
+            raise _Malformed(f"operator {i} refers to operator code {code_index} of {len(codes)}")
+        opname, custom = codes[code_index]
+        ins = check_indices(_int_vector(op, "Inputs", data, f"operator {i} input"), f"operator {i}", True)
+        outs = check_indices(_int_vector(op, "Outputs", data, f"operator {i} output"), f"operator {i}")
+        opt = _options(op, opname) if opname != "CUSTOM" else None
+        operators.append(_TOp(i, opname, custom, ins, outs, opt))
+    inputs = check_indices(_int_vector(sg, "Inputs", data, "subgraph input"), "the subgraph's inputs")
+    outputs = check_indices(_int_vector(sg, "Outputs", data, "subgraph output"), "the subgraph's outputs")
+    return _TModel(tensors, operators, inputs, outputs, n_sub)
+
+
+def tensor_names(tensors: list[_TTensor]) -> list[str]:
+    """IR tensor name of each TFLite tensor (by index): its name, made unique
+    in index order. ``mcuforge compare`` relies on this mapping."""
+    taken: set[str] = set()
+    names = []
+    for t in tensors:
+        name = unique_name(taken, t.name or f"tensor_{t.index}")
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def parse(data: bytes, source: str) -> _TModel:
+    """read_model with every structural failure as a McuforgeError naming `source`."""
+    if not data:
+        raise McuforgeError(f"{source}: not a valid TFLite model (the file is empty)")
+    try:
+        return read_model(data)
+    except _Malformed as err:
+        raise McuforgeError(f"{source}: not a valid TFLite model ({err}); the file may be truncated or "
+                            f"not a .tflite model at all: export it again") from None
+    except Exception as err:  # offsets past the end of a truncated or garbage file
+        raise McuforgeError(f"{source}: not a valid TFLite model (cannot read the flatbuffer: "
+                            f"{type(err).__name__}: {_one_line(err)}); the file may be truncated or not a "
+                            f".tflite model at all: export it again") from None
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text[:200] + ("..." if len(text) > 200 else "")
+
+
+# --------------------------------------------------------------------------
+# public API
+
+
+def load(path: str | Path, **options: Any) -> Graph:
+    """Read a full-integer int8 .tflite file into a pre-quantized Graph.
+
+    Options: ``name`` (C identifier of the model, default: the file stem).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise McuforgeError(f"{path}: no such file")
+    if path.is_dir():
+        raise McuforgeError(f"{path}: is a directory, not a TFLite model file")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise McuforgeError(f"{path}: cannot read ({err.strerror or err})") from None
+    return load_bytes(data, source=str(path), name=options.get("name") or c_identifier(path.stem))
+
+
+def load_bytes(data: bytes, *, source: str, name: str = "model") -> Graph:
+    """Like `load` for the bytes of a .tflite file; `source` names it in errors."""
+    model = parse(data, source)
+    try:
+        graph = _Importer(model, source).run()
+    except McuforgeError:
+        raise
+    except Exception as err:  # inconsistent contents the checks above did not catch
+        raise McuforgeError(f"{source}: cannot import the model, it looks malformed ({type(err).__name__}: "
+                            f"{_one_line(err)}); if TFLite runs it, please report this as a bug") from None
+    graph.name = c_identifier(name)
+    graph.source = source
+    graph.source_format = "tflite"
+    graph.source_layout = "NHWC"
+    graph.source_hash = hashlib.sha256(data).hexdigest()
+    return graph
+
+
+def sniff(head: bytes) -> bool:
+    """A TFLite flatbuffer carries the identifier 'TFL3' at bytes 4..8."""
+    return len(head) >= 8 and head[4:8] == FILE_IDENTIFIER
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+
+def _shape_str(shape: Any) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def tflite_padding(same: bool, size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int, int]:
+    """(output size, pad before, pad after) as TFLite computes them.
+
+    >>> tflite_padding(True, 96, 3, 2)     # SAME, stride 2, even size: 0 before, 1 after
+    (48, 0, 1)
+    >>> tflite_padding(True, 49, 10, 2)    # KWS's first conv (height)
+    (25, 4, 5)
+    >>> tflite_padding(False, 49, 10, 2)   # VALID
+    (20, 0, 0)
+    """
+    effective = (kernel - 1) * dilation + 1
+    if same:
+        out = (size + stride - 1) // stride
+        total = max((out - 1) * stride + effective - size, 0)
+        return out, total // 2, total - total // 2
+    return (size - effective + stride) // stride, 0, 0
+
+
+def _act_range(code: int, out: _TTensor) -> tuple[float, float]:
+    """A fused activation as (act_min, act_max) on the output's real scale.
+
+    TFLite clamps to ``zp + round(f / scale)`` with the division done in
+    float32; ``quantize.clamp_range`` divides in float64. Returning the
+    integer step times the scale makes both give TFLite's integer exactly."""
+    name, lo, hi = _ACTIVATIONS.get(int(code), (f"activation {code}", None, None))
+    if lo is None:
+        raise _Unsupported(f"fused activation {name} is not supported (only NONE, RELU, RELU6, RELU_N1_TO_1)")
+    scale = float(out.scale[0])
+
+    def on_grid(f: float) -> float:
+        if not np.isfinite(f):
+            return f
+        q = np.float32(f) / np.float32(scale)
+        return float(np.sign(q) * np.floor(abs(float(q)) + 0.5)) * scale
+    return on_grid(lo), on_grid(hi)
+
+
+def _option(opt: Any, getter: str, default: Any) -> Any:
+    return default if opt is None else getattr(opt, getter)()
+
+
+# --------------------------------------------------------------------------
+# the importer
+
+
+class _Importer:
+    def __init__(self, model: _TModel, source: str):
+        self.model = model
+        self.source = source
+        self.t = model.tensors
+        self.names = tensor_names(model.tensors)
+        self.tensors: dict[str, Tensor] = {}
+        self.nodes: list[Node] = []
+        self.unsupported_ops: list[str] = []
+        self.node_problems: list[str] = []
+        self.producer: dict[int, int] = {}
+
+    # ---- driver --------------------------------------------------------
+    def run(self) -> Graph:
+        m = self.model
+        if not m.operators:
+            raise McuforgeError(f"{self.source}: the model has no operators; nothing to compile")
+        if not m.inputs or not m.outputs:
+            raise McuforgeError(f"{self.source}: the model has no {'inputs' if not m.inputs else 'outputs'}")
+        self._check_integer_model()
+        for op in m.operators:
+            for k in op.outputs:
+                self.producer.setdefault(k, op.index)
+        for k in m.inputs:
+            self._activation(k, "model input")
+        for op in m.operators:
+            self._convert(op)
+        self._raise_problems()
+        outputs = []
+        for k in m.outputs:
+            name = self.names[k]
+            if name not in self.tensors or self.tensors[name].is_const:
+                raise McuforgeError(f"{self.source}: output tensor {k} '{self.t[k].name}' is not computed by "
+                                    f"any operator")
+            outputs.append(name)
+        graph = Graph(name="model", tensors=self.tensors, nodes=self.nodes,
+                      inputs=[self.names[k] for k in m.inputs], outputs=outputs)
+        graph.toposort()
+        graph.remove_unused()
+        return graph
+
+    def _check_integer_model(self) -> None:
+        """Float, dynamic-range, uint8 and 16x8 models: one clear error each."""
+        m = self.model
+        ends = [(k, "input") for k in m.inputs] + [(k, "output") for k in m.outputs]
+        for k, what in ends:
+            t = self.t[k]
+            if t.type in _FLOAT_TYPES:
+                raise McuforgeError(
+                    f"{self.source}: model {what} {k} '{t.name}' is {t.type}: this is a float model; mcuforge "
+                    f"compiles full-integer int8 TFLite models (int8 inputs, outputs and weights): "
+                    f"{CONVERT_HINT} (or compile the float model from ONNX/PyTorch with --calibration)")
+        for t in self.t:
+            if t.type == "uint8":
+                raise McuforgeError(
+                    f"{self.source}: tensor {t.index} '{t.name}' is uint8: this model uses the old uint8 "
+                    f"quantization; mcuforge needs int8 tensors: {CONVERT_HINT}")
+        for op in m.operators:
+            for k in op.inputs:
+                if k >= 0 and self.t[k].data is not None and self.t[k].type in _FLOAT_TYPES:
+                    t = self.t[k]
+                    raise McuforgeError(
+                        f"{self.source}: operator {op.index} ({op.opname}) reads the {t.type} constant {k} "
+                        f"'{t.name}': the model has float weights (a float or dynamic-range quantized model); "
+                        f"mcuforge compiles full-integer int8 TFLite models: {CONVERT_HINT}")
+        for t in self.t:
+            if t.type == "int16" and t.data is None:
+                raise McuforgeError(
+                    f"{self.source}: tensor {t.index} '{t.name}' is an int16 activation (a 16x8 quantized "
+                    f"model); mcuforge compiles int8 activations only: {CONVERT_HINT}")
+
+    def _raise_problems(self) -> None:
+        parts = []
+        if self.unsupported_ops:
+            parts.append("unsupported operators: " + ", ".join(self.unsupported_ops))
+        if self.node_problems:
+            parts.append("operators that cannot be converted: " + "; ".join(self.node_problems))
+        if parts:
+            count = len(self.unsupported_ops) + len(self.node_problems)
+            raise UnsupportedModelError(
+                f"{self.source}: {count} problem(s): {' | '.join(parts)}. What to do: replace these layers "
+                f"with supported ones or move them out of the converted model (supported TFLite operators: "
+                f"{', '.join(SUPPORTED_OPS)}; int8 only)")
+
+    # ---- per operator ----------------------------------------------------
+    def _convert(self, op: _TOp) -> None:
+        op.label = f"operator {op.index} ({op.opname})"
+        if op.opname == "CUSTOM":
+            self.unsupported_ops.append(f"operator {op.index}: custom operator '{op.custom_code or '?'}'")
+            return
+        if op.opname not in SUPPORTED_OPS:
+            self.unsupported_ops.append(f"operator {op.index}: {op.opname}")
+            return
+        try:
+            if len(op.outputs) != 1:
+                raise _Unsupported(f"has {len(op.outputs)} outputs (expected 1)")
+            getattr(self, "_op_" + op.opname)(op)
+        except _Unsupported as err:
+            self.node_problems.append(f"{op.label}: {err}")
+        except _Malformed as err:
+            raise McuforgeError(f"{self.source}: not a valid TFLite model ({op.label}: {err})") from None
+
+    # ---- tensors -----------------------------------------------------------
+    def _quant(self, t: _TTensor, what: str) -> Quant:
+        if t.custom_quantization:
+            raise _Unsupported(f"{what} '{t.name}' uses custom quantization details")
+        if t.scale is None or t.zero_point is None or t.scale.size == 0:
+            raise _Unsupported(f"{what} '{t.name}' has no quantization parameters (scale and zero point)")
+        if not np.all(np.isfinite(t.scale)) or np.any(t.scale <= 0):
+            raise _Unsupported(f"{what} '{t.name}' has a non-positive or non-finite scale")
+        return Quant(t.scale.copy(), np.broadcast_to(t.zero_point, t.scale.shape).copy())
+
+    def _activation(self, k: int, what: str = "input") -> str:
+        """IR name of activation tensor k (created on first use)."""
+        if k < 0:
+            raise _Unsupported(f"{what} is missing")
+        t = self.t[k]
+        name = self.names[k]
+        if name in self.tensors:
+            return name
+        if t.data is not None:
+            raise _Unsupported(f"{what} '{t.name}' is a constant where an activation is expected")
+        if t.is_variable:
+            raise _Unsupported(f"{what} '{t.name}' is a variable tensor (stateful models are not supported)")
+        if t.type != "int8":
+            raise _Unsupported(f"{what} '{t.name}' is {t.type} (activations must be int8)")
+        if not t.shape:
+            raise _Unsupported(f"{what} '{t.name}' is a scalar")
+        if t.shape[0] != 1:
+            raise _Unsupported(f"{what} '{t.name}' has shape {_shape_str(t.shape)}: batch must be 1")
+        quant = self._quant(t, what)
+        if quant.scale.size != 1:
+            raise _Unsupported(f"{what} '{t.name}' is quantized per channel (activations must be per tensor)")
+        if not -128 <= int(quant.zero_point[0]) <= 127:
+            raise _Unsupported(f"{what} '{t.name}' has zero point {int(quant.zero_point[0])} outside int8")
+        self.tensors[name] = Tensor(name, t.shape, "int8", None, quant)
+        return name
+
+    def _input(self, op: _TOp, j: int, what: str = "input") -> str:
+        if j >= len(op.inputs):
+            raise _Unsupported(f"has no {what} (input {j})")
+        return self._activation(op.inputs[j], what)
+
+    def _output(self, op: _TOp) -> str:
+        k = op.outputs[0]
+        if self.names[k] in self.tensors:
+            raise _Malformed(f"tensor {k} '{self.t[k].name}' is written twice")
+        return self._activation(k, "output")
+
+    def _const(self, op: _TOp, j: int, what: str) -> _TTensor:
+        if j >= len(op.inputs) or op.inputs[j] < 0:
+            raise _Unsupported(f"has no {what}")
+        t = self.t[op.inputs[j]]
+        if t.data is None:
+            raise _Unsupported(f"its {what} '{t.name}' is not a constant")
+        return t
+
+    def _weight(self, op: _TOp, j: int, axis: int, channels: int) -> str:
+        t = self._const(op, j, "weights")
+        if t.type != "int8":
+            raise _Unsupported(f"weights '{t.name}' are {t.type} (int8 only)")
+        if t.sparse:
+            raise _Unsupported(f"weights '{t.name}' are sparse (densify them when converting)")
+        q = self._quant(t, "weights")
+        if np.any(q.zero_point != 0):
+            raise _Unsupported(f"weights '{t.name}' have a non-zero zero point (weights must be symmetric)")
+        if q.scale.size == 1:
+            quant = Quant(q.scale, q.zero_point, None)
+        elif q.scale.size == channels and t.quantized_dimension == axis:
+            quant = Quant(q.scale, q.zero_point, axis)
+        else:
+            raise _Unsupported(f"weights '{t.name}' have {q.scale.size} scales along axis "
+                               f"{t.quantized_dimension}; expected 1 or {channels} along axis {axis}")
+        return self._const_tensor(t, "int8", quant)
+
+    def _bias(self, op: _TOp, j: int, channels: int) -> str:
+        if j >= len(op.inputs) or op.inputs[j] < 0:
+            return ""
+        t = self._const(op, j, "bias")
+        if t.type != "int32":
+            raise _Unsupported(f"bias '{t.name}' is {t.type} (int32 only)")
+        if t.data.size != channels:
+            raise _Unsupported(f"bias '{t.name}' has {t.data.size} values for {channels} output channels")
+        return self._const_tensor(t, "int32", None, t.data.reshape(channels))
+
+    def _const_tensor(self, t: _TTensor, dtype: str, quant: Quant | None, data: np.ndarray | None = None) -> str:
+        name = self.names[t.index]
+        if name not in self.tensors:
+            value = np.ascontiguousarray(t.data if data is None else data)
+            self.tensors[name] = Tensor(name, value.shape, dtype, value, quant)
+        return name
+
+    def _int_const(self, op: _TOp, j: int, what: str) -> np.ndarray:
+        t = self._const(op, j, what)
+        if t.type not in ("int32", "int64"):
+            raise _Unsupported(f"its {what} '{t.name}' is {t.type} (int32 expected)")
+        return t.data.astype(np.int64).reshape(-1)
+
+    def _emit(self, op: _TOp, ir_op: str, inputs: list[str], attrs: dict[str, Any]) -> None:
+        out = self._output(op)
+        self.nodes.append(Node(f"{op.opname}_{op.index}", ir_op, inputs, [out], attrs))
+
+    def _check_shape(self, op: _TOp, out: str, expected: tuple[int, ...]) -> None:
+        declared = self.tensors[out].shape
+        if tuple(declared) != tuple(expected):
+            raise _Unsupported(f"output '{self.t[op.outputs[0]].name}' is declared {_shape_str(declared)}, "
+                               f"TFLite computes {_shape_str(expected)}")
+
+    def _same_quant(self, op: _TOp, a: str, b: str) -> None:
+        if not self.tensors[a].quant.same_as(self.tensors[b].quant):
+            raise _Unsupported(f"input and output quantization differ (TFLite requires them equal for "
+                               f"{op.opname})")
+
+    def _fused(self, op: _TOp, out_index: int) -> tuple[float, float]:
+        code = _option(op.options, "FusedActivationFunction", 0)
+        return _act_range(code, self.t[out_index])
+
+    # ---- operators ---------------------------------------------------------
+    def _conv_like(self, op: _TOp, depthwise: bool) -> None:
+        x = self._input(op, 0)
+        in_shape = self.tensors[x].shape
+        if len(in_shape) != 4:
+            raise _Unsupported(f"input has shape {_shape_str(in_shape)}, expected (1, H, W, C)")
+        _, in_h, in_w, in_c = in_shape
+        out_t = self.t[op.outputs[0]]
+        if len(out_t.shape) != 4:
+            raise _Unsupported(f"output has shape {_shape_str(out_t.shape)}, expected (1, H, W, C)")
+        out_c = out_t.shape[3]
+        wt = self._const(op, 1, "weights")
+        if len(wt.shape) != 4:
+            raise _Unsupported(f"weights have shape {_shape_str(wt.shape)}, expected 4-D")
+        opt = op.options
+        stride_h, stride_w = _option(opt, "StrideH", 0), _option(opt, "StrideW", 0)
+        dil_h, dil_w = _option(opt, "DilationHFactor", 1), _option(opt, "DilationWFactor", 1)
+        if min(stride_h, stride_w, dil_h, dil_w) < 1:
+            raise _Unsupported(f"strides ({stride_h}, {stride_w}) and dilations ({dil_h}, {dil_w}) must be >= 1")
+        attrs: dict[str, Any] = {}
+        if depthwise:
+            if wt.shape[0] != 1 or wt.shape[3] != out_c:
+                raise _Unsupported(f"weights of shape {_shape_str(wt.shape)} do not fit {out_c} output channels")
+            if out_c % in_c:
+                raise _Unsupported(f"{out_c} output channels are not a multiple of {in_c} input channels")
+            attrs["depth_multiplier"] = out_c // in_c
+            w = self._weight(op, 1, 3, out_c)
+        else:
+            if wt.shape[0] != out_c or wt.shape[3] != in_c:
+                raise _Unsupported(f"weights of shape {_shape_str(wt.shape)} do not fit input channels {in_c} and "
+                                   f"output channels {out_c} (grouped convolution is not supported)")
+            w = self._weight(op, 1, 0, out_c)
+        k_h, k_w = wt.shape[1], wt.shape[2]
+        b = self._bias(op, 2, out_c)
+        same = _option(opt, "Padding", 0) == 0
+        out_h, top, bottom = tflite_padding(same, in_h, k_h, stride_h, dil_h)
+        out_w, left, right = tflite_padding(same, in_w, k_w, stride_w, dil_w)
+        act_min, act_max = self._fused(op, op.outputs[0])
+        attrs.update(strides=(stride_h, stride_w), dilations=(dil_h, dil_w), pads=(top, left, bottom, right),
+                     act_min=act_min, act_max=act_max)
+        self._emit(op, "depthwise_conv2d" if depthwise else "conv2d", [x, w, b] if b else [x, w], attrs)
+        self._check_shape(op, self.names[op.outputs[0]], (1, out_h, out_w, out_c))
+
+    def _op_CONV_2D(self, op: _TOp) -> None:
+        self._conv_like(op, depthwise=False)
+
+    def _op_DEPTHWISE_CONV_2D(self, op: _TOp) -> None:
+        self._conv_like(op, depthwise=True)
+
+    def _op_FULLY_CONNECTED(self, op: _TOp) -> None:
+        x = self._input(op, 0)
+        wt = self._const(op, 1, "weights")
+        if len(wt.shape) != 2:
+            raise _Unsupported(f"weights have shape {_shape_str(wt.shape)}, expected (N, K)")
+        if _option(op.options, "WeightsFormat", 0) != 0:
+            raise _Unsupported("shuffled weights format is not supported (DEFAULT only)")
+        n, k = wt.shape
+        size = self.tensors[x].size
+        if k == 0 or size % k:
+            raise _Unsupported(f"input of {size} values does not split into rows of {k}")
+        rows = size // k
+        w = self._weight(op, 1, 0, n)
+        b = self._bias(op, 2, n)
+        act_min, act_max = self._fused(op, op.outputs[0])
+        self._emit(op, "fully_connected", [x, w, b] if b else [x, w], {"act_min": act_min, "act_max": act_max})
+        out = self.names[op.outputs[0]]
+        if self.tensors[out].size != rows * n:
+            in_shape = self.tensors[x].shape
+            expected = in_shape[:-1] + (n,) if _option(op.options, "KeepNumDims", False) else (rows, n)
+            self._check_shape(op, out, expected)
+
+    def _op_ADD(self, op: _TOp) -> None:
+        a, b = self._input(op, 0), self._input(op, 1)
+        act_min, act_max = self._fused(op, op.outputs[0])
+        sa, sb = self.tensors[a].shape, self.tensors[b].shape
+        if sa != sb:
+            raise _Unsupported(f"broadcasting {_shape_str(sa)} + {_shape_str(sb)} is not supported "
+                               f"(same shapes only)")
+        self._emit(op, "add", [a, b], {"act_min": act_min, "act_max": act_max})
+        self._check_shape(op, self.names[op.outputs[0]], sa)
+
+    def _pool(self, op: _TOp, ir_op: str) -> None:
+        x = self._input(op, 0)
+        shape = self.tensors[x].shape
+        if len(shape) != 4:
+            raise _Unsupported(f"input has shape {_shape_str(shape)}, expected (1, H, W, C)")
+        opt = op.options
+        k_h, k_w = _option(opt, "FilterHeight", 0), _option(opt, "FilterWidth", 0)
+        s_h, s_w = _option(opt, "StrideH", 0), _option(opt, "StrideW", 0)
+        if min(k_h, k_w, s_h, s_w) < 1:
+            raise _Unsupported(f"filter ({k_h}, {k_w}) and strides ({s_h}, {s_w}) must be >= 1")
+        same = _option(opt, "Padding", 0) == 0
+        out_h, top, bottom = tflite_padding(same, shape[1], k_h, s_h)
+        out_w, left, right = tflite_padding(same, shape[2], k_w, s_w)
+        act_min, act_max = self._fused(op, op.outputs[0])
+        self._emit(op, ir_op, [x], {"kernel": (k_h, k_w), "strides": (s_h, s_w), "pads": (top, left, bottom, right),
+                                    "act_min": act_min, "act_max": act_max})
+        out = self.names[op.outputs[0]]
+        self._check_shape(op, out, (1, out_h, out_w, shape[3]))
+        self._same_quant(op, x, out)
+
+    def _op_AVERAGE_POOL_2D(self, op: _TOp) -> None:
+        self._pool(op, "avg_pool")
+
+    def _op_MAX_POOL_2D(self, op: _TOp) -> None:
+        self._pool(op, "max_pool")
+
+    def _op_MEAN(self, op: _TOp) -> None:
+        x = self._input(op, 0)
+        shape = self.tensors[x].shape
+        axes = sorted({int(a) % len(shape) for a in self._int_const(op, 1, "axes")})
+        keepdims = bool(_option(op.options, "KeepDims", False))
+        if len(shape) != 4 or axes != [1, 2]:
+            raise _Unsupported(f"mean over axes {axes} of shape {_shape_str(shape)} is not supported (only the "
+                               f"spatial axes 1 and 2 of a (1, H, W, C) tensor: global average pooling)")
+        self._emit(op, "mean", [x], {"axes": (1, 2), "keepdims": keepdims})
+        self._check_shape(op, self.names[op.outputs[0]], (1, 1, 1, shape[3]) if keepdims else (1, shape[3]))
+
+    def _alias(self, op: _TOp) -> None:
+        x = self._input(op, 0)
+        out = self._output(op)
+        in_t, out_t = self.tensors[x], self.tensors[out]
+        if in_t.size != out_t.size:
+            raise _Unsupported(f"reshapes {_shape_str(in_t.shape)} to {_shape_str(out_t.shape)} "
+                               f"(different sizes)")
+        self.nodes.append(Node(f"{op.opname}_{op.index}", "reshape", [x], [out], {"shape": out_t.shape}))
+        self._same_quant(op, x, out)
+
+    def _op_RESHAPE(self, op: _TOp) -> None:
+        self._alias(op)
+
+    def _op_SQUEEZE(self, op: _TOp) -> None:
+        self._alias(op)
+
+    def _op_EXPAND_DIMS(self, op: _TOp) -> None:
+        self._alias(op)
+
+    def _op_SOFTMAX(self, op: _TOp) -> None:
+        x = self._input(op, 0)
+        beta = float(np.float32(_option(op.options, "Beta", 1.0)))
+        self._emit(op, "softmax", [x], {"beta": beta})
+        self._check_shape(op, self.names[op.outputs[0]], self.tensors[x].shape)
+
+    def _pad(self, op: _TOp) -> None:
+        x = self._input(op, 0)
+        shape = self.tensors[x].shape
+        pads = self._int_const(op, 1, "paddings")
+        if pads.size != 2 * len(shape):
+            raise _Unsupported(f"paddings of {pads.size} values do not fit rank {len(shape)}")
+        per_dim = tuple((int(pads[2 * i]), int(pads[2 * i + 1])) for i in range(len(shape)))
+        if any(b < 0 or e < 0 for b, e in per_dim):
+            raise _Unsupported("negative paddings are not supported")
+        if per_dim[0] != (0, 0):
+            raise _Unsupported("padding the batch dimension is not supported")
+        value = 0.0
+        if op.opname == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+            c = self._const(op, 2, "constant value")
+            if c.type != "int8" or c.data.size != 1:
+                raise _Unsupported(f"constant value '{c.name}' must be one int8 value")
+            q = self.tensors[x].quant
+            value = (int(c.data.reshape(-1)[0]) - int(q.zero_point[0])) * float(q.scale[0])
+        self._emit(op, "pad", [x], {"pads": per_dim, "value": value})
+        out = self.names[op.outputs[0]]
+        self._check_shape(op, out, tuple(d + b + e for d, (b, e) in zip(shape, per_dim)))
+        self._same_quant(op, x, out)
+
+    def _op_PAD(self, op: _TOp) -> None:
+        self._pad(op)
+
+    def _op_PADV2(self, op: _TOp) -> None:
+        self._pad(op)
+
+    def _op_CONCATENATION(self, op: _TOp) -> None:
+        ins = [self._input(op, j) for j in range(len(op.inputs))]
+        if not ins:
+            raise _Unsupported("has no inputs")
+        if _option(op.options, "FusedActivationFunction", 0) != 0:
+            raise _Unsupported("a fused activation on CONCATENATION is not supported")
+        shapes = [self.tensors[i].shape for i in ins]
+        rank = len(shapes[0])
+        axis = int(_option(op.options, "Axis", 0)) % rank
+        if any(len(s) != rank or any(d != e for j, (d, e) in enumerate(zip(s, shapes[0])) if j != axis)
+               for s in shapes):
+            raise _Unsupported(f"inputs of shapes {[_shape_str(s) for s in shapes]} do not concatenate on axis {axis}")
+        expected = list(shapes[0])
+        expected[axis] = sum(s[axis] for s in shapes)
+        self._emit(op, "concat", ins, {"axis": axis})
+        self._check_shape(op, self.names[op.outputs[0]], tuple(expected))
+
+
+FRONTEND = Frontend(name="tflite", suffixes=(".tflite",), load=load, sniff=sniff)
