@@ -1,7 +1,8 @@
-"""mcuforge command line: compile, report, run, check-elf.
+"""mcuforge command line: compile, report, run, check-elf, compare.
 
 Exit codes: 0 success; 1 internal error (a bug); 2 bad input or usage;
 3 the model does not fit the budget. No traceback unless --debug.
+4 (run --check, compare): outputs differ.
 """
 from __future__ import annotations
 
@@ -62,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--output", metavar="Y.npy", help="write the int8 output here (the model's layout)")
     u.add_argument("--check", action="store_true", help="compare with the NumPy reference; exit 4 on any difference")
     u.add_argument("--opt", default="-O2", help="optimisation flag for the host build (default -O2)")
+
+    k = sub.add_parser("compare", help="compare a TFLite model layer by layer with TFLM or LiteRT")
+    k.add_argument("model", help="a .tflite file, or an output directory compiled from one")
+    k.add_argument("--input", metavar="X.npy", help="inputs (NHWC; int8, or float32 to quantize); "
+                   "default: one seeded random int8 input")
+    k.add_argument("--oracle", choices=["tflm", "litert"], default="tflm",
+                   help="tflm: TFLM reference kernels (default); litert: LiteRT builtin kernels")
+    k.add_argument("--seed", type=int, default=0, help="seed of the random input (without --input)")
 
     e = sub.add_parser("check-elf", help="memory of a linked ELF against the budgets")
     e.add_argument("elf")
@@ -203,7 +212,14 @@ def cmd_check_elf(args) -> int:
     return main_check(args)
 
 
-COMMANDS = {"compile": cmd_compile, "report": cmd_report, "run": cmd_run, "check-elf": cmd_check_elf}
+def cmd_compare(args) -> int:
+    from .compare import main_compare
+
+    return main_compare(args)
+
+
+COMMANDS = {"compile": cmd_compile, "report": cmd_report, "run": cmd_run, "check-elf": cmd_check_elf,
+            "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:
