@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--output", metavar="Y.npy", help="write the int8 output here (the model's layout)")
     u.add_argument("--check", action="store_true", help="compare with the NumPy reference; exit 4 on any difference")
     u.add_argument("--opt", default="-O2", help="optimisation flag for the host build (default -O2)")
+    u.add_argument("--target", default="host", metavar="T",
+                   help="host (default), or a Cortex-M under QEMU: qemu-cortex-m3, qemu-cortex-m4, qemu-cortex-m7")
 
     k = sub.add_parser("compare", help="compare a TFLite model layer by layer with TFLM or LiteRT")
     k.add_argument("model", help="a .tflite file, or an output directory compiled from one")
@@ -78,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--flash-budget", metavar="SIZE")
     e.add_argument("--model", metavar="ID", help="model name (symbol prefix) to account for")
     e.add_argument("--json", action="store_true")
+    e.add_argument("--report", metavar="FILE", help="also write the JSON report to FILE")
+    e.add_argument("--warn-only", action="store_true", help="over budget warns (exit 0) instead of exit 3")
     return parser
 
 
@@ -178,9 +182,17 @@ def cmd_run(args) -> int:
     outdir = Path(args.dir)
     plan = Plan.load(outdir)
     x = load_input(Path(args.input), plan)
-    with tempfile.TemporaryDirectory(prefix="mcuforge-host-") as tmp:
-        exe = hostrun.build(plan, outdir, Path(tmp), opt=args.opt)
-        outs = hostrun.run(plan, exe, x)
+    if args.target != "host":
+        from . import qemu
+
+        outs, stats = qemu.build_and_run(plan, outdir, x, args.target, opt=args.opt)
+        if stats.ticks:
+            print(f"{args.target}: instructions per invoke (QEMU -icount): "
+                  + ", ".join(str(n) for n in stats.instructions))
+    else:
+        with tempfile.TemporaryDirectory(prefix="mcuforge-host-") as tmp:
+            exe = hostrun.build(plan, outdir, Path(tmp), opt=args.opt)
+            outs = hostrun.run(plan, exe, x)
     y = outs[0]
     if args.output:
         np.save(args.output, to_source_layout(plan.graph, y))

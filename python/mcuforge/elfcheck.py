@@ -1,10 +1,30 @@
 """Read an ELF (object or linked image) with pyelftools: RAM and flash by
-section, the model's own symbols, and a verdict against the budgets."""
+section, the model's own symbols, and a verdict against the budgets.
+
+What counts where (the same rule as ``arm-none-eabi-size``'s Berkeley
+format): allocated sections without contents (``.bss``, ``noinit``) are RAM;
+allocated writable sections with contents (``.data``) are RAM *and* flash
+(their initial values are copied from flash at start-up); every other
+allocated section (code, read-only data, vector tables) is flash. So
+``flash == text + data`` and ``ram == data + bss`` of ``size``.
+
+A model ``<name>`` owns:
+
+* ``arena``: the symbol ``<name>_arena`` (every activation and scratch buffer);
+* ``weights``: its constant data (``<name>_*`` objects in flash);
+* ``code``: its functions (``<name>_*``) and the runtime kernels it links
+  (``mcf_*``, plus local helpers defined in the runtime's ``mcf_*.c`` files);
+* any other RAM it defines (``<name>_*`` objects in RAM besides the arena).
+
+With ``--model``, ``--sram-budget`` applies to the model's RAM and
+``--flash-budget`` to its flash (weights + code); without ``--model``, to the
+whole image.
+"""
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import dataclass, field
+import re
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .config import parse_size
@@ -15,6 +35,9 @@ from .ir import BudgetError, McuforgeError
 RAM_ONLY = (".bss", ".noinit", "noinit", ".sbss", "COMMON")
 BOTH = (".data", ".sdata")
 
+RUNTIME_PREFIX = "mcf_"
+_RUNTIME_FILE = re.compile(r"^mcf_\w+\.c(\.o(bj)?)?$")
+
 
 @dataclass
 class SymbolInfo:
@@ -22,6 +45,12 @@ class SymbolInfo:
     size: int
     section: str
     kind: str  # "ram" | "flash"
+    type: str = "object"  # "object" | "func"
+    file: str | None = None  # source file of a local symbol, where the symbol table says it
+
+    @property
+    def is_runtime(self) -> bool:
+        return self.name.startswith(RUNTIME_PREFIX) or bool(self.file and _RUNTIME_FILE.match(self.file))
 
 
 @dataclass
@@ -30,6 +59,7 @@ class ElfMemory:
     ram_by_section: dict[str, int] = field(default_factory=dict)
     flash_by_section: dict[str, int] = field(default_factory=dict)
     symbols: list[SymbolInfo] = field(default_factory=list)
+    machine: str = ""
 
     @property
     def ram(self) -> int:
@@ -47,6 +77,9 @@ class ElfMemory:
 
     def model_symbols(self, prefix: str) -> list[SymbolInfo]:
         return [s for s in self.symbols if s.name.startswith(prefix + "_")]
+
+    def runtime_symbols(self) -> list[SymbolInfo]:
+        return [s for s in self.symbols if s.is_runtime]
 
 
 def _classify(name: str, flags: int, sh_type: str) -> str | None:
@@ -73,6 +106,7 @@ def read_elf(path: Path) -> ElfMemory:
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)
+            mem.machine = elf["e_machine"]
             kinds: dict[int, tuple[str, str]] = {}
             for idx, sec in enumerate(elf.iter_sections()):
                 kind = _classify(sec.name, sec["sh_flags"], sec["sh_type"])
@@ -86,69 +120,173 @@ def read_elf(path: Path) -> ElfMemory:
             for sec in elf.iter_sections():
                 if not isinstance(sec, SymbolTableSection):
                     continue
+                current_file = None
                 for sym in sec.iter_symbols():
-                    if sym["st_info"]["type"] not in ("STT_OBJECT", "STT_FUNC") or not sym.name:
+                    typ = sym["st_info"]["type"]
+                    if typ == "STT_FILE":
+                        current_file = Path(sym.name).name if sym.name else None
                         continue
+                    if typ not in ("STT_OBJECT", "STT_FUNC") or not sym.name:
+                        continue
+                    local = sym["st_info"]["bind"] == "STB_LOCAL"
+                    kindname = "func" if typ == "STT_FUNC" else "object"
+                    src = current_file if local else None
                     shndx = sym["st_shndx"]
                     if shndx == "SHN_COMMON":
-                        mem.symbols.append(SymbolInfo(sym.name, sym["st_size"], "COMMON", "ram"))
+                        mem.symbols.append(SymbolInfo(sym.name, sym["st_size"], "COMMON", "ram", kindname, src))
                         continue
                     if not isinstance(shndx, int) or shndx not in kinds:
                         continue
                     secname, kind = kinds[shndx]
                     mem.symbols.append(SymbolInfo(sym.name, sym["st_size"], secname,
-                                                  "ram" if kind in ("ram", "both") else "flash"))
-    except (ELFError, OSError, ValueError) as err:
+                                                  "ram" if kind in ("ram", "both") else "flash", kindname, src))
+    except (ELFError, OSError, ValueError, KeyError) as err:
         raise McuforgeError(f"{path}: not a readable ELF file ({err})") from None
     return mem
+
+
+def _symbol_dict(s: SymbolInfo) -> dict:
+    d = asdict(s)
+    if d["file"] is None:
+        del d["file"]
+    return d
+
+
+def model_breakdown(mem: ElfMemory, model: str) -> dict:
+    """The model's own memory: arena, other RAM, weights, code (model + runtime)."""
+    own = mem.model_symbols(model)
+    runtime = [s for s in mem.runtime_symbols() if not s.name.startswith(model + "_")]
+    arena = mem.symbol(f"{model}_arena")
+    arena_bytes = arena.size if arena else None
+    ram_syms = [s for s in own + runtime if s.kind == "ram"]
+    other_ram = sum(s.size for s in ram_syms if s is not arena)
+    weights = sum(s.size for s in own if s.kind == "flash" and s.type == "object")
+    model_code = sum(s.size for s in own if s.kind == "flash" and s.type == "func")
+    runtime_code = sum(s.size for s in runtime if s.kind == "flash" and s.type == "func")
+    runtime_const = sum(s.size for s in runtime if s.kind == "flash" and s.type == "object")
+    # .data objects occupy flash too (their initial values).
+    data_init = sum(s.size for s in ram_syms if s.section.startswith(BOTH))
+    flash = weights + model_code + runtime_code + runtime_const + data_init
+    ram = (arena_bytes or 0) + other_ram
+    symbols = sorted(own + runtime, key=lambda s: (-s.size, s.name))
+    return {
+        "name": model,
+        "arena_bytes": arena_bytes,
+        "other_ram_bytes": other_ram,
+        "ram_bytes": ram,
+        "weights_bytes": weights,
+        "code_bytes": model_code + runtime_code,
+        "model_code_bytes": model_code,
+        "runtime_code_bytes": runtime_code,
+        "runtime_const_bytes": runtime_const,
+        "flash_bytes": flash,
+        "symbols": [_symbol_dict(s) for s in symbols],
+    }
 
 
 def summarize(mem: ElfMemory, model: str | None) -> dict:
     out = {
         "elf": mem.path,
+        "machine": mem.machine,
         "ram_bytes": mem.ram,
         "flash_bytes": mem.flash,
         "ram_by_section": dict(sorted(mem.ram_by_section.items())),
         "flash_by_section": dict(sorted(mem.flash_by_section.items())),
     }
     if model:
-        syms = mem.model_symbols(model)
-        arena = mem.symbol(f"{model}_arena")
-        out["model"] = {
-            "name": model,
-            "arena_bytes": arena.size if arena else None,
-            "ram_bytes": sum(s.size for s in syms if s.kind == "ram"),
-            "flash_bytes": sum(s.size for s in syms if s.kind == "flash"),
-            "symbols": [{"name": s.name, "size": s.size, "section": s.section, "kind": s.kind}
-                        for s in sorted(syms, key=lambda s: (-s.size, s.name))],
-        }
+        out["model"] = model_breakdown(mem, model)
     return out
 
 
+def _fmt(n: int) -> str:
+    return f"{n:,} B" if n < 10 * 1024 else f"{n:,} B ({n / 1024:.1f} KiB)"
+
+
+def format_text(summary: dict) -> str:
+    lines = [f"{summary['elf']}: RAM {_fmt(summary['ram_bytes'])}, flash {_fmt(summary['flash_bytes'])}"]
+    w = max([len(k) for k in list(summary["ram_by_section"]) + list(summary["flash_by_section"])] + [7])
+    lines.append(f"  {'section':<{w}} {'RAM':>10} {'flash':>10}")
+    names = sorted(set(summary["ram_by_section"]) | set(summary["flash_by_section"]),
+                   key=lambda n: -(summary["ram_by_section"].get(n, 0) + summary["flash_by_section"].get(n, 0)))
+    for n in names:
+        r, f = summary["ram_by_section"].get(n, 0), summary["flash_by_section"].get(n, 0)
+        lines.append(f"  {n:<{w}} {r or '':>10} {f or '':>10}")
+    m = summary.get("model")
+    if m:
+        lines.append(f"model {m['name']}: RAM {_fmt(m['ram_bytes'])} (arena {m['arena_bytes']}, other "
+                     f"{m['other_ram_bytes']}), flash {_fmt(m['flash_bytes'])} (weights {m['weights_bytes']}, "
+                     f"code {m['code_bytes']}: model {m['model_code_bytes']} + runtime mcf_* "
+                     f"{m['runtime_code_bytes']})")
+    for what in ("sram", "flash"):
+        b = summary.get(f"{what}_budget")
+        if b is not None:
+            used = summary[f"{what}_used"]
+            lines.append(f"{'SRAM' if what == 'sram' else 'flash'} budget {_fmt(b)}: {used['scope']} uses "
+                         f"{_fmt(used['bytes'])} ({100.0 * used['bytes'] / b:.1f}%)" if b else "")
+    return "\n".join(l for l in lines if l)
+
+
+def top_consumers(summary: dict, mem: ElfMemory, kind: str, n: int = 5) -> list[dict]:
+    if summary.get("model"):
+        syms = [s for s in summary["model"]["symbols"] if s["kind"] == kind or (kind == "flash" and
+                                                                             s["section"].startswith(BOTH))]
+    else:
+        syms = [_symbol_dict(s) for s in mem.symbols if s.kind == kind or (kind == "flash" and
+                                                                            s.section.startswith(BOTH))]
+    return sorted(syms, key=lambda s: (-s["size"], s["name"]))[:n]
+
+
+def check(summary: dict, mem: ElfMemory, sram: int | None, flash: int | None) -> list[str]:
+    """Fill in the budget verdict; return the over-budget messages."""
+    m = summary.get("model")
+    scope = f"model {m['name']}" if m else "the image"
+    summary["sram_budget"], summary["flash_budget"] = sram, flash
+    problems = []
+    for what, budget, used, kind, symbol, arg, flag in (
+            ("SRAM", sram, m["ram_bytes"] if m else mem.ram, "ram", "CONFIG_MCUFORGE_SRAM_BUDGET_KB",
+             "SRAM_BUDGET", "--sram-budget"),
+            ("flash", flash, m["flash_bytes"] if m else mem.flash, "flash", "CONFIG_MCUFORGE_FLASH_BUDGET_KB",
+             "FLASH_BUDGET", "--flash-budget")):
+        key = "sram" if what == "SRAM" else "flash"
+        summary[f"{key}_used"] = {"scope": scope, "bytes": used}
+        if budget is None or budget == 0 or used <= budget:
+            continue
+        top = top_consumers(summary, mem, kind)
+        tops = ", ".join(f"{s['name']} {s['size']} B" for s in top)
+        need_kb = (used + 1023) // 1024
+        problems.append(
+            f"{scope} needs {used} bytes of {what}, the budget is {budget} ({budget // 1024} KiB), "
+            f"{used - budget} over; largest: {tops}; raise {symbol} to at least {need_kb} "
+            f"(or {arg} of mcuforge_add_model, {flag} {need_kb}K) or use a smaller model"
+            + (" / the patch-based schedule (CONFIG_MCUFORGE_SCHEDULE_AUTO)" if what == "SRAM" else ""))
+    summary["fits"] = not problems
+    summary["problems"] = problems
+    return problems
+
+
 def main_check(args) -> int:
+    import sys
+
     mem = read_elf(Path(args.elf))
-    summary = summarize(mem, args.model)
+    model = getattr(args, "model", None)
+    summary = summarize(mem, model)
     sram = parse_size(args.sram_budget, "--sram-budget") if args.sram_budget else None
     flash = parse_size(args.flash_budget, "--flash-budget") if args.flash_budget else None
-    if args.model and summary["model"]["arena_bytes"] is None:
-        raise McuforgeError(f"{args.elf}: no symbol '{args.model}_arena'; is --model the name given to compile?")
-    summary["sram_budget"], summary["flash_budget"] = sram, flash
+    if model and summary["model"]["arena_bytes"] is None:
+        raise McuforgeError(f"{args.elf}: no symbol '{model}_arena'; is --model the name given to compile?")
+    problems = check(summary, mem, sram, flash)
+    report = getattr(args, "report", None)
+    if report:
+        Path(report).parent.mkdir(parents=True, exist_ok=True)
+        Path(report).write_text(json.dumps(summary, indent=2) + "\n")
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{args.elf}: RAM {mem.ram} bytes, flash {mem.flash} bytes")
-        if args.model:
-            m = summary["model"]
-            print(f"model {args.model}: arena {m['arena_bytes']} bytes, RAM {m['ram_bytes']}, flash {m['flash_bytes']}")
-    over = []
-    if sram is not None and mem.ram > sram:
-        over.append(f"RAM {mem.ram} > budget {sram}")
-    if flash is not None and mem.flash > flash:
-        over.append(f"flash {mem.flash} > budget {flash}")
-    if over:
-        top = sorted(mem.symbols, key=lambda s: -s.size)[:5]
-        tops = ", ".join(f"{s.name} ({s.size} B {s.kind})" for s in top)
-        raise BudgetError(f"{args.elf}: over budget: {'; '.join(over)}; largest symbols: {tops}; "
-                          "raise --sram-budget/--flash-budget (CONFIG_MCUFORGE_SRAM_BUDGET_KB / "
-                          "CONFIG_MCUFORGE_FLASH_BUDGET_KB) or shrink the model")
+        print(format_text(summary))
+    if problems:
+        msg = f"{args.elf}: over budget: " + "; ".join(problems)
+        if getattr(args, "warn_only", False):
+            print(f"mcuforge: WARNING: {msg}", file=sys.stderr)
+            return 0
+        raise BudgetError(msg)
     return 0
