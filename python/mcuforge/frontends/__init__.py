@@ -6,6 +6,8 @@ through the plugin registry by file suffix:
 * ``onnx``  -- ``.onnx`` files, float or QDQ-quantized (``onnx.load``).
 * ``torch`` -- ``.pt2`` files written by ``torch.export.save``, and the Python
   API ``from_torch(module, example_input)``; both go through ONNX.
+* ``tflite`` -- ``.tflite`` files, full-integer int8 (the ``tflite`` schema
+  package); scales, zero points, weights and biases kept as in the file.
 """
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ SUPPORTED_OPS = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWIS
 _ACTIVATIONS = {0: ("NONE", -INF, INF), 1: ("RELU", 0.0, INF), 2: ("RELU_N1_TO_1", -1.0, 1.0),
                 3: ("RELU6", 0.0, 6.0), 4: ("TANH", None, None), 5: ("SIGN_BIT", None, None)}
 
-CONVERT_HINT = ("convert it as a full-integer int8 model: converter.optimizations = [tf.lite.Optimize.DEFAULT], "
+CONVERT_HINT = ("convert with full-integer quantization: converter.optimizations = [tf.lite.Optimize.DEFAULT], "
                 "converter.representative_dataset = <calibration samples>, converter.target_spec."
                 "supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8], converter.inference_input_type = tf.int8, "
                 "converter.inference_output_type = tf.int8")
@@ -586,8 +586,8 @@ class _Importer:
 
     def _same_quant(self, op: _TOp, a: str, b: str) -> None:
         if not self.tensors[a].quant.same_as(self.tensors[b].quant):
-            raise _Unsupported(f"input and output quantization differ (TFLite requires them equal for "
-                               f"{op.opname})")
+            raise _Unsupported(f"input '{a}' and output '{b}' are quantized differently (TFLM requires the "
+                               f"same scale and zero point for {op.opname})")
 
     def _fused(self, op: _TOp, out_index: int) -> tuple[float, float]:
         code = _option(op.options, "FusedActivationFunction", 0)
@@ -780,7 +780,10 @@ class _Importer:
         expected = list(shapes[0])
         expected[axis] = sum(s[axis] for s in shapes)
         self._emit(op, "concat", ins, {"axis": axis})
-        self._check_shape(op, self.names[op.outputs[0]], tuple(expected))
+        out = self.names[op.outputs[0]]
+        self._check_shape(op, out, tuple(expected))
+        for i in ins:  # TFLM's CONCATENATION copies bytes: it requires this (LiteRT rescales in float)
+            self._same_quant(op, i, out)
 
 
 FRONTEND = Frontend(name="tflite", suffixes=(".tflite",), load=load, sniff=sniff)
