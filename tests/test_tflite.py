@@ -4,7 +4,8 @@ For each of the four int8 reference models of MLPerf Tiny (read from
 ../shared/models, never copied into the repository): the generated C, built
 once with the host gcc, gives exactly the bytes of the ``tflite-micro``
 interpreter (TFLM's reference kernels) on 20 seeded random inputs, and so
-does the NumPy reference; ``mcuforge compare`` finds no difference, and names
+do the NumPy reference and the same C cross-compiled for Cortex-M4 and run
+under QEMU; ``mcuforge compare`` finds no difference, and names
 the layer whose multiplier a test changed. Small models built here with the
 flatbuffer object API cover the operators and options the four do not use,
 and bad files (float, uint8, custom op, unsupported ops, truncated, garbage)
@@ -87,6 +88,22 @@ def test_c_equals_tflm(mlperf):
     for i in range(len(xs)):
         assert np.array_equal(got[i], want[i]), \
             f"{key} input {i}: C {got[i].tolist()} != TFLM {want[i].tolist()}"
+
+
+@needs_models
+def test_cortex_m4_under_qemu_equals_tflm(mlperf, tmp_path):
+    """The same C cross-compiled for Cortex-M4 (arm-none-eabi-gcc) and run under QEMU."""
+    from mcuforge import qemu
+
+    missing = qemu.tools_missing()
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (apt-get install gcc-arm-none-eabi "
+                    f"libnewlib-arm-none-eabi qemu-system-arm)")
+    key, plan, out, _, xs, want = mlperf
+    elf = qemu.build(plan, out, tmp_path, "qemu-cortex-m4")
+    got = qemu.run(plan, elf, xs, "qemu-cortex-m4")[0][0].reshape(len(xs), -1)
+    for i in range(len(xs)):
+        assert np.array_equal(got[i], want[i]), f"{key} input {i}: Cortex-M4 output differs from TFLM"
 
 
 @needs_models
