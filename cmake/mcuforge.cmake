@@ -1,0 +1,228 @@
+# mcuforge CMake API, usable with or without Zephyr.
+#
+#   include(<mcuforge>/cmake/mcuforge.cmake)      # Zephyr: done by the module
+#   mcuforge_add_model(<target> MODEL <file>
+#                      [NAME <id>] [CALIBRATION <file.npy|.npz>]
+#                      [SRAM_BUDGET <size>] [FLASH_BUDGET <size>]
+#                      [SCHEDULE layer|patch|auto] [PATCH_GRID <n>]
+#                      [TRAINING none|bias|sparse|full] [KERNELS portable|arm-dsp]
+#                      [CHECK_ELF])
+#
+# The generator (python -m mcuforge.cli compile) runs at build time through
+# add_custom_command, writes only into ${CMAKE_CURRENT_BINARY_DIR}/mcuforge/<id>/
+# and re-runs when the model, the calibration data or the generator (its
+# Python sources and runtime kernels) change, and not otherwise. The model's
+# C files are compiled into <target>; the runtime kernels (mcf_*) once per
+# build into the library target `mcuforge_runtime`.
+#
+# Under Zephyr (CONFIG_MCUFORGE=y) the options come from Kconfig
+# (CONFIG_MCUFORGE_*); an explicit argument wins and the build says so. With
+# CONFIG_MCUFORGE_MEMORY_CHECK=y the linked zephyr.elf is checked against
+# the budgets after linking (mcuforge check-elf) and the report written to
+# ${CMAKE_CURRENT_BINARY_DIR}/mcuforge/<id>_memory.json. Outside Zephyr,
+# CHECK_ELF does the same for an executable <target>.
+#
+# Cache variable MCUFORGE_PYTHON: the Python that runs the generator (default:
+# the repository's .venv if present, else the Python CMake or Zephyr found).
+include_guard(GLOBAL)
+
+get_filename_component(MCUFORGE_ROOT "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
+set(MCUFORGE_PACKAGE_DIR "${MCUFORGE_ROOT}/python/mcuforge")
+set(MCUFORGE_RUNTIME_INCLUDE_DIR "${MCUFORGE_PACKAGE_DIR}/runtime/include")
+set(MCUFORGE_RUNTIME_SOURCE_DIR "${MCUFORGE_PACKAGE_DIR}/runtime/src")
+
+if(EXISTS "${MCUFORGE_ROOT}/.venv/bin/python")
+  set(_mcuforge_python_default "${MCUFORGE_ROOT}/.venv/bin/python")
+elseif(DEFINED Python3_EXECUTABLE)
+  set(_mcuforge_python_default "${Python3_EXECUTABLE}")
+elseif(DEFINED PYTHON_EXECUTABLE)
+  set(_mcuforge_python_default "${PYTHON_EXECUTABLE}")
+else()
+  find_package(Python3 3.10 REQUIRED COMPONENTS Interpreter)
+  set(_mcuforge_python_default "${Python3_EXECUTABLE}")
+endif()
+set(MCUFORGE_PYTHON "${_mcuforge_python_default}" CACHE FILEPATH
+    "Python interpreter with mcuforge's dependencies (numpy, onnx, pyelftools)")
+
+# The generator itself: a change to any of these re-runs every model.
+file(GLOB_RECURSE MCUFORGE_GENERATOR_DEPENDS
+     "${MCUFORGE_PACKAGE_DIR}/*.py"
+     "${MCUFORGE_PACKAGE_DIR}/runtime/*.c"
+     "${MCUFORGE_PACKAGE_DIR}/runtime/*.h")
+list(SORT MCUFORGE_GENERATOR_DEPENDS)
+
+# The generator runs from this source tree whether or not mcuforge is installed.
+set(MCUFORGE_COMMAND
+    ${CMAKE_COMMAND} -E env "PYTHONPATH=${MCUFORGE_ROOT}/python"
+    ${MCUFORGE_PYTHON} -m mcuforge.cli)
+
+function(mcuforge_runtime_sources out_var)
+  file(GLOB _sources "${MCUFORGE_RUNTIME_SOURCE_DIR}/*.c")
+  list(SORT _sources)
+  set(${out_var} ${_sources} PARENT_SCOPE)
+endfunction()
+
+# The runtime kernels, once per build. Zephyr's module defines it as a
+# zephyr library (compiled with the kernel's flags); elsewhere a static
+# library, from which the linker takes only the kernels a model calls.
+function(_mcuforge_runtime_library)
+  if(TARGET mcuforge_runtime)
+    return()
+  endif()
+  mcuforge_runtime_sources(_sources)
+  add_library(mcuforge_runtime STATIC ${_sources})
+  target_include_directories(mcuforge_runtime PUBLIC "${MCUFORGE_RUNTIME_INCLUDE_DIR}")
+  set_target_properties(mcuforge_runtime PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON)
+endfunction()
+
+function(_mcuforge_kconfig_choice out_var prefix)
+  # _mcuforge_kconfig_choice(var SCHEDULE layer patch auto)
+  set(${out_var} "" PARENT_SCOPE)
+  foreach(option ${ARGN})
+    string(TOUPPER "${option}" upper)
+    string(REPLACE "-" "_" upper "${upper}")
+    if(CONFIG_MCUFORGE_${prefix}_${upper})
+      set(${out_var} "${option}" PARENT_SCOPE)
+    endif()
+  endforeach()
+endfunction()
+
+function(mcuforge_add_model target)
+  cmake_parse_arguments(PARSE_ARGV 1 MF "CHECK_ELF"
+    "MODEL;NAME;CALIBRATION;SRAM_BUDGET;FLASH_BUDGET;SCHEDULE;PATCH_GRID;TRAINING;KERNELS" "")
+  if(MF_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "mcuforge_add_model(${target}): unknown arguments: ${MF_UNPARSED_ARGUMENTS}")
+  endif()
+  if(NOT TARGET ${target})
+    message(FATAL_ERROR "mcuforge_add_model(${target}): no target named '${target}'; "
+                        "create it first (add_executable, add_library; under Zephyr: app)")
+  endif()
+  if(NOT MF_MODEL)
+    message(FATAL_ERROR "mcuforge_add_model(${target}): MODEL <file> is required")
+  endif()
+  get_filename_component(model "${MF_MODEL}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+  if(MF_NAME)
+    set(name "${MF_NAME}")
+  else()
+    get_filename_component(name "${model}" NAME_WE)
+    string(MAKE_C_IDENTIFIER "${name}" name)
+  endif()
+  if(NOT name MATCHES "^[A-Za-z_][A-Za-z0-9_]*$")
+    message(FATAL_ERROR "mcuforge_add_model(${target}): NAME '${name}' is not a C identifier")
+  endif()
+
+  # Zephyr: Kconfig gives the options; an explicit argument wins.
+  set(zephyr OFF)
+  if(COMMAND zephyr_library_named)
+    set(zephyr ON)
+    if(NOT CONFIG_MCUFORGE)
+      message(FATAL_ERROR "mcuforge_add_model(${target}): add CONFIG_MCUFORGE=y to prj.conf")
+    endif()
+    set(kconfig_SRAM_BUDGET "")
+    if(CONFIG_MCUFORGE_SRAM_BUDGET_KB)  # 0: no budget
+      set(kconfig_SRAM_BUDGET "${CONFIG_MCUFORGE_SRAM_BUDGET_KB}K")
+    endif()
+    set(kconfig_FLASH_BUDGET "")
+    if(CONFIG_MCUFORGE_FLASH_BUDGET_KB)
+      set(kconfig_FLASH_BUDGET "${CONFIG_MCUFORGE_FLASH_BUDGET_KB}K")
+    endif()
+    _mcuforge_kconfig_choice(kconfig_SCHEDULE SCHEDULE layer patch auto)
+    set(kconfig_PATCH_GRID "${CONFIG_MCUFORGE_PATCH_GRID}")
+    _mcuforge_kconfig_choice(kconfig_TRAINING TRAINING none bias sparse full)
+    _mcuforge_kconfig_choice(kconfig_KERNELS KERNELS portable arm-dsp)
+    set(symbol_SRAM_BUDGET CONFIG_MCUFORGE_SRAM_BUDGET_KB)
+    set(symbol_FLASH_BUDGET CONFIG_MCUFORGE_FLASH_BUDGET_KB)
+    set(symbol_SCHEDULE CONFIG_MCUFORGE_SCHEDULE)
+    set(symbol_PATCH_GRID CONFIG_MCUFORGE_PATCH_GRID)
+    set(symbol_TRAINING CONFIG_MCUFORGE_TRAINING)
+    set(symbol_KERNELS CONFIG_MCUFORGE_KERNELS)
+    foreach(opt SRAM_BUDGET FLASH_BUDGET SCHEDULE PATCH_GRID TRAINING KERNELS)
+      if(DEFINED MF_${opt})
+        if(NOT "${MF_${opt}}" STREQUAL "${kconfig_${opt}}")
+          message(STATUS "mcuforge: ${name}: ${opt} ${MF_${opt}} (argument of mcuforge_add_model) "
+                         "overrides ${symbol_${opt}} (${kconfig_${opt}})")
+        endif()
+      else()
+        set(MF_${opt} "${kconfig_${opt}}")
+      endif()
+    endforeach()
+  endif()
+
+  set(outdir "${CMAKE_CURRENT_BINARY_DIR}/mcuforge/${name}")
+  set(outputs "${outdir}/${name}.c" "${outdir}/${name}.h" "${outdir}/${name}_weights.c"
+              "${outdir}/report.json")
+  set(args compile "${model}" -o "${outdir}" --name "${name}")
+  set(depends "${model}")
+  if(MF_CALIBRATION)
+    get_filename_component(calibration "${MF_CALIBRATION}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+    list(APPEND args --calibration "${calibration}")
+    list(APPEND depends "${calibration}")
+  endif()
+  foreach(opt SCHEDULE PATCH_GRID TRAINING KERNELS)
+    string(TOLOWER "${opt}" flag)
+    string(REPLACE "_" "-" flag "${flag}")
+    if(NOT "${MF_${opt}}" STREQUAL "")
+      list(APPEND args --${flag} "${MF_${opt}}")
+    endif()
+  endforeach()
+
+  # Budgets: checked by the generator (exit 3 before anything is compiled),
+  # or, under Zephyr with CONFIG_MCUFORGE_MEMORY_CHECK, on the linked ELF, so
+  # that CONFIG_MCUFORGE_MEMORY_CHECK_FAIL=n can turn it into a warning. The
+  # automatic and patch-based schedules always get the budget: they plan with it.
+  set(check_args "")
+  foreach(opt SRAM_BUDGET FLASH_BUDGET)
+    string(TOLOWER "${opt}" flag)
+    string(REPLACE "_" "-" flag "${flag}")
+    if(NOT "${MF_${opt}}" STREQUAL "")
+      list(APPEND check_args --${flag} "${MF_${opt}}")
+      if(NOT (zephyr AND CONFIG_MCUFORGE_MEMORY_CHECK) OR (opt STREQUAL "SRAM_BUDGET" AND
+         ("${MF_SCHEDULE}" STREQUAL "auto" OR "${MF_SCHEDULE}" STREQUAL "patch")))
+        list(APPEND args --${flag} "${MF_${opt}}")
+      endif()
+    endif()
+  endforeach()
+
+  add_custom_command(
+    OUTPUT ${outputs}
+    COMMAND ${MCUFORGE_COMMAND} -q ${args}
+    DEPENDS ${depends} ${MCUFORGE_GENERATOR_DEPENDS}
+    COMMENT "mcuforge: generating ${name} from ${MF_MODEL}"
+    VERBATIM)
+  add_custom_target(mcuforge_generate_${name} DEPENDS ${outputs})
+
+  target_sources(${target} PRIVATE "${outdir}/${name}.c" "${outdir}/${name}_weights.c" "${outdir}/${name}.h")
+  target_include_directories(${target} PRIVATE "${outdir}" "${MCUFORGE_RUNTIME_INCLUDE_DIR}")
+  add_dependencies(${target} mcuforge_generate_${name})
+  if(NOT zephyr)
+    _mcuforge_runtime_library()
+    target_link_libraries(${target} PRIVATE mcuforge_runtime)
+  endif()
+
+  set(MCUFORGE_${name}_DIR "${outdir}" PARENT_SCOPE)
+
+  # Post-link memory check.
+  set(report "${CMAKE_CURRENT_BINARY_DIR}/mcuforge/${name}_memory.json")
+  if(zephyr AND CONFIG_MCUFORGE_MEMORY_CHECK)
+    set(elf_target ${logical_target_for_zephyr_elf})
+    if(NOT CONFIG_MCUFORGE_MEMORY_CHECK_FAIL)
+      list(APPEND check_args --warn-only)
+    endif()
+  elseif(MF_CHECK_ELF)
+    get_target_property(type ${target} TYPE)
+    if(NOT type STREQUAL "EXECUTABLE")
+      message(FATAL_ERROR "mcuforge_add_model(${target}): CHECK_ELF needs an executable target")
+    endif()
+    set(elf_target ${target})
+  else()
+    return()
+  endif()
+  add_custom_command(
+    OUTPUT "${report}"
+    COMMAND ${MCUFORGE_COMMAND} check-elf "$<TARGET_FILE:${elf_target}>" --model "${name}"
+            ${check_args} --report "${report}"
+    DEPENDS ${elf_target}
+    COMMENT "mcuforge: checking ${name} in the linked ELF against the budgets"
+    VERBATIM)
+  add_custom_target(mcuforge_check_${name} ALL DEPENDS "${report}")
+endfunction()
