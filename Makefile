@@ -15,6 +15,7 @@ test:
 bench:
 	@bash scripts/bootstrap.sh test
 	$(PY) bench/memory.py
+	$(PY) bench/mlperf_tiny.py
 
 clean:
 	rm -rf out build .pytest_cache

@@ -11,9 +11,6 @@ bench/results/memory.md, and refreshes the table in README.md.
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,27 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
-
-
-def flash_bytes(outdir: Path, name: str) -> int | None:
-    """.text + .rodata + .data of the model's objects for Cortex-M4 (-Os)."""
-    from mcuforge.codegen.portable import c_sources, include_dirs
-    from mcuforge.elfcheck import read_elf
-
-    gcc = shutil.which("arm-none-eabi-gcc")
-    if gcc is None:
-        return None
-    total = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        for src in c_sources(outdir, name):
-            obj = Path(tmp) / (src.stem + ".o")
-            subprocess.run([gcc, "-mcpu=cortex-m4", "-mthumb", "-Os", "-std=c99", "-ffunction-sections",
-                            "-fdata-sections", *[f"-I{d}" for d in include_dirs(outdir)], "-c", str(src),
-                            "-o", str(obj)], check=True)
-            total += read_elf(obj).flash
-    return total
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, ROOT, flash_bytes, update_readme  # noqa: E402,F401  (shared with bench/*.py)
 
 
 def models():
@@ -95,15 +73,6 @@ def markdown(rows: list[dict]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def update_readme(table: str, marker: str = "memory") -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    begin, end = f"<!-- bench:{marker}:begin -->", f"<!-- bench:{marker}:end -->"
-    if begin in text and end in text:
-        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), begin + "\n" + table + end, text, flags=re.S)
-        readme.write_text(text)
-
-
 def main() -> int:
     sys.path.insert(0, str(ROOT / "python"))
     import torch
@@ -120,7 +89,7 @@ def main() -> int:
     (RESULTS / "memory.json").write_text(json.dumps(rows, indent=2) + "\n")
     table = markdown(rows)
     (RESULTS / "memory.md").write_text(table)
-    update_readme(table)
+    update_readme(table, "memory")
     print(table)
     return 0
 

@@ -1,0 +1,53 @@
+"""Helpers shared by the benchmark scripts (bench/*.py).
+
+* ``flash_bytes``: .text + .rodata + .data of a generated model's objects
+  compiled for Cortex-M4 with arm-none-eabi-gcc -Os (weights + code);
+* ``update_readme``: replace the table between ``<!-- bench:<marker>:begin -->``
+  and ``<!-- bench:<marker>:end -->`` in README.md.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+if str(ROOT / "python") not in sys.path:
+    sys.path.insert(0, str(ROOT / "python"))
+
+
+def flash_bytes(outdir: Path, name: str) -> int | None:
+    """.text + .rodata + .data of the model's objects for Cortex-M4 (-Os)."""
+    from mcuforge.codegen.portable import c_sources, include_dirs
+    from mcuforge.elfcheck import read_elf
+
+    gcc = shutil.which("arm-none-eabi-gcc")
+    if gcc is None:
+        return None
+    total = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for src in c_sources(outdir, name):
+            obj = Path(tmp) / (src.stem + ".o")
+            subprocess.run([gcc, "-mcpu=cortex-m4", "-mthumb", "-Os", "-std=c99", "-ffunction-sections",
+                            "-fdata-sections", *[f"-I{d}" for d in include_dirs(outdir)], "-c", str(src),
+                            "-o", str(obj)], check=True)
+            total += read_elf(obj).flash
+    return total
+
+
+def update_readme(table: str, marker: str) -> bool:
+    """Put `table` between the README markers of `marker`; False when they are missing."""
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    begin, end = f"<!-- bench:{marker}:begin -->", f"<!-- bench:{marker}:end -->"
+    if begin not in text or end not in text:
+        return False
+    text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: begin + "\n" + table + end, text,
+                  flags=re.S)
+    readme.write_text(text)
+    return True
