@@ -34,6 +34,8 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flash-budget", metavar="SIZE", help="flash the model may use, e.g. 1M")
     p.add_argument("--schedule", choices=["layer", "patch", "auto"], help="layer by layer, patch-based, or auto")
     p.add_argument("--patch-grid", type=int, metavar="N", help="patches per side (0: chosen by the planner)")
+    p.add_argument("--patch-max-overhead", type=float, metavar="F",
+                   help="extra MACs a patch schedule may cost, as a fraction (default 0.3)")
     p.add_argument("--training", choices=["none", "bias", "sparse", "full"], help="on-device training mode")
     p.add_argument("--kernels", choices=["portable", "arm-dsp"], help="C kernel set")
     p.add_argument("--kconfig", metavar="PATH", help="take the options from a Zephyr .config (CONFIG_MCUFORGE_*)")
@@ -44,7 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mcuforge {__version__}")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    # --debug / --quiet are accepted after the verb too
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **k: _add_parser(*a, parents=[common], **k)  # type: ignore[method-assign]
 
     c = sub.add_parser("compile", help="compile a model to C")
     c.add_argument("model")
@@ -91,6 +99,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         base.update(from_kconfig(Path(args.kconfig)))
     explicit = dict(
         name=args.name, calibration=args.calibration, schedule=args.schedule, patch_grid=args.patch_grid,
+        patch_max_overhead=args.patch_max_overhead,
         training=args.training, kernels=args.kernels,
         sram_budget=parse_size(args.sram_budget, "--sram-budget") if args.sram_budget else None,
         flash_budget=parse_size(args.flash_budget, "--flash-budget") if args.flash_budget else None,

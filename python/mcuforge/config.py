@@ -19,6 +19,7 @@ class BuildConfig:
     flash_budget: int | None = None
     schedule: str = "layer"
     patch_grid: int = 0  # 0 = chosen by the planner
+    patch_max_overhead: float | None = None  # extra MACs a patch schedule may cost (0.3 = 30%); None: default
     training: str = "none"
     kernels: str = "portable"
     calibration: str | None = None
@@ -30,6 +31,8 @@ class BuildConfig:
             raise McuforgeError(f"--training: '{self.training}' is not one of {', '.join(TRAINING_MODES)}")
         if self.kernels not in KERNEL_SETS:
             raise McuforgeError(f"--kernels: '{self.kernels}' is not one of {', '.join(KERNEL_SETS)}")
+        if self.patch_max_overhead is not None and not 0 <= self.patch_max_overhead <= 100:
+            raise McuforgeError("--patch-max-overhead: give a fraction of extra MACs, e.g. 0.3 for 30%")
         if self.patch_grid < 0:
             raise McuforgeError("--patch-grid: must be 0 (automatic) or a positive grid size")
         if self.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):

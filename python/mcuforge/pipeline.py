@@ -21,7 +21,7 @@ from . import registry
 from .config import BuildConfig
 from .ir import Graph, McuforgeError
 from .ops import check_supported
-from .plan import Plan, build_plan, check_budget
+from .plan import Plan, check_budget, plan_schedule
 
 Progress = Callable[[str], None]
 
@@ -76,9 +76,8 @@ def quantize_graph(graph: Graph, calibration: str | None, progress: Progress = _
 
 def _check_available(config: BuildConfig) -> None:
     """Options the parser knows but this version cannot build yet fail clearly."""
-    if config.schedule == "patch" or config.patch_grid:
-        raise McuforgeError("--schedule patch / --patch-grid: patch-based inference is not available in this "
-                            "version; use --schedule layer or auto")
+    if config.patch_grid and config.schedule == "layer":
+        raise McuforgeError("--patch-grid: only meaningful with --schedule patch or auto")
     if config.training != "none":
         raise McuforgeError(f"--training {config.training}: on-device training is not available in this version; "
                             "use --training none")
@@ -96,8 +95,12 @@ def plan_model(model: Path | Graph, config: BuildConfig, progress: Progress = _q
         graph = load_model(Path(model))
     graph = canonicalize(graph)
     qgraph = quantize_graph(graph, config.calibration, progress)
-    progress(f"planning memory ({len(qgraph.nodes)} nodes)")
-    plan = build_plan(qgraph, config)
+    progress(f"planning memory ({len(qgraph.nodes)} nodes, schedule {config.schedule})")
+    plan = plan_schedule(qgraph, config)
+    if plan.patch is not None:
+        st = plan.patch
+        progress(f"patch schedule: {st.split} layers per patch on a {st.grid}x{st.grid} grid, arena "
+                 f"{plan.arena_size} bytes (layer by layer {st.layer_arena}), {st.mac_overhead:.1%} extra MACs")
     return plan
 
 

@@ -5,6 +5,7 @@ the plots read. Nothing downstream re-derives shapes, lifetimes or offsets.
 """
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +14,10 @@ import numpy as np
 
 from . import __version__
 from .config import BuildConfig
-from .ir import BudgetError, Graph, McuforgeError
+from .ir import BudgetError, Graph, McuforgeError, Node
 from .memory import MemoryPlan, plan_memory
 from .ops import OPS, Step, check_supported
+from .schedule.patch import DEFAULT_MAX_MAC_OVERHEAD, PatchStage, candidates, patch_steps, valid_split
 
 PLAN_FILE = "plan.pickle"
 
@@ -30,6 +32,7 @@ class Plan:
     schedule: str = "layer"
     generator_version: str = __version__
     extra: dict = field(default_factory=dict)
+    patch: "PatchStage | None" = None  # the per-patch stage of a patch schedule
 
     # ---- convenient views ------------------------------------------------
     @property
@@ -53,6 +56,9 @@ class Plan:
 
     @property
     def macs(self) -> int:
+        """MACs of one inference (a patch schedule's include its recomputation)."""
+        if self.patch is not None:
+            return self.patch.macs
         return sum(s.macs for s in self.steps)
 
     def sram_bytes(self) -> int:
@@ -97,30 +103,140 @@ def lower(graph: Graph) -> tuple[list[Step], list[tuple[str, str]]]:
     return steps, aliases
 
 
-def build_plan(graph: Graph, config: BuildConfig, allow_inplace: bool = True) -> Plan:
-    """Layer-by-layer plan of a quantized graph."""
+def _scratch(step: Step) -> int:
     from .kernels import SCRATCH_SIZE
 
+    fn = SCRATCH_SIZE.get(step.kernel)
+    return int(fn(step.params)) if fn else 0
+
+
+def _fresh(steps: list[Step]) -> list[Step]:
+    return [dataclasses.replace(s) for s in steps]
+
+
+def _best_memory(graph: Graph, steps: list[Step], aliases, allow_inplace: bool, prefix_len: int = 0):
+    """Plan memory with and without in-place reuse (which merges lifetimes, and
+    a greedy placement does not always turn that into a lower peak); keep the
+    lower. Returns (steps as planned, MemoryPlan)."""
+    best = None
+    for inplace in ((True, False) if allow_inplace else (False,)):
+        attempt = steps[:prefix_len] + _fresh(steps[prefix_len:])
+        mem = plan_memory(graph, attempt, aliases, scratch_size=_scratch, allow_inplace=inplace)
+        if best is None or mem.arena_size < best[1].arena_size:
+            best = (attempt, mem)
+    return best
+
+
+def build_plan(graph: Graph, config: BuildConfig, allow_inplace: bool = True) -> Plan:
+    """Layer-by-layer plan of a quantized graph."""
     if len(graph.inputs) != 1:
         raise McuforgeError(f"{graph.source or graph.name}: exactly one model input is supported, "
                             f"this model has {len(graph.inputs)}")
-    def scratch(step: Step) -> int:
-        fn = SCRATCH_SIZE.get(step.kernel)
-        return int(fn(step.params)) if fn else 0
-
-    # In-place reuse merges lifetimes, which a greedy placement does not
-    # always turn into a lower peak: plan both ways and keep the lower.
-    best = None
-    for inplace in ((True, False) if allow_inplace else (False,)):
-        steps, aliases = lower(graph)
-        if not steps:
-            raise McuforgeError(f"{graph.source or graph.name}: the model computes nothing (no layers)")
-        mem = plan_memory(graph, steps, aliases, scratch_size=scratch, allow_inplace=inplace)
-        if best is None or mem.arena_size < best[1].arena_size:
-            best = (steps, mem)
-    steps, mem = best
+    steps, aliases = lower(graph)
+    if not steps:
+        raise McuforgeError(f"{graph.source or graph.name}: the model computes nothing (no layers)")
+    steps, mem = _best_memory(graph, steps, aliases, allow_inplace)
+    for i, st in enumerate(steps):
+        st.index = i
     name = config.name or graph.name
     return Plan(graph=graph, steps=steps, memory=mem, config=config, name=name)
+
+
+def build_patch_plan(graph: Graph, config: BuildConfig, split: int, grid: int, layer: Plan,
+                     lowered=None) -> Plan | None:
+    """The patch schedule of steps[:split] on a grid x grid array of tiles
+    (None when that grid does not fit the stage output)."""
+    steps, aliases = lowered or lower(graph)
+    res = patch_steps(graph, steps, split, grid)
+    if res is None:
+        return None
+    pseudo, copy_step, patch_tensors, tiles, stage_macs, tensor, names = res
+    model_input = graph.inputs[0]
+    # for planning: T is live from the first patch on, the model input until the last copy
+    mem_stage = [dataclasses.replace(p, outputs=p.outputs + ([tensor] if k == 0 else []))
+                 for k, p in enumerate(pseudo)]
+    mem_stage.append(dataclasses.replace(copy_step, inputs=copy_step.inputs + [model_input]))
+    stage_ids = {id(s.node) for s in steps[:split]}
+    nodes = [Node(s.name, s.node.op, list(s.inputs), list(s.outputs)) for s in mem_stage]
+    nodes += [n for n in graph.nodes if id(n) not in stage_ids]
+    pgraph = dataclasses.replace(graph, tensors={**graph.tensors, **patch_tensors}, nodes=nodes)
+    rest = steps[split:]
+    planned, mem = _best_memory(pgraph, mem_stage + rest, aliases, True, prefix_len=len(mem_stage))
+    plan_steps = pseudo + [copy_step] + planned[len(mem_stage):]
+    for i, st in enumerate(plan_steps):
+        st.index = i
+    rest_macs = sum(s.macs for s in rest)
+    stage = PatchStage(split=split, grid=grid, tensor=tensor, tiles=tiles, buffers=names,
+                       macs=stage_macs + rest_macs, layer_macs=layer.macs, layer_arena=layer.arena_size,
+                       layer_live_bytes=list(layer.memory.live_bytes))
+    g = dataclasses.replace(graph, tensors={**graph.tensors, **patch_tensors})
+    return Plan(graph=g, steps=plan_steps, memory=mem, config=config, name=layer.name, schedule="patch",
+                patch=stage)
+
+
+def best_patch_plan(graph: Graph, config: BuildConfig, layer: Plan) -> Plan:
+    """Lowest peak over every (split, grid) whose MAC overhead is within the
+    bound; exact peaks from the memory planner."""
+    bound = config.patch_max_overhead if config.patch_max_overhead is not None else DEFAULT_MAX_MAC_OVERHEAD
+    lowered = lower(graph)
+    steps = lowered[0]
+    evaluated = []
+    best = None
+    for split, grid in candidates(graph, steps, config.patch_grid):
+        p = build_patch_plan(graph, config, split, grid, layer, lowered)
+        if p is None:
+            continue
+        row = {"split": split, "split_layer": steps[split - 1].name, "grid": grid, "arena_bytes": p.arena_size,
+               "mac_overhead": round(p.patch.mac_overhead, 4)}
+        evaluated.append(row)
+        if p.patch.mac_overhead > bound:
+            continue
+        key = (p.arena_size, p.patch.mac_overhead, grid, split)
+        if best is None or key < best[0]:
+            best = (key, p)
+    where = graph.source or graph.name
+    if not evaluated:
+        why = valid_split(graph, steps, 1) or "no grid fits the stage output"
+        raise McuforgeError(f"{where}: no layer prefix of this model can run on patches ({why}); "
+                            "use --schedule layer")
+    if best is None:
+        low = min(evaluated, key=lambda r: r["mac_overhead"])
+        raise McuforgeError(
+            f"{where}: every patch plan costs more than {bound:.0%} extra MACs (lowest: {low['mac_overhead']:.1%} "
+            f"at split after '{low['split_layer']}', grid {low['grid']}); raise --patch-max-overhead")
+    plan = best[1]
+    plan.patch.candidates = evaluated
+    return plan
+
+
+def plan_schedule(graph: Graph, config: BuildConfig) -> Plan:
+    """The schedule the configuration asks for; never a silent fallback."""
+    layer = build_plan(graph, config)
+    if config.schedule == "layer":
+        return layer
+    fits = lambda p: config.sram_budget is None or p.sram_bytes() <= config.sram_budget  # noqa: E731
+    if config.schedule == "auto" and fits(layer):
+        layer.extra["auto"] = "layer by layer fits the SRAM budget"
+        return layer
+    try:
+        patch = best_patch_plan(graph, config, layer)
+    except McuforgeError:
+        if config.schedule == "auto":
+            raise BudgetError(
+                f"model '{layer.name}' needs {layer.sram_bytes()} bytes of SRAM layer by layer, the budget allows "
+                f"{config.sram_budget}, and no patch schedule is possible: raise --sram-budget "
+                "(CONFIG_MCUFORGE_SRAM_BUDGET_KB)") from None
+        raise
+    if config.schedule == "auto":
+        patch.extra["auto"] = (f"layer by layer needs {layer.sram_bytes()} bytes, over the budget "
+                               f"{config.sram_budget}: patch-based")
+        if not fits(patch):
+            raise BudgetError(
+                f"model '{layer.name}' does not fit {config.sram_budget} bytes of SRAM: layer by layer needs "
+                f"{layer.sram_bytes()}, the best patch schedule (grid {patch.patch.grid}, {patch.patch.split} layers "
+                f"per patch) needs {patch.sram_bytes()}; raise --sram-budget (CONFIG_MCUFORGE_SRAM_BUDGET_KB) to "
+                f"at least {(patch.sram_bytes() + 1023) // 1024}K or allow more MAC overhead (--patch-max-overhead)")
+    return patch
 
 
 def check_budget(plan: Plan) -> None:

@@ -23,10 +23,57 @@ class ReferenceResult:
     arena: np.ndarray
 
 
-def _view(plan: Plan, arena: np.ndarray, tensor: str) -> np.ndarray:
-    t = plan.graph.tensors[tensor]
+def _view(plan: Plan, arena: np.ndarray, tensor: str, size: int | None = None) -> np.ndarray:
     off = plan.offset(tensor)
-    return arena[off:off + t.size]
+    return arena[off:off + (plan.graph.tensors[tensor].size if size is None else size)]
+
+
+ROW_KEYS = ("patch_rows", "out_stride", "in_offsets")
+
+
+def _run_rows(plan: Plan, arena: np.ndarray, step, params: dict) -> None:
+    """A pointwise layer of a patch stage, row by row (see schedule.patch)."""
+    fn = KERNELS[step.kernel]
+    base = {k: v for k, v in params.items() if k not in ROW_KEYS}
+    if step.kernel == "concat_s8":
+        reads = [base["outer"] * int(c) for c in base["inner"]]
+        writes = sum(reads)
+    else:
+        reads = [base["size"]] * len(step.inputs)
+        writes = base["size"]
+    out_off = plan.offset(step.outputs[0])
+    for r in range(params["patch_rows"]):
+        inputs = []
+        for t, n, (off, stride) in zip(step.inputs, reads, params["in_offsets"]):
+            start = plan.offset(t) + off + r * stride
+            inputs.append(arena[start:start + n].copy())
+        result = fn(base, inputs) if step.kernel == "concat_s8" else fn(base, *inputs)
+        start = out_off + r * params["out_stride"]
+        arena[start:start + writes] = np.asarray(result, dtype=np.int8).reshape(-1)
+
+
+def _run_step(plan: Plan, arena: np.ndarray, step, params: dict, sizes: dict[str, int]) -> np.ndarray | None:
+    if "patch_rows" in params:
+        return _run_rows(plan, arena, step, params)
+    fn = KERNELS[step.kernel]
+    inputs = [_view(plan, arena, t, sizes.get(t)).copy() for t in step.inputs]
+    out = _view(plan, arena, step.outputs[0], sizes.get(step.outputs[0]))
+    if step.kernel == "concat_s8":
+        result = fn(params, inputs)
+    elif step.kernel == "copy_tile_s8":
+        result = fn(params, inputs[0], out.copy())
+    else:
+        result = fn(params, *inputs)
+    result = np.asarray(result, dtype=np.int8).reshape(-1)
+    if result.size != out.size:
+        raise AssertionError(f"step {step.index} ({step.name}): kernel wrote {result.size} values, "
+                             f"buffer has {out.size}")
+    if step.scratch:
+        # the C kernel uses this scratch region; mirror that it is clobbered
+        s_off = plan.memory.scratch_offsets[step.index]
+        arena[s_off:s_off + step.scratch] = np.int8(0x5A)
+    out[:] = result
+    return out
 
 
 def run(plan: Plan, x: np.ndarray, poison: int | None = None, keep_intermediates: bool = False,
@@ -49,25 +96,18 @@ def run(plan: Plan, x: np.ndarray, poison: int | None = None, keep_intermediates
     inter: dict[str, np.ndarray] = {}
     if keep_intermediates:
         inter[plan.input] = x.reshape(in_t.shape).copy()
-    for step in (steps if steps is not None else plan.steps):
-        fn = KERNELS[step.kernel]
-        inputs = [_view(plan, arena, t).copy() for t in step.inputs]
-        if step.kernel == "concat_s8":
-            result = fn(step.params, inputs)
-        else:
-            result = fn(step.params, *inputs)
-        out_name = step.outputs[0]
-        out = _view(plan, arena, out_name)
-        result = np.asarray(result, dtype=np.int8).reshape(-1)
-        if result.size != out.size:
-            raise AssertionError(f"step {step.index} ({step.name}): kernel wrote {result.size} values, "
-                                 f"tensor has {out.size}")
-        if step.scratch:
-            # the C kernel uses this scratch region; mirror that it is clobbered
-            s_off = plan.memory.scratch_offsets[step.index]
-            arena[s_off:s_off + step.scratch] = np.int8(0x5A)
-        out[:] = result
+    todo = list(steps if steps is not None else plan.steps)
+    if plan.patch is not None and steps is None:
+        stage = plan.patch
+        per_patch, todo = todo[:stage.split + 1], todo[stage.split + 1:]
+        for tile in stage.tiles:
+            for step, geometry in zip(per_patch, tile.geometry + [tile.copy]):
+                _run_step(plan, arena, step, {**step.params, **geometry}, tile.sizes)
         if keep_intermediates:
-            inter[out_name] = out.reshape(g.tensors[out_name].shape).copy()
+            inter[stage.tensor] = _view(plan, arena, stage.tensor).reshape(g.tensors[stage.tensor].shape).copy()
+    for step in todo:
+        out = _run_step(plan, arena, step, step.params, {})
+        if keep_intermediates:
+            inter[step.outputs[0]] = out.reshape(g.tensors[step.outputs[0]].shape).copy()
     outputs = {o: _view(plan, arena, o).reshape(g.tensors[o].shape).copy() for o in g.outputs}
     return ReferenceResult(outputs, inter, arena)

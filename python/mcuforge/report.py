@@ -29,7 +29,7 @@ def build_report(plan: Plan) -> dict:
             "output": {"tensor": s.outputs[0], "offset": plan.offset(s.outputs[0]),
                        "bytes": g.tensors[s.outputs[0]].nbytes},
         })
-    return {
+    report = {
         "generator": f"mcuforge {__version__}",
         "name": plan.name,
         "source": Path(g.source).name if g.source else "",
@@ -47,6 +47,35 @@ def build_report(plan: Plan) -> dict:
         "model": model_summary(plan),
         "runtime_sources": runtime_sources(plan),
         "layers": layers,
+    }
+    if plan.patch is not None:
+        report["patch"] = patch_summary(plan)
+    if plan.extra.get("auto"):
+        report["auto_schedule"] = plan.extra["auto"]
+    return report
+
+
+def patch_summary(plan: Plan) -> dict:
+    """The chosen split and grid, both schedules' peaks and MACs, and both
+    memory profiles over the layers of the model (the tile copy merged into
+    the stage's last layer)."""
+    st = plan.patch
+    live = list(plan.memory.live_bytes)
+    by_layer = live[:st.split - 1] + [max(live[st.split - 1], live[st.split])] + live[st.split + 1:]
+    return {
+        "split": st.split,
+        "split_layer": plan.steps[st.split - 1].name,
+        "grid": st.grid,
+        "tensor": st.tensor,
+        "arena_bytes": plan.arena_size,
+        "layer_arena_bytes": st.layer_arena,
+        "reduction": round(st.layer_arena / plan.arena_size, 3),
+        "macs": st.macs,
+        "layer_macs": st.layer_macs,
+        "mac_overhead": round(st.mac_overhead, 4),
+        "live_bytes_by_layer": by_layer,
+        "layer_live_bytes": st.layer_live_bytes,
+        "candidates_evaluated": len(st.candidates),
     }
 
 
@@ -86,6 +115,14 @@ def format_table(report: dict) -> str:
     lines.append("")
     lines.append(f"model {report['name']}: {len(report['layers'])} layers, {_fmt(report['macs'])} MACs, "
                  f"{_fmt(report['weight_bytes'])} constant bytes (flash)")
+    if "patch" in report:
+        pt = report["patch"]
+        lines.append(f"patch-based: layers 0-{pt['split'] - 1} (through '{pt['split_layer']}') on a "
+                     f"{pt['grid']}x{pt['grid']} grid; arena {_fmt(pt['arena_bytes'])} bytes against "
+                     f"{_fmt(pt['layer_arena_bytes'])} layer by layer ({pt['reduction']}x less), "
+                     f"{pt['mac_overhead']:.1%} extra MACs")
+    if report.get("auto_schedule"):
+        lines.append(f"schedule auto: {report['auto_schedule']}")
     lines.append(f"arena peak: {_fmt(report['arena_bytes'])} bytes (schedule {report['schedule']}); "
                  f"naive sum of activations {_fmt(report['naive_activation_bytes'])}; "
                  f"largest single op in+out {_fmt(report['largest_op_bytes'])}")
@@ -99,15 +136,22 @@ def plot_memory(report: dict, path: Path, others: dict[str, dict] | None = None)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = {report["schedule"]: report}
-    series.update(others or {})
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(report["layers"]) + 2), 4.0), dpi=100)
-    for k, (label, rep) in enumerate(series.items()):
-        xs = [L["index"] for L in rep["layers"]]
-        ys = [L["live_bytes"] / 1024 for L in rep["layers"]]
-        ax.step(xs, ys, where="mid", label=f"{label}: live activations", linewidth=1.5)
-        ax.axhline(rep["arena_bytes"] / 1024, linestyle="--", linewidth=1,
-                   color=f"C{k}", label=f"{label}: arena {rep['arena_bytes'] / 1024:.1f} KiB")
+    if "patch" in report:
+        pt = report["patch"]
+        series = {"layer by layer": (pt["layer_live_bytes"], pt["layer_arena_bytes"]),
+                  f"patch-based ({pt['grid']}x{pt['grid']}, {pt['split']} layers per patch)":
+                      (pt["live_bytes_by_layer"], pt["arena_bytes"])}
+    else:
+        series = {"layer by layer": ([L["live_bytes"] for L in report["layers"]], report["arena_bytes"])}
+    for label, rep in (others or {}).items():
+        series[label] = ([L["live_bytes"] for L in rep["layers"]], rep["arena_bytes"])
+    n = max(len(v[0]) for v in series.values())
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * n + 2), 4.0), dpi=100)
+    for k, (label, (live, arena)) in enumerate(series.items()):
+        ax.step(range(len(live)), [b / 1024 for b in live], where="mid", label=f"{label}: live activations",
+                linewidth=1.5, color=f"C{k}")
+        ax.axhline(arena / 1024, linestyle="--", linewidth=1, color=f"C{k}",
+                   label=f"{label}: arena {arena / 1024:.1f} KiB")
     ax.set_xlabel("layer")
     ax.set_ylabel("KiB")
     ax.set_title(f"{report['name']}: SRAM over the layers")

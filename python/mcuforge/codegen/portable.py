@@ -36,7 +36,12 @@ STRUCT = {
     "concat_s8": "mcf_concat_params",
     "pad_s8": "mcf_pad_params",
     "transpose_s8": "mcf_transpose_params",
+    "copy_tile_s8": "mcf_copy_tile_params",
 }
+# Per-tile geometry of a patch stage: the parameter fields each tile overrides,
+# in the column order of the emitted tables.
+WINDOW_FIELDS = ("in_h", "in_w", "out_h", "out_w", "pad_top", "pad_left")
+COPY_FIELDS = ("tile_h", "tile_w", "src_w", "src_y", "src_x", "dst_y", "dst_x")
 CONST_ARRAYS = {"filter": "int8_t", "bias": "int32_t", "multiplier": "int32_t", "shift": "int32_t"}
 
 
@@ -107,13 +112,68 @@ class _Emitter:
                 fields.append(f".{key} = {c_int(value)}")
         return fields
 
-    def layer(self, step: Step) -> str:
-        """Emit the parameter struct; return the call line."""
-        g = self.plan.graph
+    def params_struct(self, step: Step) -> str:
         ident = f"{self.p}_l{step.index}"
         fields = self.struct_fields(step, ident)
         self.statics.append(f"static const {STRUCT[step.kernel]} {ident} = {{\n    "
                             + ",\n    ".join(fields) + ",\n};\n")
+        return ident
+
+    def comment(self, step: Step) -> str:
+        return c_comment(f"{step.index} {step.name}: {describe(step, self.plan.graph)}")
+
+    def patch_layer(self, step: Step, k: int) -> list[str]:
+        """One layer of the per-patch stage: a block inside the tile loop that
+        copies the layer's parameters, sets this tile's geometry from a table
+        and calls the kernel (row by row for a pointwise op reading a larger
+        patch)."""
+        stage = self.plan.patch
+        ident = self.params_struct(step)
+        tiles = [t.geometry[k] if k < stage.split else t.copy for t in stage.tiles]
+        first = tiles[0]
+        if step.kernel == "copy_tile_s8":
+            cols = COPY_FIELDS
+        elif "in_h" in first:
+            cols = WINDOW_FIELDS
+        else:
+            cols = None
+        if cols is not None:
+            rows = [[t[c] for c in cols] for t in tiles]
+        else:
+            count_key = "outer" if "outer" in first else "size"
+            rows = [[t["patch_rows"], t[count_key], t["out_stride"]] + [v for pair in t["in_offsets"] for v in pair]
+                    for t in tiles]
+        width = len(rows[0])
+        table = f"{ident}_tiles"
+        body = ",\n".join("    {" + ", ".join(c_int(v) for v in r) + "}" for r in rows)
+        self.statics.append(f"static const int32_t {table}[{len(rows)}][{width}] = {{\n{body},\n}};\n")
+        out = self.arena(self.plan.offset(step.outputs[0]))
+        ins = [self.arena(self.plan.offset(t)) for t in step.inputs]
+        fn = f"mcf_{step.kernel}"
+        lines = ["        {", f"            const int32_t *g = {table}[tile];",
+                 f"            {STRUCT[step.kernel]} p = {ident};"]
+        if cols is not None:
+            lines.append("            " + " ".join(f"p.{c} = g[{i}];" for i, c in enumerate(cols)))
+            lines.append(f"            status |= {fn}(&p, {ins[0]}, {out}); /* {self.comment(step)} */")
+        else:
+            lines.append(f"            p.{count_key} = g[1];")
+            lines.append("            for (row = 0; row < g[0]; ++row) {")
+            args = [f"{a} + g[{3 + 2 * i}] + row * g[{4 + 2 * i}]" for i, a in enumerate(ins)]
+            dst = f"{out} + row * g[2]"
+            if step.kernel == "concat_s8":
+                lines.append(f"                const int8_t *in[{len(args)}];")
+                lines += [f"                in[{i}] = {a};" for i, a in enumerate(args)]
+                lines.append(f"                status |= {fn}(&p, in, {dst}); /* {self.comment(step)} */")
+            else:
+                lines.append(f"                status |= {fn}(&p, {', '.join(args)}, {dst}); /* {self.comment(step)} */")
+            lines.append("            }")
+        lines.append("        }")
+        return lines
+
+    def layer(self, step: Step) -> str:
+        """Emit the parameter struct; return the call line."""
+        g = self.plan.graph
+        ident = self.params_struct(step)
         outs = self.arena(self.plan.offset(step.outputs[0]))
         ins = [self.arena(self.plan.offset(t)) for t in step.inputs]
         fn = f"mcf_{step.kernel}"
@@ -126,8 +186,15 @@ class _Emitter:
             call = f"{fn}(&{ident}, {ident}_inputs, {outs})"
         else:
             call = f"{fn}(&{ident}, {', '.join(ins)}, {outs})"
-        comment = c_comment(f"{step.index} {step.name}: {describe(step, g)}")
-        return f"    status |= {call}; /* {comment} */"
+        return f"    status |= {call}; /* {self.comment(step)} */"
+
+
+def _patch_note(plan: Plan) -> str:
+    st = plan.patch
+    if st is None:
+        return ""
+    return (f" ({st.split} layers per patch on a {st.grid}x{st.grid} grid, {st.mac_overhead:.1%} extra MACs; "
+            f"layer by layer the arena would be {st.layer_arena} bytes)")
 
 
 def _header_comment(plan: Plan) -> str:
@@ -137,7 +204,7 @@ def _header_comment(plan: Plan) -> str:
     return (
         f"/*\n * Generated by mcuforge {__version__}. Do not edit.\n"
         f" * model: {c_comment(src)} ({g.source_format}), sha256 {g.source_hash or 'n/a'}\n"
-        f" * schedule: {plan.schedule}, kernels: {cfg.kernels}, training: {cfg.training}\n"
+        f" * schedule: {plan.schedule}{_patch_note(plan)}, kernels: {cfg.kernels}, training: {cfg.training}\n"
         f" * arena: {plan.arena_size} bytes, layers: {len(plan.steps)}, MACs: {plan.macs}, "
         f"constant bytes: {plan.weight_bytes}\n */\n")
 
@@ -158,7 +225,18 @@ def render(plan: Plan) -> dict[str, str]:
     e = _Emitter(plan)
     g = plan.graph
     p, P = e.p, e.P
-    calls = [e.layer(s) for s in plan.steps]
+    calls = []
+    rest = plan.steps
+    if plan.patch is not None:
+        st = plan.patch
+        per_patch, rest = plan.steps[:st.split + 1], plan.steps[st.split + 1:]
+        calls += [f"    /* patch stage: layers 0-{st.split - 1} run on a {st.grid}x{st.grid} grid of tiles of "
+                  f"{c_comment(st.tensor)} */",
+                  f"    for (tile = 0; tile < {len(st.tiles)}; ++tile) {{"]
+        for k, s in enumerate(per_patch):
+            calls += e.patch_layer(s, k)
+        calls += ["    }", ""]
+    calls += [e.layer(s) for s in rest]
     head = _header_comment(plan)
 
     x = g.tensors[plan.input]
@@ -195,7 +273,10 @@ def render(plan: Plan) -> dict[str, str]:
           f"int8_t *{p}_input(void)", "{", f"    return {e.arena(plan.offset(plan.input))};", "}", ""]
     for k, o in enumerate(g.outputs):
         c += [f"int8_t *{p}_output{'' if k == 0 else k}(void)", "{", f"    return {e.arena(plan.offset(o))};", "}", ""]
-    c += [f"int {p}_invoke(void)", "{", "    int status = MCF_OK;", ""] + calls
+    loop_vars = []
+    if plan.patch is not None:
+        loop_vars = ["    int32_t tile;"] + (["    int32_t row;"] if any("for (row" in line for line in calls) else [])
+    c += [f"int {p}_invoke(void)", "{", "    int status = MCF_OK;"] + loop_vars + [""] + calls
     c += ["", "    return status == MCF_OK ? 0 : -1;", "}", ""]
 
     w = [head, "#include <stdint.h>", "", f"/* Weights, biases and requantization multipliers of {p}. */", ""]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .add import add_s8
 from .conv2d import conv2d_s8
-from .data import concat_s8, pad_s8, requantize_s8, transpose_s8
+from .data import concat_s8, copy_tile_s8, pad_s8, requantize_s8, transpose_s8
 from .depthwise_conv2d import (depthwise_conv2d_s8, depthwise_conv2d_s8_inplace,
                                depthwise_conv2d_s8_inplace_scratch_size)
 from .fully_connected import fully_connected_s8
@@ -39,6 +39,7 @@ KERNELS = {
     "concat_s8": concat_s8,
     "pad_s8": pad_s8,
     "transpose_s8": transpose_s8,
+    "copy_tile_s8": copy_tile_s8,
 }
 
 SCRATCH_SIZE = {
@@ -60,6 +61,7 @@ RUNTIME_SOURCES = {
     "concat_s8": ["mcf_data.c", _FIXEDPOINT],
     "pad_s8": ["mcf_data.c", _FIXEDPOINT],
     "transpose_s8": ["mcf_data.c", _FIXEDPOINT],
+    "copy_tile_s8": ["mcf_data.c", _FIXEDPOINT],
 }
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"

@@ -56,3 +56,18 @@ def transpose_s8(params: dict, x) -> np.ndarray:
         raise ValueError("bad transpose parameters")
     xi = as_int8(x, int(np.prod(shape))).reshape(shape)
     return np.ascontiguousarray(xi.transpose(perm)).reshape(-1)
+
+
+def copy_tile_s8(params: dict, src, dst) -> np.ndarray:
+    """Twin of mcf_copy_tile_s8: `dst` (the full tensor's current bytes) with
+    the tile from `src` written in; returns the new full tensor bytes."""
+    c = int(params["channels"])
+    th, tw = int(params["tile_h"]), int(params["tile_w"])
+    sw, sy, sx = int(params["src_w"]), int(params["src_y"]), int(params["src_x"])
+    dw, dy, dx = int(params["dst_w"]), int(params["dst_y"]), int(params["dst_x"])
+    if c <= 0 or min(th, tw, sy, sx, dy, dx) < 0 or sx + tw > sw or dx + tw > dw:
+        raise ValueError("bad copy_tile parameters")
+    s = as_int8(src, name="src").reshape(-1, sw, c)
+    d = as_int8(dst, name="dst").reshape(-1, dw, c).copy()
+    d[dy:dy + th, dx:dx + tw] = s[sy:sy + th, sx:sx + tw]
+    return d.reshape(-1)

@@ -161,3 +161,18 @@ int mcf_transpose_s8(const mcf_transpose_params *p, const int8_t *input, int8_t 
     }
     return MCF_OK;
 }
+
+int mcf_copy_tile_s8(const mcf_copy_tile_params *p, const int8_t *src, int8_t *dst)
+{
+    int32_t r;
+    const size_t row_bytes = (size_t)p->tile_w * (size_t)p->channels;
+    if (p->channels <= 0 || p->tile_h < 0 || p->tile_w < 0 || p->src_y < 0 || p->src_x < 0 ||
+        p->dst_y < 0 || p->dst_x < 0 || p->src_x + p->tile_w > p->src_w || p->dst_x + p->tile_w > p->dst_w) {
+        return MCF_ERR_ARG;
+    }
+    for (r = 0; r < p->tile_h; ++r) {
+        memcpy(dst + ((p->dst_y + r) * p->dst_w + p->dst_x) * p->channels,
+               src + ((p->src_y + r) * p->src_w + p->src_x) * p->channels, row_bytes);
+    }
+    return MCF_OK;
+}

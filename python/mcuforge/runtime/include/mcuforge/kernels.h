@@ -210,6 +210,19 @@ typedef struct {
 
 int mcf_transpose_s8(const mcf_transpose_params *p, const int8_t *input, int8_t *output);
 
+/* Copy a tile of tile_h x tile_w x channels from a patch buffer (rows of
+ * src_w pixels, the tile starting at src_y, src_x) into a full tensor (rows
+ * of dst_w pixels, at dst_y, dst_x). Patch-based schedules assemble the
+ * output of their per-patch stage with it. */
+typedef struct {
+    int32_t channels;
+    int32_t tile_h, tile_w;
+    int32_t src_w, src_y, src_x;
+    int32_t dst_w, dst_y, dst_x;
+} mcf_copy_tile_params;
+
+int mcf_copy_tile_s8(const mcf_copy_tile_params *p, const int8_t *src, int8_t *dst);
+
 #ifdef __cplusplus
 }
 #endif
