@@ -26,10 +26,13 @@
 # the repository's .venv if present, else the Python CMake or Zephyr found).
 include_guard(GLOBAL)
 
-get_filename_component(MCUFORGE_ROOT "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
-set(MCUFORGE_PACKAGE_DIR "${MCUFORGE_ROOT}/python/mcuforge")
-set(MCUFORGE_RUNTIME_INCLUDE_DIR "${MCUFORGE_PACKAGE_DIR}/runtime/include")
-set(MCUFORGE_RUNTIME_SOURCE_DIR "${MCUFORGE_PACKAGE_DIR}/runtime/src")
+# Cache (INTERNAL) rather than normal variables: under Zephyr this file is
+# included from the module's directory scope, the functions run in the app's.
+get_filename_component(_mcuforge_root "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
+set(MCUFORGE_ROOT "${_mcuforge_root}" CACHE INTERNAL "mcuforge source tree")
+set(MCUFORGE_PACKAGE_DIR "${MCUFORGE_ROOT}/python/mcuforge" CACHE INTERNAL "")
+set(MCUFORGE_RUNTIME_INCLUDE_DIR "${MCUFORGE_PACKAGE_DIR}/runtime/include" CACHE INTERNAL "")
+set(MCUFORGE_RUNTIME_SOURCE_DIR "${MCUFORGE_PACKAGE_DIR}/runtime/src" CACHE INTERNAL "")
 
 if(EXISTS "${MCUFORGE_ROOT}/.venv/bin/python")
   set(_mcuforge_python_default "${MCUFORGE_ROOT}/.venv/bin/python")
@@ -45,16 +48,17 @@ set(MCUFORGE_PYTHON "${_mcuforge_python_default}" CACHE FILEPATH
     "Python interpreter with mcuforge's dependencies (numpy, onnx, pyelftools)")
 
 # The generator itself: a change to any of these re-runs every model.
-file(GLOB_RECURSE MCUFORGE_GENERATOR_DEPENDS
+file(GLOB_RECURSE _mcuforge_generator_depends
      "${MCUFORGE_PACKAGE_DIR}/*.py"
      "${MCUFORGE_PACKAGE_DIR}/runtime/*.c"
      "${MCUFORGE_PACKAGE_DIR}/runtime/*.h")
-list(SORT MCUFORGE_GENERATOR_DEPENDS)
+list(SORT _mcuforge_generator_depends)
+set(MCUFORGE_GENERATOR_DEPENDS "${_mcuforge_generator_depends}" CACHE INTERNAL "")
 
 # The generator runs from this source tree whether or not mcuforge is installed.
 set(MCUFORGE_COMMAND
     ${CMAKE_COMMAND} -E env "PYTHONPATH=${MCUFORGE_ROOT}/python"
-    ${MCUFORGE_PYTHON} -m mcuforge.cli)
+    ${MCUFORGE_PYTHON} -m mcuforge.cli CACHE INTERNAL "")
 
 function(mcuforge_runtime_sources out_var)
   file(GLOB _sources "${MCUFORGE_RUNTIME_SOURCE_DIR}/*.c")

@@ -1,12 +1,16 @@
 """Read an ELF (object or linked image) with pyelftools: RAM and flash by
 section, the model's own symbols, and a verdict against the budgets.
 
-What counts where (the same rule as ``arm-none-eabi-size``'s Berkeley
-format): allocated sections without contents (``.bss``, ``noinit``) are RAM;
-allocated writable sections with contents (``.data``) are RAM *and* flash
-(their initial values are copied from flash at start-up); every other
-allocated section (code, read-only data, vector tables) is flash. So
-``flash == text + data`` and ``ram == data + bss`` of ``size``.
+What counts where: allocated sections without contents (``.bss``,
+``noinit``) are RAM; sections whose load address differs from their run
+address (``.data``: initial values in flash, copied to RAM at start-up) are
+RAM *and* flash; every other allocated section (code, read-only data, vector
+tables, and writable tables that stay in flash such as Zephyr's
+``sw_isr_table``) is flash. For images without such copies (host
+executables, objects) writable sections count as RAM and flash. This is
+``arm-none-eabi-size``'s Berkeley rule (``flash == text + data``,
+``ram == data + bss``) except that ``size`` counts writable sections kept in
+flash as data.
 
 A model ``<name>`` owns:
 
@@ -82,16 +86,42 @@ class ElfMemory:
         return [s for s in self.symbols if s.is_runtime]
 
 
-def _classify(name: str, flags: int, sh_type: str) -> str | None:
+def _classify(name: str, flags: int, sh_type: str, copied: bool | None = None) -> str | None:
+    """"ram", "flash", "both" (initial values in flash, copied to RAM) or None.
+
+    ``copied``: whether the section's load address differs from its run
+    address; None when the image has no such copies (host executables,
+    relocatable objects), where writable sections count as RAM and flash the
+    way ``size`` counts them as data.
+    """
     from elftools.elf.constants import SH_FLAGS
 
     if not flags & SH_FLAGS.SHF_ALLOC:
         return None
     if sh_type == "SHT_NOBITS" or name.startswith(RAM_ONLY):
         return "ram"
+    if flags & SH_FLAGS.SHF_EXECINSTR:
+        return "flash"
+    if copied is not None:
+        return "both" if copied else "flash"
     if name.startswith(BOTH) or flags & SH_FLAGS.SHF_WRITE:
         return "both"
     return "flash"
+
+
+def _load_addresses(elf) -> dict[int, int] | None:
+    """Section index -> load address (LMA), or None if nothing is copied at start-up."""
+    loads = [seg for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD"]
+    if not any(seg["p_vaddr"] != seg["p_paddr"] and seg["p_filesz"] for seg in loads):
+        return None
+    out = {}
+    for idx, sec in enumerate(elf.iter_sections()):
+        for seg in loads:
+            if seg["p_vaddr"] <= sec["sh_addr"] < seg["p_vaddr"] + max(seg["p_memsz"], 1) and \
+                    seg["p_offset"] <= sec["sh_offset"] <= seg["p_offset"] + seg["p_filesz"]:
+                out[idx] = seg["p_paddr"] + (sec["sh_addr"] - seg["p_vaddr"])
+                break
+    return out
 
 
 def read_elf(path: Path) -> ElfMemory:
@@ -108,8 +138,10 @@ def read_elf(path: Path) -> ElfMemory:
             elf = ELFFile(f)
             mem.machine = elf["e_machine"]
             kinds: dict[int, tuple[str, str]] = {}
+            lma = _load_addresses(elf)
             for idx, sec in enumerate(elf.iter_sections()):
-                kind = _classify(sec.name, sec["sh_flags"], sec["sh_type"])
+                copied = None if lma is None else lma.get(idx, sec["sh_addr"]) != sec["sh_addr"]
+                kind = _classify(sec.name, sec["sh_flags"], sec["sh_type"], copied)
                 if kind is None or sec["sh_size"] == 0:
                     continue
                 kinds[idx] = (sec.name, kind)
