@@ -305,8 +305,8 @@ class Net:
         self.tensors.append(dict(shape=shape, scale=np.float32(scale), zp=zp, name=name or f"a{len(self.tensors)}"))
         return len(self.tensors) - 1
 
-    def const(self, data, dtype="int8", scale=None, qdim=0) -> int:
-        self.tensors.append(dict(shape=np.shape(data), dtype=dtype, data=np.asarray(data), scale=scale, zp=0,
+    def const(self, data, dtype="int8", scale=None, qdim=0, zp=0) -> int:
+        self.tensors.append(dict(shape=np.shape(data), dtype=dtype, data=np.asarray(data), scale=scale, zp=zp,
                                  qdim=qdim, name=f"c{len(self.tensors)}"))
         return len(self.tensors) - 1
 
@@ -353,10 +353,10 @@ class Net:
                          "DepthwiseConv2DOptions" if depthwise else "Conv2DOptions", opts, ins, [y]))
         return y
 
-    def fc(self, x, n, bias=True, act=0, keep_num_dims=False):
+    def fc(self, x, n, bias=True, act=0, keep_num_dims=False, per_channel=False):
         shape = self.shape(x)
         k = shape[-1]
-        wq, ws = self.weights((n, k), n, False, 0)
+        wq, ws = self.weights((n, k), n, per_channel, 0)
         ins = [x, self.const(wq, scale=ws)]
         ins.append(self.const(self.rng.integers(-2000, 2000, n).astype(np.int32), "int32",
                               scale=np.float32(self.scale(x)) * ws) if bias else -1)
@@ -410,6 +410,12 @@ class Net:
         self.ops.append(("RESHAPE", None, {}, [x, self.const(np.array(shape, np.int32), "int32")], [y]))
         return y
 
+    def op(self, name, options, opts, ins, shape):
+        """An op whose output keeps the quantization of its first input."""
+        y = self.same_quant(ins[0], shape)
+        self.ops.append((name, options, opts, ins, [y]))
+        return y
+
     def softmax(self, x, beta=1.0):
         y = self.act(self.shape(x), 1 / 256, -128)
         self.ops.append(("SOFTMAX", "SoftmaxOptions", dict(beta=beta), [x], [y]))
@@ -445,13 +451,27 @@ def _fc_net() -> bytes:
     return n.build(x)
 
 
+def _misc_net() -> bytes:
+    """PADV2 with a constant other than the zero point, EXPAND_DIMS, SQUEEZE, per-channel FC."""
+    n = Net(7, (1, 6, 5, 4))
+    t = n.tensors[0]
+    pads = n.const(np.array([[0, 0], [1, 1], [0, 1], [0, 0]], np.int32), "int32")
+    value = n.const(np.array([11], np.int8), scale=t["scale"], zp=t["zp"])  # TFLM: the input's quantization
+    x = n.op("PADV2", None, {}, [0, pads, value], (1, 8, 6, 4))
+    x = n.conv(x, 6, (3, 3))
+    e = n.op("EXPAND_DIMS", None, {}, [x, n.const(np.array([0], np.int32), "int32")], (1, 1) + n.shape(x)[1:])
+    x = n.op("SQUEEZE", "SqueezeOptions", dict(squeezeDims=[0]), [e], n.shape(x))
+    x = n.reshape(x, (1, int(np.prod(n.shape(x)))))
+    return n.build(n.fc(x, 7, per_channel=True))
+
+
 def _mean_net() -> bytes:
     n = Net(3, (1, 5, 7, 6))
     x = n.mean(n.conv(0, 6, (1, 1)), keep_dims=True)
     return n.build(n.pool(x, "MAX_POOL_2D", (1, 1), 1))
 
 
-@pytest.mark.parametrize("make", [_conv_net, _fc_net, _mean_net], ids=["conv", "fc", "mean"])
+@pytest.mark.parametrize("make", [_conv_net, _fc_net, _mean_net, _misc_net], ids=["conv", "fc", "mean", "misc"])
 def test_built_models_equal_tflm(make, tmp_path):
     data = make()
     path = tmp_path / "m.tflite"

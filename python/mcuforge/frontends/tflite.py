@@ -753,6 +753,12 @@ class _Importer:
             if c.type != "int8" or c.data.size != 1:
                 raise _Unsupported(f"constant value '{c.name}' must be one int8 value")
             q = self.tensors[x].quant
+            if c.scale is not None and not (c.scale.size == 1 and c.zero_point is not None
+                                            and float(c.scale[0]) == float(q.scale[0])
+                                            and int(c.zero_point[0]) == int(q.zero_point[0])):
+                raise _Unsupported(f"constant value '{c.name}' is quantized differently from the input (TFLM "
+                                   f"requires the same scale and zero point)")
+            # TFLM writes the constant's int8 value as it is: its real value on the input's scale
             value = (int(c.data.reshape(-1)[0]) - int(q.zero_point[0])) * float(q.scale[0])
         self._emit(op, "pad", [x], {"pads": per_dim, "value": value})
         out = self.names[op.outputs[0]]
