@@ -115,3 +115,21 @@ def test_touching_the_model_reruns_the_generator(project):
     xs, got_a, _ = run_infer(tmp, build, plan, n=2)
     want = np.concatenate([reference.run(plan, x).outputs[plan.outputs[0]].reshape(-1) for x in xs])
     assert np.array_equal(got_a, want)
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc not installed")
+def test_cross_build_for_cortex_m_with_the_toolchain_file(tmp_path):
+    model = small_onnx(tmp_path / "small.onnx")
+    calib = tmp_path / "calib.npy"
+    np.save(calib, np.random.default_rng(1).standard_normal((8, 3, 12, 12)).astype(np.float32))
+    build = tmp_path / "build"
+    res = subprocess.run([CMAKE, "-G", "Ninja", "-S", str(PROJECT), "-B", str(build),
+                          f"-DCMAKE_TOOLCHAIN_FILE={ROOT / 'cmake' / 'toolchain-arm-none-eabi.cmake'}",
+                          "-DMCUFORGE_CPU=cortex-m7", f"-DMODEL={model}", f"-DCALIBRATION={calib}"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    ninja(build)
+    report = json.loads((build / "mcuforge" / "net_a_memory.json").read_text())
+    assert report["machine"] == "EM_ARM" and report["fits"]
+    assert report["model"]["arena_bytes"] == Plan.load(build / "mcuforge" / "net_a").arena_size
+    assert report["model"]["runtime_code_bytes"] > 0
