@@ -61,10 +61,11 @@ def test_every_model_has_three_splits():
         assert len(splits_of(name)) >= 3, name
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["input-in-arena", "input-streamed"])
 @pytest.mark.parametrize("name,split", CASES)
-def test_patch_equals_layer_by_layer(name, split, tmp_path):
+def test_patch_equals_layer_by_layer(name, split, stream, tmp_path):
     g = quantized(name)
-    cfg = BuildConfig(name=f"{name}_s{split}", schedule="patch")
+    cfg = BuildConfig(name=f"{name}_s{split}", schedule="patch", input_stream=stream)
     layer = build_plan(g, cfg)
     rng = np.random.default_rng(split)
     shape = g.tensors[g.inputs[0]].shape
@@ -76,6 +77,9 @@ def test_patch_equals_layer_by_layer(name, split, tmp_path):
         if plan is None:
             continue  # the stage output is smaller than the grid
         assert plan.schedule == "patch" and plan.patch.grid == grid and plan.patch.split == split
+        assert plan.patch.input_stream == stream
+        if stream:  # the whole input is nowhere in the arena
+            assert plan.input not in plan.memory.tensor_offsets
         for i, x in enumerate(xs):
             got = reference.run(plan, x, poison=grid).outputs
             for o in plan.outputs:
@@ -184,3 +188,28 @@ def test_forced_grid_and_overhead_bound(tmp_path):
                  "--patch-max-overhead", "-1")
     assert r.returncode == 2 and "--patch-max-overhead" in r.stderr
     assert not (tmp_path / "nope").exists()
+
+
+SHARED_MODELS = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "models"
+
+
+@pytest.mark.skipif(not (SHARED_MODELS / "vww_96_int8.tflite").is_file(),
+                    reason="../shared/models/vww_96_int8.tflite is absent (MLPerf Tiny models not provided)")
+def test_vww_streamed_patch_plan(tmp_path):
+    """MLPerf Tiny VWW, input streamed: within the 24,530-byte target and
+    byte-identical to layer by layer, in the reference and in C."""
+    from mcuforge.pipeline import load_model
+    from mcuforge.plan import best_patch_plan
+
+    g = quantize(canonicalize(load_model(SHARED_MODELS / "vww_96_int8.tflite")))
+    cfg = BuildConfig(name="vww", schedule="patch", input_stream=True)
+    layer = build_plan(g, cfg)
+    plan = best_patch_plan(g, cfg, layer)
+    assert plan.arena_size <= 24530 and plan.patch.mac_overhead <= 0.3
+    xs = np.random.default_rng(4).integers(-128, 128, (2, 96, 96, 3)).astype(np.int8)
+    write_outputs(plan, tmp_path / "gen")
+    got = hostrun.run(plan, hostrun.build(plan, tmp_path / "gen", tmp_path / "b"), xs)
+    for i, x in enumerate(xs):
+        want = reference.run(layer, x).outputs[plan.outputs[0]]
+        assert np.array_equal(reference.run(plan, x, poison=1).outputs[plan.outputs[0]], want)
+        assert np.array_equal(got[0][i].reshape(-1), want.reshape(-1))

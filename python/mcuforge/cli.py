@@ -36,6 +36,9 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patch-grid", type=int, metavar="N", help="patches per side (0: chosen by the planner)")
     p.add_argument("--patch-max-overhead", type=float, metavar="F",
                    help="extra MACs a patch schedule may cost, as a fraction (default 0.3)")
+    p.add_argument("--input-stream", action="store_true", default=None,
+                   help="patch schedule: the generated code reads the input region by region through a callback "
+                        "(<name>_invoke_stream), so the whole input never sits in SRAM")
     p.add_argument("--training", choices=["none", "bias", "sparse", "full"], help="on-device training mode")
     p.add_argument("--kernels", choices=["portable", "arm-dsp"], help="C kernel set")
     p.add_argument("--kconfig", metavar="PATH", help="take the options from a Zephyr .config (CONFIG_MCUFORGE_*)")
@@ -99,7 +102,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         base.update(from_kconfig(Path(args.kconfig)))
     explicit = dict(
         name=args.name, calibration=args.calibration, schedule=args.schedule, patch_grid=args.patch_grid,
-        patch_max_overhead=args.patch_max_overhead,
+        patch_max_overhead=args.patch_max_overhead, input_stream=args.input_stream,
         training=args.training, kernels=args.kernels,
         sram_budget=parse_size(args.sram_budget, "--sram-budget") if args.sram_budget else None,
         flash_budget=parse_size(args.flash_budget, "--flash-budget") if args.flash_budget else None,

@@ -20,6 +20,7 @@ class BuildConfig:
     schedule: str = "layer"
     patch_grid: int = 0  # 0 = chosen by the planner
     patch_max_overhead: float | None = None  # extra MACs a patch schedule may cost (0.3 = 30%); None: default
+    input_stream: bool = False  # patch schedule: the input arrives region by region through a callback
     training: str = "none"
     kernels: str = "portable"
     calibration: str | None = None

@@ -147,19 +147,23 @@ def build_patch_plan(graph: Graph, config: BuildConfig, split: int, grid: int, l
     """The patch schedule of steps[:split] on a grid x grid array of tiles
     (None when that grid does not fit the stage output)."""
     steps, aliases = lowered or lower(graph)
-    res = patch_steps(graph, steps, split, grid)
+    stream = config.input_stream
+    res = patch_steps(graph, steps, split, grid, stream)
     if res is None:
         return None
     pseudo, copy_step, patch_tensors, tiles, stage_macs, tensor, names = res
     model_input = graph.inputs[0]
-    # for planning: T is live from the first patch on, the model input until the last copy
-    mem_stage = [dataclasses.replace(p, outputs=p.outputs + ([tensor] if k == 0 else []))
+    # for planning: T is live from the first patch on; the whole model input
+    # until the last copy, or (streamed) its patch buffer from each tile's start
+    first_outputs = [tensor] + ([names[model_input]] if stream else [])
+    mem_stage = [dataclasses.replace(p, outputs=p.outputs + (first_outputs if k == 0 else []))
                  for k, p in enumerate(pseudo)]
-    mem_stage.append(dataclasses.replace(copy_step, inputs=copy_step.inputs + [model_input]))
+    mem_stage.append(dataclasses.replace(copy_step, inputs=copy_step.inputs + ([] if stream else [model_input])))
     stage_ids = {id(s.node) for s in steps[:split]}
     nodes = [Node(s.name, s.node.op, list(s.inputs), list(s.outputs)) for s in mem_stage]
     nodes += [n for n in graph.nodes if id(n) not in stage_ids]
-    pgraph = dataclasses.replace(graph, tensors={**graph.tensors, **patch_tensors}, nodes=nodes)
+    pgraph = dataclasses.replace(graph, tensors={**graph.tensors, **patch_tensors}, nodes=nodes,
+                                 inputs=[] if stream else list(graph.inputs))
     rest = steps[split:]
     planned, mem = _best_memory(pgraph, mem_stage + rest, aliases, True, prefix_len=len(mem_stage))
     plan_steps = pseudo + [copy_step] + planned[len(mem_stage):]
@@ -168,7 +172,7 @@ def build_patch_plan(graph: Graph, config: BuildConfig, split: int, grid: int, l
     rest_macs = sum(s.macs for s in rest)
     stage = PatchStage(split=split, grid=grid, tensor=tensor, tiles=tiles, buffers=names,
                        macs=stage_macs + rest_macs, layer_macs=layer.macs, layer_arena=layer.arena_size,
-                       layer_live_bytes=list(layer.memory.live_bytes))
+                       layer_live_bytes=list(layer.memory.live_bytes), input_stream=stream)
     g = dataclasses.replace(graph, tensors={**graph.tensors, **patch_tensors})
     return Plan(graph=g, steps=plan_steps, memory=mem, config=config, name=layer.name, schedule="patch",
                 patch=stage)
@@ -211,6 +215,8 @@ def best_patch_plan(graph: Graph, config: BuildConfig, layer: Plan) -> Plan:
 
 def plan_schedule(graph: Graph, config: BuildConfig) -> Plan:
     """The schedule the configuration asks for; never a silent fallback."""
+    if config.input_stream and config.schedule != "patch":
+        raise McuforgeError("--input-stream: streaming the input patch by patch needs --schedule patch")
     layer = build_plan(graph, config)
     if config.schedule == "layer":
         return layer

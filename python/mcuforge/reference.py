@@ -92,7 +92,9 @@ def run(plan: Plan, x: np.ndarray, poison: int | None = None, keep_intermediates
         arena = np.zeros(plan.arena_size, dtype=np.int8)
     else:
         arena = np.random.default_rng(poison).integers(-128, 128, plan.arena_size, dtype=np.int16).astype(np.int8)
-    _view(plan, arena, plan.input)[:] = x.reshape(-1)
+    stream = plan.patch is not None and plan.patch.input_stream
+    if not stream:
+        _view(plan, arena, plan.input)[:] = x.reshape(-1)
     inter: dict[str, np.ndarray] = {}
     if keep_intermediates:
         inter[plan.input] = x.reshape(in_t.shape).copy()
@@ -101,6 +103,11 @@ def run(plan: Plan, x: np.ndarray, poison: int | None = None, keep_intermediates
         stage = plan.patch
         per_patch, todo = todo[:stage.split + 1], todo[stage.split + 1:]
         for tile in stage.tiles:
+            if stream:  # what the read callback does in C: the tile's input region, rows of r["w"] pixels
+                r = tile.read
+                region = x.reshape(in_t.shape[1:])[r["y"]:r["y"] + r["h"], r["x"]:r["x"] + r["w"]]
+                buf = stage.buffers[plan.input]
+                _view(plan, arena, buf, region.size)[:] = region.reshape(-1)
             for step, geometry in zip(per_patch, tile.geometry + [tile.copy]):
                 _run_step(plan, arena, step, {**step.params, **geometry}, tile.sizes)
         if keep_intermediates:

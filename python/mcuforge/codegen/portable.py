@@ -227,12 +227,21 @@ def render(plan: Plan) -> dict[str, str]:
     p, P = e.p, e.P
     calls = []
     rest = plan.steps
+    stream = plan.patch is not None and plan.patch.input_stream
     if plan.patch is not None:
         st = plan.patch
         per_patch, rest = plan.steps[:st.split + 1], plan.steps[st.split + 1:]
         calls += [f"    /* patch stage: layers 0-{st.split - 1} run on a {st.grid}x{st.grid} grid of tiles of "
                   f"{c_comment(st.tensor)} */",
                   f"    for (tile = 0; tile < {len(st.tiles)}; ++tile) {{"]
+        if st.input_stream:
+            rows = ",\n".join("    {" + ", ".join(str(t.read[k]) for k in ("y", "x", "h", "w")) + "}"
+                               for t in st.tiles)
+            e.statics.append(f"static const int32_t {p}_read_tiles[{len(st.tiles)}][4] = {{\n{rows},\n}};\n")
+            buf = e.arena(plan.offset(st.buffers[plan.input]))
+            calls += ["        {", f"            const int32_t *r = {p}_read_tiles[tile];",
+                      f"            if (read(context, {buf}, r[0], r[1], r[2], r[3]) != 0) {{",
+                      "                return -1;", "            }", "        }"]
         for k, s in enumerate(per_patch):
             calls += e.patch_layer(s, k)
         calls += ["    }", ""]
@@ -254,10 +263,20 @@ def render(plan: Plan) -> dict[str, str]:
     h += ["", "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
           f"/* The arena; define {P}_ARENA_ATTRIBUTE (e.g. a section) before compiling {p}.c to place it. */",
           f"extern int8_t {p}_arena[{P}_ARENA_SIZE];", "",
-          f"int {p}_init(void);",
-          f"int8_t *{p}_input(void);   /* points into the arena */",
-          f"int {p}_invoke(void);      /* 0 on success */",
-          f"int8_t *{p}_output(void);"]
+          f"int {p}_init(void);"]
+    if stream:
+        h += ["",
+              "/* Input streaming (patch-based schedule): the whole input never sits in the arena.",
+              f" * {p}_invoke_stream() calls read() once per tile; read() writes the h x w x C input",
+              " * pixels starting at row y, column x (int8, channels last, rows of w pixels) to dst",
+              " * and returns 0 (anything else aborts the inference). */",
+              f"#define {P}_INPUT_STREAM 1",
+              f"typedef int (*{p}_read_fn)(void *context, int8_t *dst, int32_t y, int32_t x, int32_t h, int32_t w);",
+              f"int {p}_invoke_stream({p}_read_fn read, void *context);   /* 0 on success */"]
+    else:
+        h += [f"int8_t *{p}_input(void);   /* points into the arena */",
+              f"int {p}_invoke(void);      /* 0 on success */"]
+    h += [f"int8_t *{p}_output(void);"]
     for k in range(1, len(g.outputs)):
         h.append(f"int8_t *{p}_output{k}(void);")
     h += ["", "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {P}_H */", ""]
@@ -269,14 +288,16 @@ def render(plan: Plan) -> dict[str, str]:
          f"int8_t {p}_arena[{P}_ARENA_SIZE] {P}_ARENA_ATTRIBUTE;", "",
          f"/* Constant arrays, defined in {p}_weights.c. */"]
     c += e.externs + [""] + e.statics
-    c += [f"int {p}_init(void)", "{", "    return 0;", "}", "",
-          f"int8_t *{p}_input(void)", "{", f"    return {e.arena(plan.offset(plan.input))};", "}", ""]
+    c += [f"int {p}_init(void)", "{", "    return 0;", "}", ""]
+    if not stream:
+        c += [f"int8_t *{p}_input(void)", "{", f"    return {e.arena(plan.offset(plan.input))};", "}", ""]
     for k, o in enumerate(g.outputs):
         c += [f"int8_t *{p}_output{'' if k == 0 else k}(void)", "{", f"    return {e.arena(plan.offset(o))};", "}", ""]
     loop_vars = []
     if plan.patch is not None:
         loop_vars = ["    int32_t tile;"] + (["    int32_t row;"] if any("for (row" in line for line in calls) else [])
-    c += [f"int {p}_invoke(void)", "{", "    int status = MCF_OK;"] + loop_vars + [""] + calls
+    signature = f"int {p}_invoke_stream({p}_read_fn read, void *context)" if stream else f"int {p}_invoke(void)"
+    c += [signature, "{", "    int status = MCF_OK;"] + loop_vars + [""] + calls
     c += ["", "    return status == MCF_OK ? 0 : -1;", "}", ""]
 
     w = [head, "#include <stdint.h>", "", f"/* Weights, biases and requantization multipliers of {p}. */", ""]

@@ -60,6 +60,7 @@ class Tile:
     geometry: list[dict]  # per stage step: parameter overrides for this tile
     sizes: dict[str, int]  # patch buffer name -> bytes used by this tile
     copy: dict  # overrides of the copy step's parameters
+    read: dict | None = None  # input streaming: the input region this tile reads (y, x, h, w)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class PatchStage:
     layer_arena: int  # the layer-by-layer peak, for the report
     layer_live_bytes: list[int] = field(default_factory=list)
     candidates: list[dict] = field(default_factory=list)  # every (split, grid) evaluated
+    input_stream: bool = False  # the model input arrives patch by patch (never whole in the arena)
 
     @property
     def mac_overhead(self) -> float:
@@ -131,7 +133,8 @@ def valid_split(graph: Graph, steps: list[Step], split: int) -> str | None:
     return None
 
 
-def _regions(graph: Graph, stage: list[Step], tensor: str, tile: Region) -> dict[str, Region] | None:
+def _regions(graph: Graph, stage: list[Step], tensor: str, tile: Region,
+             stream: bool = False) -> dict[str, Region] | None:
     """Region of every stage tensor one tile needs: one backward pass, each
     tensor the union of what its consumers read (consumers come later in the
     order, so they are visited first)."""
@@ -142,7 +145,7 @@ def _regions(graph: Graph, stage: list[Step], tensor: str, tile: Region) -> dict
         if r is None:
             return None  # a stage layer whose result T does not need: not a clean stage
         for x in s.inputs:
-            if x == model_input:
+            if x == model_input and not stream:
                 continue
             if s.node.op in WINDOW_OPS:
                 h, w, _ = _hw(graph, x)
@@ -159,7 +162,7 @@ def _tiles_of(h: int, w: int, grid: int) -> list[Region]:
     return [Region(ys[i], ys[i + 1], xs[j], xs[j + 1]) for i in range(grid) for j in range(grid)]
 
 
-def _geometry(graph: Graph, s: Step, regions: dict[str, Region]) -> dict:
+def _geometry(graph: Graph, s: Step, regions: dict[str, Region], stream: bool = False) -> dict:
     """Parameter overrides of one stage layer for one tile.
 
     Window ops get their local sizes and padding. Elementwise ops and concat
@@ -174,7 +177,7 @@ def _geometry(graph: Graph, s: Step, regions: dict[str, Region]) -> dict:
     if s.node.op in WINDOW_OPS:
         x = s.inputs[0]
         h, w, _ = _hw(graph, x)
-        i = Region(0, h, 0, w) if x == model_input else regions[x]
+        i = Region(0, h, 0, w) if x == model_input and not stream else regions[x]
         _, _, sh, sw, _, _, pt, pl = _window(s)
         return dict(in_h=i.h, in_w=i.w, out_h=o.h, out_w=o.w,
                     pad_top=pt + i.y0 - o.y0 * sh, pad_left=pl + i.x0 - o.x0 * sw)
@@ -201,8 +204,11 @@ def _step_macs(s: Step, geom: dict, graph: Graph) -> int:
     return s.macs * pixels // (oh * ow)
 
 
-def patch_steps(graph: Graph, steps: list[Step], split: int, grid: int):
+def patch_steps(graph: Graph, steps: list[Step], split: int, grid: int, stream: bool = False):
     """The per-patch schedule of steps[:split] on a grid; None if impossible.
+
+    stream: the model input is read region by region into a patch buffer
+    (through the generated code's read callback) instead of whole.
 
     Returns (stage pseudo steps + copy step, patch tensors, Tile list, stage MACs).
     """
@@ -216,24 +222,30 @@ def patch_steps(graph: Graph, steps: list[Step], split: int, grid: int):
         return None
     tiles = []
     patch_tensors: dict[str, Tensor] = {}
-    names = {t: t + PATCH_SUFFIX for t in produced}
+    model_input = graph.inputs[0]
+    patched = produced | ({model_input} if stream else set())
+    names = {t: t + PATCH_SUFFIX for t in patched}
     stage_macs = 0
     for tile in _tiles_of(th, tw, grid):
-        regions = _regions(graph, stage, tensor, tile)
+        regions = _regions(graph, stage, tensor, tile, stream)
         if regions is None:
             return None
-        geometry = [_geometry(graph, s, regions) for s in stage]
+        geometry = [_geometry(graph, s, regions, stream) for s in stage]
         stage_macs += sum(_step_macs(s, g, graph) for s, g in zip(stage, geometry))
         sizes = {}
-        for t in produced:
+        for t in patched:
             r = regions[t]
             c = _hw(graph, t)[2]
             sizes[names[t]] = r.h * r.w * c
         t_region = regions[tensor]
         copy = dict(tile_h=tile.h, tile_w=tile.w, src_w=t_region.w, src_y=tile.y0 - t_region.y0,
                     src_x=tile.x0 - t_region.x0, dst_y=tile.y0, dst_x=tile.x0)
-        tiles.append(Tile(tile, geometry, sizes, copy))
-    for t in produced:
+        read = None
+        if stream:
+            r = regions[model_input]
+            read = dict(y=r.y0, x=r.x0, h=r.h, w=r.w)
+        tiles.append(Tile(tile, geometry, sizes, copy, read))
+    for t in patched:
         c = _hw(graph, t)[2]
         biggest = max(tl.sizes[names[t]] for tl in tiles)
         patch_tensors[names[t]] = Tensor(names[t], (1, 1, biggest // c, c), "int8", quant=graph.tensors[t].quant)
