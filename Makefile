@@ -16,6 +16,7 @@ bench:
 	@bash scripts/bootstrap.sh test
 	$(PY) bench/memory.py
 	$(PY) bench/mlperf_tiny.py
+	$(PY) bench/patch.py
 
 clean:
 	rm -rf out build .pytest_cache

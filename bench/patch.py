@@ -104,7 +104,7 @@ def markdown(rows) -> str:
 
 
 def main() -> int:
-    from memory import update_readme
+    from _common import update_readme
 
     import torch
 
