@@ -213,3 +213,28 @@ def test_vww_streamed_patch_plan(tmp_path):
         want = reference.run(layer, x).outputs[plan.outputs[0]]
         assert np.array_equal(reference.run(plan, x, poison=1).outputs[plan.outputs[0]], want)
         assert np.array_equal(got[0][i].reshape(-1), want.reshape(-1))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["input-in-arena", "input-streamed"])
+def test_patch_schedule_on_cortex_m_under_qemu(stream, tmp_path):
+    """A patch-based model cross-compiled for Cortex-M4 and run under QEMU
+    gives the host's bytes (which equal layer by layer)."""
+    from mcuforge import qemu
+    from mcuforge.plan import best_patch_plan
+
+    if qemu.tools_missing():
+        pytest.skip(f"{' and '.join(qemu.tools_missing())} not installed "
+                    "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
+    g = quantized("mbv2_blocks")
+    cfg = BuildConfig(name="mbv2p", schedule="patch", input_stream=stream)
+    layer = build_plan(g, cfg)
+    plan = best_patch_plan(g, cfg, layer)
+    out = tmp_path / "gen"
+    write_outputs(plan, out)
+    xs = np.random.default_rng(8).integers(-128, 128, (3, 32, 32, 3)).astype(np.int8)
+    host = hostrun.run(plan, hostrun.build(plan, out, tmp_path / "host"), xs)
+    got, _stats = qemu.build_and_run(plan, out, xs, "qemu-cortex-m4")
+    for i, x in enumerate(xs):
+        want = reference.run(layer, x).outputs[plan.outputs[0]].reshape(-1)
+        assert np.array_equal(host[0][i].reshape(-1), want)
+        assert np.array_equal(got[0][i].reshape(-1), want), "Cortex-M4 patch run differs from layer by layer"
