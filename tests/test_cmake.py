@@ -32,6 +32,24 @@ def ninja(build: Path, *args: str) -> subprocess.CompletedProcess:
     return res
 
 
+def generator_sources_newer_than(t: float) -> bool:
+    """A generator source edited since the last generation (someone working in
+    this tree while the tests run) rightly re-runs the generator."""
+    pkg = ROOT / "python" / "mcuforge"
+    return any(p.stat().st_mtime > t for p in list(pkg.rglob("*.py")) + list((pkg / "runtime").rglob("*.[ch]")))
+
+
+def ninja_no_work(build: Path) -> str:
+    """ninja's output for a build with nothing changed (retried only when a
+    generator source really changed since the outputs were generated)."""
+    for _ in range(3):
+        generated = min(p.stat().st_mtime for p in (build / "mcuforge").glob("net_*/net_*.c"))
+        res = ninja(build)
+        if "ninja: no work to do." in res.stdout or not generator_sources_newer_than(generated):
+            return res.stdout
+    return res.stdout
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cmake")
@@ -72,8 +90,8 @@ def test_builds_runs_and_equals_reference(project):
 
 def test_nothing_changed_means_no_work(project):
     _tmp, _model, build, _first = project
-    res = ninja(build)
-    assert "ninja: no work to do." in res.stdout, res.stdout
+    out = ninja_no_work(build)
+    assert "ninja: no work to do." in out, out
 
 
 def test_generator_outputs_only_in_build_dir_and_depend_on_generator(project):
@@ -110,7 +128,7 @@ def test_touching_the_model_reruns_the_generator(project):
     os.utime(model, (st.st_atime + 5, st.st_mtime + 5))
     res = ninja(build)
     assert "mcuforge: generating net_a" in res.stdout and "mcuforge: generating net_b" in res.stdout
-    assert "ninja: no work to do." in ninja(build).stdout
+    assert "ninja: no work to do." in ninja_no_work(build)
     plan = Plan.load(build / "mcuforge" / "net_a")
     xs, got_a, _ = run_infer(tmp, build, plan, n=2)
     want = np.concatenate([reference.run(plan, x).outputs[plan.outputs[0]].reshape(-1) for x in xs])
