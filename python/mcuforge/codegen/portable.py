@@ -317,7 +317,8 @@ def generate(plan: Plan, outdir: Path) -> list[Path]:
     (rt / "src").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(RUNTIME_DIR / "include" / "mcuforge" / "kernels.h", rt / "include" / "mcuforge" / "kernels.h")
     written.append(rt / "include" / "mcuforge" / "kernels.h")
-    for f in runtime_sources(plan):
+    private_headers = sorted(h.name for h in (RUNTIME_DIR / "src").glob("*.h"))
+    for f in runtime_sources(plan) + private_headers:
         shutil.copyfile(RUNTIME_DIR / "src" / f, rt / "src" / f)
         written.append(rt / "src" / f)
     return written

@@ -11,28 +11,7 @@
  * input zero point).
  */
 #include "mcuforge/kernels.h"
-
-static int32_t ceil_div_nonneg(int32_t a, int32_t b)
-{
-    return (a + b - 1) / b;
-}
-
-/* First tap index k with origin + k * dilation >= 0. */
-static int32_t first_tap(int32_t origin, int32_t dilation)
-{
-    return origin >= 0 ? 0 : ceil_div_nonneg(-origin, dilation);
-}
-
-/* One past the last tap with origin + k * dilation < size, at most taps. */
-static int32_t end_tap(int32_t origin, int32_t dilation, int32_t size, int32_t taps)
-{
-    int32_t end;
-    if (origin >= size) {
-        return 0;
-    }
-    end = ceil_div_nonneg(size - origin, dilation);
-    return end < taps ? end : taps;
-}
+#include "mcf_window.h"
 
 static int shifts_valid(const int32_t *multiplier, const int32_t *shift, int32_t count)
 {
@@ -69,12 +48,12 @@ int mcf_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *outpu
 
     for (oy = 0; oy < p->out_h; ++oy) {
         const int32_t y0 = oy * p->stride_h - p->pad_top;
-        const int32_t ky_start = first_tap(y0, p->dilation_h);
-        const int32_t ky_end = end_tap(y0, p->dilation_h, p->in_h, p->k_h);
+        const int32_t ky_start = mcf_first_tap(y0, p->dilation_h);
+        const int32_t ky_end = mcf_end_tap(y0, p->dilation_h, p->in_h, p->k_h);
         for (ox = 0; ox < p->out_w; ++ox) {
             const int32_t x0 = ox * p->stride_w - p->pad_left;
-            const int32_t kx_start = first_tap(x0, p->dilation_w);
-            const int32_t kx_end = end_tap(x0, p->dilation_w, in_w, k_w);
+            const int32_t kx_start = mcf_first_tap(x0, p->dilation_w);
+            const int32_t kx_end = mcf_end_tap(x0, p->dilation_w, in_w, k_w);
             int8_t *out = output + ((int32_t)oy * p->out_w + ox) * out_c;
             for (oc = 0; oc < out_c; ++oc) {
                 const int8_t *filter = p->filter + oc * filter_size;

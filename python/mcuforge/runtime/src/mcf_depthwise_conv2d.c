@@ -8,26 +8,7 @@
  * MultiplyByQuantizedMultiplier, output offset and clamp as in conv2d.
  */
 #include "mcuforge/kernels.h"
-
-static int32_t ceil_div_nonneg(int32_t a, int32_t b)
-{
-    return (a + b - 1) / b;
-}
-
-static int32_t first_tap(int32_t origin, int32_t dilation)
-{
-    return origin >= 0 ? 0 : ceil_div_nonneg(-origin, dilation);
-}
-
-static int32_t end_tap(int32_t origin, int32_t dilation, int32_t size, int32_t taps)
-{
-    int32_t end;
-    if (origin >= size) {
-        return 0;
-    }
-    end = ceil_div_nonneg(size - origin, dilation);
-    return end < taps ? end : taps;
-}
+#include "mcf_window.h"
 
 static int params_valid(const mcf_depthwise_conv2d_params *p)
 {
@@ -76,12 +57,12 @@ int mcf_depthwise_conv2d_s8(const mcf_depthwise_conv2d_params *p,
 
     for (oy = 0; oy < p->out_h; ++oy) {
         const int32_t y0 = oy * p->stride_h - p->pad_top;
-        const int32_t ky_start = first_tap(y0, p->dilation_h);
-        const int32_t ky_end = end_tap(y0, p->dilation_h, p->in_h, p->k_h);
+        const int32_t ky_start = mcf_first_tap(y0, p->dilation_h);
+        const int32_t ky_end = mcf_end_tap(y0, p->dilation_h, p->in_h, p->k_h);
         for (ox = 0; ox < p->out_w; ++ox) {
             const int32_t x0 = ox * p->stride_w - p->pad_left;
-            const int32_t kx_start = first_tap(x0, p->dilation_w);
-            const int32_t kx_end = end_tap(x0, p->dilation_w, in_w, p->k_w);
+            const int32_t kx_start = mcf_first_tap(x0, p->dilation_w);
+            const int32_t kx_end = mcf_end_tap(x0, p->dilation_w, in_w, p->k_w);
             int8_t *out = output + (oy * p->out_w + ox) * out_c;
             for (ic = 0; ic < in_c; ++ic) {
                 for (m = 0; m < multiplier; ++m) {
@@ -197,8 +178,8 @@ int mcf_depthwise_conv2d_s8_inplace(const mcf_depthwise_conv2d_params *p,
             const int32_t y0 = oy * p->stride_h - p->pad_top;
             const int32_t lo = y0 > 0 ? y0 : 0;
             const int32_t need = y0 + span < p->in_h - 1 ? y0 + span : p->in_h - 1;
-            const int32_t ky_start = first_tap(y0, p->dilation_h);
-            const int32_t ky_end = end_tap(y0, p->dilation_h, p->in_h, p->k_h);
+            const int32_t ky_start = mcf_first_tap(y0, p->dilation_h);
+            const int32_t ky_end = mcf_end_tap(y0, p->dilation_h, p->in_h, p->k_h);
             int32_t hi = ((oy + 1) * p->out_w - 1) / in_w;
             int32_t first_slot = 0;
             hi = hi < last ? hi : last;
@@ -219,8 +200,8 @@ int mcf_depthwise_conv2d_s8_inplace(const mcf_depthwise_conv2d_params *p,
             }
             for (ox = 0; ox < p->out_w; ++ox) {
                 const int32_t x0 = ox * p->stride_w - p->pad_left;
-                const int32_t kx_start = first_tap(x0, p->dilation_w);
-                const int32_t kx_end = end_tap(x0, p->dilation_w, in_w, p->k_w);
+                const int32_t kx_start = mcf_first_tap(x0, p->dilation_w);
+                const int32_t kx_end = mcf_end_tap(x0, p->dilation_w, in_w, p->k_w);
                 int32_t slot = first_slot;
                 int32_t acc = 0;
                 for (ky = ky_start; ky < ky_end; ++ky) {
