@@ -101,7 +101,7 @@ def _fmt(n: int) -> str:
 def format_table(report: dict) -> str:
     rows = [("#", "layer", "op", "MACs", "params", "live bytes", "")]
     for L in report["layers"]:
-        rows.append((str(L["index"]), L["name"][:32], L["description"][:44], _fmt(L["macs"]), _fmt(L["params"]),
+        rows.append((str(L["index"]), L["name"][:32], L["description"][:60], _fmt(L["macs"]), _fmt(L["params"]),
                      _fmt(L["live_bytes"]), "peak" if L["live_bytes"] == max(x["live_bytes"] for x in report["layers"])
                      else ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
