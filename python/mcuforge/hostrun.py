@@ -107,7 +107,6 @@ def build(plan: Plan, outdir: Path, builddir: Path, opt: str = "-O2", cc: str | 
 
 def run(plan: Plan, exe: Path, inputs: np.ndarray) -> list[np.ndarray]:
     """inputs: int8 (N, ...) in the IR layout. Returns one (N, ...) array per output."""
-    g = plan.graph
     x = np.ascontiguousarray(inputs, dtype=np.int8)
     n = x.shape[0]
     with tempfile.TemporaryDirectory(prefix="mcuforge-run-") as tmp:
@@ -117,10 +116,17 @@ def run(plan: Plan, exe: Path, inputs: np.ndarray) -> list[np.ndarray]:
         if res.returncode != 0:
             raise McuforgeError(f"the generated model failed on the host (exit {res.returncode}) {res.stderr}")
         raw = np.frombuffer(fout.read_bytes(), dtype=np.int8)
+    return split_outputs(plan, raw, n, "on the host")
+
+
+def split_outputs(plan: Plan, raw: np.ndarray, n: int, where: str) -> list[np.ndarray]:
+    """A harness's output file (each input's outputs, one after the other) ->
+    one (N, ...) int8 array per model output."""
+    g = plan.graph
     sizes = [g.tensors[o].size for o in g.outputs]
     per = sum(sizes)
     if raw.size != per * n:
-        raise McuforgeError(f"the generated model wrote {raw.size} bytes, expected {per * n}")
+        raise McuforgeError(f"the generated model wrote {raw.size} bytes {where}, expected {per * n}")
     raw = raw.reshape(n, per)
     outs, pos = [], 0
     for o, s in zip(g.outputs, sizes):

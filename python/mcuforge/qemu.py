@@ -201,7 +201,6 @@ def run(plan: Plan, elf: Path, inputs: np.ndarray, target: str | Target = "qemu-
     """inputs: int8 (N, ...) in the IR layout. Returns one (N, ...) array per output and the tick counts."""
     _require_tools()
     t = get_target(target) if isinstance(target, str) else target
-    g = plan.graph
     x = np.ascontiguousarray(inputs, dtype=np.int8)
     n = x.shape[0]
     with tempfile.TemporaryDirectory(prefix="mcuforge-qemu-") as tmp:
@@ -220,16 +219,7 @@ def run(plan: Plan, elf: Path, inputs: np.ndarray, target: str | Target = "qemu-
                                 f"{console.strip()[-2000:]}")
         raw = np.frombuffer((tmp / "out.bin").read_bytes(), dtype=np.int8)
     ticks = [int(v) for v in re.findall(r"mcuforge: invoke ticks (\d+)", console)]
-    sizes = [g.tensors[o].size for o in g.outputs]
-    per = sum(sizes)
-    if raw.size != per * n:
-        raise McuforgeError(f"the generated model wrote {raw.size} bytes on {t.name}, expected {per * n}")
-    raw = raw.reshape(n, per)
-    outs, pos = [], 0
-    for o, s in zip(g.outputs, sizes):
-        outs.append(raw[:, pos:pos + s].reshape((n,) + g.tensors[o].shape[1:]).copy())
-        pos += s
-    return outs, RunStats(t.name, ticks)
+    return hostrun.split_outputs(plan, raw, n, f"on {t.name}"), RunStats(t.name, ticks)
 
 
 def build_and_run(plan: Plan, outdir: Path, inputs: np.ndarray, target: str = "qemu-cortex-m4",
