@@ -261,7 +261,7 @@ def test_west_build_and_run_sample(sample, where, tmp_path):
     build = tmp_path / "build"
     res = west_build(SAMPLES / sample, board, build)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    assert f"mcuforge: generating" in res.stdout and "checking" in res.stdout
+    assert "mcuforge: generating" in res.stdout and "checking" in res.stdout
     assert (build / "mcuforge" / f"{SAMPLE_MODELS[sample]['name']}_memory.json").is_file()
     env = zephyr_env(board)
     if where == "posix":

@@ -143,9 +143,6 @@ class Graph:
     source_hash: str = ""  # sha256 of the model file (or of the exported bytes)
 
     # ---- queries -------------------------------------------------------
-    def tensor(self, name: str) -> Tensor:
-        return self.tensors[name]
-
     def producers(self) -> dict[str, Node]:
         return {o: n for n in self.nodes for o in n.outputs}
 

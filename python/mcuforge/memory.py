@@ -14,7 +14,7 @@ The peak (arena size) is the largest ``offset + size`` over all buffers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .ir import Graph
 from .ops import Step

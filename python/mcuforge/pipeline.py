@@ -119,7 +119,7 @@ def write_outputs(plan: Plan, outdir: Path, progress: Progress = _quiet) -> list
     tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=parent))
     try:
         progress(f"generating C ({backend.name} kernels)")
-        files = backend.generate(plan, tmp)
+        backend.generate(plan, tmp)
         report = build_report(plan)
         (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
         plan.save(tmp)

@@ -10,8 +10,6 @@ import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
 from .config import BuildConfig
 from .ir import BudgetError, Graph, McuforgeError, Node
@@ -285,6 +283,3 @@ def model_summary(plan: Plan) -> dict:
         "source_layout": g.source_layout,
     }
 
-
-def tensor_bytes(arr: np.ndarray) -> bytes:
-    return np.ascontiguousarray(arr).tobytes()

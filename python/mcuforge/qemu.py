@@ -14,7 +14,6 @@ instruction count, in steps of 40 instructions (1 tick = 40 ns).
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess

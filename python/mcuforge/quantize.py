@@ -11,7 +11,6 @@ quantized tensors) inherit their input's parameters.
 """
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
 
@@ -50,10 +49,6 @@ def quantize_values(x: np.ndarray, quant: Quant) -> np.ndarray:
     """float -> int8 with the tensor's per-tensor parameters."""
     q = round_half_away(np.asarray(x, dtype=np.float64) / quant.scale[0]) + quant.zero_point[0]
     return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
-
-
-def dequantize_values(q: np.ndarray, quant: Quant) -> np.ndarray:
-    return (q.astype(np.float64) - quant.zero_point[0]) * quant.scale[0]
 
 
 def clamp_range(node_attrs: dict, quant: Quant) -> tuple[int, int]:
@@ -256,6 +251,3 @@ def _quantize_weight(w: Tensor, axis: int) -> None:
     w.dtype = "int8"
     w.quant = Quant(scale=scale, zero_point=np.zeros(len(scale), dtype=np.int64), axis=axis)
 
-
-def warn_to_stderr(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)

@@ -76,8 +76,7 @@ def _run_step(plan: Plan, arena: np.ndarray, step, params: dict, sizes: dict[str
     return out
 
 
-def run(plan: Plan, x: np.ndarray, poison: int | None = None, keep_intermediates: bool = False,
-        steps=None) -> ReferenceResult:
+def run(plan: Plan, x: np.ndarray, poison: int | None = None, keep_intermediates: bool = False) -> ReferenceResult:
     """Execute the plan on one int8 input in the IR layout (shape of the input tensor).
 
     poison: fill the arena with seeded random bytes first (None: zeros), so
@@ -98,8 +97,8 @@ def run(plan: Plan, x: np.ndarray, poison: int | None = None, keep_intermediates
     inter: dict[str, np.ndarray] = {}
     if keep_intermediates:
         inter[plan.input] = x.reshape(in_t.shape).copy()
-    todo = list(steps if steps is not None else plan.steps)
-    if plan.patch is not None and steps is None:
+    todo = list(plan.steps)
+    if plan.patch is not None:
         stage = plan.patch
         per_patch, todo = todo[:stage.split + 1], todo[stage.split + 1:]
         for tile in stage.tiles:

@@ -172,7 +172,6 @@ class _Emitter:
 
     def layer(self, step: Step) -> str:
         """Emit the parameter struct; return the call line."""
-        g = self.plan.graph
         ident = self.params_struct(step)
         outs = self.arena(self.plan.offset(step.outputs[0]))
         ins = [self.arena(self.plan.offset(t)) for t in step.inputs]
@@ -250,7 +249,7 @@ def render(plan: Plan) -> dict[str, str]:
 
     x = g.tensors[plan.input]
     h = [head, f"#ifndef {P}_H", f"#define {P}_H", "", "#include <stdint.h>", "",
-         f"/* Bytes of the one static buffer holding every activation and scratch buffer. */",
+         "/* Bytes of the one static buffer holding every activation and scratch buffer. */",
          f"#define {P}_ARENA_SIZE {plan.arena_size}", f"#define {P}_NUM_LAYERS {len(plan.steps)}",
          f"#define {P}_MACS {plan.macs}", "",
          f"/* Input: int8, channels last ({'NHWC' if len(x.shape) == 4 else 'flat'}); "

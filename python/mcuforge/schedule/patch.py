@@ -22,8 +22,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from ..config import BuildConfig
-from ..ir import Graph, McuforgeError, Node, Tensor
+from ..ir import Graph, Node, Tensor
 from ..ops import Step
 
 WINDOW_OPS = {"conv2d", "depthwise_conv2d", "avg_pool", "max_pool"}
