@@ -235,6 +235,24 @@ def lower_transpose(node: Node, g: Graph) -> Step:
     return Step(node, "transpose_s8", p, [x.name], [out.name])
 
 
+def describe_step(step: Step, graph: Graph) -> str:
+    """One-line human description of a layer, for comments and reports."""
+    t = graph.tensors
+    shape = lambda n: "x".join(str(d) for d in t[n].shape[1:])  # noqa: E731
+    a = step.node.attrs
+    extra = ""
+    if "kernel" in a or step.node.op in ("conv2d", "depthwise_conv2d"):
+        if step.node.op in ("conv2d", "depthwise_conv2d"):
+            w = t[step.node.inputs[1]].shape
+            k = (w[1], w[2])
+        else:
+            k = tuple(a["kernel"])
+        extra = f" {k[0]}x{k[1]}/{a['strides'][0]}" + (f",{a['strides'][1]}" if a["strides"][1] != a["strides"][0] else "")
+    ins = ", ".join(shape(i) for i in step.inputs)
+    note = " (in place)" if step.inplace_input >= 0 else ""
+    return f"{step.node.op}{extra} {ins} -> {shape(step.outputs[0])}{note}"
+
+
 @dataclass(frozen=True)
 class OpSpec:
     lower: Callable[[Node, Graph], Step] | None  # None: no kernel (an alias)

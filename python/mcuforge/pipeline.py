@@ -81,8 +81,7 @@ def _check_available(config: BuildConfig) -> None:
     if config.training != "none":
         raise McuforgeError(f"--training {config.training}: on-device training is not available in this version; "
                             "use --training none")
-    if config.kernels != "portable":
-        raise McuforgeError(f"--kernels {config.kernels}: only the portable kernel set is available in this version")
+    registry.backend_for(config.kernels)  # a kernel set is a backend plugin: fail before any work
 
 
 def plan_model(model: Path | Graph, config: BuildConfig, progress: Progress = _quiet) -> Plan:
@@ -115,7 +114,7 @@ def write_outputs(plan: Plan, outdir: Path, progress: Progress = _quiet) -> list
     parent.mkdir(parents=True, exist_ok=True)
     if outdir.exists() and not outdir.is_dir():
         raise McuforgeError(f"{outdir}: exists and is not a directory")
-    backend = registry.get("backend", plan.config.kernels.replace("-", "_"))
+    backend = registry.backend_for(plan.config.kernels)
     tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=parent))
     try:
         progress(f"generating C ({backend.name} kernels)")

@@ -55,7 +55,16 @@ class Backend:
     name: str
     generate: Callable[..., Any]  # generate(plan, outdir: Path) -> list of written files
     description: str = ""
-    runtime_sources: Callable[[], list[Path]] = field(default=lambda: [])
+    runtime_sources: Callable[..., list[str]] = field(default=lambda plan: [])  # C files a plan needs
+
+
+def backend_for(kernels: str) -> Backend:
+    """The C backend of a `--kernels` choice ("arm-dsp" -> backend "arm_dsp")."""
+    name = kernels.replace("-", "_")
+    if name not in entries("backend"):
+        known = ", ".join(sorted(k.replace("_", "-") for k in entries("backend")))
+        raise McuforgeError(f"--kernels {kernels}: no C backend of that name is installed (available: {known})")
+    return get("backend", name)
 
 
 def _load(spec: str) -> Any:

@@ -8,7 +8,8 @@ from .plan import Plan, largest_op_bytes, model_summary, naive_activation_bytes
 
 
 def build_report(plan: Plan) -> dict:
-    from .codegen.portable import describe, runtime_sources
+    from .ops import describe_step
+    from .registry import backend_for
 
     g = plan.graph
     layers = []
@@ -18,7 +19,7 @@ def build_report(plan: Plan) -> dict:
             "name": s.name,
             "op": s.node.op,
             "kernel": s.kernel,
-            "description": describe(s, g),
+            "description": describe_step(s, g),
             "macs": s.macs,
             "params": int(sum(g.tensors[t].size for t in s.node.inputs[1:] if t and g.tensors[t].is_const)),
             "weight_bytes": s.weight_bytes,
@@ -45,7 +46,7 @@ def build_report(plan: Plan) -> dict:
         "largest_op_bytes": largest_op_bytes(plan),
         "memory_strategy": plan.memory.strategy,
         "model": model_summary(plan),
-        "runtime_sources": runtime_sources(plan),
+        "runtime_sources": backend_for(plan.config.kernels).runtime_sources(plan),
         "layers": layers,
     }
     if plan.patch is not None:

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..ir import Graph
-from ..ops import Step
+from ..ops import Step, describe_step
 from ..plan import Plan
 from ..registry import Backend
 from .cwriter import c_comment, c_float, c_int, c_int_array
@@ -53,24 +52,6 @@ def runtime_sources(plan: Plan) -> list[str]:
         for f in RUNTIME_SOURCES[s.kernel]:
             files[f] = None
     return sorted(files)
-
-
-def describe(step: Step, graph: Graph) -> str:
-    """One-line human description of a layer, for comments and reports."""
-    t = graph.tensors
-    shape = lambda n: "x".join(str(d) for d in t[n].shape[1:])  # noqa: E731
-    a = step.node.attrs
-    extra = ""
-    if "kernel" in a or step.node.op in ("conv2d", "depthwise_conv2d"):
-        if step.node.op in ("conv2d", "depthwise_conv2d"):
-            w = t[step.node.inputs[1]].shape
-            k = (w[1], w[2])
-        else:
-            k = tuple(a["kernel"])
-        extra = f" {k[0]}x{k[1]}/{a['strides'][0]}" + (f",{a['strides'][1]}" if a["strides"][1] != a["strides"][0] else "")
-    ins = ", ".join(shape(i) for i in step.inputs)
-    note = " (in place)" if step.inplace_input >= 0 else ""
-    return f"{step.node.op}{extra} {ins} -> {shape(step.outputs[0])}{note}"
 
 
 class _Emitter:
@@ -120,7 +101,7 @@ class _Emitter:
         return ident
 
     def comment(self, step: Step) -> str:
-        return c_comment(f"{step.index} {step.name}: {describe(step, self.plan.graph)}")
+        return c_comment(f"{step.index} {step.name}: {describe_step(step, self.plan.graph)}")
 
     def patch_layer(self, step: Step, k: int) -> list[str]:
         """One layer of the per-patch stage: a block inside the tile loop that
@@ -334,4 +315,5 @@ def include_dirs(outdir: Path) -> list[Path]:
     return [outdir, outdir / RUNTIME_SUBDIR / "include"]
 
 
-BACKEND = Backend(name="portable", generate=generate, description="portable C99 kernels, bit-exact with TFLM reference")
+BACKEND = Backend(name="portable", generate=generate, description="portable C99 kernels, bit-exact with TFLM reference",
+                  runtime_sources=runtime_sources)
