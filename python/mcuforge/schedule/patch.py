@@ -101,13 +101,26 @@ def _hw(graph: Graph, name: str) -> tuple[int, int, int]:
     return s[1], s[2], s[3]
 
 
+def _crossing(graph: Graph, stage: list[Step]) -> tuple[set[str], set[str], bool]:
+    """(tensors the stage produces, those read after it, whether the model
+    input is read after it)."""
+    stage_nodes = {id(s.node) for s in stage}
+    produced = {o for s in stage for o in s.outputs}
+    crossing: set[str] = set()
+    input_read_after = False
+    for n in graph.nodes:
+        if id(n) in stage_nodes:
+            continue
+        crossing.update(i for i in n.inputs if i in produced)
+        input_read_after |= graph.inputs[0] in n.inputs
+    return produced, crossing, input_read_after
+
+
 def valid_split(graph: Graph, steps: list[Step], split: int) -> str | None:
     """None when steps[:split] can run per patch; otherwise why not."""
     if split < 1 or split >= len(steps):
         return "the split must leave at least one layer on each side"
     stage = steps[:split]
-    stage_nodes = {id(s.node) for s in stage}
-    produced = {o for s in stage for o in s.outputs}
     model_input = graph.inputs[0]
     for s in stage:
         if s.node.op not in WINDOW_OPS | POINTWISE_OPS:
@@ -118,13 +131,9 @@ def valid_split(graph: Graph, steps: list[Step], split: int) -> str | None:
             return f"layer '{s.name}' is not on a 4-D feature map"
         if model_input in s.inputs and s.node.op not in WINDOW_OPS:
             return f"layer '{s.name}' reads the model input elementwise"
-    crossing = set()
-    for n in graph.nodes:
-        if id(n) in stage_nodes:
-            continue
-        crossing.update(i for i in n.inputs if i in produced)
-        if model_input in n.inputs:
-            return "the model input is read after the split"
+    produced, crossing, input_read_after = _crossing(graph, stage)
+    if input_read_after:
+        return "the model input is read after the split"
     if set(graph.outputs) & produced:
         return "a model output is produced before the split"
     if len(crossing) != 1:
@@ -212,10 +221,8 @@ def patch_steps(graph: Graph, steps: list[Step], split: int, grid: int, stream: 
     Returns (stage pseudo steps + copy step, patch tensors, Tile list, stage MACs).
     """
     stage = steps[:split]
-    produced = {o for s in stage for o in s.outputs}
-    crossing = [i for n in graph.nodes if id(n) not in {id(s.node) for s in stage}
-                for i in n.inputs if i in produced]
-    tensor = crossing[0]
+    produced, crossing, _ = _crossing(graph, stage)
+    (tensor,) = crossing  # valid_split() made sure exactly one tensor crosses
     th, tw, tc = _hw(graph, tensor)
     if grid > min(th, tw):
         return None
