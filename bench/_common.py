@@ -3,10 +3,12 @@
 * ``flash_bytes``: .text + .rodata + .data of a generated model's objects
   compiled for Cortex-M4 with arm-none-eabi-gcc -Os (weights + code);
 * ``update_readme``: replace the table between ``<!-- bench:<marker>:begin -->``
-  and ``<!-- bench:<marker>:end -->`` in README.md.
+  and ``<!-- bench:<marker>:end -->`` in README.md;
+* ``write_results``: results/<stem>.json and .md, and the README table.
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -51,3 +53,13 @@ def update_readme(table: str, marker: str) -> bool:
                   flags=re.S)
     readme.write_text(text)
     return True
+
+
+def write_results(stem: str, rows: list[dict], table: str, marker: str) -> None:
+    """bench/results/<stem>.json and <stem>.md, and the README table of `marker`."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(table)
+    if not update_readme(table, marker):
+        print(f"README.md has no <!-- bench:{marker}:begin/end --> markers; table not inserted", file=sys.stderr)
+    print(table)

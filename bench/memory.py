@@ -10,7 +10,6 @@ bench/results/memory.md, and refreshes the table in README.md.
 """
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, ROOT, flash_bytes, update_readme  # noqa: E402,F401  (shared with bench/*.py)
+from _common import flash_bytes, write_results  # noqa: E402
 
 
 def models():
@@ -74,11 +73,9 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main() -> int:
-    sys.path.insert(0, str(ROOT / "python"))
     import torch
 
     torch.set_num_threads(2)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="mcuforge-bench-") as tmp:
         for name, make in models():
@@ -86,11 +83,7 @@ def main() -> int:
             print(f"{name}: arena {row['arena_bytes']} B, largest op {row['largest_op_bytes']} B, "
                   f"naive {row['naive_bytes']} B, flash {row['flash_bytes_cortex_m4']} B", flush=True)
             rows.append(row)
-    (RESULTS / "memory.json").write_text(json.dumps(rows, indent=2) + "\n")
-    table = markdown(rows)
-    (RESULTS / "memory.md").write_text(table)
-    update_readme(table, "memory")
-    print(table)
+    write_results("memory", rows, markdown(rows), "memory")
     return 0
 
 

@@ -22,7 +22,6 @@ between ``<!-- bench:mlperf:begin -->`` and ``<!-- bench:mlperf:end -->``.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, ROOT, flash_bytes, update_readme  # noqa: E402
+from _common import ROOT, flash_bytes, write_results  # noqa: E402
 
 MODELS_DIR = ROOT.parent / "shared" / "models"
 # (key, file, task, layer-by-layer arena target in bytes, strictly below it?)
@@ -159,7 +158,6 @@ def main() -> int:
         print(f"bench/mlperf_tiny.py: skipped, {', '.join(missing)} not in {MODELS_DIR} "
               f"(see ../shared/models/README.md)")
         return 0
-    RESULTS.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="mcuforge-mlperf-") as tmp:
         for key, fname, task, target, strict in MODELS:
@@ -168,12 +166,7 @@ def main() -> int:
                   f"{row['largest_op_bytes']} B), flash {row['flash_bytes_cortex_m4']} B, "
                   f"{row['inputs_equal_to_tflm']}/{row['inputs_checked']} outputs equal to TFLM", flush=True)
             rows.append(row)
-    (RESULTS / "mlperf_tiny.json").write_text(json.dumps(rows, indent=2) + "\n")
-    table = markdown(rows)
-    (RESULTS / "mlperf_tiny.md").write_text(table)
-    if not update_readme(table, "mlperf"):
-        print("README.md has no <!-- bench:mlperf:begin/end --> markers; table not inserted", file=sys.stderr)
-    print(table)
+    write_results("mlperf_tiny", rows, markdown(rows), "mlperf")
     missed = [r["model"] for r in rows if not r["arena_target_met"]]
     unequal = [r["model"] for r in rows if r["inputs_equal_to_tflm"] != r["inputs_checked"]]
     return 1 if missed or unequal else 0

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, write_results  # noqa: E402
+
 SHARED_MODELS = ROOT.parent / "shared" / "models"
-sys.path.insert(0, str(ROOT / "bench"))
 
 
 def graphs():
@@ -104,22 +104,15 @@ def markdown(rows) -> str:
 
 
 def main() -> int:
-    from _common import update_readme
-
     import torch
 
     torch.set_num_threads(2)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, graph in graphs():
         row = measure(name, graph)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    (RESULTS / "patch.json").write_text(json.dumps(rows, indent=2) + "\n")
-    table = markdown(rows)
-    (RESULTS / "patch.md").write_text(table)
-    update_readme(table, "patch")
-    print(table)
+    write_results("patch", rows, markdown(rows), "patch")
     return 0
 
 
