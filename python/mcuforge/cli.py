@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .config import BuildConfig, from_kconfig, parse_size
+from .config import BuildConfig, from_kconfig, parse_float, parse_float_list, parse_int_list, parse_size
 from .ir import McuforgeError
 
 
@@ -40,6 +40,14 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
                    help="patch schedule: the generated code reads the input region by region through a callback "
                         "(<name>_invoke_stream), so the whole input never sits in SRAM")
     p.add_argument("--training", choices=["none", "bias", "sparse", "full"], help="on-device training mode")
+    p.add_argument("--learning-rate", metavar="LR", help="training: SGD learning rate in float terms (QAS)")
+    p.add_argument("--train-bias-layers", type=int, metavar="N", help="training: update the biases of the last N layers")
+    p.add_argument("--train-weight-layers", metavar="I,J", help="training (sparse): weight layers whose weights are updated")
+    p.add_argument("--train-weight-ratio", metavar="R1,R2",
+                   help="training (sparse): leading fraction of output channels updated, one per --train-weight-layers")
+    p.add_argument("--train-data", metavar="FILE.npz",
+                   help="training: labelled data (x in the model's layout, y labels) to choose the sparse policy "
+                        "under the SRAM budget")
     p.add_argument("--kernels", choices=["portable", "arm-dsp"], help="C kernel set")
     p.add_argument("--kconfig", metavar="PATH", help="take the options from a Zephyr .config (CONFIG_MCUFORGE_*)")
 
@@ -104,6 +112,13 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         name=args.name, calibration=args.calibration, schedule=args.schedule, patch_grid=args.patch_grid,
         patch_max_overhead=args.patch_max_overhead, input_stream=args.input_stream,
         training=args.training, kernels=args.kernels,
+        learning_rate=parse_float(args.learning_rate, "--learning-rate") if args.learning_rate else None,
+        train_bias_layers=args.train_bias_layers,
+        train_weight_layers=(parse_int_list(args.train_weight_layers, "--train-weight-layers")
+                             if args.train_weight_layers else None),
+        train_weight_ratio=(parse_float_list(args.train_weight_ratio, "--train-weight-ratio")
+                            if args.train_weight_ratio else None),
+        train_data=args.train_data,
         sram_budget=parse_size(args.sram_budget, "--sram-budget") if args.sram_budget else None,
         flash_budget=parse_size(args.flash_budget, "--flash-budget") if args.flash_budget else None,
     )

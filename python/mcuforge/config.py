@@ -24,6 +24,12 @@ class BuildConfig:
     training: str = "none"
     kernels: str = "portable"
     calibration: str | None = None
+    # on-device training (DESIGN.md, "Training"); None: the documented default
+    learning_rate: float | None = None
+    train_bias_layers: int | None = None  # biases of the last N layers
+    train_weight_layers: tuple[int, ...] | None = None  # weight-layer indices whose weights are trained
+    train_weight_ratio: tuple[float, ...] | None = None  # leading fraction of output channels per such layer
+    train_data: str | None = None  # .npz (x, y) for choosing the sparse policy under the SRAM budget
 
     def validate(self) -> "BuildConfig":
         if self.schedule not in SCHEDULES:
@@ -36,6 +42,15 @@ class BuildConfig:
             raise McuforgeError("--patch-max-overhead: give a fraction of extra MACs, e.g. 0.3 for 30%")
         if self.patch_grid < 0:
             raise McuforgeError("--patch-grid: must be 0 (automatic) or a positive grid size")
+        if self.learning_rate is not None and not (0 < self.learning_rate < 1e6):
+            raise McuforgeError(f"--learning-rate: {self.learning_rate} must be a positive number such as 0.05")
+        if self.train_bias_layers is not None and self.train_bias_layers < 0:
+            raise McuforgeError("--train-bias-layers: must be 0 or a positive number of layers")
+        if self.train_weight_ratio is not None:
+            if any(not 0 < r <= 1 for r in self.train_weight_ratio):
+                raise McuforgeError("--train-weight-ratio: every ratio must be in (0, 1], e.g. 1,0.5,0.25")
+            if self.train_weight_layers is None or len(self.train_weight_ratio) != len(self.train_weight_layers):
+                raise McuforgeError("--train-weight-ratio: give one ratio per layer of --train-weight-layers")
         if self.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
             raise McuforgeError(f"--name: '{self.name}' is not a C identifier (letters, digits, underscores)")
         return self
@@ -83,4 +98,32 @@ def from_kconfig(path: Path) -> dict:
                 out[key] = opt
     if "CONFIG_MCUFORGE_PATCH_GRID" in values:
         out["patch_grid"] = int(values["CONFIG_MCUFORGE_PATCH_GRID"])
+    if values.get("CONFIG_MCUFORGE_TRAINING_LEARNING_RATE"):
+        out["learning_rate"] = parse_float(values["CONFIG_MCUFORGE_TRAINING_LEARNING_RATE"],
+                                           "CONFIG_MCUFORGE_TRAINING_LEARNING_RATE")
+    if "CONFIG_MCUFORGE_TRAINING_BIAS_LAYERS" in values:
+        out["train_bias_layers"] = int(values["CONFIG_MCUFORGE_TRAINING_BIAS_LAYERS"])
     return out
+
+
+def parse_float(text: str, flag: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise McuforgeError(f"{flag}: '{text}' is not a number (example: 0.05)") from None
+
+
+def parse_int_list(text: str, flag: str) -> tuple[int, ...]:
+    """'3,5' -> (3, 5)."""
+    try:
+        return tuple(int(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise McuforgeError(f"{flag}: '{text}' is not a comma-separated list of layer indices (example: 4,5)") from None
+
+
+def parse_float_list(text: str, flag: str) -> tuple[float, ...]:
+    """'1,0.5' -> (1.0, 0.5)."""
+    try:
+        return tuple(float(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise McuforgeError(f"{flag}: '{text}' is not a comma-separated list of ratios (example: 1,0.5)") from None
