@@ -76,8 +76,10 @@ def select(step: Step) -> Variant | None:
             what = f"{p['k_h']}x{p['k_w']} conv, im2col of 2 pixels + matmul"
         return Variant("mcf_dsp_conv2d_s8", "mcf_dsp_matmul.c", what, 2 * 2 * _k_padded(k))
     if step.kernel == "fully_connected_s8":
-        what = "fully connected, 4 rows per column read" if p["rows"] == 1 else "fully connected, 2 x 2 blocks"
-        return Variant("mcf_dsp_fully_connected_s8", "mcf_dsp_matmul.c", what, 2 * 2 * _k_padded(p["in_features"]))
+        if p["rows"] == 1:  # no scratch: the input row is read in place, once per 4 output rows
+            return Variant("mcf_dsp_fully_connected_s8", "mcf_dsp_matmul.c", "fully connected, 4 output rows at once")
+        return Variant("mcf_dsp_fully_connected_s8", "mcf_dsp_matmul.c", "fully connected, 2 x 2 blocks",
+                       2 * 2 * _k_padded(p["in_features"]))
     if step.kernel in ("depthwise_conv2d_s8", "depthwise_conv2d_s8_inplace"):
         if p["depth_multiplier"] != 1 or p["in_c"] % 4:
             return None
@@ -198,7 +200,7 @@ class DspEmitter(portable._Emitter):
         v = select(step)
         if v is None or step.kernel.endswith("_inplace"):
             return None  # the in-place call passes its scratch already
-        return self.arena(self.plan.memory.scratch_offsets[step.index])
+        return self.arena(self.plan.memory.scratch_offsets[step.index]) if v.scratch else "NULL"
 
     def struct_fields(self, step: Step, ident: str) -> list[str]:
         if select(step) is None:

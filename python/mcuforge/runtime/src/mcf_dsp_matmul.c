@@ -202,6 +202,84 @@ MCF_INLINE void matmul_1(const matmul *m, const uint32_t *cols, int8_t *out, int
     }
 }
 
+/* One row read straight from the int8 input (no scratch; a fully connected
+ * layer with one row): each input word is sign-extended once for 4 output
+ * channels, the bytes past K (zero weights) taken as zero. */
+MCF_INLINE void block_4x1(uint32_t v, const uint32_t *w, const uint32_t *u, int32_t *a0, int32_t *a1, int32_t *a2,
+                          int32_t *a3)
+{
+    const int32_t xl = __sxtb16(v), xh = mcf_sxtb16_ror8(v);
+    *a0 = __smlad(__sxtb16(w[0]), xl, *a0);
+    *a0 = __smlad(mcf_sxtb16_ror8(w[0]), xh, *a0);
+    *a1 = __smlad(__sxtb16(w[1]), xl, *a1);
+    *a1 = __smlad(mcf_sxtb16_ror8(w[1]), xh, *a1);
+    *a2 = __smlad(__sxtb16(u[0]), xl, *a2);
+    *a2 = __smlad(mcf_sxtb16_ror8(u[0]), xh, *a2);
+    *a3 = __smlad(__sxtb16(u[1]), xl, *a3);
+    *a3 = __smlad(mcf_sxtb16_ror8(u[1]), xh, *a3);
+}
+
+MCF_INLINE void matmul_row(const matmul *m, const int8_t *in, int32_t k, int8_t *out, int fast)
+{
+    const int32_t groups = m->groups, full = k / 4;
+    const int8_t *in_end = in + 4 * full;
+    const uint32_t *w = m->filter;
+    uint32_t tail = 0;
+    int32_t oc = 0, i;
+    for (i = 0; i < k - 4 * full; ++i) {
+        tail |= (uint32_t)(uint8_t)in_end[i] << (8 * i);
+    }
+    for (; oc + 3 < m->out_c; oc += 4) {
+        const uint32_t *u = w + 2 * groups;
+        const int8_t *x = in;
+        int32_t a0 = m->bias[oc], a1 = m->bias[oc + 1], a2 = m->bias[oc + 2], a3 = m->bias[oc + 3];
+        while (x != in_end) {
+            block_4x1(mcf_read32(x), w, u, &a0, &a1, &a2, &a3);
+            w += 2;
+            u += 2;
+            x += 4;
+        }
+        if (full != groups) {
+            block_4x1(tail, w, u, &a0, &a1, &a2, &a3);
+            u += 2;
+        }
+        w = u;
+        out[oc] = out_of(m, a0, oc, fast);
+        out[oc + 1] = out_of(m, a1, oc + 1, fast);
+        out[oc + 2] = out_of(m, a2, oc + 2, fast);
+        out[oc + 3] = out_of(m, a3, oc + 3, fast);
+    }
+    for (; oc < m->out_c; oc += 2) {
+        const int32_t pair = oc + 1 < m->out_c;
+        int32_t a0 = m->bias[oc], a1 = pair ? m->bias[oc + 1] : 0, g;
+        for (g = 0; g < groups; ++g) {
+            const uint32_t v = g < full ? mcf_read32(in + 4 * g) : tail;
+            const int32_t xl = __sxtb16(v), xh = mcf_sxtb16_ror8(v);
+            a0 = __smlad(__sxtb16(w[0]), xl, a0);
+            a0 = __smlad(mcf_sxtb16_ror8(w[0]), xh, a0);
+            if (pair) {
+                a1 = __smlad(__sxtb16(w[1]), xl, a1);
+                a1 = __smlad(mcf_sxtb16_ror8(w[1]), xh, a1);
+            }
+            w += 1 + pair;
+        }
+        out[oc] = out_of(m, a0, oc, fast);
+        if (pair) {
+            out[oc + 1] = out_of(m, a1, oc + 1, fast);
+        }
+    }
+}
+
+static void matmul_row_any(const matmul *m, const int8_t *in, int32_t k, int8_t *out)
+{
+    const matmul local = *m;
+    if (local.fast) {
+        matmul_row(&local, in, k, out, 1);
+    } else {
+        matmul_row(&local, in, k, out, 0);
+    }
+}
+
 static int shifts_valid(const int32_t *shift, int32_t count)
 {
     int32_t i;
@@ -327,7 +405,7 @@ int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *o
 
 int32_t mcf_dsp_fully_connected_s8_scratch_size(const mcf_fully_connected_params *p)
 {
-    return 2 * 2 * ((p->in_features + 3) / 4 * 4);
+    return p->rows > 1 ? 2 * 2 * ((p->in_features + 3) / 4 * 4) : 0;
 }
 
 int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output,
@@ -341,12 +419,17 @@ int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t
 
     if (p->rows <= 0 || k <= 0 || n_out <= 0 || p->act_min < -128 || p->act_max > 127 ||
         p->act_min > p->act_max || p->filter == NULL || p->bias == NULL || p->multiplier == NULL ||
-        p->shift == NULL || input == NULL || output == NULL || scratch == NULL || !shifts_valid(p->shift, n_out)) {
+        p->shift == NULL || input == NULL || output == NULL || (scratch == NULL && p->rows > 1) ||
+        !shifts_valid(p->shift, n_out)) {
         return MCF_ERR_ARG;
     }
     matmul_init(&m, p->filter, p->bias, p->multiplier, p->shift, n_out, k, p->output_offset, p->act_min,
                 p->act_max);
     m.fast = p->per_channel == MCF_DSP_FAST_REQUANT;
+    if (p->rows == 1) {
+        matmul_row_any(&m, input, k, output);
+        return MCF_OK;
+    }
     clear_tail(cols, k, kp);
     for (row = 0; row + 1 < p->rows; row += 2) {
         expand(input + row * k, k, cols, 0, 0);
