@@ -103,6 +103,106 @@ MCF_INLINE void block_2x2(const uint32_t *x, uint32_t wa, uint32_t wb, int32_t *
     *a11 = __smlad(wh, x1h, *a11);
 }
 
+/*
+ * On Cortex-M with the DSP extension (GCC/Clang), the two hottest loops in
+ * assembly: the compiler keeps spilling an accumulator or pointer in them.
+ * Same instructions, same order of accumulation, as the C below them.
+ * Filter words and columns are 4-byte aligned (LDRD): int32 arrays, and
+ * scratch at an aligned arena offset.
+ */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__) && defined(__thumb2__)
+#define MCF_DSP_ASM 1
+
+/* 2 output channels x 2 columns over 2 * pairs groups (pairs >= 1). */
+static inline void pairs_2x2_asm(const uint32_t **xp, const uint32_t **wp, int32_t pairs, int32_t *a00,
+                                 int32_t *a01, int32_t *a10, int32_t *a11)
+{
+    const uint32_t *x = *xp, *w = *wp;
+    int32_t c00 = *a00, c01 = *a01, c10 = *a10, c11 = *a11;
+    uint32_t wa, wb, t0, t1, xl, xh;
+#define MCF_GROUP_2X2                                    \
+        "ldrd %[wa], %[wb], [%[w]], #8\n\t"              \
+        "ldrd %[xl], %[xh], [%[x]], #8\n\t"              \
+        "sxtb16 %[t0], %[wa]\n\t"                        \
+        "sxtb16 %[wa], %[wa], ror #8\n\t"                \
+        "sxtb16 %[t1], %[wb]\n\t"                        \
+        "sxtb16 %[wb], %[wb], ror #8\n\t"                \
+        "smlad %[c00], %[t0], %[xl], %[c00]\n\t"         \
+        "smlad %[c00], %[wa], %[xh], %[c00]\n\t"         \
+        "smlad %[c10], %[t1], %[xl], %[c10]\n\t"         \
+        "smlad %[c10], %[wb], %[xh], %[c10]\n\t"         \
+        "ldrd %[xl], %[xh], [%[x]], #8\n\t"              \
+        "smlad %[c01], %[t0], %[xl], %[c01]\n\t"         \
+        "smlad %[c01], %[wa], %[xh], %[c01]\n\t"         \
+        "smlad %[c11], %[t1], %[xl], %[c11]\n\t"         \
+        "smlad %[c11], %[wb], %[xh], %[c11]\n\t"
+    __asm__ volatile("1:\n\t" MCF_GROUP_2X2 MCF_GROUP_2X2
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t"
+                     : [c00] "+r"(c00), [c01] "+r"(c01), [c10] "+r"(c10), [c11] "+r"(c11), [x] "+r"(x),
+                       [w] "+r"(w), [n] "+r"(pairs), [wa] "=&r"(wa), [wb] "=&r"(wb), [t0] "=&r"(t0),
+                       [t1] "=&r"(t1), [xl] "=&r"(xl), [xh] "=&r"(xh)
+                     :
+                     : "cc", "memory");
+#undef MCF_GROUP_2X2
+    *xp = x;
+    *wp = w;
+    *a00 = c00;
+    *a01 = c01;
+    *a10 = c10;
+    *a11 = c11;
+}
+
+/* 4 output channels (the filter words of two pairs, at w and u) x one int8
+ * row, 2 * pairs groups of 4 products (pairs >= 1). */
+static inline void pairs_4x1_asm(const int8_t **xp, const uint32_t **wp, const uint32_t **up, int32_t pairs,
+                                 int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+{
+    const int8_t *x = *xp;
+    const uint32_t *w = *wp, *u = *up;
+    int32_t c0 = *a0, c1 = *a1, c2 = *a2, c3 = *a3;
+    uint32_t xl, xh, p, q, t;
+#define MCF_GROUP_4X1                                    \
+        "ldr %[xl], [%[x]], #4\n\t"                      \
+        "sxtb16 %[xh], %[xl], ror #8\n\t"                \
+        "sxtb16 %[xl], %[xl]\n\t"                        \
+        "ldrd %[p], %[q], [%[w]], #8\n\t"                \
+        "sxtb16 %[t], %[p]\n\t"                          \
+        "sxtb16 %[p], %[p], ror #8\n\t"                  \
+        "smlad %[c0], %[t], %[xl], %[c0]\n\t"            \
+        "smlad %[c0], %[p], %[xh], %[c0]\n\t"            \
+        "sxtb16 %[t], %[q]\n\t"                          \
+        "sxtb16 %[q], %[q], ror #8\n\t"                  \
+        "smlad %[c1], %[t], %[xl], %[c1]\n\t"            \
+        "smlad %[c1], %[q], %[xh], %[c1]\n\t"            \
+        "ldrd %[p], %[q], [%[u]], #8\n\t"                \
+        "sxtb16 %[t], %[p]\n\t"                          \
+        "sxtb16 %[p], %[p], ror #8\n\t"                  \
+        "smlad %[c2], %[t], %[xl], %[c2]\n\t"            \
+        "smlad %[c2], %[p], %[xh], %[c2]\n\t"            \
+        "sxtb16 %[t], %[q]\n\t"                          \
+        "sxtb16 %[q], %[q], ror #8\n\t"                  \
+        "smlad %[c3], %[t], %[xl], %[c3]\n\t"            \
+        "smlad %[c3], %[q], %[xh], %[c3]\n\t"
+    __asm__ volatile("1:\n\t" MCF_GROUP_4X1 MCF_GROUP_4X1
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t"
+                     : [c0] "+r"(c0), [c1] "+r"(c1), [c2] "+r"(c2), [c3] "+r"(c3), [x] "+r"(x), [w] "+r"(w),
+                       [u] "+r"(u), [n] "+r"(pairs), [xl] "=&r"(xl), [xh] "=&r"(xh), [p] "=&r"(p), [q] "=&r"(q),
+                       [t] "=&r"(t)
+                     :
+                     : "cc", "memory");
+#undef MCF_GROUP_4X1
+    *xp = x;
+    *wp = w;
+    *up = u;
+    *a0 = c0;
+    *a1 = c1;
+    *a2 = c2;
+    *a3 = c3;
+}
+#endif
+
 /* out0[oc], out1[oc] for every output channel from both columns. */
 MCF_INLINE void matmul_2(const matmul *m, const uint32_t *cols, int8_t *out0, int8_t *out1, int fast)
 {
@@ -113,12 +213,18 @@ MCF_INLINE void matmul_2(const matmul *m, const uint32_t *cols, int8_t *out0, in
     for (oc = 0; oc + 1 < m->out_c; oc += 2) {
         const uint32_t *x = cols;
         int32_t a00 = m->bias[oc], a01 = a00, a10 = m->bias[oc + 1], a11 = a10;
+#ifdef MCF_DSP_ASM
+        if (x != pairs_end) {
+            pairs_2x2_asm(&x, &w, m->groups / 2, &a00, &a01, &a10, &a11);
+        }
+#else
         while (x != pairs_end) {
             block_2x2(x, w[0], w[1], &a00, &a01, &a10, &a11);
             block_2x2(x + 4, w[2], w[3], &a00, &a01, &a10, &a11);
             w += 4;
             x += 8;
         }
+#endif
         if (x != cols_end) {
             block_2x2(x, w[0], w[1], &a00, &a01, &a10, &a11);
             w += 2;
@@ -233,6 +339,11 @@ MCF_INLINE void matmul_row(const matmul *m, const int8_t *in, int32_t k, int8_t 
         const uint32_t *u = w + 2 * groups;
         const int8_t *x = in;
         int32_t a0 = m->bias[oc], a1 = m->bias[oc + 1], a2 = m->bias[oc + 2], a3 = m->bias[oc + 3];
+#ifdef MCF_DSP_ASM
+        if (full >= 2) {
+            pairs_4x1_asm(&x, &w, &u, full / 2, &a0, &a1, &a2, &a3);
+        }
+#endif
         while (x != in_end) {
             block_4x1(mcf_read32(x), w, u, &a0, &a1, &a2, &a3);
             w += 2;
