@@ -60,9 +60,10 @@ def ring_rows(p: dict, in_place: bool) -> int:
 
 
 def depthwise_scratch(p: dict, in_place: bool) -> int:
-    """Bytes of the arm-dsp depthwise ring: rows x padded width x 4 channels."""
+    """Bytes of the arm-dsp depthwise scratch: the ring (rows x padded width x
+    4 channels) and one output row of int32 accumulators for 4 channels."""
     reach = (p["out_w"] - 1) * p["stride_w"] + (p["k_w"] - 1) * p["dilation_w"] + 1
-    return ring_rows(p, in_place) * max(reach, p["pad_left"] + p["in_w"]) * 4
+    return ring_rows(p, in_place) * max(reach, p["pad_left"] + p["in_w"]) * 4 + p["out_w"] * 16
 
 
 def select(step: Step) -> Variant | None:
