@@ -119,14 +119,19 @@ def _wrap32(values: np.ndarray) -> np.ndarray:
     return ((np.asarray(values, dtype=np.int64) + 2**31) % 2**32 - 2**31).astype(np.int32)
 
 
-def pack_matmul(filter_rows: np.ndarray) -> np.ndarray:
-    """(out_c, K) int8 -> the kernel's int32 words: 4 products per word
-    (byte i = product k+i), K zero-padded to a multiple of 4, output channels
-    in pairs with their words interleaved, a last odd channel on its own."""
+def pack_matmul(filter_rows: np.ndarray, columns: bool = True) -> np.ndarray:
+    """(out_c, K) int8 -> the kernel's int32 words: 4 products per word, K
+    zero-padded to a multiple of 4, output channels in pairs with their words
+    interleaved, a last odd channel on its own. columns: the kernel reads
+    int16 columns in natural order, so a word holds products k, k+2, k+1,
+    k+3 (SXTB16 then pairs k, k+1 and k+2, k+3); else (a single row read as
+    int8 words) products k..k+3 in order."""
     w = np.asarray(filter_rows, dtype=np.int8)
     out_c, k = w.shape
     padded = np.zeros((out_c, _k_padded(k)), dtype=np.int8)
     padded[:, :k] = w
+    if columns:
+        padded = np.ascontiguousarray(padded.reshape(out_c, -1, 4)[:, :, [0, 2, 1, 3]].reshape(out_c, -1))
     words = padded.view("<i4").reshape(out_c, -1)
     parts = []
     for oc in range(0, out_c - 1, 2):
@@ -177,7 +182,7 @@ def prepared_params(kernel: str, params: dict) -> dict:
     if kernel in ("conv2d_s8", "fully_connected_s8"):
         rows = np.asarray(p["filter"], dtype=np.int8).reshape(out_c, -1)
         p["bias"] = fold_bias(rows, p["bias"], p["input_offset"])
-        p["filter"] = pack_matmul(rows)
+        p["filter"] = pack_matmul(rows, columns=kernel == "conv2d_s8" or p["rows"] > 1)
         # raw inputs in [-128, 127] against the folded bias
         bound = np.abs(p["bias"].astype(np.int64)) + 128 * np.abs(rows.astype(np.int64)).sum(axis=1)
     else:

@@ -19,12 +19,14 @@
 
 /*
  * The two columns share one buffer of 32-bit words, interleaved by group of
- * 4 products: column 0 (k0, k2), (k1, k3), then column 1 (k0, k2), (k1, k3),
- * so the inner loop reads 4 consecutive words. int16 slot of product k of
- * column c: */
+ * 4 products: column 0 (k0, k1), (k2, k3), then column 1 (k0, k1), (k2, k3),
+ * so the inner loop reads 4 consecutive words. The generator stores each
+ * filter word's bytes as w0, w2, w1, w3, so SXTB16 gives (w0, w1) and with
+ * ROR #8 (w2, w3), matching the columns' natural order. int16 slot of
+ * product k of column c: */
 static inline int32_t slot_of(int32_t k, int32_t c)
 {
-    return (k & ~3) * 2 + c * 4 + ((k & 1) << 1) + ((k >> 1) & 1);
+    return (k & ~3) * 2 + c * 4 + (k & 3);
 }
 
 /* The columns are read as 32-bit words: single int16 stores go through
@@ -34,29 +36,40 @@ static inline void put16(int16_t *cols, int32_t slot, int16_t v)
     memcpy(cols + slot, &v, sizeof v);
 }
 
-/* `count` int8 values -> column c, products k0 .. k0 + count - 1. */
+/* `count` int8 values -> column c, products k0 .. k0 + count - 1: one by
+ * one (walking the column's slots) up to a group boundary and at the end,
+ * 4 at a time in between (SXTB16 and two packs). */
 static void expand(const int8_t *src, int32_t count, int16_t *cols, int32_t c, int32_t k0)
 {
-    int32_t i = 0;
-    if ((k0 & 3) == 0) {
-        uint32_t *dst = (uint32_t *)(void *)(cols + slot_of(k0, c));
-        for (; i + 3 < count; i += 4) {
-            const uint32_t v = mcf_read32(src + i);
-            dst[0] = (uint32_t)__sxtb16(v);
-            dst[1] = (uint32_t)mcf_sxtb16_ror8(v);
-            dst += 4;
+    int16_t *slot = cols + slot_of(k0, c);
+    int32_t i = 0, k = k0;
+    for (; i < count && (k & 3) != 0; ++i) {
+        put16(slot++, 0, src[i]);
+        if ((++k & 3) == 0) {
+            slot += 4; /* the other column's half of the group */
         }
     }
+    for (; i + 3 < count; i += 4) {
+        const uint32_t v = mcf_read32(src + i);
+        const uint32_t even = (uint32_t)__sxtb16(v), odd = (uint32_t)mcf_sxtb16_ror8(v);
+        mcf_write32(slot, (even & 0xFFFFu) | (odd << 16));
+        mcf_write32(slot + 2, (odd & 0xFFFF0000u) | (even >> 16));
+        slot += 8;
+    }
     for (; i < count; ++i) {
-        put16(cols, slot_of(k0 + i, c), src[i]);
+        put16(slot++, 0, src[i]);
     }
 }
 
 static void fill(int16_t value, int32_t count, int16_t *cols, int32_t c, int32_t k0)
 {
-    int32_t i;
+    int16_t *slot = cols + slot_of(k0, c);
+    int32_t i, k = k0;
     for (i = 0; i < count; ++i) {
-        put16(cols, slot_of(k0 + i, c), value);
+        put16(slot++, 0, value);
+        if ((++k & 3) == 0) {
+            slot += 4;
+        }
     }
 }
 
