@@ -117,6 +117,19 @@ def test_depthwise(lib, seed):
     check_dsp(lib, "depthwise_conv2d_s8", p, rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"]))
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_depthwise_patch_geometry(lib, seed):
+    """A patch tile of a layer: the input region larger than the window needs,
+    its padding negative where the tile starts inside the input."""
+    rng = rng_for("dsp-dw-patch", seed)
+    p = dw_params(rng)
+    cut_top, cut_left = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    extra_h, extra_w = int(rng.integers(0, 3)), int(rng.integers(0, 3))
+    p.update(in_h=p["in_h"] + cut_top + extra_h, in_w=p["in_w"] + cut_left + extra_w,
+             pad_top=p["pad_top"] - cut_top, pad_left=p["pad_left"] - cut_left)
+    check_dsp(lib, "depthwise_conv2d_s8", p, rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"]))
+
+
 @pytest.mark.parametrize("seed", range(30))
 def test_depthwise_inplace(lib, seed):
     rng = rng_for("dsp-dw-inplace", seed)

@@ -115,8 +115,7 @@ static int params_valid(const mcf_depthwise_conv2d_params *p)
     int32_t i;
     if (p->in_h <= 0 || p->in_w <= 0 || p->in_c <= 0 || (p->in_c & 3) != 0 || p->out_h <= 0 || p->out_w <= 0 ||
         p->depth_multiplier != 1 || p->out_c != p->in_c || p->k_h <= 0 || p->k_w <= 0 || p->stride_h <= 0 ||
-        p->stride_w <= 0 || p->dilation_h <= 0 || p->dilation_w <= 0 || p->pad_top < 0 || p->pad_left < 0 ||
-        p->act_min < -128 || p->act_max > 127 || p->act_min > p->act_max || p->filter == NULL ||
+        p->stride_w <= 0 || p->dilation_h <= 0 || p->dilation_w <= 0 || p->act_min < -128 || p->act_max > 127 || p->act_min > p->act_max || p->filter == NULL ||
         p->bias == NULL || p->multiplier == NULL || p->shift == NULL) {
         return 0;
     }
@@ -229,6 +228,8 @@ MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
     const int32_t rows = ring_rows(p, in_place), width = ring_width(p), row_bytes = width * 4;
     const int32_t last = mcf_ring_last(p), slot_step = p->dilation_h % rows;
     int32_t *accs = (int32_t *)(void *)(ring + rows * row_bytes); /* one output row x 4 channels */
+    const int32_t copy_start = p->pad_left > 0 ? p->pad_left : 0;
+    const int32_t copy_end = p->pad_left + in_w < width ? p->pad_left + in_w : width;
     const uint32_t zero = 0x01010101u * (uint8_t)(-p->input_offset);
     const uint32_t *filter = (const uint32_t *)(const void *)p->filter;
     dw_ctx ctx;
@@ -266,9 +267,11 @@ MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
             int32_t lo, hi;
             mcf_ring_bounds_of(p, last, oy, in_place, &lo, &hi);
             for (r = copied + 1 > lo ? copied + 1 : lo; r <= hi; ++r) {
-                const int8_t *src = input + r * in_w * channels + c;
-                int8_t *dst = ring + (r % rows) * row_bytes + p->pad_left * 4;
-                for (x = 0; x < in_w; ++x) {
+                /* ring column j holds input column j - pad_left (a patch may start inside the input:
+                 * negative padding) */
+                const int8_t *src = input + (r * in_w + copy_start - p->pad_left) * channels + c;
+                int8_t *dst = ring + (r % rows) * row_bytes + copy_start * 4;
+                for (x = 0; x < copy_end - copy_start; ++x) {
                     mcf_write32(dst + 4 * x, mcf_read32(src + x * channels));
                 }
             }
