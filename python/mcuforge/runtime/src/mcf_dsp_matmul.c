@@ -216,51 +216,83 @@ static inline void pairs_4x1_asm(const int8_t **xp, const uint32_t **wp, const u
 }
 #endif
 
+/* Output channels whose accumulators wait on the stack before they are
+ * requantized in one pass (the pass keeps offset and clamp in registers). */
+#define MCF_CHUNK 32
+
+/* Requantize acc[2 * j], acc[2 * j + 1] into out0[oc0 + j], out1[oc0 + j]. */
+MCF_INLINE void requantize_pairs(const matmul *m, const int32_t *acc, int32_t oc0, int32_t count, int8_t *out0,
+                                 int8_t *out1, int fast)
+{
+    const int32_t o = m->output_offset, lo = m->act_min, hi = m->act_max;
+    const int32_t *mult = m->multiplier + oc0, *shift = m->shift + oc0;
+    int32_t j;
+    out0 += oc0;
+    out1 += oc0;
+    for (j = 0; j < count; ++j) {
+        const int32_t mj = mult[j], sj = shift[j];
+        if (fast) {
+            out0[j] = mcf_dsp_output_fast(acc[2 * j], mj, sj, o, lo, hi);
+            out1[j] = mcf_dsp_output_fast(acc[2 * j + 1], mj, sj, o, lo, hi);
+        } else {
+            out0[j] = mcf_dsp_output(acc[2 * j], mj, sj, o, lo, hi);
+            out1[j] = mcf_dsp_output(acc[2 * j + 1], mj, sj, o, lo, hi);
+        }
+    }
+}
+
 /* out0[oc], out1[oc] for every output channel from both columns. */
 MCF_INLINE void matmul_2(const matmul *m, const uint32_t *cols, int8_t *out0, int8_t *out1, int fast)
 {
     const uint32_t *w = m->filter;
     const uint32_t *cols_end = cols + 4 * m->groups;
     const uint32_t *pairs_end = cols + 8 * (m->groups / 2); /* two groups per iteration */
-    int32_t oc;
-    for (oc = 0; oc + 1 < m->out_c; oc += 2) {
-        const uint32_t *x = cols;
-        int32_t a00 = m->bias[oc], a01 = a00, a10 = m->bias[oc + 1], a11 = a10;
+    int32_t acc[2 * MCF_CHUNK];
+    int32_t oc0, oc;
+    for (oc0 = 0; oc0 < m->out_c; oc0 += MCF_CHUNK) {
+        const int32_t end = m->out_c - oc0 < MCF_CHUNK ? m->out_c : oc0 + MCF_CHUNK;
+        int32_t *a = acc;
+        for (oc = oc0; oc + 1 < end; oc += 2) {
+            const uint32_t *x = cols;
+            int32_t a00 = m->bias[oc], a01 = a00, a10 = m->bias[oc + 1], a11 = a10;
 #ifdef MCF_DSP_ASM
-        if (x != pairs_end) {
-            pairs_2x2_asm(&x, &w, m->groups / 2, &a00, &a01, &a10, &a11);
-        }
+            if (x != pairs_end) {
+                pairs_2x2_asm(&x, &w, m->groups / 2, &a00, &a01, &a10, &a11);
+            }
 #else
-        while (x != pairs_end) {
-            block_2x2(x, w[0], w[1], &a00, &a01, &a10, &a11);
-            block_2x2(x + 4, w[2], w[3], &a00, &a01, &a10, &a11);
-            w += 4;
-            x += 8;
-        }
+            while (x != pairs_end) {
+                block_2x2(x, w[0], w[1], &a00, &a01, &a10, &a11);
+                block_2x2(x + 4, w[2], w[3], &a00, &a01, &a10, &a11);
+                w += 4;
+                x += 8;
+            }
 #endif
-        if (x != cols_end) {
-            block_2x2(x, w[0], w[1], &a00, &a01, &a10, &a11);
-            w += 2;
+            if (x != cols_end) {
+                block_2x2(x, w[0], w[1], &a00, &a01, &a10, &a11);
+                w += 2;
+            }
+            a[0] = a00;
+            a[1] = a01;
+            a[2] = a10;
+            a[3] = a11;
+            a += 4;
         }
-        out0[oc] = out_of(m, a00, oc, fast);
-        out1[oc] = out_of(m, a01, oc, fast);
-        out0[oc + 1] = out_of(m, a10, oc + 1, fast);
-        out1[oc + 1] = out_of(m, a11, oc + 1, fast);
-    }
-    if (oc < m->out_c) {
-        const uint32_t *x = cols;
-        int32_t a0 = m->bias[oc], a1 = a0;
-        while (x != cols_end) {
-            const uint32_t wa = *w++;
-            const int32_t wl = __sxtb16(wa), wh = mcf_sxtb16_ror8(wa);
-            a0 = __smlad(wl, (int32_t)x[0], a0);
-            a0 = __smlad(wh, (int32_t)x[1], a0);
-            a1 = __smlad(wl, (int32_t)x[2], a1);
-            a1 = __smlad(wh, (int32_t)x[3], a1);
-            x += 4;
+        if (oc < end) { /* the last, odd output channel: its words on their own */
+            const uint32_t *x = cols;
+            int32_t a0 = m->bias[oc], a1 = a0;
+            while (x != cols_end) {
+                const uint32_t wa = *w++;
+                const int32_t wl = __sxtb16(wa), wh = mcf_sxtb16_ror8(wa);
+                a0 = __smlad(wl, (int32_t)x[0], a0);
+                a0 = __smlad(wh, (int32_t)x[1], a0);
+                a1 = __smlad(wl, (int32_t)x[2], a1);
+                a1 = __smlad(wh, (int32_t)x[3], a1);
+                x += 4;
+            }
+            a[0] = a0;
+            a[1] = a1;
         }
-        out0[oc] = out_of(m, a0, oc, fast);
-        out1[oc] = out_of(m, a1, oc, fast);
+        requantize_pairs(m, acc, oc0, end - oc0, out0, out1, fast);
     }
 }
 
