@@ -56,23 +56,24 @@ static inline int32_t mcf_dsp_requantize_fast(int32_t acc, int32_t multiplier, i
     return mcf_dsp_asr(x + (int32_t)((1u << e) >> 1) + mcf_dsp_asr(x, 31), e);
 }
 
-/* requantize + output offset + clamp, as every TFLM int8 kernel ends. */
-static inline int8_t mcf_dsp_output(int32_t acc, int32_t multiplier, int32_t shift, int32_t output_offset,
-                                    int32_t act_min, int32_t act_max)
+/* output offset + clamp, as every TFLM int8 kernel ends. */
+static inline int8_t mcf_dsp_clamp(int32_t v, int32_t act_min, int32_t act_max)
 {
-    int32_t v = mcf_dsp_requantize(acc, multiplier, shift) + output_offset;
     v = v < act_min ? act_min : v;
     v = v > act_max ? act_max : v;
     return (int8_t)v;
 }
 
+static inline int8_t mcf_dsp_output(int32_t acc, int32_t multiplier, int32_t shift, int32_t output_offset,
+                                    int32_t act_min, int32_t act_max)
+{
+    return mcf_dsp_clamp(mcf_dsp_requantize(acc, multiplier, shift) + output_offset, act_min, act_max);
+}
+
 static inline int8_t mcf_dsp_output_fast(int32_t acc, int32_t multiplier, int32_t shift, int32_t output_offset,
                                          int32_t act_min, int32_t act_max)
 {
-    int32_t v = mcf_dsp_requantize_fast(acc, multiplier, shift) + output_offset;
-    v = v < act_min ? act_min : v;
-    v = v > act_max ? act_max : v;
-    return (int8_t)v;
+    return mcf_dsp_clamp(mcf_dsp_requantize_fast(acc, multiplier, shift) + output_offset, act_min, act_max);
 }
 
 #endif /* MCF_DSP_H */

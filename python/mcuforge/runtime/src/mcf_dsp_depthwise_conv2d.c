@@ -232,21 +232,10 @@ MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
     const int32_t copy_end = p->pad_left + in_w < width ? p->pad_left + in_w : width;
     const uint32_t zero = 0x01010101u * (uint8_t)(-p->input_offset);
     const uint32_t *filter = (const uint32_t *)(const void *)p->filter;
-    dw_ctx ctx;
+    const dw_ctx ctx = {p->bias, p->multiplier, p->shift, p->output_offset, p->act_min, p->act_max,
+                        (int32_t)(((uint32_t)p->input_offset & 0xFFFFu) | ((uint32_t)p->input_offset << 16)),
+                        p->out_w, p->in_c, p->k_h, p->k_w, p->stride_w, p->dilation_w};
     int32_t c;
-    ctx.bias = p->bias;
-    ctx.multiplier = p->multiplier;
-    ctx.shift = p->shift;
-    ctx.output_offset = p->output_offset;
-    ctx.act_min = p->act_min;
-    ctx.act_max = p->act_max;
-    ctx.offset2 = (int32_t)(((uint32_t)p->input_offset & 0xFFFFu) | ((uint32_t)p->input_offset << 16));
-    ctx.out_w = p->out_w;
-    ctx.channels = p->in_c;
-    ctx.k_h = p->k_h;
-    ctx.k_w = p->k_w;
-    ctx.stride_w = p->stride_w;
-    ctx.dilation_w = p->dilation_w;
     for (c = 0; c < channels; c += 4) {
         const uint32_t *w = filter + (c / 4) * taps * 2;
         int32_t copied = -1; /* rows <= copied were copied or are never needed */

@@ -98,6 +98,15 @@ MCF_INLINE int8_t out_of(const matmul *m, int32_t acc, int32_t oc, int fast)
     return mcf_dsp_output(acc, m->multiplier[oc], m->shift[oc], m->output_offset, m->act_min, m->act_max);
 }
 
+MCF_INLINE void out_4(const matmul *m, int8_t *out, int32_t oc, int32_t a0, int32_t a1, int32_t a2, int32_t a3,
+                      int fast)
+{
+    out[oc] = out_of(m, a0, oc, fast);
+    out[oc + 1] = out_of(m, a1, oc + 1, fast);
+    out[oc + 2] = out_of(m, a2, oc + 2, fast);
+    out[oc + 3] = out_of(m, a3, oc + 3, fast);
+}
+
 /* 4 products of 2 output channels (filter words wa, wb) x 2 columns. */
 MCF_INLINE void block_2x2(const uint32_t *x, uint32_t wa, uint32_t wb, int32_t *a00, int32_t *a01, int32_t *a10,
                           int32_t *a11)
@@ -324,10 +333,7 @@ MCF_INLINE void matmul_1(const matmul *m, const uint32_t *cols, int8_t *out, int
             x += 4;
         }
         w = v;
-        out[oc] = out_of(m, a0, oc, fast);
-        out[oc + 1] = out_of(m, a1, oc + 1, fast);
-        out[oc + 2] = out_of(m, a2, oc + 2, fast);
-        out[oc + 3] = out_of(m, a3, oc + 3, fast);
+        out_4(m, out, oc, a0, a1, a2, a3, fast);
     }
     for (; oc < m->out_c; oc += 2) {
         const int32_t pair = oc + 1 < m->out_c;
@@ -400,10 +406,7 @@ MCF_INLINE void matmul_row(const matmul *m, const int8_t *in, int32_t k, int8_t 
             u += 2;
         }
         w = u;
-        out[oc] = out_of(m, a0, oc, fast);
-        out[oc + 1] = out_of(m, a1, oc + 1, fast);
-        out[oc + 2] = out_of(m, a2, oc + 2, fast);
-        out[oc + 3] = out_of(m, a3, oc + 3, fast);
+        out_4(m, out, oc, a0, a1, a2, a3, fast);
     }
     for (; oc < m->out_c; oc += 2) {
         const int32_t pair = oc + 1 < m->out_c;
