@@ -76,7 +76,7 @@ MCF_INLINE void requantize_row(const dw_ctx *p, const int32_t *accs, int32_t c, 
     }
 }
 
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__) && defined(__thumb2__)
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__) && defined(__thumb2__) && defined(__OPTIMIZE__)
 #define MCF_DSP_ASM 1
 /* The 9 taps of a 3x3 window (rows r0, r1, r2 of the ring, 4 bytes per pixel)
  * in assembly: the compiler spilled most of the accumulators and weights.

@@ -132,7 +132,7 @@ MCF_INLINE void block_2x2(const uint32_t *x, uint32_t wa, uint32_t wb, int32_t *
  * Filter words and columns are 4-byte aligned (LDRD): int32 arrays, and
  * scratch at an aligned arena offset.
  */
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__) && defined(__thumb2__)
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__) && defined(__thumb2__) && defined(__OPTIMIZE__)
 #define MCF_DSP_ASM 1
 
 /* 2 output channels x 2 columns over 2 * pairs groups (pairs >= 1). */
