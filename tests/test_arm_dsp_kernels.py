@@ -155,3 +155,17 @@ def test_fully_connected(lib, seed):
     rng = rng_for("dsp-fc", seed)
     p = fc_params(rng, seed)
     check_dsp(lib, "fully_connected_s8", p, rand_i8(rng, p["rows"] * p["in_features"]))
+
+
+def test_both_requantization_paths_are_exercised():
+    """The seeds above hand the kernels layers of both requantization modes:
+    the SMMULR path the generator proves exact, and the general one (extreme
+    scales, left shifts)."""
+    modes = set()
+    for seed in range(40):
+        rng = rng_for("dsp-conv", seed)
+        modes.add(arm_dsp.prepared_params("conv2d_s8", conv_params(rng, extreme=seed % 8 == 7))["per_channel"])
+    for seed in range(40):
+        modes.add(arm_dsp.prepared_params("depthwise_conv2d_s8", dw_params(rng_for("dsp-dw", seed),
+                                                                           extreme=seed % 8 == 7))["per_channel"])
+    assert modes == {1, arm_dsp.FAST_REQUANT}
