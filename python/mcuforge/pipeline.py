@@ -46,7 +46,12 @@ def load_model(path: Path, **options) -> Graph:
     if path.is_dir():
         raise McuforgeError(f"{path}: is a directory, expected a model file")
     fe = registry.frontend_for(path)
-    return fe.load(path, **options)
+    try:
+        return fe.load(path, **options)
+    except McuforgeError as err:  # every error about the file names the file
+        if str(path) in str(err):
+            raise
+        raise type(err)(f"{path}: {err}") from None
 
 
 def canonicalize(graph: Graph) -> Graph:

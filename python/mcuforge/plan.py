@@ -12,7 +12,8 @@ from pathlib import Path
 
 from . import __version__
 from .config import BuildConfig
-from .ir import BudgetError, Graph, McuforgeError, Node
+from .bounds import check_accumulators
+from .ir import BudgetError, Graph, McuforgeError, Node, UnsupportedModelError
 from .memory import MemoryPlan, plan_memory
 from .ops import OPS, Step, check_supported
 from .schedule.patch import DEFAULT_MAX_MAC_OVERHEAD, PatchStage, candidates, patch_steps, valid_split
@@ -95,9 +96,15 @@ def lower(graph: Graph) -> tuple[list[Step], list[tuple[str, str]]]:
         if spec.alias:
             aliases.append((node.inputs[0], node.outputs[0]))
             continue
-        step = spec.lower(node, graph)
+        try:
+            step = spec.lower(node, graph)
+        except ValueError as err:  # a scale ratio the int8 kernels cannot represent
+            raise UnsupportedModelError(
+                f"{graph.source or graph.name}: layer '{node.name}' ({node.op}): {err}; its scales are out of "
+                f"the range int8 kernels support (the model is corrupt or not quantized for int8)") from None
         step.index = len(steps)
         steps.append(step)
+    check_accumulators(steps, graph)
     return steps, aliases
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..ir import INF, Graph, McuforgeError, Node, Quant, Tensor, UnsupportedModelError, conv_out_size, unique_name
 from ..registry import Frontend
+from ..untrusted import FoldBudget, sanitize_proto_strings
 from . import c_identifier
 
 NCHW_TO_NHWC = (0, 2, 3, 1)
@@ -142,6 +143,7 @@ def parse_model(data: bytes, source: str, base_dir: Path | None = None) -> Any:
         model = onnx.load_model_from_string(data)
     except Exception as err:  # DecodeError and friends
         raise invalid(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__) from None
+    sanitize_proto_strings(model)  # names that are not UTF-8 or not printable: made safe text
     if not model.HasField("graph") or not model.graph.output:
         raise invalid("no graph with outputs in the file; it may be truncated or not ONNX at all")
     if base_dir is not None and any(
@@ -378,6 +380,7 @@ class _Importer:
         self.graph_outputs = {o.name for o in self.onnx_graph.output}
         self.source_layout = "NCHW"
         self.inferred: dict[str, tuple[int, ...]] | None = None  # shapes from ONNX shape inference
+        self.fold_budget = FoldBudget()
 
     # ---- driver --------------------------------------------------------
     def run(self) -> Graph:
@@ -540,6 +543,7 @@ class _Importer:
             attrs = _attrs(node)
             if op not in ("QuantizeLinear", "DequantizeLinear", "Shape", "Size") and all(
                     (not i) or i in self.consts for i in ins):
+                self.fold_budget.take(op, attrs, [self.consts.get(i) if i else None for i in ins])
                 values = _evaluate(op, attrs, [self.consts.get(i) if i else None for i in ins], self.opset)
                 for o, v in zip(node.output, values):
                     if o:

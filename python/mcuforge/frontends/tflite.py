@@ -45,6 +45,7 @@ import numpy as np
 
 from ..ir import INF, Graph, McuforgeError, Node, Quant, Tensor, UnsupportedModelError, unique_name
 from ..registry import Frontend
+from ..untrusted import text
 from . import c_identifier
 
 FILE_IDENTIFIER = b"TFL3"
@@ -169,7 +170,7 @@ def read_model(data: bytes) -> _TModel:
         code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
         custom = oc.CustomCode()
         codes.append((BUILTIN_OPCODE2NAME.get(code, f"BUILTIN_{code}"),
-                      custom.decode("utf-8", "replace") if custom else ""))
+                      text(custom) if custom else ""))
     buffers = []
     for i in range(_check_count(model.BuffersLength(), data, "buffer")):
         b = model.Buffers(i)
@@ -188,7 +189,7 @@ def read_model(data: bytes) -> _TModel:
     for i in range(_check_count(sg.TensorsLength(), data, "tensor")):
         t = sg.Tensors(i)
         raw_name = t.Name()
-        name = raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{i}"
+        name = text(raw_name) if raw_name else f"tensor_{i}"
         ttype = _TYPE_NAMES.get(int(t.Type()), f"type {int(t.Type())}")
         shape = tuple(_int_vector(t, "Shape", data, f"tensor {i} shape"))
         if any(d < 0 for d in shape):

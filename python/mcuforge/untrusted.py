@@ -1,0 +1,160 @@
+"""Values a frontend copies out of a model file, made safe before use.
+
+A model file is untrusted input: every name in it may be any byte string,
+every dimension any integer. This module is the one place that decides what
+is accepted, so the frontends (and the whole-model checks in ``ir``) call it
+instead of repeating the rules:
+
+* ``text``: any name (bytes or str) -> a printable ``str``. Invalid UTF-8 is
+  kept as ``\\xNN`` escapes, control, surrogate and bidirectional-override
+  characters are escaped the same way; the result is deterministic, so the
+  same name always maps to the same text (tensor references stay
+  consistent). It is then safe in ``report.json``, in error messages, in the
+  C comments (``cwriter.c_comment`` keeps only printable ASCII there) and
+  never becomes a C identifier (generated symbols are made from the model
+  name and layer indices only).
+* ``sanitize_proto_strings``: ``text`` applied to every string field of a
+  protobuf message (the ONNX ModelProto), in place.
+* ``check_shape``: dimensions must be non-negative and a tensor at most
+  ``MAX_TENSOR_ELEMENTS`` elements, computed with Python integers (no int64
+  wrap-around), before anything of that size is allocated.
+* ``FoldBudget``: constant folding at import time (ConstantOfShape, Expand,
+  Range, broadcasting arithmetic, Gather ...) may not create more than
+  ``MAX_FOLDED_ELEMENTS`` elements in total, checked before computing.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Iterable
+
+import numpy as np
+
+from .ir import McuforgeError
+
+# No microcontroller holds a tensor of 64 Mi elements; int32 offsets and sizes
+# in the generated C could address 2 GiB, but calibration runs float32
+# tensors on the host, so the limit is set where that stays affordable.
+MAX_TENSOR_ELEMENTS = 1 << 26
+# Constants computed at import time from shape arithmetic, all nodes together.
+MAX_FOLDED_ELEMENTS = 1 << 26
+
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(m: re.Match) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def text(value: Any) -> str:
+    """A name from a model file as printable text.
+
+    >>> text(b"conv\\xff\\xfe1")
+    'conv\\\\xff\\\\xfe1'
+    >>> text("a\\nb */ c")
+    'a\\\\x0ab */ c'
+    >>> text("Conv_7")
+    'Conv_7'
+    """
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = bytes(value).decode("utf-8", "backslashreplace")
+    s = str(value)
+    return _UNSAFE.sub(_escape, s) if _UNSAFE.search(s) else s
+
+
+def sanitize_proto_strings(message: Any) -> None:
+    """Apply `text` to every string field of a protobuf message, recursively."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    stack = [message]
+    while stack:
+        msg = stack.pop()
+        for field, value in msg.ListFields():
+            repeated = _repeated(field)
+            if field.type == FieldDescriptor.TYPE_MESSAGE:
+                if repeated:
+                    if field.message_type.GetOptions().map_entry:
+                        continue
+                    stack.extend(value)
+                else:
+                    stack.append(value)
+            elif field.type == FieldDescriptor.TYPE_STRING:
+                if repeated:
+                    for i, v in enumerate(value):
+                        safe = text(v)
+                        if safe != v:
+                            value[i] = safe
+                else:
+                    safe = text(value)
+                    if safe != value:
+                        setattr(msg, field.name, safe)
+
+
+def _repeated(field: Any) -> bool:
+    if hasattr(field, "is_repeated"):  # protobuf >= 5.28 (label is deprecated, then gone)
+        return bool(field.is_repeated)
+    return field.label == field.LABEL_REPEATED
+
+
+def elements(shape: Iterable[Any]) -> int:
+    """Element count with Python integers (never wraps)."""
+    return math.prod(int(d) for d in shape)
+
+
+def check_shape(name: str, shape: Iterable[Any], what: str = "tensor") -> None:
+    """Refuse negative dimensions and tensors above MAX_TENSOR_ELEMENTS."""
+    dims = [int(d) for d in shape]
+    if any(d < 0 for d in dims):
+        raise McuforgeError(f"{what} '{name}' has a negative dimension {tuple(dims)}; the model file is corrupt "
+                            f"or was not exported with static shapes")
+    n = math.prod(dims)
+    if n > MAX_TENSOR_ELEMENTS:
+        raise McuforgeError(f"{what} '{name}' has shape {tuple(dims)}, {n:,} elements: more than mcuforge's limit "
+                            f"of {MAX_TENSOR_ELEMENTS:,} per tensor (no microcontroller holds it); the model file is "
+                            f"corrupt or not meant for a microcontroller")
+
+
+class FoldBudget:
+    """Bounds what constant folding may allocate, checked before each fold."""
+
+    def __init__(self, limit: int = MAX_FOLDED_ELEMENTS):
+        self.left = limit
+
+    def take(self, op: str, attrs: dict[str, Any], ins: list[Any]) -> None:
+        """Raise ValueError when folding `op` on `ins` would exceed the budget."""
+        n = _folded_elements(op, attrs, ins)
+        if n > min(self.left, MAX_TENSOR_ELEMENTS):
+            raise ValueError(f"folding it would create a constant of {n:,} elements (limit "
+                             f"{min(self.left, MAX_TENSOR_ELEMENTS):,}); the model file is corrupt or not meant "
+                             f"for a microcontroller")
+        self.left -= n
+
+
+def _size(x: Any) -> int:
+    return 0 if x is None else int(np.asarray(x).size)
+
+
+def _folded_elements(op: str, attrs: dict[str, Any], ins: list[Any]) -> int:
+    """An upper bound of the elements `op` produces, computed without running it."""
+    arrays = [np.asarray(i) for i in ins if i is not None]
+    if op == "ConstantOfShape":
+        return elements(np.asarray(ins[0]).reshape(-1))
+    if op == "Expand":
+        shape = tuple(int(d) for d in np.asarray(ins[1]).reshape(-1))
+        if any(d < 0 for d in shape):
+            raise ValueError(f"Expand to a negative shape {shape}")
+        return elements(np.broadcast_shapes(np.asarray(ins[0]).shape, tuple(max(d, 1) for d in shape)))
+    if op == "Range":
+        start, limit, delta = (float(np.asarray(v).reshape(-1)[0]) for v in ins[:3])
+        if delta == 0 or not all(math.isfinite(v) for v in (start, limit, delta)):
+            raise ValueError(f"Range({start}, {limit}, {delta}) is not a finite range")
+        return max(0, math.ceil((limit - start) / delta))
+    if op == "Gather" and len(arrays) >= 2:
+        x, idx = arrays[0], arrays[1]
+        axis = int(attrs.get("axis", 0))
+        rest = elements(x.shape) // max(1, x.shape[axis % max(x.ndim, 1)] if x.ndim else 1)
+        return idx.size * rest
+    if op in ("Add", "Sub", "Mul", "Div", "Pow", "Equal", "Less", "Greater", "Where", "Max", "Min"):
+        return elements(np.broadcast_shapes(*(a.shape for a in arrays))) if arrays else 0
+    return sum(_size(a) for a in arrays) or 1
