@@ -59,19 +59,19 @@ def _per_channel(shift, channels: int) -> np.ndarray:
     return s if s.size == channels else np.full(channels, s.max(initial=0))
 
 
-def _refuse(step, why: str) -> UnsupportedModelError:
+def _refuse(step, why: str, where: str) -> UnsupportedModelError:
     return UnsupportedModelError(
-        f"layer '{step.name}' ({step.node.op}) could overflow its int32 accumulator: {why}. Overflow is "
+        f"{where}: layer '{step.name}' ({step.node.op}) could overflow its int32 accumulator: {why}. Overflow is "
         f"undefined in C and wrong on any hardware, so mcuforge refuses the layer: the weights or scales of this layer are not those of a trained int8 "
         f"model (retrain or requantize it, or split the layer)")
 
 
-def _check_channels(step, bound: np.ndarray, shift, what: str) -> None:
+def _check_channels(step, bound: np.ndarray, shift, what: str, where: str) -> None:
     over = np.nonzero(bound > INT32_MAX)[0]
     if over.size:
         c = int(over[0])
         raise _refuse(step, f"{what} of output channel {c} reaches {int(bound[c]):,} > 2^31 - 1 "
-                            f"({over.size} channel(s) over)")
+                            f"({over.size} channel(s) over)", where)
     # the requantization multiplies by 2^shift first when shift > 0
     shifts = np.clip(_per_channel(shift, bound.size), 0, 31)
     shifted = bound << shifts
@@ -80,7 +80,7 @@ def _check_channels(step, bound: np.ndarray, shift, what: str) -> None:
         c = int(over[0])
         raise _refuse(step, f"{what} of output channel {c} reaches {int(bound[c]):,}, and the requantization "
                             f"multiplies it by 2^{int(shifts[c])} (a real multiplier >= 1) before scaling: "
-                            f"{int(shifted[c]):,} > 2^31 - 1")
+                            f"{int(shifted[c]):,} > 2^31 - 1", where)
 
 
 def check_step(step, graph: Graph) -> None:
@@ -88,30 +88,31 @@ def check_step(step, graph: Graph) -> None:
     from .quantize import WEIGHT_AXIS
 
     p = step.params
+    where = graph.source or graph.name
     if p.get("filter") is not None and "input_offset" in p:
         axis = WEIGHT_AXIS.get(step.node.op)  # unknown op with weights: one bound over the whole filter
         filt = np.asarray(p["filter"])
         if axis is None or axis >= filt.ndim:
             axis = None
         bound = channel_bounds(filt, axis, input_swing(p["input_offset"]), p.get("bias"))
-        _check_channels(step, bound, p.get("shift", 0), "the sum |w| x |x - zero point| + |bias|")
+        _check_channels(step, bound, p.get("shift", 0), "the sum |w| x |x - zero point| + |bias|", where)
         return
     if step.kernel == "avg_pool_s8":
         taps = int(p["k_h"]) * int(p["k_w"])
         swing = input_swing(p["input_offset"]) if p.get("requantize") else 128
         shift = p["shift"] if p.get("requantize") else 0
         _check_channels(step, np.array([taps * swing], dtype=np.int64), shift,
-                        f"the sum over a {p['k_h']}x{p['k_w']} window")
+                        f"the sum over a {p['k_h']}x{p['k_w']} window", where)
         return
     if step.kernel == "mean_s8":
         n = int(p["in_h"]) * int(p["in_w"])
         _, shift = fp.mean_fold_multiplier(p["multiplier"], p["shift"], n)
         _check_channels(step, np.array([n * input_swing(p["input_offset"])], dtype=np.int64), shift,
-                        f"the sum over {p['in_h']}x{p['in_w']} values")
+                        f"the sum over {p['in_h']}x{p['in_w']} values", where)
         return
     if step.kernel == "softmax_s8" and int(p["cols"]) > SOFTMAX_MAX_COLS:
         raise _refuse(step, f"the sum of {int(p['cols']):,} exponentials (Q12.19, up to 2^19 each) passes 2^31 "
-                            f"beyond {SOFTMAX_MAX_COLS} columns")
+                            f"beyond {SOFTMAX_MAX_COLS} columns", where)
 
 
 def check_accumulators(steps, graph: Graph) -> None:

@@ -22,6 +22,7 @@ from .config import BuildConfig
 from .ir import Graph, McuforgeError
 from .ops import check_supported
 from .plan import Plan, check_budget, plan_schedule
+from .untrusted import check_graph
 
 Progress = Callable[[str], None]
 
@@ -55,6 +56,7 @@ def load_model(path: Path, **options) -> Graph:
 
 
 def canonicalize(graph: Graph) -> Graph:
+    check_graph(graph)
     for p in registry.passes():
         graph = p.run(graph)
     graph.remove_unused()

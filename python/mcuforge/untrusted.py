@@ -115,6 +115,70 @@ def check_shape(name: str, shape: Iterable[Any], what: str = "tensor") -> None:
                             f"corrupt or not meant for a microcontroller")
 
 
+# geometry attributes of the canonical ops: attribute -> smallest valid value
+_GEOMETRY = {"strides": 1, "dilations": 1, "kernel": 1, "pads": 0}
+_WINDOWED = ("conv2d", "depthwise_conv2d", "avg_pool", "max_pool", "pad")
+
+
+def _flat_ints(value: Any) -> list[int]:
+    return [int(v) for v in np.asarray(value, dtype=np.int64).reshape(-1)]
+
+
+def check_graph(graph) -> None:
+    """Whole-model checks a frontend's Graph must pass before any pass or
+    calibration runs on it: every reference resolves, no activation is
+    empty, geometry attributes are in range (strides, dilations and kernels
+    >= 1, pads >= 0), permutations and axes fit the rank, reshapes keep the
+    size, and the quantization parameters are valid (check_quantization)."""
+    where = graph.source or graph.name
+    tensors = graph.tensors
+    for name in list(graph.inputs) + list(graph.outputs):
+        if name not in tensors:
+            raise McuforgeError(f"{where}: model input/output '{name}' is not a tensor of the graph")
+    for n in graph.nodes:
+        def bad(why: str) -> McuforgeError:
+            return McuforgeError(f"{where}: node '{n.name}' ({n.op}): {why}; the model file is corrupt or uses "
+                                 f"parameters no int8 kernel supports")
+
+        missing = [t for t in list(n.inputs) + list(n.outputs) if t and t not in tensors]
+        if missing or not n.outputs:
+            raise bad(f"refers to tensor '{missing[0]}', which does not exist" if missing else "has no output")
+        for t in n.outputs:
+            if not tensors[t].is_const and tensors[t].size == 0:
+                raise bad(f"its output '{t}' of shape {tensors[t].shape} has no elements")
+        a = n.attrs
+        if n.op in _WINDOWED:
+            for key, lowest in _GEOMETRY.items():
+                if key in a and any(v < lowest for v in _flat_ints(a[key])):
+                    raise bad(f"{key} {_flat_ints(a[key])} must be >= {lowest}")
+        rank = len(tensors[n.inputs[0]].shape) if n.inputs and n.inputs[0] else 0
+        if n.op == "transpose" and sorted(_flat_ints(a.get("perm", ()))) != list(range(rank)):
+            raise bad(f"perm {list(a.get('perm', ()))} is not a permutation of {rank} axes")
+        if n.op == "concat" and not -rank <= int(a.get("axis", 0)) < max(rank, 1):
+            raise bad(f"axis {a.get('axis')} is outside rank {rank}")
+        if n.op == "reshape" and tensors[n.inputs[0]].size != tensors[n.outputs[0]].size:
+            raise bad(f"reshapes {tensors[n.inputs[0]].shape} to {tensors[n.outputs[0]].shape}")
+    check_quantization(graph)
+
+
+def check_quantization(graph) -> None:
+    """Scales positive and finite, activation zero points inside int8, for
+    every tensor a frontend gave quantization parameters (the TFLite and ONNX
+    QDQ files bring their own)."""
+    where = graph.source or graph.name
+    for t in graph.tensors.values():
+        q = t.quant
+        if q is None:
+            continue
+        if not np.all(np.isfinite(q.scale)) or np.any(q.scale <= 0):
+            bad = q.scale[~(np.isfinite(q.scale) & (q.scale > 0))][0]
+            raise McuforgeError(f"{where}: tensor '{t.name}' has scale {bad}; quantization scales must be "
+                                f"positive and finite (the file is corrupt or badly quantized)")
+        if not t.is_const and np.any((q.zero_point < -128) | (q.zero_point > 127)):
+            raise McuforgeError(f"{where}: activation '{t.name}' has zero point {int(q.zero_point.reshape(-1)[0])} "
+                                f"outside int8 [-128, 127]")
+
+
 class FoldBudget:
     """Bounds what constant folding may allocate, checked before each fold."""
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..ir import INF, Graph, McuforgeError, Node, Quant, Tensor, UnsupportedModelError, conv_out_size, unique_name
 from ..registry import Frontend
-from ..untrusted import FoldBudget, sanitize_proto_strings
+from ..untrusted import MAX_TENSOR_ELEMENTS, FoldBudget, elements, sanitize_proto_strings
 from . import c_identifier
 
 NCHW_TO_NHWC = (0, 2, 3, 1)
@@ -585,7 +585,7 @@ class _Importer:
                 pass
         for out in outs:
             shape = self.inferred.get(out)
-            if shape is None:
+            if shape is None or elements(shape) > MAX_TENSOR_ELEMENTS:
                 self.unknown.add(out)
                 continue
             nhwc = len(shape) == 4 and self.source_layout == "NCHW"
