@@ -38,7 +38,7 @@ def run_task(kind: str, ctx: dict, item) -> dict:
     from .measure import accuracy, measure, recalibrate_bn
     from .space import Arch
 
-    arch = item if isinstance(item, Arch) else Arch.from_dict(item)
+    arch = Arch.from_dict(item) if isinstance(item, dict) else item
     row = measure(arch, ctx["budget"], ctx["calibration"])
     if kind == "candidate" and row["fits"]:
         net = _supernet(ctx).extract(arch)

@@ -67,7 +67,7 @@ def search(data: Data, opts: Options, progress: Progress | None = None, engine: 
         t_train = time.monotonic() - t0
         t0 = time.monotonic()
         evo = evolve(engine, net, space, data, opts.budget, opts.population, opts.generations, opts.seed,
-                     _deadline(start, opts, 0.8), progress)
+                     _deadline(start, opts, 0.8), progress, seeds=choice.fitting())
         t_evolve = time.monotonic() - t0
         engine_name = engine.name
     finally:

@@ -163,6 +163,11 @@ class SpaceChoice:
     def chosen(self) -> dict:
         return next(r for r in self.table if r["chosen"])
 
+    def fitting(self) -> list[Arch]:
+        """The measured subnets of the chosen pair that fit."""
+        return [Arch.from_dict(json.loads(r["arch"])) for r in self.rows
+                if r["fits"] and (r["width"], r["resolution"]) == (self.width, self.resolution)]
+
 
 def _calibration_samples(data: Data, n: int = 32) -> np.ndarray:
     return data.x_train[:n]
@@ -267,11 +272,13 @@ class Evolution:
     history: list[dict] = field(default_factory=list)
     evaluated: int = 0
     fitting: int = 0
+    population: list[dict] = field(default_factory=list)  # the last generation, best first
+    context: dict = field(default_factory=dict)  # what the workers were given (budget, weights, data)
 
 
 def evolve(engine: Engine, net, space: Space, data: Data, budget: Budget, population: int = 8,
            generations: int = 4, seed: int = 0, deadline: float | None = None,
-           progress: Progress | None = None) -> Evolution:
+           progress: Progress | None = None, seeds: list[Arch] = ()) -> Evolution:
     """Evolutionary search under the budgets, scored by held-out accuracy
     with shared weights; every constraint check is a real compile."""
     progress = progress or Progress(False)
@@ -281,7 +288,7 @@ def evolve(engine: Engine, net, space: Space, data: Data, budget: Budget, popula
            "calibration": _calibration_samples(data), "supernet": state,
            "x_bn": data.x_train[:256], "x_val": data.x_val, "y_val": data.y_val}
     seen: dict[str, dict] = {}
-    evo = Evolution(best={})
+    evo = Evolution(best={}, context=ctx)
 
     def evaluate(archs: list[Arch]) -> list[dict]:
         fresh = list({a.key(): a for a in archs if a.key() not in seen}.values())
@@ -297,10 +304,14 @@ def evolve(engine: Engine, net, space: Space, data: Data, budget: Budget, popula
         return sorted(uniq.values(), key=lambda r: (-r["accuracy"], r["sram_bytes"], r["flash_bytes"], r["arch"]))
 
     progress.begin("evolutionary search", population * (generations + 1))
-    pop: list[dict] = []
+    # the first population: the fitting subnets the space step found, random samples, and (while
+    # too few fit) mutations of the fitting ones, which stay near the budget boundary
+    pop = rank(evaluate(list(seeds)[:population])) if seeds else []
     attempts = 0
     while len(pop) < population and attempts < 6:
-        pop = rank(pop + evaluate([space.sample(rng) for _ in range(population)]))[:population]
+        fresh = [space.sample(rng) if not pop or i % 2 else space.mutate(rng.choice(pop)["arch_obj"], rng)
+                 for i in range(population - len(pop))]
+        pop = rank(pop + evaluate(fresh))[:population]
         attempts += 1
         if deadline is not None and time.monotonic() > deadline and pop:
             break
@@ -322,7 +333,7 @@ def evolve(engine: Engine, net, space: Space, data: Data, budget: Budget, popula
                 children.append(space.mutate(space.crossover(a["arch_obj"], b["arch_obj"], rng), rng, 0.1))
         pop = rank(pop + evaluate(children))[:population]
         evo.history.append(_generation(g, pop))
-    evo.best = pop[0]
+    evo.best, evo.population = pop[0], pop
     progress.end(_best_text(seen))
     return evo
 

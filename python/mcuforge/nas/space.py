@@ -214,6 +214,14 @@ def resize_module(channels: int, in_resolution: int, resolution: int):
     return Upsample(resolution // in_resolution)
 
 
+def apply_resize(resize, x):
+    """Batches take the batched form of the upsampling (the same copies);
+    batch 1, which is what is exported, the reshape + concat form."""
+    if x.shape[0] != 1 and hasattr(resize, "forward_batch"):
+        return resize.forward_batch(x)
+    return resize(x)
+
+
 def _conv_bn(nn, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True):
     layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
     if act:
@@ -221,8 +229,12 @@ def _conv_bn(nn, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, 
     return nn.Sequential(*layers)
 
 
-def build(arch: Arch):
-    """The plain PyTorch module of `arch` (random weights, train mode)."""
+def build(arch):
+    """The plain PyTorch module of `arch` (random weights, train mode); any
+    other architecture description (the scaled MobileNetV2 baseline) builds
+    itself with `arch.module()`."""
+    if not isinstance(arch, Arch):
+        return arch.module()
     torch, nn = _nn()
 
     class Block(nn.Module):
@@ -250,11 +262,7 @@ def build(arch: Arch):
             self.classifier = nn.Linear(arch.channels()[-1], arch.classes)
 
         def forward(self, x):
-            if x.shape[0] != 1 and hasattr(self.resize, "forward_batch"):
-                x = self.resize.forward_batch(x)
-            else:
-                x = self.resize(x)
-            y = self.blocks(self.first(self.stem(x)))
+            y = self.blocks(self.first(self.stem(apply_resize(self.resize, x))))
             return self.classifier(y.mean((2, 3)))
 
     return Net()
@@ -313,8 +321,7 @@ def supernet(space: Space):
                 self.stages.append(blocks)
 
         def forward(self, x, arch: Arch):
-            x = self.resize.forward_batch(x) if hasattr(self.resize, "forward_batch") else self.resize(x)
-            y = self.first(self.stem(x))
+            y = self.first(self.stem(apply_resize(self.resize, x)))
             for s, blocks in enumerate(self.stages):
                 for b in range(arch.depths[s]):
                     y = blocks[b](y, arch.kernels[s][b], arch.expands[s][b])
