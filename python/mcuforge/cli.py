@@ -1,4 +1,4 @@
-"""mcuforge command line: compile, report, run, check-elf, compare.
+"""mcuforge command line: compile, report, run, check-elf, compare, nas.
 
 Exit codes: 0 success; 1 internal error (a bug); 2 bad input or usage;
 3 the model does not fit the budget. No traceback unless --debug.
@@ -101,6 +101,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.add_argument("--report", metavar="FILE", help="also write the JSON report to FILE")
     e.add_argument("--warn-only", action="store_true", help="over budget warns (exit 0) instead of exit 3")
+    n = sub.add_parser("nas", help="search a network that fits the SRAM and flash budgets (TinyNAS)")
+    n.add_argument("--data", required=True, metavar="FILE.npz", help="x (N, C, H, W) float32 images, y (N,) labels")
+    n.add_argument("--sram-budget", metavar="SIZE", help="SRAM the model may use, e.g. 8K")
+    n.add_argument("--flash-budget", metavar="SIZE", help="flash the model may use (weights + code), e.g. 32K")
+    n.add_argument("--schedule", choices=["layer", "patch", "auto"],
+                   help="schedules the search may use (default layer; patch/auto: patch-based co-design)")
+    n.add_argument("--time-budget", metavar="T", help="stop searching after T (90s, 10m, 1h) and keep the best so far")
+    n.add_argument("--ray", action="store_true", help="evaluate candidates on Ray (also when RAY_ADDRESS is set)")
+    n.add_argument("--workers", type=int, default=2, help="local worker processes or Ray CPUs (default 2)")
+    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("--name", help="C identifier of the compiled model (default nas)")
+    n.add_argument("--space-samples", type=int, metavar="N", help="subnets sampled per (width, resolution) (default 8)")
+    n.add_argument("--supernet-epochs", type=int, metavar="N", help="supernet training epochs (default 30)")
+    n.add_argument("--population", type=int, metavar="N", help="evolution population (default 12)")
+    n.add_argument("--generations", type=int, metavar="N", help="evolution generations (default 6)")
+    n.add_argument("--finetune-epochs", type=int, metavar="N", help="fine-tuning epochs of the winner (default 10)")
+    n.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     return parser
 
 
@@ -257,7 +274,13 @@ def cmd_compare(args) -> int:
     return main_compare(args)
 
 
-COMMANDS = {"compile": cmd_compile, "report": cmd_report, "run": cmd_run, "check-elf": cmd_check_elf,
+def cmd_nas(args) -> int:
+    from .nas.run import main_nas
+
+    return main_nas(args)
+
+
+COMMANDS = {"compile": cmd_compile, "nas": cmd_nas, "report": cmd_report, "run": cmd_run, "check-elf": cmd_check_elf,
             "compare": cmd_compare}
 
 
