@@ -78,6 +78,22 @@ def _require_tools() -> None:
                             "libnewlib-arm-none-eabi and qemu-system-arm (apt-get install ...)")
 
 
+def open_files(in_fd: str, out_fd: str) -> str:
+    """C statements of a harness's main(): open the input and output files
+    named on the semihosting command line ("<image> <input> <output>") as
+    in_fd and out_fd (declared by the caller)."""
+    return f"""    static char cmdline[512];
+    char *in_path, *out_path;
+    if (sh_cmdline(cmdline, sizeof cmdline) != 0) return 2;
+    in_path = next_word(cmdline);
+    out_path = next_word(in_path);
+    next_word(out_path);
+    {in_fd} = sh_open(in_path, 1);
+    {out_fd} = sh_open(out_path, 5);
+    if ({in_fd} < 0 || {out_fd} < 0) return 3;
+"""
+
+
 def harness_source(plan: Plan) -> str:
     p = plan.name
     P = p.upper()
@@ -123,18 +139,9 @@ static char *next_word(char *s)
 
 int main(void)
 {{
-    static char cmdline[512];
-    char *in_path, *out_path;
     int in, out;
     long n = 0;
-    if (sh_cmdline(cmdline, sizeof cmdline) != 0) return 2;
-    in_path = next_word(cmdline);
-    out_path = next_word(in_path);
-    next_word(out_path);
-    in = sh_open(in_path, 1);
-    out = sh_open(out_path, 5);
-    if (in < 0 || out < 0) return 3;
-    if ({p}_init() != 0) return 4;
+{open_files("in", "out")}    if ({p}_init() != 0) return 4;
     while (sh_read(in, {input_buffer}, {P}_INPUT_SIZE) == 0) {{
         uint64_t start = mcuforge_ticks(), ticks;
         if ({invoke} != 0) return 6;
@@ -151,19 +158,19 @@ int main(void)
 
 
 def build(plan: Plan, outdir: Path, builddir: Path, target: str | Target = "qemu-cortex-m4",
-          opt: str = "-O2", extra_flags: list[str] | None = None) -> Path:
+          opt: str = "-O2", extra_flags: list[str] | None = None, harness: str | None = None) -> Path:
     """Cross-compile the model + harness + start-up code; return the ELF."""
     _require_tools()
     t = get_target(target) if isinstance(target, str) else target
     builddir = Path(builddir)
     builddir.mkdir(parents=True, exist_ok=True)
-    harness = builddir / "harness.c"
-    harness.write_text(harness_source(plan))
+    harness_file = builddir / "harness.c"
+    harness_file.write_text(harness or harness_source(plan))
     elf = builddir / f"{plan.name}_{t.name.replace('-', '_')}.elf"
     cmd = [ARM_GCC, *t.cflags, opt, *WARNING_FLAGS, "-ffunction-sections", "-fdata-sections",
            *(extra_flags or [])]
     cmd += [f"-I{d}" for d in include_dirs(outdir)] + [f"-I{TARGETS_DIR}"]
-    cmd += [str(s) for s in c_sources(outdir, plan.name)] + [str(harness), str(TARGETS_DIR / "startup.c")]
+    cmd += [str(s) for s in c_sources(outdir, plan.name)] + [str(harness_file), str(TARGETS_DIR / "startup.c")]
     cmd += ["-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", f"-L{TARGETS_DIR}",
             f"-T{TARGETS_DIR / t.linker_script}", "-Wl,--gc-sections", f"-Wl,-Map={elf.with_suffix('.map')}",
             "-o", str(elf)]
