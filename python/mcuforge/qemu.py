@@ -202,16 +202,11 @@ def qemu_command(t: Target, elf: Path, args: list[str]) -> list[str]:
             "-kernel", str(elf)]
 
 
-def run(plan: Plan, elf: Path, inputs: np.ndarray, target: str | Target = "qemu-cortex-m4",
-        timeout: float = 600) -> tuple[list[np.ndarray], RunStats]:
-    """inputs: int8 (N, ...) in the IR layout. Returns one (N, ...) array per output and the tick counts."""
-    _require_tools()
-    t = get_target(target) if isinstance(target, str) else target
-    x = np.ascontiguousarray(inputs, dtype=np.int8)
-    n = x.shape[0]
+def run_image(t: Target, elf: Path, data: bytes, timeout: float = 600) -> tuple[str, bytes]:
+    """Run a harness image on `data` (its input file); returns (console, output file)."""
     with tempfile.TemporaryDirectory(prefix="mcuforge-qemu-") as tmp:
         tmp = Path(tmp)
-        (tmp / "in.bin").write_bytes(x.tobytes())
+        (tmp / "in.bin").write_bytes(data)
         local_elf = tmp / Path(elf).name
         shutil.copyfile(elf, local_elf)
         cmd = qemu_command(t, local_elf, ["in.bin", "out.bin"])
@@ -223,7 +218,18 @@ def run(plan: Plan, elf: Path, inputs: np.ndarray, target: str | Target = "qemu-
         if res.returncode != 0:
             raise McuforgeError(f"the generated model failed on {t.name} (exit {res.returncode}): "
                                 f"{console.strip()[-2000:]}")
-        raw = np.frombuffer((tmp / "out.bin").read_bytes(), dtype=np.int8)
+        return console, (tmp / "out.bin").read_bytes()
+
+
+def run(plan: Plan, elf: Path, inputs: np.ndarray, target: str | Target = "qemu-cortex-m4",
+        timeout: float = 600) -> tuple[list[np.ndarray], RunStats]:
+    """inputs: int8 (N, ...) in the IR layout. Returns one (N, ...) array per output and the tick counts."""
+    _require_tools()
+    t = get_target(target) if isinstance(target, str) else target
+    x = np.ascontiguousarray(inputs, dtype=np.int8)
+    n = x.shape[0]
+    console, out = run_image(t, elf, x.tobytes(), timeout)
+    raw = np.frombuffer(out, dtype=np.int8)
     ticks = [int(v) for v in re.findall(r"mcuforge: invoke ticks (\d+)", console)]
     return hostrun.split_outputs(plan, raw, n, f"on {t.name}"), RunStats(t.name, ticks)
 

@@ -10,7 +10,6 @@ ticks of every request (qemu.py's -icount: 40 instructions per tick).
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -165,19 +164,5 @@ def build_qemu(plan: Plan, outdir: Path, builddir: Path, target: str = "qemu-cor
 def run_qemu(plan: Plan, elf: Path, xs: np.ndarray, labels, target: str = "qemu-cortex-m4",
              timeout: float = 1200) -> TrainRun:
     labels = [int(v) for v in labels]
-    t = qemu.get_target(target)
-    with tempfile.TemporaryDirectory(prefix="mcuforge-train-qemu-") as tmp:
-        tmp = Path(tmp)
-        (tmp / "in.bin").write_bytes(encode(plan, xs, labels))
-        local = tmp / Path(elf).name
-        shutil.copyfile(elf, local)
-        try:
-            res = subprocess.run(qemu.qemu_command(t, local, ["in.bin", "out.bin"]), capture_output=True,
-                                 text=True, timeout=timeout, cwd=tmp)
-        except subprocess.TimeoutExpired:
-            raise McuforgeError(f"the training run did not finish within {timeout:.0f} s under QEMU") from None
-        console = res.stdout + res.stderr
-        if res.returncode != 0:
-            raise McuforgeError(f"the generated training step failed on {t.name} (exit {res.returncode}): "
-                                f"{console.strip()[-2000:]}")
-        return decode(plan, (tmp / "out.bin").read_bytes(), labels, console)
+    console, raw = qemu.run_image(qemu.get_target(target), elf, encode(plan, xs, labels), timeout)
+    return decode(plan, raw, labels, console)
