@@ -34,6 +34,7 @@ def compile_training(name: str, outdir: Path, **options):
     module, example = ZOO[name]()
     rng = np.random.default_rng(sum(map(ord, name)))
     calib = outdir.parent / f"{name}_calib.npy"
+    calib.parent.mkdir(parents=True, exist_ok=True)
     np.save(calib, rng.standard_normal((16,) + tuple(example.shape[1:])).astype(np.float32))
     cfg = BuildConfig(name=name, calibration=str(calib), **options)
     return compile_model(from_torch(module, example, name=name), cfg, outdir)

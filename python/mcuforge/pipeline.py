@@ -143,6 +143,10 @@ def write_outputs(plan: Plan, outdir: Path, progress: Progress = _quiet) -> list
 
 def compile_model(model: Path | Graph, config: BuildConfig, outdir: Path, progress: Progress = _quiet) -> Plan:
     plan = plan_model(model, config, progress)
+    if plan.training is not None:
+        from .training import check_training_budget
+
+        check_training_budget(plan)
     check_budget(plan)
     write_outputs(plan, outdir, progress)
     return plan

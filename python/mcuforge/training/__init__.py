@@ -12,12 +12,28 @@ import dataclasses
 import numpy as np
 
 from ..config import BuildConfig
-from ..ir import Graph, McuforgeError
+from ..ir import BudgetError, Graph, McuforgeError
 from ..plan import Plan, _best_memory, lower
 from .autodiff import TrainingPlan, differentiate
 from .policy import Policy, policy_from_options, weight_layers
 
-__all__ = ["TrainingPlan", "Policy", "build_training_plan", "plan_with_policy"]
+__all__ = ["TrainingPlan", "Policy", "build_training_plan", "plan_with_policy", "check_training_budget", "summary", "describe"]
+
+TRAIN_LESS = ("train less: --training bias, fewer --train-bias-layers, fewer --train-weight-layers or a smaller "
+              "--train-weight-ratio (or give --train-data to choose a policy that fits)")
+
+
+def check_training_budget(plan: Plan) -> None:
+    """A training step over the SRAM budget: both numbers and what to change."""
+    budget = plan.config.sram_budget
+    if budget is None or plan.sram_bytes() <= budget:
+        return
+    tp = plan.training
+    need = plan.sram_bytes()
+    raise BudgetError(
+        f"the training step of model '{plan.name}' ({tp.policy.describe(tp.weight_layer_names)}) needs {need} bytes "
+        f"of SRAM (arena {plan.arena_size} + trained state {tp.state_bytes}), the budget allows {budget}: raise "
+        f"--sram-budget (CONFIG_MCUFORGE_SRAM_BUDGET_KB) to at least {(need + 1023) // 1024}K or {TRAIN_LESS}")
 
 
 def plan_with_policy(graph: Graph, config: BuildConfig, policy: Policy) -> Plan:
@@ -51,3 +67,37 @@ def build_training_plan(graph: Graph, config: BuildConfig) -> Plan:
         return choose_policy(graph, config)
     steps, _ = lower(graph)
     return plan_with_policy(graph, config, policy_from_options(config, steps))
+
+
+def summary(plan: Plan) -> dict:
+    """The training section of report.json."""
+    tp = plan.training
+    n = len(plan.steps)
+    live = plan.memory.live_bytes
+    return {
+        "policy": tp.policy.as_dict(),
+        "description": tp.policy.describe(tp.weight_layer_names),
+        "learning_rate": tp.learning_rate,
+        "quantization_aware_scaling": tp.qas,
+        "operator_reordering": tp.reorder,
+        "classes": tp.classes,
+        "memory": {**tp.memory(), "arena_bytes": plan.arena_size, "sram_bytes": plan.sram_bytes(),
+                   "forward_peak_live_bytes": max(live[:n]), "backward_peak_live_bytes": max(live[n:], default=0)},
+        "saved_activations": tp.saved_activations,
+        "gradient_tensors": len(tp.grads),
+        "backward_steps": [{"index": s.index, "name": s.name, "kernel": s.kernel, "macs": s.macs, "live_bytes": live[s.index]}
+                           for s in tp.steps],
+        "trained_layers": [{"layer": t.layer, "name": t.name, "bias": t.bias, "channels": t.channels, "out_channels": t.out_c}
+                           for t in tp.layers],
+        "gains": tp.gains,
+    }
+
+
+def describe(plan: Plan) -> str:
+    """One line for the compile output."""
+    tp = plan.training
+    m = tp.memory()
+    return (f"training: {tp.policy.describe(tp.weight_layer_names)}; SRAM {plan.sram_bytes()} bytes = arena "
+            f"{plan.arena_size} + trained state {tp.state_bytes} (biases {m['bias_bytes']}, int16 master weights "
+            f"{m['master_weight_bytes']}, int8 filter copies {m['filter_copy_bytes']}); learning rate "
+            f"{tp.learning_rate:g}, QAS {'on' if tp.qas else 'off'}, reordering {'on' if tp.reorder else 'off'}")
