@@ -321,7 +321,86 @@ def mobilenet_v2(width: float = 0.35, resolution: int = 96, num_classes: int = 1
     return _finish(nn.Sequential(*layers), (1, 3, resolution, resolution), seed)
 
 
+# MobileNetV3-small (Howard et al. 2019, Table 2): kernel, expansion, output
+# channels, squeeze-and-excitation, hard-swish (else ReLU), stride
+MBV3_SMALL = [
+    (3, 16, 16, True, False, 2), (3, 72, 24, False, False, 2), (3, 88, 24, False, False, 1),
+    (5, 96, 40, True, True, 2), (5, 240, 40, True, True, 1), (5, 240, 40, True, True, 1),
+    (5, 120, 48, True, True, 1), (5, 144, 48, True, True, 1), (5, 288, 96, True, True, 2),
+    (5, 576, 96, True, True, 1), (5, 576, 96, True, True, 1),
+]
+
+
+def _mbv3_block_class():
+    torch = _torch()
+    nn = torch.nn
+
+    class SqueezeExcitation(nn.Module):
+        """torchvision's: global average pool, 1x1 conv, ReLU, 1x1 conv,
+        hard sigmoid, then the input scaled channel by channel (a broadcast Mul)."""
+
+        def __init__(self, channels: int):
+            super().__init__()
+            squeeze = _make_divisible(channels // 4)
+            self.fc1, self.fc2 = nn.Conv2d(channels, squeeze, 1), nn.Conv2d(squeeze, channels, 1)
+
+        def forward(self, x):
+            s = torch.nn.functional.adaptive_avg_pool2d(x, 1)
+            s = self.fc2(torch.relu(self.fc1(s)))
+            return x * torch.nn.functional.hardsigmoid(s)
+
+    class Block(nn.Module):
+        def __init__(self, cin: int, k: int, expanded: int, cout: int, se: bool, hs: bool, stride: int):
+            super().__init__()
+            act = nn.Hardswish if hs else nn.ReLU
+            layers: list[Any] = []
+            if expanded != cin:
+                layers.append(_conv_bn(nn, cin, expanded, 1, act=act))
+            layers.append(_conv_bn(nn, expanded, expanded, k, stride, groups=expanded, act=act))
+            if se:
+                layers.append(SqueezeExcitation(expanded))
+            layers.append(_conv_bn(nn, expanded, cout, 1))
+            self.body = nn.Sequential(*layers)
+            self.residual = stride == 1 and cin == cout
+
+        def forward(self, x):
+            y = self.body(x)
+            return x + y if self.residual else y
+
+    return Block
+
+
+def mobilenet_v3_small(width: float = 1.0, resolution: int = 96, num_classes: int = 1000, blocks: int = 11,
+                       seed: int = SEED):
+    """MobileNetV3-small (torchvision layout: hard-swish, squeeze-and-excitation
+    with a hard sigmoid) with a width multiplier, the first `blocks` of its 11
+    inverted-residual blocks, random weights; input 1x3xRxR."""
+    torch = _torch()
+    nn = torch.nn
+    torch.manual_seed(seed)
+    block = _mbv3_block_class()
+    cin = _make_divisible(16 * width)
+    layers: list[Any] = [_conv_bn(nn, 3, cin, 3, 2, act=nn.Hardswish)]
+    for k, exp, c, se, hs, s in MBV3_SMALL[:blocks]:
+        cout = _make_divisible(c * width)
+        layers.append(block(cin, k, _make_divisible(exp * width), cout, se, hs, s))
+        cin = cout
+    last = _make_divisible(6 * cin)
+    layers += [_conv_bn(nn, cin, last, 1, act=nn.Hardswish), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+               nn.Linear(last, 1024 if num_classes >= 100 else 128), nn.Hardswish(), nn.Dropout(0.2),
+               nn.Linear(1024 if num_classes >= 100 else 128, num_classes)]
+    return _finish(nn.Sequential(*layers), (1, 3, resolution, resolution), seed)
+
+
+def mbv3_small(seed: int = SEED):
+    """MobileNetV3-small at width 0.5, 48x48, 10 classes, its first 6 blocks:
+    hard-swish, squeeze-and-excitation (broadcast multiply by a hard
+    sigmoid), residual adds."""
+    return mobilenet_v3_small(width=0.5, resolution=48, num_classes=10, blocks=6, seed=seed)
+
+
 ZOO: dict[str, Callable[[], tuple[Any, Any]]] = {
+    "mbv3_small": mbv3_small,
     "mbv2_blocks": mbv2_blocks,
     "mbv1": mbv1,
     "resnet8": resnet8,
