@@ -201,3 +201,28 @@ def test_every_new_operator_in_c_equals_tflm(tmp_path):
     for i, x in enumerate(xs):
         assert np.array_equal(reference.run(plan, x, poison=i).outputs[plan.outputs[0]].reshape(-1), want[i])
     assert len(np.unique(want)) > 8
+
+
+def test_mobilenet_v3_small_tflite_equals_tflm(tmp_path):
+    """The zoo's Keras-style int8 MobileNetV3-small: the generated C (host
+    gcc) and the reference give TFLM's output bytes; compare finds every
+    layer equal."""
+    from mcuforge.compare import compare_plan, random_inputs
+    from mcuforge.zoo import mbv3_small_tflite
+
+    data = mbv3_small_tflite()
+    path = tmp_path / "mbv3_small.tflite"
+    path.write_bytes(data)
+    plan = compile_model(path, BuildConfig(name="mbv3"), tmp_path / "gen")
+    ops = {s.node.op for s in plan.steps}
+    assert {"hard_swish", "mul", "add", "mean", "softmax"} <= ops, ops
+    xs = random_inputs(plan, 10, seed=11)
+    want = tflm_outputs(data, xs)
+    exe = hostrun.build(plan, tmp_path / "gen", tmp_path / "build")
+    got = hostrun.run(plan, exe, xs)[0].reshape(len(xs), -1)
+    assert np.array_equal(got, want)
+    for i, x in enumerate(xs[:3]):
+        assert np.array_equal(reference.run(plan, x, poison=i).outputs[plan.outputs[0]].reshape(-1), want[i])
+    assert len({w.tobytes() for w in want}) > 1  # the output depends on the input
+    result = compare_plan(plan, data, xs[:2])
+    assert result.identical, result.first_difference

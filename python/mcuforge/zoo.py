@@ -399,6 +399,56 @@ def mbv3_small(seed: int = SEED):
     return mobilenet_v3_small(width=0.5, resolution=48, num_classes=10, blocks=6, seed=seed)
 
 
+def mobilenet_v3_small_tflite(width: float = 1.0, resolution: int = 96, num_classes: int = 1000,
+                              blocks: int = 11, seed: int = SEED) -> bytes:
+    """MobileNetV3-small as a full-integer int8 .tflite file laid out the way
+    TensorFlow's converter writes Keras' ``MobileNetV3Small``: HARD_SWISH
+    operators, squeeze-and-excitation as MEAN -> CONV_2D (RELU) -> CONV_2D ->
+    ADD 3 (RELU6) -> MUL 1/6 -> MUL with the block (Keras' hard sigmoid),
+    residual ADDs, a 1x1-conv classifier head and SOFTMAX. Seeded random
+    int8 weights and plausible scales (``tflite_writer.StableNet``); needs the
+    ``tflite-micro`` package."""
+    from .tflite_writer import StableNet
+
+    n = StableNet(seed, (1, resolution, resolution, 3), in_scale=1 / 128, in_zp=0)
+
+    def hard_swish(x: int) -> int:
+        return n.unary(x, "HARD_SWISH", scale=n.scale(x) * 0.6)
+
+    def act(x: int, hs: bool) -> int:
+        return hard_swish(x) if hs else x
+
+    cin = _make_divisible(16 * width)
+    x = hard_swish(n.conv(0, cin, (3, 3), stride=2))
+    for k, exp, c, se, hs, s in MBV3_SMALL[:blocks]:
+        cout, expanded = _make_divisible(c * width), _make_divisible(exp * width)
+        y = x
+        if expanded != cin:
+            y = act(n.conv(y, expanded, (1, 1), act=0 if hs else 1), hs)
+        y = act(n.conv(y, 0, (k, k), stride=s, depthwise=True, act=0 if hs else 1), hs)
+        if se:
+            squeeze = n.conv(n.mean(y, keep_dims=True), _make_divisible(expanded // 4), (1, 1), act=1)
+            excite = n.conv(squeeze, expanded, (1, 1))
+            relu6 = n.binary("ADD", excite, n.scalar(3.0), 6 / 255, -128, act=3)
+            hard_sigmoid = n.binary("MUL", relu6, n.scalar(1 / 6), 1 / 255, -128)
+            y = n.binary("MUL", y, hard_sigmoid, n.scale(y) * 0.7)
+        y = n.conv(y, cout, (1, 1))
+        if s == 1 and cin == cout:
+            y = n.add(x, y)
+        x, cin = y, cout
+    x = hard_swish(n.conv(x, _make_divisible(6 * cin), (1, 1)))
+    x = n.mean(x, keep_dims=True)
+    x = hard_swish(n.conv(x, 1024 if num_classes >= 100 else 128, (1, 1)))
+    x = n.conv(x, num_classes, (1, 1))
+    x = n.reshape(x, (1, num_classes))
+    return n.build(n.softmax(x))
+
+
+def mbv3_small_tflite(seed: int = SEED) -> bytes:
+    """The int8 TFLite counterpart of ``mbv3_small`` (width 0.5, 48x48, 10 classes, 6 blocks)."""
+    return mobilenet_v3_small_tflite(width=0.5, resolution=48, num_classes=10, blocks=6, seed=seed)
+
+
 ZOO: dict[str, Callable[[], tuple[Any, Any]]] = {
     "mbv3_small": mbv3_small,
     "mbv2_blocks": mbv2_blocks,
