@@ -937,52 +937,14 @@ def _tflm():
 def tflm_run(op: str, options_name: str | None, options: dict, tensors: list[dict],
              op_inputs: list[int], feeds: list[np.ndarray]) -> np.ndarray:
     """Build a one-operator model (last tensor is the output) and run it on TFLM."""
-    S, runtime, flatbuffers = _tflm()
-    types = {np.dtype(np.int8): S.TensorType.INT8, np.dtype(np.int32): S.TensorType.INT32}
-    model = S.ModelT()
-    model.version = 3
-    code = S.OperatorCodeT()
-    code.builtinCode = getattr(S.BuiltinOperator, op)
-    code.deprecatedBuiltinCode = min(code.builtinCode, 127)
-    code.version = 1
-    model.operatorCodes = [code]
-    model.buffers = [S.BufferT()]
-    graph = S.SubGraphT()
-    graph.tensors = []
-    for i, t in enumerate(tensors):
-        tensor = S.TensorT()
-        tensor.shape, tensor.name = [int(v) for v in t["shape"]], f"t{i}"
-        tensor.type = types[np.dtype(t.get("dtype", np.int8))]
-        tensor.buffer = 0
-        if t.get("data") is not None:
-            buf = S.BufferT()
-            buf.data = np.frombuffer(np.ascontiguousarray(t["data"], dtype=t.get("dtype", np.int8)).tobytes(),
-                                     np.uint8)
-            model.buffers.append(buf)
-            tensor.buffer = len(model.buffers) - 1
-        if t.get("scale") is not None:
-            q = S.QuantizationParametersT()
-            q.scale = [float(s) for s in np.atleast_1d(t["scale"])]
-            q.zeroPoint = [int(z) for z in np.broadcast_to(np.atleast_1d(t["zp"]), (len(q.scale),))]
-            q.quantizedDimension = int(t.get("qdim", 0))
-            tensor.quantization = q
-        graph.tensors.append(tensor)
-    operator = S.OperatorT()
-    operator.opcodeIndex = 0
-    operator.inputs, operator.outputs = list(op_inputs), [len(tensors) - 1]
-    if options_name is not None:
-        opt = getattr(S, options_name + "T")()
-        for k, v in options.items():
-            setattr(opt, k, v)
-        operator.builtinOptionsType = getattr(S.BuiltinOptions, options_name)
-        operator.builtinOptions = opt
-    graph.operators = [operator]
-    graph.inputs = [i for i, t in enumerate(tensors) if t.get("data") is None and i != len(tensors) - 1]
-    graph.outputs = [len(tensors) - 1]
-    model.subgraphs = [graph]
-    builder = flatbuffers.Builder(4096)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    interpreter = runtime.Interpreter.from_bytes(bytes(builder.Output()), arena_size=1 << 20)
+    from mcuforge.tflite_writer import build_model
+
+    _, runtime, _ = _tflm()
+    described = [dict(t, dtype=np.dtype(t.get("dtype", np.int8)).name) for t in tensors]
+    out = len(tensors) - 1
+    inputs = [i for i, t in enumerate(tensors) if t.get("data") is None and i != out]
+    data = build_model(described, [(op, options_name, options, list(op_inputs), [out])], inputs, [out])
+    interpreter = runtime.Interpreter.from_bytes(data, arena_size=1 << 20)
     for i, x in enumerate(feeds):
         interpreter.set_input(x, i)
     interpreter.invoke()
