@@ -449,8 +449,42 @@ def mbv3_small_tflite(seed: int = SEED) -> bytes:
     return mobilenet_v3_small_tflite(width=0.5, resolution=48, num_classes=10, blocks=6, seed=seed)
 
 
+def activation_zoo(seed: int = SEED):
+    """The elementwise operators of MCU models in one small CNN (1x3x20x20):
+    hard-swish, leaky ReLU, a sigmoid gate times a tanh branch (Mul), Sub,
+    Max and Min of two convolution outputs. Every such op is fed and read by
+    convolutions, so onnxruntime's quantizer puts Q/DQ pairs on both sides."""
+    torch = _torch()
+    nn = torch.nn
+    torch.manual_seed(seed)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = _conv_bn(nn, 3, 8, 3, act=nn.Hardswish)
+            self.a = _conv_bn(nn, 8, 12, 1)
+            self.gate = _conv_bn(nn, 8, 12, 1)
+            self.dw = _conv_bn(nn, 12, 12, 3, groups=12)
+            self.p, self.q, self.d = nn.Conv2d(12, 12, 1), nn.Conv2d(12, 12, 1), nn.Conv2d(12, 12, 1)
+            self.e, self.f = nn.Conv2d(12, 12, 3, padding=1), _conv_bn(nn, 12, 16, 3, 2, act=nn.ReLU)
+            self.fc = nn.Linear(16, 5)
+
+        def forward(self, x):
+            x = self.stem(x)
+            a = torch.nn.functional.leaky_relu(self.a(x), 0.1)
+            y = torch.tanh(self.dw(a)) * torch.sigmoid(self.gate(x))
+            p, q = self.p(y), self.q(y)
+            d = self.d(p - q)
+            e = self.e(torch.maximum(p, d))
+            f = self.f(torch.minimum(e, d))
+            return self.fc(f.mean(dim=(2, 3)))
+
+    return _finish(Net(), (1, 3, 20, 20), seed)
+
+
 ZOO: dict[str, Callable[[], tuple[Any, Any]]] = {
     "mbv3_small": mbv3_small,
+    "activation_zoo": activation_zoo,
     "mbv2_blocks": mbv2_blocks,
     "mbv1": mbv1,
     "resnet8": resnet8,
