@@ -25,6 +25,7 @@ bench:
 	@bash scripts/bootstrap.sh test
 	$(PY) bench/memory.py
 	$(PY) bench/mlperf_tiny.py
+	$(PY) bench/mobilenet_v3.py
 	$(PY) bench/patch.py
 
 clean:

@@ -147,11 +147,25 @@ def _run_node(node: Node, args: list[np.ndarray | None]) -> np.ndarray:
         return _act(x, node)
     if op == "batch_norm":
         return _batch_norm(node, *args)  # type: ignore[arg-type]
+    if op in _ELEMENTWISE:
+        return _act(_ELEMENTWISE[op](a, *args), node)
     raise McuforgeError(f"float executor: node {node.name} has op '{op}' which it does not implement")
 
 
+_ELEMENTWISE: dict[str, Callable[..., np.ndarray]] = {
+    "hard_swish": lambda a, x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+    "hard_sigmoid": lambda a, x: np.clip(float(a.get("alpha", 0.2)) * x + float(a.get("beta", 0.5)), 0.0, 1.0),
+    "logistic": lambda a, x: 1.0 / (1.0 + np.exp(-x)),
+    "tanh": lambda a, x: np.tanh(x),
+    "leaky_relu": lambda a, x: np.where(x >= 0, x, float(a["alpha"]) * x),
+    "mul": lambda a, x, y: x * y,
+    "sub": lambda a, x, y: x - y,
+    "maximum": lambda a, x, y: np.maximum(x, y),
+    "minimum": lambda a, x, y: np.minimum(x, y),
+}
+
 OPS: tuple[str, ...] = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool", "max_pool", "mean",
-                        "reshape", "transpose", "concat", "pad", "softmax", "clamp", "batch_norm")
+                        "reshape", "transpose", "concat", "pad", "softmax", "clamp", "batch_norm") + tuple(_ELEMENTWISE)
 
 
 def fake_quantize(x: np.ndarray, quant: Quant, dtype: str = "int8") -> np.ndarray:

@@ -36,12 +36,17 @@ STRUCT = {
     "pad_s8": "mcf_pad_params",
     "transpose_s8": "mcf_transpose_params",
     "copy_tile_s8": "mcf_copy_tile_params",
+    "lut_s8": "mcf_lut_params",
+    "mul_s8": "mcf_mul_params",
+    "sub_s8": "mcf_sub_params",
+    "maximum_s8": "mcf_maximum_minimum_params",
+    "minimum_s8": "mcf_maximum_minimum_params",
 }
 # Per-tile geometry of a patch stage: the parameter fields each tile overrides,
 # in the column order of the emitted tables.
 WINDOW_FIELDS = ("in_h", "in_w", "out_h", "out_w", "pad_top", "pad_left")
 COPY_FIELDS = ("tile_h", "tile_w", "src_w", "src_y", "src_x", "dst_y", "dst_x")
-CONST_ARRAYS = {"filter": "int8_t", "bias": "int32_t", "multiplier": "int32_t", "shift": "int32_t"}
+CONST_ARRAYS = {"table": "int8_t", "filter": "int8_t", "bias": "int32_t", "multiplier": "int32_t", "shift": "int32_t"}
 
 
 def runtime_sources(plan: Plan) -> list[str]:

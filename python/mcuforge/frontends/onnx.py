@@ -45,16 +45,17 @@ NHWC_TO_NCHW = (0, 3, 1, 2)
 # ONNX ops that are converted to IR ops.
 CONVERTED_OPS = (
     "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Conv", "DequantizeLinear",
-    "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "MatMul",
-    "MaxPool", "Pad", "QuantizeLinear", "ReduceMean", "Relu", "Reshape", "Shape", "Size",
-    "Softmax", "Squeeze", "Transpose", "Unsqueeze",
+    "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish",
+    "Identity", "LeakyRelu", "MatMul", "Max", "MaxPool", "Min", "Mul", "Pad", "QuantizeLinear",
+    "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Size", "Softmax", "Squeeze", "Sub", "Tanh",
+    "Transpose", "Unsqueeze",
 )
 # Ops that are only evaluated at import time, when all their inputs are
 # constants (shape arithmetic as written by exporters).
 CONSTANT_OPS = (
     "Abs", "Cast", "Ceil", "Constant", "ConstantOfShape", "Div", "Equal", "Expand", "Floor",
-    "Gather", "Greater", "Less", "Max", "Min", "Mul", "Neg", "Not", "Pow", "Range", "Reciprocal",
-    "Slice", "Sqrt", "Sub", "Where",
+    "Gather", "Greater", "Less", "Neg", "Not", "Pow", "Range", "Reciprocal",
+    "Slice", "Sqrt", "Where",
 )
 SUPPORTED_OPS = tuple(sorted(set(CONVERTED_OPS) | set(CONSTANT_OPS)))
 
@@ -847,6 +848,75 @@ class _Importer:
         nhwc = len(va.shape) == 4 and (va.nhwc or vb.nhwc)
         ins = [self._nhwc(a), self._nhwc(b)] if nhwc else [self._raw(a), self._raw(b)]
         self._emit("add", name, ins, node.output[0], va.shape, nhwc, {"act_min": -INF, "act_max": INF})
+
+    def _elementwise(self, node: Any, name: str, op: str, attrs: dict[str, Any]) -> None:
+        """A unary elementwise op: the IR keeps the input's layout."""
+        v = self._value(node.input[0])
+        out = self._emit_ir(op, name, [v.ir], node.output[0], self.tensors[v.ir].shape, attrs)
+        self.values[node.output[0]] = _Value(out, v.shape, v.nhwc)
+
+    def _op_HardSwish(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._elementwise(node, name, "hard_swish", {})
+
+    def _op_HardSigmoid(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._elementwise(node, name, "hard_sigmoid", {"alpha": float(attrs.get("alpha", 0.2)),
+                                                       "beta": float(attrs.get("beta", 0.5))})
+
+    def _op_Sigmoid(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._elementwise(node, name, "logistic", {})
+
+    def _op_Tanh(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._elementwise(node, name, "tanh", {})
+
+    def _op_LeakyRelu(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._elementwise(node, name, "leaky_relu", {"alpha": float(attrs.get("alpha", 0.01))})
+
+    def _binary(self, node: Any, name: str, op: str) -> None:
+        """Mul / Sub / Max / Min of two activations (NumPy broadcasting, a 4-D
+        result channels-last), or of an activation and a single constant."""
+        if len(node.input) != 2:
+            raise _Unsupported(f"{len(node.input)} inputs (exactly 2 are supported)")
+        a, b = node.input
+        if a in self.consts or b in self.consts:
+            const_name, act = (a, b) if a in self.consts else (b, a)
+            const = np.asarray(self.consts[const_name], np.float32)
+            if const.size != 1:
+                raise _Unsupported(f"constant operand '{const_name}' of shape {_shape_str(const.shape)}: only a "
+                                   f"single value is supported")
+            if not np.all(np.isfinite(const)):
+                raise _Unsupported(f"constant operand '{const_name}' is not finite")
+            v = self._value(act)
+            c = self._new_tensor(f"{name}.constant", (1,), "float32", const.reshape(1))
+            ins = [c, v.ir] if a == const_name else [v.ir, c]
+            out = self._emit_ir(op, name, ins, node.output[0], self.tensors[v.ir].shape,
+                                {"act_min": -INF, "act_max": INF})
+            self.values[node.output[0]] = _Value(out, v.shape, v.nhwc)
+            return
+        va, vb = self._value(a), self._value(b)
+        try:
+            shape = tuple(int(d) for d in np.broadcast_shapes(va.shape, vb.shape))
+        except ValueError:
+            raise _Unsupported(f"shapes {_shape_str(va.shape)} and {_shape_str(vb.shape)} do not broadcast") from None
+        if len(shape) == 4:
+            if len(va.shape) != 4 or len(vb.shape) != 4:
+                raise _Unsupported(f"broadcasting {_shape_str(va.shape)} with {_shape_str(vb.shape)}: both "
+                                   f"inputs must be 4-D")
+            ins, nhwc = [self._nhwc(a), self._nhwc(b)], True
+        else:
+            ins, nhwc = [self._raw(a), self._raw(b)], False
+        self._emit(op, name, ins, node.output[0], shape, nhwc, {"act_min": -INF, "act_max": INF})
+
+    def _op_Mul(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._binary(node, name, "mul")
+
+    def _op_Sub(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._binary(node, name, "sub")
+
+    def _op_Max(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._binary(node, name, "maximum")
+
+    def _op_Min(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._binary(node, name, "minimum")
 
     def _effective_consumers(self, name: str) -> int:
         count = 1 if name in self.graph_outputs else 0

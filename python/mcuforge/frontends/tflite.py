@@ -60,7 +60,9 @@ _NUMPY_TYPES = {"int8": np.int8, "int32": np.int32, "uint8": np.uint8, "int16": 
 
 # Builtin operators converted to IR ops.
 SUPPORTED_OPS = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "EXPAND_DIMS",
-                 "FULLY_CONNECTED", "MAX_POOL_2D", "MEAN", "PAD", "PADV2", "RESHAPE", "SOFTMAX", "SQUEEZE")
+                 "FULLY_CONNECTED", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC", "MAXIMUM", "MAX_POOL_2D", "MEAN",
+                 "MINIMUM", "MUL", "PAD", "PADV2", "QUANTIZE", "RELU", "RELU6", "RESHAPE",
+                 "SOFTMAX", "SQUEEZE", "SUB", "TANH")
 
 # ActivationFunctionType -> float clamp range (None: not supported as a fused activation)
 _ACTIVATIONS = {0: ("NONE", -INF, INF), 1: ("RELU", 0.0, INF), 2: ("RELU_N1_TO_1", -1.0, 1.0),
@@ -665,15 +667,101 @@ class _Importer:
             expected = in_shape[:-1] + (n,) if _option(op.options, "KeepNumDims", False) else (rows, n)
             self._check_shape(op, out, expected)
 
+    def _operand(self, op: _TOp, j: int) -> str:
+        """An activation input, or a constant single int8 value (the scalar of
+        a Keras `x * (1/6)` or `x + 3`)."""
+        if j < len(op.inputs) and op.inputs[j] >= 0 and self.t[op.inputs[j]].data is not None:
+            t = self._const(op, j, "constant operand")
+            if t.type != "int8" or t.data.size != 1:
+                raise _Unsupported(f"constant operand '{t.name}' must be a single int8 value "
+                                   f"(got {t.type}{_shape_str(t.shape)})")
+            q = self._quant(t, "constant operand")
+            if q.scale.size != 1:
+                raise _Unsupported(f"constant operand '{t.name}' is quantized per channel")
+            return self._const_tensor(t, "int8", Quant(q.scale, q.zero_point))
+        return self._input(op, j)
+
+    def _binary(self, op: _TOp, ir_op: str, fused: bool = True) -> None:
+        a, b = self._operand(op, 0), self._operand(op, 1)
+        ta, tb = self.tensors[a], self.tensors[b]
+        if ta.is_const and tb.is_const:
+            raise _Unsupported("both operands are constants")
+        rank = max(len(ta.shape), len(tb.shape))
+        if ta.is_const or tb.is_const:
+            expected = (tb if ta.is_const else ta).shape
+        elif ta.shape == tb.shape:
+            expected = ta.shape
+        else:
+            pa, pb = (1,) * (rank - len(ta.shape)) + ta.shape, (1,) * (rank - len(tb.shape)) + tb.shape
+            if any(x != y and 1 not in (x, y) for x, y in zip(pa, pb)):
+                raise _Unsupported(f"shapes {_shape_str(ta.shape)} and {_shape_str(tb.shape)} do not broadcast")
+            expected = tuple(max(x, y) for x, y in zip(pa, pb))
+            if len(expected) > 4:
+                raise _Unsupported(f"broadcasting to rank {len(expected)} is not supported (rank 4 at most)")
+        attrs: dict[str, Any] = {}
+        if fused:
+            attrs["act_min"], attrs["act_max"] = self._fused(op, op.outputs[0])
+        self._emit(op, ir_op, [a, b], attrs)
+        out = self.names[op.outputs[0]]
+        self._check_shape(op, out, expected)
+        if ir_op in ("maximum", "minimum"):
+            for i in (a, b):  # TFLM compares the raw int8 values
+                self._same_quant(op, i, out)
+
     def _op_ADD(self, op: _TOp) -> None:
-        a, b = self._input(op, 0), self._input(op, 1)
-        act_min, act_max = self._fused(op, op.outputs[0])
-        sa, sb = self.tensors[a].shape, self.tensors[b].shape
-        if sa != sb:
-            raise _Unsupported(f"broadcasting {_shape_str(sa)} + {_shape_str(sb)} is not supported "
-                               f"(same shapes only)")
-        self._emit(op, "add", [a, b], {"act_min": act_min, "act_max": act_max})
-        self._check_shape(op, self.names[op.outputs[0]], sa)
+        self._binary(op, "add")
+
+    def _op_SUB(self, op: _TOp) -> None:
+        self._binary(op, "sub")
+
+    def _op_MUL(self, op: _TOp) -> None:
+        self._binary(op, "mul")
+
+    def _op_MAXIMUM(self, op: _TOp) -> None:
+        self._binary(op, "maximum", fused=False)
+
+    def _op_MINIMUM(self, op: _TOp) -> None:
+        self._binary(op, "minimum", fused=False)
+
+    def _unary(self, op: _TOp, ir_op: str, attrs: dict[str, Any]) -> str:
+        x = self._input(op, 0)
+        self._emit(op, ir_op, [x], attrs)
+        out = self.names[op.outputs[0]]
+        self._check_shape(op, out, self.tensors[x].shape)
+        return out
+
+    def _op_HARD_SWISH(self, op: _TOp) -> None:
+        self._unary(op, "hard_swish", {})
+
+    def _op_LEAKY_RELU(self, op: _TOp) -> None:
+        self._unary(op, "leaky_relu", {"alpha": float(np.float32(_option(op.options, "Alpha", 0.0)))})
+
+    def _fixed_output(self, op: _TOp, out: str, scale: float, zp: int) -> None:
+        q = self.tensors[out].quant
+        if float(q.scale[0]) != scale or int(q.zero_point[0]) != zp:
+            raise _Unsupported(f"output is quantized with scale {float(q.scale[0])!r} and zero point "
+                               f"{int(q.zero_point[0])}; TFLite's int8 {op.opname} writes scale {scale!r}, "
+                               f"zero point {zp}")
+
+    def _op_LOGISTIC(self, op: _TOp) -> None:
+        self._fixed_output(op, self._unary(op, "logistic", {}), 1.0 / 256.0, -128)
+
+    def _op_TANH(self, op: _TOp) -> None:
+        self._fixed_output(op, self._unary(op, "tanh", {}), 1.0 / 128.0, 0)
+
+    def _op_RELU(self, op: _TOp) -> None:
+        # TFLM ReluQuantized: requantize (scale ratio in float32), clamp at the output zero point
+        self._unary(op, "clamp", {"act_min": 0.0, "act_max": INF, "float32_ratio": True})
+
+    def _op_RELU6(self, op: _TOp) -> None:
+        # TFLM clamps the raw values to [zero point, quantized 6] without requantizing
+        lo, hi = _act_range(3, self.t[op.inputs[0]]) if op.inputs and op.inputs[0] >= 0 else (0.0, 6.0)
+        out = self._unary(op, "clamp", {"act_min": lo, "act_max": hi})
+        self._same_quant(op, self.nodes[-1].inputs[0], out)
+
+    def _op_QUANTIZE(self, op: _TOp) -> None:
+        # int8 -> int8 requantization (TFLM Requantize, scale ratio in double)
+        self._unary(op, "clamp", {"act_min": -INF, "act_max": INF})
 
     def _pool(self, op: _TOp, ir_op: str) -> None:
         x = self._input(op, 0)

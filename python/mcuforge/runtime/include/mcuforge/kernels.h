@@ -305,6 +305,61 @@ typedef struct {
  * -128): gradient p - onehot in units of 2^-8; loss from the table. */
 int mcf_train_loss(const mcf_train_loss_params *p, const int8_t *probs, int32_t label, int16_t *grad,
                    int32_t *grad_exp, float *loss);
+/* ---- table lookup (mcf_lut.c): any int8 -> int8 elementwise op ---------- */
+/* HARD_SWISH, LOGISTIC, TANH, LEAKY_RELU, a binary op with a scalar
+ * constant...: the generator computes output = table[input + 128] for all
+ * 256 inputs with TFLM's integer arithmetic. Output may equal input. */
+typedef struct {
+    int32_t size;
+    const int8_t *table;   /* (256) */
+} mcf_lut_params;
+
+int mcf_lut_s8(const mcf_lut_params *p, const int8_t *input, int8_t *output);
+
+/* ---- binary elementwise ops with broadcasting (mcf_mul.c, mcf_sub.c,
+ * mcf_maximum_minimum.c, walk in mcf_broadcast.c) ----------------------------
+ * broadcast == 0: inputs and output have `size` elements (output may equal
+ * an input: in place). broadcast != 0: the output is out_shape (4-D, channels
+ * last) and input k is read at sum(index[d] * input<k>_stride[d]), the stride
+ * being 0 along an axis the input repeats (e.g. squeeze-and-excitation's
+ * (1, H, W, C) * (1, 1, 1, C)). */
+typedef struct {
+    int32_t size, broadcast;
+    int32_t out_shape[4], input1_stride[4], input2_stride[4];
+    int32_t input1_offset, input2_offset, output_offset;
+    int32_t multiplier, shift;          /* QuantizeMultiplier(s1 * s2 / s_out) */
+    int32_t act_min, act_max;
+} mcf_mul_params;
+
+int mcf_mul_s8(const mcf_mul_params *p, const int8_t *input1, const int8_t *input2, int8_t *output);
+
+/* TFLite int8 SUB: ADD's arithmetic (left_shift 20, three multipliers <= 1). */
+typedef struct {
+    int32_t size, broadcast;
+    int32_t out_shape[4], input1_stride[4], input2_stride[4];
+    int32_t left_shift;
+    int32_t input1_offset, input1_multiplier, input1_shift;
+    int32_t input2_offset, input2_multiplier, input2_shift;
+    int32_t output_offset, output_multiplier, output_shift;
+    int32_t act_min, act_max;
+} mcf_sub_params;
+
+int mcf_sub_s8(const mcf_sub_params *p, const int8_t *input1, const int8_t *input2, int8_t *output);
+
+/* MAXIMUM / MINIMUM: each input requantized to the output's parameters
+ * (a plain compare of raw values when identity, as TFLM), then compared. */
+typedef struct {
+    int32_t size, broadcast;
+    int32_t out_shape[4], input1_stride[4], input2_stride[4];
+    int32_t input1_offset, input1_multiplier, input1_shift;
+    int32_t input2_offset, input2_multiplier, input2_shift;
+    int32_t output_offset;
+} mcf_maximum_minimum_params;
+
+int mcf_maximum_s8(const mcf_maximum_minimum_params *p, const int8_t *input1, const int8_t *input2,
+                   int8_t *output);
+int mcf_minimum_s8(const mcf_maximum_minimum_params *p, const int8_t *input1, const int8_t *input2,
+                   int8_t *output);
 
 #ifdef __cplusplus
 }
