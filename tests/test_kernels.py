@@ -349,9 +349,8 @@ def test_depthwise_inplace_scratch_is_small_for_mobilenet_shapes(lib):
         assert SCRATCH_SIZE["depthwise_conv2d_s8_inplace"](p) <= 4 * in_hw
 
 
-@pytest.mark.parametrize("seed", range(30))
-def test_fully_connected(lib, seed):
-    rng = rng_for("fc", seed)
+def fc_params(rng, seed: int) -> dict:
+    """1-4 rows, 1-299 input and 1-39 output features, per tensor or channel."""
     rows, k, n = int(rng.integers(1, 5)), int(rng.integers(1, 300)), int(rng.integers(1, 40))
     per_channel = bool(rng.random() < 0.5)
     in_zp, out_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
@@ -360,7 +359,14 @@ def test_fully_connected(lib, seed):
              act_min=act_min, act_max=act_max, per_channel=int(per_channel), filter=rand_i8(rng, n * k),
              bias=None if seed % 4 == 0 else rng.integers(-(1 << 20), 1 << 20, n).astype(np.int32))
     p["multiplier"], p["shift"] = rand_requant(rng, n, per_channel, extreme=seed % 5 == 4)
-    check(lib, "fully_connected_s8", p, rand_i8(rng, rows * k))
+    return p
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_fully_connected(lib, seed):
+    rng = rng_for("fc", seed)
+    p = fc_params(rng, seed)
+    check(lib, "fully_connected_s8", p, rand_i8(rng, p["rows"] * p["in_features"]))
 
 
 # ------------------------------------------------------------- elementwise

@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--output", metavar="Y.npy", help="write the int8 output here (the model's layout)")
     u.add_argument("--check", action="store_true", help="compare with the NumPy reference; exit 4 on any difference")
     u.add_argument("--opt", default="-O2", help="optimisation flag for the host build (default -O2)")
+    u.add_argument("--profile", action="store_true",
+                   help="with a Cortex-M --target: instructions, MACs and MACs per instruction of every layer "
+                        "(SysTick around each kernel call)")
     u.add_argument("--target", default="host", metavar="T",
                    help="host (default), or a Cortex-M under QEMU: qemu-cortex-m3, qemu-cortex-m4, qemu-cortex-m7")
 
@@ -239,11 +242,17 @@ def cmd_run(args) -> int:
     if args.target != "host":
         from . import qemu
 
-        outs, stats = qemu.build_and_run(plan, outdir, x, args.target, opt=args.opt)
+        outs, stats = qemu.build_and_run(plan, outdir, x, args.target, opt=args.opt, profile=args.profile)
         if stats.ticks:
             print(f"{args.target}: instructions per invoke (QEMU -icount): "
-                  + ", ".join(str(n) for n in stats.instructions))
+                  + ", ".join(str(n) for n in stats.instructions)
+                  + (" (profiling build: includes the timing of every layer)" if args.profile else ""))
+        if args.profile:
+            print(qemu.profile_table(plan, stats)[1])
     else:
+        if args.profile:
+            raise McuforgeError("--profile: needs a Cortex-M --target (qemu-cortex-m3, qemu-cortex-m4, "
+                                "qemu-cortex-m7); the host has no instruction counter")
         with tempfile.TemporaryDirectory(prefix="mcuforge-host-") as tmp:
             exe = hostrun.build(plan, outdir, Path(tmp), opt=args.opt)
             outs = hostrun.run(plan, exe, x)

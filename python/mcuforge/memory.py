@@ -124,6 +124,10 @@ def plan_memory(graph: Graph, steps: list[Step], aliases: list[tuple[str, str]],
                     s.scratch = int(scratch_size(s)) if scratch_size else 0
                 break
 
+    if scratch_size is not None:  # every step's scratch, as the backend's kernels need it
+        for s in steps:
+            s.scratch = int(scratch_size(s))
+
     # groups -> buffers
     first: dict[str, int] = {}
     for name in graph.inputs:

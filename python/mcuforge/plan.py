@@ -110,25 +110,25 @@ def lower(graph: Graph) -> tuple[list[Step], list[tuple[str, str]]]:
     return steps, aliases
 
 
-def _scratch(step: Step) -> int:
-    from .kernels import SCRATCH_SIZE
+def _scratch_size(config: BuildConfig):
+    """Scratch bytes of a step for the kernel set the configuration chooses."""
+    from .registry import backend_for
 
-    fn = SCRATCH_SIZE.get(step.kernel)
-    return int(fn(step.params)) if fn else 0
+    return backend_for(config.kernels).scratch_size
 
 
 def _fresh(steps: list[Step]) -> list[Step]:
     return [dataclasses.replace(s) for s in steps]
 
 
-def _best_memory(graph: Graph, steps: list[Step], aliases, allow_inplace: bool, prefix_len: int = 0):
+def _best_memory(graph: Graph, steps: list[Step], aliases, allow_inplace: bool, scratch, prefix_len: int = 0):
     """Plan memory with and without in-place reuse (which merges lifetimes, and
     a greedy placement does not always turn that into a lower peak); keep the
     lower. Returns (steps as planned, MemoryPlan)."""
     best = None
     for inplace in ((True, False) if allow_inplace else (False,)):
         attempt = steps[:prefix_len] + _fresh(steps[prefix_len:])
-        mem = plan_memory(graph, attempt, aliases, scratch_size=_scratch, allow_inplace=inplace)
+        mem = plan_memory(graph, attempt, aliases, scratch_size=scratch, allow_inplace=inplace)
         if best is None or mem.arena_size < best[1].arena_size:
             best = (attempt, mem)
     return best
@@ -142,7 +142,7 @@ def build_plan(graph: Graph, config: BuildConfig, allow_inplace: bool = True) ->
     steps, aliases = lower(graph)
     if not steps:
         raise McuforgeError(f"{graph.source or graph.name}: the model computes nothing (no layers)")
-    steps, mem = _best_memory(graph, steps, aliases, allow_inplace)
+    steps, mem = _best_memory(graph, steps, aliases, allow_inplace, _scratch_size(config))
     for i, st in enumerate(steps):
         st.index = i
     name = config.name or graph.name
@@ -172,7 +172,8 @@ def build_patch_plan(graph: Graph, config: BuildConfig, split: int, grid: int, l
     pgraph = dataclasses.replace(graph, tensors={**graph.tensors, **patch_tensors}, nodes=nodes,
                                  inputs=[] if stream else list(graph.inputs))
     rest = steps[split:]
-    planned, mem = _best_memory(pgraph, mem_stage + rest, aliases, True, prefix_len=len(mem_stage))
+    planned, mem = _best_memory(pgraph, mem_stage + rest, aliases, True, _scratch_size(config),
+                                prefix_len=len(mem_stage))
     plan_steps = pseudo + [copy_step] + planned[len(mem_stage):]
     for i, st in enumerate(plan_steps):
         st.index = i

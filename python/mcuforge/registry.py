@@ -31,7 +31,7 @@ _BUILTIN = {
         "tflite": "mcuforge.frontends.tflite:FRONTEND",
     },
     "pass": {"canonicalize": "mcuforge.passes.canonicalize:PASS"},
-    "backend": {"portable": "mcuforge.codegen.portable:BACKEND"},
+    "backend": {"portable": "mcuforge.codegen.portable:BACKEND", "arm_dsp": "mcuforge.codegen.arm_dsp:BACKEND"},
 }
 
 
@@ -50,12 +50,25 @@ class Pass:
     order: int = 100  # passes run in ascending order
 
 
+def portable_scratch_size(step) -> int:
+    """Scratch bytes the portable kernel of a step needs (mcuforge.kernels.SCRATCH_SIZE)."""
+    from .kernels import SCRATCH_SIZE
+
+    fn = SCRATCH_SIZE.get(step.kernel)
+    return int(fn(step.params)) if fn else 0
+
+
 @dataclass(frozen=True)
 class Backend:
     name: str
     generate: Callable[..., Any]  # generate(plan, outdir: Path) -> list of written files
     description: str = ""
     runtime_sources: Callable[..., list[str]] = field(default=lambda plan: [])  # C files a plan needs
+    # scratch_size(step) -> bytes of arena scratch the backend's kernel for that step needs; the
+    # memory planner places it like every other buffer (called after the in-place decision)
+    scratch_size: Callable[..., int] = portable_scratch_size
+    # kernel_of(plan, step) -> (C function, True when it is the portable kernel: no variant)
+    kernel_of: Callable[..., tuple[str, bool]] = field(default=lambda plan, step: (f"mcf_{step.kernel}", True))
 
 
 def backend_for(kernels: str) -> Backend:

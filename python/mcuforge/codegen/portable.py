@@ -60,6 +60,8 @@ def runtime_sources(plan: Plan) -> list[str]:
 
 
 class _Emitter:
+    headers = ("kernels.h",)  # public runtime headers the model's C includes
+
     def __init__(self, plan: Plan):
         self.plan = plan
         self.p = plan.name  # prefix
@@ -100,6 +102,14 @@ class _Emitter:
                 fields.append(f".{key} = {c_int(value)}")
         return fields
 
+    def function(self, step: Step) -> str:
+        """The C function a layer calls (a backend may select a variant)."""
+        return f"mcf_{step.kernel}"
+
+    def scratch_argument(self, step: Step) -> str | None:
+        """The scratch pointer passed after the output, if the function takes one."""
+        return None
+
     def params_struct(self, step: Step) -> str:
         ident = f"{self.p}_l{step.index}"
         fields = self.struct_fields(step, ident)
@@ -137,12 +147,14 @@ class _Emitter:
         self.statics.append(f"static const int32_t {table}[{len(rows)}][{width}] = {{\n{body},\n}};\n")
         out = self.arena(self.plan.offset(step.outputs[0]))
         ins = [self.arena(self.plan.offset(t)) for t in step.inputs]
-        fn = f"mcf_{step.kernel}"
+        fn = self.function(step)
+        scratch = self.scratch_argument(step)
         lines = ["        {", f"            const int32_t *g = {table}[tile];",
                  f"            {STRUCT[step.kernel]} p = {ident};"]
         if cols is not None:
             lines.append("            " + " ".join(f"p.{c} = g[{i}];" for i, c in enumerate(cols)))
-            lines.append(f"            status |= {fn}(&p, {ins[0]}, {out}); /* {self.comment(step)} */")
+            args = ", ".join([ins[0], out] + ([scratch] if scratch is not None else []))
+            lines.append(f"            status |= {fn}(&p, {args}); /* {self.comment(step)} */")
         else:
             lines.append(f"            p.{count_key} = g[1];")
             lines.append("            for (row = 0; row < g[0]; ++row) {")
@@ -163,7 +175,10 @@ class _Emitter:
         ident = self.params_struct(step)
         outs = self.arena(self.plan.offset(step.outputs[0]))
         ins = [self.arena(self.plan.offset(t)) for t in step.inputs]
-        fn = f"mcf_{step.kernel}"
+        fn = self.function(step)
+        scratch = self.scratch_argument(step)
+        if scratch is not None:
+            outs = f"{outs}, {scratch}"
         if step.kernel == "depthwise_conv2d_s8_inplace":
             scratch = self.arena(self.plan.memory.scratch_offsets[step.index])
             call = f"{fn}(&{ident}, {outs}, {scratch})"
@@ -207,9 +222,9 @@ def _shape_macros(P: str, what: str, shape, quant) -> list[str]:
     ]
 
 
-def render(plan: Plan) -> dict[str, str]:
+def render(plan: Plan, emitter: type = _Emitter) -> dict[str, str]:
     """File name -> text for the model's own files."""
-    e = _Emitter(plan)
+    e = emitter(plan)
     g = plan.graph
     p, P = e.p, e.P
     train = None
@@ -279,7 +294,7 @@ def render(plan: Plan) -> dict[str, str]:
         h += [""] + train.prototypes()
     h += ["", "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {P}_H */", ""]
 
-    c = [head, f'#include "{p}.h"', '#include "mcuforge/kernels.h"', "",
+    c = [head, f'#include "{p}.h"'] + [f'#include "mcuforge/{h}"' for h in e.headers] + ["",
          f"#ifndef {P}_ARENA_ATTRIBUTE", "#if defined(__GNUC__)",
          f"#define {P}_ARENA_ATTRIBUTE __attribute__((aligned(16)))", "#else",
          f"#define {P}_ARENA_ATTRIBUTE", "#endif", "#endif", "",
@@ -304,20 +319,21 @@ def render(plan: Plan) -> dict[str, str]:
     return {f"{p}.h": "\n".join(h), f"{p}.c": "\n".join(c), f"{p}_weights.c": "\n".join(w)}
 
 
-def generate(plan: Plan, outdir: Path) -> list[Path]:
+def generate(plan: Plan, outdir: Path, emitter: type = _Emitter, sources=runtime_sources) -> list[Path]:
     outdir = Path(outdir)
     written = []
-    for fname, text in render(plan).items():
+    for fname, text in render(plan, emitter).items():
         path = outdir / fname
         path.write_text(text)
         written.append(path)
     rt = outdir / RUNTIME_SUBDIR
     (rt / "include" / "mcuforge").mkdir(parents=True, exist_ok=True)
     (rt / "src").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(RUNTIME_DIR / "include" / "mcuforge" / "kernels.h", rt / "include" / "mcuforge" / "kernels.h")
-    written.append(rt / "include" / "mcuforge" / "kernels.h")
+    for h in emitter.headers:
+        shutil.copyfile(RUNTIME_DIR / "include" / "mcuforge" / h, rt / "include" / "mcuforge" / h)
+        written.append(rt / "include" / "mcuforge" / h)
     private_headers = sorted(h.name for h in (RUNTIME_DIR / "src").glob("*.h"))
-    for f in runtime_sources(plan) + private_headers:
+    for f in sources(plan) + private_headers:
         shutil.copyfile(RUNTIME_DIR / "src" / f, rt / "src" / f)
         written.append(rt / "src" / f)
     return written

@@ -8,6 +8,7 @@
  * MultiplyByQuantizedMultiplier, output offset and clamp as in conv2d.
  */
 #include "mcuforge/kernels.h"
+#include "mcf_ring.h"
 #include "mcf_window.h"
 
 static int params_valid(const mcf_depthwise_conv2d_params *p)
@@ -122,52 +123,29 @@ static int inplace_valid(const mcf_depthwise_conv2d_params *p)
            (int64_t)p->out_h * p->out_w <= (int64_t)p->in_h * p->in_w;
 }
 
-/* Rows of the input kept in the ring; see the proof above. */
-static int32_t ring_rows(const mcf_depthwise_conv2d_params *p)
-{
-    const int32_t span = (p->k_h - 1) * p->dilation_h;
-    int32_t last = (p->out_h - 1) * p->stride_h - p->pad_top + span;
-    int32_t rows = 0, oy;
-    last = last < p->in_h - 1 ? last : p->in_h - 1;
-    for (oy = 0; oy < p->out_h; ++oy) {
-        const int32_t top = oy * p->stride_h - p->pad_top;
-        const int32_t lo = top > 0 ? top : 0;
-        const int32_t need = top + span < p->in_h - 1 ? top + span : p->in_h - 1;
-        int32_t hi = ((oy + 1) * p->out_w - 1) / p->in_w;
-        hi = hi < last ? hi : last;
-        hi = hi > need ? hi : need;
-        if (hi - lo + 1 > rows) {
-            rows = hi - lo + 1;
-        }
-    }
-    return rows;
-}
-
 int32_t mcf_depthwise_conv2d_s8_inplace_scratch_size(const mcf_depthwise_conv2d_params *p)
 {
     if (!inplace_valid(p)) {
         return MCF_ERR_ARG;
     }
-    return ring_rows(p) * p->in_w;
+    return mcf_ring_rows(p) * p->in_w;
 }
 
 int mcf_depthwise_conv2d_s8_inplace(const mcf_depthwise_conv2d_params *p,
                                     int8_t *buffer, int8_t *scratch)
 {
     const int32_t in_w = p->in_w, channels = p->in_c;
-    const int32_t span = (p->k_h - 1) * p->dilation_h;
     const int32_t input_offset = p->input_offset;
     int32_t rows, last, slot_step, c;
 
     if (!inplace_valid(p) || buffer == NULL) {
         return MCF_ERR_ARG;
     }
-    rows = ring_rows(p);
+    rows = mcf_ring_rows(p);
     if (rows > 0 && scratch == NULL) {
         return MCF_ERR_ARG;
     }
-    last = (p->out_h - 1) * p->stride_h - p->pad_top + span;
-    last = last < p->in_h - 1 ? last : p->in_h - 1;
+    last = mcf_ring_last(p);
     slot_step = rows > 0 ? p->dilation_h % rows : 0;
 
     for (c = 0; c < channels; ++c) {
@@ -176,14 +154,10 @@ int mcf_depthwise_conv2d_s8_inplace(const mcf_depthwise_conv2d_params *p,
         int32_t oy, ox, ky, kx, r, x;
         for (oy = 0; oy < p->out_h; ++oy) {
             const int32_t y0 = oy * p->stride_h - p->pad_top;
-            const int32_t lo = y0 > 0 ? y0 : 0;
-            const int32_t need = y0 + span < p->in_h - 1 ? y0 + span : p->in_h - 1;
             const int32_t ky_start = mcf_first_tap(y0, p->dilation_h);
             const int32_t ky_end = mcf_end_tap(y0, p->dilation_h, p->in_h, p->k_h);
-            int32_t hi = ((oy + 1) * p->out_w - 1) / in_w;
-            int32_t first_slot = 0;
-            hi = hi < last ? hi : last;
-            hi = hi > need ? hi : need;
+            int32_t lo, hi, first_slot = 0;
+            mcf_ring_bounds(p, last, oy, &lo, &hi);
 
             /* Save the rows this output row reads or overwrites. */
             for (r = copied + 1 > lo ? copied + 1 : lo; r <= hi; ++r) {

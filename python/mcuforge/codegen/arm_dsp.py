@@ -1,0 +1,230 @@
+"""The arm-dsp backend: the portable emitter, with each layer that has a
+specialized kernel (runtime/include/mcuforge/kernels_arm_dsp.h) calling it
+instead, its constant operands prepared here at generation time.
+
+What the generator knows and the kernels exploit:
+
+* convolutions (1x1 as a matrix multiply, k x k through a two-column im2col
+  in the arena) and fully connected layers: the filter packed in 32-bit words
+  of 4 products, output channels interleaved in pairs as the inner loop reads
+  them, K padded to a multiple of 4; the input offset folded into the bias;
+* depthwise convolutions with depth multiplier 1 over a multiple of 4
+  channels (normal and in place): the filter as int16 pairs in the order
+  SXTAB16 unpacks the input, tap after tap per group of 4 channels; 3x3
+  windows inside the input with the taps unrolled;
+* every layer: multipliers and shifts per output channel.
+
+Everything else (and a depthwise layer outside those shapes) calls the
+portable kernel; ``fallback_layers(plan)`` names those layers and the report
+shows them. The scratch each kernel needs (``scratch_size``) is planned in the
+arena like every other buffer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..ops import Step
+from ..plan import Plan
+from ..registry import Backend, portable_scratch_size
+from . import portable
+
+
+@dataclass(frozen=True)
+class Variant:
+    function: str  # C function
+    source: str  # runtime/src file defining it
+    what: str  # one line for the report
+    scratch: int = 0  # arena bytes passed as the last argument (in place: the ring)
+
+
+def _k_padded(k: int) -> int:
+    return (k + 3) // 4 * 4
+
+
+def ring_rows(p: dict, in_place: bool) -> int:
+    """Input rows in the depthwise ring (C: mcf_ring_rows_of in mcf_ring.h)."""
+    span = (p["k_h"] - 1) * p["dilation_h"]
+    last = min((p["out_h"] - 1) * p["stride_h"] - p["pad_top"] + span, p["in_h"] - 1)
+    rows = 0
+    for oy in range(p["out_h"]):
+        top = oy * p["stride_h"] - p["pad_top"]
+        need = min(top + span, p["in_h"] - 1)
+        hi = need
+        if in_place:
+            hi = max(need, min(((oy + 1) * p["out_w"] - 1) // p["in_w"], last))
+        rows = max(rows, hi - max(top, 0) + 1)
+    return max(rows, 1)
+
+
+def depthwise_scratch(p: dict, in_place: bool) -> int:
+    """Bytes of the arm-dsp depthwise ring: rows x padded width x 4 channels."""
+    reach = (p["out_w"] - 1) * p["stride_w"] + (p["k_w"] - 1) * p["dilation_w"] + 1
+    return ring_rows(p, in_place) * max(reach, p["pad_left"] + p["in_w"]) * 4
+
+
+def select(step: Step) -> Variant | None:
+    """The specialized kernel of a layer, or None (the portable kernel runs)."""
+    p = step.params
+    if step.kernel == "conv2d_s8":
+        k = p["k_h"] * p["k_w"] * p["in_c"]
+        if p["k_h"] == p["k_w"] == 1 and p["pad_top"] == p["pad_left"] == 0:
+            what = "1x1 conv as matmul, 2 channels x 2 pixels"
+        else:
+            what = f"{p['k_h']}x{p['k_w']} conv, im2col of 2 pixels + matmul"
+        return Variant("mcf_dsp_conv2d_s8", "mcf_dsp_matmul.c", what, 2 * 2 * _k_padded(k))
+    if step.kernel == "fully_connected_s8":
+        what = "fully connected, 4 rows per column read" if p["rows"] == 1 else "fully connected, 2 x 2 blocks"
+        return Variant("mcf_dsp_fully_connected_s8", "mcf_dsp_matmul.c", what, 2 * 2 * _k_padded(p["in_features"]))
+    if step.kernel in ("depthwise_conv2d_s8", "depthwise_conv2d_s8_inplace"):
+        if p["depth_multiplier"] != 1 or p["in_c"] % 4:
+            return None
+        taps = "3x3 unrolled" if p["k_h"] == p["k_w"] == 3 else f"{p['k_h']}x{p['k_w']}"
+        if step.kernel == "depthwise_conv2d_s8":
+            return Variant("mcf_dsp_depthwise_conv2d_s8", "mcf_dsp_depthwise_conv2d.c",
+                           f"depthwise {taps}, 4 channels per SIMD step", depthwise_scratch(p, False))
+        return Variant("mcf_dsp_depthwise_conv2d_s8_inplace", "mcf_dsp_depthwise_conv2d.c",
+                       f"depthwise {taps} in place, 4 channels per ring row", depthwise_scratch(p, True))
+    return None
+
+
+def scratch_size(step: Step) -> int:
+    v = select(step)
+    return v.scratch if v is not None else portable_scratch_size(step)
+
+
+def kernel_of(plan: Plan, step: Step) -> tuple[str, bool]:
+    v = select(step)
+    return (v.function, False) if v is not None else (f"mcf_{step.kernel}", True)
+
+
+def fallback_layers(plan: Plan) -> list[str]:
+    """Names of the layers that call a portable kernel (no arm-dsp variant)."""
+    return [s.name for s in plan.steps if select(s) is None and s.kernel != "copy_tile_s8"]
+
+
+# ---- operands prepared for the kernels ------------------------------------------
+
+def _per_channel(values: np.ndarray, count: int) -> np.ndarray:
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(values, dtype=np.int32).reshape(-1), (count,))
+                                if np.asarray(values).size == 1 else np.asarray(values, dtype=np.int32))
+
+
+def _wrap32(values: np.ndarray) -> np.ndarray:
+    return ((np.asarray(values, dtype=np.int64) + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+
+def pack_matmul(filter_rows: np.ndarray) -> np.ndarray:
+    """(out_c, K) int8 -> the kernel's int32 words: 4 products per word
+    (byte i = product k+i), K zero-padded to a multiple of 4, output channels
+    in pairs with their words interleaved, a last odd channel on its own."""
+    w = np.asarray(filter_rows, dtype=np.int8)
+    out_c, k = w.shape
+    padded = np.zeros((out_c, _k_padded(k)), dtype=np.int8)
+    padded[:, :k] = w
+    words = padded.view("<i4").reshape(out_c, -1)
+    parts = []
+    for oc in range(0, out_c - 1, 2):
+        parts.append(np.stack([words[oc], words[oc + 1]], axis=1).reshape(-1))
+    if out_c % 2:
+        parts.append(words[-1])
+    return np.concatenate(parts).astype(np.int32)
+
+
+def fold_bias(filter_rows: np.ndarray, bias: np.ndarray | None, input_offset: int) -> np.ndarray:
+    """bias + input_offset * sum_k filter[oc][k], wrapping as int32 (the kernel
+    then multiplies raw inputs; padding taps hold the zero point, which the
+    fold cancels exactly)."""
+    sums = np.asarray(filter_rows, dtype=np.int64).sum(axis=1)
+    b = np.zeros(len(sums), dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
+    return _wrap32(b + int(input_offset) * sums)
+
+
+def pack_depthwise(filt: np.ndarray, channels: int) -> np.ndarray:
+    """(1, k_h, k_w, C) int8 -> int32 words: per group of 4 channels, per tap,
+    int16 pairs (w[c], w[c+2]) then (w[c+1], w[c+3])."""
+    w = np.asarray(filt, dtype=np.int64).reshape(-1, channels)  # (taps, C)
+    taps, channels = w.shape
+    g = w.reshape(taps, channels // 4, 4).transpose(1, 0, 2)  # (groups, taps, 4)
+    lo = np.stack([g[..., 0], g[..., 1]], axis=-1) & 0xFFFF
+    hi = np.stack([g[..., 2], g[..., 3]], axis=-1) & 0xFFFF
+    return _wrap32(lo | (hi << 16)).reshape(-1)
+
+
+FAST_REQUANT = 2  # MCF_DSP_FAST_REQUANT (kernels_arm_dsp.h)
+
+
+def requant_mode(bound: np.ndarray, shift: np.ndarray) -> int:
+    """MCF_DSP_FAST_REQUANT when every accumulator magnitude bound is below 2^30
+    and every shift in [-31, -1] (the kernel's 5-instruction requantization is
+    then TFLM's exactly), else 1 (general)."""
+    ok = bool(np.all(np.asarray(bound) < 2**30)) and bool(np.all((shift >= -31) & (shift <= -1)))
+    return FAST_REQUANT if ok else 1
+
+
+def prepared_params(kernel: str, params: dict) -> dict:
+    """A layer's parameter struct as the arm-dsp kernel reads it (same C
+    struct; `filter` becomes int32 words)."""
+    p = dict(params)
+    out_c = p["out_features"] if "out_features" in p else p["out_c"]
+    p["multiplier"] = _per_channel(p["multiplier"], out_c)
+    p["shift"] = _per_channel(p["shift"], out_c)
+    if kernel in ("conv2d_s8", "fully_connected_s8"):
+        rows = np.asarray(p["filter"], dtype=np.int8).reshape(out_c, -1)
+        p["bias"] = fold_bias(rows, p["bias"], p["input_offset"])
+        p["filter"] = pack_matmul(rows)
+        # raw inputs in [-128, 127] against the folded bias
+        bound = np.abs(p["bias"].astype(np.int64)) + 128 * np.abs(rows.astype(np.int64)).sum(axis=1)
+    else:
+        p["bias"] = np.zeros(out_c, dtype=np.int32) if p["bias"] is None else np.asarray(p["bias"], dtype=np.int32)
+        taps = np.asarray(p["filter"], dtype=np.int64).reshape(-1, out_c)
+        p["filter"] = pack_depthwise(taps, out_c)
+        # inputs plus offset in [-255, 255], then the bias
+        bound = np.abs(p["bias"].astype(np.int64)) + 255 * np.abs(taps).sum(axis=0)
+    p["per_channel"] = requant_mode(bound, p["shift"])
+    return p
+
+
+class DspEmitter(portable._Emitter):
+    headers = ("kernels.h", "kernels_arm_dsp.h")
+
+    def function(self, step: Step) -> str:
+        v = select(step)
+        return v.function if v is not None else super().function(step)
+
+    def scratch_argument(self, step: Step) -> str | None:
+        v = select(step)
+        if v is None or step.kernel.endswith("_inplace"):
+            return None  # the in-place call passes its scratch already
+        return self.arena(self.plan.memory.scratch_offsets[step.index])
+
+    def struct_fields(self, step: Step, ident: str) -> list[str]:
+        if select(step) is None:
+            return super().struct_fields(step, ident)
+        params = prepared_params(step.kernel, step.params)
+        words = params.pop("filter")
+        fields = super().struct_fields(replace(step, params=params), ident)
+        name = self.const_array(f"{ident}_filter", "int32_t", words)
+        return [f".filter = (const int8_t *)(const void *){name}"] + fields
+
+
+def runtime_sources(plan: Plan) -> list[str]:
+    from ..kernels import RUNTIME_SOURCES
+
+    files: dict[str, None] = {}
+    for s in plan.steps:
+        v = select(s)
+        for f in ([v.source] if v is not None else RUNTIME_SOURCES[s.kernel]):
+            files[f] = None
+    return sorted(files)
+
+
+def generate(plan: Plan, outdir: Path) -> list[Path]:
+    return portable.generate(plan, outdir, emitter=DspEmitter, sources=runtime_sources)
+
+
+BACKEND = Backend(name="arm_dsp", generate=generate,
+                  description="Cortex-M DSP-extension kernels specialized per layer, bit-exact with the portable set",
+                  runtime_sources=runtime_sources, scratch_size=scratch_size, kernel_of=kernel_of)

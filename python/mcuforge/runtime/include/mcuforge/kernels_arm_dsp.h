@@ -1,0 +1,62 @@
+/*
+ * mcuforge runtime: the arm-dsp kernel set (Cortex-M with the DSP extension:
+ * M4, M7, M33, M55; plain C with the same results elsewhere).
+ *
+ * The kernels take the portable parameter structs (kernels.h), with constant
+ * operands the generator has prepared for them (mcuforge.codegen.arm_dsp):
+ *
+ * mcf_dsp_conv2d_s8, mcf_dsp_fully_connected_s8 (K = k_h * k_w * in_c or
+ * in_features, Kp = K rounded up to a multiple of 4):
+ *   filter   32-bit words of 4 int8 weights, products k..k+3 of one output
+ *            channel, zero beyond K; output channels in pairs, the words of
+ *            the two channels interleaved (a last odd channel on its own);
+ *   bias     bias[oc] + input_offset * sum_k filter[oc][k] (never NULL), so
+ *            the kernel multiplies raw inputs and pads with the zero point;
+ *   multiplier, shift: one per output channel.
+ *   scratch: mcf_dsp_*_scratch_size() bytes (two int16 columns of Kp).
+ *
+ * mcf_dsp_depthwise_conv2d_s8 and _inplace (depth multiplier 1, in_c a
+ * multiple of 4):
+ *   filter   per group of 4 channels, per tap (ky, kx): two 32-bit words,
+ *            int16 pairs (w[c], w[c+2]) and (w[c+1], w[c+3]);
+ *   bias     never NULL; multiplier, shift one per channel;
+ *   scratch: mcf_dsp_depthwise_conv2d_s8[_inplace]_scratch_size() bytes, a
+ *            ring of input rows, 4 channels per pixel, padded with the zero
+ *            point; in place as mcf_depthwise_conv2d_s8_inplace.
+ *
+ * Every kernel: per_channel == MCF_DSP_FAST_REQUANT says the generator has
+ * proved that every accumulator stays below 2^30 in magnitude and every shift
+ * is in [-31, -1], which allows a 5-instruction requantization (SMMULR) with
+ * TFLM's exact result; any other value: the general requantization.
+ *
+ * Outputs equal the portable kernels' (and TFLM's) bit for bit.
+ */
+#ifndef MCUFORGE_KERNELS_ARM_DSP_H
+#define MCUFORGE_KERNELS_ARM_DSP_H
+
+#include "mcuforge/kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MCF_DSP_FAST_REQUANT 2
+
+int32_t mcf_dsp_conv2d_s8_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+
+int32_t mcf_dsp_fully_connected_s8_scratch_size(const mcf_fully_connected_params *p);
+int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output,
+                               int8_t *scratch);
+
+int32_t mcf_dsp_depthwise_conv2d_s8_scratch_size(const mcf_depthwise_conv2d_params *p);
+int mcf_dsp_depthwise_conv2d_s8(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,
+                                int8_t *scratch);
+int32_t mcf_dsp_depthwise_conv2d_s8_inplace_scratch_size(const mcf_depthwise_conv2d_params *p);
+int mcf_dsp_depthwise_conv2d_s8_inplace(const mcf_depthwise_conv2d_params *p, int8_t *buffer, int8_t *scratch);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MCUFORGE_KERNELS_ARM_DSP_H */

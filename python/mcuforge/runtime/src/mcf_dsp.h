@@ -1,0 +1,78 @@
+/*
+ * mcuforge runtime, private: what the arm-dsp kernels share, the intrinsics
+ * (mcf_acle.h) and TFLM's requantization written for the DSP instructions.
+ */
+#ifndef MCF_DSP_H
+#define MCF_DSP_H
+
+#include <stdint.h>
+
+#include "mcf_acle.h"
+
+/* Kernel helpers the compiler must inline, so that a constant argument
+ * (e.g. the requantization mode) specializes them. */
+#if defined(__GNUC__)
+#define MCF_INLINE static inline __attribute__((always_inline))
+#else
+#define MCF_INLINE static inline
+#endif
+
+static inline int32_t mcf_dsp_asr(int32_t x, int32_t n)
+{
+    return x >= 0 ? (int32_t)(x >> n) : (int32_t)~(~x >> n);
+}
+
+/*
+ * TFLM MultiplyByQuantizedMultiplier (double rounding), bit for bit, for a
+ * multiplier >= 0 (quantize_multiplier never gives a negative one):
+ * SaturatingRoundingDoublingHighMul(a, m) = floor((a * m + 2^30) / 2^31)
+ * equals gemmlowp's truncating form for every a when m >= 0 (for a * m < 0,
+ * trunc((a*m + 1 - 2^30) / 2^31) = -floor((-a*m + 2^30 - 1) / 2^31)
+ * = floor((a*m + 2^30) / 2^31)), and cannot saturate. One SMLAL.
+ * Then RoundingDivideByPOT: round half away from zero.
+ */
+static inline int32_t mcf_dsp_requantize(int32_t acc, int32_t multiplier, int32_t shift)
+{
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    const int64_t prod = (int64_t)(int32_t)((uint32_t)acc << left) * multiplier + ((int64_t)1 << 30);
+    const int32_t x = (int32_t)(prod >= 0 ? prod >> 31 : ~(~prod >> 31));
+    const int32_t mask = (int32_t)((1u << right) - 1u);
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return mcf_dsp_asr(x, right) + ((x & mask) > threshold ? 1 : 0);
+}
+
+/*
+ * The same, in 5 instructions, for what the generator proves of a layer
+ * (per_channel == MCF_DSP_FAST_REQUANT): |acc| < 2^30 and every shift in
+ * [-31, -1]. Then SRDHM(acc, m) = floor((2 acc m + 2^31) / 2^32) = SMMULR(2 acc, m)
+ * (2 acc does not overflow), |x| < 2^30, and RoundingDivideByPOT(x, e)
+ * = (x + 2^(e-1) - (x < 0)) >> e with no overflow.
+ */
+static inline int32_t mcf_dsp_requantize_fast(int32_t acc, int32_t multiplier, int32_t shift)
+{
+    const int32_t x = mcf_smmulr(acc * 2, multiplier);
+    const int32_t e = -shift;
+    return mcf_dsp_asr(x + (int32_t)((1u << e) >> 1) + mcf_dsp_asr(x, 31), e);
+}
+
+/* requantize + output offset + clamp, as every TFLM int8 kernel ends. */
+static inline int8_t mcf_dsp_output(int32_t acc, int32_t multiplier, int32_t shift, int32_t output_offset,
+                                    int32_t act_min, int32_t act_max)
+{
+    int32_t v = mcf_dsp_requantize(acc, multiplier, shift) + output_offset;
+    v = v < act_min ? act_min : v;
+    v = v > act_max ? act_max : v;
+    return (int8_t)v;
+}
+
+static inline int8_t mcf_dsp_output_fast(int32_t acc, int32_t multiplier, int32_t shift, int32_t output_offset,
+                                         int32_t act_min, int32_t act_max)
+{
+    int32_t v = mcf_dsp_requantize_fast(acc, multiplier, shift) + output_offset;
+    v = v < act_min ? act_min : v;
+    v = v > act_max ? act_max : v;
+    return (int8_t)v;
+}
+
+#endif /* MCF_DSP_H */

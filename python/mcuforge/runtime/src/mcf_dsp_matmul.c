@@ -1,0 +1,361 @@
+/*
+ * mcuforge runtime, arm-dsp kernel set: convolution and fully connected as an
+ * int8 x int16 matrix multiply on the DSP extension (SMLAD), bit-exact with
+ * TFLM's reference kernels (see kernels_arm_dsp.h for the operand layouts the
+ * generator prepares).
+ *
+ * Two output pixels (or rows) at a time are expanded into int16 columns in
+ * the scratch buffer (1x1 convolutions and fully connected: a straight copy;
+ * k x k: im2col, the padding filled with the input zero point), then each
+ * pair of output channels is accumulated against both columns: per group of
+ * 4 products, 2 filter words, 4 SXTB16, 4 column words and 8 SMLAD give 16
+ * multiply-accumulates. The input offset lives in the bias (folded by the
+ * generator), so the columns hold the raw input values.
+ */
+#include "mcuforge/kernels.h"
+#include "mcuforge/kernels_arm_dsp.h"
+#include "mcf_dsp.h"
+#include "mcf_window.h"
+
+/*
+ * The two columns share one buffer of 32-bit words, interleaved by group of
+ * 4 products: column 0 (k0, k2), (k1, k3), then column 1 (k0, k2), (k1, k3),
+ * so the inner loop reads 4 consecutive words. int16 slot of product k of
+ * column c: */
+static inline int32_t slot_of(int32_t k, int32_t c)
+{
+    return (k & ~3) * 2 + c * 4 + ((k & 1) << 1) + ((k >> 1) & 1);
+}
+
+/* The columns are read as 32-bit words: single int16 stores go through
+ * memcpy, which may alias anything. */
+static inline void put16(int16_t *cols, int32_t slot, int16_t v)
+{
+    memcpy(cols + slot, &v, sizeof v);
+}
+
+/* `count` int8 values -> column c, products k0 .. k0 + count - 1. */
+static void expand(const int8_t *src, int32_t count, int16_t *cols, int32_t c, int32_t k0)
+{
+    int32_t i = 0;
+    if ((k0 & 3) == 0) {
+        uint32_t *dst = (uint32_t *)(void *)(cols + slot_of(k0, c));
+        for (; i + 3 < count; i += 4) {
+            const uint32_t v = mcf_read32(src + i);
+            dst[0] = (uint32_t)__sxtb16(v);
+            dst[1] = (uint32_t)mcf_sxtb16_ror8(v);
+            dst += 4;
+        }
+    }
+    for (; i < count; ++i) {
+        put16(cols, slot_of(k0 + i, c), src[i]);
+    }
+}
+
+static void fill(int16_t value, int32_t count, int16_t *cols, int32_t c, int32_t k0)
+{
+    int32_t i;
+    for (i = 0; i < count; ++i) {
+        put16(cols, slot_of(k0 + i, c), value);
+    }
+}
+
+/* Products K .. Kp-1 meet zero filter bytes, but must be finite: zero them. */
+static void clear_tail(int16_t *cols, int32_t k, int32_t kp)
+{
+    for (; k < kp; ++k) {
+        put16(cols, slot_of(k, 0), 0);
+        put16(cols, slot_of(k, 1), 0);
+    }
+}
+
+typedef struct {
+    const uint32_t *filter;
+    const int32_t *bias, *multiplier, *shift;
+    int32_t out_c, groups;
+    int32_t output_offset, act_min, act_max;
+    int fast; /* MCF_DSP_FAST_REQUANT */
+} matmul;
+
+MCF_INLINE int8_t out_of(const matmul *m, int32_t acc, int32_t oc, int fast)
+{
+    if (fast) {
+        return mcf_dsp_output_fast(acc, m->multiplier[oc], m->shift[oc], m->output_offset, m->act_min, m->act_max);
+    }
+    return mcf_dsp_output(acc, m->multiplier[oc], m->shift[oc], m->output_offset, m->act_min, m->act_max);
+}
+
+/* 4 products of 2 output channels (filter words wa, wb) x 2 columns. */
+MCF_INLINE void block_2x2(const uint32_t *x, uint32_t wa, uint32_t wb, int32_t *a00, int32_t *a01, int32_t *a10,
+                          int32_t *a11)
+{
+    const int32_t x0l = (int32_t)x[0], x0h = (int32_t)x[1], x1l = (int32_t)x[2], x1h = (int32_t)x[3];
+    int32_t wl = __sxtb16(wa), wh = mcf_sxtb16_ror8(wa);
+    *a00 = __smlad(wl, x0l, *a00);
+    *a00 = __smlad(wh, x0h, *a00);
+    *a01 = __smlad(wl, x1l, *a01);
+    *a01 = __smlad(wh, x1h, *a01);
+    wl = __sxtb16(wb);
+    wh = mcf_sxtb16_ror8(wb);
+    *a10 = __smlad(wl, x0l, *a10);
+    *a10 = __smlad(wh, x0h, *a10);
+    *a11 = __smlad(wl, x1l, *a11);
+    *a11 = __smlad(wh, x1h, *a11);
+}
+
+/* out0[oc], out1[oc] for every output channel from both columns. */
+MCF_INLINE void matmul_2(const matmul *m, const uint32_t *cols, int8_t *out0, int8_t *out1, int fast)
+{
+    const uint32_t *w = m->filter;
+    const uint32_t *cols_end = cols + 4 * m->groups;
+    const uint32_t *pairs_end = cols + 8 * (m->groups / 2); /* two groups per iteration */
+    int32_t oc;
+    for (oc = 0; oc + 1 < m->out_c; oc += 2) {
+        const uint32_t *x = cols;
+        int32_t a00 = m->bias[oc], a01 = a00, a10 = m->bias[oc + 1], a11 = a10;
+        while (x != pairs_end) {
+            block_2x2(x, w[0], w[1], &a00, &a01, &a10, &a11);
+            block_2x2(x + 4, w[2], w[3], &a00, &a01, &a10, &a11);
+            w += 4;
+            x += 8;
+        }
+        if (x != cols_end) {
+            block_2x2(x, w[0], w[1], &a00, &a01, &a10, &a11);
+            w += 2;
+        }
+        out0[oc] = out_of(m, a00, oc, fast);
+        out1[oc] = out_of(m, a01, oc, fast);
+        out0[oc + 1] = out_of(m, a10, oc + 1, fast);
+        out1[oc + 1] = out_of(m, a11, oc + 1, fast);
+    }
+    if (oc < m->out_c) {
+        const uint32_t *x = cols;
+        int32_t a0 = m->bias[oc], a1 = a0;
+        while (x != cols_end) {
+            const uint32_t wa = *w++;
+            const int32_t wl = __sxtb16(wa), wh = mcf_sxtb16_ror8(wa);
+            a0 = __smlad(wl, (int32_t)x[0], a0);
+            a0 = __smlad(wh, (int32_t)x[1], a0);
+            a1 = __smlad(wl, (int32_t)x[2], a1);
+            a1 = __smlad(wh, (int32_t)x[3], a1);
+            x += 4;
+        }
+        out0[oc] = out_of(m, a0, oc, fast);
+        out1[oc] = out_of(m, a1, oc, fast);
+    }
+}
+
+/* Column 0 alone: two pairs of output channels at a time (a fully connected
+ * layer with one row reads each column word once per four filter words). */
+MCF_INLINE void matmul_1(const matmul *m, const uint32_t *cols, int8_t *out, int fast)
+{
+    const int32_t groups = m->groups;
+    const uint32_t *cols_end = cols + 4 * groups;
+    const uint32_t *w = m->filter;
+    int32_t oc = 0;
+    for (; oc + 3 < m->out_c; oc += 4) {
+        const uint32_t *v = w + 2 * groups;
+        const uint32_t *x = cols;
+        int32_t a0 = m->bias[oc], a1 = m->bias[oc + 1], a2 = m->bias[oc + 2], a3 = m->bias[oc + 3];
+        while (x != cols_end) {
+            const int32_t xl = (int32_t)x[0], xh = (int32_t)x[1];
+            const uint32_t wa = w[0], wb = w[1], wc = v[0], wd = v[1];
+            a0 = __smlad(__sxtb16(wa), xl, a0);
+            a0 = __smlad(mcf_sxtb16_ror8(wa), xh, a0);
+            a1 = __smlad(__sxtb16(wb), xl, a1);
+            a1 = __smlad(mcf_sxtb16_ror8(wb), xh, a1);
+            a2 = __smlad(__sxtb16(wc), xl, a2);
+            a2 = __smlad(mcf_sxtb16_ror8(wc), xh, a2);
+            a3 = __smlad(__sxtb16(wd), xl, a3);
+            a3 = __smlad(mcf_sxtb16_ror8(wd), xh, a3);
+            w += 2;
+            v += 2;
+            x += 4;
+        }
+        w = v;
+        out[oc] = out_of(m, a0, oc, fast);
+        out[oc + 1] = out_of(m, a1, oc + 1, fast);
+        out[oc + 2] = out_of(m, a2, oc + 2, fast);
+        out[oc + 3] = out_of(m, a3, oc + 3, fast);
+    }
+    for (; oc < m->out_c; oc += 2) {
+        const int32_t pair = oc + 1 < m->out_c;
+        const uint32_t *x = cols;
+        int32_t a0 = m->bias[oc], a1 = pair ? m->bias[oc + 1] : 0;
+        while (x != cols_end) {
+            const int32_t xl = (int32_t)x[0], xh = (int32_t)x[1];
+            const uint32_t wa = w[0];
+            a0 = __smlad(__sxtb16(wa), xl, a0);
+            a0 = __smlad(mcf_sxtb16_ror8(wa), xh, a0);
+            if (pair) {
+                const uint32_t wb = w[1];
+                a1 = __smlad(__sxtb16(wb), xl, a1);
+                a1 = __smlad(mcf_sxtb16_ror8(wb), xh, a1);
+            }
+            w += 1 + pair;
+            x += 4;
+        }
+        out[oc] = out_of(m, a0, oc, fast);
+        if (pair) {
+            out[oc + 1] = out_of(m, a1, oc + 1, fast);
+        }
+    }
+}
+
+static int shifts_valid(const int32_t *shift, int32_t count)
+{
+    int32_t i;
+    for (i = 0; i < count; ++i) {
+        if (shift[i] < -31 || shift[i] > 31) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void matmul_init(matmul *m, const int8_t *filter, const int32_t *bias, const int32_t *multiplier,
+                        const int32_t *shift, int32_t out_c, int32_t k, int32_t output_offset,
+                        int32_t act_min, int32_t act_max)
+{
+    m->filter = (const uint32_t *)(const void *)filter;
+    m->bias = bias;
+    m->multiplier = multiplier;
+    m->shift = shift;
+    m->out_c = out_c;
+    m->groups = (k + 3) / 4;
+    m->output_offset = output_offset;
+    m->act_min = act_min;
+    m->act_max = act_max;
+    m->fast = 0;
+}
+
+/* The requantization mode is a constant inside each copy; the parameters
+ * are copied to a local, which the int8 output stores cannot alias. */
+static void matmul_2_any(const matmul *m, const uint32_t *cols, int8_t *out0, int8_t *out1)
+{
+    const matmul local = *m;
+    if (local.fast) {
+        matmul_2(&local, cols, out0, out1, 1);
+    } else {
+        matmul_2(&local, cols, out0, out1, 0);
+    }
+}
+
+static void matmul_1_any(const matmul *m, const uint32_t *cols, int8_t *out)
+{
+    const matmul local = *m;
+    if (local.fast) {
+        matmul_1(&local, cols, out, 1);
+    } else {
+        matmul_1(&local, cols, out, 0);
+    }
+}
+
+int32_t mcf_dsp_conv2d_s8_scratch_size(const mcf_conv2d_params *p)
+{
+    return 2 * 2 * ((p->k_h * p->k_w * p->in_c + 3) / 4 * 4);
+}
+
+/* im2col of output pixel (oy, ox) into col: K = k_h * k_w * in_c products. */
+static void im2col(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int16_t *cols, int32_t c)
+{
+    const int32_t in_c = p->in_c, k_w = p->k_w;
+    const int32_t oy = n / p->out_w, ox = n - oy * p->out_w;
+    const int32_t y0 = oy * p->stride_h - p->pad_top, x0 = ox * p->stride_w - p->pad_left;
+    const int16_t zero = (int16_t)(-p->input_offset);
+    int32_t ky, kx, k = 0;
+    if (p->k_h == 1 && k_w == 1 && y0 >= 0 && y0 < p->in_h && x0 >= 0 && x0 < p->in_w) {
+        expand(input + (y0 * p->in_w + x0) * in_c, in_c, cols, c, 0);
+        return;
+    }
+    for (ky = 0; ky < p->k_h; ++ky) {
+        const int32_t iy = y0 + ky * p->dilation_h;
+        if (iy < 0 || iy >= p->in_h) {
+            fill(zero, k_w * in_c, cols, c, k);
+            k += k_w * in_c;
+            continue;
+        }
+        if (p->dilation_w == 1 && x0 >= 0 && x0 + k_w <= p->in_w) {
+            /* the whole kernel row is inside: one contiguous run */
+            expand(input + (iy * p->in_w + x0) * in_c, k_w * in_c, cols, c, k);
+            k += k_w * in_c;
+            continue;
+        }
+        for (kx = 0; kx < k_w; ++kx) {
+            const int32_t ix = x0 + kx * p->dilation_w;
+            if (ix < 0 || ix >= p->in_w) {
+                fill(zero, in_c, cols, c, k);
+            } else {
+                expand(input + (iy * p->in_w + ix) * in_c, in_c, cols, c, k);
+            }
+            k += in_c;
+        }
+    }
+}
+
+int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    const int32_t k = p->k_h * p->k_w * p->in_c, kp = (k + 3) / 4 * 4;
+    const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c;
+    int16_t *cols = (int16_t *)(void *)scratch;
+    const uint32_t *words = (const uint32_t *)(void *)scratch;
+    matmul m;
+    int32_t n;
+
+    if (p->in_h <= 0 || p->in_w <= 0 || p->in_c <= 0 || p->out_h <= 0 || p->out_w <= 0 || out_c <= 0 ||
+        p->k_h <= 0 || p->k_w <= 0 || p->stride_h <= 0 || p->stride_w <= 0 || p->dilation_h <= 0 ||
+        p->dilation_w <= 0 || p->act_min < -128 || p->act_max > 127 || p->act_min > p->act_max ||
+        p->filter == NULL || p->bias == NULL || p->multiplier == NULL || p->shift == NULL ||
+        input == NULL || output == NULL || scratch == NULL || !shifts_valid(p->shift, out_c)) {
+        return MCF_ERR_ARG;
+    }
+    matmul_init(&m, p->filter, p->bias, p->multiplier, p->shift, out_c, k, p->output_offset, p->act_min,
+                p->act_max);
+    m.fast = p->per_channel == MCF_DSP_FAST_REQUANT;
+    clear_tail(cols, k, kp);
+    for (n = 0; n + 1 < pixels; n += 2) {
+        im2col(p, input, n, cols, 0);
+        im2col(p, input, n + 1, cols, 1);
+        matmul_2_any(&m, words, output + n * out_c, output + (n + 1) * out_c);
+    }
+    if (n < pixels) {
+        im2col(p, input, n, cols, 0);
+        matmul_1_any(&m, words, output + n * out_c);
+    }
+    return MCF_OK;
+}
+
+int32_t mcf_dsp_fully_connected_s8_scratch_size(const mcf_fully_connected_params *p)
+{
+    return 2 * 2 * ((p->in_features + 3) / 4 * 4);
+}
+
+int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output,
+                               int8_t *scratch)
+{
+    const int32_t k = p->in_features, kp = (k + 3) / 4 * 4, n_out = p->out_features;
+    int16_t *cols = (int16_t *)(void *)scratch;
+    const uint32_t *words = (const uint32_t *)(void *)scratch;
+    matmul m;
+    int32_t row;
+
+    if (p->rows <= 0 || k <= 0 || n_out <= 0 || p->act_min < -128 || p->act_max > 127 ||
+        p->act_min > p->act_max || p->filter == NULL || p->bias == NULL || p->multiplier == NULL ||
+        p->shift == NULL || input == NULL || output == NULL || scratch == NULL || !shifts_valid(p->shift, n_out)) {
+        return MCF_ERR_ARG;
+    }
+    matmul_init(&m, p->filter, p->bias, p->multiplier, p->shift, n_out, k, p->output_offset, p->act_min,
+                p->act_max);
+    m.fast = p->per_channel == MCF_DSP_FAST_REQUANT;
+    clear_tail(cols, k, kp);
+    for (row = 0; row + 1 < p->rows; row += 2) {
+        expand(input + row * k, k, cols, 0, 0);
+        expand(input + (row + 1) * k, k, cols, 1, 0);
+        matmul_2_any(&m, words, output + row * n_out, output + (row + 1) * n_out);
+    }
+    if (row < p->rows) {
+        expand(input + row * k, k, cols, 0, 0);
+        matmul_1_any(&m, words, output + row * n_out);
+    }
+    return MCF_OK;
+}
