@@ -107,6 +107,7 @@ def test_hostile_names_compile_to_clean_c(kind, tmp_path):
     for f in out.glob("*.[ch]"):
         text = f.read_text(encoding="ascii")
         assert "int x;" not in text.replace("* / int x;", "")  # a name never closes the comment
+        assert "??" not in text  # nor forms a trigraph
     names = [layer["name"] for layer in report["layers"]]
     assert all("\n" not in n and "\u202e" not in n for n in names), names
     build_and_check(out, tmp_path)
@@ -167,3 +168,14 @@ def test_adversarial_float_gemm_is_refused(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     out = tmp_path / "out"
     assert_clean_failure(mcuforge("compile", path, "-o", out), 2, out, "adversarial_fc", "output channel 1")
+
+
+def test_doctests_of_the_helpers():
+    import doctest
+
+    from mcuforge import untrusted
+    from mcuforge.codegen import cwriter
+
+    for module in (untrusted, cwriter):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
