@@ -135,6 +135,9 @@ def check_graph(graph) -> None:
     for name in list(graph.inputs) + list(graph.outputs):
         if name not in tensors:
             raise McuforgeError(f"{where}: model input/output '{name}' is not a tensor of the graph")
+        if tensors[name].size == 0:
+            raise McuforgeError(f"{where}: model input/output '{name}' of shape {tensors[name].shape} has no "
+                                f"elements")
     for n in graph.nodes:
         def bad(why: str) -> McuforgeError:
             return McuforgeError(f"{where}: node '{n.name}' ({n.op}): {why}; the model file is corrupt or uses "

@@ -37,7 +37,7 @@ import numpy as np
 from ..ir import INF, Graph, McuforgeError, Node, Quant, Tensor, UnsupportedModelError, conv_out_size, unique_name
 from ..registry import Frontend
 from ..untrusted import (MAX_TENSOR_ELEMENTS, FoldBudget, check_external_data, elements,
-                         sanitize_proto_strings)
+                         sanitize_proto_strings, text)
 from . import c_identifier
 
 NCHW_TO_NHWC = (0, 2, 3, 1)
@@ -181,7 +181,7 @@ def _attrs(node: Any) -> dict[str, Any]:
     for a in node.attribute:
         value = onnx.helper.get_attribute_value(a)
         if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
+            value = text(value)
         elif isinstance(value, onnx.TensorProto):
             value = onnx.numpy_helper.to_array(value)
         out[a.name] = value
