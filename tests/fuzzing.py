@@ -33,7 +33,9 @@ quantized, small TFLite models), the hand-made hostile files of
 
     python tests/fuzzing.py --seconds 60 [--target onnx,tflite,compile] [--save-crashes DIR]
 
-prints a summary (inputs tried, outcomes, distinct crashes) and exits 1 when
+first runs every corpus file unmutated through each target (so the hostile
+files, a 10^12-element tensor among them, go through under the same
+address-space limit), then fuzzes for the rest of the time, and prints a summary (inputs tried, outcomes, distinct crashes) and exits 1 when
 an input broke the invariant; ``--save-crashes`` writes each distinct crash
 (one file per signature) for the suite to replay.
 """
@@ -46,6 +48,7 @@ import io
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -144,6 +147,31 @@ def _pick(draw, seq):
     return seq[draw(st.integers(0, len(seq) - 1))] if len(seq) else None
 
 
+def _extreme(arr, draw):
+    """The same array with extreme values: all at the type's limits, a factor, or one spike."""
+    import numpy as np
+
+    st = _st()
+    a = np.array(arr, copy=True)
+    kind = draw(st.sampled_from(["max", "min", "alternate", "scale", "spike", "zero"]))
+    info = np.iinfo(a.dtype) if a.dtype.kind in "iu" else np.finfo(a.dtype)
+    flat = a.reshape(-1)
+    if kind == "max":
+        flat[:] = info.max if a.dtype.kind in "iu" else draw(st.sampled_from([1e3, 1e9, 1e30]))
+    elif kind == "min":
+        flat[:] = info.min if a.dtype.kind in "iu" else -draw(st.sampled_from([1e3, 1e9, 1e30]))
+    elif kind == "alternate":
+        flat[::2] = info.max if a.dtype.kind in "iu" else 1e6
+        flat[1::2] = info.min if a.dtype.kind in "iu" else -1e6
+    elif kind == "scale" and a.dtype.kind == "f":
+        flat *= draw(st.sampled_from([1e-30, 1e-12, 1e6, 1e20]))
+    elif kind == "spike":
+        flat[draw(st.integers(0, flat.size - 1))] = info.max if a.dtype.kind in "iu" else 1e30
+    else:
+        flat[:] = 0
+    return a
+
+
 def mutate_onnx(data: bytes, draw) -> bytes:
     """One structural edit of an ONNX ModelProto."""
     import numpy as np
@@ -153,7 +181,7 @@ def mutate_onnx(data: bytes, draw) -> bytes:
     st = _st()
     m = onnx.load_model_from_string(data)
     g = m.graph
-    kind = draw(st.sampled_from(["dim", "init_dims", "init_length", "init_values", "init_type", "attr", "wire",
+    kind = draw(st.sampled_from(["extreme", "extreme", "dim", "init_dims", "init_length", "init_values", "init_type", "attr", "wire",
                                  "cycle", "dup_output", "dup_name", "drop_node", "op_type", "name", "raw_name",
                                  "opset", "swap"]))
     nodes = list(g.node)
@@ -165,6 +193,11 @@ def mutate_onnx(data: bytes, draw) -> bytes:
         if vi is not None and vi.type.tensor_type.shape.dim:
             d = _pick(draw, vi.type.tensor_type.shape.dim)
             d.dim_value = draw(st.sampled_from([x for x in INTERESTING_DIMS if x >= 0]))
+    elif kind == "extreme" and g.initializer:  # valid structure, extreme numbers
+        t = _pick(draw, g.initializer)
+        arr = numpy_helper.to_array(t)
+        if arr.size:
+            t.CopyFrom(numpy_helper.from_array(_extreme(arr, draw), t.name))
     elif kind.startswith("init") and g.initializer:
         t = _pick(draw, g.initializer)
         if kind == "init_dims" and t.dims:
@@ -272,10 +305,25 @@ def mutate_tflite(data: bytes, draw) -> bytes:
     sg = m.subgraphs[0]
     tensors = sg.tensors or []
     ops = sg.operators or []
-    kind = draw(st.sampled_from(["dim", "scale", "zero_point", "qdim", "buffer_length", "buffer_index", "wire",
+    kind = draw(st.sampled_from(["extreme", "extreme", "extreme_scale", "dim", "scale", "zero_point", "qdim",
+                                 "buffer_length", "buffer_index", "wire",
                                  "cycle", "dup_output", "opcode", "builtin", "options", "type", "name", "raw_name",
                                  "io", "dup_name"]))
-    if kind == "dim" and tensors:
+    if kind == "extreme" and tensors:  # a constant's values, extreme but of the right type and length
+        t = _pick(draw, tensors)
+        dtype = {9: np.int8, 2: np.int32}.get(int(t.type))
+        if dtype is not None and 0 < t.buffer < len(m.buffers) and m.buffers[t.buffer].data is not None \
+                and len(m.buffers[t.buffer].data):
+            arr = np.frombuffer(np.asarray(m.buffers[t.buffer].data, np.uint8).tobytes(), dtype)
+            m.buffers[t.buffer].data = np.frombuffer(_extreme(arr, draw).tobytes(), np.uint8)
+    elif kind == "extreme_scale" and tensors:  # positive finite scales and int8 zero points, far from usual
+        t = _pick(draw, tensors)
+        if t.quantization is not None and t.quantization.scale is not None and len(t.quantization.scale):
+            factor = draw(st.sampled_from([2.0 ** -40, 1e-12, 1e-6, 1e3, 1e9, 2.0 ** 40, 0.999999, 1.000001]))
+            t.quantization.scale = [float(s) * factor for s in t.quantization.scale]
+            if t.quantization.zeroPoint is not None and len(t.quantization.zeroPoint) and t.buffer == 0:
+                t.quantization.zeroPoint = [draw(st.sampled_from([-128, 127, 0, -1]))] * len(t.quantization.zeroPoint)
+    elif kind == "dim" and tensors:
         t = _pick(draw, tensors)
         if t.shape is not None and len(t.shape):
             shape = [int(d) for d in t.shape]
@@ -479,6 +527,10 @@ def _sanitized_run(out: Path, workdir: Path) -> str | None:
     from mcuforge.plan import Plan
 
     plan = Plan.load(out)
+    # ASan reserves terabytes of address space for its shadow memory: the child runs without
+    # this process's address-space limit (only the soft limit is set, see limit_resources)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
     env = {"ASAN_OPTIONS": "detect_leaks=0:exitcode=86", "UBSAN_OPTIONS": "halt_on_error=1:exitcode=87"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -487,8 +539,9 @@ def _sanitized_run(out: Path, workdir: Path) -> str | None:
                             extra_flags=["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"])
         hostrun.run(plan, exe, random_inputs(plan, 1, seed=0))
     except McuforgeError as err:
-        return f"sanitized build or run failed: {str(err).splitlines()[0][:120]}"
+        return "sanitized build or run failed: " + re.sub(r"==\d+==|0x[0-9a-f]+", "", str(err))[:160]
     finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -505,8 +558,9 @@ def _alarm(signum, frame):
 
 
 def limit_resources(memory_mb: int) -> None:
+    """Address-space (soft) limit of this process: an allocation beyond it is a MemoryError."""
     limit = memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
 
 
 def check_one(target: str, fmt: str, data: bytes, timeout: float, sanitize: bool = False,
@@ -548,7 +602,9 @@ class Fuzzer:
         def one(data):
             fmt = data.draw(st.sampled_from(fmts))
             pool = self.seeds[fmt]
-            seed_name, seed = data.draw(st.sampled_from(pool))
+            real = [s for s in pool if s[0].startswith(("seeds/", "mlperf/"))] or pool
+            # three inputs in four start from a real model, the others from hostile files and crashes
+            seed_name, seed = data.draw(st.sampled_from(real if data.draw(st.integers(0, 3)) else pool))
             # compile: prefer small seeds (each compile costs time in proportion to the model)
             if target == "compile" and len(seed) > 200_000 and data.draw(st.integers(0, 3)):
                 seed_name, seed = min(pool, key=lambda s: len(s[1]))
@@ -588,6 +644,14 @@ class Fuzzer:
             (self.save / entry["file"]).write_bytes(data)
             (self.save / (entry["file"] + ".json")).write_text(json.dumps(entry, indent=2) + "\n")
 
+    def replay(self, targets: list[str]) -> None:
+        """Every corpus file once, unmutated, through each target (under the same limits)."""
+        for fmt, files in self.seeds.items():
+            for name, data in files:
+                for target in targets:
+                    if target in (fmt, "compile"):
+                        self.run(target, fmt, data, f"replay of {name}")
+
     def fuzz(self, target: str, seconds: float, rng: random.Random) -> None:
         one = self.case(target)
         end = time.monotonic() + seconds
@@ -612,6 +676,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sanitize-every", type=int, default=0, metavar="N",
                     help="build and run every N-th successful compile under ASan+UBSan (0: never)")
     ap.add_argument("--json", metavar="FILE", help="also write the summary here")
+    ap.add_argument("--no-replay", action="store_true",
+                    help="do not first run every corpus file unmutated through each target")
     args = ap.parse_args(argv)
 
     limit_resources(args.memory_mb)
@@ -626,8 +692,11 @@ def main(argv=None) -> int:
                     args.sanitize_every)
     rng = random.Random(args.seed)
     start = time.monotonic()
+    if not args.no_replay:
+        fuzzer.replay(targets)
+    left = max(0.0, args.seconds - (time.monotonic() - start))
     for target, w in zip(targets, weights):
-        fuzzer.fuzz(target, args.seconds * w / sum(weights), rng)
+        fuzzer.fuzz(target, left * w / sum(weights), rng)
     summary = fuzzer.summary(time.monotonic() - start)
     text = json.dumps(summary, indent=2)
     print(text)

@@ -107,6 +107,7 @@ def test_hostile_names_compile_to_clean_c(kind, tmp_path):
     for f in out.glob("*.[ch]"):
         text = f.read_text(encoding="ascii")
         assert "int x;" not in text.replace("* / int x;", "")  # a name never closes the comment
+        assert "??" not in text  # nor forms a trigraph
     names = [layer["name"] for layer in report["layers"]]
     assert all("\n" not in n and "\u202e" not in n for n in names), names
     build_and_check(out, tmp_path)
@@ -167,3 +168,62 @@ def test_adversarial_float_gemm_is_refused(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     out = tmp_path / "out"
     assert_clean_failure(mcuforge("compile", path, "-o", out), 2, out, "adversarial_fc", "output channel 1")
+
+
+def test_doctests_of_the_helpers():
+    import doctest
+
+    from mcuforge import untrusted
+    from mcuforge.codegen import cwriter
+
+    for module in (untrusted, cwriter):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+# ------------------------------------------------------- external weight files
+
+
+def _external(tmp_path: Path, length: int | None, sparse_size: int | None) -> Path:
+    """small_onnx with weight 'w' in an external file (optionally claiming `length` bytes,
+    or stored in a sparse file of `sparse_size` bytes)."""
+    model = onnx.load(small_onnx(tmp_path / "base.onnx"))
+    w = next(t for t in model.graph.initializer if t.name == "w")
+    raw = numpy_helper.to_array(w).tobytes()
+    w.ClearField("float_data")
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    entries = {"location": "w.bin"} | ({"length": str(length)} if length is not None else {})
+    for k, v in entries.items():
+        e = w.external_data.add()
+        e.key, e.value = k, v
+    with open(tmp_path / "w.bin", "wb") as f:
+        f.write(raw)
+        if sparse_size:
+            f.truncate(sparse_size)  # a hole: no disk space, but reading it would take sparse_size bytes
+    path = tmp_path / "ext.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def _limited(*args, memory_mb: int = 3072):
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+    return subprocess.run([sys.executable, "-m", "mcuforge.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, preexec_fn=limit)
+
+
+@pytest.mark.parametrize("length,sparse", [(None, 10**10), (10**12, None)], ids=["sparse-10GB-file", "length-1e12"])
+def test_huge_external_weights_refused_before_reading(length, sparse, tmp_path):
+    path = _external(tmp_path, length, sparse)
+    out = tmp_path / "out"
+    assert_clean_failure(_limited("compile", path, "-o", out), 2, out, "external weight 'w' would read")
+
+
+def test_external_weights_compile(tmp_path):
+    path = _external(tmp_path, None, None)
+    res = _limited("compile", path, "-o", tmp_path / "out", "-q")
+    assert res.returncode == 0, res.stderr

@@ -135,6 +135,9 @@ def check_graph(graph) -> None:
     for name in list(graph.inputs) + list(graph.outputs):
         if name not in tensors:
             raise McuforgeError(f"{where}: model input/output '{name}' is not a tensor of the graph")
+        if tensors[name].size == 0:
+            raise McuforgeError(f"{where}: model input/output '{name}' of shape {tensors[name].shape} has no "
+                                f"elements")
     for n in graph.nodes:
         def bad(why: str) -> McuforgeError:
             return McuforgeError(f"{where}: node '{n.name}' ({n.op}): {why}; the model file is corrupt or uses "
@@ -177,6 +180,32 @@ def check_quantization(graph) -> None:
         if not t.is_const and np.any((q.zero_point < -128) | (q.zero_point > 127)):
             raise McuforgeError(f"{where}: activation '{t.name}' has zero point {int(q.zero_point.reshape(-1)[0])} "
                                 f"outside int8 [-128, 127]")
+
+
+def check_external_data(model: Any, base_dir: Any) -> None:
+    """ONNX weights stored in external files: the declared shape, the declared
+    length and what would be read (the file from its offset, when no length is
+    given) must all stay within the tensor limit, checked before reading."""
+    from pathlib import Path
+
+    limit = MAX_TENSOR_ELEMENTS * 8  # bytes: the largest tensor in the widest type
+    for t in model.graph.initializer:
+        if t.data_location != 1:  # TensorProto.EXTERNAL
+            continue
+        name = text(t.name)
+        check_shape(name, t.dims, "external weight")
+        info = {e.key: e.value for e in t.external_data}
+        try:
+            offset, length = int(info.get("offset", 0) or 0), info.get("length")
+            length = None if length in (None, "") else int(length)
+        except ValueError:
+            raise McuforgeError(f"external weight '{name}' has a non-numeric offset or length") from None
+        if length is None:
+            path = Path(base_dir) / text(info.get("location", ""))
+            length = path.stat().st_size - offset if path.is_file() else 0
+        if length > limit or offset < 0 or length < 0:
+            raise McuforgeError(f"external weight '{name}' would read {length:,} bytes at offset {offset:,} "
+                                f"(limit {limit:,}); the model file is corrupt or not meant for a microcontroller")
 
 
 class FoldBudget:

@@ -36,7 +36,8 @@ import numpy as np
 
 from ..ir import INF, Graph, McuforgeError, Node, Quant, Tensor, UnsupportedModelError, conv_out_size, unique_name
 from ..registry import Frontend
-from ..untrusted import MAX_TENSOR_ELEMENTS, FoldBudget, elements, sanitize_proto_strings
+from ..untrusted import (MAX_TENSOR_ELEMENTS, FoldBudget, check_external_data, elements,
+                         sanitize_proto_strings, text)
 from . import c_identifier
 
 NCHW_TO_NHWC = (0, 2, 3, 1)
@@ -152,7 +153,10 @@ def parse_model(data: bytes, source: str, base_dir: Path | None = None) -> Any:
         try:
             from onnx.external_data_helper import load_external_data_for_model
 
+            check_external_data(model, base_dir)  # sizes checked before anything is read
             load_external_data_for_model(model, str(base_dir))
+        except McuforgeError as err:
+            raise invalid(str(err)) from None
         except Exception as err:
             raise invalid(f"cannot read external weight data: {err}") from None
     try:
@@ -178,7 +182,7 @@ def _attrs(node: Any) -> dict[str, Any]:
     for a in node.attribute:
         value = onnx.helper.get_attribute_value(a)
         if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
+            value = text(value)
         elif isinstance(value, onnx.TensorProto):
             value = onnx.numpy_helper.to_array(value)
         out[a.name] = value
