@@ -17,6 +17,7 @@ bench:
 	$(PY) bench/memory.py
 	$(PY) bench/mlperf_tiny.py
 	$(PY) bench/patch.py
+	$(PY) bench/nas.py
 
 clean:
 	rm -rf out build .pytest_cache
