@@ -149,7 +149,7 @@ def test_ray_and_process_pool_give_the_same_result(digits, monkeypatch):
             evo = evolve(engine, net, space, digits, BUDGET, population=2, generations=1, seed=3)
             results[use_ray] = evo
             if use_ray:
-                assert engine._ray.cluster_resources()["CPU"] == 2  # a real local cluster of 2 CPUs
+                assert engine.name == "ray (2 CPUs)"  # a real local cluster of 2 CPUs
     pool, ray = results[False], results[True]
     assert pool.best["arch"] == ray.best["arch"]
     assert pool.best["accuracy"] == ray.best["accuracy"]
@@ -210,7 +210,8 @@ def test_budget_nothing_meets_exits_3_with_smallest_peak(tmp_path, capsys, digit
 
 def test_time_budget_and_usage_errors(tmp_path, capsys, digits_npz):
     for extra, pattern in ((["--time-budget", "soon"], r"--time-budget: 'soon' is not a duration"),
-                           (["--workers", "0"], r"--workers: give at least 1")):
+                           (["--workers", "0"], r"--workers: give at least 1"),
+                           (["--name", "9x"], r"--name: '9x' is not a C identifier")):
         rc = cli.main(["nas", "--data", str(digits_npz), "--sram-budget", "8K", "--flash-budget", "32K",
                        "-o", str(tmp_path / "o"), *extra])
         assert rc == 2 and re.search(pattern, capsys.readouterr().err)
