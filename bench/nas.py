@@ -18,7 +18,7 @@ workers, on the local process pool and on a local Ray cluster.
 Target: searched >= 2 points more accurate than the scaled baseline, or equal
 accuracy in <= 70% of its peak SRAM.
 
-    .venv/bin/python bench/nas.py            # ~15-25 min on 2 shared cores
+    .venv/bin/python bench/nas.py            # ~30 min on 2 cores shared with other jobs
 """
 from __future__ import annotations
 
@@ -110,7 +110,8 @@ def best_baseline(engine, data, budget, depths, epochs: int, top: int, x_test, y
 
 def speedup(candidates, ctx, log) -> list[dict]:
     """Wall time of evaluating the same candidates with 1 and 2 workers
-    (after a warm-up task per worker), process pool and Ray."""
+    (the second of two passes, so that start-up is not counted), process
+    pool and Ray."""
     from mcuforge.nas.engine import Engine
 
     out = []
@@ -118,7 +119,7 @@ def speedup(candidates, ctx, log) -> list[dict]:
         times = {}
         for workers in (1, 2):
             with Engine(workers, use_ray) as eng:
-                eng.map("candidate", ctx, candidates[:workers])  # start-up, imports, supernet cache
+                eng.map("candidate", ctx, candidates)  # start every worker: imports, supernet cache
                 t = time.monotonic()
                 rows = eng.map("candidate", ctx, candidates)
                 times[workers] = time.monotonic() - t
@@ -131,11 +132,11 @@ def speedup(candidates, ctx, log) -> list[dict]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--supernet-epochs", type=int, default=25)
-    ap.add_argument("--finetune-epochs", type=int, default=10)
+    ap.add_argument("--supernet-epochs", type=int, default=12)
+    ap.add_argument("--finetune-epochs", type=int, default=8)
     ap.add_argument("--space-samples", type=int, default=6)
-    ap.add_argument("--population", type=int, default=12)
-    ap.add_argument("--generations", type=int, default=5)
+    ap.add_argument("--population", type=int, default=10)
+    ap.add_argument("--generations", type=int, default=4)
     ap.add_argument("--baseline-top", type=int, default=2, help="fitting baselines trained per family")
     ap.add_argument("--no-speedup", action="store_true")
     ap.add_argument("-o", "--output", default=str(ROOT / "out" / "bench-nas"))

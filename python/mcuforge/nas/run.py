@@ -226,6 +226,9 @@ def main_nas(args) -> int:
     time_budget = parse_duration(args.time_budget) if args.time_budget else None
     if args.workers < 1:
         raise McuforgeError("--workers: give at least 1")
+    from ..config import BuildConfig
+
+    BuildConfig(name=args.name).validate()  # a bad --name fails now, not after the search
     data = load_data(Path(args.data), seed=args.seed)
     from .engine import ray_requested
 

@@ -191,7 +191,7 @@ def optimize_space(engine: Engine, data: Data, budget: Budget, widths=WIDTHS, re
         for ((w, r), _), res in zip(batch, engine.map("measure", ctx, [a for _, a in batch])):
             rows.append(dict(res, width=w, resolution=r))
         progress.update(len(batch))
-        if deadline is not None and time.monotonic() > deadline and rnd >= 1:
+        if deadline is not None and time.monotonic() > deadline:
             break
     table = []
     for w, r in pairs:
