@@ -686,9 +686,7 @@ def test_resize_nearest(lib, seed):
     check(lib, "resize_nearest_s8", p, rand_i8(rng, h * w * c))
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_transpose_conv(lib, seed):
-    rng = rng_for("tconv", seed)
+def tconv_params(rng, seed: int) -> dict:
     h, w, c, oc = (int(v) for v in rng.integers(1, 6, 4))
     k_h, k_w, s_h, s_w = (int(v) for v in rng.integers(1, 5, 4))
     pad_top, pad_left = int(rng.integers(0, k_h)), int(rng.integers(0, k_w))
@@ -698,12 +696,18 @@ def test_transpose_conv(lib, seed):
     m, s = rand_requant(rng, oc, per_channel)
     zp_out = int(rng.integers(-128, 128))
     act = rand_act(rng, zp_out)
-    p = dict(in_h=h, in_w=w, in_c=c, out_h=oh, out_w=ow, out_c=oc, k_h=k_h, k_w=k_w, stride_h=s_h, stride_w=s_w,
-             pad_top=pad_top, pad_left=pad_left, input_offset=-int(rng.integers(-128, 128)), output_offset=zp_out,
-             act_min=act[0], act_max=act[1], per_channel=int(per_channel),
-             filter=rand_i8(rng, oc * k_h * k_w * c), bias=None if seed % 3 == 0 else rng.integers(-5000, 5000, oc),
-             multiplier=m, shift=s)
-    check(lib, "transpose_conv_s8", p, rand_i8(rng, h * w * c))
+    return dict(in_h=h, in_w=w, in_c=c, out_h=oh, out_w=ow, out_c=oc, k_h=k_h, k_w=k_w, stride_h=s_h, stride_w=s_w,
+                pad_top=pad_top, pad_left=pad_left, input_offset=-int(rng.integers(-128, 128)), output_offset=zp_out,
+                act_min=act[0], act_max=act[1], per_channel=int(per_channel),
+                filter=rand_i8(rng, oc * k_h * k_w * c), bias=None if seed % 3 == 0 else rng.integers(-5000, 5000, oc),
+                multiplier=m, shift=s)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_transpose_conv(lib, seed):
+    rng = rng_for("tconv", seed)
+    p = tconv_params(rng, seed)
+    check(lib, "transpose_conv_s8", p, rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"]))
 
 
 # ------------------------------------------------------------- bad params
@@ -961,6 +965,12 @@ def test_no_undefined_behaviour_under_ubsan(tmp_path, capfd):
         s1, s2 = rand_scale(rng), rand_scale(rng)
         check(ub, "add_s8", fp.add_params(s1, 3, s2, -100, 2 * max(s1, s2), 5, size=64),
               rand_i8(rng, 64), rand_i8(rng, 64))
+        for kernel in ("mul_s8", "sub_s8", "maximum_s8", "minimum_s8"):
+            a_shape, b_shape, shape = binary_shapes(rng)
+            check(ub, kernel, {**shape, **binary_quant(rng, kernel)}, rand_i8(rng, int(np.prod(a_shape))),
+                  rand_i8(rng, int(np.prod(b_shape))))
+        tp = tconv_params(rng, seed)
+        check(ub, "transpose_conv_s8", tp, rand_i8(rng, tp["in_h"] * tp["in_w"] * tp["in_c"]))
     for scale in SOFTMAX_SCALES:
         mult, left_shift = fp.preprocess_softmax_scaling(1.0, scale, 5)
         for cols in (1, 300, 1000):

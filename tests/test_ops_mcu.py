@@ -204,22 +204,30 @@ def test_every_new_operator_in_c_equals_tflm(tmp_path):
     assert len(np.unique(want)) > 8
 
 
-def test_mobilenet_v3_small_tflite_equals_tflm(tmp_path):
-    """The zoo's Keras-style int8 MobileNetV3-small: the generated C (host
-    gcc) and the reference give TFLM's output bytes; compare finds every
-    layer equal."""
-    from mcuforge.compare import compare_plan, random_inputs
+@pytest.fixture(scope="module")
+def mbv3_tflite(tmp_path_factory):
+    """The zoo's Keras-style int8 MobileNetV3-small, compiled once: (bytes, plan, output dir, inputs, TFLM outputs)."""
+    from mcuforge.compare import random_inputs
     from mcuforge.zoo import mbv3_small_tflite
 
+    tmp = tmp_path_factory.mktemp("mbv3")
     data = mbv3_small_tflite()
-    path = tmp_path / "mbv3_small.tflite"
+    path = tmp / "mbv3_small.tflite"
     path.write_bytes(data)
-    plan = compile_model(path, BuildConfig(name="mbv3"), tmp_path / "gen")
+    plan = compile_model(path, BuildConfig(name="mbv3"), tmp / "gen")
+    xs = random_inputs(plan, 10, seed=11)
+    return data, plan, tmp / "gen", xs, tflm_outputs(data, xs)
+
+
+def test_mobilenet_v3_small_tflite_equals_tflm(mbv3_tflite, tmp_path):
+    """The generated C (host gcc) and the reference give TFLM's output bytes;
+    compare finds every layer equal."""
+    from mcuforge.compare import compare_plan
+
+    data, plan, out, xs, want = mbv3_tflite
     ops = {s.node.op for s in plan.steps}
     assert {"hard_swish", "mul", "add", "mean", "softmax"} <= ops, ops
-    xs = random_inputs(plan, 10, seed=11)
-    want = tflm_outputs(data, xs)
-    exe = hostrun.build(plan, tmp_path / "gen", tmp_path / "build")
+    exe = hostrun.build(plan, out, tmp_path / "build")
     got = hostrun.run(plan, exe, xs)[0].reshape(len(xs), -1)
     assert np.array_equal(got, want)
     for i, x in enumerate(xs[:3]):
@@ -227,6 +235,20 @@ def test_mobilenet_v3_small_tflite_equals_tflm(tmp_path):
     assert len({w.tobytes() for w in want}) > 1  # the output depends on the input
     result = compare_plan(plan, data, xs[:2])
     assert result.identical, result.first_difference
+
+
+def test_mobilenet_v3_small_tflite_cortex_m4_under_qemu(mbv3_tflite, tmp_path):
+    """The same C cross-compiled for Cortex-M4 and run under QEMU gives TFLM's bytes."""
+    from mcuforge import qemu
+
+    missing = qemu.tools_missing()
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (apt-get install gcc-arm-none-eabi "
+                    f"libnewlib-arm-none-eabi qemu-system-arm)")
+    _, plan, out, xs, want = mbv3_tflite
+    elf = qemu.build(plan, out, tmp_path, "qemu-cortex-m4")
+    got = qemu.run(plan, elf, xs[:4], "qemu-cortex-m4")[0][0].reshape(4, -1)
+    assert np.array_equal(got, want[:4])
 
 
 # (input shape, begin, end, strides, begin_mask, end_mask, shrink_axis_mask)
