@@ -69,6 +69,12 @@ Mul = type("Mul", (ct.Structure,), {"_fields_": _BROADCAST + [(f, I32) for f in 
 Sub = type("Sub", (ct.Structure,), {"_fields_": _BROADCAST + [(f, I32) for f in _ints(
     "left_shift input1_offset input1_multiplier input1_shift input2_offset input2_multiplier input2_shift "
     "output_offset output_multiplier output_shift act_min act_max")]})
+StridedSlice = type("StridedSlice", (ct.Structure,), {"_fields_": [(f, I32 * 4) for f in _ints(
+    "in_shape begin stride out_shape")]})
+Resize = _struct("Resize", _ints("in_h in_w channels out_h out_w"), [("row_index", P32), ("col_index", P32)])
+TransposeConv = _struct("TransposeConv", _ints("in_h in_w in_c out_h out_w out_c k_h k_w stride_h stride_w pad_top "
+                                               "pad_left input_offset output_offset act_min act_max per_channel"),
+                        [("filter", P8), ("bias", P32), ("multiplier", P32), ("shift", P32)])
 MaxMin = type("MaxMin", (ct.Structure,), {"_fields_": _BROADCAST + [(f, I32) for f in _ints(
     "input1_offset input1_multiplier input1_shift input2_offset input2_multiplier input2_shift output_offset")]})
 
@@ -77,7 +83,8 @@ STRUCTS = {
     "fully_connected_s8": FullyConnected, "add_s8": Add, "avg_pool_s8": Pool, "max_pool_s8": Pool,
     "mean_s8": Mean, "softmax_s8": Softmax, "requantize_s8": Requantize, "concat_s8": Concat,
     "pad_s8": Pad, "transpose_s8": Transpose, "lut_s8": Lut, "mul_s8": Mul, "sub_s8": Sub,
-    "maximum_s8": MaxMin, "minimum_s8": MaxMin,
+    "maximum_s8": MaxMin, "minimum_s8": MaxMin, "strided_slice_s8": StridedSlice, "resize_nearest_s8": Resize,
+    "transpose_conv_s8": TransposeConv,
 }
 
 
@@ -659,6 +666,56 @@ def test_binary(lib, kernel, seed):
         assert np.array_equal(buf, expected)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_strided_slice(lib, seed):
+    rng = rng_for("slice", seed)
+    shape = [int(v) for v in rng.integers(1, 7, 4)]
+    begin, stride, count = [], [], []
+    for n in shape:
+        s = int(rng.choice([-2, -1, 1, 2, 3]))
+        b = int(rng.integers(0, n))
+        room = (n - b - 1) // s if s > 0 else b // -s
+        begin.append(b), stride.append(s), count.append(int(rng.integers(0, room + 1)) + 1)
+    p = dict(in_shape=shape, begin=begin, stride=stride, out_shape=count)
+    x = rand_i8(rng, int(np.prod(shape)))
+    got = check(lib, "strided_slice_s8", p, x)
+    slices = tuple(slice(b, b + s * n if b + s * n >= 0 else None, s) for b, s, n in zip(begin, stride, count))
+    assert np.array_equal(got, x.reshape(shape)[slices].reshape(-1))  # NumPy's own slicing
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_resize_nearest(lib, seed):
+    rng = rng_for("resize", seed)
+    h, w, c, oh, ow = (int(v) for v in rng.integers(1, 9, 5))
+    p = dict(in_h=h, in_w=w, channels=c, out_h=oh, out_w=ow, row_index=rng.integers(0, h, oh),
+             col_index=rng.integers(0, w, ow))
+    check(lib, "resize_nearest_s8", p, rand_i8(rng, h * w * c))
+
+
+def tconv_params(rng, seed: int) -> dict:
+    h, w, c, oc = (int(v) for v in rng.integers(1, 6, 4))
+    k_h, k_w, s_h, s_w = (int(v) for v in rng.integers(1, 5, 4))
+    pad_top, pad_left = int(rng.integers(0, k_h)), int(rng.integers(0, k_w))
+    oh = max(1, (h - 1) * s_h + k_h - pad_top - int(rng.integers(0, 2)))
+    ow = max(1, (w - 1) * s_w + k_w - pad_left - int(rng.integers(0, 2)))
+    per_channel = bool(seed % 2)
+    m, s = rand_requant(rng, oc, per_channel)
+    zp_out = int(rng.integers(-128, 128))
+    act = rand_act(rng, zp_out)
+    return dict(in_h=h, in_w=w, in_c=c, out_h=oh, out_w=ow, out_c=oc, k_h=k_h, k_w=k_w, stride_h=s_h, stride_w=s_w,
+                pad_top=pad_top, pad_left=pad_left, input_offset=-int(rng.integers(-128, 128)), output_offset=zp_out,
+                act_min=act[0], act_max=act[1], per_channel=int(per_channel),
+                filter=rand_i8(rng, oc * k_h * k_w * c), bias=None if seed % 3 == 0 else rng.integers(-5000, 5000, oc),
+                multiplier=m, shift=s)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_transpose_conv(lib, seed):
+    rng = rng_for("tconv", seed)
+    p = tconv_params(rng, seed)
+    check(lib, "transpose_conv_s8", p, rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"]))
+
+
 # ------------------------------------------------------------- bad params
 
 BAD = [
@@ -914,6 +971,12 @@ def test_no_undefined_behaviour_under_ubsan(tmp_path, capfd):
         s1, s2 = rand_scale(rng), rand_scale(rng)
         check(ub, "add_s8", fp.add_params(s1, 3, s2, -100, 2 * max(s1, s2), 5, size=64),
               rand_i8(rng, 64), rand_i8(rng, 64))
+        for kernel in ("mul_s8", "sub_s8", "maximum_s8", "minimum_s8"):
+            a_shape, b_shape, shape = binary_shapes(rng)
+            check(ub, kernel, {**shape, **binary_quant(rng, kernel)}, rand_i8(rng, int(np.prod(a_shape))),
+                  rand_i8(rng, int(np.prod(b_shape))))
+        tp = tconv_params(rng, seed)
+        check(ub, "transpose_conv_s8", tp, rand_i8(rng, tp["in_h"] * tp["in_w"] * tp["in_c"]))
     for scale in SOFTMAX_SCALES:
         mult, left_shift = fp.preprocess_softmax_scaling(1.0, scale, 5)
         for cols in (1, 300, 1000):

@@ -105,8 +105,11 @@ def lowered(op: str, quants, shapes, attrs=None):
     return OPS[op.lower()].lower(node, g)
 
 
-@pytest.mark.parametrize("case", range(len(BROADCASTS)))
-@pytest.mark.parametrize("op", sorted(BINARY))
+BINARY_CASES = [(op, case) for op in sorted(BINARY) for case, (a, b) in enumerate(BROADCASTS)
+                if op != "ADD" or a == b]  # ADD of two activations takes equal shapes
+
+
+@pytest.mark.parametrize("op,case", BINARY_CASES)
 def test_binary_equals_tflm(op, case):
     """Two-input operators: TFLM on a two-input model against the kernel twin
     with the parameters mcuforge's lowering computes (every broadcast form)."""
@@ -116,8 +119,6 @@ def test_binary_equals_tflm(op, case):
 
     rng = rng_for("binary", op, case)
     a_shape, b_shape = BROADCASTS[case]
-    if op == "ADD" and a_shape != b_shape:
-        pytest.skip("ADD of two activations takes equal shapes")
     out_shape = tuple(np.broadcast_shapes(a_shape, b_shape))
     same = op in ("MAXIMUM", "MINIMUM")  # TFLite gives them one quantization
     qa = dict(scale=scale(rng, -6, -2), zp=int(rng.integers(-60, 60)))
@@ -203,22 +204,30 @@ def test_every_new_operator_in_c_equals_tflm(tmp_path):
     assert len(np.unique(want)) > 8
 
 
-def test_mobilenet_v3_small_tflite_equals_tflm(tmp_path):
-    """The zoo's Keras-style int8 MobileNetV3-small: the generated C (host
-    gcc) and the reference give TFLM's output bytes; compare finds every
-    layer equal."""
-    from mcuforge.compare import compare_plan, random_inputs
+@pytest.fixture(scope="module")
+def mbv3_tflite(tmp_path_factory):
+    """The zoo's Keras-style int8 MobileNetV3-small, compiled once: (bytes, plan, output dir, inputs, TFLM outputs)."""
+    from mcuforge.compare import random_inputs
     from mcuforge.zoo import mbv3_small_tflite
 
+    tmp = tmp_path_factory.mktemp("mbv3")
     data = mbv3_small_tflite()
-    path = tmp_path / "mbv3_small.tflite"
+    path = tmp / "mbv3_small.tflite"
     path.write_bytes(data)
-    plan = compile_model(path, BuildConfig(name="mbv3"), tmp_path / "gen")
+    plan = compile_model(path, BuildConfig(name="mbv3"), tmp / "gen")
+    xs = random_inputs(plan, 10, seed=11)
+    return data, plan, tmp / "gen", xs, tflm_outputs(data, xs)
+
+
+def test_mobilenet_v3_small_tflite_equals_tflm(mbv3_tflite, tmp_path):
+    """The generated C (host gcc) and the reference give TFLM's output bytes;
+    compare finds every layer equal."""
+    from mcuforge.compare import compare_plan
+
+    data, plan, out, xs, want = mbv3_tflite
     ops = {s.node.op for s in plan.steps}
     assert {"hard_swish", "mul", "add", "mean", "softmax"} <= ops, ops
-    xs = random_inputs(plan, 10, seed=11)
-    want = tflm_outputs(data, xs)
-    exe = hostrun.build(plan, tmp_path / "gen", tmp_path / "build")
+    exe = hostrun.build(plan, out, tmp_path / "build")
     got = hostrun.run(plan, exe, xs)[0].reshape(len(xs), -1)
     assert np.array_equal(got, want)
     for i, x in enumerate(xs[:3]):
@@ -226,3 +235,86 @@ def test_mobilenet_v3_small_tflite_equals_tflm(tmp_path):
     assert len({w.tobytes() for w in want}) > 1  # the output depends on the input
     result = compare_plan(plan, data, xs[:2])
     assert result.identical, result.first_difference
+
+
+def test_mobilenet_v3_small_tflite_cortex_m4_under_qemu(mbv3_tflite, tmp_path):
+    """The same C cross-compiled for Cortex-M4 and run under QEMU gives TFLM's bytes."""
+    from mcuforge import qemu
+
+    missing = qemu.tools_missing()
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (apt-get install gcc-arm-none-eabi "
+                    f"libnewlib-arm-none-eabi qemu-system-arm)")
+    _, plan, out, xs, want = mbv3_tflite
+    elf = qemu.build(plan, out, tmp_path, "qemu-cortex-m4")
+    got = qemu.run(plan, elf, xs[:4], "qemu-cortex-m4")[0][0].reshape(4, -1)
+    assert np.array_equal(got, want[:4])
+
+
+# (input shape, begin, end, strides, begin_mask, end_mask, shrink_axis_mask)
+SLICES = [((1, 7, 9, 5), [0, 1, 2, 0], [1, 6, 9, 5], [1, 2, 3, 1], 0, 0, 0),
+          ((1, 7, 9, 5), [0, -1, 0, 4], [1, 0, -2, 0], [1, -2, 1, -1], 0b0001, 0b0100, 0),
+          ((1, 6, 11), [0, 2, 1], [1, 100, -1], [1, 1, 2], 0, 0b010, 0),
+          ((1, 5, 8, 3), [0, 2, 0, 1], [1, 3, 8, 3], [1, 1, 1, 1], 0, 0, 0b0010),
+          ((1, 40), [0, -30], [1, -3], [1, 4], 0, 0, 0)]
+
+
+@pytest.mark.parametrize("case", range(len(SLICES)))
+def test_strided_slice_equals_tflm(case, tmp_path):
+    from mcuforge.frontends.tflite import strided_slice_ranges
+
+    shape, begin, end, strides, bm, em, sm = SLICES[case]
+    rng = rng_for("slice", case)
+    counts = [c for _, c in strided_slice_ranges(shape, begin, end, strides, bm, em, sm, False)]
+    out_shape = tuple(c for d, c in enumerate(counts) if not sm & (1 << d))
+    q = dict(scale=np.float32(0.03), zp=-7)
+    consts = [dict(shape=(len(shape),), dtype="int32", data=np.array(v, np.int32)) for v in (begin, end, strides)]
+    tensors = [dict(shape=shape, name="input", **q)] + consts + [dict(shape=out_shape, **q)]
+    opts = dict(beginMask=bm, endMask=em, shrinkAxisMask=sm)
+    xs = np.stack([every_value(shape, rng)[0] for _ in range(2)])
+    run_case(tmp_path, tensors, [("STRIDED_SLICE", "StridedSliceOptions", opts, [0, 1, 2, 3], [4])], [0], xs,
+             "slice")
+
+
+# (input h, w, output h, w, align_corners, half_pixel_centers)
+RESIZES = [(4, 5, 8, 10, False, False), (5, 3, 12, 7, False, True), (6, 6, 13, 4, True, False),
+           (7, 9, 3, 4, False, True), (3, 4, 9, 9, True, False)]
+
+
+@pytest.mark.parametrize("case", range(len(RESIZES)))
+def test_resize_nearest_equals_tflm(case, tmp_path):
+    h, w, oh, ow, align, half = RESIZES[case]
+    rng = rng_for("resize", case)
+    q = dict(scale=np.float32(0.05), zp=3)
+    tensors = [dict(shape=(1, h, w, 6), name="input", **q),
+               dict(shape=(2,), dtype="int32", data=np.array([oh, ow], np.int32)),
+               dict(shape=(1, oh, ow, 6), **q)]
+    xs = np.stack([every_value((1, h, w, 6), rng)[0] for _ in range(2)])
+    run_case(tmp_path, tensors, [("RESIZE_NEAREST_NEIGHBOR", "ResizeNearestNeighborOptions",
+                                  dict(alignCorners=align, halfPixelCenters=half), [0, 1], [2])], [0], xs, "resize")
+
+
+# (input h, w, in_c, out_c, kernel, stride, SAME?, output h, w)
+TRANSPOSE_CONVS = [(4, 5, 3, 6, 3, 2, True, 8, 10), (3, 3, 4, 5, 2, 2, False, 6, 6), (5, 4, 2, 3, 3, 1, True, 5, 4),
+                   (3, 4, 5, 4, 4, 3, False, 10, 13), (2, 3, 3, 2, 5, 2, True, 4, 6)]
+
+
+@pytest.mark.parametrize("case", range(len(TRANSPOSE_CONVS)))
+def test_transpose_conv_equals_tflm(case, tmp_path):
+    h, w, c, oc, k, s, same, oh, ow = TRANSPOSE_CONVS[case]
+    rng = rng_for("tconv", case)
+    s_in = scale(rng, -6, -3)
+    s_w = np.float32(np.exp2(rng.uniform(-8, -6, oc))) if case % 2 else np.float32(np.exp2(rng.uniform(-8, -6)))
+    wq = rng.integers(-127, 128, (oc, k, k, c)).astype(np.int8)
+    bias = rng.integers(-2000, 2000, oc).astype(np.int32)
+    s_out = np.float32(s_in * np.max(s_w) * 128 * np.sqrt(k * k * c / (s * s)) / 12)
+    tensors = [dict(shape=(4,), dtype="int32", data=np.array([1, oh, ow, oc], np.int32)),
+               dict(shape=wq.shape, data=wq, scale=s_w, zp=0, qdim=0),
+               dict(shape=(1, h, w, c), name="input", scale=s_in, zp=int(rng.integers(-20, 20))),
+               dict(shape=(oc,), dtype="int32", data=bias, scale=np.float32(s_in) * np.atleast_1d(s_w), zp=0),
+               dict(shape=(1, oh, ow, oc), scale=s_out, zp=int(rng.integers(-20, 20)))]
+    opts = dict(padding=0 if same else 1, strideW=s, strideH=s, fusedActivationFunction=int(case == 2))
+    xs = np.stack([every_value((1, h, w, c), rng)[0] for _ in range(3)])
+    _, want = run_case(tmp_path, tensors, [("TRANSPOSE_CONV", "TransposeConvOptions", opts, [0, 1, 2, 3], [4])],
+                       [2], xs, "tconv")
+    assert len(np.unique(want)) > 8

@@ -84,19 +84,24 @@ def _const_bytes(p: dict) -> int:
     return n
 
 
-def lower_conv2d(node: Node, g: Graph) -> Step:
-    x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    w = g.tensors[node.inputs[1]]
-    in_h, in_w, in_c = _hw_c(x.shape)
-    out_h, out_w, out_c = _hw_c(out.shape)
-    o, k_h, k_w, i = w.shape
+def _conv_geometry(node: Node, g: Graph) -> dict:
+    """Sizes, kernel, strides and leading pads of a conv2d / transpose_conv
+    (filter (out_c, k_h, k_w, in_c))."""
+    x, out, w = (g.tensors[n] for n in (node.inputs[0], node.outputs[0], node.inputs[1]))
+    (in_h, in_w, in_c), (out_h, out_w, out_c) = _hw_c(x.shape), _hw_c(out.shape)
     a = node.attrs
-    p = dict(in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c, k_h=k_h, k_w=k_w,
-             stride_h=a["strides"][0], stride_w=a["strides"][1],
-             dilation_h=a.get("dilations", (1, 1))[0], dilation_w=a.get("dilations", (1, 1))[1],
+    return dict(in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c, k_h=w.shape[1],
+                k_w=w.shape[2], stride_h=a["strides"][0], stride_w=a["strides"][1])
+
+
+def lower_conv2d(node: Node, g: Graph) -> Step:
+    a = node.attrs
+    p = _conv_geometry(node, g)
+    p.update(dilation_h=a.get("dilations", (1, 1))[0], dilation_w=a.get("dilations", (1, 1))[1],
              pad_top=a["pads"][0], pad_left=a["pads"][1], **_weights(g, node))
-    return Step(node, "conv2d_s8", p, [x.name], [out.name],
-                macs=out_h * out_w * out_c * k_h * k_w * in_c, weight_bytes=_const_bytes(p))
+    return Step(node, "conv2d_s8", p, [node.inputs[0]], [node.outputs[0]],
+                macs=p["out_h"] * p["out_w"] * p["out_c"] * p["k_h"] * p["k_w"] * p["in_c"],
+                weight_bytes=_const_bytes(p))
 
 
 def lower_depthwise(node: Node, g: Graph) -> Step:
@@ -355,14 +360,55 @@ def lower_binary(node: Node, g: Graph) -> Step:
     return Step(node, kernel, p, [a.name, b.name], [out.name], macs=out.size, inplace="elementwise")
 
 
+# ---- slicing, resizing, transposed convolution --------------------------------
+
+def lower_strided_slice(node: Node, g: Graph) -> Step:
+    """attrs begin / strides / counts per axis of the input (resolved by the frontend)."""
+    x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    rank = len(x.shape)
+    if rank > 4:
+        raise UnsupportedModelError(f"node '{node.name}' (strided_slice): rank {rank} > 4 is not supported")
+    lead = 4 - rank
+    a = node.attrs
+    p = dict(in_shape=np.array([1] * lead + list(x.shape), np.int32),
+             begin=np.array([0] * lead + list(a["begin"]), np.int32),
+             stride=np.array([1] * lead + list(a["strides"]), np.int32),
+             out_shape=np.array([1] * lead + list(a["counts"]), np.int32))
+    if int(np.prod(p["out_shape"])) != out.size:
+        raise McuforgeError(f"node '{node.name}' (strided_slice): slice of {tuple(a['counts'])} does not fill "
+                            f"the output {out.shape}")
+    return Step(node, "strided_slice_s8", p, [x.name], [out.name])
+
+
+def lower_resize_nearest(node: Node, g: Graph) -> Step:
+    """attrs row_index / col_index: the input row / column of each output row / column."""
+    x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    in_h, in_w, c = _hw_c(x.shape)
+    out_h, out_w, _ = _hw_c(out.shape)
+    p = dict(in_h=in_h, in_w=in_w, channels=c, out_h=out_h, out_w=out_w,
+             row_index=np.asarray(node.attrs["row_index"], np.int32),
+             col_index=np.asarray(node.attrs["col_index"], np.int32))
+    if not x.quant.same_as(out.quant):
+        raise McuforgeError(f"node '{node.name}' (resize_nearest): input and output quantization differ")
+    return Step(node, "resize_nearest_s8", p, [x.name], [out.name], weight_bytes=4 * (out_h + out_w))
+
+
+def lower_transpose_conv(node: Node, g: Graph) -> Step:
+    p = _conv_geometry(node, g)
+    p.update(pad_top=node.attrs["pads"][0], pad_left=node.attrs["pads"][1], **_weights(g, node))
+    return Step(node, "transpose_conv_s8", p, [node.inputs[0]], [node.outputs[0]],
+                macs=p["in_h"] * p["in_w"] * p["in_c"] * p["k_h"] * p["k_w"] * p["out_c"],
+                weight_bytes=_const_bytes(p))
+
+
 def describe_step(step: Step, graph: Graph) -> str:
     """One-line human description of a layer, for comments and reports."""
     t = graph.tensors
     shape = lambda n: "x".join(str(d) for d in t[n].shape[1:])  # noqa: E731
     a = step.node.attrs
     extra = ""
-    if "kernel" in a or step.node.op in ("conv2d", "depthwise_conv2d"):
-        if step.node.op in ("conv2d", "depthwise_conv2d"):
+    if "kernel" in a or step.node.op in ("conv2d", "depthwise_conv2d", "transpose_conv"):
+        if step.node.op in ("conv2d", "depthwise_conv2d", "transpose_conv"):
             w = t[step.node.inputs[1]].shape
             k = (w[1], w[2])
         else:
@@ -402,6 +448,9 @@ OPS: dict[str, OpSpec] = {
     "sub": OpSpec(lower_binary),
     "maximum": OpSpec(lower_binary),
     "minimum": OpSpec(lower_binary),
+    "strided_slice": OpSpec(lower_strided_slice),
+    "resize_nearest": OpSpec(lower_resize_nearest),
+    "transpose_conv": OpSpec(lower_transpose_conv),
 }
 
 

@@ -450,10 +450,12 @@ def mbv3_small_tflite(seed: int = SEED) -> bytes:
 
 
 def activation_zoo(seed: int = SEED):
-    """The elementwise operators of MCU models in one small CNN (1x3x20x20):
-    hard-swish, leaky ReLU, a sigmoid gate times a tanh branch (Mul), Sub,
-    Max and Min of two convolution outputs. Every such op is fed and read by
-    convolutions, so onnxruntime's quantizer puts Q/DQ pairs on both sides."""
+    """The elementwise and resampling operators of MCU models in one small
+    CNN (1x3x20x20): hard-swish, leaky ReLU, a sigmoid gate times a tanh
+    branch (Mul), Sub, Max and Min of two convolution outputs, then a
+    transposed convolution, a strided slice and a nearest-neighbour 2x
+    upsampling. Every elementwise op is fed and read by convolutions, so
+    onnxruntime's quantizer puts Q/DQ pairs on both sides."""
     torch = _torch()
     nn = torch.nn
     torch.manual_seed(seed)
@@ -467,6 +469,8 @@ def activation_zoo(seed: int = SEED):
             self.dw = _conv_bn(nn, 12, 12, 3, groups=12)
             self.p, self.q, self.d = nn.Conv2d(12, 12, 1), nn.Conv2d(12, 12, 1), nn.Conv2d(12, 12, 1)
             self.e, self.f = nn.Conv2d(12, 12, 3, padding=1), _conv_bn(nn, 12, 16, 3, 2, act=nn.ReLU)
+            self.up = nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1)
+            self.g = nn.Conv2d(8, 16, 3, stride=2)
             self.fc = nn.Linear(16, 5)
 
         def forward(self, x):
@@ -477,7 +481,9 @@ def activation_zoo(seed: int = SEED):
             d = self.d(p - q)
             e = self.e(torch.maximum(p, d))
             f = self.f(torch.minimum(e, d))
-            return self.fc(f.mean(dim=(2, 3)))
+            u = torch.relu(self.up(f))[:, :, 2:-1, ::2]
+            u = self.g(torch.nn.functional.interpolate(u, scale_factor=2.0, mode="nearest"))
+            return self.fc(u.mean(dim=(2, 3)))
 
     return _finish(Net(), (1, 3, 20, 20), seed)
 

@@ -45,18 +45,17 @@ NHWC_TO_NCHW = (0, 3, 1, 2)
 
 # ONNX ops that are converted to IR ops.
 CONVERTED_OPS = (
-    "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Conv", "DequantizeLinear",
+    "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Conv", "ConvTranspose", "DequantizeLinear",
     "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish",
     "Identity", "LeakyRelu", "MatMul", "Max", "MaxPool", "Min", "Mul", "Pad", "QuantizeLinear",
-    "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Size", "Softmax", "Squeeze", "Sub", "Tanh",
-    "Transpose", "Unsqueeze",
+    "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Size", "Slice", "Softmax", "Squeeze", "Sub",
+    "Tanh", "Transpose", "Unsqueeze",
 )
 # Ops that are only evaluated at import time, when all their inputs are
 # constants (shape arithmetic as written by exporters).
 CONSTANT_OPS = (
     "Abs", "Cast", "Ceil", "Constant", "ConstantOfShape", "Div", "Equal", "Expand", "Floor",
-    "Gather", "Greater", "Less", "Neg", "Not", "Pow", "Range", "Reciprocal",
-    "Slice", "Sqrt", "Where",
+    "Gather", "Greater", "Less", "Neg", "Not", "Pow", "Range", "Reciprocal", "Sqrt", "Where",
 )
 SUPPORTED_OPS = tuple(sorted(set(CONVERTED_OPS) | set(CONSTANT_OPS)))
 
@@ -349,6 +348,42 @@ def _evaluate(op: str, attrs: dict[str, Any], ins: list[Any], opset: int) -> lis
             out = fn(out, other)
         return [np.asarray(out)]
     raise _Unsupported("cannot be evaluated on constants")
+
+
+def onnx_nearest(in_size: int, out_size: int, scale: float, mode: str, nearest: str) -> tuple[int, ...]:
+    """Input index of every output index of ONNX Resize (mode nearest), in float32 as onnxruntime.
+
+    >>> onnx_nearest(3, 6, 2.0, "asymmetric", "floor")
+    (0, 0, 1, 1, 2, 2)
+    """
+    f = np.float32
+    out = []
+    for x in range(out_size):
+        if mode == "half_pixel":
+            orig = (f(x) + f(0.5)) / f(scale) - f(0.5)
+        elif mode == "pytorch_half_pixel":
+            orig = (f(x) + f(0.5)) / f(scale) - f(0.5) if out_size > 1 else f(0)
+        elif mode == "align_corners":
+            orig = f(0) if out_size == 1 else f(x) * f(in_size - 1) / f(out_size - 1)
+        elif mode == "asymmetric":
+            orig = f(x) / f(scale)
+        elif mode == "tf_half_pixel_for_nn":
+            orig = (f(x) + f(0.5)) / f(scale)
+        else:
+            raise _Unsupported(f"coordinate_transformation_mode '{mode}' is not supported")
+        o = float(orig)
+        if nearest == "floor":
+            i = math.floor(o)
+        elif nearest == "ceil":
+            i = math.ceil(o)
+        elif nearest == "round_prefer_ceil":
+            i = math.floor(o + 0.5)
+        elif nearest == "round_prefer_floor":
+            i = math.ceil(o - 0.5)
+        else:
+            raise _Unsupported(f"nearest_mode '{nearest}' is not supported")
+        out.append(min(max(int(i), 0), in_size - 1))
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------
@@ -802,6 +837,90 @@ class _Importer:
         bias = self._bias(f"{name}.bias", b_name, out_ch, weight.dtype == "int8") if b_name else ""
         self._emit(op, name, [self._nhwc(x), weight.name, bias], node.output[0],
                    (1, out_ch, oh, ow), True, attrs_ir)
+
+    def _op_ConvTranspose(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        x, w_name = node.input[0], node.input[1]
+        b_name = node.input[2] if len(node.input) > 2 else ""
+        v = self._value(x)
+        w = self._const(w_name, "weight")
+        if len(v.shape) != 4 or w.ndim != 4:
+            raise _Unsupported("only 2-D transposed convolution is supported")
+        if int(attrs.get("group", 1)) != 1 or any(int(d) != 1 for d in attrs.get("dilations", [1, 1])):
+            raise _Unsupported("grouped or dilated transposed convolution is not supported")
+        if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "") or "output_shape" in attrs:
+            raise _Unsupported("auto_pad / output_shape are not supported: give explicit pads")
+        in_ch, out_ch, kh, kw = (int(d) for d in w.shape)
+        if in_ch != v.shape[1]:
+            raise _Unsupported(f"weight of shape {_shape_str(w.shape)} does not fit {v.shape[1]} input channels")
+        strides = tuple(int(s) for s in attrs.get("strides", [1, 1]))
+        top, left, bottom, right = (int(p) for p in attrs.get("pads", [0, 0, 0, 0]))
+        extra = [int(p) for p in attrs.get("output_padding", [0, 0])]
+        oh = (v.shape[2] - 1) * strides[0] + kh - top - bottom + extra[0]
+        ow = (v.shape[3] - 1) * strides[1] + kw - left - right + extra[1]
+        if oh <= 0 or ow <= 0:
+            raise _Unsupported(f"the output would be empty ({oh}x{ow})")
+        weight = self._weight(f"{name}.weight", w_name, (1, 2, 3, 0), 0)
+        bias = self._bias(f"{name}.bias", b_name, out_ch, weight.dtype == "int8") if b_name else ""
+        self._emit("transpose_conv", name, [self._nhwc(x), weight.name, bias], node.output[0], (1, out_ch, oh, ow),
+                   True, {"strides": strides, "pads": (top, left, bottom, right), "out_hw": (oh, ow),
+                          "act_min": -INF, "act_max": INF})
+
+    def _op_Slice(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        v = self._value(node.input[0])
+        rank = len(v.shape)
+        if self.opset < 10:
+            starts, ends = attrs["starts"], attrs["ends"]
+            axes, steps = attrs.get("axes", list(range(len(starts)))), [1] * len(starts)
+        else:
+            get = lambda j, what: (np.asarray(self._const(node.input[j], what)).reshape(-1).tolist()  # noqa: E731
+                                   if len(node.input) > j and node.input[j] else None)
+            starts, ends = get(1, "starts"), get(2, "ends")
+            axes = get(3, "axes") or list(range(len(starts)))
+            steps = get(4, "steps") or [1] * len(starts)
+        begin, stride, count = [0] * rank, [1] * rank, list(v.shape)
+        for axis, start, end, step in zip(axes, starts, ends, steps):
+            axis, dim, step = int(axis) % rank, v.shape[int(axis) % rank], int(step)
+            if step == 0:
+                raise _Unsupported("a step is 0")
+            start, end = int(start) + (dim if start < 0 else 0), int(end) + (dim if end < 0 else 0)
+            if step > 0:
+                start, end = min(max(start, 0), dim), min(max(end, 0), dim)
+                n = max(0, -(-(end - start) // step))
+            else:
+                start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
+                n = max(0, -(-(start - end) // -step))
+            if n == 0:
+                raise _Unsupported(f"the slice of axis {axis} is empty")
+            begin[axis], stride[axis], count[axis] = start, step, n
+        order = NCHW_TO_NHWC if v.nhwc else tuple(range(rank))
+        attrs_ir = {"begin": tuple(begin[a] for a in order), "strides": tuple(stride[a] for a in order),
+                    "counts": tuple(count[a] for a in order)}
+        self._emit("strided_slice", name, [v.ir], node.output[0], tuple(count), v.nhwc, attrs_ir)
+
+    def _op_Resize(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        v = self._value(node.input[0])
+        if attrs.get("mode", "nearest") != "nearest":
+            raise _Unsupported(f"mode '{attrs.get('mode')}' is not supported (nearest only)")
+        if len(v.shape) != 4:
+            raise _Unsupported(f"resize of a {len(v.shape)}-D tensor (4-D only)")
+        get = lambda j: (np.asarray(self._const(node.input[j], "scales/sizes"), np.float64).reshape(-1)  # noqa: E731
+                         if len(node.input) > j and node.input[j] and np.asarray(self.consts.get(node.input[j], [])).size
+                         else None)
+        scales, sizes = get(2), get(3)
+        if sizes is not None:
+            out = [int(d) for d in sizes]
+            scales = np.array(out, np.float64) / np.array(v.shape, np.float64)
+        elif scales is not None:
+            out = [int(math.floor(d * s)) for d, s in zip(v.shape, scales)]
+        else:
+            raise _Unsupported("neither scales nor sizes are given")
+        if out[:2] != list(v.shape[:2]):
+            raise _Unsupported("only the spatial axes may be resized")
+        mode = attrs.get("coordinate_transformation_mode", "half_pixel")
+        nearest = attrs.get("nearest_mode", "round_prefer_floor")
+        rows, cols = (onnx_nearest(v.shape[a], out[a], float(scales[a]), mode, nearest) for a in (2, 3))
+        self._emit("resize_nearest", name, [self._nhwc(node.input[0])], node.output[0], tuple(out), True,
+                   {"row_index": rows, "col_index": cols})
 
     def _fully_connected(self, node: Any, name: str, x: str, w_name: str, perm: tuple[int, int],
                          b_name: str, alpha: float, beta: float) -> None:

@@ -37,6 +37,7 @@ their TFLite names (made unique), see :func:`tensor_names`.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,8 @@ _NUMPY_TYPES = {"int8": np.int8, "int32": np.int32, "uint8": np.uint8, "int16": 
 SUPPORTED_OPS = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "EXPAND_DIMS",
                  "FULLY_CONNECTED", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC", "MAXIMUM", "MAX_POOL_2D", "MEAN",
                  "MINIMUM", "MUL", "PAD", "PADV2", "QUANTIZE", "RELU", "RELU6", "RESHAPE",
-                 "SOFTMAX", "SQUEEZE", "SUB", "TANH")
+                 "RESIZE_NEAREST_NEIGHBOR", "SOFTMAX", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH",
+                 "TRANSPOSE_CONV")
 
 # ActivationFunctionType -> float clamp range (None: not supported as a fused activation)
 _ACTIVATIONS = {0: ("NONE", -INF, INF), 1: ("RELU", 0.0, INF), 2: ("RELU_N1_TO_1", -1.0, 1.0),
@@ -350,6 +352,48 @@ def tflite_padding(same: bool, size: int, kernel: int, stride: int, dilation: in
         total = max((out - 1) * stride + effective - size, 0)
         return out, total // 2, total - total // 2
     return (size - effective + stride) // stride, 0, 0
+
+
+def strided_slice_ranges(shape, begin, end, strides, begin_mask: int, end_mask: int, shrink_mask: int,
+                         offset: bool) -> list[tuple[int, int]]:
+    """(first index, count) per axis as TFLite's StridedSliceStartForAxis /
+    StridedSliceEndForAxis resolve them (negative indices, clamping, masks).
+
+    >>> strided_slice_ranges((1, 10, 4), [0, 1, -1], [1, -1, 0], [1, 3, -1], 0, 0, 0, False)
+    [(0, 1), (1, 3), (3, 3)]
+    """
+    out = []
+    for d, size in enumerate(shape):
+        stride, start, stop = int(strides[d]), int(begin[d]), int(end[d])
+        if start < 0:
+            start += size
+        start = min(max(start, 0), size) if stride > 0 else min(max(start, -1), size - 1)
+        if begin_mask & (1 << d):
+            start = 0 if stride > 0 else size - 1
+        if shrink_mask & (1 << d):
+            stop = start if start >= size else start + 1
+        else:
+            if offset:
+                stop += start
+            if stop < 0:
+                stop += size
+            stop = min(max(stop, 0), size) if stride > 0 else min(max(stop, -1), size - 1)
+            if end_mask & (1 << d):
+                stop = size if stride > 0 else -1
+        count = max(0, -(-(stop - start) // stride)) if stride > 0 else max(0, -(-(start - stop) // -stride))
+        out.append((start, count))
+    return out
+
+
+def tflite_nearest(index: int, in_size: int, out_size: int, align_corners: bool, half_pixel: bool) -> int:
+    """TFLite GetNearestNeighbor, in float32 as TFLM computes it."""
+    f = np.float32
+    scale = (f(in_size - 1) / f(out_size - 1)) if align_corners and out_size > 1 else f(in_size) / f(out_size)
+    value = (f(index) + f(0.5 if half_pixel else 0.0)) * scale
+    v = float(value)
+    src = int(math.copysign(math.floor(abs(v) + 0.5), v)) if align_corners else int(math.floor(v))
+    src = min(src, in_size - 1)
+    return max(0, src) if half_pixel else src
 
 
 def _act_range(code: int, out: _TTensor) -> tuple[float, float]:
@@ -758,6 +802,71 @@ class _Importer:
         lo, hi = _act_range(3, self.t[op.inputs[0]]) if op.inputs and op.inputs[0] >= 0 else (0.0, 6.0)
         out = self._unary(op, "clamp", {"act_min": lo, "act_max": hi})
         self._same_quant(op, self.nodes[-1].inputs[0], out)
+
+    def _op_STRIDED_SLICE(self, op: _TOp) -> None:
+        x = self._input(op, 0)
+        shape = self.tensors[x].shape
+        begin, end, strides = (self._int_const(op, j, what) for j, what in ((1, "begin"), (2, "end"), (3, "strides")))
+        rank = len(shape)
+        if not begin.size == end.size == strides.size == rank:
+            raise _Unsupported(f"begin/end/strides of {begin.size}/{end.size}/{strides.size} values for rank {rank}")
+        opt = op.options
+        if _option(opt, "EllipsisMask", 0) or _option(opt, "NewAxisMask", 0):
+            raise _Unsupported("ellipsis and new-axis masks are not supported")
+        if np.any(strides == 0):
+            raise _Unsupported("a stride is 0")
+        ranges = strided_slice_ranges(shape, begin, end, strides, _option(opt, "BeginMask", 0),
+                                      _option(opt, "EndMask", 0), _option(opt, "ShrinkAxisMask", 0),
+                                      bool(_option(opt, "Offset", False)))
+        starts, counts = [r[0] for r in ranges], [r[1] for r in ranges]
+        shrink = _option(opt, "ShrinkAxisMask", 0)
+        self._emit(op, "strided_slice", [x], {"begin": tuple(starts), "strides": tuple(int(v) for v in strides),
+                                               "counts": tuple(counts)})
+        out = self.names[op.outputs[0]]
+        self._check_shape(op, out, tuple(c for d, c in enumerate(counts) if not shrink & (1 << d)))
+        self._same_quant(op, x, out)
+
+    def _op_RESIZE_NEAREST_NEIGHBOR(self, op: _TOp) -> None:
+        x = self._input(op, 0)
+        shape = self.tensors[x].shape
+        size = self._int_const(op, 1, "size")
+        if len(shape) != 4 or size.size != 2 or np.any(size <= 0):
+            raise _Unsupported(f"resize of shape {_shape_str(shape)} to {size.tolist()} (a (1, H, W, C) input and "
+                               f"two positive sizes expected)")
+        align, half = bool(_option(op.options, "AlignCorners", False)), bool(_option(op.options, "HalfPixelCenters", False))
+        rows = [tflite_nearest(i, shape[1], int(size[0]), align, half) for i in range(int(size[0]))]
+        cols = [tflite_nearest(i, shape[2], int(size[1]), align, half) for i in range(int(size[1]))]
+        self._emit(op, "resize_nearest", [x], {"row_index": tuple(rows), "col_index": tuple(cols)})
+        out = self.names[op.outputs[0]]
+        self._check_shape(op, out, (1, int(size[0]), int(size[1]), shape[3]))
+        self._same_quant(op, x, out)
+
+    def _op_TRANSPOSE_CONV(self, op: _TOp) -> None:
+        x = self._input(op, 2)
+        in_shape = self.tensors[x].shape
+        out_shape = tuple(int(v) for v in self._int_const(op, 0, "output shape"))
+        wt = self._const(op, 1, "weights")
+        if len(in_shape) != 4 or len(out_shape) != 4 or len(wt.shape) != 4:
+            raise _Unsupported("input, output shape and weights must be 4-D")
+        out_c, k_h, k_w, in_c = wt.shape
+        if in_c != in_shape[3] or out_c != out_shape[3]:
+            raise _Unsupported(f"weights of shape {_shape_str(wt.shape)} do not fit {in_shape[3]} input and "
+                               f"{out_shape[3]} output channels")
+        opt = op.options
+        stride_h, stride_w = _option(opt, "StrideH", 0), _option(opt, "StrideW", 0)
+        if min(stride_h, stride_w) < 1:
+            raise _Unsupported(f"strides ({stride_h}, {stride_w}) must be >= 1")
+        same = _option(opt, "Padding", 0) == 0
+        # TFLM pads as a convolution from the output's size would (ComputePaddingHeightWidth)
+        _, top, bottom = tflite_padding(same, out_shape[1], k_h, stride_h)
+        _, left, right = tflite_padding(same, out_shape[2], k_w, stride_w)
+        w = self._weight(op, 1, 0, out_c)
+        b = self._bias(op, 3, out_c)
+        act_min, act_max = self._fused(op, op.outputs[0]) if hasattr(opt, "FusedActivationFunction") else (-INF, INF)
+        self._emit(op, "transpose_conv", [x, w, b] if b else [x, w],
+                   {"strides": (stride_h, stride_w), "pads": (top, left, bottom, right),
+                    "out_hw": out_shape[1:3], "act_min": act_min, "act_max": act_max})
+        self._check_shape(op, self.names[op.outputs[0]], out_shape)
 
     def _op_QUANTIZE(self, op: _TOp) -> None:
         # int8 -> int8 requantization (TFLM Requantize, scale ratio in double)

@@ -27,10 +27,11 @@ from ..registry import Pass
 
 CANONICAL_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool", "max_pool", "mean",
                  "reshape", "transpose", "concat", "pad", "softmax", "clamp", "hard_swish", "hard_sigmoid",
-                 "logistic", "tanh", "leaky_relu", "mul", "sub", "maximum", "minimum")
+                 "logistic", "tanh", "leaky_relu", "mul", "sub", "maximum", "minimum", "strided_slice",
+                 "resize_nearest", "transpose_conv")
 FOLD_BN_INTO = ("conv2d", "depthwise_conv2d", "fully_connected")
 FUSE_ACT_INTO = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool", "max_pool", "clamp", "mul",
-                 "sub")
+                 "sub", "transpose_conv")
 _OUT_CHANNEL_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0}
 
 

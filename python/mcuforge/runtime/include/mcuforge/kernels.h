@@ -361,6 +361,47 @@ int mcf_maximum_s8(const mcf_maximum_minimum_params *p, const int8_t *input1, co
 int mcf_minimum_s8(const mcf_maximum_minimum_params *p, const int8_t *input1, const int8_t *input2,
                    int8_t *output);
 
+/* ---- strided slice (mcf_strided_slice.c), TFLite STRIDED_SLICE / ONNX Slice */
+/* Output index i along axis d reads input index begin[d] + i * stride[d]
+ * (stride may be negative); up to 4 dimensions, leading ones 1. */
+typedef struct {
+    int32_t in_shape[4];
+    int32_t begin[4], stride[4];
+    int32_t out_shape[4];
+} mcf_strided_slice_params;
+
+int mcf_strided_slice_s8(const mcf_strided_slice_params *p, const int8_t *input, int8_t *output);
+
+/* ---- nearest-neighbour resize (mcf_resize_nearest.c) ---------------------- */
+typedef struct {
+    int32_t in_h, in_w, channels;
+    int32_t out_h, out_w;
+    const int32_t *row_index;  /* (out_h): input row of each output row */
+    const int32_t *col_index;  /* (out_w): input column of each output column */
+} mcf_resize_nearest_params;
+
+int mcf_resize_nearest_s8(const mcf_resize_nearest_params *p, const int8_t *input, int8_t *output);
+
+/* ---- transposed convolution (mcf_transpose_conv.c), TFLite TRANSPOSE_CONV -- */
+/* Input pixel (iy, ix) tap (ky, kx) lands on output (iy * stride_h - pad_top
+ * + ky, ix * stride_w - pad_left + kx); outputs outside are dropped. */
+typedef struct {
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_top, pad_left;
+    int32_t input_offset, output_offset;
+    int32_t act_min, act_max;
+    int32_t per_channel;
+    const int8_t *filter;      /* (out_c, k_h, k_w, in_c) */
+    const int32_t *bias;       /* (out_c) or NULL */
+    const int32_t *multiplier;
+    const int32_t *shift;
+} mcf_transpose_conv_params;
+
+int mcf_transpose_conv_s8(const mcf_transpose_conv_params *p, const int8_t *input, int8_t *output);
+
 #ifdef __cplusplus
 }
 #endif
