@@ -58,9 +58,15 @@ functions = {
 """
 
 
-def load(tmp_path: Path, sram_kb: int | None = None, flash_kb: int | None = None, arm: bool = True):
-    """A top-level Kconfig standing in for Zephyr's (the ARM symbol) and a
-    stand-in for the devicetree functions zephyr_module/Kconfig calls."""
+CPU_SYMBOLS = ("CPU_CORTEX_M0", "CPU_CORTEX_M3", "CPU_CORTEX_M4", "CPU_CORTEX_M7", "CPU_CORTEX_M33",
+               "CPU_CORTEX_M55")
+
+
+def load(tmp_path: Path, sram_kb: int | None = None, flash_kb: int | None = None, arm: bool = True,
+         cpu: str = "CPU_CORTEX_M4"):
+    """A top-level Kconfig standing in for Zephyr's (the ARM symbol and the
+    core symbol)
+    and a stand-in for the devicetree functions zephyr_module/Kconfig calls."""
     import os
 
     (tmp_path / "mcuforge_test_kconfigfunctions.py").write_text(STUB)
@@ -69,12 +75,13 @@ def load(tmp_path: Path, sram_kb: int | None = None, flash_kb: int | None = None
     chosen = {"zephyr,sram": sram_kb, "zephyr,flash": flash_kb}
     os.environ["MCUFORGE_TEST_CHOSEN"] = ";".join(f"{k}={v}" for k, v in chosen.items() if v is not None)
     os.environ["KCONFIG_FUNCTIONS"] = "mcuforge_test_kconfigfunctions"
-    top = tmp_path / f"Kconfig.{arm}"
+    top = tmp_path / f"Kconfig.{arm}.{cpu}"
+    cpus = "".join(f"\nconfig {c}\n\tbool\n\tdefault {'y' if arm and c == cpu else 'n'}\n" for c in CPU_SYMBOLS)
     top.write_text(f"""
 config ARM
 \tbool
 \tdefault {"y" if arm else "n"}
-
+{cpus}
 source "{MODULE_KCONFIG}"
 """)
     try:
@@ -162,6 +169,13 @@ def test_dependencies(tmp_path):
     assert s["MCUFORGE_PATCH_GRID"].visibility == 2
     kconf = enable(load(tmp_path, arm=False))
     assert kconf.syms["MCUFORGE_KERNELS_ARM_DSP"].visibility == 0  # Arm DSP kernels only on Arm
+    # ... and only on cores with the DSP extension
+    for cpu, offered in (("CPU_CORTEX_M0", False), ("CPU_CORTEX_M3", False), ("CPU_CORTEX_M4", True),
+                         ("CPU_CORTEX_M7", True), ("CPU_CORTEX_M33", True), ("CPU_CORTEX_M55", True)):
+        kconf = enable(load(tmp_path, cpu=cpu))
+        assert (kconf.syms["MCUFORGE_KERNELS_ARM_DSP"].visibility > 0) == offered, cpu
+        assert kconf.syms["MCUFORGE_KERNELS_ARM_DSP"].set_value("y") == offered or not offered
+        assert (kconf.syms["MCUFORGE_KERNELS_ARM_DSP"].str_value == "y") == offered, cpu
     kconf = load(tmp_path)  # MCUFORGE off: none of its options
     assert all(kconf.syms[n].str_value in ("n", "") for n in DESIGN_SYMBOLS)
 

@@ -12,9 +12,13 @@ def build_report(plan: Plan) -> dict:
     from .registry import backend_for
 
     g = plan.graph
+    backend = backend_for(plan.config.kernels)
     layers = []
     for s, live in zip(plan.steps, plan.memory.live_bytes):
+        function, portable = backend.kernel_of(plan, s)
         layers.append({
+            "function": function,
+            "portable_kernel": portable,
             "index": s.index,
             "name": s.name,
             "op": s.node.op,
@@ -46,9 +50,13 @@ def build_report(plan: Plan) -> dict:
         "largest_op_bytes": largest_op_bytes(plan),
         "memory_strategy": plan.memory.strategy,
         "model": model_summary(plan),
-        "runtime_sources": backend_for(plan.config.kernels).runtime_sources(plan),
+        "runtime_sources": backend.runtime_sources(plan),
         "layers": layers,
     }
+    if plan.config.kernels != "portable":
+        # the layers with no variant in the chosen kernel set (tile copies are bookkeeping)
+        report["portable_fallback_layers"] = [L["name"] for L in layers
+                                              if L["portable_kernel"] and L["kernel"] != "copy_tile_s8"]
     if plan.patch is not None:
         report["patch"] = patch_summary(plan)
     if plan.extra.get("auto"):
@@ -128,6 +136,12 @@ def format_table(report: dict) -> str:
                      f"{pt['mac_overhead']:.1%} extra MACs")
     if report.get("auto_schedule"):
         lines.append(f"schedule auto: {report['auto_schedule']}")
+    if "portable_fallback_layers" in report:
+        fallback = report["portable_fallback_layers"]
+        kernels = report["config"]["kernels"]
+        lines.append(f"kernels {kernels}: {len(report['layers']) - len(fallback)} layers on specialized kernels; "
+                     f"portable kernel (no {kernels} variant) for {len(fallback)}"
+                     + (f": {', '.join(fallback)}" if fallback else ""))
     lines.append(f"arena peak: {_fmt(report['arena_bytes'])} bytes (schedule {report['schedule']}); "
                  f"naive sum of activations {_fmt(report['naive_activation_bytes'])}; "
                  f"largest single op in+out {_fmt(report['largest_op_bytes'])}")

@@ -60,9 +60,10 @@ def ring_rows(p: dict, in_place: bool) -> int:
 
 
 def depthwise_scratch(p: dict, in_place: bool) -> int:
-    """Bytes of the arm-dsp depthwise ring: rows x padded width x 4 channels."""
+    """Bytes of the arm-dsp depthwise scratch: the ring (rows x padded width x
+    4 channels) and one output row of int32 accumulators for 4 channels."""
     reach = (p["out_w"] - 1) * p["stride_w"] + (p["k_w"] - 1) * p["dilation_w"] + 1
-    return ring_rows(p, in_place) * max(reach, p["pad_left"] + p["in_w"]) * 4
+    return ring_rows(p, in_place) * max(reach, p["pad_left"] + p["in_w"]) * 4 + p["out_w"] * 16
 
 
 def select(step: Step) -> Variant | None:
@@ -76,8 +77,10 @@ def select(step: Step) -> Variant | None:
             what = f"{p['k_h']}x{p['k_w']} conv, im2col of 2 pixels + matmul"
         return Variant("mcf_dsp_conv2d_s8", "mcf_dsp_matmul.c", what, 2 * 2 * _k_padded(k))
     if step.kernel == "fully_connected_s8":
-        what = "fully connected, 4 rows per column read" if p["rows"] == 1 else "fully connected, 2 x 2 blocks"
-        return Variant("mcf_dsp_fully_connected_s8", "mcf_dsp_matmul.c", what, 2 * 2 * _k_padded(p["in_features"]))
+        if p["rows"] == 1:  # no scratch: the input row is read in place, once per 4 output rows
+            return Variant("mcf_dsp_fully_connected_s8", "mcf_dsp_matmul.c", "fully connected, 4 output rows at once")
+        return Variant("mcf_dsp_fully_connected_s8", "mcf_dsp_matmul.c", "fully connected, 2 x 2 blocks",
+                       2 * 2 * _k_padded(p["in_features"]))
     if step.kernel in ("depthwise_conv2d_s8", "depthwise_conv2d_s8_inplace"):
         if p["depth_multiplier"] != 1 or p["in_c"] % 4:
             return None
@@ -116,14 +119,19 @@ def _wrap32(values: np.ndarray) -> np.ndarray:
     return ((np.asarray(values, dtype=np.int64) + 2**31) % 2**32 - 2**31).astype(np.int32)
 
 
-def pack_matmul(filter_rows: np.ndarray) -> np.ndarray:
-    """(out_c, K) int8 -> the kernel's int32 words: 4 products per word
-    (byte i = product k+i), K zero-padded to a multiple of 4, output channels
-    in pairs with their words interleaved, a last odd channel on its own."""
+def pack_matmul(filter_rows: np.ndarray, columns: bool = True) -> np.ndarray:
+    """(out_c, K) int8 -> the kernel's int32 words: 4 products per word, K
+    zero-padded to a multiple of 4, output channels in pairs with their words
+    interleaved, a last odd channel on its own. columns: the kernel reads
+    int16 columns in natural order, so a word holds products k, k+2, k+1,
+    k+3 (SXTB16 then pairs k, k+1 and k+2, k+3); else (a single row read as
+    int8 words) products k..k+3 in order."""
     w = np.asarray(filter_rows, dtype=np.int8)
     out_c, k = w.shape
     padded = np.zeros((out_c, _k_padded(k)), dtype=np.int8)
     padded[:, :k] = w
+    if columns:
+        padded = np.ascontiguousarray(padded.reshape(out_c, -1, 4)[:, :, [0, 2, 1, 3]].reshape(out_c, -1))
     words = padded.view("<i4").reshape(out_c, -1)
     parts = []
     for oc in range(0, out_c - 1, 2):
@@ -174,7 +182,7 @@ def prepared_params(kernel: str, params: dict) -> dict:
     if kernel in ("conv2d_s8", "fully_connected_s8"):
         rows = np.asarray(p["filter"], dtype=np.int8).reshape(out_c, -1)
         p["bias"] = fold_bias(rows, p["bias"], p["input_offset"])
-        p["filter"] = pack_matmul(rows)
+        p["filter"] = pack_matmul(rows, columns=kernel == "conv2d_s8" or p["rows"] > 1)
         # raw inputs in [-128, 127] against the folded bias
         bound = np.abs(p["bias"].astype(np.int64)) + 128 * np.abs(rows.astype(np.int64)).sum(axis=1)
     else:
@@ -198,7 +206,7 @@ class DspEmitter(portable._Emitter):
         v = select(step)
         if v is None or step.kernel.endswith("_inplace"):
             return None  # the in-place call passes its scratch already
-        return self.arena(self.plan.memory.scratch_offsets[step.index])
+        return self.arena(self.plan.memory.scratch_offsets[step.index]) if v.scratch else "NULL"
 
     def struct_fields(self, step: Step, ident: str) -> list[str]:
         if select(step) is None:

@@ -44,22 +44,71 @@ MCF_INLINE void tap(acc4 *a, const int8_t *px, const uint32_t *w, int32_t offset
     a->a3 = __smlatt(x13, w13, a->a3);
 }
 
-MCF_INLINE void store4(const dw_ctx *p, const acc4 *a, int32_t c, int8_t *out, int fast)
+MCF_INLINE void save4(const acc4 *a, int32_t *dst)
 {
-    const int32_t *b = p->bias + c, *m = p->multiplier + c, *s = p->shift + c;
-    const int32_t o = p->output_offset, lo = p->act_min, hi = p->act_max;
-    if (fast) {
-        out[0] = mcf_dsp_output_fast(a->a0 + b[0], m[0], s[0], o, lo, hi);
-        out[1] = mcf_dsp_output_fast(a->a1 + b[1], m[1], s[1], o, lo, hi);
-        out[2] = mcf_dsp_output_fast(a->a2 + b[2], m[2], s[2], o, lo, hi);
-        out[3] = mcf_dsp_output_fast(a->a3 + b[3], m[3], s[3], o, lo, hi);
-    } else {
-        out[0] = mcf_dsp_output(a->a0 + b[0], m[0], s[0], o, lo, hi);
-        out[1] = mcf_dsp_output(a->a1 + b[1], m[1], s[1], o, lo, hi);
-        out[2] = mcf_dsp_output(a->a2 + b[2], m[2], s[2], o, lo, hi);
-        out[3] = mcf_dsp_output(a->a3 + b[3], m[3], s[3], o, lo, hi);
+    dst[0] = a->a0;
+    dst[1] = a->a1;
+    dst[2] = a->a2;
+    dst[3] = a->a3;
+}
+
+/* Requantize one output row of a group of 4 channels from its accumulators,
+ * channel by channel so that bias, multiplier and shift stay in registers. */
+MCF_INLINE void requantize_row(const dw_ctx *p, const int32_t *accs, int32_t c, int8_t *out, int fast)
+{
+    const int32_t o = p->output_offset, lo = p->act_min, hi = p->act_max, n = p->out_w, step = p->channels;
+    int32_t j, ox;
+    for (j = 0; j < 4; ++j) {
+        const int32_t b = p->bias[c + j], m = p->multiplier[c + j], sh = p->shift[c + j];
+        const int32_t *a = accs + j;
+        int8_t *dst = out + j;
+        if (fast) {
+            for (ox = 0; ox < n; ++ox) {
+                *dst = mcf_dsp_output_fast(a[4 * ox] + b, m, sh, o, lo, hi);
+                dst += step;
+            }
+        } else {
+            for (ox = 0; ox < n; ++ox) {
+                *dst = mcf_dsp_output(a[4 * ox] + b, m, sh, o, lo, hi);
+                dst += step;
+            }
+        }
     }
 }
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__) && defined(__thumb2__)
+#define MCF_DSP_ASM 1
+/* The 9 taps of a 3x3 window (rows r0, r1, r2 of the ring, 4 bytes per pixel)
+ * in assembly: the compiler spilled most of the accumulators and weights.
+ * Same operations as tap() nine times. */
+MCF_INLINE void taps_3x3_asm(acc4 *a, const int8_t *r0, const int8_t *r1, const int8_t *r2, const uint32_t *w,
+                             int32_t offset2)
+{
+    int32_t c0 = a->a0, c1 = a->a1, c2 = a->a2, c3 = a->a3;
+    uint32_t x, y, p, q;
+#define MCF_TAP(row, at)                                     \
+        "ldr %[x], [%[" row "], #" at "]\n\t"                \
+        "sxtab16 %[y], %[o], %[x], ror #8\n\t"               \
+        "sxtab16 %[x], %[o], %[x]\n\t"                       \
+        "ldrd %[p], %[q], [%[w]], #8\n\t"                    \
+        "smlabb %[c0], %[x], %[p], %[c0]\n\t"                \
+        "smlatt %[c2], %[x], %[p], %[c2]\n\t"                \
+        "smlabb %[c1], %[y], %[q], %[c1]\n\t"                \
+        "smlatt %[c3], %[y], %[q], %[c3]\n\t"
+    __asm__ volatile(MCF_TAP("r0", "0") MCF_TAP("r0", "4") MCF_TAP("r0", "8")
+                     MCF_TAP("r1", "0") MCF_TAP("r1", "4") MCF_TAP("r1", "8")
+                     MCF_TAP("r2", "0") MCF_TAP("r2", "4") MCF_TAP("r2", "8")
+                     : [c0] "+r"(c0), [c1] "+r"(c1), [c2] "+r"(c2), [c3] "+r"(c3), [w] "+r"(w), [x] "=&r"(x),
+                       [y] "=&r"(y), [p] "=&r"(p), [q] "=&r"(q)
+                     : [r0] "r"(r0), [r1] "r"(r1), [r2] "r"(r2), [o] "r"(offset2)
+                     : "memory");
+#undef MCF_TAP
+    a->a0 = c0;
+    a->a1 = c1;
+    a->a2 = c2;
+    a->a3 = c3;
+}
+#endif
 
 static int params_valid(const mcf_depthwise_conv2d_params *p)
 {
@@ -98,7 +147,7 @@ static int32_t scratch_size(const mcf_depthwise_conv2d_params *p, int32_t in_pla
     if (!params_valid(p) || (in_place && (int64_t)p->out_h * p->out_w > (int64_t)p->in_h * p->in_w)) {
         return MCF_ERR_ARG;
     }
-    return ring_rows(p, in_place) * ring_width(p) * 4;
+    return ring_rows(p, in_place) * ring_width(p) * 4 + p->out_w * 4 * (int32_t)sizeof(int32_t);
 }
 
 int32_t mcf_dsp_depthwise_conv2d_s8_scratch_size(const mcf_depthwise_conv2d_params *p)
@@ -116,10 +165,10 @@ MCF_INLINE void output_row(const dw_ctx *p,
                                                              const int8_t *ring, int32_t row_bytes,
                                                              int32_t first_slot, int32_t slot_step, int32_t rows,
                                                              int32_t ky_start, int32_t ky_end, const uint32_t *w,
-                                                             int32_t c, int8_t *out, int fast)
+                                                             int32_t *accs)
 {
     const int32_t offset2 = p->offset2;
-    const int32_t step = p->stride_w * 4, out_step = p->channels;
+    const int32_t step = p->stride_w * 4;
     int32_t ox;
     if (p->k_w == 3 && p->dilation_w == 1 && ky_start == 0 && ky_end == 3 && p->k_h == 3) {
         int32_t s1 = first_slot + slot_step, s2;
@@ -132,6 +181,9 @@ MCF_INLINE void output_row(const dw_ctx *p,
         r2 = ring + s2 * row_bytes;
         for (ox = 0; ox < p->out_w; ++ox) {
             acc4 a = {0, 0, 0, 0};
+#ifdef MCF_DSP_ASM
+            taps_3x3_asm(&a, r0, r1, r2, w, offset2);
+#else
             tap(&a, r0, w, offset2);
             tap(&a, r0 + 4, w + 2, offset2);
             tap(&a, r0 + 8, w + 4, offset2);
@@ -141,11 +193,12 @@ MCF_INLINE void output_row(const dw_ctx *p,
             tap(&a, r2, w + 12, offset2);
             tap(&a, r2 + 4, w + 14, offset2);
             tap(&a, r2 + 8, w + 16, offset2);
-            store4(p, &a, c, out, fast);
+#endif
+            save4(&a, accs);
             r0 += step;
             r1 += step;
             r2 += step;
-            out += out_step;
+            accs += 4;
         }
         return;
     }
@@ -164,8 +217,8 @@ MCF_INLINE void output_row(const dw_ctx *p,
             slot += slot_step;
             slot = slot >= rows ? slot - rows : slot;
         }
-        store4(p, &a, c, out, fast);
-        out += out_step;
+        save4(&a, accs);
+        accs += 4;
     }
 }
 
@@ -175,6 +228,7 @@ MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
     const int32_t in_w = p->in_w, channels = p->in_c, taps = p->k_h * p->k_w;
     const int32_t rows = ring_rows(p, in_place), width = ring_width(p), row_bytes = width * 4;
     const int32_t last = mcf_ring_last(p), slot_step = p->dilation_h % rows;
+    int32_t *accs = (int32_t *)(void *)(ring + rows * row_bytes); /* one output row x 4 channels */
     const uint32_t zero = 0x01010101u * (uint8_t)(-p->input_offset);
     const uint32_t *filter = (const uint32_t *)(const void *)p->filter;
     dw_ctx ctx;
@@ -221,14 +275,13 @@ MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
             copied = hi > copied ? hi : copied;
             if (ky_start < ky_end) {
                 output_row(&ctx, ring, row_bytes, (y0 + ky_start * p->dilation_h) % rows, slot_step, rows, ky_start,
-                           ky_end, w, c, output + oy * p->out_w * channels + c, fast);
-            } else {
-                acc4 a = {0, 0, 0, 0};
-                int32_t ox;
-                for (ox = 0; ox < p->out_w; ++ox) {
-                    store4(&ctx, &a, c, output + (oy * p->out_w + ox) * channels + c, fast);
+                           ky_end, w, accs);
+            } else { /* the window lies in the padding: bias only */
+                for (x = 0; x < 4 * p->out_w; ++x) {
+                    accs[x] = 0;
                 }
             }
+            requantize_row(&ctx, accs, c, output + oy * p->out_w * channels + c, fast);
         }
     }
 }

@@ -19,12 +19,14 @@
 
 /*
  * The two columns share one buffer of 32-bit words, interleaved by group of
- * 4 products: column 0 (k0, k2), (k1, k3), then column 1 (k0, k2), (k1, k3),
- * so the inner loop reads 4 consecutive words. int16 slot of product k of
- * column c: */
+ * 4 products: column 0 (k0, k1), (k2, k3), then column 1 (k0, k1), (k2, k3),
+ * so the inner loop reads 4 consecutive words. The generator stores each
+ * filter word's bytes as w0, w2, w1, w3, so SXTB16 gives (w0, w1) and with
+ * ROR #8 (w2, w3), matching the columns' natural order. int16 slot of
+ * product k of column c: */
 static inline int32_t slot_of(int32_t k, int32_t c)
 {
-    return (k & ~3) * 2 + c * 4 + ((k & 1) << 1) + ((k >> 1) & 1);
+    return (k & ~3) * 2 + c * 4 + (k & 3);
 }
 
 /* The columns are read as 32-bit words: single int16 stores go through
@@ -34,29 +36,40 @@ static inline void put16(int16_t *cols, int32_t slot, int16_t v)
     memcpy(cols + slot, &v, sizeof v);
 }
 
-/* `count` int8 values -> column c, products k0 .. k0 + count - 1. */
+/* `count` int8 values -> column c, products k0 .. k0 + count - 1: one by
+ * one (walking the column's slots) up to a group boundary and at the end,
+ * 4 at a time in between (SXTB16 and two packs). */
 static void expand(const int8_t *src, int32_t count, int16_t *cols, int32_t c, int32_t k0)
 {
-    int32_t i = 0;
-    if ((k0 & 3) == 0) {
-        uint32_t *dst = (uint32_t *)(void *)(cols + slot_of(k0, c));
-        for (; i + 3 < count; i += 4) {
-            const uint32_t v = mcf_read32(src + i);
-            dst[0] = (uint32_t)__sxtb16(v);
-            dst[1] = (uint32_t)mcf_sxtb16_ror8(v);
-            dst += 4;
+    int16_t *slot = cols + slot_of(k0, c);
+    int32_t i = 0, k = k0;
+    for (; i < count && (k & 3) != 0; ++i) {
+        put16(slot++, 0, src[i]);
+        if ((++k & 3) == 0) {
+            slot += 4; /* the other column's half of the group */
         }
     }
+    for (; i + 3 < count; i += 4) {
+        const uint32_t v = mcf_read32(src + i);
+        const uint32_t even = (uint32_t)__sxtb16(v), odd = (uint32_t)mcf_sxtb16_ror8(v);
+        mcf_write32(slot, (even & 0xFFFFu) | (odd << 16));
+        mcf_write32(slot + 2, (odd & 0xFFFF0000u) | (even >> 16));
+        slot += 8;
+    }
     for (; i < count; ++i) {
-        put16(cols, slot_of(k0 + i, c), src[i]);
+        put16(slot++, 0, src[i]);
     }
 }
 
 static void fill(int16_t value, int32_t count, int16_t *cols, int32_t c, int32_t k0)
 {
-    int32_t i;
+    int16_t *slot = cols + slot_of(k0, c);
+    int32_t i, k = k0;
     for (i = 0; i < count; ++i) {
-        put16(cols, slot_of(k0 + i, c), value);
+        put16(slot++, 0, value);
+        if ((++k & 3) == 0) {
+            slot += 4;
+        }
     }
 }
 
@@ -103,6 +116,106 @@ MCF_INLINE void block_2x2(const uint32_t *x, uint32_t wa, uint32_t wb, int32_t *
     *a11 = __smlad(wh, x1h, *a11);
 }
 
+/*
+ * On Cortex-M with the DSP extension (GCC/Clang), the two hottest loops in
+ * assembly: the compiler keeps spilling an accumulator or pointer in them.
+ * Same instructions, same order of accumulation, as the C below them.
+ * Filter words and columns are 4-byte aligned (LDRD): int32 arrays, and
+ * scratch at an aligned arena offset.
+ */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__) && defined(__thumb2__)
+#define MCF_DSP_ASM 1
+
+/* 2 output channels x 2 columns over 2 * pairs groups (pairs >= 1). */
+static inline void pairs_2x2_asm(const uint32_t **xp, const uint32_t **wp, int32_t pairs, int32_t *a00,
+                                 int32_t *a01, int32_t *a10, int32_t *a11)
+{
+    const uint32_t *x = *xp, *w = *wp;
+    int32_t c00 = *a00, c01 = *a01, c10 = *a10, c11 = *a11;
+    uint32_t wa, wb, t0, t1, xl, xh;
+#define MCF_GROUP_2X2                                    \
+        "ldrd %[wa], %[wb], [%[w]], #8\n\t"              \
+        "ldrd %[xl], %[xh], [%[x]], #8\n\t"              \
+        "sxtb16 %[t0], %[wa]\n\t"                        \
+        "sxtb16 %[wa], %[wa], ror #8\n\t"                \
+        "sxtb16 %[t1], %[wb]\n\t"                        \
+        "sxtb16 %[wb], %[wb], ror #8\n\t"                \
+        "smlad %[c00], %[t0], %[xl], %[c00]\n\t"         \
+        "smlad %[c00], %[wa], %[xh], %[c00]\n\t"         \
+        "smlad %[c10], %[t1], %[xl], %[c10]\n\t"         \
+        "smlad %[c10], %[wb], %[xh], %[c10]\n\t"         \
+        "ldrd %[xl], %[xh], [%[x]], #8\n\t"              \
+        "smlad %[c01], %[t0], %[xl], %[c01]\n\t"         \
+        "smlad %[c01], %[wa], %[xh], %[c01]\n\t"         \
+        "smlad %[c11], %[t1], %[xl], %[c11]\n\t"         \
+        "smlad %[c11], %[wb], %[xh], %[c11]\n\t"
+    __asm__ volatile("1:\n\t" MCF_GROUP_2X2 MCF_GROUP_2X2
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t"
+                     : [c00] "+r"(c00), [c01] "+r"(c01), [c10] "+r"(c10), [c11] "+r"(c11), [x] "+r"(x),
+                       [w] "+r"(w), [n] "+r"(pairs), [wa] "=&r"(wa), [wb] "=&r"(wb), [t0] "=&r"(t0),
+                       [t1] "=&r"(t1), [xl] "=&r"(xl), [xh] "=&r"(xh)
+                     :
+                     : "cc", "memory");
+#undef MCF_GROUP_2X2
+    *xp = x;
+    *wp = w;
+    *a00 = c00;
+    *a01 = c01;
+    *a10 = c10;
+    *a11 = c11;
+}
+
+/* 4 output channels (the filter words of two pairs, at w and u) x one int8
+ * row, 2 * pairs groups of 4 products (pairs >= 1). */
+static inline void pairs_4x1_asm(const int8_t **xp, const uint32_t **wp, const uint32_t **up, int32_t pairs,
+                                 int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+{
+    const int8_t *x = *xp;
+    const uint32_t *w = *wp, *u = *up;
+    int32_t c0 = *a0, c1 = *a1, c2 = *a2, c3 = *a3;
+    uint32_t xl, xh, p, q, t;
+#define MCF_GROUP_4X1                                    \
+        "ldr %[xl], [%[x]], #4\n\t"                      \
+        "sxtb16 %[xh], %[xl], ror #8\n\t"                \
+        "sxtb16 %[xl], %[xl]\n\t"                        \
+        "ldrd %[p], %[q], [%[w]], #8\n\t"                \
+        "sxtb16 %[t], %[p]\n\t"                          \
+        "sxtb16 %[p], %[p], ror #8\n\t"                  \
+        "smlad %[c0], %[t], %[xl], %[c0]\n\t"            \
+        "smlad %[c0], %[p], %[xh], %[c0]\n\t"            \
+        "sxtb16 %[t], %[q]\n\t"                          \
+        "sxtb16 %[q], %[q], ror #8\n\t"                  \
+        "smlad %[c1], %[t], %[xl], %[c1]\n\t"            \
+        "smlad %[c1], %[q], %[xh], %[c1]\n\t"            \
+        "ldrd %[p], %[q], [%[u]], #8\n\t"                \
+        "sxtb16 %[t], %[p]\n\t"                          \
+        "sxtb16 %[p], %[p], ror #8\n\t"                  \
+        "smlad %[c2], %[t], %[xl], %[c2]\n\t"            \
+        "smlad %[c2], %[p], %[xh], %[c2]\n\t"            \
+        "sxtb16 %[t], %[q]\n\t"                          \
+        "sxtb16 %[q], %[q], ror #8\n\t"                  \
+        "smlad %[c3], %[t], %[xl], %[c3]\n\t"            \
+        "smlad %[c3], %[q], %[xh], %[c3]\n\t"
+    __asm__ volatile("1:\n\t" MCF_GROUP_4X1 MCF_GROUP_4X1
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t"
+                     : [c0] "+r"(c0), [c1] "+r"(c1), [c2] "+r"(c2), [c3] "+r"(c3), [x] "+r"(x), [w] "+r"(w),
+                       [u] "+r"(u), [n] "+r"(pairs), [xl] "=&r"(xl), [xh] "=&r"(xh), [p] "=&r"(p), [q] "=&r"(q),
+                       [t] "=&r"(t)
+                     :
+                     : "cc", "memory");
+#undef MCF_GROUP_4X1
+    *xp = x;
+    *wp = w;
+    *up = u;
+    *a0 = c0;
+    *a1 = c1;
+    *a2 = c2;
+    *a3 = c3;
+}
+#endif
+
 /* out0[oc], out1[oc] for every output channel from both columns. */
 MCF_INLINE void matmul_2(const matmul *m, const uint32_t *cols, int8_t *out0, int8_t *out1, int fast)
 {
@@ -113,12 +226,18 @@ MCF_INLINE void matmul_2(const matmul *m, const uint32_t *cols, int8_t *out0, in
     for (oc = 0; oc + 1 < m->out_c; oc += 2) {
         const uint32_t *x = cols;
         int32_t a00 = m->bias[oc], a01 = a00, a10 = m->bias[oc + 1], a11 = a10;
+#ifdef MCF_DSP_ASM
+        if (x != pairs_end) {
+            pairs_2x2_asm(&x, &w, m->groups / 2, &a00, &a01, &a10, &a11);
+        }
+#else
         while (x != pairs_end) {
             block_2x2(x, w[0], w[1], &a00, &a01, &a10, &a11);
             block_2x2(x + 4, w[2], w[3], &a00, &a01, &a10, &a11);
             w += 4;
             x += 8;
         }
+#endif
         if (x != cols_end) {
             block_2x2(x, w[0], w[1], &a00, &a01, &a10, &a11);
             w += 2;
@@ -199,6 +318,89 @@ MCF_INLINE void matmul_1(const matmul *m, const uint32_t *cols, int8_t *out, int
         if (pair) {
             out[oc + 1] = out_of(m, a1, oc + 1, fast);
         }
+    }
+}
+
+/* One row read straight from the int8 input (no scratch; a fully connected
+ * layer with one row): each input word is sign-extended once for 4 output
+ * channels, the bytes past K (zero weights) taken as zero. */
+MCF_INLINE void block_4x1(uint32_t v, const uint32_t *w, const uint32_t *u, int32_t *a0, int32_t *a1, int32_t *a2,
+                          int32_t *a3)
+{
+    const int32_t xl = __sxtb16(v), xh = mcf_sxtb16_ror8(v);
+    *a0 = __smlad(__sxtb16(w[0]), xl, *a0);
+    *a0 = __smlad(mcf_sxtb16_ror8(w[0]), xh, *a0);
+    *a1 = __smlad(__sxtb16(w[1]), xl, *a1);
+    *a1 = __smlad(mcf_sxtb16_ror8(w[1]), xh, *a1);
+    *a2 = __smlad(__sxtb16(u[0]), xl, *a2);
+    *a2 = __smlad(mcf_sxtb16_ror8(u[0]), xh, *a2);
+    *a3 = __smlad(__sxtb16(u[1]), xl, *a3);
+    *a3 = __smlad(mcf_sxtb16_ror8(u[1]), xh, *a3);
+}
+
+MCF_INLINE void matmul_row(const matmul *m, const int8_t *in, int32_t k, int8_t *out, int fast)
+{
+    const int32_t groups = m->groups, full = k / 4;
+    const int8_t *in_end = in + 4 * full;
+    const uint32_t *w = m->filter;
+    uint32_t tail = 0;
+    int32_t oc = 0, i;
+    for (i = 0; i < k - 4 * full; ++i) {
+        tail |= (uint32_t)(uint8_t)in_end[i] << (8 * i);
+    }
+    for (; oc + 3 < m->out_c; oc += 4) {
+        const uint32_t *u = w + 2 * groups;
+        const int8_t *x = in;
+        int32_t a0 = m->bias[oc], a1 = m->bias[oc + 1], a2 = m->bias[oc + 2], a3 = m->bias[oc + 3];
+#ifdef MCF_DSP_ASM
+        if (full >= 2) {
+            pairs_4x1_asm(&x, &w, &u, full / 2, &a0, &a1, &a2, &a3);
+        }
+#endif
+        while (x != in_end) {
+            block_4x1(mcf_read32(x), w, u, &a0, &a1, &a2, &a3);
+            w += 2;
+            u += 2;
+            x += 4;
+        }
+        if (full != groups) {
+            block_4x1(tail, w, u, &a0, &a1, &a2, &a3);
+            u += 2;
+        }
+        w = u;
+        out[oc] = out_of(m, a0, oc, fast);
+        out[oc + 1] = out_of(m, a1, oc + 1, fast);
+        out[oc + 2] = out_of(m, a2, oc + 2, fast);
+        out[oc + 3] = out_of(m, a3, oc + 3, fast);
+    }
+    for (; oc < m->out_c; oc += 2) {
+        const int32_t pair = oc + 1 < m->out_c;
+        int32_t a0 = m->bias[oc], a1 = pair ? m->bias[oc + 1] : 0, g;
+        for (g = 0; g < groups; ++g) {
+            const uint32_t v = g < full ? mcf_read32(in + 4 * g) : tail;
+            const int32_t xl = __sxtb16(v), xh = mcf_sxtb16_ror8(v);
+            a0 = __smlad(__sxtb16(w[0]), xl, a0);
+            a0 = __smlad(mcf_sxtb16_ror8(w[0]), xh, a0);
+            if (pair) {
+                a1 = __smlad(__sxtb16(w[1]), xl, a1);
+                a1 = __smlad(mcf_sxtb16_ror8(w[1]), xh, a1);
+            }
+            w += 1 + pair;
+        }
+        out[oc] = out_of(m, a0, oc, fast);
+        if (pair) {
+            out[oc + 1] = out_of(m, a1, oc + 1, fast);
+        }
+    }
+}
+
+static void matmul_row_any(const matmul *m, const int8_t *in, int32_t k, int8_t *out)
+{
+    const matmul local = *m;
+    if (local.fast) {
+        matmul_row(&local, in, k, out, 1);
+    } else {
+        matmul_row(&local, in, k, out, 0);
     }
 }
 
@@ -327,7 +529,7 @@ int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *o
 
 int32_t mcf_dsp_fully_connected_s8_scratch_size(const mcf_fully_connected_params *p)
 {
-    return 2 * 2 * ((p->in_features + 3) / 4 * 4);
+    return p->rows > 1 ? 2 * 2 * ((p->in_features + 3) / 4 * 4) : 0;
 }
 
 int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output,
@@ -341,12 +543,17 @@ int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t
 
     if (p->rows <= 0 || k <= 0 || n_out <= 0 || p->act_min < -128 || p->act_max > 127 ||
         p->act_min > p->act_max || p->filter == NULL || p->bias == NULL || p->multiplier == NULL ||
-        p->shift == NULL || input == NULL || output == NULL || scratch == NULL || !shifts_valid(p->shift, n_out)) {
+        p->shift == NULL || input == NULL || output == NULL || (scratch == NULL && p->rows > 1) ||
+        !shifts_valid(p->shift, n_out)) {
         return MCF_ERR_ARG;
     }
     matmul_init(&m, p->filter, p->bias, p->multiplier, p->shift, n_out, k, p->output_offset, p->act_min,
                 p->act_max);
     m.fast = p->per_channel == MCF_DSP_FAST_REQUANT;
+    if (p->rows == 1) {
+        matmul_row_any(&m, input, k, output);
+        return MCF_OK;
+    }
     clear_tail(cols, k, kp);
     for (row = 0; row + 1 < p->rows; row += 2) {
         expand(input + row * k, k, cols, 0, 0);
