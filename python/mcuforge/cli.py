@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compile", help="compile a model to C")
     c.add_argument("model")
     c.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    c.add_argument("--warn-only", action="store_true",
+                   help="over the SRAM or flash budget: warn and write the model anyway (exit 0) instead of exit 3")
     _add_build_options(c)
 
     r = sub.add_parser("report", help="per-layer memory and compute report")
@@ -163,7 +165,7 @@ def cmd_compile(args) -> int:
 
     cfg = config_from_args(args)
     progress = _progress(args)
-    plan = compile_model(Path(args.model), cfg, Path(args.output), progress)
+    plan = compile_model(Path(args.model), cfg, Path(args.output), progress, warn_over_budget=args.warn_only)
     if not args.quiet:
         print(format_table(build_report(plan)))
     if plan.training is not None:

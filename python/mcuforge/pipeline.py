@@ -21,7 +21,7 @@ from . import registry
 from .config import BuildConfig
 from .ir import Graph, McuforgeError
 from .ops import check_supported
-from .plan import Plan, check_budget, plan_schedule
+from .plan import BudgetError, Plan, check_budget, plan_schedule
 from .untrusted import check_graph
 
 Progress = Callable[[str], None]
@@ -148,12 +148,20 @@ def write_outputs(plan: Plan, outdir: Path, progress: Progress = _quiet) -> list
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def compile_model(model: Path | Graph, config: BuildConfig, outdir: Path, progress: Progress = _quiet) -> Plan:
+def compile_model(model: Path | Graph, config: BuildConfig, outdir: Path, progress: Progress = _quiet,
+                  warn_over_budget: bool = False) -> Plan:
+    """Over budget raises BudgetError (exit 3) before anything is written, or with
+    `warn_over_budget` prints the same message as a warning and writes the model."""
     plan = plan_model(model, config, progress)
-    if plan.training is not None:
-        from .training import check_training_budget
+    try:
+        if plan.training is not None:
+            from .training import check_training_budget
 
-        check_training_budget(plan)
-    check_budget(plan)
+            check_training_budget(plan)
+        check_budget(plan)
+    except BudgetError as err:
+        if not warn_over_budget:
+            raise
+        print(f"\nWARNING: {err} (--warn-only: writing it anyway)\n", file=sys.stderr, flush=True)
     write_outputs(plan, outdir, progress)
     return plan
