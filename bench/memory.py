@@ -1,7 +1,7 @@
 """Memory benchmark: arena peak against the naive and per-op bounds.
 
-For each zoo model and MobileNetV2-0.35 at 96x96 and 144x144 (random
-weights): the planned arena peak, the naive sum of all activations, the
+For each zoo model, MobileNetV2-0.35 at 96x96 and 144x144 and
+MobileNetV3-small 1.0 at 96x96 (random weights): the planned arena peak, the naive sum of all activations, the
 largest single op's inputs + output, flash bytes (weights + code of the
 Cortex-M4 objects) and the codegen time. Writes bench/results/memory.json and
 bench/results/memory.md, and refreshes the table in README.md.
@@ -22,12 +22,13 @@ from _common import flash_bytes, write_results  # noqa: E402
 
 
 def models():
-    from mcuforge.zoo import ZOO, mobilenet_v2
+    from mcuforge.zoo import ZOO, mobilenet_v2, mobilenet_v3_small
 
     for name in sorted(ZOO):
         yield name, ZOO[name]
     yield "mobilenetv2_035_96", lambda: mobilenet_v2(width=0.35, resolution=96)
     yield "mobilenetv2_035_144", lambda: mobilenet_v2(width=0.35, resolution=144)
+    yield "mobilenetv3_small_100_96", lambda: mobilenet_v3_small(width=1.0, resolution=96)
 
 
 def measure(name, make, workdir: Path) -> dict:

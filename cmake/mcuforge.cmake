@@ -5,8 +5,10 @@
 #                      [NAME <id>] [CALIBRATION <file.npy|.npz>]
 #                      [SRAM_BUDGET <size>] [FLASH_BUDGET <size>]
 #                      [SCHEDULE layer|patch|auto] [PATCH_GRID <n>]
-#                      [TRAINING none|bias|sparse|full] [KERNELS portable|arm-dsp]
-#                      [CHECK_ELF])
+#                      [TRAINING none|bias|sparse|full] [LEARNING_RATE <lr>]
+#                      [TRAIN_BIAS_LAYERS <n>] [TRAIN_WEIGHT_LAYERS <i,j>]
+#                      [TRAIN_WEIGHT_RATIO <r1,r2>] [TRAIN_DATA <file.npz>]
+#                      [KERNELS portable|arm-dsp] [CHECK_ELF])
 #
 # The generator (python -m mcuforge.cli compile) runs at build time through
 # add_custom_command, writes only into ${CMAKE_CURRENT_BINARY_DIR}/mcuforge/<id>/
@@ -16,9 +18,10 @@
 # build into the library target `mcuforge_runtime`.
 #
 # Under Zephyr (CONFIG_MCUFORGE=y) the options come from Kconfig
-# (CONFIG_MCUFORGE_*); an explicit argument wins and the build says so. With
+# (CONFIG_MCUFORGE_*); an explicit argument wins and the build says so. The
+# generator checks the budgets before compiling; with
 # CONFIG_MCUFORGE_MEMORY_CHECK=y the linked zephyr.elf is checked against
-# the budgets after linking (mcuforge check-elf) and the report written to
+# them too after linking (mcuforge check-elf) and the report written to
 # ${CMAKE_CURRENT_BINARY_DIR}/mcuforge/<id>_memory.json. Outside Zephyr,
 # CHECK_ELF does the same for an executable <target>.
 #
@@ -93,7 +96,8 @@ endfunction()
 
 function(mcuforge_add_model target)
   cmake_parse_arguments(PARSE_ARGV 1 MF "CHECK_ELF"
-    "MODEL;NAME;CALIBRATION;SRAM_BUDGET;FLASH_BUDGET;SCHEDULE;PATCH_GRID;TRAINING;KERNELS" "")
+    "MODEL;NAME;CALIBRATION;SRAM_BUDGET;FLASH_BUDGET;SCHEDULE;PATCH_GRID;TRAINING;LEARNING_RATE;TRAIN_BIAS_LAYERS;\
+TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS" "")
   if(MF_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "mcuforge_add_model(${target}): unknown arguments: ${MF_UNPARSED_ARGUMENTS}")
   endif()
@@ -133,14 +137,19 @@ function(mcuforge_add_model target)
     _mcuforge_kconfig_choice(kconfig_SCHEDULE SCHEDULE layer patch auto)
     set(kconfig_PATCH_GRID "${CONFIG_MCUFORGE_PATCH_GRID}")
     _mcuforge_kconfig_choice(kconfig_TRAINING TRAINING none bias sparse full)
+    # Defined only when training is on (Kconfig: if !MCUFORGE_TRAINING_NONE).
+    set(kconfig_LEARNING_RATE "${CONFIG_MCUFORGE_TRAINING_LEARNING_RATE}")
+    set(kconfig_TRAIN_BIAS_LAYERS "${CONFIG_MCUFORGE_TRAINING_BIAS_LAYERS}")
     _mcuforge_kconfig_choice(kconfig_KERNELS KERNELS portable arm-dsp)
     set(symbol_SRAM_BUDGET CONFIG_MCUFORGE_SRAM_BUDGET_KB)
     set(symbol_FLASH_BUDGET CONFIG_MCUFORGE_FLASH_BUDGET_KB)
     set(symbol_SCHEDULE CONFIG_MCUFORGE_SCHEDULE)
     set(symbol_PATCH_GRID CONFIG_MCUFORGE_PATCH_GRID)
     set(symbol_TRAINING CONFIG_MCUFORGE_TRAINING)
+    set(symbol_LEARNING_RATE CONFIG_MCUFORGE_TRAINING_LEARNING_RATE)
+    set(symbol_TRAIN_BIAS_LAYERS CONFIG_MCUFORGE_TRAINING_BIAS_LAYERS)
     set(symbol_KERNELS CONFIG_MCUFORGE_KERNELS)
-    foreach(opt SRAM_BUDGET FLASH_BUDGET SCHEDULE PATCH_GRID TRAINING KERNELS)
+    foreach(opt SRAM_BUDGET FLASH_BUDGET SCHEDULE PATCH_GRID TRAINING LEARNING_RATE TRAIN_BIAS_LAYERS KERNELS)
       if(DEFINED MF_${opt})
         if(NOT "${MF_${opt}}" STREQUAL "${kconfig_${opt}}")
           message(STATUS "mcuforge: ${name}: ${opt} ${MF_${opt}} (argument of mcuforge_add_model) "
@@ -162,7 +171,12 @@ function(mcuforge_add_model target)
     list(APPEND args --calibration "${calibration}")
     list(APPEND depends "${calibration}")
   endif()
-  foreach(opt SCHEDULE PATCH_GRID TRAINING KERNELS)
+  if(MF_TRAIN_DATA)
+    get_filename_component(MF_TRAIN_DATA "${MF_TRAIN_DATA}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+    list(APPEND depends "${MF_TRAIN_DATA}")
+  endif()
+  foreach(opt SCHEDULE PATCH_GRID TRAINING LEARNING_RATE TRAIN_BIAS_LAYERS TRAIN_WEIGHT_LAYERS TRAIN_WEIGHT_RATIO
+              TRAIN_DATA KERNELS)
     string(TOLOWER "${opt}" flag)
     string(REPLACE "_" "-" flag "${flag}")
     if(NOT "${MF_${opt}}" STREQUAL "")
@@ -170,22 +184,24 @@ function(mcuforge_add_model target)
     endif()
   endforeach()
 
-  # Budgets: checked by the generator (exit 3 before anything is compiled),
-  # or, under Zephyr with CONFIG_MCUFORGE_MEMORY_CHECK, on the linked ELF, so
-  # that CONFIG_MCUFORGE_MEMORY_CHECK_FAIL=n can turn it into a warning. The
-  # automatic and patch-based schedules always get the budget: they plan with it.
+  # Budgets: the generator checks what it knows before anything is compiled
+  # (arena and other model RAM, weights; exit 3 with the numbers and the option
+  # to change), so that a model too large for the board never ends in a raw
+  # linker error. Under Zephyr with CONFIG_MCUFORGE_MEMORY_CHECK the linked ELF
+  # is checked as well (the full accounting: code, every RAM symbol), and
+  # CONFIG_MCUFORGE_MEMORY_CHECK_FAIL=n turns both into warnings.
   set(check_args "")
   foreach(opt SRAM_BUDGET FLASH_BUDGET)
     string(TOLOWER "${opt}" flag)
     string(REPLACE "_" "-" flag "${flag}")
     if(NOT "${MF_${opt}}" STREQUAL "")
       list(APPEND check_args --${flag} "${MF_${opt}}")
-      if(NOT (zephyr AND CONFIG_MCUFORGE_MEMORY_CHECK) OR (opt STREQUAL "SRAM_BUDGET" AND
-         ("${MF_SCHEDULE}" STREQUAL "auto" OR "${MF_SCHEDULE}" STREQUAL "patch")))
-        list(APPEND args --${flag} "${MF_${opt}}")
-      endif()
+      list(APPEND args --${flag} "${MF_${opt}}")
     endif()
   endforeach()
+  if(zephyr AND CONFIG_MCUFORGE_MEMORY_CHECK AND NOT CONFIG_MCUFORGE_MEMORY_CHECK_FAIL)
+    list(APPEND args --warn-only)
+  endif()
 
   add_custom_command(
     OUTPUT ${outputs}

@@ -61,12 +61,30 @@ Requantize = _struct("Requantize", _ints("size input_offset output_offset multip
 Concat = _struct("Concat", _ints("num_inputs outer"), [("inner", P32), ("requant", ct.POINTER(Requantize))])
 Pad = _struct("Pad", _ints("in_h in_w in_c pad_top pad_bottom pad_left pad_right pad_front pad_back pad_value"))
 Transpose = type("Transpose", (ct.Structure,), {"_fields_": [("in_shape", I32 * 4), ("perm", I32 * 4)]})
+Lut = _struct("Lut", ["size"], [("table", P8)])
+_BROADCAST = [("size", I32), ("broadcast", I32), ("out_shape", I32 * 4), ("input1_stride", I32 * 4),
+              ("input2_stride", I32 * 4)]
+Mul = type("Mul", (ct.Structure,), {"_fields_": _BROADCAST + [(f, I32) for f in _ints(
+    "input1_offset input2_offset output_offset multiplier shift act_min act_max")]})
+Sub = type("Sub", (ct.Structure,), {"_fields_": _BROADCAST + [(f, I32) for f in _ints(
+    "left_shift input1_offset input1_multiplier input1_shift input2_offset input2_multiplier input2_shift "
+    "output_offset output_multiplier output_shift act_min act_max")]})
+StridedSlice = type("StridedSlice", (ct.Structure,), {"_fields_": [(f, I32 * 4) for f in _ints(
+    "in_shape begin stride out_shape")]})
+Resize = _struct("Resize", _ints("in_h in_w channels out_h out_w"), [("row_index", P32), ("col_index", P32)])
+TransposeConv = _struct("TransposeConv", _ints("in_h in_w in_c out_h out_w out_c k_h k_w stride_h stride_w pad_top "
+                                               "pad_left input_offset output_offset act_min act_max per_channel"),
+                        [("filter", P8), ("bias", P32), ("multiplier", P32), ("shift", P32)])
+MaxMin = type("MaxMin", (ct.Structure,), {"_fields_": _BROADCAST + [(f, I32) for f in _ints(
+    "input1_offset input1_multiplier input1_shift input2_offset input2_multiplier input2_shift output_offset")]})
 
 STRUCTS = {
     "conv2d_s8": Conv, "depthwise_conv2d_s8": Depthwise, "depthwise_conv2d_s8_inplace": Depthwise,
     "fully_connected_s8": FullyConnected, "add_s8": Add, "avg_pool_s8": Pool, "max_pool_s8": Pool,
     "mean_s8": Mean, "softmax_s8": Softmax, "requantize_s8": Requantize, "concat_s8": Concat,
-    "pad_s8": Pad, "transpose_s8": Transpose,
+    "pad_s8": Pad, "transpose_s8": Transpose, "lut_s8": Lut, "mul_s8": Mul, "sub_s8": Sub,
+    "maximum_s8": MaxMin, "minimum_s8": MaxMin, "strided_slice_s8": StridedSlice, "resize_nearest_s8": Resize,
+    "transpose_conv_s8": TransposeConv,
 }
 
 
@@ -92,7 +110,7 @@ def _arr(a, dtype):
 def _fill(struct_cls, params: dict, keep: list):
     s = struct_cls()
     for name, ftype in struct_cls._fields_:
-        if name in ("in_shape", "perm"):
+        if ftype is I32 * 4:
             setattr(s, name, (I32 * 4)(*[int(v) for v in params[name]]))
         elif ftype is I32:
             setattr(s, name, int(params.get(name, 0)))
@@ -107,7 +125,7 @@ def _fill(struct_cls, params: dict, keep: list):
             value = params.get(name)
             if value is None:
                 continue  # NULL pointer
-            a, ptr = _arr(value, np.int8 if name == "filter" else np.int32)
+            a, ptr = _arr(value, np.int8 if name in ("filter", "table") else np.int32)
             keep.append(a)
             setattr(s, name, ptr)
     return s
@@ -580,6 +598,124 @@ def test_transpose(lib, seed):
     assert np.array_equal(out, x.reshape(shape).transpose(perm).reshape(-1))
 
 
+# ------------------------------------------------- tables and binary ops
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lut(lib, seed):
+    rng = rng_for("lut", seed)
+    size = int(rng.integers(1, 700))
+    p = dict(size=size, table=rand_i8(rng, 256))
+    x = rand_i8(rng, size)
+    expected = check(lib, "lut_s8", p, x)
+    assert np.array_equal(expected, p["table"][x.astype(np.int64) + 128])  # table[x + 128], independently
+
+
+def binary_shapes(rng) -> tuple[tuple[int, ...], tuple[int, ...], dict]:
+    """Random broadcastable 4-D shapes and the broadcast fields mcuforge lowers them to."""
+    from mcuforge.ir import Node
+    from mcuforge.ops import broadcast_params
+
+    out = tuple(int(v) for v in rng.integers(1, 7, 4))
+    a = tuple(d if rng.random() < 0.6 else 1 for d in out)
+    b = tuple(d if rng.random() < 0.6 else 1 for d in out)
+    out = tuple(max(x, y) for x, y in zip(a, b))
+    return a, b, broadcast_params(Node("n", "mul", [], []), a, b, out)
+
+
+def binary_quant(rng, kernel: str) -> dict:
+    z = [int(v) for v in rng.integers(-128, 128, 3)]
+    act = rand_act(rng, z[2])
+    if kernel == "mul_s8":
+        m, s = quantize_real(np.exp2(rng.uniform(-14, -4)))
+        return dict(input1_offset=-z[0], input2_offset=-z[1], output_offset=z[2], multiplier=m, shift=s,
+                    act_min=act[0], act_max=act[1])
+    if kernel == "sub_s8":
+        s1, s2, so = (rand_scale(rng) for _ in range(3))
+        return fp.sub_params(s1, z[0], s2, z[1], so, z[2], act_min=act[0], act_max=act[1])
+    p = dict(output_offset=z[2])
+    for k in (1, 2):
+        m, s = (1 << 30, 1) if rng.random() < 0.4 else quantize_real(np.exp2(rng.uniform(-2, 2)))
+        p.update({f"input{k}_offset": -z[k - 1], f"input{k}_multiplier": m, f"input{k}_shift": s})
+    return p
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("kernel", ["mul_s8", "sub_s8", "maximum_s8", "minimum_s8"])
+def test_binary(lib, kernel, seed):
+    rng = rng_for("binary", kernel, seed)
+    a_shape, b_shape, shape = binary_shapes(rng) if seed % 3 else ((1, 3, 5, 7),) * 2 + (None,)
+    if shape is None:
+        from mcuforge.ir import Node
+        from mcuforge.ops import broadcast_params
+        shape = broadcast_params(Node("n", "mul", [], []), a_shape, a_shape, a_shape)
+    p = {**shape, **binary_quant(rng, kernel)}
+    a, b = rand_i8(rng, int(np.prod(a_shape))), rand_i8(rng, int(np.prod(b_shape)))
+    expected = check(lib, kernel, p, a, b)
+    # NumPy's own broadcasting gives the same operand pairs as the strided walk
+    if kernel in ("maximum_s8", "minimum_s8") and p["input1_multiplier"] == p["input2_multiplier"] == 1 << 30 \
+            and p["input1_shift"] == p["input2_shift"] == 1 and p["input1_offset"] == p["input2_offset"] \
+            == -p["output_offset"]:
+        fn = np.maximum if kernel == "maximum_s8" else np.minimum
+        assert np.array_equal(expected, fn(a.reshape(a_shape), b.reshape(b_shape)).reshape(-1))
+    if not p["broadcast"]:  # in place: output over input 1
+        keep: list = []
+        st = _fill(STRUCTS[kernel], p, keep)
+        buf = a.copy()
+        assert getattr(lib, "mcf_" + kernel)(ct.byref(st), buf.ctypes.data_as(P8), b.ctypes.data_as(P8),
+                                              buf.ctypes.data_as(P8)) == 0
+        assert np.array_equal(buf, expected)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_strided_slice(lib, seed):
+    rng = rng_for("slice", seed)
+    shape = [int(v) for v in rng.integers(1, 7, 4)]
+    begin, stride, count = [], [], []
+    for n in shape:
+        s = int(rng.choice([-2, -1, 1, 2, 3]))
+        b = int(rng.integers(0, n))
+        room = (n - b - 1) // s if s > 0 else b // -s
+        begin.append(b), stride.append(s), count.append(int(rng.integers(0, room + 1)) + 1)
+    p = dict(in_shape=shape, begin=begin, stride=stride, out_shape=count)
+    x = rand_i8(rng, int(np.prod(shape)))
+    got = check(lib, "strided_slice_s8", p, x)
+    slices = tuple(slice(b, b + s * n if b + s * n >= 0 else None, s) for b, s, n in zip(begin, stride, count))
+    assert np.array_equal(got, x.reshape(shape)[slices].reshape(-1))  # NumPy's own slicing
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_resize_nearest(lib, seed):
+    rng = rng_for("resize", seed)
+    h, w, c, oh, ow = (int(v) for v in rng.integers(1, 9, 5))
+    p = dict(in_h=h, in_w=w, channels=c, out_h=oh, out_w=ow, row_index=rng.integers(0, h, oh),
+             col_index=rng.integers(0, w, ow))
+    check(lib, "resize_nearest_s8", p, rand_i8(rng, h * w * c))
+
+
+def tconv_params(rng, seed: int) -> dict:
+    h, w, c, oc = (int(v) for v in rng.integers(1, 6, 4))
+    k_h, k_w, s_h, s_w = (int(v) for v in rng.integers(1, 5, 4))
+    pad_top, pad_left = int(rng.integers(0, k_h)), int(rng.integers(0, k_w))
+    oh = max(1, (h - 1) * s_h + k_h - pad_top - int(rng.integers(0, 2)))
+    ow = max(1, (w - 1) * s_w + k_w - pad_left - int(rng.integers(0, 2)))
+    per_channel = bool(seed % 2)
+    m, s = rand_requant(rng, oc, per_channel)
+    zp_out = int(rng.integers(-128, 128))
+    act = rand_act(rng, zp_out)
+    return dict(in_h=h, in_w=w, in_c=c, out_h=oh, out_w=ow, out_c=oc, k_h=k_h, k_w=k_w, stride_h=s_h, stride_w=s_w,
+                pad_top=pad_top, pad_left=pad_left, input_offset=-int(rng.integers(-128, 128)), output_offset=zp_out,
+                act_min=act[0], act_max=act[1], per_channel=int(per_channel),
+                filter=rand_i8(rng, oc * k_h * k_w * c), bias=None if seed % 3 == 0 else rng.integers(-5000, 5000, oc),
+                multiplier=m, shift=s)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_transpose_conv(lib, seed):
+    rng = rng_for("tconv", seed)
+    p = tconv_params(rng, seed)
+    check(lib, "transpose_conv_s8", p, rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"]))
+
+
 # ------------------------------------------------------------- bad params
 
 BAD = [
@@ -835,6 +971,12 @@ def test_no_undefined_behaviour_under_ubsan(tmp_path, capfd):
         s1, s2 = rand_scale(rng), rand_scale(rng)
         check(ub, "add_s8", fp.add_params(s1, 3, s2, -100, 2 * max(s1, s2), 5, size=64),
               rand_i8(rng, 64), rand_i8(rng, 64))
+        for kernel in ("mul_s8", "sub_s8", "maximum_s8", "minimum_s8"):
+            a_shape, b_shape, shape = binary_shapes(rng)
+            check(ub, kernel, {**shape, **binary_quant(rng, kernel)}, rand_i8(rng, int(np.prod(a_shape))),
+                  rand_i8(rng, int(np.prod(b_shape))))
+        tp = tconv_params(rng, seed)
+        check(ub, "transpose_conv_s8", tp, rand_i8(rng, tp["in_h"] * tp["in_w"] * tp["in_c"]))
     for scale in SOFTMAX_SCALES:
         mult, left_shift = fp.preprocess_softmax_scaling(1.0, scale, 5)
         for cols in (1, 300, 1000):
@@ -864,52 +1006,14 @@ def _tflm():
 def tflm_run(op: str, options_name: str | None, options: dict, tensors: list[dict],
              op_inputs: list[int], feeds: list[np.ndarray]) -> np.ndarray:
     """Build a one-operator model (last tensor is the output) and run it on TFLM."""
-    S, runtime, flatbuffers = _tflm()
-    types = {np.dtype(np.int8): S.TensorType.INT8, np.dtype(np.int32): S.TensorType.INT32}
-    model = S.ModelT()
-    model.version = 3
-    code = S.OperatorCodeT()
-    code.builtinCode = getattr(S.BuiltinOperator, op)
-    code.deprecatedBuiltinCode = min(code.builtinCode, 127)
-    code.version = 1
-    model.operatorCodes = [code]
-    model.buffers = [S.BufferT()]
-    graph = S.SubGraphT()
-    graph.tensors = []
-    for i, t in enumerate(tensors):
-        tensor = S.TensorT()
-        tensor.shape, tensor.name = [int(v) for v in t["shape"]], f"t{i}"
-        tensor.type = types[np.dtype(t.get("dtype", np.int8))]
-        tensor.buffer = 0
-        if t.get("data") is not None:
-            buf = S.BufferT()
-            buf.data = np.frombuffer(np.ascontiguousarray(t["data"], dtype=t.get("dtype", np.int8)).tobytes(),
-                                     np.uint8)
-            model.buffers.append(buf)
-            tensor.buffer = len(model.buffers) - 1
-        if t.get("scale") is not None:
-            q = S.QuantizationParametersT()
-            q.scale = [float(s) for s in np.atleast_1d(t["scale"])]
-            q.zeroPoint = [int(z) for z in np.broadcast_to(np.atleast_1d(t["zp"]), (len(q.scale),))]
-            q.quantizedDimension = int(t.get("qdim", 0))
-            tensor.quantization = q
-        graph.tensors.append(tensor)
-    operator = S.OperatorT()
-    operator.opcodeIndex = 0
-    operator.inputs, operator.outputs = list(op_inputs), [len(tensors) - 1]
-    if options_name is not None:
-        opt = getattr(S, options_name + "T")()
-        for k, v in options.items():
-            setattr(opt, k, v)
-        operator.builtinOptionsType = getattr(S.BuiltinOptions, options_name)
-        operator.builtinOptions = opt
-    graph.operators = [operator]
-    graph.inputs = [i for i, t in enumerate(tensors) if t.get("data") is None and i != len(tensors) - 1]
-    graph.outputs = [len(tensors) - 1]
-    model.subgraphs = [graph]
-    builder = flatbuffers.Builder(4096)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    interpreter = runtime.Interpreter.from_bytes(bytes(builder.Output()), arena_size=1 << 20)
+    from mcuforge.tflite_writer import build_model
+
+    _, runtime, _ = _tflm()
+    described = [dict(t, dtype=np.dtype(t.get("dtype", np.int8)).name) for t in tensors]
+    out = len(tensors) - 1
+    inputs = [i for i, t in enumerate(tensors) if t.get("data") is None and i != out]
+    data = build_model(described, [(op, options_name, options, list(op_inputs), [out])], inputs, [out])
+    interpreter = runtime.Interpreter.from_bytes(data, arena_size=1 << 20)
     for i, x in enumerate(feeds):
         interpreter.set_input(x, i)
     interpreter.invoke()

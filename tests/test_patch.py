@@ -23,7 +23,8 @@ from mcuforge.quantize import quantize  # noqa: E402
 from mcuforge.schedule.patch import patch_steps, valid_split  # noqa: E402
 from mcuforge.zoo import ZOO, mobilenet_v2  # noqa: E402
 
-MODELS = {name: ZOO[name] for name in ("mbv2_blocks", "mbv1", "resnet8", "dscnn", "odd_shapes", "concat_net")}
+MODELS = {name: ZOO[name] for name in ("mbv2_blocks", "mbv1", "resnet8", "dscnn", "odd_shapes", "concat_net",
+                                       "activation_zoo")}
 MODELS["mobilenetv2_035_96"] = lambda: mobilenet_v2(width=0.35, resolution=96, num_classes=10)
 MODELS["mobilenetv2_035_144"] = lambda: mobilenet_v2(width=0.35, resolution=144, num_classes=10)
 GRIDS = (2, 3, 4)

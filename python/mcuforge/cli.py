@@ -1,4 +1,4 @@
-"""mcuforge command line: compile, report, run, check-elf, compare.
+"""mcuforge command line: compile, report, run, check-elf, compare, nas.
 
 Exit codes: 0 success; 1 internal error (a bug); 2 bad input or usage;
 3 the model does not fit the budget. No traceback unless --debug.
@@ -48,6 +48,10 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-data", metavar="FILE.npz",
                    help="training: labelled data (x in the model's layout, y labels) to choose the sparse policy "
                         "under the SRAM budget")
+    p.add_argument("--no-qas", action="store_true",
+                   help="training: no quantization-aware scaling (plain SGD on the int8 parameters; for comparison)")
+    p.add_argument("--no-reorder", action="store_true",
+                   help="training: no operator reordering (keep every update until the backward pass ends)")
     p.add_argument("--kernels", choices=["portable", "arm-dsp"], help="C kernel set")
     p.add_argument("--kconfig", metavar="PATH", help="take the options from a Zephyr .config (CONFIG_MCUFORGE_*)")
 
@@ -68,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compile", help="compile a model to C")
     c.add_argument("model")
     c.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    c.add_argument("--warn-only", action="store_true",
+                   help="over the SRAM or flash budget: warn and write the model anyway (exit 0) instead of exit 3")
     _add_build_options(c)
 
     r = sub.add_parser("report", help="per-layer memory and compute report")
@@ -104,6 +110,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.add_argument("--report", metavar="FILE", help="also write the JSON report to FILE")
     e.add_argument("--warn-only", action="store_true", help="over budget warns (exit 0) instead of exit 3")
+    n = sub.add_parser("nas", help="search a network that fits the SRAM and flash budgets (TinyNAS)")
+    n.add_argument("--data", required=True, metavar="FILE.npz", help="x (N, C, H, W) float32 images, y (N,) labels")
+    n.add_argument("--sram-budget", metavar="SIZE", help="SRAM the model may use, e.g. 8K")
+    n.add_argument("--flash-budget", metavar="SIZE", help="flash the model may use (weights + code), e.g. 32K")
+    n.add_argument("--schedule", choices=["layer", "patch", "auto"],
+                   help="schedules the search may use (default layer; patch/auto: patch-based co-design)")
+    n.add_argument("--time-budget", metavar="T", help="stop searching after T (90s, 10m, 1h) and keep the best so far")
+    n.add_argument("--ray", action="store_true", help="evaluate candidates on Ray (also when RAY_ADDRESS is set)")
+    n.add_argument("--workers", type=int, default=2, help="local worker processes or Ray CPUs (default 2)")
+    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("--name", help="C identifier of the compiled model (default nas)")
+    n.add_argument("--space-samples", type=int, metavar="N", help="subnets sampled per (width, resolution) (default 8)")
+    n.add_argument("--supernet-epochs", type=int, metavar="N", help="supernet training epochs (default 30)")
+    n.add_argument("--population", type=int, metavar="N", help="evolution population (default 12)")
+    n.add_argument("--generations", type=int, metavar="N", help="evolution generations (default 6)")
+    n.add_argument("--finetune-epochs", type=int, metavar="N", help="fine-tuning epochs of the winner (default 10)")
+    n.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     return parser
 
 
@@ -122,6 +145,8 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         train_weight_ratio=(parse_float_list(args.train_weight_ratio, "--train-weight-ratio")
                             if args.train_weight_ratio else None),
         train_data=args.train_data,
+        train_qas=False if getattr(args, "no_qas", False) else None,
+        train_reorder=False if getattr(args, "no_reorder", False) else None,
         sram_budget=parse_size(args.sram_budget, "--sram-budget") if args.sram_budget else None,
         flash_budget=parse_size(args.flash_budget, "--flash-budget") if args.flash_budget else None,
     )
@@ -140,9 +165,13 @@ def cmd_compile(args) -> int:
 
     cfg = config_from_args(args)
     progress = _progress(args)
-    plan = compile_model(Path(args.model), cfg, Path(args.output), progress)
+    plan = compile_model(Path(args.model), cfg, Path(args.output), progress, warn_over_budget=args.warn_only)
     if not args.quiet:
         print(format_table(build_report(plan)))
+    if plan.training is not None:
+        from .training import describe
+
+        print(describe(plan))
     print(f"wrote {args.output}/{plan.name}.c, {plan.name}.h, {plan.name}_weights.c "
           f"(arena {plan.arena_size} bytes)")
     return 0
@@ -266,7 +295,13 @@ def cmd_compare(args) -> int:
     return main_compare(args)
 
 
-COMMANDS = {"compile": cmd_compile, "report": cmd_report, "run": cmd_run, "check-elf": cmd_check_elf,
+def cmd_nas(args) -> int:
+    from .nas.run import main_nas
+
+    return main_nas(args)
+
+
+COMMANDS = {"compile": cmd_compile, "nas": cmd_nas, "report": cmd_report, "run": cmd_run, "check-elf": cmd_check_elf,
             "compare": cmd_compare}
 
 

@@ -46,11 +46,11 @@ __all__ = [
     "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
     "multiply_by_quantized_multiplier", "saturating_left_shift",
     "preprocess_softmax_scaling", "calculate_input_radius",
-    "add_params", "mean_params", "mean_fold_multiplier",
+    "add_params", "sub_params", "mean_params", "mean_fold_multiplier", "f32div", "f32",
 ]
 
 
-def _f32(x: float) -> float:
+def f32(x: float) -> float:
     """The double TFLite sees for a float32 scale."""
     return float(np.float32(x))
 
@@ -247,7 +247,7 @@ def preprocess_softmax_scaling(beta: float, input_scale: float,
     >>> preprocess_softmax_scaling(1.0, 1 / 16)
     (1073741824, 23)
     """
-    real = min(_f32(beta) * _f32(input_scale) * float(1 << (31 - input_integer_bits)),
+    real = min(f32(beta) * f32(input_scale) * float(1 << (31 - input_integer_bits)),
                float((1 << 31) - 1))
     return quantize_multiplier_greater_than_one(real)
 
@@ -277,7 +277,7 @@ def add_params(in1_scale: float, in1_zp: int, in2_scale: float, in2_zp: int,
     >>> p["input1_multiplier"], p["input1_shift"], p["output_multiplier"], p["output_shift"]
     (1073741824, 0, 1073741824, -19)
     """
-    s1, s2, so = _f32(in1_scale), _f32(in2_scale), _f32(out_scale)
+    s1, s2, so = f32(in1_scale), f32(in2_scale), f32(out_scale)
     left_shift = 20
     twice_max = 2.0 * max(s1, s2)
     m1, sh1 = quantize_multiplier_smaller_than_one_exp(s1 / twice_max)
@@ -291,6 +291,29 @@ def add_params(in1_scale: float, in1_zp: int, in2_scale: float, in2_zp: int,
     if size is not None:
         p = {"size": int(size), **p}
     return p
+
+
+def sub_params(in1_scale: float, in1_zp: int, in2_scale: float, in2_zp: int,
+               out_scale: float, out_zp: int, *, act_min: int = -128, act_max: int = 127) -> dict:
+    """mcf_sub_params quantization fields as TFLM's SUB preparation
+    (sub_common.cc) computes them: ADD's scheme, but the multipliers are
+    divided in float32 before QuantizeMultiplierSmallerThanOneExp.
+
+    >>> p = sub_params(0.5, 0, 0.25, 0, 1.0, 0)
+    >>> p["input1_multiplier"], p["input2_multiplier"], p["input2_shift"], p["output_shift"]
+    (1073741824, 1073741824, -1, -19)
+    """
+    s1, s2, so = (np.float32(v) for v in (in1_scale, in2_scale, out_scale))
+    left_shift = 20
+    twice_max = np.float32(2) * max(s1, s2)
+    m1, sh1 = quantize_multiplier_smaller_than_one_exp(float(s1 / twice_max))
+    m2, sh2 = quantize_multiplier_smaller_than_one_exp(float(s2 / twice_max))
+    mo, sho = quantize_multiplier_smaller_than_one_exp(float(twice_max / (np.float32(1 << left_shift) * so)))
+    return dict(left_shift=left_shift,
+                input1_offset=-int(in1_zp), input1_multiplier=m1, input1_shift=sh1,
+                input2_offset=-int(in2_zp), input2_multiplier=m2, input2_shift=sh2,
+                output_offset=int(out_zp), output_multiplier=mo, output_shift=sho,
+                act_min=int(act_min), act_max=int(act_max))
 
 
 def mean_params(in_scale: float, in_zp: int, out_scale: float, out_zp: int,
@@ -309,7 +332,7 @@ def mean_params(in_scale: float, in_zp: int, out_scale: float, out_zp: int,
     """
     if int(num_elements) <= 0:
         raise ValueError("mean over zero elements")
-    multiplier, shift = quantize_multiplier(_f32(in_scale) / _f32(out_scale))
+    multiplier, shift = quantize_multiplier(f32(in_scale) / f32(out_scale))
     if not -31 <= shift <= 31:
         raise ValueError(f"mean: scale ratio {in_scale}/{out_scale} out of range")
     return dict(input_offset=-int(in_zp), output_offset=int(out_zp),
@@ -330,3 +353,227 @@ def mean_fold_multiplier(multiplier: int, shift: int, num_elements: int) -> tupl
     num = int(multiplier) * (1 << s)
     folded = abs(num) // n * (1 if num >= 0 else -1)
     return int(folded), int(shift) - s
+
+
+# ------------------------------------------------- gemmlowp fixed-point math
+
+def _srdhm(a, b) -> np.ndarray:
+    return saturating_rounding_doubling_high_mul(a, b)
+
+
+def _rescale_up(x, exponent: int) -> np.ndarray:
+    """gemmlowp Rescale to fewer integer bits: SaturatingRoundingMultiplyByPOT<exponent>."""
+    return saturating_left_shift(x, exponent) if exponent > 0 else np.asarray(x, dtype=np.int64)
+
+
+def _exp_on_interval_between_negative_one_quarter_and_0_excl(a: np.ndarray) -> np.ndarray:
+    constant_term = 1895147668      # exp(-1/8), Q0.31
+    constant_1_over_3 = 715827883
+    x = wrap_int32(a + (1 << 28))
+    x2 = _srdhm(x, x)
+    x3 = _srdhm(x2, x)
+    x4 = _srdhm(x2, x2)
+    x4_over_4 = rounding_divide_by_pot(x4, 2)
+    poly = rounding_divide_by_pot(wrap_int32(_srdhm(wrap_int32(x4_over_4 + x3), constant_1_over_3) + x2), 1)
+    return wrap_int32(constant_term + _srdhm(constant_term, wrap_int32(x + poly)))
+
+
+# Q0.31 exp(-2^k) for k = -2 .. 4: gemmlowp's barrel shifter constants
+_EXP_MULTIPLIERS = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308), (2, 39332535),
+                    (3, 720401), (4, 242))
+
+
+def exp_on_negative_values(a, integer_bits: int) -> np.ndarray:
+    """gemmlowp exp_on_negative_values: input Q(integer_bits).(31 - integer_bits)
+    raw values <= 0, output Q0.31 raw values.
+
+    >>> exp_on_negative_values([0], 5).tolist()
+    [2147483647]
+    """
+    a = np.asarray(a, dtype=np.int64)
+    fractional_bits = 31 - integer_bits
+    one_quarter = 1 << (fractional_bits - 2)
+    a_mod = wrap_int32((a & (one_quarter - 1)) - one_quarter)
+    remainder = wrap_int32(a_mod - a)
+    result = _exp_on_interval_between_negative_one_quarter_and_0_excl(_rescale_up(a_mod, integer_bits))
+    for exponent, multiplier in _EXP_MULTIPLIERS:
+        if integer_bits > exponent:
+            bit = (remainder & (1 << (fractional_bits + exponent))) != 0
+            result = np.where(bit, _srdhm(result, multiplier), result)
+    if integer_bits > 5:
+        result = np.where(a < -(1 << (36 - integer_bits)), 0, result)
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def _newton_reciprocal_q2(a: np.ndarray) -> np.ndarray:
+    """x ~= 1 / half_denominator in Q2.29, where half_denominator = (a + 1) / 2
+    (gemmlowp's Newton-Raphson division shared by the two functions below)."""
+    s = np.asarray(a, dtype=np.int64) + INT32_MAX  # RoundingHalfSum(a, 1.0)
+    v = s + np.where(s >= 0, 1, -1)
+    half_denominator = np.where(v >= 0, v // 2, -((-v) // 2))
+    x = wrap_int32(1515870810 + _srdhm(half_denominator, -1010580540))
+    for _ in range(3):
+        one_minus = wrap_int32((1 << 29) - _srdhm(half_denominator, x))
+        x = wrap_int32(x + saturating_left_shift(_srdhm(x, one_minus), 2))
+    return x
+
+
+def one_over_one_plus_x_for_x_in_0_1(a) -> np.ndarray:
+    """gemmlowp one_over_one_plus_x_for_x_in_0_1, Q0.31 in and out."""
+    return saturating_left_shift(_newton_reciprocal_q2(a), 1)
+
+
+def one_minus_x_over_one_plus_x_for_x_in_0_1(a) -> np.ndarray:
+    """gemmlowp one_minus_x_over_one_plus_x_for_x_in_0_1, Q0.31 in and out."""
+    return saturating_left_shift(wrap_int32(_newton_reciprocal_q2(a) - (1 << 29)), 2)
+
+
+def logistic_fixed(a, integer_bits: int) -> np.ndarray:
+    """gemmlowp logistic: Q(integer_bits) raw in, Q0.31 raw out."""
+    a = np.asarray(a, dtype=np.int64)
+    positive = a > 0
+    abs_input = np.where(positive, a, wrap_int32(-a))
+    if_positive = one_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(wrap_int32(-abs_input), integer_bits))
+    if_negative = wrap_int32(INT32_MAX - if_positive)
+    return np.where(a == 0, 1 << 30, np.where(positive, if_positive, if_negative))
+
+
+def tanh_fixed(a, integer_bits: int) -> np.ndarray:
+    """gemmlowp tanh: Q(integer_bits) raw in, Q0.31 raw out."""
+    a = np.asarray(a, dtype=np.int64)
+    negative = a < 0
+    n = np.where(negative, a, wrap_int32(-a))
+    # ExactMulByPot<1>: the same raw value read with one more integer bit
+    t = one_minus_x_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(n, integer_bits + 1))
+    return np.where(a == 0, 0, np.where(negative, wrap_int32(-t), t))
+
+
+# ------------------------------------------------ tables of int8 -> int8 ops
+#
+# An int8 elementwise op is a function of 256 input values: mcf_lut_s8 applies
+# a table computed here with exactly TFLM's integer arithmetic for that op.
+# Index i holds the output for the input value i - 128.
+
+INT8_VALUES = np.arange(-128, 128, dtype=np.int64)
+
+
+def _to_int8(v) -> np.ndarray:
+    return np.clip(np.asarray(v, dtype=np.int64), -128, 127).astype(np.int8)
+
+
+def f32div(a: float, b: float) -> float:
+    """A float32 quotient as TFLM computes ``float / float`` before widening to double."""
+    return float(np.float32(a) / np.float32(b))
+
+
+def _int16_srdhm(a, b) -> np.ndarray:
+    """gemmlowp SaturatingRoundingDoublingHighMul on int16."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    ab = a * b
+    nudge = np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
+    high = _trunc_shift_right(ab + nudge, 15)
+    return np.where((a == b) & (a == -32768), 32767, high)
+
+
+def _int16_saturating_left_shift(x, amount: int) -> np.ndarray:
+    return np.clip(np.asarray(x, dtype=np.int64) * (1 << amount), -32768, 32767)
+
+
+def _downscale_to_int16(multiplier: int) -> int:
+    """TFLite DownScaleInt32ToInt16Multiplier."""
+    if multiplier >= INT32_MAX - (1 << 15):
+        return 32767
+    return (multiplier + (1 << 15)) >> 16
+
+
+def hard_swish_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> np.ndarray:
+    """TFLM HARD_SWISH int8 (HardSwishPrepare + reference_ops::HardSwish):
+    the input on a "hires" scale in int16, a relu-ish multiplier in [0, 1]
+    from a saturating rescale of [-3, 3], their product, a final shift."""
+    hires = float(np.float32(1.0 / 128.0) * np.float32(in_scale))
+    out_mult, out_exp = quantize_multiplier(f32div(hires, out_scale))
+    if out_exp > 0:
+        raise ValueError("hard_swish: output scale too small for the input scale (TFLM requires "
+                         "input_scale / 128 <= output_scale)")
+    relu_mult, relu_exp = quantize_multiplier(f32div(hires, float(np.float32(3.0) / np.float32(32768.0))))
+    out_m16, relu_m16 = _downscale_to_int16(out_mult), _downscale_to_int16(relu_mult)
+    x = INT8_VALUES - int(in_zp)
+    hires_value = x * 128
+    preshift = _int16_srdhm(hires_value, out_m16)
+    reluish = hires_value
+    if relu_exp > 0:
+        reluish = _int16_saturating_left_shift(reluish, relu_exp - 1)
+    reluish = _int16_srdhm(reluish, relu_m16)
+    if relu_exp > 0:
+        reluish = _int16_saturating_left_shift(reluish, 1)
+    if relu_exp < 0:
+        reluish = rounding_divide_by_pot(reluish, -relu_exp)
+    reluish = (reluish + (1 << 15)) >> 1
+    prod = reluish * preshift
+    prod = np.where((reluish == -32768) & (preshift == -32768), 32767, _trunc_shift_right(prod, 15))
+    out = rounding_divide_by_pot(prod, -out_exp) + int(out_zp)
+    return _to_int8(out)
+
+
+def _sigmoid_like_params(in_scale: float) -> tuple[int, int, int]:
+    """(input_multiplier, input_left_shift, input_range_radius) of TFLM's int8
+    LOGISTIC and TANH preparation (4 integer bits)."""
+    real = float(in_scale) * float(1 << 27)
+    q, shift = math.frexp(real)
+    multiplier = _round_half_away(q * (1 << 31))
+    if multiplier > INT32_MAX:
+        raise ValueError("logistic/tanh: input multiplier out of range")
+    return multiplier, shift, calculate_input_radius(4, shift, 31)
+
+
+def logistic_table(in_scale: float, in_zp: int) -> np.ndarray:
+    """TFLM LOGISTIC int8 (reference_integer_ops::Logistic); the output is
+    scale 1/256, zero point -128."""
+    multiplier, shift, radius = _sigmoid_like_params(in_scale)
+    x = INT8_VALUES - int(in_zp)
+    q4 = multiply_by_quantized_multiplier(x, multiplier, shift)
+    q23 = rounding_divide_by_pot(logistic_fixed(q4, 4), 23) - 128
+    out = np.where(x <= -radius, -128, np.where(x >= radius, 127, q23))
+    return _to_int8(out)
+
+
+def tanh_table(in_scale: float, in_zp: int) -> np.ndarray:
+    """TFLM TANH int8 (reference_integer_ops::Tanh); the output is scale
+    1/128, zero point 0."""
+    multiplier, shift, radius = _sigmoid_like_params(in_scale)
+    x = INT8_VALUES - int(in_zp)
+    q4 = multiply_by_quantized_multiplier(x, multiplier, shift)
+    q24 = rounding_divide_by_pot(tanh_fixed(q4, 4), 24)
+    out = np.where(x <= -radius, -128, np.where(x >= radius, 127, q24))
+    return _to_int8(out)
+
+
+def leaky_relu_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int, alpha: float) -> np.ndarray:
+    """TFLM LEAKY_RELU int8: one multiplier for x >= 0 (identity) and one for
+    x < 0 (alpha), the scale ratios computed in double from the float32
+    scales and alpha (as the ``tflite_micro`` interpreter does)."""
+    s_in, s_out, alpha = f32(in_scale), f32(out_scale), f32(alpha)
+    alpha_real = s_in * alpha / s_out
+    m_alpha, s_alpha = quantize_multiplier(abs(alpha_real))
+    m_id, s_id = quantize_multiplier(s_in / s_out)
+    x = INT8_VALUES - int(in_zp)
+    neg = multiply_by_quantized_multiplier(x, m_alpha, s_alpha)
+    neg = -neg if alpha_real < 0 else neg
+    out = int(out_zp) + np.where(x >= 0, multiply_by_quantized_multiplier(x, m_id, s_id), neg)
+    return _to_int8(out)
+
+
+def requantize_table(table: np.ndarray, from_scale: float, from_zp: int, to_scale: float, to_zp: int) -> np.ndarray:
+    """A table's outputs requantized (TFLM QUANTIZE int8 -> int8) to other parameters."""
+    m, s = quantize_multiplier(float(from_scale) / float(to_scale))
+    v = multiply_by_quantized_multiplier(np.asarray(table, np.int64) - int(from_zp), m, s) + int(to_zp)
+    return _to_int8(v)
+
+
+def float_function_table(fn, in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> np.ndarray:
+    """For an op TFLite has no int8 kernel for: the float function on the
+    dequantized input, quantized with round half away from zero."""
+    x = (INT8_VALUES - int(in_zp)).astype(np.float64) * float(in_scale)
+    y = np.asarray(fn(x), dtype=np.float64) / float(out_scale)
+    return _to_int8(np.sign(y) * np.floor(np.abs(y) + 0.5) + int(out_zp))

@@ -89,6 +89,16 @@ def _depthwise(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -
     return y.reshape(1, oh, ow, cm)
 
 
+def _transpose_conv(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    from .kernels.transpose_conv import scatter_sum
+
+    a = node.attrs
+    y = scatter_sum(x[0], w, a["strides"], a["pads"][:2], a["out_hw"])
+    if b is not None:
+        y = y + b
+    return y[None]
+
+
 def _pool(node: Node, x: np.ndarray, kind: str) -> np.ndarray:
     kernel, strides = tuple(node.attrs["kernel"]), tuple(node.attrs["strides"])
     pads = tuple(node.attrs.get("pads", (0, 0, 0, 0)))
@@ -147,11 +157,33 @@ def _run_node(node: Node, args: list[np.ndarray | None]) -> np.ndarray:
         return _act(x, node)
     if op == "batch_norm":
         return _batch_norm(node, *args)  # type: ignore[arg-type]
+    if op == "strided_slice":
+        index = [b + s * np.arange(n) for b, s, n in zip(a["begin"], a["strides"], a["counts"])]
+        return x[np.ix_(*index)]
+    if op == "resize_nearest":
+        return x[:, np.asarray(a["row_index"])][:, :, np.asarray(a["col_index"])]
+    if op == "transpose_conv":
+        return _act(_transpose_conv(node, x, args[1], args[2]), node)
+    if op in _ELEMENTWISE:
+        return _act(_ELEMENTWISE[op](a, *args), node)
     raise McuforgeError(f"float executor: node {node.name} has op '{op}' which it does not implement")
 
 
+_ELEMENTWISE: dict[str, Callable[..., np.ndarray]] = {
+    "hard_swish": lambda a, x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+    "hard_sigmoid": lambda a, x: np.clip(float(a.get("alpha", 0.2)) * x + float(a.get("beta", 0.5)), 0.0, 1.0),
+    "logistic": lambda a, x: 1.0 / (1.0 + np.exp(-x)),
+    "tanh": lambda a, x: np.tanh(x),
+    "leaky_relu": lambda a, x: np.where(x >= 0, x, float(a["alpha"]) * x),
+    "mul": lambda a, x, y: x * y,
+    "sub": lambda a, x, y: x - y,
+    "maximum": lambda a, x, y: np.maximum(x, y),
+    "minimum": lambda a, x, y: np.minimum(x, y),
+}
+
 OPS: tuple[str, ...] = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool", "max_pool", "mean",
-                        "reshape", "transpose", "concat", "pad", "softmax", "clamp", "batch_norm")
+                        "reshape", "transpose", "concat", "pad", "softmax", "clamp", "batch_norm") + tuple(_ELEMENTWISE) + (
+    "strided_slice", "resize_nearest", "transpose_conv")
 
 
 def fake_quantize(x: np.ndarray, quant: Quant, dtype: str = "int8") -> np.ndarray:

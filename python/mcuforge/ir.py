@@ -106,7 +106,10 @@ class Tensor:
     quant: Quant | None = None
 
     def __post_init__(self) -> None:
+        from .untrusted import check_shape  # every tensor, whatever made it
+
         self.shape = tuple(int(d) for d in self.shape)
+        check_shape(self.name, self.shape)
 
     @property
     def is_const(self) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import fixedpoint as fp
 from .ir import Graph, McuforgeError, Node, Quant, UnsupportedModelError
-from .quantize import clamp_range
+from .quantize import FIXED_OUTPUT_QUANT, clamp_range
 
 IDENTITY_MULTIPLIER, IDENTITY_SHIFT = fp.quantize_multiplier(1.0)
 
@@ -84,19 +84,24 @@ def _const_bytes(p: dict) -> int:
     return n
 
 
-def lower_conv2d(node: Node, g: Graph) -> Step:
-    x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    w = g.tensors[node.inputs[1]]
-    in_h, in_w, in_c = _hw_c(x.shape)
-    out_h, out_w, out_c = _hw_c(out.shape)
-    o, k_h, k_w, i = w.shape
+def _conv_geometry(node: Node, g: Graph) -> dict:
+    """Sizes, kernel, strides and leading pads of a conv2d / transpose_conv
+    (filter (out_c, k_h, k_w, in_c))."""
+    x, out, w = (g.tensors[n] for n in (node.inputs[0], node.outputs[0], node.inputs[1]))
+    (in_h, in_w, in_c), (out_h, out_w, out_c) = _hw_c(x.shape), _hw_c(out.shape)
     a = node.attrs
-    p = dict(in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c, k_h=k_h, k_w=k_w,
-             stride_h=a["strides"][0], stride_w=a["strides"][1],
-             dilation_h=a.get("dilations", (1, 1))[0], dilation_w=a.get("dilations", (1, 1))[1],
+    return dict(in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c, k_h=w.shape[1],
+                k_w=w.shape[2], stride_h=a["strides"][0], stride_w=a["strides"][1])
+
+
+def lower_conv2d(node: Node, g: Graph) -> Step:
+    a = node.attrs
+    p = _conv_geometry(node, g)
+    p.update(dilation_h=a.get("dilations", (1, 1))[0], dilation_w=a.get("dilations", (1, 1))[1],
              pad_top=a["pads"][0], pad_left=a["pads"][1], **_weights(g, node))
-    return Step(node, "conv2d_s8", p, [x.name], [out.name],
-                macs=out_h * out_w * out_c * k_h * k_w * in_c, weight_bytes=_const_bytes(p))
+    return Step(node, "conv2d_s8", p, [node.inputs[0]], [node.outputs[0]],
+                macs=p["out_h"] * p["out_w"] * p["out_c"] * p["k_h"] * p["k_w"] * p["in_c"],
+                weight_bytes=_const_bytes(p))
 
 
 def lower_depthwise(node: Node, g: Graph) -> Step:
@@ -128,6 +133,8 @@ def lower_fully_connected(node: Node, g: Graph) -> Step:
 
 def lower_add(node: Node, g: Graph) -> Step:
     a, b, out = (g.tensors[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    if a.is_const or b.is_const:
+        return lower_binary(node, g)
     if a.shape != b.shape or a.shape != out.shape:
         raise UnsupportedModelError(f"node '{node.name}' (add): broadcasting {a.shape} + {b.shape} is not supported")
     p = fp.add_params(float(a.quant.scale[0]), int(a.quant.zero_point[0]),
@@ -191,6 +198,9 @@ def _requant_params(in_q: Quant, out_q: Quant, size: int, act: tuple[int, int] =
 def lower_clamp(node: Node, g: Graph) -> Step:
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
     p = _requant_params(x.quant, out.quant, out.size, clamp_range(node.attrs, out.quant))
+    if node.attrs.get("float32_ratio"):  # TFLite RELU: the scale ratio divided in float32
+        p["multiplier"], p["shift"] = fp.quantize_multiplier(fp.f32div(float(x.quant.scale[0]),
+                                                                      float(out.quant.scale[0])))
     return Step(node, "requantize_s8", p, [x.name], [out.name], macs=out.size, inplace="elementwise")
 
 
@@ -235,14 +245,170 @@ def lower_transpose(node: Node, g: Graph) -> Step:
     return Step(node, "transpose_s8", p, [x.name], [out.name])
 
 
+# ---- int8 -> int8 elementwise ops: one table each (mcf_lut_s8) --------------
+
+
+def _qparams(q: Quant) -> tuple[float, int]:
+    return float(q.scale[0]), int(q.zero_point[0])
+
+
+def unary_table(node: Node, in_q: Quant, out_q: Quant) -> np.ndarray:
+    """The 256 outputs of a unary op, with TFLM's integer arithmetic (see
+    fixedpoint); ops TFLite has no int8 kernel for (hard_sigmoid) from the
+    float function. LOGISTIC / TANH write their fixed output quantization;
+    other output parameters (an ONNX model's) get a requantization."""
+    s_in, z_in = _qparams(in_q)
+    s_out, z_out = _qparams(out_q)
+    op, a = node.op, node.attrs
+    if op == "hard_swish":
+        return fp.hard_swish_table(s_in, z_in, s_out, z_out)
+    if op == "leaky_relu":
+        return fp.leaky_relu_table(s_in, z_in, s_out, z_out, float(a["alpha"]))
+    if op == "hard_sigmoid":
+        alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
+        return fp.float_function_table(lambda v: np.clip(alpha * v + beta, 0.0, 1.0), s_in, z_in, s_out, z_out)
+    if op in FIXED_OUTPUT_QUANT:
+        table = fp.logistic_table(s_in, z_in) if op == "logistic" else fp.tanh_table(s_in, z_in)
+        fixed_scale, fixed_zp = FIXED_OUTPUT_QUANT[op]
+        if (s_out, z_out) != (fixed_scale, fixed_zp):
+            table = fp.requantize_table(table, fixed_scale, fixed_zp, s_out, z_out)
+        return table
+    raise McuforgeError(f"node '{node.name}': no table for op {op}")
+
+
+def _lut_step(node: Node, g: Graph, x: str, table: np.ndarray) -> Step:
+    out = g.tensors[node.outputs[0]]
+    p = dict(size=out.size, table=np.ascontiguousarray(table, dtype=np.int8))
+    return Step(node, "lut_s8", p, [x], [out.name], macs=out.size, weight_bytes=256, inplace="elementwise")
+
+
+def lower_unary(node: Node, g: Graph) -> Step:
+    x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    return _lut_step(node, g, x.name, unary_table(node, x.quant, out.quant))
+
+
+# ---- binary elementwise ops, with broadcasting ---------------------------------
+
+def broadcast_params(node: Node, a_shape: tuple[int, ...], b_shape: tuple[int, ...],
+                     out_shape: tuple[int, ...]) -> dict:
+    """size/broadcast/out_shape/strides of mcf_mul_params and its kin (4-D,
+    leading axes padded with 1)."""
+    size = int(np.prod(out_shape, dtype=np.int64))
+    if tuple(a_shape) == tuple(b_shape) == tuple(out_shape):
+        zeros = np.zeros(4, np.int32)
+        return dict(size=size, broadcast=0, out_shape=zeros, input1_stride=zeros, input2_stride=zeros)
+    rank = len(out_shape)
+    if rank > 4 or len(a_shape) > rank or len(b_shape) > rank:
+        raise UnsupportedModelError(f"node '{node.name}' ({node.op}): broadcasting {a_shape} with {b_shape} "
+                                    f"to rank {rank} is not supported (rank 4 at most)")
+    out4 = [1] * (4 - rank) + list(out_shape)
+
+    def strides(shape: tuple[int, ...]) -> np.ndarray:
+        dims = [1] * (4 - len(shape)) + list(shape)
+        st = [0] * 4
+        step = 1
+        for d in range(3, -1, -1):
+            if dims[d] != out4[d] and dims[d] != 1:
+                raise UnsupportedModelError(f"node '{node.name}' ({node.op}): shapes {a_shape} and {b_shape} "
+                                            f"do not broadcast to {out_shape}")
+            st[d] = step if dims[d] > 1 else 0
+            step *= dims[d]
+        return np.array(st, np.int32)
+
+    return dict(size=size, broadcast=1, out_shape=np.array(out4, np.int32),
+                input1_stride=strides(a_shape), input2_stride=strides(b_shape))
+
+
+def _binary_quant_params(node: Node, qa: Quant, qb: Quant, qo: Quant) -> tuple[str, dict]:
+    """(kernel, quantization fields) of a binary op, as TFLM prepares them."""
+    (sa, za), (sb, zb), (so, zo) = _qparams(qa), _qparams(qb), _qparams(qo)
+    act_min, act_max = clamp_range(node.attrs, qo)
+    if node.op == "mul":
+        m, s = fp.quantize_multiplier(sa * sb / so)
+        return "mul_s8", dict(input1_offset=-za, input2_offset=-zb, output_offset=zo, multiplier=m, shift=s,
+                              act_min=act_min, act_max=act_max)
+    if node.op == "sub":
+        return "sub_s8", fp.sub_params(sa, za, sb, zb, so, zo, act_min=act_min, act_max=act_max)
+    if node.op == "add":
+        return "add_s8", fp.add_params(sa, za, sb, zb, so, zo, act_min=act_min, act_max=act_max)
+    p: dict = {"output_offset": zo}
+    for k, (s_in, z_in) in ((1, (sa, za)), (2, (sb, zb))):
+        m, s = (IDENTITY_MULTIPLIER, IDENTITY_SHIFT) if s_in == so else fp.quantize_multiplier(s_in / so)
+        p.update({f"input{k}_offset": -z_in, f"input{k}_multiplier": m, f"input{k}_shift": s})
+    return f"{node.op}_s8", p
+
+
+def lower_binary(node: Node, g: Graph) -> Step:
+    """mul / sub / maximum / minimum (and add with a constant): two activations
+    with broadcasting, or one activation and a scalar constant (a table)."""
+    a, b, out = (g.tensors[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    kernel, q = _binary_quant_params(node, a.quant, b.quant, out.quant)
+    if a.is_const or b.is_const:
+        const, act = (a, b) if a.is_const else (b, a)
+        if const.size != 1 or act.is_const:
+            raise UnsupportedModelError(f"node '{node.name}' ({node.op}): a constant operand must be a single "
+                                        f"value (got shape {const.shape})")
+        c = np.full(256, int(np.asarray(const.data).reshape(-1)[0]), np.int8)
+        x = fp.INT8_VALUES.astype(np.int8)
+        shape = broadcast_params(node, (256,), (256,), (256,))
+        from .kernels import KERNELS
+
+        args = (c, x) if a.is_const else (x, c)
+        table = KERNELS[kernel]({**shape, **q}, *args)
+        return _lut_step(node, g, act.name, table)
+    p = {**broadcast_params(node, a.shape, b.shape, out.shape), **q}
+    return Step(node, kernel, p, [a.name, b.name], [out.name], macs=out.size, inplace="elementwise")
+
+
+# ---- slicing, resizing, transposed convolution --------------------------------
+
+def lower_strided_slice(node: Node, g: Graph) -> Step:
+    """attrs begin / strides / counts per axis of the input (resolved by the frontend)."""
+    x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    rank = len(x.shape)
+    if rank > 4:
+        raise UnsupportedModelError(f"node '{node.name}' (strided_slice): rank {rank} > 4 is not supported")
+    lead = 4 - rank
+    a = node.attrs
+    p = dict(in_shape=np.array([1] * lead + list(x.shape), np.int32),
+             begin=np.array([0] * lead + list(a["begin"]), np.int32),
+             stride=np.array([1] * lead + list(a["strides"]), np.int32),
+             out_shape=np.array([1] * lead + list(a["counts"]), np.int32))
+    if int(np.prod(p["out_shape"])) != out.size:
+        raise McuforgeError(f"node '{node.name}' (strided_slice): slice of {tuple(a['counts'])} does not fill "
+                            f"the output {out.shape}")
+    return Step(node, "strided_slice_s8", p, [x.name], [out.name])
+
+
+def lower_resize_nearest(node: Node, g: Graph) -> Step:
+    """attrs row_index / col_index: the input row / column of each output row / column."""
+    x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    in_h, in_w, c = _hw_c(x.shape)
+    out_h, out_w, _ = _hw_c(out.shape)
+    p = dict(in_h=in_h, in_w=in_w, channels=c, out_h=out_h, out_w=out_w,
+             row_index=np.asarray(node.attrs["row_index"], np.int32),
+             col_index=np.asarray(node.attrs["col_index"], np.int32))
+    if not x.quant.same_as(out.quant):
+        raise McuforgeError(f"node '{node.name}' (resize_nearest): input and output quantization differ")
+    return Step(node, "resize_nearest_s8", p, [x.name], [out.name], weight_bytes=4 * (out_h + out_w))
+
+
+def lower_transpose_conv(node: Node, g: Graph) -> Step:
+    p = _conv_geometry(node, g)
+    p.update(pad_top=node.attrs["pads"][0], pad_left=node.attrs["pads"][1], **_weights(g, node))
+    return Step(node, "transpose_conv_s8", p, [node.inputs[0]], [node.outputs[0]],
+                macs=p["in_h"] * p["in_w"] * p["in_c"] * p["k_h"] * p["k_w"] * p["out_c"],
+                weight_bytes=_const_bytes(p))
+
+
 def describe_step(step: Step, graph: Graph) -> str:
     """One-line human description of a layer, for comments and reports."""
     t = graph.tensors
     shape = lambda n: "x".join(str(d) for d in t[n].shape[1:])  # noqa: E731
     a = step.node.attrs
     extra = ""
-    if "kernel" in a or step.node.op in ("conv2d", "depthwise_conv2d"):
-        if step.node.op in ("conv2d", "depthwise_conv2d"):
+    if "kernel" in a or step.node.op in ("conv2d", "depthwise_conv2d", "transpose_conv"):
+        if step.node.op in ("conv2d", "depthwise_conv2d", "transpose_conv"):
             w = t[step.node.inputs[1]].shape
             k = (w[1], w[2])
         else:
@@ -273,6 +439,18 @@ OPS: dict[str, OpSpec] = {
     "pad": OpSpec(lower_pad),
     "transpose": OpSpec(lower_transpose),
     "reshape": OpSpec(None, alias=True),
+    "hard_swish": OpSpec(lower_unary),
+    "hard_sigmoid": OpSpec(lower_unary),
+    "logistic": OpSpec(lower_unary),
+    "tanh": OpSpec(lower_unary),
+    "leaky_relu": OpSpec(lower_unary),
+    "mul": OpSpec(lower_binary),
+    "sub": OpSpec(lower_binary),
+    "maximum": OpSpec(lower_binary),
+    "minimum": OpSpec(lower_binary),
+    "strided_slice": OpSpec(lower_strided_slice),
+    "resize_nearest": OpSpec(lower_resize_nearest),
+    "transpose_conv": OpSpec(lower_transpose_conv),
 }
 
 

@@ -21,7 +21,8 @@ from . import registry
 from .config import BuildConfig
 from .ir import Graph, McuforgeError
 from .ops import check_supported
-from .plan import Plan, check_budget, plan_schedule
+from .plan import BudgetError, Plan, check_budget, plan_schedule
+from .untrusted import check_graph
 
 Progress = Callable[[str], None]
 
@@ -46,10 +47,16 @@ def load_model(path: Path, **options) -> Graph:
     if path.is_dir():
         raise McuforgeError(f"{path}: is a directory, expected a model file")
     fe = registry.frontend_for(path)
-    return fe.load(path, **options)
+    try:
+        return fe.load(path, **options)
+    except McuforgeError as err:  # every error about the file names the file
+        if str(path) in str(err):
+            raise
+        raise type(err)(f"{path}: {err}") from None
 
 
 def canonicalize(graph: Graph) -> Graph:
+    check_graph(graph)
     for p in registry.passes():
         graph = p.run(graph)
     graph.remove_unused()
@@ -78,9 +85,6 @@ def _check_available(config: BuildConfig) -> None:
     """Options the parser knows but this version cannot build yet fail clearly."""
     if config.patch_grid and config.schedule == "layer":
         raise McuforgeError("--patch-grid: only meaningful with --schedule patch or auto")
-    if config.training != "none":
-        raise McuforgeError(f"--training {config.training}: on-device training is not available in this version; "
-                            "use --training none")
     registry.backend_for(config.kernels)  # a kernel set is a backend plugin: fail before any work
 
 
@@ -94,6 +98,15 @@ def plan_model(model: Path | Graph, config: BuildConfig, progress: Progress = _q
         graph = load_model(Path(model))
     graph = canonicalize(graph)
     qgraph = quantize_graph(graph, config.calibration, progress)
+    if config.training != "none":
+        from .training import build_training_plan
+
+        progress(f"planning the training step ({len(qgraph.nodes)} nodes, --training {config.training})")
+        plan = build_training_plan(qgraph, config)
+        tp = plan.training
+        progress(f"training policy {tp.policy.describe(tp.weight_layer_names)}; arena {plan.arena_size} bytes, "
+                 f"trainable state {tp.state_bytes} bytes")
+        return plan
     progress(f"planning memory ({len(qgraph.nodes)} nodes, schedule {config.schedule})")
     plan = plan_schedule(qgraph, config)
     if plan.patch is not None:
@@ -135,8 +148,20 @@ def write_outputs(plan: Plan, outdir: Path, progress: Progress = _quiet) -> list
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def compile_model(model: Path | Graph, config: BuildConfig, outdir: Path, progress: Progress = _quiet) -> Plan:
+def compile_model(model: Path | Graph, config: BuildConfig, outdir: Path, progress: Progress = _quiet,
+                  warn_over_budget: bool = False) -> Plan:
+    """Over budget raises BudgetError (exit 3) before anything is written, or with
+    `warn_over_budget` prints the same message as a warning and writes the model."""
     plan = plan_model(model, config, progress)
-    check_budget(plan)
+    try:
+        if plan.training is not None:
+            from .training import check_training_budget
+
+            check_training_budget(plan)
+        check_budget(plan)
+    except BudgetError as err:
+        if not warn_over_budget:
+            raise
+        print(f"\nWARNING: {err} (--warn-only: writing it anyway)\n", file=sys.stderr, flush=True)
     write_outputs(plan, outdir, progress)
     return plan

@@ -9,10 +9,12 @@ import dataclasses
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .config import BuildConfig
-from .ir import BudgetError, Graph, McuforgeError, Node
+from .bounds import check_accumulators
+from .ir import BudgetError, Graph, McuforgeError, Node, UnsupportedModelError
 from .memory import MemoryPlan, plan_memory
 from .ops import OPS, Step, check_supported
 from .schedule.patch import DEFAULT_MAX_MAC_OVERHEAD, PatchStage, candidates, patch_steps, valid_split
@@ -31,6 +33,7 @@ class Plan:
     generator_version: str = __version__
     extra: dict = field(default_factory=dict)
     patch: "PatchStage | None" = None  # the per-patch stage of a patch schedule
+    training: Any = None  # mcuforge.training.TrainingPlan of a --training build (backward steps, policy, state)
 
     # ---- convenient views ------------------------------------------------
     @property
@@ -95,9 +98,15 @@ def lower(graph: Graph) -> tuple[list[Step], list[tuple[str, str]]]:
         if spec.alias:
             aliases.append((node.inputs[0], node.outputs[0]))
             continue
-        step = spec.lower(node, graph)
+        try:
+            step = spec.lower(node, graph)
+        except ValueError as err:  # a scale ratio the int8 kernels cannot represent
+            raise UnsupportedModelError(
+                f"{graph.source or graph.name}: layer '{node.name}' ({node.op}): {err}; its scales are out of "
+                f"the range int8 kernels support (the model is corrupt or not quantized for int8)") from None
         step.index = len(steps)
         steps.append(step)
+    check_accumulators(steps, graph)
     return steps, aliases
 
 

@@ -19,9 +19,9 @@ import numpy as np
 from .ir import Graph, McuforgeError, Quant, Tensor
 
 # Ops whose output shares its input's quantization (TFLite requires it).
-SAME_QUANT_OPS = {"reshape", "transpose", "pad", "max_pool", "avg_pool"}
+SAME_QUANT_OPS = {"reshape", "transpose", "pad", "max_pool", "avg_pool", "strided_slice", "resize_nearest"}
 # Ops with an operand that is a weight tensor: op -> (weight index, channel axis)
-WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0}
+WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0, "transpose_conv": 0}
 
 INT8_MIN, INT8_MAX = -128, 127
 
@@ -176,6 +176,8 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
         node = producers.get(t.name)
         if node is not None and node.op == "softmax":
             t.quant = SOFTMAX_QUANT
+        elif node is not None and node.op in FIXED_OUTPUT_QUANT and t.quant is None:
+            t.quant = Quant(*FIXED_OUTPUT_QUANT[node.op])
         elif node is not None and node.op in SAME_QUANT_OPS and g.tensors[node.inputs[0]].quant is not None \
                 and (t.quant is None or not prequantized or node.op != "avg_pool"):
             # data movement keeps its input's parameters; a given avg_pool scale is
@@ -192,6 +194,7 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
                                 "activations must be quantized per tensor")
         t.dtype = "int8"
 
+    _quantize_scalar_operands(g)
     # weights and biases
     for node in g.nodes:
         if node.op not in WEIGHT_AXIS:
@@ -218,6 +221,30 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
 
 
 SOFTMAX_QUANT = Quant(scale=1.0 / 256.0, zero_point=-128)
+# TFLite's int8 LOGISTIC and TANH write these output parameters.
+FIXED_OUTPUT_QUANT = {"logistic": (1.0 / 256.0, -128), "tanh": (1.0 / 128.0, 0)}
+# Elementwise ops that take a single constant operand (x * c, x - c, max(x, c)).
+SCALAR_OPERAND_OPS = ("add", "sub", "mul", "maximum", "minimum")
+
+
+def _quantize_scalar_operands(g: Graph) -> None:
+    """A float scalar constant of an elementwise op becomes one int8 value
+    (symmetric, scale |c| / 127, as TFLite's converter stores it)."""
+    for node in g.nodes:
+        if node.op not in SCALAR_OPERAND_OPS:
+            continue
+        for name in node.inputs:
+            t = g.tensors[name]
+            if not t.is_const or t.dtype == "int8":
+                continue
+            if t.size != 1:
+                raise McuforgeError(f"{g.source or g.name}: node '{node.name}' ({node.op}) has a constant operand of "
+                                    f"shape {t.shape}; only a single value is supported")
+            c = float(np.asarray(t.data, np.float64).reshape(-1)[0])
+            scale = float(np.float32(abs(c) / 127.0)) if c != 0 else 1.0
+            t.data = np.array([int(round_half_away(c / scale))], np.int8).reshape(t.shape)
+            t.dtype = "int8"
+            t.quant = Quant(scale=scale, zero_point=0)
 
 
 def _split_softmax_requant(g: Graph) -> None:

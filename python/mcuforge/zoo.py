@@ -321,7 +321,176 @@ def mobilenet_v2(width: float = 0.35, resolution: int = 96, num_classes: int = 1
     return _finish(nn.Sequential(*layers), (1, 3, resolution, resolution), seed)
 
 
+# MobileNetV3-small (Howard et al. 2019, Table 2): kernel, expansion, output
+# channels, squeeze-and-excitation, hard-swish (else ReLU), stride
+MBV3_SMALL = [
+    (3, 16, 16, True, False, 2), (3, 72, 24, False, False, 2), (3, 88, 24, False, False, 1),
+    (5, 96, 40, True, True, 2), (5, 240, 40, True, True, 1), (5, 240, 40, True, True, 1),
+    (5, 120, 48, True, True, 1), (5, 144, 48, True, True, 1), (5, 288, 96, True, True, 2),
+    (5, 576, 96, True, True, 1), (5, 576, 96, True, True, 1),
+]
+
+
+def _mbv3_block_class():
+    torch = _torch()
+    nn = torch.nn
+
+    class SqueezeExcitation(nn.Module):
+        """torchvision's: global average pool, 1x1 conv, ReLU, 1x1 conv,
+        hard sigmoid, then the input scaled channel by channel (a broadcast Mul)."""
+
+        def __init__(self, channels: int):
+            super().__init__()
+            squeeze = _make_divisible(channels // 4)
+            self.fc1, self.fc2 = nn.Conv2d(channels, squeeze, 1), nn.Conv2d(squeeze, channels, 1)
+
+        def forward(self, x):
+            s = torch.nn.functional.adaptive_avg_pool2d(x, 1)
+            s = self.fc2(torch.relu(self.fc1(s)))
+            return x * torch.nn.functional.hardsigmoid(s)
+
+    class Block(nn.Module):
+        def __init__(self, cin: int, k: int, expanded: int, cout: int, se: bool, hs: bool, stride: int):
+            super().__init__()
+            act = nn.Hardswish if hs else nn.ReLU
+            layers: list[Any] = []
+            if expanded != cin:
+                layers.append(_conv_bn(nn, cin, expanded, 1, act=act))
+            layers.append(_conv_bn(nn, expanded, expanded, k, stride, groups=expanded, act=act))
+            if se:
+                layers.append(SqueezeExcitation(expanded))
+            layers.append(_conv_bn(nn, expanded, cout, 1))
+            self.body = nn.Sequential(*layers)
+            self.residual = stride == 1 and cin == cout
+
+        def forward(self, x):
+            y = self.body(x)
+            return x + y if self.residual else y
+
+    return Block
+
+
+def mobilenet_v3_small(width: float = 1.0, resolution: int = 96, num_classes: int = 1000, blocks: int = 11,
+                       seed: int = SEED):
+    """MobileNetV3-small (torchvision layout: hard-swish, squeeze-and-excitation
+    with a hard sigmoid) with a width multiplier, the first `blocks` of its 11
+    inverted-residual blocks, random weights; input 1x3xRxR."""
+    torch = _torch()
+    nn = torch.nn
+    torch.manual_seed(seed)
+    block = _mbv3_block_class()
+    cin = _make_divisible(16 * width)
+    layers: list[Any] = [_conv_bn(nn, 3, cin, 3, 2, act=nn.Hardswish)]
+    for k, exp, c, se, hs, s in MBV3_SMALL[:blocks]:
+        cout = _make_divisible(c * width)
+        layers.append(block(cin, k, _make_divisible(exp * width), cout, se, hs, s))
+        cin = cout
+    last = _make_divisible(6 * cin)
+    layers += [_conv_bn(nn, cin, last, 1, act=nn.Hardswish), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+               nn.Linear(last, 1024 if num_classes >= 100 else 128), nn.Hardswish(), nn.Dropout(0.2),
+               nn.Linear(1024 if num_classes >= 100 else 128, num_classes)]
+    return _finish(nn.Sequential(*layers), (1, 3, resolution, resolution), seed)
+
+
+def mbv3_small(seed: int = SEED):
+    """MobileNetV3-small at width 0.5, 48x48, 10 classes, its first 6 blocks:
+    hard-swish, squeeze-and-excitation (broadcast multiply by a hard
+    sigmoid), residual adds."""
+    return mobilenet_v3_small(width=0.5, resolution=48, num_classes=10, blocks=6, seed=seed)
+
+
+def mobilenet_v3_small_tflite(width: float = 1.0, resolution: int = 96, num_classes: int = 1000,
+                              blocks: int = 11, seed: int = SEED) -> bytes:
+    """MobileNetV3-small as a full-integer int8 .tflite file laid out the way
+    TensorFlow's converter writes Keras' ``MobileNetV3Small``: HARD_SWISH
+    operators, squeeze-and-excitation as MEAN -> CONV_2D (RELU) -> CONV_2D ->
+    ADD 3 (RELU6) -> MUL 1/6 -> MUL with the block (Keras' hard sigmoid),
+    residual ADDs, a 1x1-conv classifier head and SOFTMAX. Seeded random
+    int8 weights and plausible scales (``tflite_writer.StableNet``); needs the
+    ``tflite-micro`` package."""
+    from .tflite_writer import StableNet
+
+    n = StableNet(seed, (1, resolution, resolution, 3), in_scale=1 / 128, in_zp=0)
+
+    def hard_swish(x: int) -> int:
+        return n.unary(x, "HARD_SWISH", scale=n.scale(x) * 0.6)
+
+    def act(x: int, hs: bool) -> int:
+        return hard_swish(x) if hs else x
+
+    cin = _make_divisible(16 * width)
+    x = hard_swish(n.conv(0, cin, (3, 3), stride=2))
+    for k, exp, c, se, hs, s in MBV3_SMALL[:blocks]:
+        cout, expanded = _make_divisible(c * width), _make_divisible(exp * width)
+        y = x
+        if expanded != cin:
+            y = act(n.conv(y, expanded, (1, 1), act=0 if hs else 1), hs)
+        y = act(n.conv(y, 0, (k, k), stride=s, depthwise=True, act=0 if hs else 1), hs)
+        if se:
+            squeeze = n.conv(n.mean(y, keep_dims=True), _make_divisible(expanded // 4), (1, 1), act=1)
+            excite = n.conv(squeeze, expanded, (1, 1))
+            relu6 = n.binary("ADD", excite, n.scalar(3.0), 6 / 255, -128, act=3)
+            hard_sigmoid = n.binary("MUL", relu6, n.scalar(1 / 6), 1 / 255, -128)
+            y = n.binary("MUL", y, hard_sigmoid, n.scale(y) * 0.7)
+        y = n.conv(y, cout, (1, 1))
+        if s == 1 and cin == cout:
+            y = n.add(x, y)
+        x, cin = y, cout
+    x = hard_swish(n.conv(x, _make_divisible(6 * cin), (1, 1)))
+    x = n.mean(x, keep_dims=True)
+    x = hard_swish(n.conv(x, 1024 if num_classes >= 100 else 128, (1, 1)))
+    x = n.conv(x, num_classes, (1, 1))
+    x = n.reshape(x, (1, num_classes))
+    return n.build(n.softmax(x))
+
+
+def mbv3_small_tflite(seed: int = SEED) -> bytes:
+    """The int8 TFLite counterpart of ``mbv3_small`` (width 0.5, 48x48, 10 classes, 6 blocks)."""
+    return mobilenet_v3_small_tflite(width=0.5, resolution=48, num_classes=10, blocks=6, seed=seed)
+
+
+def activation_zoo(seed: int = SEED):
+    """The elementwise and resampling operators of MCU models in one small
+    CNN (1x3x20x20): hard-swish, leaky ReLU, a sigmoid gate times a tanh
+    branch (Mul), Sub, Max and Min of two convolution outputs, then a
+    transposed convolution, a strided slice and a nearest-neighbour 2x
+    upsampling. Every elementwise op is fed and read by convolutions, so
+    onnxruntime's quantizer puts Q/DQ pairs on both sides."""
+    torch = _torch()
+    nn = torch.nn
+    torch.manual_seed(seed)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = _conv_bn(nn, 3, 8, 3, act=nn.Hardswish)
+            self.a = _conv_bn(nn, 8, 12, 1)
+            self.gate = _conv_bn(nn, 8, 12, 1)
+            self.dw = _conv_bn(nn, 12, 12, 3, groups=12)
+            self.p, self.q, self.d = nn.Conv2d(12, 12, 1), nn.Conv2d(12, 12, 1), nn.Conv2d(12, 12, 1)
+            self.e, self.f = nn.Conv2d(12, 12, 3, padding=1), _conv_bn(nn, 12, 16, 3, 2, act=nn.ReLU)
+            self.up = nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1)
+            self.g = nn.Conv2d(8, 16, 3, stride=2)
+            self.fc = nn.Linear(16, 5)
+
+        def forward(self, x):
+            x = self.stem(x)
+            a = torch.nn.functional.leaky_relu(self.a(x), 0.1)
+            y = torch.tanh(self.dw(a)) * torch.sigmoid(self.gate(x))
+            p, q = self.p(y), self.q(y)
+            d = self.d(p - q)
+            e = self.e(torch.maximum(p, d))
+            f = self.f(torch.minimum(e, d))
+            u = torch.relu(self.up(f))[:, :, 2:-1, ::2]
+            u = self.g(torch.nn.functional.interpolate(u, scale_factor=2.0, mode="nearest"))
+            return self.fc(u.mean(dim=(2, 3)))
+
+    return _finish(Net(), (1, 3, 20, 20), seed)
+
+
 ZOO: dict[str, Callable[[], tuple[Any, Any]]] = {
+    "mbv3_small": mbv3_small,
+    "activation_zoo": activation_zoo,
     "mbv2_blocks": mbv2_blocks,
     "mbv1": mbv1,
     "resnet8": resnet8,

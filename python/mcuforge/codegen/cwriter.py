@@ -6,6 +6,8 @@
 '0.0078125f'
 >>> c_comment("a */ b")
 'a * / b'
+>>> c_comment("x??/")
+'x? ?/'
 """
 from __future__ import annotations
 
@@ -36,7 +38,10 @@ def c_float(x: float) -> str:
 
 
 def c_comment(text: str) -> str:
-    return re.sub(r"[^\x20-\x7e]", "?", str(text)).replace("*/", "* /").replace("/*", "/ *")
+    """Text safe inside a C block comment: printable ASCII, no comment
+    delimiters, no trigraphs (``??/`` is a backslash in C99)."""
+    text = re.sub(r"[^\x20-\x7e]", "?", str(text)).replace("*/", "* /").replace("/*", "/ *")
+    return re.sub(r"\?(?=\?)", "? ", text)
 
 
 def c_int(v) -> str:

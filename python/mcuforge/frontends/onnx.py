@@ -36,6 +36,8 @@ import numpy as np
 
 from ..ir import INF, Graph, McuforgeError, Node, Quant, Tensor, UnsupportedModelError, conv_out_size, unique_name
 from ..registry import Frontend
+from ..untrusted import (MAX_TENSOR_ELEMENTS, FoldBudget, check_external_data, elements,
+                         sanitize_proto_strings, text)
 from . import c_identifier
 
 NCHW_TO_NHWC = (0, 2, 3, 1)
@@ -43,17 +45,17 @@ NHWC_TO_NCHW = (0, 3, 1, 2)
 
 # ONNX ops that are converted to IR ops.
 CONVERTED_OPS = (
-    "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Conv", "DequantizeLinear",
-    "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "MatMul",
-    "MaxPool", "Pad", "QuantizeLinear", "ReduceMean", "Relu", "Reshape", "Shape", "Size",
-    "Softmax", "Squeeze", "Transpose", "Unsqueeze",
+    "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Conv", "ConvTranspose", "DequantizeLinear",
+    "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish",
+    "Identity", "LeakyRelu", "MatMul", "Max", "MaxPool", "Min", "Mul", "Pad", "QuantizeLinear",
+    "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Size", "Slice", "Softmax", "Squeeze", "Sub",
+    "Tanh", "Transpose", "Unsqueeze",
 )
 # Ops that are only evaluated at import time, when all their inputs are
 # constants (shape arithmetic as written by exporters).
 CONSTANT_OPS = (
     "Abs", "Cast", "Ceil", "Constant", "ConstantOfShape", "Div", "Equal", "Expand", "Floor",
-    "Gather", "Greater", "Less", "Max", "Min", "Mul", "Neg", "Not", "Pow", "Range", "Reciprocal",
-    "Slice", "Sqrt", "Sub", "Where",
+    "Gather", "Greater", "Less", "Neg", "Not", "Pow", "Range", "Reciprocal", "Sqrt", "Where",
 )
 SUPPORTED_OPS = tuple(sorted(set(CONVERTED_OPS) | set(CONSTANT_OPS)))
 
@@ -142,6 +144,7 @@ def parse_model(data: bytes, source: str, base_dir: Path | None = None) -> Any:
         model = onnx.load_model_from_string(data)
     except Exception as err:  # DecodeError and friends
         raise invalid(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__) from None
+    sanitize_proto_strings(model)  # names that are not UTF-8 or not printable: made safe text
     if not model.HasField("graph") or not model.graph.output:
         raise invalid("no graph with outputs in the file; it may be truncated or not ONNX at all")
     if base_dir is not None and any(
@@ -149,7 +152,10 @@ def parse_model(data: bytes, source: str, base_dir: Path | None = None) -> Any:
         try:
             from onnx.external_data_helper import load_external_data_for_model
 
+            check_external_data(model, base_dir)  # sizes checked before anything is read
             load_external_data_for_model(model, str(base_dir))
+        except McuforgeError as err:
+            raise invalid(str(err)) from None
         except Exception as err:
             raise invalid(f"cannot read external weight data: {err}") from None
     try:
@@ -175,7 +181,7 @@ def _attrs(node: Any) -> dict[str, Any]:
     for a in node.attribute:
         value = onnx.helper.get_attribute_value(a)
         if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
+            value = text(value)
         elif isinstance(value, onnx.TensorProto):
             value = onnx.numpy_helper.to_array(value)
         out[a.name] = value
@@ -344,6 +350,42 @@ def _evaluate(op: str, attrs: dict[str, Any], ins: list[Any], opset: int) -> lis
     raise _Unsupported("cannot be evaluated on constants")
 
 
+def onnx_nearest(in_size: int, out_size: int, scale: float, mode: str, nearest: str) -> tuple[int, ...]:
+    """Input index of every output index of ONNX Resize (mode nearest), in float32 as onnxruntime.
+
+    >>> onnx_nearest(3, 6, 2.0, "asymmetric", "floor")
+    (0, 0, 1, 1, 2, 2)
+    """
+    f = np.float32
+    out = []
+    for x in range(out_size):
+        if mode == "half_pixel":
+            orig = (f(x) + f(0.5)) / f(scale) - f(0.5)
+        elif mode == "pytorch_half_pixel":
+            orig = (f(x) + f(0.5)) / f(scale) - f(0.5) if out_size > 1 else f(0)
+        elif mode == "align_corners":
+            orig = f(0) if out_size == 1 else f(x) * f(in_size - 1) / f(out_size - 1)
+        elif mode == "asymmetric":
+            orig = f(x) / f(scale)
+        elif mode == "tf_half_pixel_for_nn":
+            orig = (f(x) + f(0.5)) / f(scale)
+        else:
+            raise _Unsupported(f"coordinate_transformation_mode '{mode}' is not supported")
+        o = float(orig)
+        if nearest == "floor":
+            i = math.floor(o)
+        elif nearest == "ceil":
+            i = math.ceil(o)
+        elif nearest == "round_prefer_ceil":
+            i = math.floor(o + 0.5)
+        elif nearest == "round_prefer_floor":
+            i = math.ceil(o - 0.5)
+        else:
+            raise _Unsupported(f"nearest_mode '{nearest}' is not supported")
+        out.append(min(max(int(i), 0), in_size - 1))
+    return tuple(out)
+
+
 # --------------------------------------------------------------------------
 # the importer
 
@@ -378,6 +420,7 @@ class _Importer:
         self.graph_outputs = {o.name for o in self.onnx_graph.output}
         self.source_layout = "NCHW"
         self.inferred: dict[str, tuple[int, ...]] | None = None  # shapes from ONNX shape inference
+        self.fold_budget = FoldBudget()
 
     # ---- driver --------------------------------------------------------
     def run(self) -> Graph:
@@ -540,6 +583,7 @@ class _Importer:
             attrs = _attrs(node)
             if op not in ("QuantizeLinear", "DequantizeLinear", "Shape", "Size") and all(
                     (not i) or i in self.consts for i in ins):
+                self.fold_budget.take(op, attrs, [self.consts.get(i) if i else None for i in ins])
                 values = _evaluate(op, attrs, [self.consts.get(i) if i else None for i in ins], self.opset)
                 for o, v in zip(node.output, values):
                     if o:
@@ -581,7 +625,7 @@ class _Importer:
                 pass
         for out in outs:
             shape = self.inferred.get(out)
-            if shape is None:
+            if shape is None or elements(shape) > MAX_TENSOR_ELEMENTS:
                 self.unknown.add(out)
                 continue
             nhwc = len(shape) == 4 and self.source_layout == "NCHW"
@@ -794,6 +838,90 @@ class _Importer:
         self._emit(op, name, [self._nhwc(x), weight.name, bias], node.output[0],
                    (1, out_ch, oh, ow), True, attrs_ir)
 
+    def _op_ConvTranspose(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        x, w_name = node.input[0], node.input[1]
+        b_name = node.input[2] if len(node.input) > 2 else ""
+        v = self._value(x)
+        w = self._const(w_name, "weight")
+        if len(v.shape) != 4 or w.ndim != 4:
+            raise _Unsupported("only 2-D transposed convolution is supported")
+        if int(attrs.get("group", 1)) != 1 or any(int(d) != 1 for d in attrs.get("dilations", [1, 1])):
+            raise _Unsupported("grouped or dilated transposed convolution is not supported")
+        if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "") or "output_shape" in attrs:
+            raise _Unsupported("auto_pad / output_shape are not supported: give explicit pads")
+        in_ch, out_ch, kh, kw = (int(d) for d in w.shape)
+        if in_ch != v.shape[1]:
+            raise _Unsupported(f"weight of shape {_shape_str(w.shape)} does not fit {v.shape[1]} input channels")
+        strides = tuple(int(s) for s in attrs.get("strides", [1, 1]))
+        top, left, bottom, right = (int(p) for p in attrs.get("pads", [0, 0, 0, 0]))
+        extra = [int(p) for p in attrs.get("output_padding", [0, 0])]
+        oh = (v.shape[2] - 1) * strides[0] + kh - top - bottom + extra[0]
+        ow = (v.shape[3] - 1) * strides[1] + kw - left - right + extra[1]
+        if oh <= 0 or ow <= 0:
+            raise _Unsupported(f"the output would be empty ({oh}x{ow})")
+        weight = self._weight(f"{name}.weight", w_name, (1, 2, 3, 0), 0)
+        bias = self._bias(f"{name}.bias", b_name, out_ch, weight.dtype == "int8") if b_name else ""
+        self._emit("transpose_conv", name, [self._nhwc(x), weight.name, bias], node.output[0], (1, out_ch, oh, ow),
+                   True, {"strides": strides, "pads": (top, left, bottom, right), "out_hw": (oh, ow),
+                          "act_min": -INF, "act_max": INF})
+
+    def _op_Slice(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        v = self._value(node.input[0])
+        rank = len(v.shape)
+        if self.opset < 10:
+            starts, ends = attrs["starts"], attrs["ends"]
+            axes, steps = attrs.get("axes", list(range(len(starts)))), [1] * len(starts)
+        else:
+            get = lambda j, what: (np.asarray(self._const(node.input[j], what)).reshape(-1).tolist()  # noqa: E731
+                                   if len(node.input) > j and node.input[j] else None)
+            starts, ends = get(1, "starts"), get(2, "ends")
+            axes = get(3, "axes") or list(range(len(starts)))
+            steps = get(4, "steps") or [1] * len(starts)
+        begin, stride, count = [0] * rank, [1] * rank, list(v.shape)
+        for axis, start, end, step in zip(axes, starts, ends, steps):
+            axis, dim, step = int(axis) % rank, v.shape[int(axis) % rank], int(step)
+            if step == 0:
+                raise _Unsupported("a step is 0")
+            start, end = int(start) + (dim if start < 0 else 0), int(end) + (dim if end < 0 else 0)
+            if step > 0:
+                start, end = min(max(start, 0), dim), min(max(end, 0), dim)
+                n = max(0, -(-(end - start) // step))
+            else:
+                start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
+                n = max(0, -(-(start - end) // -step))
+            if n == 0:
+                raise _Unsupported(f"the slice of axis {axis} is empty")
+            begin[axis], stride[axis], count[axis] = start, step, n
+        order = NCHW_TO_NHWC if v.nhwc else tuple(range(rank))
+        attrs_ir = {"begin": tuple(begin[a] for a in order), "strides": tuple(stride[a] for a in order),
+                    "counts": tuple(count[a] for a in order)}
+        self._emit("strided_slice", name, [v.ir], node.output[0], tuple(count), v.nhwc, attrs_ir)
+
+    def _op_Resize(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        v = self._value(node.input[0])
+        if attrs.get("mode", "nearest") != "nearest":
+            raise _Unsupported(f"mode '{attrs.get('mode')}' is not supported (nearest only)")
+        if len(v.shape) != 4:
+            raise _Unsupported(f"resize of a {len(v.shape)}-D tensor (4-D only)")
+        get = lambda j: (np.asarray(self._const(node.input[j], "scales/sizes"), np.float64).reshape(-1)  # noqa: E731
+                         if len(node.input) > j and node.input[j] and np.asarray(self.consts.get(node.input[j], [])).size
+                         else None)
+        scales, sizes = get(2), get(3)
+        if sizes is not None:
+            out = [int(d) for d in sizes]
+            scales = np.array(out, np.float64) / np.array(v.shape, np.float64)
+        elif scales is not None:
+            out = [int(math.floor(d * s)) for d, s in zip(v.shape, scales)]
+        else:
+            raise _Unsupported("neither scales nor sizes are given")
+        if out[:2] != list(v.shape[:2]):
+            raise _Unsupported("only the spatial axes may be resized")
+        mode = attrs.get("coordinate_transformation_mode", "half_pixel")
+        nearest = attrs.get("nearest_mode", "round_prefer_floor")
+        rows, cols = (onnx_nearest(v.shape[a], out[a], float(scales[a]), mode, nearest) for a in (2, 3))
+        self._emit("resize_nearest", name, [self._nhwc(node.input[0])], node.output[0], tuple(out), True,
+                   {"row_index": rows, "col_index": cols})
+
     def _fully_connected(self, node: Any, name: str, x: str, w_name: str, perm: tuple[int, int],
                          b_name: str, alpha: float, beta: float) -> None:
         v = self._value(x)
@@ -843,6 +971,75 @@ class _Importer:
         nhwc = len(va.shape) == 4 and (va.nhwc or vb.nhwc)
         ins = [self._nhwc(a), self._nhwc(b)] if nhwc else [self._raw(a), self._raw(b)]
         self._emit("add", name, ins, node.output[0], va.shape, nhwc, {"act_min": -INF, "act_max": INF})
+
+    def _elementwise(self, node: Any, name: str, op: str, attrs: dict[str, Any]) -> None:
+        """A unary elementwise op: the IR keeps the input's layout."""
+        v = self._value(node.input[0])
+        out = self._emit_ir(op, name, [v.ir], node.output[0], self.tensors[v.ir].shape, attrs)
+        self.values[node.output[0]] = _Value(out, v.shape, v.nhwc)
+
+    def _op_HardSwish(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._elementwise(node, name, "hard_swish", {})
+
+    def _op_HardSigmoid(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._elementwise(node, name, "hard_sigmoid", {"alpha": float(attrs.get("alpha", 0.2)),
+                                                       "beta": float(attrs.get("beta", 0.5))})
+
+    def _op_Sigmoid(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._elementwise(node, name, "logistic", {})
+
+    def _op_Tanh(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._elementwise(node, name, "tanh", {})
+
+    def _op_LeakyRelu(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._elementwise(node, name, "leaky_relu", {"alpha": float(attrs.get("alpha", 0.01))})
+
+    def _binary(self, node: Any, name: str, op: str) -> None:
+        """Mul / Sub / Max / Min of two activations (NumPy broadcasting, a 4-D
+        result channels-last), or of an activation and a single constant."""
+        if len(node.input) != 2:
+            raise _Unsupported(f"{len(node.input)} inputs (exactly 2 are supported)")
+        a, b = node.input
+        if a in self.consts or b in self.consts:
+            const_name, act = (a, b) if a in self.consts else (b, a)
+            const = np.asarray(self.consts[const_name], np.float32)
+            if const.size != 1:
+                raise _Unsupported(f"constant operand '{const_name}' of shape {_shape_str(const.shape)}: only a "
+                                   f"single value is supported")
+            if not np.all(np.isfinite(const)):
+                raise _Unsupported(f"constant operand '{const_name}' is not finite")
+            v = self._value(act)
+            c = self._new_tensor(f"{name}.constant", (1,), "float32", const.reshape(1))
+            ins = [c, v.ir] if a == const_name else [v.ir, c]
+            out = self._emit_ir(op, name, ins, node.output[0], self.tensors[v.ir].shape,
+                                {"act_min": -INF, "act_max": INF})
+            self.values[node.output[0]] = _Value(out, v.shape, v.nhwc)
+            return
+        va, vb = self._value(a), self._value(b)
+        try:
+            shape = tuple(int(d) for d in np.broadcast_shapes(va.shape, vb.shape))
+        except ValueError:
+            raise _Unsupported(f"shapes {_shape_str(va.shape)} and {_shape_str(vb.shape)} do not broadcast") from None
+        if len(shape) == 4:
+            if len(va.shape) != 4 or len(vb.shape) != 4:
+                raise _Unsupported(f"broadcasting {_shape_str(va.shape)} with {_shape_str(vb.shape)}: both "
+                                   f"inputs must be 4-D")
+            ins, nhwc = [self._nhwc(a), self._nhwc(b)], True
+        else:
+            ins, nhwc = [self._raw(a), self._raw(b)], False
+        self._emit(op, name, ins, node.output[0], shape, nhwc, {"act_min": -INF, "act_max": INF})
+
+    def _op_Mul(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._binary(node, name, "mul")
+
+    def _op_Sub(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._binary(node, name, "sub")
+
+    def _op_Max(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._binary(node, name, "maximum")
+
+    def _op_Min(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        self._binary(node, name, "minimum")
 
     def _effective_consumers(self, name: str) -> int:
         count = 1 if name in self.graph_outputs else 0

@@ -37,6 +37,7 @@ their TFLite names (made unique), see :func:`tensor_names`.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ import numpy as np
 
 from ..ir import INF, Graph, McuforgeError, Node, Quant, Tensor, UnsupportedModelError, unique_name
 from ..registry import Frontend
+from ..untrusted import text
 from . import c_identifier
 
 FILE_IDENTIFIER = b"TFL3"
@@ -59,7 +61,10 @@ _NUMPY_TYPES = {"int8": np.int8, "int32": np.int32, "uint8": np.uint8, "int16": 
 
 # Builtin operators converted to IR ops.
 SUPPORTED_OPS = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "EXPAND_DIMS",
-                 "FULLY_CONNECTED", "MAX_POOL_2D", "MEAN", "PAD", "PADV2", "RESHAPE", "SOFTMAX", "SQUEEZE")
+                 "FULLY_CONNECTED", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC", "MAXIMUM", "MAX_POOL_2D", "MEAN",
+                 "MINIMUM", "MUL", "PAD", "PADV2", "QUANTIZE", "RELU", "RELU6", "RESHAPE",
+                 "RESIZE_NEAREST_NEIGHBOR", "SOFTMAX", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH",
+                 "TRANSPOSE_CONV")
 
 # ActivationFunctionType -> float clamp range (None: not supported as a fused activation)
 _ACTIVATIONS = {0: ("NONE", -INF, INF), 1: ("RELU", 0.0, INF), 2: ("RELU_N1_TO_1", -1.0, 1.0),
@@ -169,7 +174,7 @@ def read_model(data: bytes) -> _TModel:
         code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
         custom = oc.CustomCode()
         codes.append((BUILTIN_OPCODE2NAME.get(code, f"BUILTIN_{code}"),
-                      custom.decode("utf-8", "replace") if custom else ""))
+                      text(custom) if custom else ""))
     buffers = []
     for i in range(_check_count(model.BuffersLength(), data, "buffer")):
         b = model.Buffers(i)
@@ -188,7 +193,7 @@ def read_model(data: bytes) -> _TModel:
     for i in range(_check_count(sg.TensorsLength(), data, "tensor")):
         t = sg.Tensors(i)
         raw_name = t.Name()
-        name = raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{i}"
+        name = text(raw_name) if raw_name else f"tensor_{i}"
         ttype = _TYPE_NAMES.get(int(t.Type()), f"type {int(t.Type())}")
         shape = tuple(_int_vector(t, "Shape", data, f"tensor {i} shape"))
         if any(d < 0 for d in shape):
@@ -347,6 +352,48 @@ def tflite_padding(same: bool, size: int, kernel: int, stride: int, dilation: in
         total = max((out - 1) * stride + effective - size, 0)
         return out, total // 2, total - total // 2
     return (size - effective + stride) // stride, 0, 0
+
+
+def strided_slice_ranges(shape, begin, end, strides, begin_mask: int, end_mask: int, shrink_mask: int,
+                         offset: bool) -> list[tuple[int, int]]:
+    """(first index, count) per axis as TFLite's StridedSliceStartForAxis /
+    StridedSliceEndForAxis resolve them (negative indices, clamping, masks).
+
+    >>> strided_slice_ranges((1, 10, 4), [0, 1, -1], [1, -1, 0], [1, 3, -1], 0, 0, 0, False)
+    [(0, 1), (1, 3), (3, 3)]
+    """
+    out = []
+    for d, size in enumerate(shape):
+        stride, start, stop = int(strides[d]), int(begin[d]), int(end[d])
+        if start < 0:
+            start += size
+        start = min(max(start, 0), size) if stride > 0 else min(max(start, -1), size - 1)
+        if begin_mask & (1 << d):
+            start = 0 if stride > 0 else size - 1
+        if shrink_mask & (1 << d):
+            stop = start if start >= size else start + 1
+        else:
+            if offset:
+                stop += start
+            if stop < 0:
+                stop += size
+            stop = min(max(stop, 0), size) if stride > 0 else min(max(stop, -1), size - 1)
+            if end_mask & (1 << d):
+                stop = size if stride > 0 else -1
+        count = max(0, -(-(stop - start) // stride)) if stride > 0 else max(0, -(-(start - stop) // -stride))
+        out.append((start, count))
+    return out
+
+
+def tflite_nearest(index: int, in_size: int, out_size: int, align_corners: bool, half_pixel: bool) -> int:
+    """TFLite GetNearestNeighbor, in float32 as TFLM computes it."""
+    f = np.float32
+    scale = (f(in_size - 1) / f(out_size - 1)) if align_corners and out_size > 1 else f(in_size) / f(out_size)
+    value = (f(index) + f(0.5 if half_pixel else 0.0)) * scale
+    v = float(value)
+    src = int(math.copysign(math.floor(abs(v) + 0.5), v)) if align_corners else int(math.floor(v))
+    src = min(src, in_size - 1)
+    return max(0, src) if half_pixel else src
 
 
 def _act_range(code: int, out: _TTensor) -> tuple[float, float]:
@@ -664,15 +711,166 @@ class _Importer:
             expected = in_shape[:-1] + (n,) if _option(op.options, "KeepNumDims", False) else (rows, n)
             self._check_shape(op, out, expected)
 
+    def _operand(self, op: _TOp, j: int) -> str:
+        """An activation input, or a constant single int8 value (the scalar of
+        a Keras `x * (1/6)` or `x + 3`)."""
+        if j < len(op.inputs) and op.inputs[j] >= 0 and self.t[op.inputs[j]].data is not None:
+            t = self._const(op, j, "constant operand")
+            if t.type != "int8" or t.data.size != 1:
+                raise _Unsupported(f"constant operand '{t.name}' must be a single int8 value "
+                                   f"(got {t.type}{_shape_str(t.shape)})")
+            q = self._quant(t, "constant operand")
+            if q.scale.size != 1:
+                raise _Unsupported(f"constant operand '{t.name}' is quantized per channel")
+            return self._const_tensor(t, "int8", Quant(q.scale, q.zero_point))
+        return self._input(op, j)
+
+    def _binary(self, op: _TOp, ir_op: str, fused: bool = True) -> None:
+        a, b = self._operand(op, 0), self._operand(op, 1)
+        ta, tb = self.tensors[a], self.tensors[b]
+        if ta.is_const and tb.is_const:
+            raise _Unsupported("both operands are constants")
+        rank = max(len(ta.shape), len(tb.shape))
+        if ta.is_const or tb.is_const:
+            expected = (tb if ta.is_const else ta).shape
+        elif ta.shape == tb.shape:
+            expected = ta.shape
+        else:
+            pa, pb = (1,) * (rank - len(ta.shape)) + ta.shape, (1,) * (rank - len(tb.shape)) + tb.shape
+            if any(x != y and 1 not in (x, y) for x, y in zip(pa, pb)):
+                raise _Unsupported(f"shapes {_shape_str(ta.shape)} and {_shape_str(tb.shape)} do not broadcast")
+            expected = tuple(max(x, y) for x, y in zip(pa, pb))
+            if len(expected) > 4:
+                raise _Unsupported(f"broadcasting to rank {len(expected)} is not supported (rank 4 at most)")
+        attrs: dict[str, Any] = {}
+        if fused:
+            attrs["act_min"], attrs["act_max"] = self._fused(op, op.outputs[0])
+        self._emit(op, ir_op, [a, b], attrs)
+        out = self.names[op.outputs[0]]
+        self._check_shape(op, out, expected)
+        if ir_op in ("maximum", "minimum"):
+            for i in (a, b):  # TFLM compares the raw int8 values
+                self._same_quant(op, i, out)
+
     def _op_ADD(self, op: _TOp) -> None:
-        a, b = self._input(op, 0), self._input(op, 1)
-        act_min, act_max = self._fused(op, op.outputs[0])
-        sa, sb = self.tensors[a].shape, self.tensors[b].shape
-        if sa != sb:
-            raise _Unsupported(f"broadcasting {_shape_str(sa)} + {_shape_str(sb)} is not supported "
-                               f"(same shapes only)")
-        self._emit(op, "add", [a, b], {"act_min": act_min, "act_max": act_max})
-        self._check_shape(op, self.names[op.outputs[0]], sa)
+        self._binary(op, "add")
+
+    def _op_SUB(self, op: _TOp) -> None:
+        self._binary(op, "sub")
+
+    def _op_MUL(self, op: _TOp) -> None:
+        self._binary(op, "mul")
+
+    def _op_MAXIMUM(self, op: _TOp) -> None:
+        self._binary(op, "maximum", fused=False)
+
+    def _op_MINIMUM(self, op: _TOp) -> None:
+        self._binary(op, "minimum", fused=False)
+
+    def _unary(self, op: _TOp, ir_op: str, attrs: dict[str, Any]) -> str:
+        x = self._input(op, 0)
+        self._emit(op, ir_op, [x], attrs)
+        out = self.names[op.outputs[0]]
+        self._check_shape(op, out, self.tensors[x].shape)
+        return out
+
+    def _op_HARD_SWISH(self, op: _TOp) -> None:
+        self._unary(op, "hard_swish", {})
+
+    def _op_LEAKY_RELU(self, op: _TOp) -> None:
+        self._unary(op, "leaky_relu", {"alpha": float(np.float32(_option(op.options, "Alpha", 0.0)))})
+
+    def _fixed_output(self, op: _TOp, out: str, scale: float, zp: int) -> None:
+        q = self.tensors[out].quant
+        if float(q.scale[0]) != scale or int(q.zero_point[0]) != zp:
+            raise _Unsupported(f"output is quantized with scale {float(q.scale[0])!r} and zero point "
+                               f"{int(q.zero_point[0])}; TFLite's int8 {op.opname} writes scale {scale!r}, "
+                               f"zero point {zp}")
+
+    def _op_LOGISTIC(self, op: _TOp) -> None:
+        self._fixed_output(op, self._unary(op, "logistic", {}), 1.0 / 256.0, -128)
+
+    def _op_TANH(self, op: _TOp) -> None:
+        self._fixed_output(op, self._unary(op, "tanh", {}), 1.0 / 128.0, 0)
+
+    def _op_RELU(self, op: _TOp) -> None:
+        # TFLM ReluQuantized: requantize (scale ratio in float32), clamp at the output zero point
+        self._unary(op, "clamp", {"act_min": 0.0, "act_max": INF, "float32_ratio": True})
+
+    def _op_RELU6(self, op: _TOp) -> None:
+        # TFLM clamps the raw values to [zero point, quantized 6] without requantizing
+        lo, hi = _act_range(3, self.t[op.inputs[0]]) if op.inputs and op.inputs[0] >= 0 else (0.0, 6.0)
+        out = self._unary(op, "clamp", {"act_min": lo, "act_max": hi})
+        self._same_quant(op, self.nodes[-1].inputs[0], out)
+
+    def _op_STRIDED_SLICE(self, op: _TOp) -> None:
+        x = self._input(op, 0)
+        shape = self.tensors[x].shape
+        begin, end, strides = (self._int_const(op, j, what) for j, what in ((1, "begin"), (2, "end"), (3, "strides")))
+        rank = len(shape)
+        if not begin.size == end.size == strides.size == rank:
+            raise _Unsupported(f"begin/end/strides of {begin.size}/{end.size}/{strides.size} values for rank {rank}")
+        opt = op.options
+        if _option(opt, "EllipsisMask", 0) or _option(opt, "NewAxisMask", 0):
+            raise _Unsupported("ellipsis and new-axis masks are not supported")
+        if np.any(strides == 0):
+            raise _Unsupported("a stride is 0")
+        ranges = strided_slice_ranges(shape, begin, end, strides, _option(opt, "BeginMask", 0),
+                                      _option(opt, "EndMask", 0), _option(opt, "ShrinkAxisMask", 0),
+                                      bool(_option(opt, "Offset", False)))
+        starts, counts = [r[0] for r in ranges], [r[1] for r in ranges]
+        shrink = _option(opt, "ShrinkAxisMask", 0)
+        self._emit(op, "strided_slice", [x], {"begin": tuple(starts), "strides": tuple(int(v) for v in strides),
+                                               "counts": tuple(counts)})
+        out = self.names[op.outputs[0]]
+        self._check_shape(op, out, tuple(c for d, c in enumerate(counts) if not shrink & (1 << d)))
+        self._same_quant(op, x, out)
+
+    def _op_RESIZE_NEAREST_NEIGHBOR(self, op: _TOp) -> None:
+        x = self._input(op, 0)
+        shape = self.tensors[x].shape
+        size = self._int_const(op, 1, "size")
+        if len(shape) != 4 or size.size != 2 or np.any(size <= 0):
+            raise _Unsupported(f"resize of shape {_shape_str(shape)} to {size.tolist()} (a (1, H, W, C) input and "
+                               f"two positive sizes expected)")
+        align, half = bool(_option(op.options, "AlignCorners", False)), bool(_option(op.options, "HalfPixelCenters", False))
+        rows = [tflite_nearest(i, shape[1], int(size[0]), align, half) for i in range(int(size[0]))]
+        cols = [tflite_nearest(i, shape[2], int(size[1]), align, half) for i in range(int(size[1]))]
+        self._emit(op, "resize_nearest", [x], {"row_index": tuple(rows), "col_index": tuple(cols)})
+        out = self.names[op.outputs[0]]
+        self._check_shape(op, out, (1, int(size[0]), int(size[1]), shape[3]))
+        self._same_quant(op, x, out)
+
+    def _op_TRANSPOSE_CONV(self, op: _TOp) -> None:
+        x = self._input(op, 2)
+        in_shape = self.tensors[x].shape
+        out_shape = tuple(int(v) for v in self._int_const(op, 0, "output shape"))
+        wt = self._const(op, 1, "weights")
+        if len(in_shape) != 4 or len(out_shape) != 4 or len(wt.shape) != 4:
+            raise _Unsupported("input, output shape and weights must be 4-D")
+        out_c, k_h, k_w, in_c = wt.shape
+        if in_c != in_shape[3] or out_c != out_shape[3]:
+            raise _Unsupported(f"weights of shape {_shape_str(wt.shape)} do not fit {in_shape[3]} input and "
+                               f"{out_shape[3]} output channels")
+        opt = op.options
+        stride_h, stride_w = _option(opt, "StrideH", 0), _option(opt, "StrideW", 0)
+        if min(stride_h, stride_w) < 1:
+            raise _Unsupported(f"strides ({stride_h}, {stride_w}) must be >= 1")
+        same = _option(opt, "Padding", 0) == 0
+        # TFLM pads as a convolution from the output's size would (ComputePaddingHeightWidth)
+        _, top, bottom = tflite_padding(same, out_shape[1], k_h, stride_h)
+        _, left, right = tflite_padding(same, out_shape[2], k_w, stride_w)
+        w = self._weight(op, 1, 0, out_c)
+        b = self._bias(op, 3, out_c)
+        act_min, act_max = self._fused(op, op.outputs[0]) if hasattr(opt, "FusedActivationFunction") else (-INF, INF)
+        self._emit(op, "transpose_conv", [x, w, b] if b else [x, w],
+                   {"strides": (stride_h, stride_w), "pads": (top, left, bottom, right),
+                    "out_hw": out_shape[1:3], "act_min": act_min, "act_max": act_max})
+        self._check_shape(op, self.names[op.outputs[0]], out_shape)
+
+    def _op_QUANTIZE(self, op: _TOp) -> None:
+        # int8 -> int8 requantization (TFLM Requantize, scale ratio in double)
+        self._unary(op, "clamp", {"act_min": -INF, "act_max": INF})
 
     def _pool(self, op: _TOp, ir_op: str) -> None:
         x = self._input(op, 0)

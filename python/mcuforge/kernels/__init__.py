@@ -17,13 +17,16 @@ from pathlib import Path
 
 from .add import add_s8
 from .conv2d import conv2d_s8
-from .data import concat_s8, copy_tile_s8, pad_s8, requantize_s8, transpose_s8
+from .data import (concat_s8, copy_tile_s8, pad_s8, requantize_s8, resize_nearest_s8, strided_slice_s8,
+                   transpose_s8)
 from .depthwise_conv2d import (depthwise_conv2d_s8, depthwise_conv2d_s8_inplace,
                                depthwise_conv2d_s8_inplace_scratch_size)
+from .elementwise import lut_s8, maximum_s8, minimum_s8, mul_s8, sub_s8
 from .fully_connected import fully_connected_s8
 from .mean import mean_s8
 from .pool import avg_pool_s8, max_pool_s8
 from .softmax import softmax_s8
+from .transpose_conv import transpose_conv_s8
 
 KERNELS = {
     "conv2d_s8": conv2d_s8,
@@ -40,6 +43,14 @@ KERNELS = {
     "pad_s8": pad_s8,
     "transpose_s8": transpose_s8,
     "copy_tile_s8": copy_tile_s8,
+    "lut_s8": lut_s8,
+    "mul_s8": mul_s8,
+    "sub_s8": sub_s8,
+    "maximum_s8": maximum_s8,
+    "minimum_s8": minimum_s8,
+    "strided_slice_s8": strided_slice_s8,
+    "resize_nearest_s8": resize_nearest_s8,
+    "transpose_conv_s8": transpose_conv_s8,
 }
 
 SCRATCH_SIZE = {
@@ -47,6 +58,7 @@ SCRATCH_SIZE = {
 }
 
 _FIXEDPOINT = "mcf_fixedpoint.c"
+_BROADCAST = "mcf_broadcast.c"
 RUNTIME_SOURCES = {
     "conv2d_s8": ["mcf_conv2d.c", _FIXEDPOINT],
     "depthwise_conv2d_s8": ["mcf_depthwise_conv2d.c", _FIXEDPOINT],
@@ -62,7 +74,19 @@ RUNTIME_SOURCES = {
     "pad_s8": ["mcf_data.c", _FIXEDPOINT],
     "transpose_s8": ["mcf_data.c", _FIXEDPOINT],
     "copy_tile_s8": ["mcf_data.c", _FIXEDPOINT],
+    "lut_s8": ["mcf_lut.c"],
+    "mul_s8": ["mcf_mul.c", _BROADCAST, _FIXEDPOINT],
+    "sub_s8": ["mcf_sub.c", _BROADCAST, _FIXEDPOINT],
+    "maximum_s8": ["mcf_maximum_minimum.c", _BROADCAST, _FIXEDPOINT],
+    "minimum_s8": ["mcf_maximum_minimum.c", _BROADCAST, _FIXEDPOINT],
+    "strided_slice_s8": ["mcf_strided_slice.c"],
+    "resize_nearest_s8": ["mcf_resize_nearest.c"],
+    "transpose_conv_s8": ["mcf_transpose_conv.c", _FIXEDPOINT],
 }
+# on-device training (NumPy twins in mcuforge.training.kernels)
+RUNTIME_SOURCES.update({k: ["mcf_train.c"] for k in (
+    "train_loss", "train_conv_input_grad", "train_conv_update", "train_conv_apply", "train_mask",
+    "train_pool_backward", "train_grad_sum")})
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 RUNTIME_INCLUDE_DIR = RUNTIME_DIR / "include"

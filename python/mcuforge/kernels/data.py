@@ -71,3 +71,34 @@ def copy_tile_s8(params: dict, src, dst) -> np.ndarray:
     d = as_int8(dst, name="dst").reshape(-1, dw, c).copy()
     d[dy:dy + th, dx:dx + tw] = s[sy:sy + th, sx:sx + tw]
     return d.reshape(-1)
+
+
+def strided_slice_s8(params: dict, x) -> np.ndarray:
+    """Twin of mcf_strided_slice_s8 (mcf_strided_slice.c)."""
+    shape = [int(v) for v in params["in_shape"]]
+    begin = [int(v) for v in params["begin"]]
+    stride = [int(v) for v in params["stride"]]
+    out = [int(v) for v in params["out_shape"]]
+    if min(shape + out) < 0:
+        raise ValueError("bad strided slice parameters")
+    index = []
+    for d in range(4):
+        idx = begin[d] + stride[d] * np.arange(out[d])
+        if out[d] and (idx.min() < 0 or idx.max() >= shape[d]):
+            raise ValueError("strided slice reads outside the input")
+        index.append(idx)
+    xi = as_int8(x, int(np.prod(shape))).reshape(shape)
+    return np.ascontiguousarray(xi[np.ix_(*index)]).reshape(-1)
+
+
+def resize_nearest_s8(params: dict, x) -> np.ndarray:
+    """Twin of mcf_resize_nearest_s8 (mcf_resize_nearest.c)."""
+    h, w, c = int(params["in_h"]), int(params["in_w"]), int(params["channels"])
+    oh, ow = int(params["out_h"]), int(params["out_w"])
+    rows = np.asarray(params["row_index"], np.int64).reshape(-1)[:oh]
+    cols = np.asarray(params["col_index"], np.int64).reshape(-1)[:ow]
+    if min(h, w, c) <= 0 or min(oh, ow) < 0 or rows.size < oh or cols.size < ow or \
+            (oh and (rows.min() < 0 or rows.max() >= h)) or (ow and (cols.min() < 0 or cols.max() >= w)):
+        raise ValueError("bad resize parameters")
+    xi = as_int8(x, h * w * c).reshape(h, w, c)
+    return np.ascontiguousarray(xi[rows][:, cols]).reshape(-1)

@@ -26,9 +26,12 @@ from ..ir import INF, Graph, Node, Quant, Tensor, UnsupportedModelError, unique_
 from ..registry import Pass
 
 CANONICAL_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool", "max_pool", "mean",
-                 "reshape", "transpose", "concat", "pad", "softmax", "clamp")
+                 "reshape", "transpose", "concat", "pad", "softmax", "clamp", "hard_swish", "hard_sigmoid",
+                 "logistic", "tanh", "leaky_relu", "mul", "sub", "maximum", "minimum", "strided_slice",
+                 "resize_nearest", "transpose_conv")
 FOLD_BN_INTO = ("conv2d", "depthwise_conv2d", "fully_connected")
-FUSE_ACT_INTO = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool", "max_pool", "clamp")
+FUSE_ACT_INTO = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool", "max_pool", "clamp", "mul",
+                 "sub", "transpose_conv")
 _OUT_CHANNEL_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0}
 
 
@@ -224,6 +227,8 @@ def _fuse_activations(g: Graph) -> None:
         exclusive = src not in g.outputs and src not in g.inputs and len(users) == 1 and users[0] is clamp
         if prev is None or prev.op not in FUSE_ACT_INTO or not exclusive:
             continue
+        if g.source_format == "tflite" and not _quants_agree(g, src, out):
+            continue  # TFLM requantizes twice (layer, then RELU / QUANTIZE): keep both
         lo = max(float(prev.attrs.get("act_min", -INF)), float(clamp.attrs.get("act_min", -INF)))
         hi = min(float(prev.attrs.get("act_max", INF)), float(clamp.attrs.get("act_max", INF)))
         prev.attrs["act_min"], prev.attrs["act_max"] = lo, hi

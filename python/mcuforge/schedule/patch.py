@@ -26,7 +26,10 @@ from ..ir import Graph, Node, Tensor
 from ..ops import Step
 
 WINDOW_OPS = {"conv2d", "depthwise_conv2d", "avg_pool", "max_pool"}
-POINTWISE_OPS = {"add", "clamp", "concat"}
+# Elementwise ops (table lookups, binary ops without broadcasting) and
+# channel concatenation: a tile needs the same pixels of their inputs.
+POINTWISE_OPS = {"add", "clamp", "concat", "hard_swish", "hard_sigmoid", "logistic", "tanh", "leaky_relu", "mul",
+                 "sub", "maximum", "minimum"}
 PATCH_SUFFIX = "@patch"
 DEFAULT_MAX_MAC_OVERHEAD = 0.3
 MAX_GRID = 8
@@ -127,6 +130,8 @@ def valid_split(graph: Graph, steps: list[Step], split: int) -> str | None:
             return f"layer '{s.name}' ({s.node.op}) cannot run on patches"
         if s.node.op == "concat" and s.node.attrs.get("axis", 3) % 4 != 3:
             return f"layer '{s.name}' concatenates along a spatial axis"
+        if s.params.get("broadcast"):
+            return f"layer '{s.name}' ({s.node.op}) broadcasts an input"
         if any(len(graph.tensors[t].shape) != 4 for t in s.inputs + s.outputs):
             return f"layer '{s.name}' is not on a 4-D feature map"
         if model_input in s.inputs and s.node.op not in WINDOW_OPS:

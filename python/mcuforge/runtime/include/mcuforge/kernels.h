@@ -223,6 +223,185 @@ typedef struct {
 
 int mcf_copy_tile_s8(const mcf_copy_tile_params *p, const int8_t *src, int8_t *dst);
 
+/* ---- on-device training (mcf_train.c) -----------------------------------
+ * Gradients are int16 tensors g with an int32 exponent e: dL/dt = g * 2^e
+ * in real units. Kernels accumulate in int64 and rescale their result to 14
+ * significant bits; parameter updates multiply int64 gradient accumulators
+ * by Q31 multipliers with shifts that fold the learning rate and
+ * quantization-aware scaling. All integer: the same bits on every target.
+ * Trained weights keep an int16 master copy in units of s_w / 256; the int8
+ * filter the forward kernels read is the master rounded. */
+typedef struct {
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t dilation_h, dilation_w;
+    int32_t pad_top, pad_left;
+    int32_t in_per_group, out_per_group;  /* grouped convolution: conv in_c/out_c, depthwise 1/multiplier */
+    int32_t w_stride_o, w_stride_ky, w_stride_kx, w_stride_i;  /* filter index of (o, ky, kx, i in group) */
+    int32_t input_offset;
+    int32_t act_min, act_max;             /* the forward clamp: no gradient where the output sits on it */
+    int32_t grad_multiplier, grad_shift;  /* input gradient: real = acc * grad_multiplier * 2^(grad_shift - 31) */
+    int32_t trained_channels;             /* leading output channels whose weights are updated (0: none) */
+    const int32_t *grad_scale;            /* (out_c) round(2^15 * s_w[o] / max s_w) */
+    const int32_t *weight_multiplier;     /* (trained_channels) update per accumulator unit, or NULL */
+    const int32_t *weight_shift;
+    const int32_t *bias_multiplier;       /* (out_c), or NULL: bias frozen */
+    const int32_t *bias_shift;
+} mcf_train_conv_params;
+
+/* dL/dinput of a conv2d / depthwise / fully-connected layer (before its update). */
+int mcf_train_conv_input_grad(const mcf_train_conv_params *p, const int16_t *grad_out, int32_t grad_exp,
+                              const int8_t *output, const int8_t *filter, int16_t *grad_in, int32_t *grad_in_exp);
+/* Weight and bias gradients and their SGD update. delta == NULL: applied at
+ * once (operator reordering); else the updates are stored in delta (weights,
+ * then biases) for mcf_train_conv_apply at the end of the backward pass. */
+int mcf_train_conv_update(const mcf_train_conv_params *p, const int16_t *grad_out, int32_t grad_exp,
+                          const int8_t *output, const int8_t *input, int16_t *master, int8_t *filter,
+                          int32_t *bias, int32_t *delta);
+/* master[...] = filter[...] * 256 for the trained channels (at init). */
+int mcf_train_init_master(const mcf_train_conv_params *p, const int8_t *filter, int16_t *master);
+int mcf_train_conv_apply(const mcf_train_conv_params *p, const int32_t *delta, int16_t *master, int8_t *filter,
+                         int32_t *bias);
+
+typedef struct {
+    int32_t size;
+    int32_t act_min, act_max;
+} mcf_train_mask_params;
+
+/* Gradient through add / requantize: zero where the output sits on its clamp. */
+int mcf_train_mask(const mcf_train_mask_params *p, const int16_t *grad, int32_t grad_exp, const int8_t *output,
+                   int16_t *grad_out, int32_t *grad_out_exp);
+
+typedef struct {
+    int32_t in_h, in_w, channels;
+    int32_t out_h, out_w;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_top, pad_left;
+    int32_t act_min, act_max;
+    int32_t use_mask;  /* output != NULL: mask by the clamp */
+} mcf_train_pool_params;
+
+/* Average pooling (count excludes padding) and mean over height and width. */
+int mcf_train_pool_backward(const mcf_train_pool_params *p, const int16_t *grad, int32_t grad_exp,
+                            const int8_t *output, int16_t *grad_in, int32_t *grad_in_exp);
+
+typedef struct {
+    int32_t size;
+} mcf_train_sum_params;
+
+/* Sum of two gradients of the same tensor (a tensor read by two layers). */
+int mcf_train_grad_sum(const mcf_train_sum_params *p, const int16_t *a, int32_t a_exp, const int16_t *b,
+                       int32_t b_exp, int16_t *out, int32_t *out_exp);
+
+typedef struct {
+    int32_t classes;
+    const float *loss_table;  /* (256) -ln(k / 256), k = 0 counted as 0.5 */
+} mcf_train_loss_params;
+
+/* Cross-entropy of TFLite's int8 softmax output (scale 1/256, zero point
+ * -128): gradient p - onehot in units of 2^-8; loss from the table. */
+int mcf_train_loss(const mcf_train_loss_params *p, const int8_t *probs, int32_t label, int16_t *grad,
+                   int32_t *grad_exp, float *loss);
+/* ---- table lookup (mcf_lut.c): any int8 -> int8 elementwise op ---------- */
+/* HARD_SWISH, LOGISTIC, TANH, LEAKY_RELU, a binary op with a scalar
+ * constant...: the generator computes output = table[input + 128] for all
+ * 256 inputs with TFLM's integer arithmetic. Output may equal input. */
+typedef struct {
+    int32_t size;
+    const int8_t *table;   /* (256) */
+} mcf_lut_params;
+
+int mcf_lut_s8(const mcf_lut_params *p, const int8_t *input, int8_t *output);
+
+/* ---- binary elementwise ops with broadcasting (mcf_mul.c, mcf_sub.c,
+ * mcf_maximum_minimum.c, walk in mcf_broadcast.c) ----------------------------
+ * broadcast == 0: inputs and output have `size` elements (output may equal
+ * an input: in place). broadcast != 0: the output is out_shape (4-D, channels
+ * last) and input k is read at sum(index[d] * input<k>_stride[d]), the stride
+ * being 0 along an axis the input repeats (e.g. squeeze-and-excitation's
+ * (1, H, W, C) * (1, 1, 1, C)). */
+typedef struct {
+    int32_t size, broadcast;
+    int32_t out_shape[4], input1_stride[4], input2_stride[4];
+    int32_t input1_offset, input2_offset, output_offset;
+    int32_t multiplier, shift;          /* QuantizeMultiplier(s1 * s2 / s_out) */
+    int32_t act_min, act_max;
+} mcf_mul_params;
+
+int mcf_mul_s8(const mcf_mul_params *p, const int8_t *input1, const int8_t *input2, int8_t *output);
+
+/* TFLite int8 SUB: ADD's arithmetic (left_shift 20, three multipliers <= 1). */
+typedef struct {
+    int32_t size, broadcast;
+    int32_t out_shape[4], input1_stride[4], input2_stride[4];
+    int32_t left_shift;
+    int32_t input1_offset, input1_multiplier, input1_shift;
+    int32_t input2_offset, input2_multiplier, input2_shift;
+    int32_t output_offset, output_multiplier, output_shift;
+    int32_t act_min, act_max;
+} mcf_sub_params;
+
+int mcf_sub_s8(const mcf_sub_params *p, const int8_t *input1, const int8_t *input2, int8_t *output);
+
+/* MAXIMUM / MINIMUM: each input requantized to the output's parameters
+ * (a plain compare of raw values when identity, as TFLM), then compared. */
+typedef struct {
+    int32_t size, broadcast;
+    int32_t out_shape[4], input1_stride[4], input2_stride[4];
+    int32_t input1_offset, input1_multiplier, input1_shift;
+    int32_t input2_offset, input2_multiplier, input2_shift;
+    int32_t output_offset;
+} mcf_maximum_minimum_params;
+
+int mcf_maximum_s8(const mcf_maximum_minimum_params *p, const int8_t *input1, const int8_t *input2,
+                   int8_t *output);
+int mcf_minimum_s8(const mcf_maximum_minimum_params *p, const int8_t *input1, const int8_t *input2,
+                   int8_t *output);
+
+/* ---- strided slice (mcf_strided_slice.c), TFLite STRIDED_SLICE / ONNX Slice */
+/* Output index i along axis d reads input index begin[d] + i * stride[d]
+ * (stride may be negative); up to 4 dimensions, leading ones 1. */
+typedef struct {
+    int32_t in_shape[4];
+    int32_t begin[4], stride[4];
+    int32_t out_shape[4];
+} mcf_strided_slice_params;
+
+int mcf_strided_slice_s8(const mcf_strided_slice_params *p, const int8_t *input, int8_t *output);
+
+/* ---- nearest-neighbour resize (mcf_resize_nearest.c) ---------------------- */
+typedef struct {
+    int32_t in_h, in_w, channels;
+    int32_t out_h, out_w;
+    const int32_t *row_index;  /* (out_h): input row of each output row */
+    const int32_t *col_index;  /* (out_w): input column of each output column */
+} mcf_resize_nearest_params;
+
+int mcf_resize_nearest_s8(const mcf_resize_nearest_params *p, const int8_t *input, int8_t *output);
+
+/* ---- transposed convolution (mcf_transpose_conv.c), TFLite TRANSPOSE_CONV -- */
+/* Input pixel (iy, ix) tap (ky, kx) lands on output (iy * stride_h - pad_top
+ * + ky, ix * stride_w - pad_left + kx); outputs outside are dropped. */
+typedef struct {
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_top, pad_left;
+    int32_t input_offset, output_offset;
+    int32_t act_min, act_max;
+    int32_t per_channel;
+    const int8_t *filter;      /* (out_c, k_h, k_w, in_c) */
+    const int32_t *bias;       /* (out_c) or NULL */
+    const int32_t *multiplier;
+    const int32_t *shift;
+} mcf_transpose_conv_params;
+
+int mcf_transpose_conv_s8(const mcf_transpose_conv_params *p, const int8_t *input, int8_t *output);
+
 #ifdef __cplusplus
 }
 #endif
