@@ -93,19 +93,35 @@ def select(step: Step) -> Variant | None:
     return None
 
 
+def trained_steps(plan: Plan) -> set[int]:
+    """Forward layers of a training build whose filter or bias the training step
+    updates in RAM, in the portable layout (no offline reordering, no folded
+    bias): they run the portable kernel."""
+    if plan.training is None:
+        return set()
+    from ..training import trained_steps as trained
+
+    return trained(plan.training)
+
+
+def variant(plan: Plan, step: Step) -> Variant | None:
+    """select(step), except for layers the training step updates (portable)."""
+    return None if step.index in trained_steps(plan) else select(step)
+
+
 def scratch_size(step: Step) -> int:
     v = select(step)
     return v.scratch if v is not None else portable_scratch_size(step)
 
 
 def kernel_of(plan: Plan, step: Step) -> tuple[str, bool]:
-    v = select(step)
+    v = variant(plan, step)
     return (v.function, False) if v is not None else (f"mcf_{step.kernel}", True)
 
 
 def fallback_layers(plan: Plan) -> list[str]:
     """Names of the layers that call a portable kernel (no arm-dsp variant)."""
-    return [s.name for s in plan.steps if select(s) is None and s.kernel != "copy_tile_s8"]
+    return [s.name for s in plan.steps if variant(plan, s) is None and s.kernel != "copy_tile_s8"]
 
 
 # ---- operands prepared for the kernels ------------------------------------------
@@ -199,22 +215,28 @@ class DspEmitter(portable._Emitter):
     headers = ("kernels.h", "kernels_arm_dsp.h")
 
     def function(self, step: Step) -> str:
-        v = select(step)
+        v = variant(self.plan, step)
         return v.function if v is not None else super().function(step)
 
     def scratch_argument(self, step: Step) -> str | None:
-        v = select(step)
+        v = variant(self.plan, step)
         if v is None or step.kernel.endswith("_inplace"):
             return None  # the in-place call passes its scratch already
         return self.arena(self.plan.memory.scratch_offsets[step.index]) if v.scratch else "NULL"
 
     def struct_fields(self, step: Step, ident: str) -> list[str]:
-        if select(step) is None:
+        if variant(self.plan, step) is None:
             return super().struct_fields(step, ident)
         params = prepared_params(step.kernel, step.params)
         words = params.pop("filter")
         fields = super().struct_fields(replace(step, params=params), ident)
-        name = self.const_array(f"{ident}_filter", "int32_t", words)
+        packed = f"{ident}_filter"
+        if self.plan.training is not None and any(t.kernel == "train_conv_input_grad" and t.name.rsplit(":", 1)[0]
+                                                  == step.name for t in self.plan.training.steps):
+            # the backward pass reads this frozen layer's filter in the portable layout by that name
+            self.const_array(f"{ident}_filter", "int8_t", np.asarray(step.params["filter"], dtype=np.int8))
+            packed = f"{ident}_filter_dsp"
+        name = self.const_array(packed, "int32_t", words)
         return [f".filter = (const int8_t *)(const void *){name}"] + fields
 
 
@@ -223,9 +245,11 @@ def runtime_sources(plan: Plan) -> list[str]:
 
     files: dict[str, None] = {}
     for s in plan.steps:
-        v = select(s)
+        v = variant(plan, s)
         for f in ([v.source] if v is not None else RUNTIME_SOURCES[s.kernel]):
             files[f] = None
+    for f in portable.runtime_sources(plan) if plan.training is not None else []:
+        files[f] = None  # the training step's kernels (and the portable ones of trained layers)
     return sorted(files)
 
 
