@@ -188,22 +188,41 @@ def requant_mode(bound: np.ndarray, shift: np.ndarray) -> int:
     return FAST_REQUANT if ok else 1
 
 
+def constant_channels(p: dict, dead: np.ndarray) -> None:
+    """Output channels whose filter is all zero give one output whatever the
+    input (their accumulator is the bias): compute it here, exactly as TFLM
+    does, and give the kernel a small bias with multiplier 2^30 and shift -1
+    that yields the same output (4 d -> 2 d -> d on both requantization paths).
+    A pruned channel's bias of +-2^30 no longer forces the layer onto the
+    general requantization."""
+    from ..fixedpoint import multiply_by_quantized_multiplier
+
+    for c in np.flatnonzero(dead):
+        v = int(multiply_by_quantized_multiplier(np.array([p["bias"][c]], dtype=np.int32), int(p["multiplier"][c]),
+                                                 int(p["shift"][c]))[0])
+        d = min(max(v + p["output_offset"], p["act_min"]), p["act_max"]) - p["output_offset"]
+        p["bias"][c], p["multiplier"][c], p["shift"][c] = 4 * d, 1 << 30, -1
+
+
 def prepared_params(kernel: str, params: dict) -> dict:
     """A layer's parameter struct as the arm-dsp kernel reads it (same C
     struct; `filter` becomes int32 words)."""
     p = dict(params)
     out_c = p["out_features"] if "out_features" in p else p["out_c"]
-    p["multiplier"] = _per_channel(p["multiplier"], out_c)
-    p["shift"] = _per_channel(p["shift"], out_c)
+    p["multiplier"] = _per_channel(p["multiplier"], out_c).copy()
+    p["shift"] = _per_channel(p["shift"], out_c).copy()
     if kernel in ("conv2d_s8", "fully_connected_s8"):
         rows = np.asarray(p["filter"], dtype=np.int8).reshape(out_c, -1)
         p["bias"] = fold_bias(rows, p["bias"], p["input_offset"])
+        constant_channels(p, ~rows.any(axis=1))
         p["filter"] = pack_matmul(rows, columns=kernel == "conv2d_s8" or p["rows"] > 1)
         # raw inputs in [-128, 127] against the folded bias
         bound = np.abs(p["bias"].astype(np.int64)) + 128 * np.abs(rows.astype(np.int64)).sum(axis=1)
     else:
         p["bias"] = np.zeros(out_c, dtype=np.int32) if p["bias"] is None else np.asarray(p["bias"], dtype=np.int32)
         taps = np.asarray(p["filter"], dtype=np.int64).reshape(-1, out_c)
+        p["bias"] = p["bias"].copy()
+        constant_channels(p, ~taps.any(axis=0))
         p["filter"] = pack_depthwise(taps, out_c)
         # inputs plus offset in [-255, 255], then the bias
         bound = np.abs(p["bias"].astype(np.int64)) + 255 * np.abs(taps).sum(axis=0)

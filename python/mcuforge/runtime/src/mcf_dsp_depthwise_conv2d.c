@@ -62,16 +62,9 @@ MCF_INLINE void requantize_row(const dw_ctx *p, const int32_t *accs, int32_t c, 
         const int32_t b = p->bias[c + j], m = p->multiplier[c + j], sh = p->shift[c + j];
         const int32_t *a = accs + j;
         int8_t *dst = out + j;
-        if (fast) {
-            for (ox = 0; ox < n; ++ox) {
-                *dst = mcf_dsp_output_fast(a[4 * ox] + b, m, sh, o, lo, hi);
-                dst += step;
-            }
-        } else {
-            for (ox = 0; ox < n; ++ox) {
-                *dst = mcf_dsp_output(a[4 * ox] + b, m, sh, o, lo, hi);
-                dst += step;
-            }
+        for (ox = 0; ox < n; ++ox) {
+            *dst = mcf_dsp_out(a[4 * ox] + b, m, sh, o, lo, hi, fast);
+            dst += step;
         }
     }
 }
@@ -284,10 +277,16 @@ static int dispatch(const mcf_depthwise_conv2d_params *p, const int8_t *input, i
     if (scratch_size(p, in_place) < 0 || input == NULL || output == NULL || scratch == NULL) {
         return MCF_ERR_ARG;
     }
-    if (p->per_channel == MCF_DSP_FAST_REQUANT) {
-        run(p, input, output, scratch, in_place, 1);
-    } else {
-        run(p, input, output, scratch, in_place, 0);
+    switch (mcf_dsp_mode(p->per_channel, p->act_min, p->act_max)) {
+    case MCF_DSP_FAST_SAT:
+        run(p, input, output, scratch, in_place, MCF_DSP_FAST_SAT);
+        break;
+    case MCF_DSP_FAST:
+        run(p, input, output, scratch, in_place, MCF_DSP_FAST);
+        break;
+    default:
+        run(p, input, output, scratch, in_place, MCF_DSP_GENERAL);
+        break;
     }
     return MCF_OK;
 }
