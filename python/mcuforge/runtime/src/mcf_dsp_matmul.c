@@ -36,6 +36,14 @@ static inline void put16(int16_t *cols, int32_t slot, int16_t v)
     memcpy(cols + slot, &v, sizeof v);
 }
 
+/* 4 int8 values (one word) -> their 4 int16 slots of a group. */
+MCF_INLINE void expand_word(int16_t *slot, uint32_t v)
+{
+    const uint32_t even = (uint32_t)__sxtb16(v), odd = (uint32_t)mcf_sxtb16_ror8(v);
+    mcf_write32(slot, (even & 0xFFFFu) | (odd << 16));
+    mcf_write32(slot + 2, (odd & 0xFFFF0000u) | (even >> 16));
+}
+
 /* `count` int8 values -> column c, products k0 .. k0 + count - 1: one by
  * one (walking the column's slots) up to a group boundary and at the end,
  * 4 at a time in between (SXTB16 and two packs). */
@@ -50,10 +58,7 @@ static void expand(const int8_t *src, int32_t count, int16_t *cols, int32_t c, i
         }
     }
     for (; i + 3 < count; i += 4) {
-        const uint32_t v = mcf_read32(src + i);
-        const uint32_t even = (uint32_t)__sxtb16(v), odd = (uint32_t)mcf_sxtb16_ror8(v);
-        mcf_write32(slot, (even & 0xFFFFu) | (odd << 16));
-        mcf_write32(slot + 2, (odd & 0xFFFF0000u) | (even >> 16));
+        expand_word(slot, mcf_read32(src + i));
         slot += 8;
     }
     for (; i < count; ++i) {
@@ -517,18 +522,21 @@ MCF_INLINE void copy_run(int8_t *dst, const int8_t *src, int32_t run)
 #define MCF_NO_LIBCALLS
 #endif
 
-MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_t *input, int32_t y0, int32_t x0, int16_t *cols,
-                         int32_t c)
+MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_t *input, int32_t y0, int32_t x0,
+                                         int16_t *cols, int32_t c)
 {
     union {
-        uint32_t align;
-        int8_t b[MCF_PATCH_MAX + 4];
+        uint32_t w[MCF_PATCH_MAX / 4];
+        int8_t b[MCF_PATCH_MAX];
     } patch;
     const int32_t in_c = p->in_c, k_w = p->k_w, k_h = p->k_h, run = k_w * in_c;
+    const int32_t groups = (run * k_h + 3) / 4;
     const int8_t zero = (int8_t)(-p->input_offset);
     const int32_t row_bytes = p->in_w * in_c;
     int8_t *dst = patch.b;
-    int32_t ky, kx, i;
+    int16_t *slot = cols + 4 * c;
+    int32_t ky, kx, i, g;
+    patch.w[groups - 1] = 0; /* the products past K meet zero filter bytes */
     if (p->dilation_w == 1 && x0 >= 0 && x0 + k_w <= p->in_w) { /* whole kernel rows inside */
         const int8_t *src = input + x0 * in_c;
         for (ky = 0; ky < k_h; ++ky, dst += run) {
@@ -554,7 +562,9 @@ MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_
             }
         }
     }
-    expand(patch.b, run * k_h, cols, c, 0);
+    for (g = 0; g < groups; ++g, slot += 8) {
+        expand_word(slot, patch.w[g]);
+    }
 }
 
 /* im2col of output pixel (oy, ox) into col: K = k_h * k_w * in_c products. */
