@@ -112,6 +112,12 @@ def onnx_hostile() -> dict[str, tuple[bytes, int, str]]:
                       numpy_helper.from_array(np.zeros(9000, np.int32), "idx")])
     out["gather_8e7"] = (_bytes(m), 2, "gather_amplify")
 
+    # every tensor within the size limit, but 4.8e9 multiply-accumulates per inference
+    w = numpy_helper.from_array(np.full((64, 8, 3, 3), 0.01, np.float32), "w")
+    m = _graph_model([helper.make_node("Conv", ["x", "w"], ["y"], name="heavy_conv", pads=[1, 1, 1, 1])],
+                     [_f("x", [1, 8, 1024, 1024])], [_f("y", [1, 64, 1024, 1024])], [w])
+    out["macs_4e9"] = (_bytes(m), 2, "multiply-accumulates")
+
     m = _base()
     _node(m, "conv1").attribute[0].ints[:] = [1000000, 1000000, 1000000, 1000000]
     out["conv_pads_1e6"] = (_bytes(m), 2, ELEMENTS)

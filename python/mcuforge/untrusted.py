@@ -38,6 +38,9 @@ from .ir import McuforgeError
 MAX_TENSOR_ELEMENTS = 1 << 26
 # Constants computed at import time from shape arithmetic, all nodes together.
 MAX_FOLDED_ELEMENTS = 1 << 26
+# Multiply-accumulates of one inference (calibration runs the float model on the host; a
+# microcontroller would take minutes per inference beyond this).
+MAX_MACS = 1 << 32
 
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
@@ -161,7 +164,24 @@ def check_graph(graph) -> None:
             raise bad(f"axis {a.get('axis')} is outside rank {rank}")
         if n.op == "reshape" and tensors[n.inputs[0]].size != tensors[n.outputs[0]].size:
             raise bad(f"reshapes {tensors[n.inputs[0]].shape} to {tensors[n.outputs[0]].shape}")
+    macs = sum(_macs(n, tensors) for n in graph.nodes)
+    if macs > MAX_MACS:
+        raise McuforgeError(f"{where}: the model needs {macs:,} multiply-accumulates per inference, more than "
+                            f"mcuforge's limit of {MAX_MACS:,}; it is not a microcontroller model")
     check_quantization(graph)
+
+
+def _macs(n, tensors) -> int:
+    """Multiply-accumulates of a node, from shapes (Python integers)."""
+    if n.op not in ("conv2d", "depthwise_conv2d", "fully_connected", "avg_pool", "max_pool"):
+        return 0
+    out = elements(tensors[n.outputs[0]].shape)
+    if n.op in ("avg_pool", "max_pool"):
+        return out * elements(n.attrs.get("kernel", (1, 1)))
+    w = tensors[n.inputs[1]].shape if len(n.inputs) > 1 and n.inputs[1] else (1,)
+    per_output = {"conv2d": elements(w[1:]), "depthwise_conv2d": elements(w[:3]),
+                  "fully_connected": w[-1]}[n.op]
+    return out * per_output
 
 
 def check_quantization(graph) -> None:
