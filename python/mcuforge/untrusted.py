@@ -16,7 +16,8 @@ instead of repeating the rules:
 * ``sanitize_proto_strings``: ``text`` applied to every string field of a
   protobuf message (the ONNX ModelProto), in place.
 * ``check_shape``: dimensions must be non-negative and a tensor at most
-  ``MAX_TENSOR_ELEMENTS`` elements, computed with Python integers (no int64
+  ``MAX_TENSOR_ELEMENTS`` elements (``check_graph`` adds the activations'
+  total and the multiply-accumulates of one inference), computed with Python integers (no int64
   wrap-around), before anything of that size is allocated.
 * ``FoldBudget``: constant folding at import time (ConstantOfShape, Expand,
   Range, broadcasting arithmetic, Gather ...) may not create more than
@@ -32,10 +33,12 @@ import numpy as np
 
 from .ir import McuforgeError
 
-# No microcontroller holds a tensor of 64 Mi elements; int32 offsets and sizes
-# in the generated C could address 2 GiB, but calibration runs float32
-# tensors on the host, so the limit is set where that stays affordable.
-MAX_TENSOR_ELEMENTS = 1 << 26
+# No microcontroller holds a tensor of 16 Mi elements (16 MiB of int8 activations, or of
+# weights in flash); int32 sizes in the generated C could go further, but calibration runs
+# the float model on the host, so the limits are set where that stays affordable.
+MAX_TENSOR_ELEMENTS = 1 << 24
+# All activations of a model together (calibration keeps every one of them).
+MAX_ACTIVATION_ELEMENTS = 1 << 26
 # Constants computed at import time from shape arithmetic, all nodes together.
 MAX_FOLDED_ELEMENTS = 1 << 26
 # Multiply-accumulates of one inference (calibration runs the float model on the host; a
@@ -164,6 +167,10 @@ def check_graph(graph) -> None:
             raise bad(f"axis {a.get('axis')} is outside rank {rank}")
         if n.op == "reshape" and tensors[n.inputs[0]].size != tensors[n.outputs[0]].size:
             raise bad(f"reshapes {tensors[n.inputs[0]].shape} to {tensors[n.outputs[0]].shape}")
+    total = sum(t.size for t in graph.activations())
+    if total > MAX_ACTIVATION_ELEMENTS:
+        raise McuforgeError(f"{where}: the model's activations hold {total:,} values together, more than "
+                            f"mcuforge's limit of {MAX_ACTIVATION_ELEMENTS:,}; it is not a microcontroller model")
     macs = sum(_macs(n, tensors) for n in graph.nodes)
     if macs > MAX_MACS:
         raise McuforgeError(f"{where}: the model needs {macs:,} multiply-accumulates per inference, more than "
