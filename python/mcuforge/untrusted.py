@@ -204,9 +204,10 @@ def check_quantization(graph) -> None:
             bad = q.scale[~(np.isfinite(q.scale) & (q.scale > 0))][0]
             raise McuforgeError(f"{where}: tensor '{t.name}' has scale {bad}; quantization scales must be "
                                 f"positive and finite (the file is corrupt or badly quantized)")
-        if not t.is_const and np.any((q.zero_point < -128) | (q.zero_point > 127)):
-            raise McuforgeError(f"{where}: activation '{t.name}' has zero point {int(q.zero_point.reshape(-1)[0])} "
-                                f"outside int8 [-128, 127]")
+        outside = q.zero_point[(q.zero_point < -128) | (q.zero_point > 127)]
+        if not t.is_const and outside.size:
+            raise McuforgeError(f"{where}: activation '{t.name}' has zero point {int(outside[0])} outside int8 "
+                                f"[-128, 127]")
 
 
 def check_external_data(model: Any, base_dir: Any) -> None:
