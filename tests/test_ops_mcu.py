@@ -318,3 +318,32 @@ def test_transpose_conv_equals_tflm(case, tmp_path):
     _, want = run_case(tmp_path, tensors, [("TRANSPOSE_CONV", "TransposeConvOptions", opts, [0, 1, 2, 3], [4])],
                        [2], xs, "tconv")
     assert len(np.unique(want)) > 8
+
+
+def test_parameters_tflm_refuses_are_one_clear_error(tmp_path):
+    """HARD_SWISH whose output scale is below input_scale / 128 (TFLM's
+    prepare fails) and a broadcasting ADD of two activations: exit 2 naming
+    the operator, no traceback."""
+    import subprocess
+    import sys
+
+    cases = {
+        "hard_swish": ([dict(shape=(1, 8), scale=np.float32(0.5), zp=0, name="input"),
+                        dict(shape=(1, 8), scale=np.float32(0.001), zp=0)],
+                       [("HARD_SWISH", None, {}, [0], [1])], "HARD_SWISH_0"),
+        "add": ([dict(shape=(1, 4, 4, 3), scale=np.float32(0.1), zp=0, name="input"),
+                 dict(shape=(1, 1, 1, 3), scale=np.float32(0.1), zp=0),
+                 dict(shape=(1, 4, 4, 3), scale=np.float32(0.2), zp=0)],
+                [("MEAN", "ReducerOptions", dict(keepDims=True), [0, 3], [1]),
+                 ("ADD", "AddOptions", {}, [0, 1], [2])], "operator 1 (ADD): broadcasting"),
+    }
+    for kind, (tensors, ops, expected) in cases.items():
+        if kind == "add":
+            tensors = tensors + [dict(shape=(2,), dtype="int32", data=np.array([1, 2], np.int32))]
+        path = tmp_path / f"{kind}.tflite"
+        out_index = 1 if kind == "hard_swish" else 2
+        path.write_bytes(build_model(tensors, ops, [0], [out_index]))
+        res = subprocess.run([sys.executable, "-m", "mcuforge.cli", "compile", str(path), "-o", str(tmp_path / kind)],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2, res.stderr
+        assert expected in res.stderr and "Traceback" not in res.stderr, res.stderr

@@ -284,7 +284,11 @@ def _lut_step(node: Node, g: Graph, x: str, table: np.ndarray) -> Step:
 
 def lower_unary(node: Node, g: Graph) -> Step:
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    return _lut_step(node, g, x.name, unary_table(node, x.quant, out.quant))
+    try:
+        table = unary_table(node, x.quant, out.quant)
+    except ValueError as err:  # parameters TFLM itself refuses (e.g. hard-swish's output scale)
+        raise McuforgeError(f"node '{node.name}' ({node.op}): {err}") from None
+    return _lut_step(node, g, x.name, table)
 
 
 # ---- binary elementwise ops, with broadcasting ---------------------------------

@@ -734,6 +734,9 @@ class _Importer:
             expected = (tb if ta.is_const else ta).shape
         elif ta.shape == tb.shape:
             expected = ta.shape
+        elif ir_op == "add":
+            raise _Unsupported(f"broadcasting {_shape_str(ta.shape)} + {_shape_str(tb.shape)} is not supported "
+                               f"(same shapes, or a single constant)")
         else:
             pa, pb = (1,) * (rank - len(ta.shape)) + ta.shape, (1,) * (rank - len(tb.shape)) + tb.shape
             if any(x != y and 1 not in (x, y) for x, y in zip(pa, pb)):
