@@ -347,3 +347,48 @@ def test_parameters_tflm_refuses_are_one_clear_error(tmp_path):
                              capture_output=True, text=True, timeout=120)
         assert res.returncode == 2, res.stderr
         assert expected in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_hand_written_hard_swish_matches_onnxruntime(tmp_path):
+    """MobileNetV3 code written before nn.Hardswish: x * relu6(x + 3) / 6 and
+    a squeeze-and-excitation gate relu6(s + 3) / 6 (ONNX Add, Clip, Div and
+    Mul with constants). Quantized by onnxruntime (QDQ), compiled keeping its
+    scales: every layer within 1 LSB of onnxruntime's int8 tensors."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    from test_onnxruntime_oracle import export, ort_int8_tensors, quantize_qdq, to_ir
+
+    from mcuforge.kernels import KERNELS
+
+    class Legacy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, stride=2)
+            self.fc1, self.fc2 = torch.nn.Conv2d(8, 4, 1), torch.nn.Conv2d(4, 8, 1)
+            self.c = torch.nn.Conv2d(8, 6, 1)
+
+        def forward(self, x):
+            x = self.a(x)
+            x = x * torch.nn.functional.relu6(x + 3.0) / 6.0
+            y = self.b(x)
+            s = self.fc2(torch.relu(self.fc1(y.mean(dim=(2, 3), keepdim=True))))
+            return self.c(y * (torch.nn.functional.relu6(s + 3.0) / 6.0))
+
+    torch.manual_seed(0)
+    module, example = Legacy().eval(), torch.randn(1, 3, 11, 13)
+    src = export(module, example, tmp_path / "legacy.onnx")
+    qdq = quantize_qdq(src, tmp_path / "legacy_qdq.onnx", tuple(example.shape), True)
+    plan = plan_model(qdq, BuildConfig(name="legacy"))
+    assert {"mul", "add"} & {s.node.op for s in plan.steps}
+    x = np.random.default_rng(5).standard_normal(tuple(example.shape)).astype(np.float32)
+    ort = {k: to_ir(v) for k, v in ort_int8_tensors(qdq, x).items()}
+    compared = 0
+    for step in plan.steps:
+        ins = [ort.get(t) for t in step.inputs]
+        if any(v is None for v in ins) or step.outputs[0] not in ort:
+            continue
+        got = KERNELS[step.kernel](step.params, *[v.reshape(-1) for v in ins])
+        diff = np.abs(got.astype(np.int32) - ort[step.outputs[0]].reshape(-1).astype(np.int32))
+        assert diff.max() <= 1, f"{step.name} ({step.node.op}): {int(diff.max())} LSB from onnxruntime"
+        compared += 1
+    assert compared >= len(plan.steps) // 2
