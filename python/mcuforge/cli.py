@@ -48,6 +48,10 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-data", metavar="FILE.npz",
                    help="training: labelled data (x in the model's layout, y labels) to choose the sparse policy "
                         "under the SRAM budget")
+    p.add_argument("--no-qas", action="store_true",
+                   help="training: no quantization-aware scaling (plain SGD on the int8 parameters; for comparison)")
+    p.add_argument("--no-reorder", action="store_true",
+                   help="training: no operator reordering (keep every update until the backward pass ends)")
     p.add_argument("--kernels", choices=["portable", "arm-dsp"], help="C kernel set")
     p.add_argument("--kconfig", metavar="PATH", help="take the options from a Zephyr .config (CONFIG_MCUFORGE_*)")
 
@@ -121,6 +125,8 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         train_weight_ratio=(parse_float_list(args.train_weight_ratio, "--train-weight-ratio")
                             if args.train_weight_ratio else None),
         train_data=args.train_data,
+        train_qas=False if getattr(args, "no_qas", False) else None,
+        train_reorder=False if getattr(args, "no_reorder", False) else None,
         sram_budget=parse_size(args.sram_budget, "--sram-budget") if args.sram_budget else None,
         flash_budget=parse_size(args.flash_budget, "--flash-budget") if args.flash_budget else None,
     )
@@ -142,6 +148,10 @@ def cmd_compile(args) -> int:
     plan = compile_model(Path(args.model), cfg, Path(args.output), progress, warn_over_budget=args.warn_only)
     if not args.quiet:
         print(format_table(build_report(plan)))
+    if plan.training is not None:
+        from .training import describe
+
+        print(describe(plan))
     print(f"wrote {args.output}/{plan.name}.c, {plan.name}.h, {plan.name}_weights.c "
           f"(arena {plan.arena_size} bytes)")
     return 0

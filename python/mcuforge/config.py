@@ -30,6 +30,8 @@ class BuildConfig:
     train_weight_layers: tuple[int, ...] | None = None  # weight-layer indices whose weights are trained
     train_weight_ratio: tuple[float, ...] | None = None  # leading fraction of output channels per such layer
     train_data: str | None = None  # .npz (x, y) for choosing the sparse policy under the SRAM budget
+    train_qas: bool = True  # quantization-aware scaling of the gradients (off: plain SGD on int8 units)
+    train_reorder: bool = True  # operator reordering: apply each update as soon as its gradient exists
 
     def validate(self) -> "BuildConfig":
         if self.schedule not in SCHEDULES:

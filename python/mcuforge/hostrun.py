@@ -85,14 +85,14 @@ int main(int argc, char **argv)
 
 
 def build(plan: Plan, outdir: Path, builddir: Path, opt: str = "-O2", cc: str | None = None,
-          extra_flags: list[str] | None = None) -> Path:
+          extra_flags: list[str] | None = None, harness: str | None = None) -> Path:
     cc = cc or os.environ.get("CC", "cc")
     if shutil.which(cc) is None:
         raise McuforgeError(f"C compiler '{cc}' not found; install gcc (apt-get install gcc) or set CC")
     builddir = Path(builddir)
     builddir.mkdir(parents=True, exist_ok=True)
     main = builddir / "harness.c"
-    main.write_text(harness_source(plan))
+    main.write_text(harness or harness_source(plan))
     exe = builddir / f"{plan.name}_host"
     cmd = [cc, opt, *WARNING_FLAGS, *(extra_flags or [])]
     cmd += [f"-I{d}" for d in include_dirs(outdir)]

@@ -78,9 +78,6 @@ def _check_available(config: BuildConfig) -> None:
     """Options the parser knows but this version cannot build yet fail clearly."""
     if config.patch_grid and config.schedule == "layer":
         raise McuforgeError("--patch-grid: only meaningful with --schedule patch or auto")
-    if config.training != "none":
-        raise McuforgeError(f"--training {config.training}: on-device training is not available in this version; "
-                            "use --training none")
     registry.backend_for(config.kernels)  # a kernel set is a backend plugin: fail before any work
 
 
@@ -94,6 +91,15 @@ def plan_model(model: Path | Graph, config: BuildConfig, progress: Progress = _q
         graph = load_model(Path(model))
     graph = canonicalize(graph)
     qgraph = quantize_graph(graph, config.calibration, progress)
+    if config.training != "none":
+        from .training import build_training_plan
+
+        progress(f"planning the training step ({len(qgraph.nodes)} nodes, --training {config.training})")
+        plan = build_training_plan(qgraph, config)
+        tp = plan.training
+        progress(f"training policy {tp.policy.describe(tp.weight_layer_names)}; arena {plan.arena_size} bytes, "
+                 f"trainable state {tp.state_bytes} bytes")
+        return plan
     progress(f"planning memory ({len(qgraph.nodes)} nodes, schedule {config.schedule})")
     plan = plan_schedule(qgraph, config)
     if plan.patch is not None:
@@ -141,6 +147,10 @@ def compile_model(model: Path | Graph, config: BuildConfig, outdir: Path, progre
     `warn_over_budget` prints the same message as a warning and writes the model."""
     plan = plan_model(model, config, progress)
     try:
+        if plan.training is not None:
+            from .training import check_training_budget
+
+            check_training_budget(plan)
         check_budget(plan)
     except BudgetError as err:
         if not warn_over_budget:

@@ -9,6 +9,7 @@ import dataclasses
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .config import BuildConfig
@@ -31,6 +32,7 @@ class Plan:
     generator_version: str = __version__
     extra: dict = field(default_factory=dict)
     patch: "PatchStage | None" = None  # the per-patch stage of a patch schedule
+    training: Any = None  # mcuforge.training.TrainingPlan of a --training build (backward steps, policy, state)
 
     # ---- convenient views ------------------------------------------------
     @property

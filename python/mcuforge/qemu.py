@@ -78,6 +78,22 @@ def _require_tools() -> None:
                             "libnewlib-arm-none-eabi and qemu-system-arm (apt-get install ...)")
 
 
+def open_files(in_fd: str, out_fd: str) -> str:
+    """C statements of a harness's main(): open the input and output files
+    named on the semihosting command line ("<image> <input> <output>") as
+    in_fd and out_fd (declared by the caller)."""
+    return f"""    static char cmdline[512];
+    char *in_path, *out_path;
+    if (sh_cmdline(cmdline, sizeof cmdline) != 0) return 2;
+    in_path = next_word(cmdline);
+    out_path = next_word(in_path);
+    next_word(out_path);
+    {in_fd} = sh_open(in_path, 1);
+    {out_fd} = sh_open(out_path, 5);
+    if ({in_fd} < 0 || {out_fd} < 0) return 3;
+"""
+
+
 def harness_source(plan: Plan) -> str:
     p = plan.name
     P = p.upper()
@@ -123,18 +139,9 @@ static char *next_word(char *s)
 
 int main(void)
 {{
-    static char cmdline[512];
-    char *in_path, *out_path;
     int in, out;
     long n = 0;
-    if (sh_cmdline(cmdline, sizeof cmdline) != 0) return 2;
-    in_path = next_word(cmdline);
-    out_path = next_word(in_path);
-    next_word(out_path);
-    in = sh_open(in_path, 1);
-    out = sh_open(out_path, 5);
-    if (in < 0 || out < 0) return 3;
-    if ({p}_init() != 0) return 4;
+{open_files("in", "out")}    if ({p}_init() != 0) return 4;
     while (sh_read(in, {input_buffer}, {P}_INPUT_SIZE) == 0) {{
         uint64_t start = mcuforge_ticks(), ticks;
         if ({invoke} != 0) return 6;
@@ -151,19 +158,19 @@ int main(void)
 
 
 def build(plan: Plan, outdir: Path, builddir: Path, target: str | Target = "qemu-cortex-m4",
-          opt: str = "-O2", extra_flags: list[str] | None = None) -> Path:
+          opt: str = "-O2", extra_flags: list[str] | None = None, harness: str | None = None) -> Path:
     """Cross-compile the model + harness + start-up code; return the ELF."""
     _require_tools()
     t = get_target(target) if isinstance(target, str) else target
     builddir = Path(builddir)
     builddir.mkdir(parents=True, exist_ok=True)
-    harness = builddir / "harness.c"
-    harness.write_text(harness_source(plan))
+    harness_file = builddir / "harness.c"
+    harness_file.write_text(harness or harness_source(plan))
     elf = builddir / f"{plan.name}_{t.name.replace('-', '_')}.elf"
     cmd = [ARM_GCC, *t.cflags, opt, *WARNING_FLAGS, "-ffunction-sections", "-fdata-sections",
            *(extra_flags or [])]
     cmd += [f"-I{d}" for d in include_dirs(outdir)] + [f"-I{TARGETS_DIR}"]
-    cmd += [str(s) for s in c_sources(outdir, plan.name)] + [str(harness), str(TARGETS_DIR / "startup.c")]
+    cmd += [str(s) for s in c_sources(outdir, plan.name)] + [str(harness_file), str(TARGETS_DIR / "startup.c")]
     cmd += ["-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", f"-L{TARGETS_DIR}",
             f"-T{TARGETS_DIR / t.linker_script}", "-Wl,--gc-sections", f"-Wl,-Map={elf.with_suffix('.map')}",
             "-o", str(elf)]
@@ -195,16 +202,11 @@ def qemu_command(t: Target, elf: Path, args: list[str]) -> list[str]:
             "-kernel", str(elf)]
 
 
-def run(plan: Plan, elf: Path, inputs: np.ndarray, target: str | Target = "qemu-cortex-m4",
-        timeout: float = 600) -> tuple[list[np.ndarray], RunStats]:
-    """inputs: int8 (N, ...) in the IR layout. Returns one (N, ...) array per output and the tick counts."""
-    _require_tools()
-    t = get_target(target) if isinstance(target, str) else target
-    x = np.ascontiguousarray(inputs, dtype=np.int8)
-    n = x.shape[0]
+def run_image(t: Target, elf: Path, data: bytes, timeout: float = 600) -> tuple[str, bytes]:
+    """Run a harness image on `data` (its input file); returns (console, output file)."""
     with tempfile.TemporaryDirectory(prefix="mcuforge-qemu-") as tmp:
         tmp = Path(tmp)
-        (tmp / "in.bin").write_bytes(x.tobytes())
+        (tmp / "in.bin").write_bytes(data)
         local_elf = tmp / Path(elf).name
         shutil.copyfile(elf, local_elf)
         cmd = qemu_command(t, local_elf, ["in.bin", "out.bin"])
@@ -216,7 +218,18 @@ def run(plan: Plan, elf: Path, inputs: np.ndarray, target: str | Target = "qemu-
         if res.returncode != 0:
             raise McuforgeError(f"the generated model failed on {t.name} (exit {res.returncode}): "
                                 f"{console.strip()[-2000:]}")
-        raw = np.frombuffer((tmp / "out.bin").read_bytes(), dtype=np.int8)
+        return console, (tmp / "out.bin").read_bytes()
+
+
+def run(plan: Plan, elf: Path, inputs: np.ndarray, target: str | Target = "qemu-cortex-m4",
+        timeout: float = 600) -> tuple[list[np.ndarray], RunStats]:
+    """inputs: int8 (N, ...) in the IR layout. Returns one (N, ...) array per output and the tick counts."""
+    _require_tools()
+    t = get_target(target) if isinstance(target, str) else target
+    x = np.ascontiguousarray(inputs, dtype=np.int8)
+    n = x.shape[0]
+    console, out = run_image(t, elf, x.tobytes(), timeout)
+    raw = np.frombuffer(out, dtype=np.int8)
     ticks = [int(v) for v in re.findall(r"mcuforge: invoke ticks (\d+)", console)]
     return hostrun.split_outputs(plan, raw, n, f"on {t.name}"), RunStats(t.name, ticks)
 

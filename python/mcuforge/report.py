@@ -53,6 +53,10 @@ def build_report(plan: Plan) -> dict:
         report["patch"] = patch_summary(plan)
     if plan.extra.get("auto"):
         report["auto_schedule"] = plan.extra["auto"]
+    if plan.training is not None:
+        from .training import summary
+
+        report["training"] = summary(plan)
     return report
 
 

@@ -48,7 +48,7 @@ def runtime_sources(plan: Plan) -> list[str]:
     from ..kernels import RUNTIME_SOURCES
 
     files: dict[str, None] = {}
-    for s in plan.steps:
+    for s in plan.steps + (plan.training.steps if plan.training is not None else []):
         for f in RUNTIME_SOURCES[s.kernel]:
             files[f] = None
     return sorted(files)
@@ -62,6 +62,7 @@ class _Emitter:
         self.weights: list[str] = []  # definitions for <name>_weights.c
         self.externs: list[str] = []
         self.statics: list[str] = []
+        self.ram: dict[tuple[int, str], str] = {}  # (step, key) -> RAM array the kernel reads (trained params)
 
     def arena(self, offset: int) -> str:
         return f"&{self.p}_arena[{offset}]"
@@ -78,7 +79,8 @@ class _Emitter:
                 if value is None:
                     fields.append(f".{key} = NULL")
                 else:
-                    fields.append(f".{key} = " + self.const_array(f"{ident}_{key}", CONST_ARRAYS[key], value))
+                    flash = self.const_array(f"{ident}_{key}", CONST_ARRAYS[key], value)
+                    fields.append(f".{key} = " + self.ram.get((step.index, key), flash))
             elif key == "inner":
                 self.statics.append(c_int_array("int32_t", f"{ident}_inner", value, storage="static"))
                 fields.append(f".inner = {ident}_inner")
@@ -205,6 +207,12 @@ def render(plan: Plan) -> dict[str, str]:
     e = _Emitter(plan)
     g = plan.graph
     p, P = e.p, e.P
+    train = None
+    if plan.training is not None:
+        from ..training.codegen import TrainingEmitter, ram_fields
+
+        train = TrainingEmitter(e, plan)
+        e.ram = ram_fields(plan)
     calls = []
     rest = plan.steps
     stream = plan.patch is not None and plan.patch.input_stream
@@ -227,6 +235,7 @@ def render(plan: Plan) -> dict[str, str]:
         calls += ["    }", ""]
     calls += [e.layer(s) for s in rest]
     head = _header_comment(plan)
+    train_functions = train.functions() if train else []
 
     x = g.tensors[plan.input]
     h = [head, f"#ifndef {P}_H", f"#define {P}_H", "", "#include <stdint.h>", "",
@@ -240,6 +249,8 @@ def render(plan: Plan) -> dict[str, str]:
         t = g.tensors[o]
         h += ["", f"/* Output {k}: int8, channels last. */"]
         h += _shape_macros(P, "OUTPUT" if k == 0 else f"OUTPUT{k}", t.shape, t.quant)
+    if train:
+        h += train.header()
     h += ["", "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
           f"/* The arena; define {P}_ARENA_ATTRIBUTE (e.g. a section) before compiling {p}.c to place it. */",
           f"extern int8_t {p}_arena[{P}_ARENA_SIZE];", "",
@@ -259,6 +270,8 @@ def render(plan: Plan) -> dict[str, str]:
     h += [f"int8_t *{p}_output(void);"]
     for k in range(1, len(g.outputs)):
         h.append(f"int8_t *{p}_output{k}(void);")
+    if train:
+        h += [""] + train.prototypes()
     h += ["", "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {P}_H */", ""]
 
     c = [head, f'#include "{p}.h"', '#include "mcuforge/kernels.h"', "",
@@ -267,8 +280,8 @@ def render(plan: Plan) -> dict[str, str]:
          f"#define {P}_ARENA_ATTRIBUTE", "#endif", "#endif", "",
          f"int8_t {p}_arena[{P}_ARENA_SIZE] {P}_ARENA_ATTRIBUTE;", "",
          f"/* Constant arrays, defined in {p}_weights.c. */"]
-    c += e.externs + [""] + e.statics
-    c += [f"int {p}_init(void)", "{", "    return 0;", "}", ""]
+    c += e.externs + [""] + ([train.state_struct()] if train else []) + e.statics
+    c += [f"int {p}_init(void)", "{"] + (train.init_lines() if train else []) + ["    return 0;", "}", ""]
     if not stream:
         c += [f"int8_t *{p}_input(void)", "{", f"    return {e.arena(plan.offset(plan.input))};", "}", ""]
     for k, o in enumerate(g.outputs):
@@ -279,6 +292,7 @@ def render(plan: Plan) -> dict[str, str]:
     signature = f"int {p}_invoke_stream({p}_read_fn read, void *context)" if stream else f"int {p}_invoke(void)"
     c += [signature, "{", "    int status = MCF_OK;"] + loop_vars + [""] + calls
     c += ["", "    return status == MCF_OK ? 0 : -1;", "}", ""]
+    c += train_functions
 
     w = [head, "#include <stdint.h>", "", f"/* Weights, biases and requantization multipliers of {p}. */", ""]
     w += e.weights

@@ -223,6 +223,89 @@ typedef struct {
 
 int mcf_copy_tile_s8(const mcf_copy_tile_params *p, const int8_t *src, int8_t *dst);
 
+/* ---- on-device training (mcf_train.c) -----------------------------------
+ * Gradients are int16 tensors g with an int32 exponent e: dL/dt = g * 2^e
+ * in real units. Kernels accumulate in int64 and rescale their result to 14
+ * significant bits; parameter updates multiply int64 gradient accumulators
+ * by Q31 multipliers with shifts that fold the learning rate and
+ * quantization-aware scaling. All integer: the same bits on every target.
+ * Trained weights keep an int16 master copy in units of s_w / 256; the int8
+ * filter the forward kernels read is the master rounded. */
+typedef struct {
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t dilation_h, dilation_w;
+    int32_t pad_top, pad_left;
+    int32_t in_per_group, out_per_group;  /* grouped convolution: conv in_c/out_c, depthwise 1/multiplier */
+    int32_t w_stride_o, w_stride_ky, w_stride_kx, w_stride_i;  /* filter index of (o, ky, kx, i in group) */
+    int32_t input_offset;
+    int32_t act_min, act_max;             /* the forward clamp: no gradient where the output sits on it */
+    int32_t grad_multiplier, grad_shift;  /* input gradient: real = acc * grad_multiplier * 2^(grad_shift - 31) */
+    int32_t trained_channels;             /* leading output channels whose weights are updated (0: none) */
+    const int32_t *grad_scale;            /* (out_c) round(2^15 * s_w[o] / max s_w) */
+    const int32_t *weight_multiplier;     /* (trained_channels) update per accumulator unit, or NULL */
+    const int32_t *weight_shift;
+    const int32_t *bias_multiplier;       /* (out_c), or NULL: bias frozen */
+    const int32_t *bias_shift;
+} mcf_train_conv_params;
+
+/* dL/dinput of a conv2d / depthwise / fully-connected layer (before its update). */
+int mcf_train_conv_input_grad(const mcf_train_conv_params *p, const int16_t *grad_out, int32_t grad_exp,
+                              const int8_t *output, const int8_t *filter, int16_t *grad_in, int32_t *grad_in_exp);
+/* Weight and bias gradients and their SGD update. delta == NULL: applied at
+ * once (operator reordering); else the updates are stored in delta (weights,
+ * then biases) for mcf_train_conv_apply at the end of the backward pass. */
+int mcf_train_conv_update(const mcf_train_conv_params *p, const int16_t *grad_out, int32_t grad_exp,
+                          const int8_t *output, const int8_t *input, int16_t *master, int8_t *filter,
+                          int32_t *bias, int32_t *delta);
+/* master[...] = filter[...] * 256 for the trained channels (at init). */
+int mcf_train_init_master(const mcf_train_conv_params *p, const int8_t *filter, int16_t *master);
+int mcf_train_conv_apply(const mcf_train_conv_params *p, const int32_t *delta, int16_t *master, int8_t *filter,
+                         int32_t *bias);
+
+typedef struct {
+    int32_t size;
+    int32_t act_min, act_max;
+} mcf_train_mask_params;
+
+/* Gradient through add / requantize: zero where the output sits on its clamp. */
+int mcf_train_mask(const mcf_train_mask_params *p, const int16_t *grad, int32_t grad_exp, const int8_t *output,
+                   int16_t *grad_out, int32_t *grad_out_exp);
+
+typedef struct {
+    int32_t in_h, in_w, channels;
+    int32_t out_h, out_w;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_top, pad_left;
+    int32_t act_min, act_max;
+    int32_t use_mask;  /* output != NULL: mask by the clamp */
+} mcf_train_pool_params;
+
+/* Average pooling (count excludes padding) and mean over height and width. */
+int mcf_train_pool_backward(const mcf_train_pool_params *p, const int16_t *grad, int32_t grad_exp,
+                            const int8_t *output, int16_t *grad_in, int32_t *grad_in_exp);
+
+typedef struct {
+    int32_t size;
+} mcf_train_sum_params;
+
+/* Sum of two gradients of the same tensor (a tensor read by two layers). */
+int mcf_train_grad_sum(const mcf_train_sum_params *p, const int16_t *a, int32_t a_exp, const int16_t *b,
+                       int32_t b_exp, int16_t *out, int32_t *out_exp);
+
+typedef struct {
+    int32_t classes;
+    const float *loss_table;  /* (256) -ln(k / 256), k = 0 counted as 0.5 */
+} mcf_train_loss_params;
+
+/* Cross-entropy of TFLite's int8 softmax output (scale 1/256, zero point
+ * -128): gradient p - onehot in units of 2^-8; loss from the table. */
+int mcf_train_loss(const mcf_train_loss_params *p, const int8_t *probs, int32_t label, int16_t *grad,
+                   int32_t *grad_exp, float *loss);
+
 #ifdef __cplusplus
 }
 #endif
