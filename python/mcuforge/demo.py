@@ -5,7 +5,8 @@ inside the package, no download). The demo trains a depthwise-separable CNN
 in a few seconds, exports it through the PyTorch frontend, quantizes it with
 calibration samples from the training split, generates C, builds that C for
 this machine and runs it on the held-out split, then prints float accuracy,
-int8 accuracy, the per-layer memory report and where the plot went.
+int8 accuracy, the per-layer memory report and where the plot went. Then
+(unless --no-training) the on-device training part: mcuforge.training.demo.
 """
 from __future__ import annotations
 
