@@ -199,7 +199,6 @@ class _Builder:
         g, steps = self.graph, self.steps
         layers = weight_layers(steps)
         names = [s.name for s in layers]
-        layer_of = {s.index: k for k, s in enumerate(layers)}
         trained: dict[int, TrainableLayer] = {}
         for k, s in enumerate(layers):
             out_c = g.tensors[s.outputs[0]].shape[-1]
