@@ -233,7 +233,7 @@ class _Builder:
             sm = lower_softmax(pseudo, tmp)
             self.add("loss:softmax", "softmax_s8", sm.params, [out], [probs], macs=sm.macs)
         glogits = self.new_tensor(f"grad:{self.canon(logits)}", (1, classes))
-        self.add("loss", "train_loss", {"classes": classes, "loss_table": loss_table()}, [probs], [glogits])
+        self.add("loss", "train_loss", {"classes": classes}, [probs], [glogits])
         self.partials[self.canon(logits)] = [glogits]
 
         for s in reversed(steps):

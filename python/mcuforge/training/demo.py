@@ -89,15 +89,18 @@ def float_finetune(model, plan, x: np.ndarray, y: np.ndarray, idx: np.ndarray, x
         return net(torch.from_numpy(x_test).float()).argmax(1).numpy()
 
 
-def learn_on_device(plan, outdir: Path, x_train_q, y_train, idx, x_test_q) -> np.ndarray:
-    """Train with the generated C on the host, then predict the held-out set."""
+def learn_on_device(plan, outdir: Path, x_train_q, y_train, idx, x_test_q):
+    """With the generated C on the host: predict the held-out set, train,
+    predict it again. Returns (predictions before, after, losses)."""
     from . import harness
 
     exe = harness.build_host(plan, outdir, outdir / "host-build")
-    xs = np.concatenate([x_train_q[idx], x_test_q])
-    labels = np.concatenate([y_train[idx], -np.ones(len(x_test_q), dtype=np.int64)])
+    n = len(x_test_q)
+    xs = np.concatenate([x_test_q, x_train_q[idx], x_test_q])
+    labels = np.concatenate([-np.ones(n, dtype=np.int64), y_train[idx], -np.ones(n, dtype=np.int64)])
     run = harness.run_host(plan, exe, xs, labels)
-    return run.outputs.argmax(1), run.losses
+    pred = run.outputs.argmax(1)
+    return pred[:n], pred[n:], run.losses
 
 
 def run_training_demo(outdir: Path, quiet: bool = False, epochs: int = EPOCHS, lr: float = LEARNING_RATE) -> dict:
@@ -130,14 +133,11 @@ def run_training_demo(outdir: Path, quiet: bool = False, epochs: int = EPOCHS, l
         q = plan.graph.tensors[plan.input].quant
         x_train_q = to_ir_layout(plan.graph, quantize_values(x_train, q))
         x_test_q = to_ir_layout(plan.graph, quantize_values(x_test, q))
+        before, pred, losses = learn_on_device(plan, gen, x_train_q, y_train, idx, x_test_q)
         if qas:
-            from ..hostrun import build, run
-
-            (before,) = run(plan, build(plan, gen, gen / "infer-build"), x_test_q)
-            results["int8_before"] = float((before.reshape(len(x_test), -1).argmax(1) == y_test).mean())
+            results["int8_before"] = float((before == y_test).mean())
             results["policy"] = describe(plan)
             results["plan"] = plan
-        pred, losses = learn_on_device(plan, gen, x_train_q, y_train, idx, x_test_q)
         key = "int8_qas" if qas else "int8_no_qas"
         results[key] = float((pred == y_test).mean())
         results[key + "_loss_first_last"] = (float(losses[:200].mean()), float(losses[-200:].mean()))
