@@ -13,7 +13,7 @@ import numpy as np
 
 from ..config import BuildConfig
 from ..ir import BudgetError, Graph, McuforgeError
-from ..plan import Plan, _best_memory, lower
+from ..plan import Plan, _best_memory, _scratch_size, lower
 from .autodiff import TrainingPlan, differentiate
 from .policy import Policy, policy_from_options, weight_layers
 
@@ -45,7 +45,7 @@ def plan_with_policy(graph: Graph, config: BuildConfig, policy: Policy) -> Plan:
     tp, tensors = differentiate(graph, steps, aliases, policy, config)
     nodes = list(graph.nodes) + [s.node for s in tp.steps]
     pgraph = dataclasses.replace(graph, tensors={**graph.tensors, **tensors}, nodes=nodes)
-    planned, mem = _best_memory(pgraph, steps + tp.steps, aliases, True)
+    planned, mem = _best_memory(pgraph, steps + tp.steps, aliases, True, _scratch_size(config))
     for i, st in enumerate(planned):
         st.index = i
     n = len(steps)
