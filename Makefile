@@ -27,6 +27,7 @@ bench:
 	$(PY) bench/mlperf_tiny.py
 	$(PY) bench/mobilenet_v3.py
 	$(PY) bench/patch.py
+	$(PY) bench/speed.py
 	$(PY) bench/nas.py
 
 clean:

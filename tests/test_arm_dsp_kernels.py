@@ -117,6 +117,19 @@ def test_depthwise(lib, seed):
     check_dsp(lib, "depthwise_conv2d_s8", p, rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"]))
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_depthwise_patch_geometry(lib, seed):
+    """A patch tile of a layer: the input region larger than the window needs,
+    its padding negative where the tile starts inside the input."""
+    rng = rng_for("dsp-dw-patch", seed)
+    p = dw_params(rng)
+    cut_top, cut_left = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    extra_h, extra_w = int(rng.integers(0, 3)), int(rng.integers(0, 3))
+    p.update(in_h=p["in_h"] + cut_top + extra_h, in_w=p["in_w"] + cut_left + extra_w,
+             pad_top=p["pad_top"] - cut_top, pad_left=p["pad_left"] - cut_left)
+    check_dsp(lib, "depthwise_conv2d_s8", p, rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"]))
+
+
 @pytest.mark.parametrize("seed", range(30))
 def test_depthwise_inplace(lib, seed):
     rng = rng_for("dsp-dw-inplace", seed)
@@ -142,3 +155,81 @@ def test_fully_connected(lib, seed):
     rng = rng_for("dsp-fc", seed)
     p = fc_params(rng, seed)
     check_dsp(lib, "fully_connected_s8", p, rand_i8(rng, p["rows"] * p["in_features"]))
+
+
+def test_both_requantization_paths_are_exercised():
+    """The seeds above hand the kernels layers of both requantization modes:
+    the SMMULR path the generator proves exact, and the general one (extreme
+    scales, left shifts)."""
+    modes = set()
+    for seed in range(40):
+        rng = rng_for("dsp-conv", seed)
+        modes.add(arm_dsp.prepared_params("conv2d_s8", conv_params(rng, extreme=seed % 8 == 7))["per_channel"])
+    for seed in range(40):
+        modes.add(arm_dsp.prepared_params("depthwise_conv2d_s8", dw_params(rng_for("dsp-dw", seed),
+                                                                           extreme=seed % 8 == 7))["per_channel"])
+    assert modes == {1, arm_dsp.FAST_REQUANT}
+
+
+def _first_layer(rng, in_c, k, stride, dilation, hw, pads):
+    """A k x k convolution over few input channels (the small-window im2col:
+    whole kernel rows gathered into one patch), full clamp range."""
+    in_h, in_w = hw
+    pt, pl = pads
+    span = (k - 1) * dilation + 1
+    out_h, out_w = (in_h + 2 * pt - span) // stride + 1, (in_w + 2 * pl - span) // stride + 1
+    out_c = int(rng.integers(1, 10))
+    p = dict(in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c, k_h=k, k_w=k,
+             stride_h=stride, stride_w=stride, dilation_h=dilation, dilation_w=dilation, pad_top=pt, pad_left=pl,
+             input_offset=int(rng.integers(-127, 129)), output_offset=int(rng.integers(-128, 128)),
+             act_min=-128, act_max=127, per_channel=1, filter=rand_i8(rng, out_c * k * k * in_c),
+             bias=rng.integers(-9999, 9999, out_c).astype(np.int32))
+    p["multiplier"], p["shift"] = rand_requant(rng, out_c, True)
+    return p
+
+
+@pytest.mark.parametrize("in_c,k,stride,dilation,hw,pads", [
+    (3, 3, 2, 1, (9, 11), (1, 1)), (3, 3, 2, 1, (10, 8), (0, 0)), (3, 3, 1, 1, (5, 7), (1, 1)),
+    (1, 3, 2, 1, (7, 7), (1, 0)), (2, 5, 3, 1, (11, 9), (2, 2)), (5, 3, 2, 2, (9, 10), (2, 1)),
+    (7, 3, 1, 1, (3, 4), (1, 1)), (6, 3, 2, 1, (13, 5), (0, 1)), (1, 7, 2, 1, (9, 9), (3, 3)),
+    (3, 1, 2, 1, (5, 5), (0, 0))])
+def test_conv2d_small_window(lib, in_c, k, stride, dilation, hw, pads):
+    """Odd sizes, every padding side, strides 1-3, dilation 2, K up to 49, both
+    a fast (SSAT) and an odd number of output pixels."""
+    rng = rng_for("dsp-small", in_c, k, stride, *hw)
+    p = _first_layer(rng, in_c, k, stride, dilation, hw, pads)
+    assert arm_dsp.prepared_params("conv2d_s8", p)["per_channel"] == arm_dsp.FAST_REQUANT
+    size = hw[0] * hw[1] * in_c
+    for x in (np.full(size, -128, np.int8), np.full(size, 127, np.int8), rand_i8(rng, size)):
+        check_dsp(lib, "conv2d_s8", p, x)
+
+
+@pytest.mark.parametrize("kernel", ["conv2d_s8", "depthwise_conv2d_s8"])
+def test_zero_filter_channels(lib, kernel):
+    """Pruned output channels (all-zero filter, bias +-2^30, shift 0 or -31, as
+    in MLPerf VWW): the generator computes their constant output and the rest of
+    the layer keeps the fast requantization; bit-exact either way."""
+    rng = rng_for("dsp-zero", kernel)
+    if kernel == "conv2d_s8":
+        p = _first_layer(rng, 8, 1, 1, 1, (5, 7), (0, 0))
+        p.update(out_c=9, filter=rand_i8(rng, 9 * 8), bias=rng.integers(-9999, 9999, 9).astype(np.int32))
+        p["multiplier"], p["shift"] = rand_requant(rng, 9, True)
+        rows = p["filter"].reshape(9, -1)
+        dead = [1, 4, 8]
+        rows[dead] = 0
+    else:
+        p = dw_params(rng)
+        p.update(act_min=-128, act_max=127, per_channel=1)
+        c = p["out_c"]
+        p["multiplier"], p["shift"] = rand_requant(rng, c, True)
+        p["bias"] = rng.integers(-9999, 9999, c).astype(np.int32)
+        dead = [0, c - 1]
+        p["filter"].reshape(-1, c)[:, dead] = 0
+    p["multiplier"], p["shift"] = np.array(p["multiplier"]), np.array(p["shift"])
+    p["bias"][dead[0]], p["bias"][dead[-1]] = 1 << 30, -(1 << 30)
+    p["shift"][dead[0]], p["multiplier"][dead[0]] = 0, 0
+    p["shift"][dead[-1]] = -31
+    assert arm_dsp.prepared_params(kernel, p)["per_channel"] == arm_dsp.FAST_REQUANT
+    size = p["in_h"] * p["in_w"] * p["in_c"]
+    for x in (np.full(size, -128, np.int8), rand_i8(rng, size)):
+        check_dsp(lib, kernel, p, x)

@@ -57,6 +57,12 @@ def build_report(plan: Plan) -> dict:
         # the layers with no variant in the chosen kernel set (tile copies are bookkeeping)
         report["portable_fallback_layers"] = [L["name"] for L in layers
                                               if L["portable_kernel"] and L["kernel"] != "copy_tile_s8"]
+        if plan.training is not None:
+            # layers the training step updates read their RAM parameters in the portable layout
+            from .training import trained_steps
+
+            trained = trained_steps(plan.training)
+            report["portable_trained_layers"] = [L["name"] for L in layers if L["index"] in trained]
     if plan.patch is not None:
         report["patch"] = patch_summary(plan)
     if plan.extra.get("auto"):
@@ -144,6 +150,9 @@ def format_table(report: dict) -> str:
         lines.append(f"kernels {kernels}: {len(report['layers']) - len(fallback)} layers on specialized kernels; "
                      f"portable kernel (no {kernels} variant) for {len(fallback)}"
                      + (f": {', '.join(fallback)}" if fallback else ""))
+        if report.get("portable_trained_layers"):
+            lines.append(f"  of which trained on device (their filters/biases are updated in RAM in the portable "
+                         f"layout): {', '.join(report['portable_trained_layers'])}")
     lines.append(f"arena peak: {_fmt(report['arena_bytes'])} bytes (schedule {report['schedule']}); "
                  f"naive sum of activations {_fmt(report['naive_activation_bytes'])}; "
                  f"largest single op in+out {_fmt(report['largest_op_bytes'])}")

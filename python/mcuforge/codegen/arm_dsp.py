@@ -93,19 +93,35 @@ def select(step: Step) -> Variant | None:
     return None
 
 
+def trained_steps(plan: Plan) -> set[int]:
+    """Forward layers of a training build whose filter or bias the training step
+    updates in RAM, in the portable layout (no offline reordering, no folded
+    bias): they run the portable kernel."""
+    if plan.training is None:
+        return set()
+    from ..training import trained_steps as trained
+
+    return trained(plan.training)
+
+
+def variant(plan: Plan, step: Step) -> Variant | None:
+    """select(step), except for layers the training step updates (portable)."""
+    return None if step.index in trained_steps(plan) else select(step)
+
+
 def scratch_size(step: Step) -> int:
     v = select(step)
     return v.scratch if v is not None else portable_scratch_size(step)
 
 
 def kernel_of(plan: Plan, step: Step) -> tuple[str, bool]:
-    v = select(step)
+    v = variant(plan, step)
     return (v.function, False) if v is not None else (f"mcf_{step.kernel}", True)
 
 
 def fallback_layers(plan: Plan) -> list[str]:
     """Names of the layers that call a portable kernel (no arm-dsp variant)."""
-    return [s.name for s in plan.steps if select(s) is None and s.kernel != "copy_tile_s8"]
+    return [s.name for s in plan.steps if variant(plan, s) is None and s.kernel != "copy_tile_s8"]
 
 
 # ---- operands prepared for the kernels ------------------------------------------
@@ -172,22 +188,41 @@ def requant_mode(bound: np.ndarray, shift: np.ndarray) -> int:
     return FAST_REQUANT if ok else 1
 
 
+def constant_channels(p: dict, dead: np.ndarray) -> None:
+    """Output channels whose filter is all zero give one output whatever the
+    input (their accumulator is the bias): compute it here, exactly as TFLM
+    does, and give the kernel a small bias with multiplier 2^30 and shift -1
+    that yields the same output (4 d -> 2 d -> d on both requantization paths).
+    A pruned channel's bias of +-2^30 no longer forces the layer onto the
+    general requantization."""
+    from ..fixedpoint import multiply_by_quantized_multiplier
+
+    for c in np.flatnonzero(dead):
+        v = int(multiply_by_quantized_multiplier(np.array([p["bias"][c]], dtype=np.int32), int(p["multiplier"][c]),
+                                                 int(p["shift"][c]))[0])
+        d = min(max(v + p["output_offset"], p["act_min"]), p["act_max"]) - p["output_offset"]
+        p["bias"][c], p["multiplier"][c], p["shift"][c] = 4 * d, 1 << 30, -1
+
+
 def prepared_params(kernel: str, params: dict) -> dict:
     """A layer's parameter struct as the arm-dsp kernel reads it (same C
     struct; `filter` becomes int32 words)."""
     p = dict(params)
     out_c = p["out_features"] if "out_features" in p else p["out_c"]
-    p["multiplier"] = _per_channel(p["multiplier"], out_c)
-    p["shift"] = _per_channel(p["shift"], out_c)
+    p["multiplier"] = _per_channel(p["multiplier"], out_c).copy()
+    p["shift"] = _per_channel(p["shift"], out_c).copy()
     if kernel in ("conv2d_s8", "fully_connected_s8"):
         rows = np.asarray(p["filter"], dtype=np.int8).reshape(out_c, -1)
         p["bias"] = fold_bias(rows, p["bias"], p["input_offset"])
+        constant_channels(p, ~rows.any(axis=1))
         p["filter"] = pack_matmul(rows, columns=kernel == "conv2d_s8" or p["rows"] > 1)
         # raw inputs in [-128, 127] against the folded bias
         bound = np.abs(p["bias"].astype(np.int64)) + 128 * np.abs(rows.astype(np.int64)).sum(axis=1)
     else:
         p["bias"] = np.zeros(out_c, dtype=np.int32) if p["bias"] is None else np.asarray(p["bias"], dtype=np.int32)
         taps = np.asarray(p["filter"], dtype=np.int64).reshape(-1, out_c)
+        p["bias"] = p["bias"].copy()
+        constant_channels(p, ~taps.any(axis=0))
         p["filter"] = pack_depthwise(taps, out_c)
         # inputs plus offset in [-255, 255], then the bias
         bound = np.abs(p["bias"].astype(np.int64)) + 255 * np.abs(taps).sum(axis=0)
@@ -199,22 +234,28 @@ class DspEmitter(portable._Emitter):
     headers = ("kernels.h", "kernels_arm_dsp.h")
 
     def function(self, step: Step) -> str:
-        v = select(step)
+        v = variant(self.plan, step)
         return v.function if v is not None else super().function(step)
 
     def scratch_argument(self, step: Step) -> str | None:
-        v = select(step)
+        v = variant(self.plan, step)
         if v is None or step.kernel.endswith("_inplace"):
             return None  # the in-place call passes its scratch already
         return self.arena(self.plan.memory.scratch_offsets[step.index]) if v.scratch else "NULL"
 
     def struct_fields(self, step: Step, ident: str) -> list[str]:
-        if select(step) is None:
+        if variant(self.plan, step) is None:
             return super().struct_fields(step, ident)
         params = prepared_params(step.kernel, step.params)
         words = params.pop("filter")
         fields = super().struct_fields(replace(step, params=params), ident)
-        name = self.const_array(f"{ident}_filter", "int32_t", words)
+        packed = f"{ident}_filter"
+        if self.plan.training is not None and any(t.kernel == "train_conv_input_grad" and t.name.rsplit(":", 1)[0]
+                                                  == step.name for t in self.plan.training.steps):
+            # the backward pass reads this frozen layer's filter in the portable layout by that name
+            self.const_array(f"{ident}_filter", "int8_t", np.asarray(step.params["filter"], dtype=np.int8))
+            packed = f"{ident}_filter_dsp"
+        name = self.const_array(packed, "int32_t", words)
         return [f".filter = (const int8_t *)(const void *){name}"] + fields
 
 
@@ -223,9 +264,11 @@ def runtime_sources(plan: Plan) -> list[str]:
 
     files: dict[str, None] = {}
     for s in plan.steps:
-        v = select(s)
+        v = variant(plan, s)
         for f in ([v.source] if v is not None else RUNTIME_SOURCES[s.kernel]):
             files[f] = None
+    for f in portable.runtime_sources(plan) if plan.training is not None else []:
+        files[f] = None  # the training step's kernels (and the portable ones of trained layers)
     return sorted(files)
 
 

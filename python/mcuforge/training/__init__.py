@@ -13,11 +13,11 @@ import numpy as np
 
 from ..config import BuildConfig
 from ..ir import BudgetError, Graph, McuforgeError
-from ..plan import Plan, _best_memory, _scratch_size, lower
+from ..plan import Plan, _best_memory, lower
 from .autodiff import TrainingPlan, differentiate
 from .policy import Policy, policy_from_options, weight_layers
 
-__all__ = ["TrainingPlan", "Policy", "build_training_plan", "plan_with_policy", "check_training_budget", "summary", "describe"]
+__all__ = ["TrainingPlan", "trained_steps", "Policy", "build_training_plan", "plan_with_policy", "check_training_budget", "summary", "describe"]
 
 TRAIN_LESS = ("train less: --training bias, fewer --train-bias-layers, fewer --train-weight-layers or a smaller "
               "--train-weight-ratio (or give --train-data to choose a policy that fits)")
@@ -36,6 +36,27 @@ def check_training_budget(plan: Plan) -> None:
         f"--sram-budget (CONFIG_MCUFORGE_SRAM_BUDGET_KB) to at least {(need + 1023) // 1024}K or {TRAIN_LESS}")
 
 
+def trained_steps(tp: TrainingPlan) -> set[int]:
+    """Forward step indices whose filter or bias the training step updates in RAM
+    (in the portable layout: their forward kernel is the portable one)."""
+    return {t.step for t in tp.layers if t.bias or t.channels}
+
+
+def _training_scratch(config: BuildConfig, tp: TrainingPlan):
+    """Scratch bytes per step: the configured kernel set's for forward layers it
+    runs, the portable kernel's for trained layers and backward steps."""
+    from ..registry import backend_for, portable_scratch_size
+
+    backend = backend_for(config.kernels).scratch_size
+    portable = trained_steps(tp)
+
+    def scratch(step) -> int:
+        if step.kernel.startswith("train_") or step.index in portable:
+            return portable_scratch_size(step)
+        return backend(step)
+    return scratch
+
+
 def plan_with_policy(graph: Graph, config: BuildConfig, policy: Policy) -> Plan:
     """Forward + backward steps of `policy`, planned in one arena."""
     steps, aliases = lower(graph)
@@ -45,7 +66,7 @@ def plan_with_policy(graph: Graph, config: BuildConfig, policy: Policy) -> Plan:
     tp, tensors = differentiate(graph, steps, aliases, policy, config)
     nodes = list(graph.nodes) + [s.node for s in tp.steps]
     pgraph = dataclasses.replace(graph, tensors={**graph.tensors, **tensors}, nodes=nodes)
-    planned, mem = _best_memory(pgraph, steps + tp.steps, aliases, True, _scratch_size(config))
+    planned, mem = _best_memory(pgraph, steps + tp.steps, aliases, True, _training_scratch(config, tp))
     for i, st in enumerate(planned):
         st.index = i
     n = len(steps)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "mcf_acle.h"
+#include "mcuforge/kernels_arm_dsp.h"
 
 /* Kernel helpers the compiler must inline, so that a constant argument
  * (e.g. the requantization mode) specializes them. */
@@ -56,23 +57,52 @@ static inline int32_t mcf_dsp_requantize_fast(int32_t acc, int32_t multiplier, i
     return mcf_dsp_asr(x + (int32_t)((1u << e) >> 1) + mcf_dsp_asr(x, 31), e);
 }
 
-/* requantize + output offset + clamp, as every TFLM int8 kernel ends. */
-static inline int8_t mcf_dsp_output(int32_t acc, int32_t multiplier, int32_t shift, int32_t output_offset,
-                                    int32_t act_min, int32_t act_max)
+/* output offset + clamp, as every TFLM int8 kernel ends. */
+static inline int8_t mcf_dsp_clamp(int32_t v, int32_t act_min, int32_t act_max)
 {
-    int32_t v = mcf_dsp_requantize(acc, multiplier, shift) + output_offset;
     v = v < act_min ? act_min : v;
     v = v > act_max ? act_max : v;
     return (int8_t)v;
 }
 
+static inline int8_t mcf_dsp_output(int32_t acc, int32_t multiplier, int32_t shift, int32_t output_offset,
+                                    int32_t act_min, int32_t act_max)
+{
+    return mcf_dsp_clamp(mcf_dsp_requantize(acc, multiplier, shift) + output_offset, act_min, act_max);
+}
+
 static inline int8_t mcf_dsp_output_fast(int32_t acc, int32_t multiplier, int32_t shift, int32_t output_offset,
                                          int32_t act_min, int32_t act_max)
 {
-    int32_t v = mcf_dsp_requantize_fast(acc, multiplier, shift) + output_offset;
-    v = v < act_min ? act_min : v;
-    v = v > act_max ? act_max : v;
-    return (int8_t)v;
+    return mcf_dsp_clamp(mcf_dsp_requantize_fast(acc, multiplier, shift) + output_offset, act_min, act_max);
+}
+
+/* Requantization modes of a kernel copy: MCF_DSP_GENERAL, MCF_DSP_FAST (the
+ * generator's proof above), MCF_DSP_FAST_SAT (also act_min = -128 and
+ * act_max = 127: the clamp is one SSAT). */
+#define MCF_DSP_GENERAL 0
+#define MCF_DSP_FAST 1
+#define MCF_DSP_FAST_SAT 2
+
+MCF_INLINE int8_t mcf_dsp_out(int32_t acc, int32_t multiplier, int32_t shift, int32_t output_offset,
+                              int32_t act_min, int32_t act_max, int mode)
+{
+    if (mode == MCF_DSP_FAST_SAT) {
+        return (int8_t)__ssat(mcf_dsp_requantize_fast(acc, multiplier, shift) + output_offset, 8);
+    }
+    if (mode == MCF_DSP_FAST) {
+        return mcf_dsp_output_fast(acc, multiplier, shift, output_offset, act_min, act_max);
+    }
+    return mcf_dsp_output(acc, multiplier, shift, output_offset, act_min, act_max);
+}
+
+/* The mode of a layer: per_channel == MCF_DSP_FAST_REQUANT and the clamp range. */
+static inline int mcf_dsp_mode(int32_t per_channel, int32_t act_min, int32_t act_max)
+{
+    if (per_channel != MCF_DSP_FAST_REQUANT) {
+        return MCF_DSP_GENERAL;
+    }
+    return act_min == -128 && act_max == 127 ? MCF_DSP_FAST_SAT : MCF_DSP_FAST;
 }
 
 #endif /* MCF_DSP_H */

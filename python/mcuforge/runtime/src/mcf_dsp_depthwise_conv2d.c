@@ -62,21 +62,14 @@ MCF_INLINE void requantize_row(const dw_ctx *p, const int32_t *accs, int32_t c, 
         const int32_t b = p->bias[c + j], m = p->multiplier[c + j], sh = p->shift[c + j];
         const int32_t *a = accs + j;
         int8_t *dst = out + j;
-        if (fast) {
-            for (ox = 0; ox < n; ++ox) {
-                *dst = mcf_dsp_output_fast(a[4 * ox] + b, m, sh, o, lo, hi);
-                dst += step;
-            }
-        } else {
-            for (ox = 0; ox < n; ++ox) {
-                *dst = mcf_dsp_output(a[4 * ox] + b, m, sh, o, lo, hi);
-                dst += step;
-            }
+        for (ox = 0; ox < n; ++ox) {
+            *dst = mcf_dsp_out(a[4 * ox] + b, m, sh, o, lo, hi, fast);
+            dst += step;
         }
     }
 }
 
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__) && defined(__thumb2__)
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__) && defined(__thumb2__) && defined(__OPTIMIZE__)
 #define MCF_DSP_ASM 1
 /* The 9 taps of a 3x3 window (rows r0, r1, r2 of the ring, 4 bytes per pixel)
  * in assembly: the compiler spilled most of the accumulators and weights.
@@ -115,8 +108,7 @@ static int params_valid(const mcf_depthwise_conv2d_params *p)
     int32_t i;
     if (p->in_h <= 0 || p->in_w <= 0 || p->in_c <= 0 || (p->in_c & 3) != 0 || p->out_h <= 0 || p->out_w <= 0 ||
         p->depth_multiplier != 1 || p->out_c != p->in_c || p->k_h <= 0 || p->k_w <= 0 || p->stride_h <= 0 ||
-        p->stride_w <= 0 || p->dilation_h <= 0 || p->dilation_w <= 0 || p->pad_top < 0 || p->pad_left < 0 ||
-        p->act_min < -128 || p->act_max > 127 || p->act_min > p->act_max || p->filter == NULL ||
+        p->stride_w <= 0 || p->dilation_h <= 0 || p->dilation_w <= 0 || p->act_min < -128 || p->act_max > 127 || p->act_min > p->act_max || p->filter == NULL ||
         p->bias == NULL || p->multiplier == NULL || p->shift == NULL) {
         return 0;
     }
@@ -229,23 +221,14 @@ MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
     const int32_t rows = ring_rows(p, in_place), width = ring_width(p), row_bytes = width * 4;
     const int32_t last = mcf_ring_last(p), slot_step = p->dilation_h % rows;
     int32_t *accs = (int32_t *)(void *)(ring + rows * row_bytes); /* one output row x 4 channels */
+    const int32_t copy_start = p->pad_left > 0 ? p->pad_left : 0;
+    const int32_t copy_end = p->pad_left + in_w < width ? p->pad_left + in_w : width;
     const uint32_t zero = 0x01010101u * (uint8_t)(-p->input_offset);
     const uint32_t *filter = (const uint32_t *)(const void *)p->filter;
-    dw_ctx ctx;
+    const dw_ctx ctx = {p->bias, p->multiplier, p->shift, p->output_offset, p->act_min, p->act_max,
+                        (int32_t)(((uint32_t)p->input_offset & 0xFFFFu) | ((uint32_t)p->input_offset << 16)),
+                        p->out_w, p->in_c, p->k_h, p->k_w, p->stride_w, p->dilation_w};
     int32_t c;
-    ctx.bias = p->bias;
-    ctx.multiplier = p->multiplier;
-    ctx.shift = p->shift;
-    ctx.output_offset = p->output_offset;
-    ctx.act_min = p->act_min;
-    ctx.act_max = p->act_max;
-    ctx.offset2 = (int32_t)(((uint32_t)p->input_offset & 0xFFFFu) | ((uint32_t)p->input_offset << 16));
-    ctx.out_w = p->out_w;
-    ctx.channels = p->in_c;
-    ctx.k_h = p->k_h;
-    ctx.k_w = p->k_w;
-    ctx.stride_w = p->stride_w;
-    ctx.dilation_w = p->dilation_w;
     for (c = 0; c < channels; c += 4) {
         const uint32_t *w = filter + (c / 4) * taps * 2;
         int32_t copied = -1; /* rows <= copied were copied or are never needed */
@@ -266,9 +249,11 @@ MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
             int32_t lo, hi;
             mcf_ring_bounds_of(p, last, oy, in_place, &lo, &hi);
             for (r = copied + 1 > lo ? copied + 1 : lo; r <= hi; ++r) {
-                const int8_t *src = input + r * in_w * channels + c;
-                int8_t *dst = ring + (r % rows) * row_bytes + p->pad_left * 4;
-                for (x = 0; x < in_w; ++x) {
+                /* ring column j holds input column j - pad_left (a patch may start inside the input:
+                 * negative padding) */
+                const int8_t *src = input + (r * in_w + copy_start - p->pad_left) * channels + c;
+                int8_t *dst = ring + (r % rows) * row_bytes + copy_start * 4;
+                for (x = 0; x < copy_end - copy_start; ++x) {
                     mcf_write32(dst + 4 * x, mcf_read32(src + x * channels));
                 }
             }
@@ -292,10 +277,16 @@ static int dispatch(const mcf_depthwise_conv2d_params *p, const int8_t *input, i
     if (scratch_size(p, in_place) < 0 || input == NULL || output == NULL || scratch == NULL) {
         return MCF_ERR_ARG;
     }
-    if (p->per_channel == MCF_DSP_FAST_REQUANT) {
-        run(p, input, output, scratch, in_place, 1);
-    } else {
-        run(p, input, output, scratch, in_place, 0);
+    switch (mcf_dsp_mode(p->per_channel, p->act_min, p->act_max)) {
+    case MCF_DSP_FAST_SAT:
+        run(p, input, output, scratch, in_place, MCF_DSP_FAST_SAT);
+        break;
+    case MCF_DSP_FAST:
+        run(p, input, output, scratch, in_place, MCF_DSP_FAST);
+        break;
+    default:
+        run(p, input, output, scratch, in_place, MCF_DSP_GENERAL);
+        break;
     }
     return MCF_OK;
 }

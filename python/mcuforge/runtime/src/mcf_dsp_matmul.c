@@ -87,15 +87,21 @@ typedef struct {
     const int32_t *bias, *multiplier, *shift;
     int32_t out_c, groups;
     int32_t output_offset, act_min, act_max;
-    int fast; /* MCF_DSP_FAST_REQUANT */
+    int fast; /* requantization mode, MCF_DSP_GENERAL .. MCF_DSP_FAST_SAT (mcf_dsp.h) */
 } matmul;
 
 MCF_INLINE int8_t out_of(const matmul *m, int32_t acc, int32_t oc, int fast)
 {
-    if (fast) {
-        return mcf_dsp_output_fast(acc, m->multiplier[oc], m->shift[oc], m->output_offset, m->act_min, m->act_max);
-    }
-    return mcf_dsp_output(acc, m->multiplier[oc], m->shift[oc], m->output_offset, m->act_min, m->act_max);
+    return mcf_dsp_out(acc, m->multiplier[oc], m->shift[oc], m->output_offset, m->act_min, m->act_max, fast);
+}
+
+MCF_INLINE void out_4(const matmul *m, int8_t *out, int32_t oc, int32_t a0, int32_t a1, int32_t a2, int32_t a3,
+                      int fast)
+{
+    out[oc] = out_of(m, a0, oc, fast);
+    out[oc + 1] = out_of(m, a1, oc + 1, fast);
+    out[oc + 2] = out_of(m, a2, oc + 2, fast);
+    out[oc + 3] = out_of(m, a3, oc + 3, fast);
 }
 
 /* 4 products of 2 output channels (filter words wa, wb) x 2 columns. */
@@ -123,7 +129,7 @@ MCF_INLINE void block_2x2(const uint32_t *x, uint32_t wa, uint32_t wb, int32_t *
  * Filter words and columns are 4-byte aligned (LDRD): int32 arrays, and
  * scratch at an aligned arena offset.
  */
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__) && defined(__thumb2__)
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__) && defined(__thumb2__) && defined(__OPTIMIZE__)
 #define MCF_DSP_ASM 1
 
 /* 2 output channels x 2 columns over 2 * pairs groups (pairs >= 1). */
@@ -216,51 +222,78 @@ static inline void pairs_4x1_asm(const int8_t **xp, const uint32_t **wp, const u
 }
 #endif
 
+/* Output channels whose accumulators wait on the stack before they are
+ * requantized in one pass (the pass keeps offset and clamp in registers). */
+#define MCF_CHUNK 32
+
+/* Requantize acc[2 * j], acc[2 * j + 1] into out0[oc0 + j], out1[oc0 + j]. */
+MCF_INLINE void requantize_pairs(const matmul *m, const int32_t *acc, int32_t oc0, int32_t count, int8_t *out0,
+                                 int8_t *out1, int fast)
+{
+    const int32_t o = m->output_offset, lo = m->act_min, hi = m->act_max;
+    const int32_t *mult = m->multiplier + oc0, *shift = m->shift + oc0;
+    int32_t j;
+    out0 += oc0;
+    out1 += oc0;
+    for (j = 0; j < count; ++j) {
+        const int32_t mj = mult[j], sj = shift[j];
+        out0[j] = mcf_dsp_out(acc[2 * j], mj, sj, o, lo, hi, fast);
+        out1[j] = mcf_dsp_out(acc[2 * j + 1], mj, sj, o, lo, hi, fast);
+    }
+}
+
 /* out0[oc], out1[oc] for every output channel from both columns. */
 MCF_INLINE void matmul_2(const matmul *m, const uint32_t *cols, int8_t *out0, int8_t *out1, int fast)
 {
     const uint32_t *w = m->filter;
     const uint32_t *cols_end = cols + 4 * m->groups;
     const uint32_t *pairs_end = cols + 8 * (m->groups / 2); /* two groups per iteration */
-    int32_t oc;
-    for (oc = 0; oc + 1 < m->out_c; oc += 2) {
-        const uint32_t *x = cols;
-        int32_t a00 = m->bias[oc], a01 = a00, a10 = m->bias[oc + 1], a11 = a10;
+    int32_t acc[2 * MCF_CHUNK];
+    int32_t oc0, oc;
+    for (oc0 = 0; oc0 < m->out_c; oc0 += MCF_CHUNK) {
+        const int32_t end = m->out_c - oc0 < MCF_CHUNK ? m->out_c : oc0 + MCF_CHUNK;
+        int32_t *a = acc;
+        for (oc = oc0; oc + 1 < end; oc += 2) {
+            const uint32_t *x = cols;
+            int32_t a00 = m->bias[oc], a01 = a00, a10 = m->bias[oc + 1], a11 = a10;
 #ifdef MCF_DSP_ASM
-        if (x != pairs_end) {
-            pairs_2x2_asm(&x, &w, m->groups / 2, &a00, &a01, &a10, &a11);
-        }
+            if (x != pairs_end) {
+                pairs_2x2_asm(&x, &w, m->groups / 2, &a00, &a01, &a10, &a11);
+            }
 #else
-        while (x != pairs_end) {
-            block_2x2(x, w[0], w[1], &a00, &a01, &a10, &a11);
-            block_2x2(x + 4, w[2], w[3], &a00, &a01, &a10, &a11);
-            w += 4;
-            x += 8;
-        }
+            while (x != pairs_end) {
+                block_2x2(x, w[0], w[1], &a00, &a01, &a10, &a11);
+                block_2x2(x + 4, w[2], w[3], &a00, &a01, &a10, &a11);
+                w += 4;
+                x += 8;
+            }
 #endif
-        if (x != cols_end) {
-            block_2x2(x, w[0], w[1], &a00, &a01, &a10, &a11);
-            w += 2;
+            if (x != cols_end) {
+                block_2x2(x, w[0], w[1], &a00, &a01, &a10, &a11);
+                w += 2;
+            }
+            a[0] = a00;
+            a[1] = a01;
+            a[2] = a10;
+            a[3] = a11;
+            a += 4;
         }
-        out0[oc] = out_of(m, a00, oc, fast);
-        out1[oc] = out_of(m, a01, oc, fast);
-        out0[oc + 1] = out_of(m, a10, oc + 1, fast);
-        out1[oc + 1] = out_of(m, a11, oc + 1, fast);
-    }
-    if (oc < m->out_c) {
-        const uint32_t *x = cols;
-        int32_t a0 = m->bias[oc], a1 = a0;
-        while (x != cols_end) {
-            const uint32_t wa = *w++;
-            const int32_t wl = __sxtb16(wa), wh = mcf_sxtb16_ror8(wa);
-            a0 = __smlad(wl, (int32_t)x[0], a0);
-            a0 = __smlad(wh, (int32_t)x[1], a0);
-            a1 = __smlad(wl, (int32_t)x[2], a1);
-            a1 = __smlad(wh, (int32_t)x[3], a1);
-            x += 4;
+        if (oc < end) { /* the last, odd output channel: its words on their own */
+            const uint32_t *x = cols;
+            int32_t a0 = m->bias[oc], a1 = a0;
+            while (x != cols_end) {
+                const uint32_t wa = *w++;
+                const int32_t wl = __sxtb16(wa), wh = mcf_sxtb16_ror8(wa);
+                a0 = __smlad(wl, (int32_t)x[0], a0);
+                a0 = __smlad(wh, (int32_t)x[1], a0);
+                a1 = __smlad(wl, (int32_t)x[2], a1);
+                a1 = __smlad(wh, (int32_t)x[3], a1);
+                x += 4;
+            }
+            a[0] = a0;
+            a[1] = a1;
         }
-        out0[oc] = out_of(m, a0, oc, fast);
-        out1[oc] = out_of(m, a1, oc, fast);
+        requantize_pairs(m, acc, oc0, end - oc0, out0, out1, fast);
     }
 }
 
@@ -292,10 +325,7 @@ MCF_INLINE void matmul_1(const matmul *m, const uint32_t *cols, int8_t *out, int
             x += 4;
         }
         w = v;
-        out[oc] = out_of(m, a0, oc, fast);
-        out[oc + 1] = out_of(m, a1, oc + 1, fast);
-        out[oc + 2] = out_of(m, a2, oc + 2, fast);
-        out[oc + 3] = out_of(m, a3, oc + 3, fast);
+        out_4(m, out, oc, a0, a1, a2, a3, fast);
     }
     for (; oc < m->out_c; oc += 2) {
         const int32_t pair = oc + 1 < m->out_c;
@@ -368,10 +398,7 @@ MCF_INLINE void matmul_row(const matmul *m, const int8_t *in, int32_t k, int8_t 
             u += 2;
         }
         w = u;
-        out[oc] = out_of(m, a0, oc, fast);
-        out[oc + 1] = out_of(m, a1, oc + 1, fast);
-        out[oc + 2] = out_of(m, a2, oc + 2, fast);
-        out[oc + 3] = out_of(m, a3, oc + 3, fast);
+        out_4(m, out, oc, a0, a1, a2, a3, fast);
     }
     for (; oc < m->out_c; oc += 2) {
         const int32_t pair = oc + 1 < m->out_c;
@@ -397,10 +424,12 @@ MCF_INLINE void matmul_row(const matmul *m, const int8_t *in, int32_t k, int8_t 
 static void matmul_row_any(const matmul *m, const int8_t *in, int32_t k, int8_t *out)
 {
     const matmul local = *m;
-    if (local.fast) {
-        matmul_row(&local, in, k, out, 1);
+    if (local.fast == MCF_DSP_FAST_SAT) {
+        matmul_row(&local, in, k, out, MCF_DSP_FAST_SAT);
+    } else if (local.fast == MCF_DSP_FAST) {
+        matmul_row(&local, in, k, out, MCF_DSP_FAST);
     } else {
-        matmul_row(&local, in, k, out, 0);
+        matmul_row(&local, in, k, out, MCF_DSP_GENERAL);
     }
 }
 
@@ -436,26 +465,96 @@ static void matmul_init(matmul *m, const int8_t *filter, const int32_t *bias, co
 static void matmul_2_any(const matmul *m, const uint32_t *cols, int8_t *out0, int8_t *out1)
 {
     const matmul local = *m;
-    if (local.fast) {
-        matmul_2(&local, cols, out0, out1, 1);
+    if (local.fast == MCF_DSP_FAST_SAT) {
+        matmul_2(&local, cols, out0, out1, MCF_DSP_FAST_SAT);
+    } else if (local.fast == MCF_DSP_FAST) {
+        matmul_2(&local, cols, out0, out1, MCF_DSP_FAST);
     } else {
-        matmul_2(&local, cols, out0, out1, 0);
+        matmul_2(&local, cols, out0, out1, MCF_DSP_GENERAL);
     }
 }
 
 static void matmul_1_any(const matmul *m, const uint32_t *cols, int8_t *out)
 {
     const matmul local = *m;
-    if (local.fast) {
-        matmul_1(&local, cols, out, 1);
+    if (local.fast == MCF_DSP_FAST_SAT) {
+        matmul_1(&local, cols, out, MCF_DSP_FAST_SAT);
+    } else if (local.fast == MCF_DSP_FAST) {
+        matmul_1(&local, cols, out, MCF_DSP_FAST);
     } else {
-        matmul_1(&local, cols, out, 0);
+        matmul_1(&local, cols, out, MCF_DSP_GENERAL);
     }
 }
 
 int32_t mcf_dsp_conv2d_s8_scratch_size(const mcf_conv2d_params *p)
 {
     return 2 * 2 * ((p->k_h * p->k_w * p->in_c + 3) / 4 * 4);
+}
+
+/* Small windows (K <= MCF_PATCH_MAX, e.g. a first layer over 3 channels):
+ * the window's int8 values are gathered into one contiguous patch (whole
+ * kernel rows copied at once, padding rows set to the zero point), then
+ * expanded into the column in a single aligned pass, 4 values per step. */
+#define MCF_PATCH_MAX 64
+
+/* `run` bytes src -> dst, a word at a time (both may be unaligned). */
+MCF_INLINE void copy_run(int8_t *dst, const int8_t *src, int32_t run)
+{
+    int32_t i = 0;
+    for (; i + 4 <= run; i += 4) {
+        mcf_write32(dst + i, mcf_read32(src + i));
+    }
+    for (; i < run; ++i) {
+        dst[i] = src[i];
+    }
+}
+
+/* GCC would turn the short copies below into memcpy/memset calls (tens of
+ * instructions each for a few bytes): keep them inline. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MCF_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define MCF_NO_LIBCALLS
+#endif
+
+MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_t *input, int32_t y0, int32_t x0, int16_t *cols,
+                         int32_t c)
+{
+    union {
+        uint32_t align;
+        int8_t b[MCF_PATCH_MAX + 4];
+    } patch;
+    const int32_t in_c = p->in_c, k_w = p->k_w, k_h = p->k_h, run = k_w * in_c;
+    const int8_t zero = (int8_t)(-p->input_offset);
+    const int32_t row_bytes = p->in_w * in_c;
+    int8_t *dst = patch.b;
+    int32_t ky, kx, i;
+    if (p->dilation_w == 1 && x0 >= 0 && x0 + k_w <= p->in_w) { /* whole kernel rows inside */
+        const int8_t *src = input + x0 * in_c;
+        for (ky = 0; ky < k_h; ++ky, dst += run) {
+            const int32_t iy = y0 + ky * p->dilation_h;
+            if (iy >= 0 && iy < p->in_h) {
+                copy_run(dst, src + iy * row_bytes, run);
+            } else {
+                for (i = 0; i < run; ++i) {
+                    dst[i] = zero;
+                }
+            }
+        }
+    } else {
+        for (ky = 0; ky < k_h; ++ky) {
+            const int32_t iy = y0 + ky * p->dilation_h;
+            const int row_in = iy >= 0 && iy < p->in_h;
+            for (kx = 0; kx < k_w; ++kx, dst += in_c) {
+                const int32_t ix = x0 + kx * p->dilation_w;
+                const int inside = row_in && ix >= 0 && ix < p->in_w;
+                for (i = 0; i < in_c; ++i) {
+                    dst[i] = inside ? input[(iy * p->in_w + ix) * in_c + i] : zero;
+                }
+            }
+        }
+    }
+    expand(patch.b, run * k_h, cols, c, 0);
 }
 
 /* im2col of output pixel (oy, ox) into col: K = k_h * k_w * in_c products. */
@@ -468,6 +567,10 @@ static void im2col(const mcf_conv2d_params *p, const int8_t *input, int32_t n, i
     int32_t ky, kx, k = 0;
     if (p->k_h == 1 && k_w == 1 && y0 >= 0 && y0 < p->in_h && x0 >= 0 && x0 < p->in_w) {
         expand(input + (y0 * p->in_w + x0) * in_c, in_c, cols, c, 0);
+        return;
+    }
+    if (p->k_h * k_w * in_c <= MCF_PATCH_MAX && in_c % 4 != 0) {
+        im2col_patch(p, input, y0, x0, cols, c);
         return;
     }
     for (ky = 0; ky < p->k_h; ++ky) {
@@ -495,6 +598,36 @@ static void im2col(const mcf_conv2d_params *p, const int8_t *input, int32_t n, i
     }
 }
 
+/* Every pair of output pixels: im2col of both, then both through the
+ * matrix multiply (one copy per requantization mode, the parameters in a
+ * local the output stores cannot alias). Returns the pixels done. */
+MCF_INLINE int32_t conv_pairs(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
+                              int16_t *cols, int mode)
+{
+    const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c;
+    const uint32_t *words = (const uint32_t *)(void *)cols;
+    int32_t n;
+    for (n = 0; n + 1 < pixels; n += 2) {
+        im2col(p, input, n, cols, 0);
+        im2col(p, input, n + 1, cols, 1);
+        matmul_2(m, words, output + n * out_c, output + (n + 1) * out_c, mode);
+    }
+    return n;
+}
+
+static int32_t conv_pairs_any(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
+                              int16_t *cols)
+{
+    const matmul local = *m;
+    if (local.fast == MCF_DSP_FAST_SAT) {
+        return conv_pairs(&local, p, input, output, cols, MCF_DSP_FAST_SAT);
+    }
+    if (local.fast == MCF_DSP_FAST) {
+        return conv_pairs(&local, p, input, output, cols, MCF_DSP_FAST);
+    }
+    return conv_pairs(&local, p, input, output, cols, MCF_DSP_GENERAL);
+}
+
 int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
 {
     const int32_t k = p->k_h * p->k_w * p->in_c, kp = (k + 3) / 4 * 4;
@@ -513,13 +646,9 @@ int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *o
     }
     matmul_init(&m, p->filter, p->bias, p->multiplier, p->shift, out_c, k, p->output_offset, p->act_min,
                 p->act_max);
-    m.fast = p->per_channel == MCF_DSP_FAST_REQUANT;
+    m.fast = mcf_dsp_mode(p->per_channel, p->act_min, p->act_max);
     clear_tail(cols, k, kp);
-    for (n = 0; n + 1 < pixels; n += 2) {
-        im2col(p, input, n, cols, 0);
-        im2col(p, input, n + 1, cols, 1);
-        matmul_2_any(&m, words, output + n * out_c, output + (n + 1) * out_c);
-    }
+    n = conv_pairs_any(&m, p, input, output, cols);
     if (n < pixels) {
         im2col(p, input, n, cols, 0);
         matmul_1_any(&m, words, output + n * out_c);
@@ -549,7 +678,7 @@ int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t
     }
     matmul_init(&m, p->filter, p->bias, p->multiplier, p->shift, n_out, k, p->output_offset, p->act_min,
                 p->act_max);
-    m.fast = p->per_channel == MCF_DSP_FAST_REQUANT;
+    m.fast = mcf_dsp_mode(p->per_channel, p->act_min, p->act_max);
     if (p->rows == 1) {
         matmul_row_any(&m, input, k, output);
         return MCF_OK;
