@@ -178,7 +178,10 @@ def test_scenarios_use_real_symbols_and_cover_the_platforms():
             assert re.search(r"CONFIG_BOARD_\w+", sc.get("filter", "")), f"{path}: {name}: no board filter"
     inference = yaml.safe_load((ZTESTS / "inference" / "testcase.yaml").read_text())
     boards = set(re.findall(r"CONFIG_BOARD_(\w+)", inference["common"]["filter"]))
-    assert boards == {"NATIVE_SIM", "NATIVE_POSIX", "QEMU_CORTEX_M3", "MPS2_AN385"}  # native_posix_64 too (3.x)
+    # native_posix_64 too (3.x); the Cortex-M33 of mps2_an521 for the arm-dsp scenario
+    assert boards == {"NATIVE_SIM", "NATIVE_POSIX", "QEMU_CORTEX_M3", "MPS2_AN385", "MPS2_AN521_CPU0"}
+    # Twister ANDs a scenario's filter with the common one: arm-dsp runs on the DSP core only
+    assert inference["tests"]["mcuforge.inference.kernels_arm_dsp"]["filter"] == "CONFIG_BOARD_MPS2_AN521_CPU0"
     configs = " ".join(" ".join(sc.get("extra_configs", [])) for sc in inference["tests"].values() if sc)
     for needle in ("SRAM_BUDGET_KB", "KERNELS_", "SCHEDULE_PATCH", "SCHEDULE_AUTO", "MEMORY_CHECK_FAIL=n"):
         assert needle in configs
