@@ -112,6 +112,18 @@ def onnx_hostile() -> dict[str, tuple[bytes, int, str]]:
                       numpy_helper.from_array(np.zeros(9000, np.int32), "idx")])
     out["gather_8e7"] = (_bytes(m), 2, "gather_amplify")
 
+    # every tensor within the size limit, but 4.8e9 multiply-accumulates per inference
+    w = numpy_helper.from_array(np.full((64, 32, 3, 3), 0.01, np.float32), "w")
+    m = _graph_model([helper.make_node("Conv", ["x", "w"], ["y"], name="heavy_conv", pads=[1, 1, 1, 1])],
+                     [_f("x", [1, 32, 512, 512])], [_f("y", [1, 64, 512, 512])], [w])
+    out["macs_4e9"] = (_bytes(m), 2, "multiply-accumulates")
+
+    # every tensor within the size limit, but six of 16.7M values each: 100M values together
+    chain = [helper.make_node("Transpose", [f"t{i}"], [f"t{i + 1}"], name=f"swap_{i}", perm=[0, 1, 3, 2])
+             for i in range(6)]
+    m = _graph_model(chain, [_f("t0", [1, 16, 1024, 1024])], [_f("t6", [1, 16, 1024, 1024])])
+    out["activations_1e8_together"] = (_bytes(m), 2, "activations hold")
+
     m = _base()
     _node(m, "conv1").attribute[0].ints[:] = [1000000, 1000000, 1000000, 1000000]
     out["conv_pads_1e6"] = (_bytes(m), 2, ELEMENTS)

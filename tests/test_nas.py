@@ -25,10 +25,10 @@ pytest.importorskip("sklearn")
 from mcuforge import cli, qemu  # noqa: E402
 from mcuforge.nas.baseline import WIDTHS as MBV2_WIDTHS, ScaledMobileNetV2  # noqa: E402
 from mcuforge.nas.engine import Engine  # noqa: E402
-from mcuforge.nas.measure import Budget, export_graph, plan_for  # noqa: E402
+from mcuforge.nas.measure import Budget, measurement_graph, plan_for  # noqa: E402
 from mcuforge.nas.run import Options, search, write_result  # noqa: E402
 from mcuforge.nas.search import check_data, evolve, optimize_space, split, train_supernet  # noqa: E402
-from mcuforge.nas.space import Space, build  # noqa: E402
+from mcuforge.nas.space import Space  # noqa: E402
 
 needs_arm = pytest.mark.skipif(bool(qemu.tools_missing()), reason="arm-none-eabi-gcc / qemu not installed")
 BUDGET = Budget(8 * 1024, 32 * 1024, "layer")
@@ -131,7 +131,7 @@ def test_space_step_beats_largest_fitting_mobilenet_v2(digits):
             assert r["reason"]
     # the table's peak of the smallest subnet is the planner's own figure
     smallest = Space(1, 8, 10, 0.25, 8).smallest()
-    plan, peak, _ = plan_for(export_graph(build(smallest).eval(), 1, 8), budget, None)
+    plan, peak, _ = plan_for(measurement_graph(smallest), budget, None)
     assert next(t for t in choice.table if (t["width"], t["resolution"]) == (0.25, 8))["min_sram_bytes"] <= peak
 
 
@@ -202,7 +202,7 @@ def test_budget_nothing_meets_exits_3_with_smallest_peak(tmp_path, capsys, digit
     assert rc == 3, err
     peak = int(re.search(r"smallest peak SRAM found is (\d+) bytes \(width 0.25, resolution 4\)", err).group(1))
     smallest = Space(1, 8, 10, 0.25, 4).smallest()  # the smallest subnet of the smallest (width, resolution)
-    plan, _, _ = plan_for(export_graph(build(smallest).eval(), 1, 8), Budget(200, 4096), None)
+    plan, _, _ = plan_for(measurement_graph(smallest), Budget(200, 4096), None)
     assert peak == plan.sram_bytes() > 200
     assert "raise --sram-budget to at least 1K" in err
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == []

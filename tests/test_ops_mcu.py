@@ -76,7 +76,7 @@ def test_unary_equals_tflm(op, seed, tmp_path):
         out.update(scale=np.float32(1 / 128), zp=0)
     elif op == "HARD_SWISH":  # TFLM needs output_scale >= input_scale / 128
         out["scale"] = np.float32(s_in * np.exp2(rng.uniform(-1.5, 1.5)))
-    elif op == "RELU6":  # TFLM clamps raw values: same quantization
+    elif op == "RELU6" and seed % 2:  # TFLM clamps the raw values, whatever the output's parameters
         out.update(scale=s_in, zp=z_in)
     elif op == "LEAKY_RELU":
         opt_name, opts = "LeakyReluOptions", dict(alpha=float(rng.choice([0.01, 0.1, 0.2, 0.3, 1.5])))
@@ -318,3 +318,77 @@ def test_transpose_conv_equals_tflm(case, tmp_path):
     _, want = run_case(tmp_path, tensors, [("TRANSPOSE_CONV", "TransposeConvOptions", opts, [0, 1, 2, 3], [4])],
                        [2], xs, "tconv")
     assert len(np.unique(want)) > 8
+
+
+def test_parameters_tflm_refuses_are_one_clear_error(tmp_path):
+    """HARD_SWISH whose output scale is below input_scale / 128 (TFLM's
+    prepare fails) and a broadcasting ADD of two activations: exit 2 naming
+    the operator, no traceback."""
+    import subprocess
+    import sys
+
+    cases = {
+        "hard_swish": ([dict(shape=(1, 8), scale=np.float32(0.5), zp=0, name="input"),
+                        dict(shape=(1, 8), scale=np.float32(0.001), zp=0)],
+                       [("HARD_SWISH", None, {}, [0], [1])], "HARD_SWISH_0"),
+        "add": ([dict(shape=(1, 4, 4, 3), scale=np.float32(0.1), zp=0, name="input"),
+                 dict(shape=(1, 1, 1, 3), scale=np.float32(0.1), zp=0),
+                 dict(shape=(1, 4, 4, 3), scale=np.float32(0.2), zp=0)],
+                [("MEAN", "ReducerOptions", dict(keepDims=True), [0, 3], [1]),
+                 ("ADD", "AddOptions", {}, [0, 1], [2])], "operator 1 (ADD): broadcasting"),
+    }
+    for kind, (tensors, ops, expected) in cases.items():
+        if kind == "add":
+            tensors = tensors + [dict(shape=(2,), dtype="int32", data=np.array([1, 2], np.int32))]
+        path = tmp_path / f"{kind}.tflite"
+        out_index = 1 if kind == "hard_swish" else 2
+        path.write_bytes(build_model(tensors, ops, [0], [out_index]))
+        res = subprocess.run([sys.executable, "-m", "mcuforge.cli", "compile", str(path), "-o", str(tmp_path / kind)],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2, res.stderr
+        assert expected in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_hand_written_hard_swish_matches_onnxruntime(tmp_path):
+    """MobileNetV3 code written before nn.Hardswish: x * relu6(x + 3) / 6 and
+    a squeeze-and-excitation gate relu6(s + 3) / 6 (ONNX Add, Clip, Div and
+    Mul with constants). Quantized by onnxruntime (QDQ), compiled keeping its
+    scales: every layer within 1 LSB of onnxruntime's int8 tensors."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    from test_onnxruntime_oracle import export, ort_int8_tensors, quantize_qdq, to_ir
+
+    from mcuforge.kernels import KERNELS
+
+    class Legacy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, stride=2)
+            self.fc1, self.fc2 = torch.nn.Conv2d(8, 4, 1), torch.nn.Conv2d(4, 8, 1)
+            self.c = torch.nn.Conv2d(8, 6, 1)
+
+        def forward(self, x):
+            x = self.a(x)
+            x = x * torch.nn.functional.relu6(x + 3.0) / 6.0
+            y = self.b(x)
+            s = self.fc2(torch.relu(self.fc1(y.mean(dim=(2, 3), keepdim=True))))
+            return self.c(y * (torch.nn.functional.relu6(s + 3.0) / 6.0))
+
+    torch.manual_seed(0)
+    module, example = Legacy().eval(), torch.randn(1, 3, 11, 13)
+    src = export(module, example, tmp_path / "legacy.onnx")
+    qdq = quantize_qdq(src, tmp_path / "legacy_qdq.onnx", tuple(example.shape), True)
+    plan = plan_model(qdq, BuildConfig(name="legacy"))
+    assert {"mul", "add"} & {s.node.op for s in plan.steps}
+    x = np.random.default_rng(5).standard_normal(tuple(example.shape)).astype(np.float32)
+    ort = {k: to_ir(v) for k, v in ort_int8_tensors(qdq, x).items()}
+    compared = 0
+    for step in plan.steps:
+        ins = [ort.get(t) for t in step.inputs]
+        if any(v is None for v in ins) or step.outputs[0] not in ort:
+            continue
+        got = KERNELS[step.kernel](step.params, *[v.reshape(-1) for v in ins])
+        diff = np.abs(got.astype(np.int32) - ort[step.outputs[0]].reshape(-1).astype(np.int32))
+        assert diff.max() <= 1, f"{step.name} ({step.node.op}): {int(diff.max())} LSB from onnxruntime"
+        compared += 1
+    assert compared >= len(plan.steps) // 2

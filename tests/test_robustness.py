@@ -227,3 +227,24 @@ def test_external_weights_compile(tmp_path):
     path = _external(tmp_path, None, None)
     res = _limited("compile", path, "-o", tmp_path / "out", "-q")
     assert res.returncode == 0, res.stderr
+
+
+# ------------------------------------------------------------ bounded host work
+
+
+def test_float_convolution_in_row_blocks(monkeypatch):
+    """Calibration's float convolutions run in row blocks (bounded memory) with the same results."""
+    torch = pytest.importorskip("torch")  # noqa: F841
+    from mcuforge import float_exec
+    from mcuforge.frontends.torch import from_torch
+    from mcuforge.pipeline import canonicalize
+    from mcuforge.zoo import ZOO
+
+    module, example = ZOO["odd_shapes"]()
+    g = canonicalize(from_torch(module, example, name="odd_shapes"))
+    x = np.random.default_rng(0).standard_normal(g.tensors[g.inputs[0]].shape).astype(np.float32)
+    whole = float_exec.run_float(g, x)
+    monkeypatch.setattr(float_exec, "_BLOCK_ELEMENTS", 64)  # every conv in many blocks
+    blocked = float_exec.run_float(g, x)
+    for name, value in whole.items():
+        np.testing.assert_allclose(blocked[name], value, rtol=1e-6, atol=1e-6 * float(np.abs(value).max() + 1))

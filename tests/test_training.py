@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 from mcuforge import qemu  # noqa: E402
 from mcuforge.codegen.portable import include_dirs  # noqa: E402
 from mcuforge.config import BuildConfig  # noqa: E402
-from mcuforge.elfcheck import read_elf  # noqa: E402
+from mcuforge.elfcheck import model_breakdown, read_elf  # noqa: E402
 from mcuforge.frontends.torch import from_torch  # noqa: E402
 from mcuforge.pipeline import compile_model  # noqa: E402
 from mcuforge.training import harness  # noqa: E402
@@ -101,6 +101,9 @@ def test_cortex_m4_equals_reference(case, tmp_path):
     mem = read_elf(elf)
     assert mem.symbol(f"{plan.name}_arena").size == plan.arena_size
     assert mem.symbol(f"{plan.name}_train_state_data").size == plan.training.state_bytes
+    # check-elf counts the trained state as the model's other RAM
+    m = model_breakdown(mem, plan.name)
+    assert m["other_ram_bytes"] == plan.training.state_bytes and m["ram_bytes"] == plan.sram_bytes()
 
 
 def test_header_and_symbols(case, tmp_path):
@@ -117,3 +120,4 @@ def test_header_and_symbols(case, tmp_path):
     elf = read_elf(obj)
     assert elf.symbol(f"{plan.name}_arena").size == plan.arena_size
     assert elf.symbol(f"{plan.name}_train_state_data").size == plan.training.state_bytes
+

@@ -173,3 +173,34 @@ def test_bad_policy_options_exit_2(tmp_path):
     with pytest.raises(McuforgeError) as err:
         compile_training("mbv1", tmp_path / "gen", training="sparse", train_weight_layers=(12,))
     assert err.value.exit_code == 2 and "--train-weight-layers" in str(err.value)
+
+
+def test_contribution_analysis_picks_a_policy_within_the_budget(tmp_path):
+    from test_cli import small_onnx
+
+    model = small_onnx(tmp_path / "small.onnx")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((160, 3, 12, 12)).astype(np.float32)
+    y = (x[:, 0].mean((1, 2)) > 0).astype(np.int64) + 2 * (x[:, 1].mean((1, 2)) > 0)  # 4 learnable classes
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    calib = tmp_path / "calib.npy"
+    np.save(calib, x[:16])
+    out = tmp_path / "out"
+    res = mcuforge("compile", model, "-o", out, "--calibration", calib, "--training", "sparse",
+                   "--train-data", tmp_path / "data.npz", "--sram-budget", "8K", "--learning-rate", "0.05")
+    assert res.returncode == 0, res.stderr
+    import json
+
+    report = json.loads((out / "report.json").read_text())
+    tr = report["training"]
+    assert tr["policy"]["source"] == "contribution analysis"
+    assert report["sram_bytes"] <= 8 * 1024
+    rows = tr["gains"]["candidates"]
+    assert len(rows) == 2 + 2 * 2 and any(r.get("chosen") for r in rows)
+    assert all(r["gain"] > 0 for r in rows if r.get("chosen"))
+    assert "Chosen by contribution analysis" in (out / "small.h").read_text()
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=x, y=y + 10)
+    res = mcuforge("compile", model, "-o", tmp_path / "o2", "--calibration", calib, "--training", "sparse",
+                   "--train-data", bad)
+    assert res.returncode == 2 and "labels" in res.stderr

@@ -5,7 +5,8 @@ inside the package, no download). The demo trains a depthwise-separable CNN
 in a few seconds, exports it through the PyTorch frontend, quantizes it with
 calibration samples from the training split, generates C, builds that C for
 this machine and runs it on the held-out split, then prints float accuracy,
-int8 accuracy, the per-layer memory report and where the plot went.
+int8 accuracy, the per-layer memory report and where the plot went. Then
+(unless --no-training) the on-device training part: mcuforge.training.demo.
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def train(model, x, y, epochs: int = 40, seed: int = 0) -> None:
     model.eval()
 
 
-def run_demo(outdir: Path, epochs: int = 40, quiet: bool = False) -> dict:
+def run_demo(outdir: Path, epochs: int = 40, quiet: bool = False, training: bool = False) -> dict:
     import torch
 
     from . import hostrun
@@ -107,16 +108,22 @@ def run_demo(outdir: Path, epochs: int = 40, quiet: bool = False) -> dict:
     say(f"int8 accuracy (generated C, host): {int8_acc:.2%}   top-1 agreement with float: {agreement:.2%}")
     say(f"generated C:    {outdir / 'digits'}/digits.c, digits.h, digits_weights.c")
     say(f"memory profile: {png}")
-    return {"float_accuracy": float_acc, "int8_accuracy": int8_acc, "agreement": agreement,
-            "arena_bytes": plan.arena_size, "png": str(png), "plan": plan}
+    result = {"float_accuracy": float_acc, "int8_accuracy": int8_acc, "agreement": agreement,
+              "arena_bytes": plan.arena_size, "png": str(png), "plan": plan}
+    if training:
+        from .training.demo import run_training_demo
+
+        result["training"] = run_training_demo(outdir / "training", quiet=quiet)
+    return result
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mcuforge.demo", description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output", default="out/demo", help="output directory (default out/demo)")
     ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--no-training", action="store_true", help="skip the on-device training part")
     args = ap.parse_args(argv)
-    run_demo(Path(args.output), epochs=args.epochs)
+    run_demo(Path(args.output), epochs=args.epochs, training=not args.no_training)
     return 0
 
 

@@ -44,6 +44,17 @@ def _windows(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
                       writeable=False)
 
 
+# elements of the window matrix a conv materializes at once: large layers run in row blocks,
+# so the host memory calibration takes stays bounded whatever the layer's size
+_BLOCK_ELEMENTS = 1 << 22
+
+
+def _row_blocks(cols: np.ndarray, per_row: int) -> list[np.ndarray]:
+    """Output rows of a (OH, OW, KH, KW, C) window view in blocks of at most _BLOCK_ELEMENTS."""
+    rows = max(1, _BLOCK_ELEMENTS // max(1, per_row))
+    return [cols[r:r + rows] for r in range(0, cols.shape[0], rows)]
+
+
 def _pad_hw(x: np.ndarray, pads: tuple[int, int, int, int], value: float) -> np.ndarray:
     top, left, bottom, right = pads
     return np.pad(x, ((top, bottom), (left, right), (0, 0)), constant_values=value)
@@ -69,7 +80,8 @@ def _conv2d(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> n
     pads = tuple(node.attrs["pads"])
     oh, ow = _out_hw(x.shape[1:3], (kh, kw), strides, dil, pads)
     cols = _windows(_pad_hw(x[0], pads, 0.0), (kh, kw), strides, dil, (oh, ow))
-    y = cols.reshape(oh * ow, -1) @ w.reshape(o, -1).T
+    wm = w.reshape(o, -1).T
+    y = np.concatenate([c.reshape(-1, wm.shape[0]) @ wm for c in _row_blocks(cols, ow * wm.shape[0])])
     if b is not None:
         y = y + b
     return y.reshape(1, oh, ow, o)
@@ -83,7 +95,8 @@ def _depthwise(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -
     oh, ow = _out_hw(x.shape[1:3], (kh, kw), strides, dil, pads)
     xin = x[0] if mult == 1 else np.repeat(x[0], mult, axis=2)
     cols = _windows(_pad_hw(xin, pads, 0.0), (kh, kw), strides, dil, (oh, ow))
-    y = np.einsum("hwijc,ijc->hwc", cols, w[0], optimize=True)
+    y = np.concatenate([np.einsum("hwijc,ijc->hwc", c, w[0], optimize=True)
+                        for c in _row_blocks(cols, ow * kh * kw * cm)])
     if b is not None:
         y = y + b
     return y.reshape(1, oh, ow, cm)

@@ -198,6 +198,9 @@ def _requant_params(in_q: Quant, out_q: Quant, size: int, act: tuple[int, int] =
 def lower_clamp(node: Node, g: Graph) -> Step:
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
     p = _requant_params(x.quant, out.quant, out.size, clamp_range(node.attrs, out.quant))
+    if "raw_clamp" in node.attrs:  # TFLM RELU6: the input's bytes clamped, never requantized
+        p.update(input_offset=0, output_offset=0, multiplier=IDENTITY_MULTIPLIER, shift=IDENTITY_SHIFT)
+        p["act_min"], p["act_max"] = (int(v) for v in node.attrs["raw_clamp"])
     if node.attrs.get("float32_ratio"):  # TFLite RELU: the scale ratio divided in float32
         p["multiplier"], p["shift"] = fp.quantize_multiplier(fp.f32div(float(x.quant.scale[0]),
                                                                       float(out.quant.scale[0])))
@@ -284,7 +287,11 @@ def _lut_step(node: Node, g: Graph, x: str, table: np.ndarray) -> Step:
 
 def lower_unary(node: Node, g: Graph) -> Step:
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    return _lut_step(node, g, x.name, unary_table(node, x.quant, out.quant))
+    try:
+        table = unary_table(node, x.quant, out.quant)
+    except ValueError as err:  # parameters TFLM itself refuses (e.g. hard-swish's output scale)
+        raise McuforgeError(f"node '{node.name}' ({node.op}): {err}") from None
+    return _lut_step(node, g, x.name, table)
 
 
 # ---- binary elementwise ops, with broadcasting ---------------------------------

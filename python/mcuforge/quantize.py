@@ -140,7 +140,8 @@ def calibrate(graph: Graph, samples: dict[str, np.ndarray], progress=None) -> di
     in_name = graph.inputs[0]
     data = samples[in_name]
     for i in range(len(data)):
-        values = run_float(graph, {in_name: data[i:i + 1]})
+        with np.errstate(all="ignore"):  # an overflowing model is reported below, by tensor
+            values = run_float(graph, {in_name: data[i:i + 1]})
         for name, v in values.items():
             if graph.tensors[name].is_const:
                 continue
@@ -188,6 +189,11 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
                 raise McuforgeError(
                     f"{graph.source or graph.name}: tensor '{t.name}' has no quantization parameters; "
                     "quantize the model fully (every activation) or give a float model with calibration data")
+            if not np.all(np.isfinite(ranges[t.name])):
+                raise McuforgeError(
+                    f"{graph.source or graph.name}: calibration gives non-finite values ({ranges[t.name]}) for "
+                    f"tensor '{t.name}' (output of '{producers[t.name].name if t.name in producers else 'input'}'): "
+                    "the float model overflows on these inputs; check its weights and the calibration data")
             t.quant = activation_quant(*ranges[t.name])
         if t.quant.axis is not None or len(t.quant.scale) != 1:
             raise McuforgeError(f"{graph.source or graph.name}: activation '{t.name}' is quantized per channel; "
@@ -205,6 +211,9 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
             raise McuforgeError(f"{graph.source or graph.name}: node '{node.name}' ({node.op}) has a non-constant weight; "
                                 "only constant weights are supported")
         if w.dtype != "int8":
+            if not np.all(np.isfinite(w.data)):
+                raise McuforgeError(f"{graph.source or graph.name}: node '{node.name}' ({node.op}): weight "
+                                    f"'{w.name}' has non-finite values (after folding batch norm, if any)")
             _quantize_weight(w, axis)
         elif w.quant is None:
             raise McuforgeError(f"node '{node.name}': int8 weight '{w.name}' has no scale")
@@ -213,6 +222,9 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
             in_scale = g.tensors[node.inputs[0]].quant.scale[0]
             bias_scale = in_scale * w.quant.scale
             if b.dtype != "int32":
+                if not np.all(np.isfinite(b.data)):
+                    raise McuforgeError(f"{graph.source or graph.name}: node '{node.name}' ({node.op}): bias "
+                                        f"'{b.name}' has non-finite values (after folding batch norm, if any)")
                 q = round_half_away(b.data.astype(np.float64) / bias_scale)
                 b.data = np.clip(q, -2**31, 2**31 - 1).astype(np.int32)
                 b.dtype = "int32"

@@ -105,6 +105,8 @@ def _config_for_report(plan: Plan) -> dict:
     import hashlib
 
     cfg = plan.config.as_dict()
+    if cfg.get("train_data"):
+        cfg["train_data"] = Path(cfg["train_data"]).name
     if cfg.get("calibration"):
         path = Path(cfg["calibration"])
         cfg["calibration"] = path.name

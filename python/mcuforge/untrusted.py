@@ -16,7 +16,8 @@ instead of repeating the rules:
 * ``sanitize_proto_strings``: ``text`` applied to every string field of a
   protobuf message (the ONNX ModelProto), in place.
 * ``check_shape``: dimensions must be non-negative and a tensor at most
-  ``MAX_TENSOR_ELEMENTS`` elements, computed with Python integers (no int64
+  ``MAX_TENSOR_ELEMENTS`` elements (``check_graph`` adds the activations'
+  total and the multiply-accumulates of one inference), computed with Python integers (no int64
   wrap-around), before anything of that size is allocated.
 * ``FoldBudget``: constant folding at import time (ConstantOfShape, Expand,
   Range, broadcasting arithmetic, Gather ...) may not create more than
@@ -32,12 +33,17 @@ import numpy as np
 
 from .ir import McuforgeError
 
-# No microcontroller holds a tensor of 64 Mi elements; int32 offsets and sizes
-# in the generated C could address 2 GiB, but calibration runs float32
-# tensors on the host, so the limit is set where that stays affordable.
-MAX_TENSOR_ELEMENTS = 1 << 26
+# No microcontroller holds a tensor of 16 Mi elements (16 MiB of int8 activations, or of
+# weights in flash); int32 sizes in the generated C could go further, but calibration runs
+# the float model on the host, so the limits are set where that stays affordable.
+MAX_TENSOR_ELEMENTS = 1 << 24
+# All activations of a model together (calibration keeps every one of them).
+MAX_ACTIVATION_ELEMENTS = 1 << 26
 # Constants computed at import time from shape arithmetic, all nodes together.
 MAX_FOLDED_ELEMENTS = 1 << 26
+# Multiply-accumulates of one inference (calibration runs the float model on the host; a
+# microcontroller would take minutes per inference beyond this).
+MAX_MACS = 1 << 32
 
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
@@ -161,7 +167,28 @@ def check_graph(graph) -> None:
             raise bad(f"axis {a.get('axis')} is outside rank {rank}")
         if n.op == "reshape" and tensors[n.inputs[0]].size != tensors[n.outputs[0]].size:
             raise bad(f"reshapes {tensors[n.inputs[0]].shape} to {tensors[n.outputs[0]].shape}")
+    total = sum(t.size for t in graph.activations())
+    if total > MAX_ACTIVATION_ELEMENTS:
+        raise McuforgeError(f"{where}: the model's activations hold {total:,} values together, more than "
+                            f"mcuforge's limit of {MAX_ACTIVATION_ELEMENTS:,}; it is not a microcontroller model")
+    macs = sum(_macs(n, tensors) for n in graph.nodes)
+    if macs > MAX_MACS:
+        raise McuforgeError(f"{where}: the model needs {macs:,} multiply-accumulates per inference, more than "
+                            f"mcuforge's limit of {MAX_MACS:,}; it is not a microcontroller model")
     check_quantization(graph)
+
+
+def _macs(n, tensors) -> int:
+    """Multiply-accumulates of a node, from shapes (Python integers)."""
+    if n.op not in ("conv2d", "depthwise_conv2d", "fully_connected", "avg_pool", "max_pool"):
+        return 0
+    out = elements(tensors[n.outputs[0]].shape)
+    if n.op in ("avg_pool", "max_pool"):
+        return out * elements(n.attrs.get("kernel", (1, 1)))
+    w = tensors[n.inputs[1]].shape if len(n.inputs) > 1 and n.inputs[1] else (1,)
+    per_output = {"conv2d": elements(w[1:]), "depthwise_conv2d": elements(w[:3]),
+                  "fully_connected": w[-1]}[n.op]
+    return out * per_output
 
 
 def check_quantization(graph) -> None:
@@ -177,9 +204,10 @@ def check_quantization(graph) -> None:
             bad = q.scale[~(np.isfinite(q.scale) & (q.scale > 0))][0]
             raise McuforgeError(f"{where}: tensor '{t.name}' has scale {bad}; quantization scales must be "
                                 f"positive and finite (the file is corrupt or badly quantized)")
-        if not t.is_const and np.any((q.zero_point < -128) | (q.zero_point > 127)):
-            raise McuforgeError(f"{where}: activation '{t.name}' has zero point {int(q.zero_point.reshape(-1)[0])} "
-                                f"outside int8 [-128, 127]")
+        outside = q.zero_point[(q.zero_point < -128) | (q.zero_point > 127)]
+        if not t.is_const and outside.size:
+            raise McuforgeError(f"{where}: activation '{t.name}' has zero point {int(outside[0])} outside int8 "
+                                f"[-128, 127]")
 
 
 def check_external_data(model: Any, base_dir: Any) -> None:

@@ -54,11 +54,11 @@ CONST_ARRAYS = {"table": "int8_t", "row_index": "int32_t", "col_index": "int32_t
 
 
 def runtime_sources(plan: Plan) -> list[str]:
-    from ..kernels import RUNTIME_SOURCES
+    from ..kernels import RUNTIME_SOURCES, TRAINING_RUNTIME_SOURCES
 
     files: dict[str, None] = {}
     for s in plan.steps + (plan.training.steps if plan.training is not None else []):
-        for f in RUNTIME_SOURCES[s.kernel]:
+        for f in RUNTIME_SOURCES.get(s.kernel) or TRAINING_RUNTIME_SOURCES[s.kernel]:
             files[f] = None
     return sorted(files)
 

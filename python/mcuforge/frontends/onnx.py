@@ -46,7 +46,7 @@ NHWC_TO_NCHW = (0, 3, 1, 2)
 # ONNX ops that are converted to IR ops.
 CONVERTED_OPS = (
     "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Conv", "ConvTranspose", "DequantizeLinear",
-    "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish",
+    "Div", "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish",
     "Identity", "LeakyRelu", "MatMul", "Max", "MaxPool", "Min", "Mul", "Pad", "QuantizeLinear",
     "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Size", "Slice", "Softmax", "Squeeze", "Sub",
     "Tanh", "Transpose", "Unsqueeze",
@@ -54,7 +54,7 @@ CONVERTED_OPS = (
 # Ops that are only evaluated at import time, when all their inputs are
 # constants (shape arithmetic as written by exporters).
 CONSTANT_OPS = (
-    "Abs", "Cast", "Ceil", "Constant", "ConstantOfShape", "Div", "Equal", "Expand", "Floor",
+    "Abs", "Cast", "Ceil", "Constant", "ConstantOfShape", "Equal", "Expand", "Floor",
     "Gather", "Greater", "Less", "Neg", "Not", "Pow", "Range", "Reciprocal", "Sqrt", "Where",
 )
 SUPPORTED_OPS = tuple(sorted(set(CONVERTED_OPS) | set(CONSTANT_OPS)))
@@ -962,7 +962,11 @@ class _Importer:
         a, b = node.input[0], node.input[1]
         if a in self.consts or b in self.consts:
             const_name, act = (a, b) if a in self.consts else (b, a)
-            self._fold_bias_add(node, name, act, const_name)
+            quantized = self._value(act).ir in self.quant  # a QDQ model quantizes the layer output first
+            if np.asarray(self.consts[const_name]).size == 1 and (quantized or not self._bias_foldable(act)):
+                self._binary(node, name, "add")  # x + c: an elementwise add of one constant
+            else:
+                self._fold_bias_add(node, name, act, const_name)
             return
         va, vb = self._value(a), self._value(b)
         if va.shape != vb.shape:
@@ -994,12 +998,13 @@ class _Importer:
     def _op_LeakyRelu(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
         self._elementwise(node, name, "leaky_relu", {"alpha": float(attrs.get("alpha", 0.01))})
 
-    def _binary(self, node: Any, name: str, op: str) -> None:
+    def _binary(self, node: Any, name: str, op: str, inputs: list[str] | None = None) -> None:
         """Mul / Sub / Max / Min of two activations (NumPy broadcasting, a 4-D
         result channels-last), or of an activation and a single constant."""
-        if len(node.input) != 2:
-            raise _Unsupported(f"{len(node.input)} inputs (exactly 2 are supported)")
-        a, b = node.input
+        inputs = list(node.input) if inputs is None else inputs
+        if len(inputs) != 2:
+            raise _Unsupported(f"{len(inputs)} inputs (exactly 2 are supported)")
+        a, b = inputs
         if a in self.consts or b in self.consts:
             const_name, act = (a, b) if a in self.consts else (b, a)
             const = np.asarray(self.consts[const_name], np.float32)
@@ -1035,6 +1040,17 @@ class _Importer:
     def _op_Sub(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
         self._binary(node, name, "sub")
 
+    def _op_Div(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        divisor = node.input[1]
+        if divisor not in self.consts or np.asarray(self.consts[divisor]).size != 1 or node.input[0] in self.consts:
+            raise _Unsupported("only an activation divided by a single constant is supported")
+        c = float(np.asarray(self.consts[divisor], np.float64).reshape(-1)[0])
+        if c == 0 or not math.isfinite(c):
+            raise _Unsupported(f"division by {c}")
+        reciprocal = f"{name}.reciprocal"
+        self.consts[reciprocal] = np.asarray([1.0 / c], np.float32)
+        self._binary(node, name, "mul", [node.input[0], reciprocal])  # x / c = x * (1 / c)
+
     def _op_Max(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
         self._binary(node, name, "maximum")
 
@@ -1050,13 +1066,18 @@ class _Importer:
                 count += 1
         return count
 
+    def _bias_foldable(self, act: str) -> bool:
+        """`act` is the output of a Conv/Gemm/MatMul with no other use (a constant added folds into its bias)."""
+        prod = self.producer.get(self._value(act).ir)
+        return (prod is not None and prod.op in ("fully_connected", "conv2d", "depthwise_conv2d")
+                and self._effective_consumers(act) == 1)
+
     def _fold_bias_add(self, node: Any, name: str, act: str, const_name: str) -> None:
         """Add(layer output, constant) where the constant is a per-channel bias."""
         v = self._value(act)
         const = np.asarray(self.consts[const_name], np.float32)
         prod = self.producer.get(v.ir)
-        ok_ops = ("fully_connected", "conv2d", "depthwise_conv2d")
-        if prod is None or prod.op not in ok_ops or self._effective_consumers(act) != 1:
+        if not self._bias_foldable(act):
             raise _Unsupported("adding a constant is supported only as the bias of the directly preceding "
                                "Conv/Gemm/MatMul (whose output has no other use)")
         channels = self.tensors[prod.inputs[1]].shape[0 if prod.op != "depthwise_conv2d" else 3]

@@ -735,6 +735,9 @@ class _Importer:
             expected = (tb if ta.is_const else ta).shape
         elif ta.shape == tb.shape:
             expected = ta.shape
+        elif ir_op == "add":
+            raise _Unsupported(f"broadcasting {_shape_str(ta.shape)} + {_shape_str(tb.shape)} is not supported "
+                               f"(same shapes, or a single constant)")
         else:
             pa, pb = (1,) * (rank - len(ta.shape)) + ta.shape, (1,) * (rank - len(tb.shape)) + tb.shape
             if any(x != y and 1 not in (x, y) for x, y in zip(pa, pb)):
@@ -798,10 +801,14 @@ class _Importer:
         self._unary(op, "clamp", {"act_min": 0.0, "act_max": INF, "float32_ratio": True})
 
     def _op_RELU6(self, op: _TOp) -> None:
-        # TFLM clamps the raw values to [zero point, quantized 6] without requantizing
-        lo, hi = _act_range(3, self.t[op.inputs[0]]) if op.inputs and op.inputs[0] >= 0 else (0.0, 6.0)
-        out = self._unary(op, "clamp", {"act_min": lo, "act_max": hi})
-        self._same_quant(op, self.nodes[-1].inputs[0], out)
+        # TFLM clamps the raw values to [input zero point, 6 quantized with the input's parameters]
+        # and does not requantize, whatever the output's parameters
+        x = self._input(op, 0)
+        q = self.tensors[x].quant
+        lo, hi = _act_range(3, self.t[op.inputs[0]])
+        zp, scale = int(q.zero_point[0]), float(q.scale[0])
+        raw = (max(-128, zp), min(127, zp + round(hi / scale)))
+        self._unary(op, "clamp", {"act_min": lo, "act_max": hi, "raw_clamp": raw})
 
     def _op_STRIDED_SLICE(self, op: _TOp) -> None:
         x = self._input(op, 0)

@@ -83,14 +83,14 @@ RUNTIME_SOURCES = {
     "resize_nearest_s8": ["mcf_resize_nearest.c"],
     "transpose_conv_s8": ["mcf_transpose_conv.c", _FIXEDPOINT],
 }
-# on-device training (NumPy twins in mcuforge.training.kernels)
-RUNTIME_SOURCES.update({k: ["mcf_train.c"] for k in (
+# on-device training kernels (their NumPy twins are in mcuforge.training.kernels)
+TRAINING_RUNTIME_SOURCES = {k: ["mcf_train.c"] for k in (
     "train_loss", "train_conv_input_grad", "train_conv_update", "train_conv_apply", "train_mask",
-    "train_pool_backward", "train_grad_sum")})
+    "train_pool_backward", "train_grad_sum")}
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 RUNTIME_INCLUDE_DIR = RUNTIME_DIR / "include"
 RUNTIME_SRC_DIR = RUNTIME_DIR / "src"
 
-__all__ = ["KERNELS", "SCRATCH_SIZE", "RUNTIME_SOURCES", "RUNTIME_DIR",
+__all__ = ["KERNELS", "SCRATCH_SIZE", "RUNTIME_SOURCES", "TRAINING_RUNTIME_SOURCES", "RUNTIME_DIR",
            "RUNTIME_INCLUDE_DIR", "RUNTIME_SRC_DIR"] + sorted(KERNELS)

@@ -225,15 +225,21 @@ def _no_fit_error(rows: list[dict], budget: Budget) -> BudgetError:
         return BudgetError(f"no subnet of the search space can be planned with --schedule {budget.schedule} "
                            f"({rows[0]['reason'] if rows else 'nothing measured'}); use --schedule layer or auto")
     low = min(peaks, key=lambda r: r["sram_bytes"])
-    flashes = [r["flash_bytes"] or r.get("plan_weight_bytes") or 0 for r in rows if r.get("plan_weight_bytes")]
+    # flash as linked where the plan fitted the SRAM, else its weights alone (a lower bound)
+    flashes = [r["flash_bytes"] or r["plan_weight_bytes"] for r in rows if r.get("plan_weight_bytes")]
     low_flash = min(flashes) if flashes else None
-    need = f"raise --sram-budget to at least {math.ceil(low['sram_bytes'] / 1024)}K" \
-        if low["sram_bytes"] > budget.sram else "raise --flash-budget"
+    need = [f"raise --sram-budget to at least {math.ceil(low['sram_bytes'] / 1024)}K"] \
+        if low["sram_bytes"] > budget.sram else []
+    if low_flash is None or low_flash > budget.flash or not need:
+        need.append("raise --flash-budget" + (f" to at least {math.ceil(low_flash / 1024)}K"
+                                              if low_flash and low_flash > budget.flash else ""))
+    need = " and ".join(need)
     return BudgetError(
         f"no subnet fits {budget.sram} bytes of SRAM and {budget.flash} bytes of flash (schedule {budget.schedule}): "
         f"the smallest peak SRAM found is {low['sram_bytes']} bytes (width {low['width']}, resolution "
-        f"{low['resolution']})" + (f", the smallest flash (weights alone) {low_flash} bytes" if low_flash else "")
-        + f"; {need}" + (" or allow --schedule auto" if budget.schedule == "layer" else ""))
+        f"{low['resolution']})" + (f", the smallest flash at least {low_flash} bytes" if low_flash else "")
+        + f"; {need}" + (" or allow --schedule auto" if budget.schedule == "layer" and low["sram_bytes"] > budget.sram
+                        else ""))
 
 
 # ---- step 2: supernet, evolution, fine-tune ----------------------------------------------

@@ -199,7 +199,6 @@ class _Builder:
         g, steps = self.graph, self.steps
         layers = weight_layers(steps)
         names = [s.name for s in layers]
-        layer_of = {s.index: k for k, s in enumerate(layers)}
         trained: dict[int, TrainableLayer] = {}
         for k, s in enumerate(layers):
             out_c = g.tensors[s.outputs[0]].shape[-1]
@@ -234,7 +233,7 @@ class _Builder:
             sm = lower_softmax(pseudo, tmp)
             self.add("loss:softmax", "softmax_s8", sm.params, [out], [probs], macs=sm.macs)
         glogits = self.new_tensor(f"grad:{self.canon(logits)}", (1, classes))
-        self.add("loss", "train_loss", {"classes": classes, "loss_table": loss_table()}, [probs], [glogits])
+        self.add("loss", "train_loss", {"classes": classes}, [probs], [glogits])
         self.partials[self.canon(logits)] = [glogits]
 
         for s in reversed(steps):

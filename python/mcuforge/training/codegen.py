@@ -68,10 +68,6 @@ class TrainingEmitter:
         for k, v in step.params.items():
             if v is None:
                 fields.append(f".{k} = NULL")
-            elif k == "loss_table":
-                self.e.weights.append(_float_array(f"{self.p}_loss_table", v))
-                self.e.externs.append(f"extern const float {self.p}_loss_table[{np.asarray(v).size}];")
-                fields.append(f".{k} = {self.p}_loss_table")
             elif isinstance(v, np.ndarray):
                 fields.append(f".{k} = " + self.e.const_array(f"{ident}_{k}", "int32_t", v))
             else:
@@ -96,8 +92,12 @@ class TrainingEmitter:
         ident = self.params(s)
         if s.kernel == "train_loss":
             g = self.arena(s.outputs[0], "int16_t")
+            table = f"{self.p}_loss_table"
+            self.e.weights.append(_float_array(table, self.tp.loss_table))
+            self.e.externs.append(f"extern const float {table}[{self.tp.loss_table.size}];")
             return (f"    status |= {fn}(&{ident}, {self.arena(s.inputs[0], 'int8_t')}, label, {g}, "
-                    f"&e[{self.exp[s.outputs[0]]}], loss);{note}")
+                    f"&e[{self.exp[s.outputs[0]]}], &label_prob);{note}\n"
+                    f"    if (loss != NULL) {{\n        *loss = {table}[label_prob]; /* -ln(label_prob / 256) */\n    }}")
         if s.kernel in ("train_mask", "train_pool_backward"):
             gin, ein = self.grad(s.inputs[0])
             y = self.arena(s.inputs[1], "int8_t") if len(s.inputs) > 1 else "NULL"
@@ -168,7 +168,7 @@ class TrainingEmitter:
         calls = [self.call(s) for s in self.tp.steps]
         return [f"int {p}_train_step(int label, float *loss)", "{", "    int status = MCF_OK;",
                 f"    int32_t e[{max(1, len(self.tp.grads))}]; /* exponents of the gradient tensors: "
-                "dL/dt = g * 2^e */", "",
+                "dL/dt = g * 2^e */", "    int32_t label_prob = 0;", "",
                 f"    if (label < 0 || label >= {P}_TRAIN_CLASSES) {{", "        return -1;", "    }",
                 f"    if ({p}_invoke() != 0) {{", "        return -1;", "    }"] + calls + [
                 "", "    return status == MCF_OK ? 0 : -1;", "}", "",

@@ -87,16 +87,15 @@ def mask(g: np.ndarray, y: np.ndarray | None, act_min: int, act_max: int) -> np.
     return np.where((y > act_min) & (y < act_max), g, 0)
 
 
-def train_loss(p: dict, probs: np.ndarray, label: int) -> tuple[np.ndarray, int, np.float32]:
+def train_loss(p: dict, probs: np.ndarray, label: int) -> tuple[np.ndarray, int, int]:
     """Softmax cross-entropy from TFLite's int8 softmax output (scale 1/256,
-    zero point -128): dL/dlogits = p - onehot in units of 2^-8; the loss from
-    the table of -ln(k/256)."""
+    zero point -128): dL/dlogits = p - onehot in units of 2^-8, and
+    k = 256 * p[label] (the loss is a table of -ln(k/256) in the generated code)."""
     classes = int(p["classes"])
     q = np.asarray(probs, dtype=np.int64).reshape(-1)[:classes] + 128
     g = q.copy()
     g[label] -= 256
-    loss = np.float32(np.asarray(p["loss_table"], dtype=np.float32)[q[label]])
-    return g.astype(np.int16), -8, loss
+    return g.astype(np.int16), -8, int(q[label])
 
 
 def train_mask(p: dict, g: np.ndarray, e: int, y: np.ndarray) -> tuple[np.ndarray, int]:

@@ -419,7 +419,7 @@ int mcf_train_grad_sum(const mcf_train_sum_params *p, const int16_t *a, int32_t 
 }
 
 int mcf_train_loss(const mcf_train_loss_params *p, const int8_t *probs, int32_t label, int16_t *grad,
-                   int32_t *grad_exp, float *loss)
+                   int32_t *grad_exp, int32_t *label_prob)
 {
     int32_t i;
     if (label < 0 || label >= p->classes) {
@@ -429,8 +429,6 @@ int mcf_train_loss(const mcf_train_loss_params *p, const int8_t *probs, int32_t 
         grad[i] = (int16_t)(probs[i] + 128 - (i == label ? 256 : 0));
     }
     *grad_exp = -8;
-    if (loss != NULL) {
-        *loss = p->loss_table[probs[label] + 128];
-    }
+    *label_prob = probs[label] + 128;
     return MCF_OK;
 }

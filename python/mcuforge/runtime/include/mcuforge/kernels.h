@@ -298,13 +298,14 @@ int mcf_train_grad_sum(const mcf_train_sum_params *p, const int16_t *a, int32_t 
 
 typedef struct {
     int32_t classes;
-    const float *loss_table;  /* (256) -ln(k / 256), k = 0 counted as 0.5 */
 } mcf_train_loss_params;
 
 /* Cross-entropy of TFLite's int8 softmax output (scale 1/256, zero point
- * -128): gradient p - onehot in units of 2^-8; loss from the table. */
+ * -128): gradient p - onehot in units of 2^-8. *label_prob = 256 * p[label]
+ * (0..255); the generated code turns it into the loss with a table of
+ * -ln(k / 256). */
 int mcf_train_loss(const mcf_train_loss_params *p, const int8_t *probs, int32_t label, int16_t *grad,
-                   int32_t *grad_exp, float *loss);
+                   int32_t *grad_exp, int32_t *label_prob);
 /* ---- table lookup (mcf_lut.c): any int8 -> int8 elementwise op ---------- */
 /* HARD_SWISH, LOGISTIC, TANH, LEAKY_RELU, a binary op with a scalar
  * constant...: the generator computes output = table[input + 128] for all

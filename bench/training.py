@@ -1,0 +1,221 @@
+"""Training memory benchmark: peak training SRAM per update policy, PyTorch
+float training memory at batch 1, Cortex-M4 instructions per training step.
+
+For MobileNetV2-0.35 at 96x96 (10 classes, random weights) and two zoo
+models, each policy is compiled and its peak training SRAM taken from the
+plan: the arena (covering forward + backward) + the trained state in RAM
+(biases, int16 master weights, int8 filter copies; SGD has no optimizer
+state). Policies:
+
+* full: every weight and bias, without operator reordering (every update
+  kept until the backward pass ends, as a framework that computes all
+  gradients first); full + reordering;
+* last-2-blocks: weights and biases of the layers of the last two blocks and
+  the classifier head;
+* bias: the biases of the last 4 weight layers (the default);
+* sparse: biases of the last 8 weight layers + the classifier's weights + a
+  quarter of the channels of the last block's project conv and of the head
+  conv, without reordering; sparse + reordering; for MobileNetV2 also a
+  smaller sparse policy (SMALL_SPARSE) that fits the paper's 141 KB.
+
+PyTorch: the float model in train mode, one SGD step at batch 1: the
+parameter bytes + the process's peak resident memory growth over that step
+(activations kept for backward, gradients, temporaries), measured in a fresh
+process after an inference pass has loaded the kernels.
+QEMU: instructions per training step on Cortex-M4 (mps2-an386, -icount), the
+second of two steps. Writes bench/results/training.json and .md and the
+README table.
+
+    .venv/bin/python bench/training.py [--no-qemu]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_results  # noqa: E402
+
+# model -> (factory, weight layers in the last two blocks + head)
+MODELS = {
+    "mobilenetv2_035_96": ("mobilenet_v2", 8),
+    "mbv2_blocks": ("mbv2_blocks", 7),
+    "resnet8": ("resnet8", 7),
+}
+
+
+def make(name: str):
+    from mcuforge import zoo
+
+    if name == "mobilenetv2_035_96":
+        return zoo.mobilenet_v2(width=0.35, resolution=96, num_classes=10)
+    return zoo.ZOO[name]()
+
+
+# MobileNetV2-0.35: a sparse policy small enough for the paper's 141 KB (the layer-by-layer forward
+# pass alone needs a 126 KiB arena): biases of the last 4 weight layers + half the channels of the
+# last block's depthwise weights.
+SMALL_SPARSE = {"mobilenetv2_035_96": dict(training="sparse", train_bias_layers=4, train_weight_layers=(-4,),
+                                           train_weight_ratio=(0.5,))}
+
+
+def policies(name: str, last2: int) -> dict[str, dict]:
+    last = tuple(range(-last2, 0))
+    sparse = dict(training="sparse", train_bias_layers=8, train_weight_layers=(-4, -2, -1),
+                  train_weight_ratio=(0.25, 0.25, 1.0))
+    extra = {"sparse (141 KB) + reordering": SMALL_SPARSE[name]} if name in SMALL_SPARSE else {}
+    return {
+        "full": dict(training="full", train_reorder=False),
+        "full + reordering": dict(training="full"),
+        "last-2-blocks": dict(training="sparse", train_bias_layers=last2, train_weight_layers=last),
+        "bias": dict(training="bias"),
+        "sparse": dict(sparse, train_reorder=False),
+        "sparse + reordering": dict(sparse),
+        **extra,
+    }
+
+
+TORCH_PROBE = r"""
+import json, resource, sys, torch
+sys.path.insert(0, sys.argv[1])
+torch.set_num_threads(1)
+from training import make
+module, x = make(sys.argv[2])
+with torch.no_grad():
+    module.eval()(x)  # load and initialise the kernels before measuring
+module.train()
+opt = torch.optim.SGD(module.parameters(), lr=0.01)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+opt.zero_grad(set_to_none=True)
+torch.nn.functional.cross_entropy(module(x), torch.tensor([0])).backward()
+opt.step()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+params = sum(p.numel() * p.element_size() for p in module.parameters())
+print(json.dumps({"params_bytes": params, "rss_growth_bytes": (after - before) * 1024}))
+"""
+
+
+def torch_training_bytes(name: str) -> dict:
+    """Measured in a fresh process: the parameters + the peak resident memory
+    growth of the first SGD step (activations kept for backward, gradients,
+    temporaries; SGD without momentum keeps no state)."""
+    res = subprocess.run([sys.executable, "-c", TORCH_PROBE, str(Path(__file__).resolve().parent), name],
+                         capture_output=True, text=True, timeout=600)
+    if res.returncode != 0:
+        raise RuntimeError(res.stderr)
+    m = json.loads(res.stdout.strip().splitlines()[-1])
+    return {"torch_params_bytes": m["params_bytes"], "torch_step_rss_growth_bytes": m["rss_growth_bytes"],
+            "torch_training_bytes": m["params_bytes"] + m["rss_growth_bytes"]}
+
+
+def measure(name: str, work: Path, use_qemu: bool) -> list[dict]:
+    from mcuforge import qemu
+    from mcuforge.config import BuildConfig
+    from mcuforge.frontends.torch import from_torch
+    from mcuforge.ir import McuforgeError
+    from mcuforge.pipeline import compile_model
+    from mcuforge.training import harness
+
+    module, example = make(name)
+    graph = from_torch(module, example, name="m")
+    calib = work / f"{name}_calib.npy"
+    np.save(calib, np.random.default_rng(0).standard_normal((8,) + tuple(example.shape[1:])).astype(np.float32))
+    torch_mem = torch_training_bytes(name)
+    rows = []
+    for label, opts in policies(name, MODELS[name][1]).items():
+        out = work / f"{name}_{label.replace(' ', '').replace('+', '_')}"
+        plan = compile_model(graph, BuildConfig(name="m", calibration=str(calib), **opts), out)
+        tp = plan.training
+        row = {"model": name, "policy": label, "description": tp.policy.describe(tp.weight_layer_names),
+               "arena_bytes": plan.arena_size, "state_bytes": tp.state_bytes, "sram_bytes": plan.sram_bytes(),
+               "trained_parameters": sum(t.out_c * t.bias + t.master_size for t in tp.layers), **torch_mem}
+        if use_qemu and not qemu.tools_missing():
+            try:
+                elf = harness.build_qemu(plan, out, out / "m4", "qemu-cortex-m4")
+                shape = plan.graph.tensors[plan.input].shape[1:]
+                xs = np.random.default_rng(1).integers(-128, 128, (2,) + shape).astype(np.int8)
+                run = harness.run_qemu(plan, elf, xs, [1, 2], "qemu-cortex-m4", timeout=3000)
+                row["cortex_m4_instructions_per_step"] = run.instructions()[-1]
+            except McuforgeError as err:
+                row["cortex_m4_error"] = str(err)[:200]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    full = next(r for r in rows if r["policy"] == "full")["sram_bytes"]
+    for r in rows:
+        r["reduction_vs_full"] = round(full / r["sram_bytes"], 2)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| model | policy | arena B | trained state B | peak SRAM B | vs full | PyTorch float training B "
+             "(batch 1) | Cortex-M4 instructions / step |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ins = r.get("cortex_m4_instructions_per_step")
+        lines.append(f"| {r['model']} | {r['policy']} | {r['arena_bytes']:,} | {r['state_bytes']:,} | "
+                     f"{r['sram_bytes']:,} | {r['reduction_vs_full']}x | {r['torch_training_bytes']:,} | "
+                     f"{ins:,} |" if ins else f"| {r['model']} | {r['policy']} | {r['arena_bytes']:,} | "
+                     f"{r['state_bytes']:,} | {r['sram_bytes']:,} | {r['reduction_vs_full']}x | "
+                     f"{r['torch_training_bytes']:,} | n/a |")
+    by = {(r["model"], r["policy"]): r for r in rows}
+    notes = []
+    for m in dict.fromkeys(r["model"] for r in rows):
+        sp, spr = by[(m, "sparse")], by[(m, "sparse + reordering")]
+        fu, fur = by[(m, "full")], by[(m, "full + reordering")]
+        notes.append(
+            f"{m}: sparse + reordering needs {spr['sram_bytes'] / 1024:.1f} KiB, {spr['reduction_vs_full']}x below "
+            f"full ({fu['sram_bytes'] / spr['sram_bytes']:.1f}x below full, {fur['sram_bytes'] / spr['sram_bytes']:.1f}x "
+            f"below full + reordering); reordering alone: peak SRAM {sp['sram_bytes'] / spr['sram_bytes']:.2f}x "
+            f"(sparse), {fu['sram_bytes'] / fur['sram_bytes']:.2f}x (full); arena (activations + gradients, what "
+            f"reordering acts on) {sp['arena_bytes'] / spr['arena_bytes']:.2f}x (sparse), "
+            f"{fu['arena_bytes'] / fur['arena_bytes']:.2f}x (full); PyTorch float training at batch 1 "
+            f"{fu['torch_training_bytes'] / spr['sram_bytes']:.1f}x above sparse + reordering")
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def rerender(torch_again: bool = False) -> None:
+    """Table and README again from results/training.json (no measuring but,
+    with torch_again, the PyTorch numbers)."""
+    from _common import RESULTS
+
+    rows = json.loads((RESULTS / "training.json").read_text())
+    if torch_again:
+        fresh = {m: torch_training_bytes(m) for m in dict.fromkeys(r["model"] for r in rows)}
+        for r in rows:
+            r.update(fresh[r["model"]])
+    write_results("training", rows, table(rows), "training")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-qemu", action="store_true")
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--rerender", action="store_true", help="only rewrite the table from results/training.json")
+    ap.add_argument("--torch-only", action="store_true", help="measure PyTorch again, keep the rest of the JSON")
+    args = ap.parse_args(argv)
+    if args.rerender or args.torch_only:
+        rerender(torch_again=args.torch_only)
+        return 0
+    rows = []
+    names = args.models.split(",")
+    with tempfile.TemporaryDirectory(prefix="mcuforge-bench-training-") as tmp:
+        for name in names:
+            rows += measure(name, Path(tmp), not args.no_qemu)
+    from _common import RESULTS
+
+    old = RESULTS / "training.json"
+    if set(names) != set(MODELS) and old.is_file():  # keep the other models' measured rows
+        kept = [r for r in json.loads(old.read_text()) if r["model"] not in names]
+        rows = sorted(kept + rows, key=lambda r: list(MODELS).index(r["model"]))
+    write_results("training", rows, table(rows), "training")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
