@@ -91,13 +91,19 @@ def tflm_outputs(path: Path, xs: np.ndarray) -> np.ndarray:
 
 
 def measure(key: str, fname: str, task: str, target: int, strict: bool, workdir: Path) -> dict:
+    return measure_file(key, MODELS_DIR / fname, fname, task, workdir, target, strict)
+
+
+def measure_file(key: str, path: Path, label: str, task: str, workdir: Path, target: int | None = None,
+                 strict: bool = False) -> dict:
+    """Compile the int8 TFLite file `path` (best of 3 codegen times), run the C on the host for
+    N_INPUTS seeded inputs against TFLM, and measure both arenas. `target` None: the largest op."""
     from mcuforge import hostrun
     from mcuforge.compare import random_inputs
     from mcuforge.config import BuildConfig
     from mcuforge.pipeline import compile_model
     from mcuforge.plan import largest_op_bytes
 
-    path = MODELS_DIR / fname
     out = workdir / key
     times = []
     for _ in range(3):
@@ -110,10 +116,13 @@ def measure(key: str, fname: str, task: str, target: int, strict: bool, workdir:
     want = tflm_outputs(path, xs)
     equal = int(sum(np.array_equal(got[i], want[i]) for i in range(len(xs))))
     tflm = tflm_arena(path, xs[0])
+    largest = largest_op_bytes(plan)
+    if target is None:
+        target = largest
     x_t, y_t = plan.graph.tensors[plan.input], plan.graph.tensors[plan.outputs[0]]
     return {
         "model": key,
-        "file": fname,
+        "file": label,
         "task": task,
         "input": list(x_t.shape),
         "output": list(y_t.shape),
@@ -125,7 +134,7 @@ def measure(key: str, fname: str, task: str, target: int, strict: bool, workdir:
         "tflm_arena_bytes": tflm["total"],
         "tflm_activation_bytes": tflm["activations"],
         "tflm_persistent_bytes": tflm["persistent"],
-        "largest_op_bytes": largest_op_bytes(plan),
+        "largest_op_bytes": largest,
         "weight_bytes": plan.weight_bytes,
         "flash_bytes_cortex_m4": flash_bytes(out, key),
         "model_file_bytes": path.stat().st_size,

@@ -18,61 +18,22 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import flash_bytes, write_results  # noqa: E402
-from mlperf_tiny import N_INPUTS, markdown, tflm_arena, tflm_outputs  # noqa: E402
+from _common import write_results  # noqa: E402
+from mlperf_tiny import markdown, measure_file  # noqa: E402
 
 MODELS = [("mbv3_small_100_96", 1.0, 96), ("mbv3_small_075_128", 0.75, 128)]
 
 
 def measure(key: str, width: float, resolution: int, workdir: Path) -> dict:
-    from mcuforge import hostrun
-    from mcuforge.compare import random_inputs
-    from mcuforge.config import BuildConfig
-    from mcuforge.pipeline import compile_model
-    from mcuforge.plan import largest_op_bytes
     from mcuforge.zoo import mobilenet_v3_small_tflite
 
     path = workdir / f"{key}.tflite"
     path.write_bytes(mobilenet_v3_small_tflite(width=width, resolution=resolution))
-    out = workdir / key
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        plan = compile_model(path, BuildConfig(name=key), out)
-        times.append(time.perf_counter() - t0)
-    xs = random_inputs(plan, N_INPUTS, seed=sum(map(ord, key)))
-    exe = hostrun.build(plan, out, workdir / f"{key}_host")
-    got = hostrun.run(plan, exe, xs)[0].reshape(len(xs), -1)
-    want = tflm_outputs(path, xs)
-    tflm = tflm_arena(path, xs[0])
-    largest = largest_op_bytes(plan)
-    x_t, y_t = plan.graph.tensors[plan.input], plan.graph.tensors[plan.outputs[0]]
-    return {
-        "model": key,
-        "file": "mcuforge.zoo.mobilenet_v3_small_tflite",
-        "task": f"MobileNetV3-small, width {width}, {resolution}x{resolution}, Keras-style int8",
-        "input": list(x_t.shape),
-        "output": list(y_t.shape),
-        "layers": len(plan.steps),
-        "macs": plan.macs,
-        "arena_bytes": plan.arena_size,
-        "arena_target": f"<= {largest}",
-        "arena_target_met": plan.arena_size <= largest,
-        "tflm_arena_bytes": tflm["total"],
-        "tflm_activation_bytes": tflm["activations"],
-        "tflm_persistent_bytes": tflm["persistent"],
-        "largest_op_bytes": largest,
-        "weight_bytes": plan.weight_bytes,
-        "flash_bytes_cortex_m4": flash_bytes(out, key),
-        "model_file_bytes": path.stat().st_size,
-        "codegen_seconds": round(min(times), 3),
-        "inputs_checked": len(xs),
-        "inputs_equal_to_tflm": int(sum(bool((got[i] == want[i]).all()) for i in range(len(xs)))),
-    }
+    return measure_file(key, path, "mcuforge.zoo.mobilenet_v3_small_tflite",
+                        f"MobileNetV3-small, width {width}, {resolution}x{resolution}, Keras-style int8", workdir)
 
 
 def main() -> int:
