@@ -20,6 +20,7 @@ from mcuforge.compare import random_inputs
 from mcuforge.config import BuildConfig
 from mcuforge.pipeline import compile_model, plan_model
 
+from marks import needs_qemu
 from test_tflite import MODELS, MODELS_DIR, tflm_outputs
 
 torch = pytest.importorskip("torch")
@@ -27,9 +28,6 @@ torch = pytest.importorskip("torch")
 from mcuforge.frontends.torch import from_torch  # noqa: E402
 from mcuforge.zoo import ZOO  # noqa: E402
 
-QEMU_MISSING = qemu.tools_missing()
-needs_qemu = pytest.mark.skipif(bool(QEMU_MISSING), reason=f"{' and '.join(QEMU_MISSING)} not installed "
-                                "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
 M4, M7 = "qemu-cortex-m4", "qemu-cortex-m7"
 
 
@@ -91,7 +89,7 @@ def test_zoo_arm_dsp_equals_portable_and_reference(name, schedule, stream, targe
     want = _reference(plan, xs)
     assert np.array_equal(_reference(portable, xs), want)
     assert np.array_equal(_run_host(plan, out, xs), want), f"{name} {schedule}: arm-dsp C != reference"
-    if target is not None and not QEMU_MISSING:
+    if target is not None and not qemu.tools_missing():
         got = _run_qemu(plan, out, xs[:1], target)
         assert np.array_equal(got, want[:1]), f"{name} {schedule} on {target}: arm-dsp output differs"
     # the arena grows by the stated scratch only: at most the largest kernel scratch

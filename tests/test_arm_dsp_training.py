@@ -13,12 +13,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from mcuforge import qemu  # noqa: E402
 from mcuforge.codegen import arm_dsp  # noqa: E402
 from mcuforge.training import harness  # noqa: E402
+from marks import needs_qemu  # noqa: E402
 from test_training import check_run, compile_training, reference_run, requests  # noqa: E402
-
-QEMU_MISSING = qemu.tools_missing()
 
 
 # sparse: the last layer's bias and half of weight layer 2's channels, so the
@@ -61,11 +59,10 @@ def test_host_equals_reference(case, tmp_path):
     check_run(plan, harness.run_host(plan, exe, xs, labels), want, "host, arm-dsp")
 
 
-@pytest.mark.skipif(bool(QEMU_MISSING), reason=f"{' and '.join(QEMU_MISSING)} not installed "
-                    "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
+# one QEMU run: sparse has trained, frozen arm-dsp and backward-through-frozen layers
+@needs_qemu
+@pytest.mark.parametrize("case", ["sparse"], indirect=True)
 def test_cortex_m4_equals_reference(case, tmp_path):
     plan, out, xs, labels, want = case
-    if plan.config.training != "sparse":
-        pytest.skip("one QEMU run (sparse: trained, frozen arm-dsp and backward-through-frozen layers) suffices")
     elf = harness.build_qemu(plan, out, tmp_path / "m4", "qemu-cortex-m4")
     check_run(plan, harness.run_qemu(plan, elf, xs, labels, "qemu-cortex-m4"), want, "Cortex-M4, arm-dsp")

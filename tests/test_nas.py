@@ -22,7 +22,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from mcuforge import cli, qemu  # noqa: E402
+from mcuforge import cli  # noqa: E402
 from mcuforge.nas.baseline import WIDTHS as MBV2_WIDTHS, ScaledMobileNetV2  # noqa: E402
 from mcuforge.nas.engine import Engine  # noqa: E402
 from mcuforge.nas.measure import Budget, measurement_graph, plan_for  # noqa: E402
@@ -30,7 +30,8 @@ from mcuforge.nas.run import Options, search, write_result  # noqa: E402
 from mcuforge.nas.search import check_data, evolve, optimize_space, split, train_supernet  # noqa: E402
 from mcuforge.nas.space import Space  # noqa: E402
 
-needs_arm = pytest.mark.skipif(bool(qemu.tools_missing()), reason="arm-none-eabi-gcc / qemu not installed")
+from marks import needs_qemu  # noqa: E402
+
 BUDGET = Budget(8 * 1024, 32 * 1024, "layer")
 
 
@@ -60,7 +61,7 @@ def digits_npz(tmp_path_factory, digits):
 
 # ---- the returned network fits --------------------------------------------------------------
 
-@needs_arm
+@needs_qemu
 def test_search_returns_a_network_within_budget(tmp_path, digits):
     # far more epochs and generations than 20 s allow: --time-budget stops each phase and keeps the best so far
     opts = Options(budget=BUDGET, widths=(0.25,), resolutions=(16,), space_samples=2, supernet_epochs=40,
@@ -106,7 +107,7 @@ def test_search_returns_a_network_within_budget(tmp_path, digits):
 
 # ---- search-space optimization ------------------------------------------------------------
 
-@needs_arm
+@needs_qemu
 def test_space_step_beats_largest_fitting_mobilenet_v2(digits):
     budget = Budget(8 * 1024, 32 * 1024, "layer")
     resolutions = (8, 16)
@@ -137,7 +138,7 @@ def test_space_step_beats_largest_fitting_mobilenet_v2(digits):
 
 # ---- Ray and the process pool --------------------------------------------------------------
 
-@needs_arm
+@needs_qemu
 def test_ray_and_process_pool_give_the_same_result(digits, monkeypatch):
     pytest.importorskip("ray")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
@@ -193,7 +194,7 @@ def test_bad_data_exits_2(tmp_path, capsys, case, pattern):
     assert "Traceback" not in err and not out.exists()
 
 
-@needs_arm
+@needs_qemu
 def test_budget_nothing_meets_exits_3_with_smallest_peak(tmp_path, capsys, digits_npz):
     out = tmp_path / "out"
     rc = cli.main(["-q", "nas", "--data", str(digits_npz), "--sram-budget", "200", "--flash-budget", "4K",

@@ -25,6 +25,7 @@ from mcuforge.pipeline import compile_model, plan_model
 
 pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 from test_tflite import build_model, tflm_outputs  # noqa: E402
+from marks import needs_qemu  # noqa: E402
 
 SHAPES = [(1, 4, 8, 8), (1, 3, 7, 13), (1, 256), (1, 2, 5, 29)]
 
@@ -237,14 +238,11 @@ def test_mobilenet_v3_small_tflite_equals_tflm(mbv3_tflite, tmp_path):
     assert result.identical, result.first_difference
 
 
+@needs_qemu
 def test_mobilenet_v3_small_tflite_cortex_m4_under_qemu(mbv3_tflite, tmp_path):
     """The same C cross-compiled for Cortex-M4 and run under QEMU gives TFLM's bytes."""
     from mcuforge import qemu
 
-    missing = qemu.tools_missing()
-    if missing:
-        pytest.skip(f"{' and '.join(missing)} not installed (apt-get install gcc-arm-none-eabi "
-                    f"libnewlib-arm-none-eabi qemu-system-arm)")
     _, plan, out, xs, want = mbv3_tflite
     elf = qemu.build(plan, out, tmp_path, "qemu-cortex-m4")
     got = qemu.run(plan, elf, xs[:4], "qemu-cortex-m4")[0][0].reshape(4, -1)

@@ -22,6 +22,7 @@ from mcuforge.plan import build_patch_plan, build_plan, lower  # noqa: E402
 from mcuforge.quantize import quantize  # noqa: E402
 from mcuforge.schedule.patch import patch_steps, valid_split  # noqa: E402
 from mcuforge.zoo import ZOO, mobilenet_v2  # noqa: E402
+from marks import needs_qemu  # noqa: E402
 
 MODELS = {name: ZOO[name] for name in ("mbv2_blocks", "mbv1", "resnet8", "dscnn", "odd_shapes", "concat_net",
                                        "activation_zoo")}
@@ -216,16 +217,13 @@ def test_vww_streamed_patch_plan(tmp_path):
         assert np.array_equal(got[0][i].reshape(-1), want.reshape(-1))
 
 
+@needs_qemu
 @pytest.mark.parametrize("stream", [False, True], ids=["input-in-arena", "input-streamed"])
 def test_patch_schedule_on_cortex_m_under_qemu(stream, tmp_path):
     """A patch-based model cross-compiled for Cortex-M4 and run under QEMU
     gives the host's bytes (which equal layer by layer)."""
     from mcuforge import qemu
     from mcuforge.plan import best_patch_plan
-
-    if qemu.tools_missing():
-        pytest.skip(f"{' and '.join(qemu.tools_missing())} not installed "
-                    "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
     g = quantized("mbv2_blocks")
     cfg = BuildConfig(name="mbv2p", schedule="patch", input_stream=stream)
     layer = build_plan(g, cfg)

@@ -19,9 +19,9 @@ from mcuforge.frontends.torch import from_torch  # noqa: E402
 from mcuforge.pipeline import compile_model  # noqa: E402
 from mcuforge.zoo import ZOO  # noqa: E402
 
-pytestmark = pytest.mark.skipif(bool(qemu.tools_missing()),
-                                reason=f"{' and '.join(qemu.tools_missing())} not installed "
-                                       "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
+from marks import needs_qemu  # noqa: E402
+
+pytestmark = needs_qemu
 
 # Three zoo models on three cores: depthwise + residual, residual CNN, concat + odd shapes.
 CASES = [("mbv2_blocks", "qemu-cortex-m4"), ("resnet8", "qemu-cortex-m3"), ("concat_net", "qemu-cortex-m7"),

@@ -30,6 +30,7 @@ from mcuforge.config import BuildConfig
 from mcuforge.frontends.tflite import load as load_tflite, load_bytes
 from mcuforge.ir import McuforgeError
 from mcuforge.pipeline import compile_model, plan_model
+from marks import needs_qemu
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "shared" / "models"
 MODELS = {
@@ -91,14 +92,11 @@ def test_c_equals_tflm(mlperf):
 
 
 @needs_models
+@needs_qemu
 def test_cortex_m4_under_qemu_equals_tflm(mlperf, tmp_path):
     """The same C cross-compiled for Cortex-M4 (arm-none-eabi-gcc) and run under QEMU."""
     from mcuforge import qemu
 
-    missing = qemu.tools_missing()
-    if missing:
-        pytest.skip(f"{' and '.join(missing)} not installed (apt-get install gcc-arm-none-eabi "
-                    f"libnewlib-arm-none-eabi qemu-system-arm)")
     key, plan, out, _, xs, want = mlperf
     elf = qemu.build(plan, out, tmp_path, "qemu-cortex-m4")
     got = qemu.run(plan, elf, xs, "qemu-cortex-m4")[0][0].reshape(len(xs), -1)

@@ -14,7 +14,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mcuforge import qemu  # noqa: E402
 from mcuforge.codegen.portable import include_dirs  # noqa: E402
 from mcuforge.config import BuildConfig  # noqa: E402
 from mcuforge.elfcheck import model_breakdown, read_elf  # noqa: E402
@@ -24,10 +23,11 @@ from mcuforge.training import harness  # noqa: E402
 from mcuforge.training import reference as tref  # noqa: E402
 from mcuforge.zoo import ZOO  # noqa: E402
 
+from marks import needs_qemu  # noqa: E402
+
 MODELS = ("mbv1", "mbv2_blocks", "dscnn")
 MODES = ("bias", "sparse", "full")
 STEPS = 10
-QEMU_MISSING = qemu.tools_missing()
 
 
 def compile_training(name: str, outdir: Path, **options):
@@ -90,8 +90,7 @@ def test_host_equals_reference(case, tmp_path):
     check_run(plan, harness.run_host(plan, exe, xs, labels), want, "host")
 
 
-@pytest.mark.skipif(bool(QEMU_MISSING), reason=f"{' and '.join(QEMU_MISSING)} not installed "
-                    "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")
+@needs_qemu
 def test_cortex_m4_equals_reference(case, tmp_path):
     plan, out, xs, labels, want = case
     elf = harness.build_qemu(plan, out, tmp_path / "m4", "qemu-cortex-m4")

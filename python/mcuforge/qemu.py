@@ -71,11 +71,19 @@ def tools_missing() -> list[str]:
     return [t for t in (ARM_GCC, QEMU) if shutil.which(t) is None]
 
 
-def _require_tools() -> None:
+def tools_missing_reason() -> str:
+    """'' when the Cortex-M tools are installed, else what is missing and the Debian packages."""
     missing = tools_missing()
-    if missing:
-        raise McuforgeError(f"{' and '.join(missing)} not found; install gcc-arm-none-eabi, "
-                            "libnewlib-arm-none-eabi and qemu-system-arm (apt-get install ...)")
+    if not missing:
+        return ""
+    return (f"{' and '.join(missing)} not installed (apt-get install gcc-arm-none-eabi "
+            "libnewlib-arm-none-eabi qemu-system-arm)")
+
+
+def _require_tools() -> None:
+    reason = tools_missing_reason()
+    if reason:
+        raise McuforgeError(reason)
 
 
 def open_files(in_fd: str, out_fd: str) -> str:
