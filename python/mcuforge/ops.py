@@ -236,12 +236,16 @@ def lower_pad(node: Node, g: Graph) -> Step:
     return Step(node, "pad_s8", p, [x.name], [out.name])
 
 
+def _lead_to_4d(node: Node, op: str, shape: tuple) -> int:
+    """How many leading 1s make `shape` 4-D (the kernels' rank); rank > 4 is refused."""
+    if len(shape) > 4:
+        raise UnsupportedModelError(f"node '{node.name}' ({op}): rank {len(shape)} > 4 is not supported")
+    return 4 - len(shape)
+
+
 def lower_transpose(node: Node, g: Graph) -> Step:
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    rank = len(x.shape)
-    if rank > 4:
-        raise UnsupportedModelError(f"node '{node.name}' (transpose): rank {rank} > 4 is not supported")
-    lead = 4 - rank
+    lead = _lead_to_4d(node, "transpose", x.shape)
     shape = [1] * lead + list(x.shape)
     perm = list(range(lead)) + [lead + int(p) for p in node.attrs["perm"]]
     p = dict(in_shape=np.array(shape, dtype=np.int32), perm=np.array(perm, dtype=np.int32))
@@ -372,10 +376,7 @@ def lower_binary(node: Node, g: Graph) -> Step:
 def lower_strided_slice(node: Node, g: Graph) -> Step:
     """attrs begin / strides / counts per axis of the input (resolved by the frontend)."""
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    rank = len(x.shape)
-    if rank > 4:
-        raise UnsupportedModelError(f"node '{node.name}' (strided_slice): rank {rank} > 4 is not supported")
-    lead = 4 - rank
+    lead = _lead_to_4d(node, "strided_slice", x.shape)
     a = node.attrs
     p = dict(in_shape=np.array([1] * lead + list(x.shape), np.int32),
              begin=np.array([0] * lead + list(a["begin"]), np.int32),
