@@ -321,6 +321,14 @@ int mcf_train_mask(const mcf_train_mask_params *p, const int16_t *grad, int32_t 
     return MCF_OK;
 }
 
+/* [*start, *end): the rows (or columns) of a pooling window starting at
+ * `origin` with `k` taps that lie inside 0..size-1 (padding not counted). */
+static void pool_window(int32_t origin, int32_t k, int32_t size, int32_t *start, int32_t *end)
+{
+    *start = origin < 0 ? 0 : origin;
+    *end = origin + k > size ? size : origin + k;
+}
+
 int mcf_train_pool_backward(const mcf_train_pool_params *p, const int16_t *grad, int32_t grad_exp,
                             const int8_t *output, int16_t *grad_in, int32_t *grad_in_exp)
 {
@@ -335,27 +343,14 @@ int mcf_train_pool_backward(const mcf_train_pool_params *p, const int16_t *grad,
                 for (c = 0; c < p->channels; ++c) {
                     int64_t acc = 0;
                     for (oy = 0; oy < p->out_h; ++oy) {
-                        int32_t hs = oy * p->stride_h - p->pad_top;
-                        int32_t he = hs + p->k_h;
-                        if (he > p->in_h) {
-                            he = p->in_h;
-                        }
-                        if (hs < 0) {
-                            hs = 0;
-                        }
+                        int32_t hs, he;
+                        pool_window(oy * p->stride_h - p->pad_top, p->k_h, p->in_h, &hs, &he);
                         if (iy < hs || iy >= he) {
                             continue;
                         }
                         for (ox = 0; ox < p->out_w; ++ox) {
-                            int32_t ws = ox * p->stride_w - p->pad_left;
-                            int32_t we = ws + p->k_w;
-                            int32_t n, at;
-                            if (we > p->in_w) {
-                                we = p->in_w;
-                            }
-                            if (ws < 0) {
-                                ws = 0;
-                            }
+                            int32_t ws, we, n, at;
+                            pool_window(ox * p->stride_w - p->pad_left, p->k_w, p->in_w, &ws, &we);
                             if (ix < ws || ix >= we) {
                                 continue;
                             }
