@@ -30,8 +30,9 @@ MODES = ("bias", "sparse", "full")
 STEPS = 10
 
 
-def compile_training(name: str, outdir: Path, **options):
-    module, example = ZOO[name]()
+def compile_training(name: str, outdir: Path, net=None, **options):
+    """Compile zoo model `name` (or the builder `net`) with training options."""
+    module, example = (net or ZOO[name])()
     rng = np.random.default_rng(sum(map(ord, name)))
     calib = outdir.parent / f"{name}_calib.npy"
     calib.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +104,29 @@ def test_cortex_m4_equals_reference(case, tmp_path):
     # check-elf counts the trained state as the model's other RAM
     m = model_breakdown(mem, plan.name)
     assert m["other_ram_bytes"] == plan.training.state_bytes and m["ram_bytes"] == plan.sram_bytes()
+
+
+def _padded_pool_net():
+    """Average pools with padding 1 that do not count it (count_include_pad=False): the pooling
+    window is clipped at every border, so each input pixel's gradient share differs."""
+    nn = torch.nn
+    torch.manual_seed(0)
+    pool = dict(kernel_size=3, stride=2, padding=1, count_include_pad=False)
+    module = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(**pool),
+                           nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(**pool),
+                           nn.Flatten(), nn.Linear(8 * 3 * 3, 10), nn.Softmax(dim=1)).eval()
+    return module, torch.zeros(1, 3, 9, 9)
+
+
+def test_padded_average_pool_backward(tmp_path):
+    out = tmp_path / "gen"
+    plan = compile_training("padpool", out, net=_padded_pool_net, training="full", learning_rate=0.1)
+    pools = [s for s in plan.steps if s.kernel == "avg_pool_s8"]
+    assert len(pools) == 2 and all(s.params["pad_top"] == 1 for s in pools)
+    xs, labels = requests(plan)
+    want = reference_run(plan, xs, labels)
+    exe = harness.build_host(plan, out, tmp_path / "host")
+    check_run(plan, harness.run_host(plan, exe, xs, labels), want, "host, padded average pools")
 
 
 def test_header_and_symbols(case, tmp_path):
