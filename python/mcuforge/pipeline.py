@@ -7,6 +7,7 @@ everything succeeded, so a failed compile leaves nothing behind.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -116,10 +117,11 @@ def plan_model(model: Path | Graph, config: BuildConfig, progress: Progress = _q
     return plan
 
 
-def write_outputs(plan: Plan, outdir: Path, progress: Progress = _quiet) -> list[Path]:
-    """Generate into a temporary sibling, then move into `outdir`."""
-    from .report import build_report
-
+@contextlib.contextmanager
+def staged_output(outdir: Path):
+    """Write into a temporary sibling of `outdir`; when the block ends without an error its files
+    move into `outdir`, otherwise nothing appears there (nothing half-written). Yields the
+    temporary directory and the list the moved files' destinations are appended to."""
     outdir = Path(outdir)
     parent = outdir.resolve().parent
     if parent.exists() and not parent.is_dir():
@@ -127,25 +129,33 @@ def write_outputs(plan: Plan, outdir: Path, progress: Progress = _quiet) -> list
     parent.mkdir(parents=True, exist_ok=True)
     if outdir.exists() and not outdir.is_dir():
         raise McuforgeError(f"{outdir}: exists and is not a directory")
-    backend = registry.backend_for(plan.config.kernels)
     tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=parent))
+    moved: list[Path] = []
     try:
-        progress(f"generating C ({backend.name} kernels)")
-        backend.generate(plan, tmp)
-        report = build_report(plan)
-        (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-        plan.save(tmp)
+        yield tmp, moved
         outdir.mkdir(exist_ok=True)
-        moved = []
         for src in sorted(tmp.rglob("*")):
             if src.is_file():
                 dst = outdir / src.relative_to(tmp)
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)
                 moved.append(dst)
-        return moved
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_outputs(plan: Plan, outdir: Path, progress: Progress = _quiet) -> list[Path]:
+    """Generate into a temporary sibling, then move into `outdir`."""
+    from .report import build_report
+
+    backend = registry.backend_for(plan.config.kernels)
+    with staged_output(outdir) as (tmp, moved):
+        progress(f"generating C ({backend.name} kernels)")
+        backend.generate(plan, tmp)
+        report = build_report(plan)
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        plan.save(tmp)
+    return moved
 
 
 def compile_model(model: Path | Graph, config: BuildConfig, outdir: Path, progress: Progress = _quiet,

@@ -12,9 +12,7 @@ DIR/report.json   accuracy, MACs, peak SRAM, flash, the search-space table, the 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,18 +90,12 @@ def write_result(result: dict, data: Data, opts: Options, outdir: Path, progress
     from .. import elfcheck, hostrun, qemu
     from ..config import BuildConfig
     from ..frontends.torch import _export_legacy
-    from ..pipeline import compile_model
+    from ..pipeline import compile_model, staged_output
     from ..quantize import quantize_values, to_ir_layout
 
     torch = _torch()
     progress = progress or Progress(False)
-    outdir = Path(outdir)
-    if outdir.exists() and not outdir.is_dir():
-        raise McuforgeError(f"{outdir}: exists and is not a directory")
-    parent = outdir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=parent))
-    try:
+    with staged_output(outdir) as (tmp, _):
         arch, model = result["arch"], result["model"].eval()
         (tmp / "arch.json").write_text(json.dumps({"arch": arch.to_dict(), "builder": "mcuforge.nas.space.build"},
                                                   indent=2) + "\n")
@@ -138,15 +130,7 @@ def write_result(result: dict, data: Data, opts: Options, outdir: Path, progress
         shutil.rmtree(tmp / "host")
         report = build_report(result, data, opts, plan, check, int8_acc)
         (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-        outdir.mkdir(exist_ok=True)
-        for src in sorted(tmp.rglob("*")):
-            if src.is_file():
-                dst = outdir / src.relative_to(tmp)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
-        return report
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return report
 
 
 def build_report(result: dict, data: Data, opts: Options, plan, check: dict, int8_acc: float) -> dict:
