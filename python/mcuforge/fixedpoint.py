@@ -176,13 +176,18 @@ def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
     >>> saturating_rounding_doubling_high_mul([1, -1, -3], 1 << 30).tolist()  # 0.5 -0.5 -1.5
     [1, 0, -1]
     """
+    return _srdhm_bits(a, b, 32)
+
+
+def _srdhm_bits(a, b, bits: int) -> np.ndarray:
+    """gemmlowp SaturatingRoundingDoublingHighMul on `bits`-bit integers (32 or 16)."""
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
     ab = a * b
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    high = _trunc_shift_right(ab + nudge, 31)
-    overflow = (a == b) & (a == INT32_MIN)
-    return np.where(overflow, INT32_MAX, high).astype(np.int64)
+    half = 1 << (bits - 2)
+    high = _trunc_shift_right(ab + np.where(ab >= 0, half, 1 - half), bits - 1)
+    lowest = -(1 << (bits - 1))
+    return np.where((a == b) & (a == lowest), -lowest - 1, high).astype(np.int64)
 
 
 def rounding_divide_by_pot(x, exponent) -> np.ndarray:
@@ -468,12 +473,7 @@ def f32div(a: float, b: float) -> float:
 
 def _int16_srdhm(a, b) -> np.ndarray:
     """gemmlowp SaturatingRoundingDoublingHighMul on int16."""
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
-    ab = a * b
-    nudge = np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
-    high = _trunc_shift_right(ab + nudge, 15)
-    return np.where((a == b) & (a == -32768), 32767, high)
+    return _srdhm_bits(a, b, 16)
 
 
 def _int16_saturating_left_shift(x, amount: int) -> np.ndarray:
