@@ -25,23 +25,32 @@ protobuf or the TFLite flatbuffer (dimensions, scales, zero points, weight
 lengths, attributes and options, tensor references, cycles, duplicate and
 hostile names, types).
 
-Seeds: ``tests/fuzz_corpus/seeds`` (zoo models as ONNX, two of them QDQ
-quantized, small TFLite models), the hand-made hostile files of
-``tests/fuzz_corpus/hostile``, the saved crashes of
-``tests/fuzz_corpus/crashes``, and the MLPerf Tiny models from
-``../shared/models`` when present.
+Seeds: the corpus that ``tests/make_fuzz_corpus.py`` builds (no model file
+is committed): ``seeds/`` (zoo models as ONNX, two of them QDQ quantized,
+small TFLite models) and the hand-made hostile files of ``hostile/``; the
+saved crashes, rebuilt from their recipes in ``tests/fuzz_corpus/crashes``;
+and the MLPerf Tiny models from ``../shared/models`` when present.
 
-    python tests/fuzzing.py --seconds 60 [--target onnx,tflite,compile] [--save-crashes DIR]
+A saved crash is a recipe, ``<target>-<digest>.<fmt>.json``: the corpus file
+the input was mutated from (``from``, with its SHA-256), the byte edits that
+turn it into the input (``edits``: at an offset of the original, delete some
+bytes and insert bytes, given in hex, zlib-compressed in base64, or as a range
+of a corpus file to copy), and the SHA-256 of the result; ``rebuild_crash``
+gives the input back, byte for byte.
+
+    python tests/fuzzing.py --seconds 60 [--target onnx,tflite,compile] [--save-crashes DIR] [--corpus DIR]
 
 first runs every corpus file unmutated through each target (so the hostile
 files, a 10^12-element tensor among them, go through under the same
 address-space limit), then fuzzes for the rest of the time, and prints a summary (inputs tried, outcomes, distinct crashes) and exits 1 when
 an input broke the invariant; ``--save-crashes`` writes each distinct crash
-(one file per signature) for the suite to replay.
+(one recipe per signature) for the suite to replay. Without ``--corpus`` the
+corpus is first built into a temporary directory (a few seconds).
 """
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import hashlib
 import io
@@ -52,14 +61,17 @@ import re
 import resource
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 import traceback
+import zlib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CORPUS = HERE / "fuzz_corpus"
+CORPUS = HERE / "fuzz_corpus"  # committed text: expected.json, manifest.json, crash recipes
+CRASHES = CORPUS / "crashes"
 MLPERF_DIR = HERE.parents[1] / "shared" / "models"
 TARGETS = ("onnx", "tflite", "compile")
 SUFFIX = {"onnx": ".onnx", "tflite": ".tflite"}
@@ -89,19 +101,187 @@ def format_of(data: bytes) -> str:
     return "tflite" if data[4:8] == b"TFL3" else "onnx"
 
 
-def load_seeds(log=print) -> dict[str, list[tuple[str, bytes]]]:
-    """{format: [(name, bytes)]} from the corpus directories and the MLPerf models."""
+def build_corpus(dest: Path) -> Path:
+    """The seeds and hostile files, built by tests/make_fuzz_corpus.py into `dest` in a child process
+    (torch and onnxruntime stay out of this one, and out of its address-space limit)."""
+    dest = Path(dest)
+    res = subprocess.run([sys.executable, str(HERE / "make_fuzz_corpus.py"), str(dest)], capture_output=True,
+                         text=True, timeout=900)
+    if res.returncode:
+        raise RuntimeError(f"building the fuzzing corpus failed:\n{res.stdout}{res.stderr}")
+    return dest
+
+
+def load_seeds(corpus: Path, log=print) -> dict[str, list[tuple[str, bytes]]]:
+    """{format: [(name, bytes)]}: the built corpus in `corpus`, the saved crashes and the MLPerf models."""
     seeds: dict[str, list[tuple[str, bytes]]] = {"onnx": [], "tflite": []}
-    for sub in ("seeds", "hostile", "crashes"):
-        for f in sorted((CORPUS / sub).glob("*")):
+    for sub in ("seeds", "hostile"):
+        for f in sorted((Path(corpus) / sub).glob("*")):
             if f.suffix in (".onnx", ".tflite"):
                 seeds[f.suffix[1:]].append((f"{sub}/{f.name}", f.read_bytes()))
+    for name in crash_names():
+        try:
+            data = rebuild_crash(name, corpus)
+        except RecipeError as err:
+            log(f"fuzz: saved crash {name} left out: {err}")
+            continue
+        seeds[Path(name).suffix[1:]].append((f"crashes/{name}", data))
     mlperf = sorted(MLPERF_DIR.glob("*.tflite")) if MLPERF_DIR.is_dir() else []
     if mlperf:
         seeds["tflite"] += [(f"mlperf/{f.name}", f.read_bytes()) for f in mlperf]
     else:
         log(f"fuzz: MLPerf Tiny seeds skipped: no .tflite files in {MLPERF_DIR} (see ../shared/models/README.md)")
     return seeds
+
+
+# ------------------------------------------------------------------ crash recipes
+
+
+class RecipeError(Exception):
+    """A saved crash cannot be rebuilt; `base_changed`: its corpus file now has other bytes."""
+
+    def __init__(self, message: str, base_changed: bool = False, missing: bool = False):
+        super().__init__(message)
+        self.base_changed, self.missing = base_changed, missing
+
+
+def crash_names(crashes: Path = CRASHES) -> list[str]:
+    return sorted(f.name[:-len(".json")] for f in crashes.glob("*.json"))
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _chunks(data: bytes) -> list[bytes]:
+    """`data` cut where its last four bytes hash to 0 mod 64 (16 bytes apart at least): the cuts depend on
+    the bytes around them, so two files that differ in a few places fall into the same chunks elsewhere."""
+    import numpy as np
+
+    x = np.frombuffer(data, np.uint8).astype(np.uint32)
+    h = x.copy()
+    for k, mul in ((1, 2654435761), (2, 40503), (3, 2246822519)):
+        h[k:] = h[k:] * np.uint32(31) + x[:-k] * np.uint32(mul)
+    edges = [0]
+    for c in (np.nonzero((h >> np.uint32(11)) % np.uint32(64) == 0)[0] + 1).tolist():
+        if c - edges[-1] >= 16 and c < len(data):  # at least 16 bytes (a run of one value is no chunk each)
+            edges.append(c)
+    edges.append(len(data))
+    return [data[i:j] for i, j in zip(edges, edges[1:]) if j > i]
+
+
+def _differing_runs(a: bytes, b: bytes, gap: int = 8, coarse: bool = True) -> list[tuple[int, int, int, int]]:
+    """(i1, i2, j1, j2) replacements turning a into b, runs closer than `gap` equal bytes merged."""
+    import difflib
+
+    import numpy as np
+
+    if len(a) == len(b):
+        ops = [(i, i + 1, i, i + 1) for i in np.nonzero(np.frombuffer(a, np.uint8) != np.frombuffer(b, np.uint8))[0]
+               .tolist()]
+    elif max(len(a), len(b)) <= 512:  # (difflib on bytes takes time in proportion to len(a) * len(b))
+        ops = [op[1:] for op in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+               if op[0] != "equal"]
+    elif coarse:  # align chunks first, then the bytes of the chunks that differ
+        ca, cb = _chunks(a), _chunks(b)
+        pa = [0, *np.cumsum([len(c) for c in ca]).tolist()]
+        pb = [0, *np.cumsum([len(c) for c in cb]).tolist()]
+        ops = []
+        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, ca, cb).get_opcodes():
+            if tag != "equal":
+                ops += [(pa[i1] + x1, pa[i1] + x2, pb[j1] + y1, pb[j1] + y2) for x1, x2, y1, y2 in
+                        _differing_runs(a[pa[i1]:pa[i2]], b[pb[j1]:pb[j2]], gap, coarse=False)]
+    else:
+        ops = [(0, len(a), 0, len(b))]
+    merged: list[tuple[int, int, int, int]] = []
+    for op in ops:
+        if merged and op[0] - merged[-1][1] < gap:
+            merged[-1] = (merged[-1][0], op[1], merged[-1][2], op[3])
+        else:
+            merged.append(op)
+    return merged
+
+
+def diff_edits(base: bytes, data: bytes, sources: dict[str, bytes]) -> list[dict]:
+    """The edits that turn `base` into `data`; an inserted run of 32 bytes or more that some file of
+    `sources` holds (a splice, a duplication) is a copy of that range rather than hex."""
+    n = min(len(base), len(data))
+    p = 0
+    while p < n and base[p] == data[p]:
+        p += 1
+    s = 0
+    while s < n - p and base[-1 - s] == data[-1 - s]:
+        s += 1
+    edits = []
+    for i1, i2, j1, j2 in _differing_runs(base[p:len(base) - s], data[p:len(data) - s]):
+        edit: dict = {"at": p + i1, "delete": i2 - i1}
+        piece = data[p + j1:p + j2]
+        where = next(((name, src.find(piece)) for name, src in sources.items()
+                      if len(piece) >= 32 and piece in src), None)
+        packed = base64.b64encode(zlib.compress(piece, 9)).decode()
+        if where:
+            edit["copy"] = {"from": where[0], "at": where[1], "length": len(piece)}
+        elif len(packed) < len(piece) * 2 - 64:  # e.g. a tensor of extreme values: zlib, base64
+            edit["insert_zlib"] = packed
+        elif piece:
+            edit["insert"] = piece.hex()
+        edits.append(edit)
+    return edits
+
+
+def apply_edits(base: bytes, edits: list[dict], resolve) -> bytes:
+    out, cur = bytearray(), 0
+    for e in edits:
+        at, delete = int(e["at"]), int(e["delete"])
+        if at < cur or at + delete > len(base):
+            raise RecipeError(f"edit at {at} (delete {delete}) outside the {len(base)} bytes or out of order")
+        out += base[cur:at]
+        if "copy" in e:
+            c = e["copy"]
+            piece = resolve(c["from"])[c["at"]:c["at"] + c["length"]]
+            if len(piece) != c["length"]:
+                raise RecipeError(f"{c['from']} holds no {c['length']} bytes at {c['at']}")
+            out += piece
+        elif "insert_zlib" in e:
+            out += zlib.decompress(base64.b64decode(e["insert_zlib"]))
+        else:
+            out += bytes.fromhex(e.get("insert", ""))
+        cur = at + delete
+    return bytes(out + base[cur:])
+
+
+def corpus_file(name: str, corpus: Path, _depth: int = 0) -> bytes:
+    """A file the fuzzer draws from by its name: seeds/…, hostile/… (built into `corpus`), crashes/… (a
+    recipe of tests/fuzz_corpus/crashes, rebuilt) or mlperf/… (../shared/models)."""
+    sub, _, rest = name.partition("/")
+    if sub == "crashes":
+        return rebuild_crash(rest, corpus, CRASHES, _depth + 1)
+    path = MLPERF_DIR / rest if sub == "mlperf" else Path(corpus) / sub / rest
+    if sub not in ("seeds", "hostile", "mlperf") or not path.is_file():
+        raise RecipeError(f"no corpus file {name} (looked for {path})", missing=True)
+    return path.read_bytes()
+
+
+def rebuild_crash(name: str, corpus: Path, recipes: Path = CRASHES, _depth: int = 0) -> bytes:
+    """The input of saved crash `name` (``compile-….onnx``), byte for byte, from its recipe in `recipes`
+    (a file ``crashes/…`` it names is one of tests/fuzz_corpus/crashes, where the fuzzer draws from)."""
+    if _depth > 20:
+        raise RecipeError(f"{name}: recipes refer to each other in a loop")
+    path = Path(recipes) / f"{name}.json"
+    if not path.is_file():
+        raise RecipeError(f"no recipe {path}", missing=True)
+    recipe = json.loads(path.read_text())
+    base = corpus_file(recipe["from"], corpus, _depth=_depth)
+    if _sha(base) != recipe["from_sha256"]:
+        raise RecipeError(f"{name}: {recipe['from']} is no longer the file this crash was mutated from "
+                          f"(SHA-256 {_sha(base)[:12]}…, recipe wants {recipe['from_sha256'][:12]}…)",
+                          base_changed=True)
+    data = apply_edits(base, recipe["edits"], lambda other: corpus_file(other, corpus, _depth=_depth))
+    if _sha(data) != recipe["sha256"]:
+        raise RecipeError(f"{name}: the recipe rebuilds {len(data)} bytes of SHA-256 {_sha(data)[:12]}…, "
+                          f"not the input that crashed ({recipe['sha256'][:12]}…)",
+                          base_changed=any("copy" in e for e in recipe["edits"]))
+    return data
 
 
 # ------------------------------------------------------------------ mutations
@@ -590,6 +770,7 @@ class Fuzzer:
         self.outcomes: dict[str, dict[str, int]] = {}
         self.crashes: dict[str, dict] = {}
         self.compiled = 0
+        self.files = {name: data for pool in seeds.values() for name, data in pool}  # the edits' sources
 
     def case(self, target: str):
         from hypothesis import HealthCheck, given, settings
@@ -634,15 +815,20 @@ class Fuzzer:
         if sig in self.crashes:
             self.crashes[sig]["count"] += 1
             return
-        digest = hashlib.sha256(data).hexdigest()[:12]
+        digest = _sha(data)[:12]
         entry = {"signature": sig, "target": target, "format": fmt, "from": origin, "options": options,
                  "count": 1, "file": f"{target}-{digest}{SUFFIX[fmt]}"}
         self.crashes[sig] = entry
         self.log(f"fuzz: CRASH [{sig}] from {origin}\n{crash.detail[-1500:]}")
         if self.save is not None:
+            base = self.files[origin]
+            sources = {origin: base, **{k: v for k, v in sorted(self.files.items()) if k != origin}}
+            edits = diff_edits(base, data, sources)
+            if apply_edits(base, edits, self.files.__getitem__) != data:
+                raise AssertionError(f"the recipe of {entry['file']} does not rebuild it")
+            recipe = {**entry, "from_sha256": _sha(base), "sha256": _sha(data), "edits": edits}
             self.save.mkdir(parents=True, exist_ok=True)
-            (self.save / entry["file"]).write_bytes(data)
-            (self.save / (entry["file"] + ".json")).write_text(json.dumps(entry, indent=2) + "\n")
+            (self.save / (entry["file"] + ".json")).write_text(json.dumps(recipe, indent=2) + "\n")
 
     def replay(self, targets: list[str]) -> None:
         """Every corpus file once, unmutated, through each target (under the same limits)."""
@@ -650,7 +836,7 @@ class Fuzzer:
             for name, data in files:
                 for target in targets:
                     if target in (fmt, "compile"):
-                        self.run(target, fmt, data, f"replay of {name}")
+                        self.run(target, fmt, data, name)  # a crash here: a recipe without edits
 
     def fuzz(self, target: str, seconds: float, rng: random.Random) -> None:
         one = self.case(target)
@@ -676,10 +862,15 @@ def main(argv=None) -> int:
     ap.add_argument("--sanitize-every", type=int, default=0, metavar="N",
                     help="build and run every N-th successful compile under ASan+UBSan (0: never)")
     ap.add_argument("--json", metavar="FILE", help="also write the summary here")
+    ap.add_argument("--corpus", metavar="DIR",
+                    help="the corpus tests/make_fuzz_corpus.py built there (default: build it now)")
     ap.add_argument("--no-replay", action="store_true",
                     help="do not first run every corpus file unmutated through each target")
     args = ap.parse_args(argv)
 
+    with tempfile.TemporaryDirectory(prefix="mcuforge-fuzz-corpus-") as tmp:
+        corpus = Path(args.corpus) if args.corpus else build_corpus(Path(tmp))
+        seeds = load_seeds(corpus)
     limit_resources(args.memory_mb)
     import warnings
 
@@ -687,7 +878,6 @@ def main(argv=None) -> int:
     targets = [t for t in args.target.split(",") if t]
     weights = [float(w) for w in args.weights.split(",")][:len(targets)]
     weights += [1.0] * (len(targets) - len(weights))
-    seeds = load_seeds()
     fuzzer = Fuzzer(seeds, args.input_timeout, Path(args.save_crashes) if args.save_crashes else None,
                     args.sanitize_every)
     rng = random.Random(args.seed)

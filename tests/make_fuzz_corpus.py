@@ -1,5 +1,4 @@
-"""Writes the fuzzing corpus kept in tests/fuzz_corpus (committed; rerun after
-changing a model here):
+"""Builds the fuzzing corpus (no model file of it is committed):
 
 * ``seeds/``   -- the zoo models exported to ONNX (float; QDQ-quantized by
   onnxruntime as well for two of them, and instead for the one above 400 KB),
@@ -7,10 +6,20 @@ changing a model here):
 * ``hostile/`` -- hand-made hostile files, one property each, and
   ``expected.json``: the exit code and a part of the error each must give.
 
-    .venv/bin/python tests/make_fuzz_corpus.py
+The output is deterministic for given versions of torch, onnx, onnxruntime &c.
+What is committed in tests/fuzz_corpus is text: ``hostile/expected.json``, and
+``manifest.json`` (name, size and SHA-256 of every file built, and the versions
+that built them), against which the suite checks every build; the saved crashes
+of ``crashes/`` are recipes that rebuild their input from one of these files
+(see fuzzing.py).
+
+    .venv/bin/python tests/make_fuzz_corpus.py DIR     # build the corpus into DIR
+    .venv/bin/python tests/make_fuzz_corpus.py --update  # rewrite expected.json and manifest.json
 """
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -270,9 +279,26 @@ def seeds() -> dict[str, bytes]:
     return out
 
 
-def main() -> None:
-    (CORPUS / "crashes").mkdir(parents=True, exist_ok=True)
-    seed_dir, hostile_dir = CORPUS / "seeds", CORPUS / "hostile"
+# the packages whose versions decide the bytes built
+VERSIONED = ("torch", "onnx", "onnxruntime", "onnxscript", "onnx-ir", "protobuf", "flatbuffers", "numpy")
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in VERSIONED:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "absent"
+    return out
+
+
+def build(dest: Path) -> dict:
+    """Write seeds/, hostile/ (and hostile/expected.json) into `dest`; return the manifest of what was written."""
+    dest = Path(dest)
+    seed_dir, hostile_dir = dest / "seeds", dest / "hostile"
     for d in (seed_dir, hostile_dir):
         d.mkdir(parents=True, exist_ok=True)
         for f in d.iterdir():
@@ -286,9 +312,39 @@ def main() -> None:
             (hostile_dir / fname).write_bytes(data)
             expected[fname] = {"exit": code, "error_contains": needle}
     (hostile_dir / "expected.json").write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
-    sizes = sum(f.stat().st_size for f in CORPUS.rglob("*") if f.is_file())
-    print(f"wrote {len(list(seed_dir.iterdir()))} seeds and {len(expected)} hostile files ({sizes:,} bytes)")
+    return manifest(dest)
+
+
+def manifest(dest: Path) -> dict:
+    files = {}
+    for sub in ("seeds", "hostile"):
+        for f in sorted((Path(dest) / sub).iterdir()):
+            if f.suffix in (".onnx", ".tflite"):
+                data = f.read_bytes()
+                files[f"{sub}/{f.name}"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return {"built_with": versions(), "files": files}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Build the fuzzing corpus (seeds and hostile files).")
+    ap.add_argument("dest", nargs="?", help="directory to build the corpus into")
+    ap.add_argument("--update", action="store_true",
+                    help=f"rewrite {CORPUS.relative_to(HERE.parent)}/hostile/expected.json and manifest.json")
+    args = ap.parse_args(argv)
+    if not args.dest and not args.update:
+        ap.error("give a directory to build into, or --update")
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = Path(args.dest or tmp)
+        built = build(dest)
+        if args.update:
+            (CORPUS / "hostile").mkdir(parents=True, exist_ok=True)
+            (CORPUS / "hostile" / "expected.json").write_bytes((dest / "hostile" / "expected.json").read_bytes())
+            (CORPUS / "manifest.json").write_text(json.dumps(built, indent=2, sort_keys=True) + "\n")
+    sizes = sum(f["size"] for f in built["files"].values())
+    print(f"built {len(built['files'])} seed and hostile files ({sizes:,} bytes)"
+          + (f" into {args.dest}" if args.dest else ""))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
