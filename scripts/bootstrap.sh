@@ -33,12 +33,12 @@ if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"
   "$PY" -m venv .venv
 fi
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/test-constraints.txt -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # torch first and pinned: a bare 'torch' requirement would pull a CUDA build.
   .venv/bin/python -m pip install -q torch==2.13.0
   if [ "$what" = test ]; then
-    .venv/bin/python -m pip install -q -e ".[torch,plot,test]"
+    .venv/bin/python -m pip install -q -e ".[torch,plot,test]" -c scripts/test-constraints.txt
   else
     .venv/bin/python -m pip install -q -e ".[torch,plot]" scikit-learn
   fi
