@@ -18,15 +18,16 @@
 #include "mcf_window.h"
 
 /*
- * The two columns share one buffer of 32-bit words, interleaved by group of
- * 4 products: column 0 (k0, k1), (k2, k3), then column 1 (k0, k1), (k2, k3),
- * so the inner loop reads 4 consecutive words. The generator stores each
- * filter word's bytes as w0, w2, w1, w3, so SXTB16 gives (w0, w1) and with
- * ROR #8 (w2, w3), matching the columns' natural order. int16 slot of
- * product k of column c: */
-static inline int32_t slot_of(int32_t k, int32_t c)
+ * The columns share one buffer of 32-bit words, interleaved by group of 4
+ * products: with n columns (2, or 6 in the 1x1 kernel), group g holds column
+ * 0's words, then column 1's, ..., each column two words: int16 pairs
+ * (k0, k2) and (k1, k3), the order SXTB16 and SXTB16 ROR #8 unpack a word of
+ * 4 int8 values in. The filter words hold their products in natural order,
+ * so the same two SXTB16 give the matching pairs (w0, w2), (w1, w3). int16
+ * slot of product k of column c: */
+static inline int32_t slot_of(int32_t k, int32_t c, int32_t n)
 {
-    return (k & ~3) * 2 + c * 4 + (k & 3);
+    return (k & ~3) * n + c * 4 + (((k & 1) << 1) | ((k >> 1) & 1));
 }
 
 /* The columns are read as 32-bit words: single int16 stores go through
@@ -39,51 +40,44 @@ static inline void put16(int16_t *cols, int32_t slot, int16_t v)
 /* 4 int8 values (one word) -> their 4 int16 slots of a group. */
 MCF_INLINE void expand_word(int16_t *slot, uint32_t v)
 {
-    const uint32_t even = (uint32_t)__sxtb16(v), odd = (uint32_t)mcf_sxtb16_ror8(v);
-    mcf_write32(slot, (even & 0xFFFFu) | (odd << 16));
-    mcf_write32(slot + 2, (odd & 0xFFFF0000u) | (even >> 16));
+    mcf_write32(slot, (uint32_t)__sxtb16(v));
+    mcf_write32(slot + 2, (uint32_t)mcf_sxtb16_ror8(v));
 }
 
-/* `count` int8 values -> column c, products k0 .. k0 + count - 1: one by
- * one (walking the column's slots) up to a group boundary and at the end,
- * 4 at a time in between (SXTB16 and two packs). */
-static void expand(const int8_t *src, int32_t count, int16_t *cols, int32_t c, int32_t k0)
+/* `count` int8 values -> column c of n, products k0 .. k0 + count - 1: one
+ * by one up to a group boundary and at the end, 4 at a time (two SXTB16) in
+ * between. */
+static void expand(const int8_t *src, int32_t count, int16_t *cols, int32_t c, int32_t k0, int32_t n)
 {
-    int16_t *slot = cols + slot_of(k0, c);
-    int32_t i = 0, k = k0;
-    for (; i < count && (k & 3) != 0; ++i) {
-        put16(slot++, 0, src[i]);
-        if ((++k & 3) == 0) {
-            slot += 4; /* the other column's half of the group */
-        }
+    int16_t *slot;
+    int32_t i = 0;
+    for (; i < count && ((k0 + i) & 3) != 0; ++i) {
+        put16(cols, slot_of(k0 + i, c, n), src[i]);
     }
-    for (; i + 3 < count; i += 4) {
+    for (slot = cols + slot_of(k0 + i, c, n); i + 3 < count; i += 4, slot += 4 * n) {
         expand_word(slot, mcf_read32(src + i));
-        slot += 8;
     }
     for (; i < count; ++i) {
-        put16(slot++, 0, src[i]);
+        put16(cols, slot_of(k0 + i, c, n), src[i]);
     }
 }
 
-static void fill(int16_t value, int32_t count, int16_t *cols, int32_t c, int32_t k0)
+static void fill(int16_t value, int32_t count, int16_t *cols, int32_t c, int32_t k0, int32_t n)
 {
-    int16_t *slot = cols + slot_of(k0, c);
-    int32_t i, k = k0;
+    int32_t i;
     for (i = 0; i < count; ++i) {
-        put16(slot++, 0, value);
-        if ((++k & 3) == 0) {
-            slot += 4;
-        }
+        put16(cols, slot_of(k0 + i, c, n), value);
     }
 }
 
 /* Products K .. Kp-1 meet zero filter bytes, but must be finite: zero them. */
-static void clear_tail(int16_t *cols, int32_t k, int32_t kp)
+static void clear_tail(int16_t *cols, int32_t k, int32_t kp, int32_t n)
 {
+    int32_t c;
     for (; k < kp; ++k) {
-        put16(cols, slot_of(k, 0), 0);
-        put16(cols, slot_of(k, 1), 0);
+        for (c = 0; c < n; ++c) {
+            put16(cols, slot_of(k, c, n), 0);
+        }
     }
 }
 
@@ -523,7 +517,7 @@ MCF_INLINE void copy_run(int8_t *dst, const int8_t *src, int32_t run)
 #endif
 
 MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_t *input, int32_t y0, int32_t x0,
-                                         int16_t *cols, int32_t c)
+                                         int16_t *cols, int32_t c, int32_t n)
 {
     union {
         uint32_t w[MCF_PATCH_MAX / 4];
@@ -534,7 +528,7 @@ MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_
     const int8_t zero = (int8_t)(-p->input_offset);
     const int32_t row_bytes = p->in_w * in_c;
     int8_t *dst = patch.b;
-    int16_t *slot = cols + 4 * c;
+    int16_t *slot = cols + 4 * c; /* slot_of(0, c, n) */
     int32_t ky, kx, i, g;
     patch.w[groups - 1] = 0; /* the products past K meet zero filter bytes */
     if (p->dilation_w == 1 && x0 >= 0 && x0 + k_w <= p->in_w) { /* whole kernel rows inside */
@@ -562,107 +556,309 @@ MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_
             }
         }
     }
-    for (g = 0; g < groups; ++g, slot += 8) {
+    for (g = 0; g < groups; ++g, slot += 4 * n) {
         expand_word(slot, patch.w[g]);
     }
 }
 
-/* im2col of output pixel (oy, ox) into col: K = k_h * k_w * in_c products. */
-static void im2col(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int16_t *cols, int32_t c)
+/* im2col of output pixel `pixel` into column c of n: K = k_h * k_w * in_c products. */
+static void im2col(const mcf_conv2d_params *p, const int8_t *input, int32_t pixel, int16_t *cols, int32_t c,
+                   int32_t n)
 {
     const int32_t in_c = p->in_c, k_w = p->k_w;
-    const int32_t oy = n / p->out_w, ox = n - oy * p->out_w;
+    const int32_t oy = pixel / p->out_w, ox = pixel - oy * p->out_w;
     const int32_t y0 = oy * p->stride_h - p->pad_top, x0 = ox * p->stride_w - p->pad_left;
     const int16_t zero = (int16_t)(-p->input_offset);
     int32_t ky, kx, k = 0;
     if (p->k_h == 1 && k_w == 1 && y0 >= 0 && y0 < p->in_h && x0 >= 0 && x0 < p->in_w) {
-        expand(input + (y0 * p->in_w + x0) * in_c, in_c, cols, c, 0);
+        expand(input + (y0 * p->in_w + x0) * in_c, in_c, cols, c, 0, n);
         return;
     }
     if (p->k_h * k_w * in_c <= MCF_PATCH_MAX && in_c % 4 != 0) {
-        im2col_patch(p, input, y0, x0, cols, c);
+        im2col_patch(p, input, y0, x0, cols, c, n);
         return;
     }
     for (ky = 0; ky < p->k_h; ++ky) {
         const int32_t iy = y0 + ky * p->dilation_h;
         if (iy < 0 || iy >= p->in_h) {
-            fill(zero, k_w * in_c, cols, c, k);
+            fill(zero, k_w * in_c, cols, c, k, n);
             k += k_w * in_c;
             continue;
         }
         if (p->dilation_w == 1 && x0 >= 0 && x0 + k_w <= p->in_w) {
             /* the whole kernel row is inside: one contiguous run */
-            expand(input + (iy * p->in_w + x0) * in_c, k_w * in_c, cols, c, k);
+            expand(input + (iy * p->in_w + x0) * in_c, k_w * in_c, cols, c, k, n);
             k += k_w * in_c;
             continue;
         }
         for (kx = 0; kx < k_w; ++kx) {
             const int32_t ix = x0 + kx * p->dilation_w;
             if (ix < 0 || ix >= p->in_w) {
-                fill(zero, in_c, cols, c, k);
+                fill(zero, in_c, cols, c, k, n);
             } else {
-                expand(input + (iy * p->in_w + ix) * in_c, in_c, cols, c, k);
+                expand(input + (iy * p->in_w + ix) * in_c, in_c, cols, c, k, n);
             }
             k += in_c;
         }
     }
 }
 
-/* Every pair of output pixels: im2col of both, then both through the
- * matrix multiply (one copy per requantization mode, the parameters in a
- * local the output stores cannot alias). Returns the pixels done. */
+/* Every pair of output pixels from `first` on: im2col of both, then both
+ * through the matrix multiply (one copy per requantization mode, the
+ * parameters in a local the output stores cannot alias). Returns the first
+ * pixel not done. */
 MCF_INLINE int32_t conv_pairs(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
-                              int16_t *cols, int mode)
+                              int16_t *cols, int32_t first, int mode)
 {
     const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c;
     const uint32_t *words = (const uint32_t *)(void *)cols;
     int32_t n;
-    for (n = 0; n + 1 < pixels; n += 2) {
-        im2col(p, input, n, cols, 0);
-        im2col(p, input, n + 1, cols, 1);
+    for (n = first; n + 1 < pixels; n += 2) {
+        im2col(p, input, n, cols, 0, 2);
+        im2col(p, input, n + 1, cols, 1, 2);
         matmul_2(m, words, output + n * out_c, output + (n + 1) * out_c, mode);
     }
     return n;
 }
 
 static int32_t conv_pairs_any(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
-                              int16_t *cols)
+                              int16_t *cols, int32_t first)
 {
     const matmul local = *m;
     if (local.fast == MCF_DSP_FAST_SAT) {
-        return conv_pairs(&local, p, input, output, cols, MCF_DSP_FAST_SAT);
+        return conv_pairs(&local, p, input, output, cols, first, MCF_DSP_FAST_SAT);
     }
     if (local.fast == MCF_DSP_FAST) {
-        return conv_pairs(&local, p, input, output, cols, MCF_DSP_FAST);
+        return conv_pairs(&local, p, input, output, cols, first, MCF_DSP_FAST);
     }
-    return conv_pairs(&local, p, input, output, cols, MCF_DSP_GENERAL);
+    return conv_pairs(&local, p, input, output, cols, first, MCF_DSP_GENERAL);
+}
+
+/* The pixels from `first` on, after the blocks of 6: pairs (2 columns),
+ * then a last odd pixel (1). */
+static void conv_rest(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
+                      int16_t *cols, int32_t first)
+{
+    const int32_t k = p->k_h * p->k_w * p->in_c, kp = (k + 3) / 4 * 4;
+    const int32_t pixels = p->out_h * p->out_w;
+    int32_t n;
+    clear_tail(cols, k, kp, 2);
+    n = conv_pairs_any(m, p, input, output, cols, first);
+    if (n < pixels) {
+        im2col(p, input, n, cols, 0, 2);
+        matmul_1_any(m, (const uint32_t *)(void *)cols, output + n * p->out_c);
+    }
+}
+
+static int conv_args_ok(const mcf_conv2d_params *p, const int8_t *input, const int8_t *output,
+                        const int8_t *scratch)
+{
+    return !(p->in_h <= 0 || p->in_w <= 0 || p->in_c <= 0 || p->out_h <= 0 || p->out_w <= 0 || p->out_c <= 0 ||
+             p->k_h <= 0 || p->k_w <= 0 || p->stride_h <= 0 || p->stride_w <= 0 || p->dilation_h <= 0 ||
+             p->dilation_w <= 0 || p->act_min < -128 || p->act_max > 127 || p->act_min > p->act_max ||
+             p->filter == NULL || p->bias == NULL || p->multiplier == NULL || p->shift == NULL ||
+             input == NULL || output == NULL || scratch == NULL || !shifts_valid(p->shift, p->out_c));
+}
+
+static void conv_matmul_init(matmul *m, const mcf_conv2d_params *p)
+{
+    matmul_init(m, p->filter, p->bias, p->multiplier, p->shift, p->out_c, p->k_h * p->k_w * p->in_c,
+                p->output_offset, p->act_min, p->act_max);
+    m->fast = mcf_dsp_mode(p->per_channel, p->act_min, p->act_max);
 }
 
 int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
 {
-    const int32_t k = p->k_h * p->k_w * p->in_c, kp = (k + 3) / 4 * 4;
-    const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c;
-    int16_t *cols = (int16_t *)(void *)scratch;
-    const uint32_t *words = (const uint32_t *)(void *)scratch;
     matmul m;
-    int32_t n;
-
-    if (p->in_h <= 0 || p->in_w <= 0 || p->in_c <= 0 || p->out_h <= 0 || p->out_w <= 0 || out_c <= 0 ||
-        p->k_h <= 0 || p->k_w <= 0 || p->stride_h <= 0 || p->stride_w <= 0 || p->dilation_h <= 0 ||
-        p->dilation_w <= 0 || p->act_min < -128 || p->act_max > 127 || p->act_min > p->act_max ||
-        p->filter == NULL || p->bias == NULL || p->multiplier == NULL || p->shift == NULL ||
-        input == NULL || output == NULL || scratch == NULL || !shifts_valid(p->shift, out_c)) {
+    if (!conv_args_ok(p, input, output, scratch)) {
         return MCF_ERR_ARG;
     }
-    matmul_init(&m, p->filter, p->bias, p->multiplier, p->shift, out_c, k, p->output_offset, p->act_min,
-                p->act_max);
-    m.fast = mcf_dsp_mode(p->per_channel, p->act_min, p->act_max);
-    clear_tail(cols, k, kp);
-    n = conv_pairs_any(&m, p, input, output, cols);
-    if (n < pixels) {
-        im2col(p, input, n, cols, 0);
-        matmul_1_any(&m, words, output + n * out_c);
+    conv_matmul_init(&m, p);
+    conv_rest(&m, p, input, output, (int16_t *)(void *)scratch, 0);
+    return MCF_OK;
+}
+
+/*
+ * 1x1 convolutions: blocks of 6 output pixels, each output channel's filter
+ * word sign-extended once (2 SXTB16) for the 6 columns; per group of 4
+ * products: 1 filter load, 2 SXTB16, 3 LDM of 4 column words, 12 SMLAD for
+ * 24 multiply-accumulates. The tails (fewer than 6 pixels left) go through
+ * the 2-pixel blocks above, in the same scratch.
+ */
+#define MCF_BLOCK 6
+
+/* acc[0..5] (acc[0] holding the bias on entry) += the dot products of one
+ * output channel's filter words (w, every `stride` words) with the 6
+ * columns, `groups` groups of 4 products. */
+static inline void dot6_c(int32_t *acc, const uint32_t *w, int32_t stride, const uint32_t *x, int32_t groups)
+{
+    int32_t a0 = acc[0], a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, g;
+    for (g = 0; g < groups; ++g, w += stride, x += 2 * MCF_BLOCK) {
+        const int32_t even = __sxtb16(*w), odd = mcf_sxtb16_ror8(*w);
+        a0 = __smlad(odd, (int32_t)x[1], __smlad(even, (int32_t)x[0], a0));
+        a1 = __smlad(odd, (int32_t)x[3], __smlad(even, (int32_t)x[2], a1));
+        a2 = __smlad(odd, (int32_t)x[5], __smlad(even, (int32_t)x[4], a2));
+        a3 = __smlad(odd, (int32_t)x[7], __smlad(even, (int32_t)x[6], a3));
+        a4 = __smlad(odd, (int32_t)x[9], __smlad(even, (int32_t)x[8], a4));
+        a5 = __smlad(odd, (int32_t)x[11], __smlad(even, (int32_t)x[10], a5));
     }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+    acc[4] = a4;
+    acc[5] = a5;
+}
+
+#ifdef MCF_DSP_ASM
+/*
+ * dot6_c with stride 2 (a channel of a pair) on the DSP extension, all 14
+ * registers in use: 6 accumulators (r4-r9), the filter (r1) and column (r2)
+ * pointers, the filter word's two halves (r3, r12) and 4 column words (r0,
+ * r10, r11, lr) per LDM. Four groups per loop iteration, then one at a time;
+ * the loop ends are kept on the stack.
+ */
+void mcf_dsp_dot6(int32_t *acc, const uint32_t *w, const uint32_t *x, int32_t groups);
+#define MCF_DOT6_GROUP                     \
+    "ldr r3, [r1], #8\n\t"                 \
+    "sxtb16 r12, r3\n\t"                   \
+    "sxtb16 r3, r3, ror #8\n\t"            \
+    "ldmia r2!, {r0, r10, r11, lr}\n\t"    \
+    "smlad r4, r12, r0, r4\n\t"            \
+    "smlad r4, r3, r10, r4\n\t"            \
+    "smlad r5, r12, r11, r5\n\t"           \
+    "smlad r5, r3, lr, r5\n\t"             \
+    "ldmia r2!, {r0, r10, r11, lr}\n\t"    \
+    "smlad r6, r12, r0, r6\n\t"            \
+    "smlad r6, r3, r10, r6\n\t"            \
+    "smlad r7, r12, r11, r7\n\t"           \
+    "smlad r7, r3, lr, r7\n\t"             \
+    "ldmia r2!, {r0, r10, r11, lr}\n\t"    \
+    "smlad r8, r12, r0, r8\n\t"            \
+    "smlad r8, r3, r10, r8\n\t"            \
+    "smlad r9, r12, r11, r9\n\t"           \
+    "smlad r9, r3, lr, r9\n\t"
+__asm__(".section .text.mcf_dsp_dot6,\"ax\",%progbits\n\t"
+        ".syntax unified\n\t"
+        ".thumb\n\t"
+        ".p2align 2\n\t"
+        ".global mcf_dsp_dot6\n\t"
+        ".type mcf_dsp_dot6, %function\n\t"
+        ".thumb_func\n"
+        "mcf_dsp_dot6:\n\t"
+        "push {r0, r4-r11, lr}\n\t"
+        "ldr r4, [r0]\n\t"
+        "mov r5, r4\n\t"
+        "mov r6, r4\n\t"
+        "mov r7, r4\n\t"
+        "mov r8, r4\n\t"
+        "mov r9, r4\n\t"
+        "add r12, r3, r3, lsl #1\n\t"   /* 3 groups */
+        "add r12, r2, r12, lsl #4\n\t"  /* end: 48 bytes per group */
+        "lsrs r3, r3, #2\n\t"
+        "add r3, r3, r3, lsl #1\n\t"
+        "add r3, r2, r3, lsl #6\n\t"    /* end of the blocks of 4 groups */
+        "push {r3, r12}\n\t"
+        "cmp r2, r3\n\t"
+        "beq 2f\n"
+        "1:\n\t" MCF_DOT6_GROUP MCF_DOT6_GROUP MCF_DOT6_GROUP MCF_DOT6_GROUP
+        "ldr r3, [sp]\n\t"
+        "cmp r2, r3\n\t"
+        "bne 1b\n"
+        "2:\n\t"
+        "ldr r3, [sp, #4]\n\t"
+        "cmp r2, r3\n\t"
+        "beq 4f\n"
+        "3:\n\t" MCF_DOT6_GROUP
+        "ldr r3, [sp, #4]\n\t"
+        "cmp r2, r3\n\t"
+        "bne 3b\n"
+        "4:\n\t"
+        "ldr r0, [sp, #8]\n\t"
+        "stmia r0, {r4-r9}\n\t"
+        "add sp, sp, #12\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".size mcf_dsp_dot6, .-mcf_dsp_dot6\n\t"
+        ".text");
+#undef MCF_DOT6_GROUP
+#endif
+
+/* Output channel oc against the 6 columns, requantized into out[j * out_c + oc]. */
+MCF_INLINE void matmul_6(const matmul *m, const uint32_t *cols, int8_t *out, int fast)
+{
+    const int32_t out_c = m->out_c, groups = m->groups;
+    const int32_t o = m->output_offset, lo = m->act_min, hi = m->act_max;
+    int32_t acc[MCF_BLOCK];
+    int32_t oc, j;
+    for (oc = 0; oc < out_c; ++oc) {
+        /* channel oc's words: in its pair, every other word; a last odd channel on its own */
+        const uint32_t *w = m->filter + (oc & ~1) * groups + (oc & 1);
+        const int32_t mult = m->multiplier[oc], shift = m->shift[oc];
+        int8_t *dst = out + oc;
+        acc[0] = m->bias[oc];
+#ifdef MCF_DSP_ASM
+        if ((oc | 1) < out_c) {
+            mcf_dsp_dot6(acc, w, cols, groups);
+        } else
+#endif
+        {
+            dot6_c(acc, w, (oc | 1) < out_c ? 2 : 1, cols, groups);
+        }
+        for (j = 0; j < MCF_BLOCK; ++j, dst += out_c) {
+            *dst = mcf_dsp_out(acc[j], mult, shift, o, lo, hi, fast);
+        }
+    }
+}
+
+/* Every block of 6 output pixels: im2col of the 6 (n = 6 columns), then
+ * every output channel against them. Returns the first pixel not done. */
+MCF_INLINE int32_t conv_sixes(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
+                              int16_t *cols, int mode)
+{
+    const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c;
+    const uint32_t *words = (const uint32_t *)(void *)cols;
+    int32_t n, c;
+    for (n = 0; n + MCF_BLOCK <= pixels; n += MCF_BLOCK) {
+        for (c = 0; c < MCF_BLOCK; ++c) {
+            im2col(p, input, n + c, cols, c, MCF_BLOCK);
+        }
+        matmul_6(m, words, output + n * out_c, mode);
+    }
+    return n;
+}
+
+int32_t mcf_dsp_conv2d_1x1_s8_scratch_size(const mcf_conv2d_params *p)
+{
+    const int32_t columns = p->out_h * p->out_w >= MCF_BLOCK ? MCF_BLOCK : 2;
+    return columns * 2 * ((p->in_c + 3) / 4 * 4);
+}
+
+int mcf_dsp_conv2d_1x1_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    const int32_t k = p->in_c, kp = (k + 3) / 4 * 4;
+    int16_t *cols = (int16_t *)(void *)scratch;
+    matmul m;
+    int32_t n;
+    if (!conv_args_ok(p, input, output, scratch) || p->k_h != 1 || p->k_w != 1) {
+        return MCF_ERR_ARG;
+    }
+    conv_matmul_init(&m, p);
+    if (p->out_h * p->out_w < MCF_BLOCK) { /* the scratch holds 2 columns */
+        conv_rest(&m, p, input, output, cols, 0);
+        return MCF_OK;
+    }
+    clear_tail(cols, k, kp, MCF_BLOCK);
+    {
+        const matmul local = m;
+        if (local.fast == MCF_DSP_FAST_SAT) {
+            n = conv_sixes(&local, p, input, output, cols, MCF_DSP_FAST_SAT);
+        } else if (local.fast == MCF_DSP_FAST) {
+            n = conv_sixes(&local, p, input, output, cols, MCF_DSP_FAST);
+        } else {
+            n = conv_sixes(&local, p, input, output, cols, MCF_DSP_GENERAL);
+        }
+    }
+    conv_rest(&m, p, input, output, cols, n);
     return MCF_OK;
 }
 
@@ -693,14 +889,14 @@ int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t
         matmul_row_any(&m, input, k, output);
         return MCF_OK;
     }
-    clear_tail(cols, k, kp);
+    clear_tail(cols, k, kp, 2);
     for (row = 0; row + 1 < p->rows; row += 2) {
-        expand(input + row * k, k, cols, 0, 0);
-        expand(input + (row + 1) * k, k, cols, 1, 0);
+        expand(input + row * k, k, cols, 0, 0, 2);
+        expand(input + (row + 1) * k, k, cols, 1, 0, 2);
         matmul_2_any(&m, words, output + row * n_out, output + (row + 1) * n_out);
     }
     if (row < p->rows) {
-        expand(input + row * k, k, cols, 0, 0);
+        expand(input + row * k, k, cols, 0, 0, 2);
         matmul_1_any(&m, words, output + row * n_out);
     }
     return MCF_OK;
