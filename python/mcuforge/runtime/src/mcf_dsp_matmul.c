@@ -712,13 +712,19 @@ static inline void dot6_c(int32_t *acc, const uint32_t *w, int32_t stride, const
 
 #ifdef MCF_DSP_ASM
 /*
- * dot6_c with stride 2 (a channel of a pair) on the DSP extension, all 14
- * registers in use: 6 accumulators (r4-r9), the filter (r1) and column (r2)
- * pointers, the filter word's two halves (r3, r12) and 4 column words (r0,
- * r10, r11, lr) per LDM. Four groups per loop iteration, then one at a time;
- * the loop ends are kept on the stack.
+ * dot6_c for `channels` (even, >= 2) consecutive output channels, pair after
+ * pair, their accumulators stored 6 by 6 into acc. On the DSP extension, all
+ * 14 registers in the inner loop: 6 accumulators (r4-r9), the filter (r1)
+ * and column (r2) pointers, the filter word's two halves (r3, r12) and 4
+ * column words (r0, r10, r11, lr) per LDM; four groups per iteration, then
+ * one at a time. The loop state lives in a 7-word frame on the stack:
+ * [sp] first column word, [sp, #4] bias, [sp, #8] acc, [sp, #12] channels
+ * left, [sp, #16] 8 * groups - 4 (from the end of a pair's first channel to
+ * the start of its second), [sp, #20] end of the columns, [sp, #24] end of
+ * the blocks of 4 groups.
  */
-void mcf_dsp_dot6(int32_t *acc, const uint32_t *w, const uint32_t *x, int32_t groups);
+void mcf_dsp_dot6_pairs(const uint32_t *w, const uint32_t *x, int32_t groups, const int32_t *bias, int32_t *acc,
+                        int32_t channels);
 #define MCF_DOT6_GROUP                     \
     "ldr r3, [r1], #8\n\t"                 \
     "sxtb16 r12, r3\n\t"                   \
@@ -738,74 +744,116 @@ void mcf_dsp_dot6(int32_t *acc, const uint32_t *w, const uint32_t *x, int32_t gr
     "smlad r8, r3, r10, r8\n\t"            \
     "smlad r9, r12, r11, r9\n\t"           \
     "smlad r9, r3, lr, r9\n\t"
-__asm__(".section .text.mcf_dsp_dot6,\"ax\",%progbits\n\t"
+__asm__(".section .text.mcf_dsp_dot6_pairs,\"ax\",%progbits\n\t"
         ".syntax unified\n\t"
         ".thumb\n\t"
         ".p2align 2\n\t"
-        ".global mcf_dsp_dot6\n\t"
-        ".type mcf_dsp_dot6, %function\n\t"
+        ".global mcf_dsp_dot6_pairs\n\t"
+        ".type mcf_dsp_dot6_pairs, %function\n\t"
         ".thumb_func\n"
-        "mcf_dsp_dot6:\n\t"
-        "push {r0, r4-r11, lr}\n\t"
-        "ldr r4, [r0]\n\t"
+        "mcf_dsp_dot6_pairs:\n\t"
+        "push {r4-r11, lr}\n\t"
+        "ldrd r4, r5, [sp, #36]\n\t"    /* acc, channels */
+        "lsls r6, r2, #3\n\t"
+        "subs r6, r6, #4\n\t"           /* 8 groups - 4 */
+        "add r7, r2, r2, lsl #1\n\t"
+        "add r7, r1, r7, lsl #4\n\t"    /* end: 48 bytes per group */
+        "lsrs r8, r2, #2\n\t"
+        "add r8, r8, r8, lsl #1\n\t"
+        "add r8, r1, r8, lsl #6\n\t"    /* end of the blocks of 4 groups */
+        "push {r1, r3, r4, r5, r6, r7, r8}\n\t"
+        "mov r1, r0\n"
+        "5:\n\t"
+        "ldr r3, [sp, #4]\n\t"
+        "ldr r4, [r3], #4\n\t"
+        "str r3, [sp, #4]\n\t"
         "mov r5, r4\n\t"
         "mov r6, r4\n\t"
         "mov r7, r4\n\t"
         "mov r8, r4\n\t"
         "mov r9, r4\n\t"
-        "add r12, r3, r3, lsl #1\n\t"   /* 3 groups */
-        "add r12, r2, r12, lsl #4\n\t"  /* end: 48 bytes per group */
-        "lsrs r3, r3, #2\n\t"
-        "add r3, r3, r3, lsl #1\n\t"
-        "add r3, r2, r3, lsl #6\n\t"    /* end of the blocks of 4 groups */
-        "push {r3, r12}\n\t"
+        "ldr r2, [sp]\n\t"
+        "ldr r3, [sp, #24]\n\t"
         "cmp r2, r3\n\t"
         "beq 2f\n"
         "1:\n\t" MCF_DOT6_GROUP MCF_DOT6_GROUP MCF_DOT6_GROUP MCF_DOT6_GROUP
-        "ldr r3, [sp]\n\t"
+        "ldr r3, [sp, #24]\n\t"
         "cmp r2, r3\n\t"
         "bne 1b\n"
         "2:\n\t"
-        "ldr r3, [sp, #4]\n\t"
+        "ldr r3, [sp, #20]\n\t"
         "cmp r2, r3\n\t"
         "beq 4f\n"
         "3:\n\t" MCF_DOT6_GROUP
-        "ldr r3, [sp, #4]\n\t"
+        "ldr r3, [sp, #20]\n\t"
         "cmp r2, r3\n\t"
         "bne 3b\n"
         "4:\n\t"
-        "ldr r0, [sp, #8]\n\t"
-        "stmia r0, {r4-r9}\n\t"
-        "add sp, sp, #12\n\t"
+        "ldr r3, [sp, #8]\n\t"
+        "stmia r3!, {r4-r9}\n\t"
+        "str r3, [sp, #8]\n\t"
+        "ldr r3, [sp, #12]\n\t"
+        "subs r3, r3, #1\n\t"
+        "str r3, [sp, #12]\n\t"
+        "beq 6f\n\t"
+        "lsls r3, r3, #31\n\t"          /* channels left odd: the pair's second channel is next */
+        "itte ne\n\t"
+        "ldrne r0, [sp, #16]\n\t"
+        "subne r1, r1, r0\n\t"
+        "subeq r1, r1, #4\n\t"
+        "b 5b\n"
+        "6:\n\t"
+        "add sp, sp, #28\n\t"
         "pop {r4-r11, pc}\n\t"
-        ".size mcf_dsp_dot6, .-mcf_dsp_dot6\n\t"
+        ".size mcf_dsp_dot6_pairs, .-mcf_dsp_dot6_pairs\n\t"
         ".text");
 #undef MCF_DOT6_GROUP
 #endif
 
-/* Output channel oc against the 6 columns, requantized into out[j * out_c + oc]. */
+/* Output channels whose 6 accumulators wait on the stack before they are
+ * requantized (an even number). */
+#define MCF_CHUNK6 16
+
+/* Every output channel against the 6 columns, requantized into
+ * out[j * out_c + oc]. */
 MCF_INLINE void matmul_6(const matmul *m, const uint32_t *cols, int8_t *out, int fast)
 {
     const int32_t out_c = m->out_c, groups = m->groups;
     const int32_t o = m->output_offset, lo = m->act_min, hi = m->act_max;
-    int32_t acc[MCF_BLOCK];
-    int32_t oc, j;
-    for (oc = 0; oc < out_c; ++oc) {
-        /* channel oc's words: in its pair, every other word; a last odd channel on its own */
-        const uint32_t *w = m->filter + (oc & ~1) * groups + (oc & 1);
-        const int32_t mult = m->multiplier[oc], shift = m->shift[oc];
-        int8_t *dst = out + oc;
-        acc[0] = m->bias[oc];
+    int32_t acc[MCF_BLOCK * MCF_CHUNK6];
+    int32_t oc0, c;
+    for (oc0 = 0; oc0 < out_c; oc0 += MCF_CHUNK6) {
+        const int32_t count = out_c - oc0 < MCF_CHUNK6 ? out_c - oc0 : MCF_CHUNK6, even = count & ~1;
+        const uint32_t *w = m->filter + oc0 * groups;
 #ifdef MCF_DSP_ASM
-        if ((oc | 1) < out_c) {
-            mcf_dsp_dot6(acc, w, cols, groups);
-        } else
-#endif
-        {
-            dot6_c(acc, w, (oc | 1) < out_c ? 2 : 1, cols, groups);
+        if (even != 0) {
+            mcf_dsp_dot6_pairs(w, cols, groups, m->bias + oc0, acc, even);
         }
-        for (j = 0; j < MCF_BLOCK; ++j, dst += out_c) {
-            *dst = mcf_dsp_out(acc[j], mult, shift, o, lo, hi, fast);
+#else
+        for (c = 0; c < even; ++c) {
+            acc[MCF_BLOCK * c] = m->bias[oc0 + c];
+            dot6_c(acc + MCF_BLOCK * c, w + (c & ~1) * groups + (c & 1), 2, cols, groups);
+        }
+#endif
+        if (count != even) { /* the last, odd output channel: its words on their own */
+            acc[MCF_BLOCK * even] = m->bias[oc0 + even];
+            dot6_c(acc + MCF_BLOCK * even, w + even * groups, 1, cols, groups);
+        }
+        for (c = 0; c < count; ++c) {
+            const int32_t mult = m->multiplier[oc0 + c], shift = m->shift[oc0 + c];
+            const int32_t *a = acc + MCF_BLOCK * c;
+            int8_t *dst = out + oc0 + c;
+            dst[0] = mcf_dsp_out(a[0], mult, shift, o, lo, hi, fast);
+            dst += out_c;
+            dst[0] = mcf_dsp_out(a[1], mult, shift, o, lo, hi, fast);
+            dst += out_c;
+            dst[0] = mcf_dsp_out(a[2], mult, shift, o, lo, hi, fast);
+            dst += out_c;
+            dst[0] = mcf_dsp_out(a[3], mult, shift, o, lo, hi, fast);
+            dst += out_c;
+            dst[0] = mcf_dsp_out(a[4], mult, shift, o, lo, hi, fast);
+            dst += out_c;
+            dst[0] = mcf_dsp_out(a[5], mult, shift, o, lo, hi, fast);
         }
     }
 }
