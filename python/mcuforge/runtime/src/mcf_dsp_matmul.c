@@ -858,19 +858,59 @@ MCF_INLINE void matmul_6(const matmul *m, const uint32_t *cols, int8_t *out, int
     }
 }
 
-/* Every block of 6 output pixels: im2col of the 6 (n = 6 columns), then
- * every output channel against them. Returns the first pixel not done. */
+/* The 6 columns of output pixels n .. n + 5. direct: in_c is a multiple of
+ * 4, no padding and every pixel inside the input, so each pixel's input
+ * words go straight to its column (else through im2col). */
+static void columns_6(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int16_t *cols, int direct)
+{
+    const int32_t in_c = p->in_c, words = in_c / 4;
+    int32_t c;
+    for (c = 0; c < MCF_BLOCK; ++c) {
+        const int32_t pixel = n + c, oy = pixel / p->out_w, ox = pixel - oy * p->out_w;
+        const int8_t *src = input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * in_c;
+        const int8_t *end = src + 4 * words;
+        uint32_t *slot = (uint32_t *)(void *)cols + 2 * c;
+        if (!direct) {
+            im2col(p, input, pixel, cols, c, MCF_BLOCK);
+            continue;
+        }
+#ifdef MCF_DSP_ASM
+        if (src != end) { /* the same, one STRD per input word */
+            uint32_t v, even;
+            __asm__ volatile("1:\n\t"
+                             "ldr %[v], [%[src]], #4\n\t"
+                             "sxtb16 %[even], %[v]\n\t"
+                             "sxtb16 %[v], %[v], ror #8\n\t"
+                             "strd %[even], %[v], [%[slot]], #48\n\t"
+                             "cmp %[src], %[end]\n\t"
+                             "bne 1b\n\t"
+                             : [src] "+r"(src), [slot] "+r"(slot), [v] "=&r"(v), [even] "=&r"(even)
+                             : [end] "r"(end)
+                             : "cc", "memory");
+        }
+#endif
+        while (src != end) {
+            const uint32_t v = mcf_read32(src);
+            slot[0] = (uint32_t)__sxtb16(v);
+            slot[1] = (uint32_t)mcf_sxtb16_ror8(v);
+            slot += 2 * MCF_BLOCK;
+            src += 4;
+        }
+    }
+}
+
+/* Every block of 6 output pixels: their 6 columns, then every output
+ * channel against them. Returns the first pixel not done. */
 MCF_INLINE int32_t conv_sixes(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
                               int16_t *cols, int mode)
 {
     const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c;
-    const uint32_t *words = (const uint32_t *)(void *)cols;
-    int32_t n, c;
+    const int direct = p->in_c % 4 == 0 && p->pad_top == 0 && p->pad_left == 0 &&
+                       (p->out_h - 1) * p->stride_h < p->in_h && (p->out_w - 1) * p->stride_w < p->in_w;
+    int32_t n;
     for (n = 0; n + MCF_BLOCK <= pixels; n += MCF_BLOCK) {
-        for (c = 0; c < MCF_BLOCK; ++c) {
-            im2col(p, input, n + c, cols, c, MCF_BLOCK);
-        }
-        matmul_6(m, words, output + n * out_c, mode);
+        columns_6(p, input, n, cols, direct);
+        matmul_6(m, (const uint32_t *)(void *)cols, output + n * out_c, mode);
     }
     return n;
 }
