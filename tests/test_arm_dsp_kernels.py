@@ -241,13 +241,15 @@ def test_zero_filter_channels(lib, kernel):
 
 # ------------------------------------------------- 1x1: blocks of 6 pixels
 
-MODES = ("sat", "clamp", "general")
+MODES = ("sat", "sat_deep", "clamp", "general")
 
 
 def pointwise_params(rng, in_c, out_c, hw, mode, stride=1):
     """A 1x1 layer whose requantization is the mode asked for: 'sat' (the fast
-    SMMULR path, full clamp range: SSAT), 'clamp' (fast path, a ReLU-like
-    clamp), 'general' (extreme scales and left shifts)."""
+    SMMULR path, full clamp range: SSAT; shifts in [-22, -1], where the
+    assembly folds the output offset into the rounding), 'sat_deep' (the
+    same with a channel shifted right by more than 22), 'clamp' (fast path, a
+    ReLU-like clamp), 'general' (extreme scales and left shifts)."""
     in_h, in_w = hw
     out_h, out_w = (in_h - 1) // stride + 1, (in_w - 1) // stride + 1
     p = dict(in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c, k_h=1, k_w=1,
@@ -255,7 +257,7 @@ def pointwise_params(rng, in_c, out_c, hw, mode, stride=1):
              input_offset=int(rng.integers(-127, 129)), output_offset=int(rng.integers(-128, 128)),
              per_channel=1, filter=rand_i8(rng, out_c * in_c),
              bias=rng.integers(-20000, 20000, out_c).astype(np.int32))
-    if mode == "sat":
+    if mode in ("sat", "sat_deep"):
         p["act_min"], p["act_max"] = -128, 127
     else:
         lo = max(p["output_offset"], -128)
@@ -263,6 +265,11 @@ def pointwise_params(rng, in_c, out_c, hw, mode, stride=1):
     p["multiplier"], p["shift"] = rand_requant(rng, out_c, True, extreme=mode == "general")
     if mode == "general":  # at least one left shift and a bias that can reach 2^30
         p["shift"][0], p["bias"][0] = 3, 1 << 30
+    if mode == "sat_deep":  # one channel 2^-6 .. 2^-2 of its usual scale
+        p["shift"] = np.asarray(p["shift"]).copy()
+        p["shift"][out_c // 2] = -int(rng.integers(23, 27))
+    if mode == "sat":
+        assert np.all((np.asarray(p["shift"]) >= -22) & (np.asarray(p["shift"]) <= -1))
     want = 1 if mode == "general" else arm_dsp.FAST_REQUANT
     assert arm_dsp.prepared_params("conv2d_s8", p)["per_channel"] == want, (mode, _short(p))
     return p

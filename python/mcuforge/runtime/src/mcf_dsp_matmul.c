@@ -87,6 +87,7 @@ typedef struct {
     int32_t out_c, groups;
     int32_t output_offset, act_min, act_max;
     int fast; /* requantization mode, MCF_DSP_GENERAL .. MCF_DSP_FAST_SAT (mcf_dsp.h) */
+    int fold; /* MCF_DSP_FAST_SAT and every shift in [-22, -1]: the output offset joins the rounding */
 } matmul;
 
 MCF_INLINE int8_t out_of(const matmul *m, int32_t acc, int32_t oc, int fast)
@@ -432,15 +433,20 @@ static void matmul_row_any(const matmul *m, const int8_t *in, int32_t k, int8_t 
     }
 }
 
-static int shifts_valid(const int32_t *shift, int32_t count)
+static int shifts_in(const int32_t *shift, int32_t count, int32_t lo, int32_t hi)
 {
     int32_t i;
     for (i = 0; i < count; ++i) {
-        if (shift[i] < -31 || shift[i] > 31) {
+        if (shift[i] < lo || shift[i] > hi) {
             return 0;
         }
     }
     return 1;
+}
+
+static int shifts_valid(const int32_t *shift, int32_t count)
+{
+    return shifts_in(shift, count, -31, 31);
 }
 
 static void matmul_init(matmul *m, const int8_t *filter, const int32_t *bias, const int32_t *multiplier,
@@ -457,6 +463,7 @@ static void matmul_init(matmul *m, const int8_t *filter, const int32_t *bias, co
     m->act_min = act_min;
     m->act_max = act_max;
     m->fast = 0;
+    m->fold = 0;
 }
 
 /* The requantization mode is a constant inside each copy; the parameters
@@ -810,6 +817,141 @@ __asm__(".section .text.mcf_dsp_dot6_pairs,\"ax\",%progbits\n\t"
 #undef MCF_DOT6_GROUP
 #endif
 
+#ifdef MCF_DSP_ASM
+/*
+ * The whole block for a layer in mode MCF_DSP_FAST_SAT whose shifts are all
+ * in [-22, -1] (m->fold): every channel of `channels` (even) against the 6
+ * columns, requantized in registers and stored. The job is copied to a
+ * 12-word frame on the stack (offsets below). The loop over the groups is
+ * unrolled 4 times and entered at the group that leaves a multiple of 4
+ * (`entry`, computed here: each group is 18 32-bit instructions, 72 bytes).
+ * Requantization: x = SMMULR(2 acc, m), then (x + 2^(e-1) - (x < 0)
+ * + output_offset * 2^e) >> e and SSAT, which is mcf_dsp_requantize_fast
+ * plus the output offset exactly: |x| < 2^30 and |offset| * 2^e <= 2^29.
+ * The 6 outputs of a channel go to out + j * out_c (STRB with a scaled
+ * register offset from out and out + out_c).
+ */
+typedef struct {
+    const uint32_t *x;         /* 0: the columns */
+    const uint32_t *x_end;     /* 4 */
+    uint32_t entry;            /* 8: set by the assembly */
+    int32_t rewind;            /* 12: 8 * groups - 4 */
+    const int32_t *bias;       /* 16 */
+    const int32_t *multiplier; /* 20 */
+    const int32_t *shift;      /* 24 */
+    int8_t *out;               /* 28: output of channel 0, pixel 0 of the block */
+    int32_t out_c;             /* 32 */
+    int32_t channels;          /* 36 */
+    int32_t output_offset;     /* 40 */
+    const uint32_t *w;         /* 44: filter words of channel 0 (a pair's first) */
+} mcf_pw6_job;
+
+void mcf_dsp_pw6_sat(const mcf_pw6_job *job, int32_t groups);
+#define MCF_PW6_GROUP                      \
+    "ldr.w r3, [r1], #8\n\t"               \
+    "sxtb16 r12, r3\n\t"                   \
+    "sxtb16 r3, r3, ror #8\n\t"            \
+    "ldmia.w r2!, {r0, r10, r11, lr}\n\t"  \
+    "smlad r4, r12, r0, r4\n\t"            \
+    "smlad r4, r3, r10, r4\n\t"            \
+    "smlad r5, r12, r11, r5\n\t"           \
+    "smlad r5, r3, lr, r5\n\t"             \
+    "ldmia.w r2!, {r0, r10, r11, lr}\n\t"  \
+    "smlad r6, r12, r0, r6\n\t"            \
+    "smlad r6, r3, r10, r6\n\t"            \
+    "smlad r7, r12, r11, r7\n\t"           \
+    "smlad r7, r3, lr, r7\n\t"             \
+    "ldmia.w r2!, {r0, r10, r11, lr}\n\t"  \
+    "smlad r8, r12, r0, r8\n\t"            \
+    "smlad r8, r3, r10, r8\n\t"            \
+    "smlad r9, r12, r11, r9\n\t"           \
+    "smlad r9, r3, lr, r9\n\t"
+#define MCF_PW6_OUT(acc, addr)             \
+    "lsl " acc ", " acc ", #1\n\t"         \
+    "smmulr " acc ", " acc ", r0\n\t"      \
+    "add r2, r11, " acc "\n\t"             \
+    "add r2, r2, " acc ", asr #31\n\t"     \
+    "asr r2, r2, r10\n\t"                  \
+    "ssat r2, #8, r2\n\t"                  \
+    "strb r2, " addr "\n\t"
+__asm__(".section .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
+        ".syntax unified\n\t"
+        ".thumb\n\t"
+        ".p2align 2\n\t"
+        ".global mcf_dsp_pw6_sat\n\t"
+        ".type mcf_dsp_pw6_sat, %function\n\t"
+        ".thumb_func\n"
+        "mcf_dsp_pw6_sat:\n\t"
+        "push {r4-r11, lr}\n\t"
+        "ldmia r0, {r2-r12, lr}\n\t"
+        "and r0, r1, #3\n\t"
+        "rsb r0, r0, #4\n\t"
+        "and r0, r0, #3\n\t"            /* groups skipped in the first pass */
+        "movs r1, #72\n\t"
+        "adr.w r4, 1f\n\t"
+        "mla r4, r0, r1, r4\n\t"
+        "orr r4, r4, #1\n\t"            /* entry (Thumb) */
+        "push {r2-r12, lr}\n\t"
+        "mov r1, lr\n"
+        "5:\n\t"
+        "ldr r3, [sp, #16]\n\t"
+        "ldr r4, [r3], #4\n\t"
+        "str r3, [sp, #16]\n\t"
+        "mov r5, r4\n\t"
+        "mov r6, r4\n\t"
+        "mov r7, r4\n\t"
+        "mov r8, r4\n\t"
+        "mov r9, r4\n\t"
+        "ldr r2, [sp]\n\t"
+        "ldr r3, [sp, #8]\n\t"
+        "bx r3\n\t"
+        ".p2align 2\n"
+        "1:\n\t" MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP
+        "ldr r3, [sp, #4]\n\t"
+        "cmp r2, r3\n\t"
+        "bne 1b\n\t"
+        "ldr r3, [sp, #20]\n\t"
+        "ldr r0, [r3], #4\n\t"          /* multiplier */
+        "str r3, [sp, #20]\n\t"
+        "ldr r3, [sp, #24]\n\t"
+        "ldr r10, [r3], #4\n\t"
+        "str r3, [sp, #24]\n\t"
+        "rsb r10, r10, #0\n\t"          /* e = -shift */
+        "ldr r11, [sp, #40]\n\t"
+        "lsl r11, r11, r10\n\t"
+        "movs r12, #1\n\t"
+        "lsl r12, r12, r10\n\t"
+        "add r11, r11, r12, lsr #1\n\t" /* output_offset * 2^e + 2^(e-1) */
+        "ldr r12, [sp, #28]\n\t"
+        "adds r3, r12, #1\n\t"
+        "str r3, [sp, #28]\n\t"
+        "ldr lr, [sp, #32]\n\t"
+        "add r3, r12, lr\n\t"
+        MCF_PW6_OUT("r4", "[r12]")
+        MCF_PW6_OUT("r5", "[r3]")
+        MCF_PW6_OUT("r6", "[r12, lr, lsl #1]")
+        MCF_PW6_OUT("r7", "[r3, lr, lsl #1]")
+        MCF_PW6_OUT("r8", "[r12, lr, lsl #2]")
+        MCF_PW6_OUT("r9", "[r3, lr, lsl #2]")
+        "ldr r3, [sp, #36]\n\t"
+        "subs r3, r3, #1\n\t"
+        "str r3, [sp, #36]\n\t"
+        "beq 6f\n\t"
+        "lsls r3, r3, #31\n\t"          /* channels left odd: the pair's second channel is next */
+        "itte ne\n\t"
+        "ldrne r0, [sp, #12]\n\t"
+        "subne r1, r1, r0\n\t"
+        "subeq r1, r1, #4\n\t"
+        "b 5b\n"
+        "6:\n\t"
+        "add sp, sp, #48\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".size mcf_dsp_pw6_sat, .-mcf_dsp_pw6_sat\n\t"
+        ".text");
+#undef MCF_PW6_GROUP
+#undef MCF_PW6_OUT
+#endif
+
 /* Output channels whose 6 accumulators wait on the stack before they are
  * requantized (an even number). */
 #define MCF_CHUNK6 16
@@ -821,8 +963,27 @@ MCF_INLINE void matmul_6(const matmul *m, const uint32_t *cols, int8_t *out, int
     const int32_t out_c = m->out_c, groups = m->groups;
     const int32_t o = m->output_offset, lo = m->act_min, hi = m->act_max;
     int32_t acc[MCF_BLOCK * MCF_CHUNK6];
-    int32_t oc0, c;
-    for (oc0 = 0; oc0 < out_c; oc0 += MCF_CHUNK6) {
+    int32_t oc0 = 0, c;
+#ifdef MCF_DSP_ASM
+    if (fast == MCF_DSP_FAST_SAT && m->fold && out_c >= 2) {
+        mcf_pw6_job job;
+        job.x = cols;
+        job.x_end = cols + 2 * MCF_BLOCK * groups;
+        job.entry = 0;
+        job.rewind = 8 * groups - 4;
+        job.bias = m->bias;
+        job.multiplier = m->multiplier;
+        job.shift = m->shift;
+        job.out = out;
+        job.out_c = out_c;
+        job.channels = out_c & ~1;
+        job.output_offset = o;
+        job.w = m->filter;
+        mcf_dsp_pw6_sat(&job, groups);
+        oc0 = out_c & ~1; /* a last odd channel below */
+    }
+#endif
+    for (; oc0 < out_c; oc0 += MCF_CHUNK6) {
         const int32_t count = out_c - oc0 < MCF_CHUNK6 ? out_c - oc0 : MCF_CHUNK6, even = count & ~1;
         const uint32_t *w = m->filter + oc0 * groups;
 #ifdef MCF_DSP_ASM
@@ -931,6 +1092,7 @@ int mcf_dsp_conv2d_1x1_s8(const mcf_conv2d_params *p, const int8_t *input, int8_
         return MCF_ERR_ARG;
     }
     conv_matmul_init(&m, p);
+    m.fold = m.fast == MCF_DSP_FAST_SAT && shifts_in(p->shift, p->out_c, -22, -1);
     if (p->out_h * p->out_w < MCF_BLOCK) { /* the scratch holds 2 columns */
         conv_rest(&m, p, input, output, cols, 0);
         return MCF_OK;
