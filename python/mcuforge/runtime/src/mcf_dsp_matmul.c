@@ -956,16 +956,45 @@ __asm__(".section .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
  * requantized (an even number). */
 #define MCF_CHUNK6 16
 
+/* acc[6 c + j] of channels oc0 .. oc0 + count - 1 into out[j * out_c + oc]. */
+MCF_INLINE void requantize_6(const matmul *m, const int32_t *acc, int32_t oc0, int32_t count, int8_t *out,
+                             int fast)
+{
+    const int32_t out_c = m->out_c, o = m->output_offset, lo = m->act_min, hi = m->act_max;
+    int32_t c, j;
+    for (c = 0; c < count; ++c) {
+        const int32_t mult = m->multiplier[oc0 + c], shift = m->shift[oc0 + c];
+        const int32_t *a = acc + MCF_BLOCK * c;
+        int8_t *dst = out + oc0 + c;
+        for (j = 0; j < MCF_BLOCK; ++j, dst += out_c) {
+            *dst = mcf_dsp_out(a[j], mult, shift, o, lo, hi, fast);
+        }
+    }
+}
+
+/* One copy per requantization mode of the small loop above only. */
+static void requantize_6_any(const matmul *m, const int32_t *acc, int32_t oc0, int32_t count, int8_t *out)
+{
+    const matmul local = *m;
+    if (local.fast == MCF_DSP_FAST_SAT) {
+        requantize_6(&local, acc, oc0, count, out, MCF_DSP_FAST_SAT);
+    } else if (local.fast == MCF_DSP_FAST) {
+        requantize_6(&local, acc, oc0, count, out, MCF_DSP_FAST);
+    } else {
+        requantize_6(&local, acc, oc0, count, out, MCF_DSP_GENERAL);
+    }
+}
+
 /* Every output channel against the 6 columns, requantized into
- * out[j * out_c + oc]. */
-MCF_INLINE void matmul_6(const matmul *m, const uint32_t *cols, int8_t *out, int fast)
+ * out[j * out_c + oc]: all in assembly (m->fold), else the accumulators of
+ * a chunk of channels, then their requantization. */
+static void matmul_6(const matmul *m, const uint32_t *cols, int8_t *out)
 {
     const int32_t out_c = m->out_c, groups = m->groups;
-    const int32_t o = m->output_offset, lo = m->act_min, hi = m->act_max;
     int32_t acc[MCF_BLOCK * MCF_CHUNK6];
-    int32_t oc0 = 0, c;
+    int32_t oc0 = 0;
 #ifdef MCF_DSP_ASM
-    if (fast == MCF_DSP_FAST_SAT && m->fold && out_c >= 2) {
+    if (m->fold && out_c >= 2) {
         mcf_pw6_job job;
         job.x = cols;
         job.x_end = cols + 2 * MCF_BLOCK * groups;
@@ -977,7 +1006,7 @@ MCF_INLINE void matmul_6(const matmul *m, const uint32_t *cols, int8_t *out, int
         job.out = out;
         job.out_c = out_c;
         job.channels = out_c & ~1;
-        job.output_offset = o;
+        job.output_offset = m->output_offset;
         job.w = m->filter;
         mcf_dsp_pw6_sat(&job, groups);
         oc0 = out_c & ~1; /* a last odd channel below */
@@ -991,6 +1020,7 @@ MCF_INLINE void matmul_6(const matmul *m, const uint32_t *cols, int8_t *out, int
             mcf_dsp_dot6_pairs(w, cols, groups, m->bias + oc0, acc, even);
         }
 #else
+        int32_t c;
         for (c = 0; c < even; ++c) {
             acc[MCF_BLOCK * c] = m->bias[oc0 + c];
             dot6_c(acc + MCF_BLOCK * c, w + (c & ~1) * groups + (c & 1), 2, cols, groups);
@@ -1000,22 +1030,7 @@ MCF_INLINE void matmul_6(const matmul *m, const uint32_t *cols, int8_t *out, int
             acc[MCF_BLOCK * even] = m->bias[oc0 + even];
             dot6_c(acc + MCF_BLOCK * even, w + even * groups, 1, cols, groups);
         }
-        for (c = 0; c < count; ++c) {
-            const int32_t mult = m->multiplier[oc0 + c], shift = m->shift[oc0 + c];
-            const int32_t *a = acc + MCF_BLOCK * c;
-            int8_t *dst = out + oc0 + c;
-            dst[0] = mcf_dsp_out(a[0], mult, shift, o, lo, hi, fast);
-            dst += out_c;
-            dst[0] = mcf_dsp_out(a[1], mult, shift, o, lo, hi, fast);
-            dst += out_c;
-            dst[0] = mcf_dsp_out(a[2], mult, shift, o, lo, hi, fast);
-            dst += out_c;
-            dst[0] = mcf_dsp_out(a[3], mult, shift, o, lo, hi, fast);
-            dst += out_c;
-            dst[0] = mcf_dsp_out(a[4], mult, shift, o, lo, hi, fast);
-            dst += out_c;
-            dst[0] = mcf_dsp_out(a[5], mult, shift, o, lo, hi, fast);
-        }
+        requantize_6_any(m, acc, oc0, count, out);
     }
 }
 
@@ -1062,8 +1077,8 @@ static void columns_6(const mcf_conv2d_params *p, const int8_t *input, int32_t n
 
 /* Every block of 6 output pixels: their 6 columns, then every output
  * channel against them. Returns the first pixel not done. */
-MCF_INLINE int32_t conv_sixes(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
-                              int16_t *cols, int mode)
+static int32_t conv_sixes(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
+                          int16_t *cols)
 {
     const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c;
     const int direct = p->in_c % 4 == 0 && p->pad_top == 0 && p->pad_left == 0 &&
@@ -1071,7 +1086,7 @@ MCF_INLINE int32_t conv_sixes(const matmul *m, const mcf_conv2d_params *p, const
     int32_t n;
     for (n = 0; n + MCF_BLOCK <= pixels; n += MCF_BLOCK) {
         columns_6(p, input, n, cols, direct);
-        matmul_6(m, (const uint32_t *)(void *)cols, output + n * out_c, mode);
+        matmul_6(m, (const uint32_t *)(void *)cols, output + n * out_c);
     }
     return n;
 }
@@ -1098,16 +1113,7 @@ int mcf_dsp_conv2d_1x1_s8(const mcf_conv2d_params *p, const int8_t *input, int8_
         return MCF_OK;
     }
     clear_tail(cols, k, kp, MCF_BLOCK);
-    {
-        const matmul local = m;
-        if (local.fast == MCF_DSP_FAST_SAT) {
-            n = conv_sixes(&local, p, input, output, cols, MCF_DSP_FAST_SAT);
-        } else if (local.fast == MCF_DSP_FAST) {
-            n = conv_sixes(&local, p, input, output, cols, MCF_DSP_FAST);
-        } else {
-            n = conv_sixes(&local, p, input, output, cols, MCF_DSP_GENERAL);
-        }
-    }
+    n = conv_sixes(&m, p, input, output, cols);
     conv_rest(&m, p, input, output, cols, n);
     return MCF_OK;
 }
