@@ -5,11 +5,14 @@
  * generator prepares).
  *
  * Two output pixels (or rows) at a time are expanded into int16 columns in
- * the scratch buffer (1x1 convolutions and fully connected: a straight copy;
- * k x k: im2col, the padding filled with the input zero point), then each
- * pair of output channels is accumulated against both columns: per group of
- * 4 products, 2 filter words, 4 SXTB16, 4 column words and 8 SMLAD give 16
- * multiply-accumulates. The input offset lives in the bias (folded by the
+ * the scratch buffer (fully connected: a straight copy; k x k: im2col, the
+ * padding filled with the input zero point), then each pair of output
+ * channels is accumulated against both columns: per group of 4 products, 2
+ * filter words, 4 SXTB16, 4 column words and 8 SMLAD give 16
+ * multiply-accumulates. 1x1 convolutions take 6 output pixels at a time
+ * (mcf_dsp_conv2d_1x1_s8, below): one output channel's filter word, sign-
+ * extended once, meets 6 columns, 24 multiply-accumulates for 18
+ * instructions. The input offset lives in the bias (folded by the
  * generator), so the columns hold the raw input values.
  */
 #include "mcuforge/kernels.h"
@@ -751,7 +754,7 @@ void mcf_dsp_dot6_pairs(const uint32_t *w, const uint32_t *x, int32_t groups, co
     "smlad r8, r3, r10, r8\n\t"            \
     "smlad r9, r12, r11, r9\n\t"           \
     "smlad r9, r3, lr, r9\n\t"
-__asm__(".section .text.mcf_dsp_dot6_pairs,\"ax\",%progbits\n\t"
+__asm__(".pushsection .text.mcf_dsp_dot6_pairs,\"ax\",%progbits\n\t"
         ".syntax unified\n\t"
         ".thumb\n\t"
         ".p2align 2\n\t"
@@ -813,7 +816,7 @@ __asm__(".section .text.mcf_dsp_dot6_pairs,\"ax\",%progbits\n\t"
         "add sp, sp, #28\n\t"
         "pop {r4-r11, pc}\n\t"
         ".size mcf_dsp_dot6_pairs, .-mcf_dsp_dot6_pairs\n\t"
-        ".text");
+        ".popsection");
 #undef MCF_DOT6_GROUP
 #endif
 
@@ -874,7 +877,7 @@ void mcf_dsp_pw6_sat(const mcf_pw6_job *job, int32_t groups);
     "asr r2, r2, r10\n\t"                  \
     "ssat r2, #8, r2\n\t"                  \
     "strb r2, " addr "\n\t"
-__asm__(".section .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
+__asm__(".pushsection .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
         ".syntax unified\n\t"
         ".thumb\n\t"
         ".p2align 2\n\t"
@@ -947,7 +950,7 @@ __asm__(".section .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
         "add sp, sp, #48\n\t"
         "pop {r4-r11, pc}\n\t"
         ".size mcf_dsp_pw6_sat, .-mcf_dsp_pw6_sat\n\t"
-        ".text");
+        ".popsection");
 #undef MCF_PW6_GROUP
 #undef MCF_PW6_OUT
 #endif
