@@ -823,11 +823,14 @@ __asm__(".pushsection .text.mcf_dsp_dot6_pairs,\"ax\",%progbits\n\t"
 #ifdef MCF_DSP_ASM
 /*
  * The whole block for a layer in mode MCF_DSP_FAST_SAT whose shifts are all
- * in [-22, -1] (m->fold): every channel of `channels` (even) against the 6
- * columns, requantized in registers and stored. The job is copied to a
- * 12-word frame on the stack (offsets below). The loop over the groups is
- * unrolled 4 times and entered at the group that leaves a multiple of 4
- * (`entry`, computed here: each group is 18 32-bit instructions, 72 bytes).
+ * in [-22, -1] (m->fold): every other output channel from the job's first
+ * (the first channels of the pairs, or the second ones: their filter words
+ * follow each other with a stride of 2 words) against the 6 columns,
+ * requantized in registers and stored. The job is copied to a 12-word
+ * frame on the stack (offsets below). Each channel's first group starts its
+ * 6 accumulators from the bias; the rest of the groups loop unrolled 4
+ * times, entered at the group that leaves a multiple of 4 (`entry`,
+ * computed here: each group is 18 32-bit instructions, 72 bytes).
  * Requantization: x = SMMULR(2 acc, m), then (x + 2^(e-1) - (x < 0)
  * + output_offset * 2^e) >> e and SSAT, which is mcf_dsp_requantize_fast
  * plus the output offset exactly: |x| < 2^30 and |offset| * 2^e <= 2^29.
@@ -838,37 +841,30 @@ typedef struct {
     const uint32_t *x;         /* 0: the columns */
     const uint32_t *x_end;     /* 4 */
     uint32_t entry;            /* 8: set by the assembly */
-    int32_t rewind;            /* 12: 8 * groups - 4 */
-    const int32_t *bias;       /* 16 */
+    int8_t *out_end;           /* 12: out past the last channel */
+    const int32_t *bias;       /* 16: the first channel's (then every other one) */
     const int32_t *multiplier; /* 20 */
     const int32_t *shift;      /* 24 */
-    int8_t *out;               /* 28: output of channel 0, pixel 0 of the block */
+    int8_t *out;               /* 28: the first channel's output for pixel 0 of the block */
     int32_t out_c;             /* 32 */
-    int32_t channels;          /* 36 */
+    int32_t unused;            /* 36 */
     int32_t output_offset;     /* 40 */
-    const uint32_t *w;         /* 44: filter words of channel 0 (a pair's first) */
+    const uint32_t *w;         /* 44: the first channel's first filter word */
 } mcf_pw6_job;
 
 void mcf_dsp_pw6_sat(const mcf_pw6_job *job, int32_t groups);
-#define MCF_PW6_GROUP                      \
+#define MCF_PW6_LOADS(acc0, acc1, first0, first1) \
+    "ldmia.w r2!, {r0, r10, r11, lr}\n\t"  \
+    "smlad " acc0 ", r12, r0, " first0 "\n\t" \
+    "smlad " acc0 ", r3, r10, " acc0 "\n\t" \
+    "smlad " acc1 ", r12, r11, " first1 "\n\t" \
+    "smlad " acc1 ", r3, lr, " acc1 "\n\t"
+#define MCF_PW6_WORD                       \
     "ldr.w r3, [r1], #8\n\t"               \
     "sxtb16 r12, r3\n\t"                   \
-    "sxtb16 r3, r3, ror #8\n\t"            \
-    "ldmia.w r2!, {r0, r10, r11, lr}\n\t"  \
-    "smlad r4, r12, r0, r4\n\t"            \
-    "smlad r4, r3, r10, r4\n\t"            \
-    "smlad r5, r12, r11, r5\n\t"           \
-    "smlad r5, r3, lr, r5\n\t"             \
-    "ldmia.w r2!, {r0, r10, r11, lr}\n\t"  \
-    "smlad r6, r12, r0, r6\n\t"            \
-    "smlad r6, r3, r10, r6\n\t"            \
-    "smlad r7, r12, r11, r7\n\t"           \
-    "smlad r7, r3, lr, r7\n\t"             \
-    "ldmia.w r2!, {r0, r10, r11, lr}\n\t"  \
-    "smlad r8, r12, r0, r8\n\t"            \
-    "smlad r8, r3, r10, r8\n\t"            \
-    "smlad r9, r12, r11, r9\n\t"           \
-    "smlad r9, r3, lr, r9\n\t"
+    "sxtb16 r3, r3, ror #8\n\t"
+#define MCF_PW6_GROUP MCF_PW6_WORD MCF_PW6_LOADS("r4", "r5", "r4", "r5") \
+    MCF_PW6_LOADS("r6", "r7", "r6", "r7") MCF_PW6_LOADS("r8", "r9", "r8", "r9")
 #define MCF_PW6_OUT(acc, addr)             \
     "lsl " acc ", " acc ", #1\n\t"         \
     "smmulr " acc ", " acc ", r0\n\t"      \
@@ -887,37 +883,43 @@ __asm__(".pushsection .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
         "mcf_dsp_pw6_sat:\n\t"
         "push {r4-r11, lr}\n\t"
         "ldmia r0, {r2-r12, lr}\n\t"
-        "and r0, r1, #3\n\t"
+        "subs r0, r1, #1\n\t"           /* groups after the first */
+        "beq 7f\n\t"
+        "and r0, r0, #3\n\t"
         "rsb r0, r0, #4\n\t"
         "and r0, r0, #3\n\t"            /* groups skipped in the first pass */
         "movs r1, #72\n\t"
         "adr.w r4, 1f\n\t"
         "mla r4, r0, r1, r4\n\t"
+        "b 8f\n"
+        "7:\n\t"
+        "adr.w r4, 2f\n"                /* one group: straight to the end test */
+        "8:\n\t"
         "orr r4, r4, #1\n\t"            /* entry (Thumb) */
         "push {r2-r12, lr}\n\t"
         "mov r1, lr\n"
         "5:\n\t"
         "ldr r3, [sp, #16]\n\t"
-        "ldr r4, [r3], #4\n\t"
+        "ldr r9, [r3], #8\n\t"          /* bias */
         "str r3, [sp, #16]\n\t"
-        "mov r5, r4\n\t"
-        "mov r6, r4\n\t"
-        "mov r7, r4\n\t"
-        "mov r8, r4\n\t"
-        "mov r9, r4\n\t"
         "ldr r2, [sp]\n\t"
+        MCF_PW6_WORD                    /* the first group, from the bias (r9 last) */
+        MCF_PW6_LOADS("r4", "r5", "r9", "r9")
+        MCF_PW6_LOADS("r6", "r7", "r9", "r9")
+        MCF_PW6_LOADS("r8", "r9", "r9", "r9")
         "ldr r3, [sp, #8]\n\t"
         "bx r3\n\t"
         ".p2align 2\n"
         "1:\n\t" MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP
+        "2:\n\t"
         "ldr r3, [sp, #4]\n\t"
         "cmp r2, r3\n\t"
         "bne 1b\n\t"
         "ldr r3, [sp, #20]\n\t"
-        "ldr r0, [r3], #4\n\t"          /* multiplier */
+        "ldr r0, [r3], #8\n\t"          /* multiplier */
         "str r3, [sp, #20]\n\t"
         "ldr r3, [sp, #24]\n\t"
-        "ldr r10, [r3], #4\n\t"
+        "ldr r10, [r3], #8\n\t"
         "str r3, [sp, #24]\n\t"
         "rsb r10, r10, #0\n\t"          /* e = -shift */
         "ldr r11, [sp, #40]\n\t"
@@ -926,8 +928,6 @@ __asm__(".pushsection .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
         "lsl r12, r12, r10\n\t"
         "add r11, r11, r12, lsr #1\n\t" /* output_offset * 2^e + 2^(e-1) */
         "ldr r12, [sp, #28]\n\t"
-        "adds r3, r12, #1\n\t"
-        "str r3, [sp, #28]\n\t"
         "ldr lr, [sp, #32]\n\t"
         "add r3, r12, lr\n\t"
         MCF_PW6_OUT("r4", "[r12]")
@@ -936,21 +936,17 @@ __asm__(".pushsection .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
         MCF_PW6_OUT("r7", "[r3, lr, lsl #1]")
         MCF_PW6_OUT("r8", "[r12, lr, lsl #2]")
         MCF_PW6_OUT("r9", "[r3, lr, lsl #2]")
-        "ldr r3, [sp, #36]\n\t"
-        "subs r3, r3, #1\n\t"
-        "str r3, [sp, #36]\n\t"
-        "beq 6f\n\t"
-        "lsls r3, r3, #31\n\t"          /* channels left odd: the pair's second channel is next */
-        "itte ne\n\t"
-        "ldrne r0, [sp, #12]\n\t"
-        "subne r1, r1, r0\n\t"
-        "subeq r1, r1, #4\n\t"
-        "b 5b\n"
-        "6:\n\t"
+        "adds r12, r12, #2\n\t"
+        "str r12, [sp, #28]\n\t"
+        "ldr r3, [sp, #12]\n\t"
+        "cmp r12, r3\n\t"
+        "bne 5b\n\t"
         "add sp, sp, #48\n\t"
         "pop {r4-r11, pc}\n\t"
         ".size mcf_dsp_pw6_sat, .-mcf_dsp_pw6_sat\n\t"
         ".popsection");
+#undef MCF_PW6_LOADS
+#undef MCF_PW6_WORD
 #undef MCF_PW6_GROUP
 #undef MCF_PW6_OUT
 #endif
@@ -998,21 +994,25 @@ static void matmul_6(const matmul *m, const uint32_t *cols, int8_t *out)
     int32_t oc0 = 0;
 #ifdef MCF_DSP_ASM
     if (m->fold && out_c >= 2) {
+        const int32_t pairs = out_c & ~1; /* a last odd channel below */
         mcf_pw6_job job;
-        job.x = cols;
-        job.x_end = cols + 2 * MCF_BLOCK * groups;
-        job.entry = 0;
-        job.rewind = 8 * groups - 4;
-        job.bias = m->bias;
-        job.multiplier = m->multiplier;
-        job.shift = m->shift;
-        job.out = out;
-        job.out_c = out_c;
-        job.channels = out_c & ~1;
-        job.output_offset = m->output_offset;
-        job.w = m->filter;
-        mcf_dsp_pw6_sat(&job, groups);
-        oc0 = out_c & ~1; /* a last odd channel below */
+        int32_t second;
+        for (second = 0; second < 2; ++second) { /* the pairs' first channels, then their second ones */
+            job.x = cols;
+            job.x_end = cols + 2 * MCF_BLOCK * groups;
+            job.entry = 0;
+            job.out_end = out + second + pairs;
+            job.bias = m->bias + second;
+            job.multiplier = m->multiplier + second;
+            job.shift = m->shift + second;
+            job.out = out + second;
+            job.out_c = out_c;
+            job.unused = 0;
+            job.output_offset = m->output_offset;
+            job.w = m->filter + second;
+            mcf_dsp_pw6_sat(&job, groups);
+        }
+        oc0 = pairs;
     }
 #endif
     for (; oc0 < out_c; oc0 += MCF_CHUNK6) {
