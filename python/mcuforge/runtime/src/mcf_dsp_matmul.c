@@ -828,12 +828,14 @@ __asm__(".pushsection .text.mcf_dsp_dot6_pairs,\"ax\",%progbits\n\t"
  * follow each other with a stride of 2 words) against the 6 columns,
  * requantized in registers and stored. The job is copied to a 12-word
  * frame on the stack (offsets below). Each channel's first group starts its
- * 6 accumulators from the bias; the rest of the groups loop unrolled 4
- * times, entered at the group that leaves a multiple of 4 (`entry`,
+ * 6 accumulators from the bias; the rest of the groups loop unrolled 8
+ * times, entered at the group that leaves a multiple of 8 (`entry`,
  * computed here: each group is 18 32-bit instructions, 72 bytes).
  * Requantization: x = SMMULR(2 acc, m), then (x + 2^(e-1) - (x < 0)
  * + output_offset * 2^e) >> e and SSAT, which is mcf_dsp_requantize_fast
- * plus the output offset exactly: |x| < 2^30 and |offset| * 2^e <= 2^29.
+ * plus the output offset exactly: |x| < 2^30 and |offset| * 2^e <= 2^29;
+ * with e = -shift, 2^(e-1) + output_offset * 2^e = (2 output_offset + 1)
+ * << ~shift.
  * The 6 outputs of a channel go to out + j * out_c (STRB with a scaled
  * register offset from out and out + out_c).
  */
@@ -844,11 +846,11 @@ typedef struct {
     int8_t *out_end;           /* 12: out past the last channel */
     const int32_t *bias;       /* 16: the first channel's (then every other one) */
     const int32_t *multiplier; /* 20 */
-    const int32_t *shift;      /* 24 */
+    const int32_t *shift;      /* 24: (read at multiplier + shift_from_mult) */
     int8_t *out;               /* 28: the first channel's output for pixel 0 of the block */
     int32_t out_c;             /* 32 */
-    int32_t unused;            /* 36 */
-    int32_t output_offset;     /* 40 */
+    int32_t shift_from_mult;   /* 36: bytes from multiplier + 2 to shift (both advance together) */
+    int32_t offset_2_1;        /* 40: 2 * output_offset + 1 */
     const uint32_t *w;         /* 44: the first channel's first filter word */
 } mcf_pw6_job;
 
@@ -885,9 +887,9 @@ __asm__(".pushsection .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
         "ldmia r0, {r2-r12, lr}\n\t"
         "subs r0, r1, #1\n\t"           /* groups after the first */
         "beq 7f\n\t"
-        "and r0, r0, #3\n\t"
-        "rsb r0, r0, #4\n\t"
-        "and r0, r0, #3\n\t"            /* groups skipped in the first pass */
+        "and r0, r0, #7\n\t"
+        "rsb r0, r0, #8\n\t"
+        "and r0, r0, #7\n\t"            /* groups skipped in the first pass */
         "movs r1, #72\n\t"
         "adr.w r4, 1f\n\t"
         "mla r4, r0, r1, r4\n\t"
@@ -911,6 +913,7 @@ __asm__(".pushsection .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
         "bx r3\n\t"
         ".p2align 2\n"
         "1:\n\t" MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP
+        MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP
         "2:\n\t"
         "ldr r3, [sp, #4]\n\t"
         "cmp r2, r3\n\t"
@@ -918,15 +921,12 @@ __asm__(".pushsection .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
         "ldr r3, [sp, #20]\n\t"
         "ldr r0, [r3], #8\n\t"          /* multiplier */
         "str r3, [sp, #20]\n\t"
-        "ldr r3, [sp, #24]\n\t"
-        "ldr r10, [r3], #8\n\t"
-        "str r3, [sp, #24]\n\t"
-        "rsb r10, r10, #0\n\t"          /* e = -shift */
+        "ldr r12, [sp, #36]\n\t"
+        "ldr r10, [r3, r12]\n\t"        /* shift */
         "ldr r11, [sp, #40]\n\t"
-        "lsl r11, r11, r10\n\t"
-        "movs r12, #1\n\t"
-        "lsl r12, r12, r10\n\t"
-        "add r11, r11, r12, lsr #1\n\t" /* output_offset * 2^e + 2^(e-1) */
+        "mvn r12, r10\n\t"              /* e - 1 */
+        "lsl r11, r11, r12\n\t"         /* output_offset * 2^e + 2^(e-1) */
+        "rsb r10, r10, #0\n\t"          /* e */
         "ldr r12, [sp, #28]\n\t"
         "ldr lr, [sp, #32]\n\t"
         "add r3, r12, lr\n\t"
@@ -1007,8 +1007,8 @@ static void matmul_6(const matmul *m, const uint32_t *cols, int8_t *out)
             job.shift = m->shift + second;
             job.out = out + second;
             job.out_c = out_c;
-            job.unused = 0;
-            job.output_offset = m->output_offset;
+            job.shift_from_mult = (int32_t)((uintptr_t)m->shift - (uintptr_t)m->multiplier) - 8;
+            job.offset_2_1 = 2 * m->output_offset + 1;
             job.w = m->filter + second;
             mcf_dsp_pw6_sat(&job, groups);
         }
