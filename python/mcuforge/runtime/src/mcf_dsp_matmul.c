@@ -1038,23 +1038,53 @@ static void matmul_6(const matmul *m, const uint32_t *cols, int8_t *out)
 }
 
 /* The 6 columns of output pixels n .. n + 5. direct: in_c is a multiple of
- * 4, no padding and every pixel inside the input, so each pixel's input
- * words go straight to its column (else through im2col). */
+ * 4, the input word-aligned (arena buffers are), no padding and every pixel
+ * inside the input, so each pixel's input words go straight to its column
+ * (else through im2col). */
 static void columns_6(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int16_t *cols, int direct)
 {
     const int32_t in_c = p->in_c, words = in_c / 4;
-    int32_t c;
-    for (c = 0; c < MCF_BLOCK; ++c) {
-        const int32_t pixel = n + c, oy = pixel / p->out_w, ox = pixel - oy * p->out_w;
-        const int8_t *src = input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * in_c;
-        const int8_t *end = src + 4 * words;
+    int32_t c, oy = n / p->out_w, ox = n - oy * p->out_w;
+    for (c = 0; c < MCF_BLOCK; ++c, ++ox) {
+        const int8_t *src, *end;
         uint32_t *slot = (uint32_t *)(void *)cols + 2 * c;
+        if (ox == p->out_w) {
+            ox = 0;
+            ++oy;
+        }
         if (!direct) {
-            im2col(p, input, pixel, cols, c, MCF_BLOCK);
+            im2col(p, input, n + c, cols, c, MCF_BLOCK);
             continue;
         }
+        src = input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * in_c;
+        end = src + 4 * words;
 #ifdef MCF_DSP_ASM
-        if (src != end) { /* the same, one STRD per input word */
+        if (words >= 4) { /* the same, 4 input words per 2 LDRD, one STRD per input word */
+            const int8_t *end4 = src + 16 * (words / 4);
+            uint32_t a, b, d, e, t;
+            __asm__ volatile("1:\n\t"
+                             "ldrd %[a], %[b], [%[src]], #8\n\t"
+                             "ldrd %[d], %[e], [%[src]], #8\n\t"
+                             "sxtb16 %[t], %[a]\n\t"
+                             "sxtb16 %[a], %[a], ror #8\n\t"
+                             "strd %[t], %[a], [%[slot]], #48\n\t"
+                             "sxtb16 %[t], %[b]\n\t"
+                             "sxtb16 %[b], %[b], ror #8\n\t"
+                             "strd %[t], %[b], [%[slot]], #48\n\t"
+                             "sxtb16 %[t], %[d]\n\t"
+                             "sxtb16 %[d], %[d], ror #8\n\t"
+                             "strd %[t], %[d], [%[slot]], #48\n\t"
+                             "sxtb16 %[t], %[e]\n\t"
+                             "sxtb16 %[e], %[e], ror #8\n\t"
+                             "strd %[t], %[e], [%[slot]], #48\n\t"
+                             "cmp %[src], %[end4]\n\t"
+                             "bne 1b\n\t"
+                             : [src] "+r"(src), [slot] "+r"(slot), [a] "=&r"(a), [b] "=&r"(b), [d] "=&r"(d),
+                               [e] "=&r"(e), [t] "=&r"(t)
+                             : [end4] "r"(end4)
+                             : "cc", "memory");
+        }
+        if (src != end) { /* the last 1-3 words */
             uint32_t v, even;
             __asm__ volatile("1:\n\t"
                              "ldr %[v], [%[src]], #4\n\t"
@@ -1084,7 +1114,7 @@ static int32_t conv_sixes(const matmul *m, const mcf_conv2d_params *p, const int
                           int16_t *cols)
 {
     const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c;
-    const int direct = p->in_c % 4 == 0 && p->pad_top == 0 && p->pad_left == 0 &&
+    const int direct = p->in_c % 4 == 0 && ((uintptr_t)input & 3u) == 0 && p->pad_top == 0 && p->pad_left == 0 &&
                        (p->out_h - 1) * p->stride_h < p->in_h && (p->out_w - 1) * p->stride_w < p->in_w;
     int32_t n;
     for (n = 0; n + MCF_BLOCK <= pixels; n += MCF_BLOCK) {
