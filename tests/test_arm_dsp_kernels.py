@@ -276,15 +276,17 @@ def pointwise_params(rng, in_c, out_c, hw, mode, stride=1):
 
 
 # (in_c, out_c, (in_h, in_w), stride): pixel counts below 6 (2-pixel blocks
-# only), multiples of 6 and every remainder 1-5; K a multiple of 4 or not;
-# groups of 4 products 1 to 32, so that the groups after a channel's first
-# leave every remainder 0-7 of the assembly's 8 times unrolled loop, and
-# whole passes of it; output channels odd, even, around the 16-channel chunk.
+# only), multiples of 6 and every remainder 1-5 (3-5: 3 columns, then pairs);
+# K a multiple of 4 or not; groups of 4 products 1 to 32, so that the groups
+# after a channel's first leave every remainder of the assembly's unrolled
+# loops (8 times for 6 columns, 4 for 3), and whole passes of them; output
+# channels odd, even, around the 16-channel chunk.
 POINTWISE_SHAPES = [
     (8, 16, (2, 3), 1), (16, 32, (6, 6), 1), (5, 7, (1, 5), 1), (3, 1, (1, 6), 1), (4, 2, (1, 7), 1),
     (13, 17, (3, 3), 1), (28, 15, (4, 2), 1), (36, 33, (5, 5), 1), (17, 16, (2, 7), 1), (64, 64, (5, 5), 1),
     (48, 8, (4, 5), 1), (1, 3, (3, 4), 1), (24, 48, (7, 7), 2), (32, 31, (9, 8), 2), (128, 40, (3, 3), 1),
-    (2, 5, (4, 4), 1), (11, 6, (2, 3), 1), (44, 9, (3, 4), 1), (68, 7, (2, 6), 1),
+    (2, 5, (4, 4), 1), (11, 6, (2, 3), 1), (44, 9, (3, 4), 1), (68, 7, (2, 6), 1), (36, 12, (3, 5), 1),
+    (12, 11, (1, 11), 1), (40, 18, (1, 17), 1), (6, 4, (2, 5), 1), (96, 5, (1, 9), 1),
 ]
 
 

@@ -697,36 +697,33 @@ int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *o
  */
 #define MCF_BLOCK 6
 
-/* acc[0..5] (acc[0] holding the bias on entry) += the dot products of one
- * output channel's filter words (w, every `stride` words) with the 6
- * columns, `groups` groups of 4 products. */
-static inline void dot6_c(int32_t *acc, const uint32_t *w, int32_t stride, const uint32_t *x, int32_t groups)
+/* acc[0 .. n-1] (acc[0] holding the bias on entry) = the bias + the dot
+ * products of one output channel's filter words (w, every `stride` words)
+ * with n columns (n <= 6), `groups` groups of 4 products. */
+static void dot_c(int32_t *acc, const uint32_t *w, int32_t stride, const uint32_t *x, int32_t groups, int32_t n)
 {
-    int32_t a0 = acc[0], a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, g;
-    for (g = 0; g < groups; ++g, w += stride, x += 2 * MCF_BLOCK) {
-        const int32_t even = __sxtb16(*w), odd = mcf_sxtb16_ror8(*w);
-        a0 = __smlad(odd, (int32_t)x[1], __smlad(even, (int32_t)x[0], a0));
-        a1 = __smlad(odd, (int32_t)x[3], __smlad(even, (int32_t)x[2], a1));
-        a2 = __smlad(odd, (int32_t)x[5], __smlad(even, (int32_t)x[4], a2));
-        a3 = __smlad(odd, (int32_t)x[7], __smlad(even, (int32_t)x[6], a3));
-        a4 = __smlad(odd, (int32_t)x[9], __smlad(even, (int32_t)x[8], a4));
-        a5 = __smlad(odd, (int32_t)x[11], __smlad(even, (int32_t)x[10], a5));
+    int32_t a[MCF_BLOCK], g, j;
+    for (j = 0; j < n; ++j) {
+        a[j] = acc[0];
     }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-    acc[4] = a4;
-    acc[5] = a5;
+    for (g = 0; g < groups; ++g, w += stride, x += 2 * n) {
+        const int32_t even = __sxtb16(*w), odd = mcf_sxtb16_ror8(*w);
+        for (j = 0; j < n; ++j) {
+            a[j] = __smlad(odd, (int32_t)x[2 * j + 1], __smlad(even, (int32_t)x[2 * j], a[j]));
+        }
+    }
+    for (j = 0; j < n; ++j) {
+        acc[j] = a[j];
+    }
 }
 
 #ifdef MCF_DSP_ASM
 /*
- * dot6_c for `channels` (even, >= 2) consecutive output channels, pair after
- * pair, their accumulators stored 6 by 6 into acc. On the DSP extension, all
- * 14 registers in the inner loop: 6 accumulators (r4-r9), the filter (r1)
- * and column (r2) pointers, the filter word's two halves (r3, r12) and 4
- * column words (r0, r10, r11, lr) per LDM; four groups per iteration, then
+ * dot_c over 6 columns for `channels` (even, >= 2) consecutive output
+ * channels, pair after pair, their accumulators stored 6 by 6 into acc. On
+ * the DSP extension, all 14 registers in the inner loop: 6 accumulators
+ * (r4-r9), the filter (r1) and column (r2) pointers, the filter word's two
+ * halves (r3, r12) and 4 column words (r0, r10, r11, lr) per LDM; four groups per iteration, then
  * one at a time. The loop state lives in a 7-word frame on the stack:
  * [sp] first column word, [sp, #4] bias, [sp, #8] acc, [sp, #12] channels
  * left, [sp, #16] 8 * groups - 4 (from the end of a pair's first channel to
@@ -945,6 +942,88 @@ __asm__(".pushsection .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
         "pop {r4-r11, pc}\n\t"
         ".size mcf_dsp_pw6_sat, .-mcf_dsp_pw6_sat\n\t"
         ".popsection");
+/*
+ * The same for 3 columns (the 3 to 5 pixels left after the blocks of 6 in
+ * mode m->fold): 12 multiply-accumulates per 11 instructions (an LDM of 4
+ * words and an LDRD), groups of 44 bytes, unrolled 4 times; the column
+ * pointer, its end and the loop entry stay in r9, r7, r8.
+ */
+void mcf_dsp_pw3_sat(const mcf_pw6_job *job, int32_t groups);
+#define MCF_PW3_GROUP(first4, first5)     \
+    MCF_PW6_WORD                           \
+    "ldmia.w r2!, {r0, r10, r11, lr}\n\t"  \
+    "smlad r4, r12, r0, " first4 "\n\t"    \
+    "smlad r4, r3, r10, r4\n\t"            \
+    "smlad r5, r12, r11, " first5 "\n\t"   \
+    "smlad r5, r3, lr, r5\n\t"             \
+    "ldrd r0, r10, [r2], #8\n\t"           \
+    "smlad r6, r12, r0, r6\n\t"            \
+    "smlad r6, r3, r10, r6\n\t"
+__asm__(".pushsection .text.mcf_dsp_pw3_sat,\"ax\",%progbits\n\t"
+        ".syntax unified\n\t"
+        ".thumb\n\t"
+        ".p2align 2\n\t"
+        ".global mcf_dsp_pw3_sat\n\t"
+        ".type mcf_dsp_pw3_sat, %function\n\t"
+        ".thumb_func\n"
+        "mcf_dsp_pw3_sat:\n\t"
+        "push {r4-r11, lr}\n\t"
+        "ldmia r0, {r2-r12, lr}\n\t"
+        "subs r0, r1, #1\n\t"           /* groups after the first */
+        "beq 7f\n\t"
+        "and r0, r0, #3\n\t"
+        "rsb r0, r0, #4\n\t"
+        "and r0, r0, #3\n\t"            /* groups skipped in the first pass */
+        "movs r1, #44\n\t"
+        "mul r0, r0, r1\n\t"
+        "adr.w r1, 1f\n\t"
+        "add r0, r0, r1\n\t"
+        "b 8f\n"
+        "7:\n\t"
+        "adr.w r0, 2f\n"                /* one group: straight to the end test */
+        "8:\n\t"
+        "push {r2-r12, lr}\n\t"
+        "orr r8, r0, #1\n\t"            /* entry (Thumb) */
+        "mov r9, r2\n\t"
+        "mov r7, r3\n\t"
+        "mov r1, lr\n"
+        "5:\n\t"
+        "ldr r3, [sp, #16]\n\t"
+        "ldr r6, [r3], #8\n\t"          /* bias */
+        "str r3, [sp, #16]\n\t"
+        "mov r2, r9\n\t"
+        MCF_PW3_GROUP("r6", "r6")       /* the first group, from the bias (r6 last) */
+        "bx r8\n\t"
+        ".p2align 2\n"
+        "1:\n\t" MCF_PW3_GROUP("r4", "r5") MCF_PW3_GROUP("r4", "r5") MCF_PW3_GROUP("r4", "r5")
+        MCF_PW3_GROUP("r4", "r5")
+        "2:\n\t"
+        "cmp r2, r7\n\t"
+        "bne 1b\n\t"
+        "ldr r3, [sp, #20]\n\t"
+        "ldr r0, [r3], #8\n\t"          /* multiplier */
+        "str r3, [sp, #20]\n\t"
+        "ldr r12, [sp, #36]\n\t"
+        "ldr r10, [r3, r12]\n\t"        /* shift */
+        "ldr r11, [sp, #40]\n\t"
+        "mvn r12, r10\n\t"              /* e - 1 */
+        "lsl r11, r11, r12\n\t"         /* output_offset * 2^e + 2^(e-1) */
+        "rsb r10, r10, #0\n\t"          /* e */
+        "ldr r12, [sp, #28]\n\t"
+        "ldr lr, [sp, #32]\n\t"
+        MCF_PW6_OUT("r4", "[r12]")
+        MCF_PW6_OUT("r5", "[r12, lr]")
+        MCF_PW6_OUT("r6", "[r12, lr, lsl #1]")
+        "adds r12, r12, #2\n\t"
+        "str r12, [sp, #28]\n\t"
+        "ldr r3, [sp, #12]\n\t"
+        "cmp r12, r3\n\t"
+        "bne 5b\n\t"
+        "add sp, sp, #48\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".size mcf_dsp_pw3_sat, .-mcf_dsp_pw3_sat\n\t"
+        ".popsection");
+#undef MCF_PW3_GROUP
 #undef MCF_PW6_LOADS
 #undef MCF_PW6_WORD
 #undef MCF_PW6_GROUP
@@ -984,6 +1063,64 @@ static void requantize_6_any(const matmul *m, const int32_t *acc, int32_t oc0, i
     }
 }
 
+#ifdef MCF_DSP_ASM
+/* Every output channel of a pair against n (6 or 3) columns, through the
+ * assembly above: the pairs' first channels, then their second ones. */
+static void fused(const matmul *m, const uint32_t *cols, int32_t n, int8_t *out)
+{
+    const int32_t out_c = m->out_c, groups = m->groups, pairs = out_c & ~1;
+    mcf_pw6_job job;
+    int32_t second;
+    for (second = 0; second < 2; ++second) {
+        job.x = cols;
+        job.x_end = cols + 2 * n * groups;
+        job.entry = 0;
+        job.out_end = out + second + pairs;
+        job.bias = m->bias + second;
+        job.multiplier = m->multiplier + second;
+        job.shift = m->shift + second;
+        job.out = out + second;
+        job.out_c = out_c;
+        job.shift_from_mult = (int32_t)((uintptr_t)m->shift - (uintptr_t)m->multiplier) - 8;
+        job.offset_2_1 = 2 * m->output_offset + 1;
+        job.w = m->filter + second;
+        if (n == MCF_BLOCK) {
+            mcf_dsp_pw6_sat(&job, groups);
+        } else {
+            mcf_dsp_pw3_sat(&job, groups);
+        }
+    }
+}
+
+/* Mode m->fold, 3 to 5 pixels left: pixels n .. n + 2 as 3 columns (every
+ * output channel, the last odd one in C). Returns the first pixel not done. */
+static int32_t conv_three(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
+                          int16_t *cols, int32_t n)
+{
+    const int32_t k = p->in_c, kp = (k + 3) / 4 * 4, out_c = p->out_c;
+    const uint32_t *words = (const uint32_t *)(void *)cols;
+    int8_t *out = output + n * out_c;
+    int32_t acc[3], c;
+    if (!m->fold || out_c < 2 || p->out_h * p->out_w - n < 3) {
+        return n;
+    }
+    clear_tail(cols, k, kp, 3);
+    for (c = 0; c < 3; ++c) {
+        im2col(p, input, n + c, cols, c, 3);
+    }
+    fused(m, words, 3, out);
+    if (out_c & 1) {
+        acc[0] = m->bias[out_c - 1];
+        dot_c(acc, m->filter + (out_c - 1) * m->groups, 1, words, m->groups, 3);
+        for (c = 0; c < 3; ++c) {
+            out[c * out_c + out_c - 1] = mcf_dsp_out(acc[c], m->multiplier[out_c - 1], m->shift[out_c - 1],
+                                                     m->output_offset, -128, 127, MCF_DSP_FAST_SAT);
+        }
+    }
+    return n + 3;
+}
+#endif
+
 /* Every output channel against the 6 columns, requantized into
  * out[j * out_c + oc]: all in assembly (m->fold), else the accumulators of
  * a chunk of channels, then their requantization. */
@@ -994,25 +1131,8 @@ static void matmul_6(const matmul *m, const uint32_t *cols, int8_t *out)
     int32_t oc0 = 0;
 #ifdef MCF_DSP_ASM
     if (m->fold && out_c >= 2) {
-        const int32_t pairs = out_c & ~1; /* a last odd channel below */
-        mcf_pw6_job job;
-        int32_t second;
-        for (second = 0; second < 2; ++second) { /* the pairs' first channels, then their second ones */
-            job.x = cols;
-            job.x_end = cols + 2 * MCF_BLOCK * groups;
-            job.entry = 0;
-            job.out_end = out + second + pairs;
-            job.bias = m->bias + second;
-            job.multiplier = m->multiplier + second;
-            job.shift = m->shift + second;
-            job.out = out + second;
-            job.out_c = out_c;
-            job.shift_from_mult = (int32_t)((uintptr_t)m->shift - (uintptr_t)m->multiplier) - 8;
-            job.offset_2_1 = 2 * m->output_offset + 1;
-            job.w = m->filter + second;
-            mcf_dsp_pw6_sat(&job, groups);
-        }
-        oc0 = pairs;
+        fused(m, cols, MCF_BLOCK, out);
+        oc0 = out_c & ~1; /* a last odd channel below */
     }
 #endif
     for (; oc0 < out_c; oc0 += MCF_CHUNK6) {
@@ -1026,12 +1146,12 @@ static void matmul_6(const matmul *m, const uint32_t *cols, int8_t *out)
         int32_t c;
         for (c = 0; c < even; ++c) {
             acc[MCF_BLOCK * c] = m->bias[oc0 + c];
-            dot6_c(acc + MCF_BLOCK * c, w + (c & ~1) * groups + (c & 1), 2, cols, groups);
+            dot_c(acc + MCF_BLOCK * c, w + (c & ~1) * groups + (c & 1), 2, cols, groups, MCF_BLOCK);
         }
 #endif
         if (count != even) { /* the last, odd output channel: its words on their own */
             acc[MCF_BLOCK * even] = m->bias[oc0 + even];
-            dot6_c(acc + MCF_BLOCK * even, w + even * groups, 1, cols, groups);
+            dot_c(acc + MCF_BLOCK * even, w + even * groups, 1, cols, groups, MCF_BLOCK);
         }
         requantize_6_any(m, acc, oc0, count, out);
     }
@@ -1147,6 +1267,9 @@ int mcf_dsp_conv2d_1x1_s8(const mcf_conv2d_params *p, const int8_t *input, int8_
     }
     clear_tail(cols, k, kp, MCF_BLOCK);
     n = conv_sixes(&m, p, input, output, cols);
+#ifdef MCF_DSP_ASM
+    n = conv_three(&m, p, input, output, cols, n);
+#endif
     conv_rest(&m, p, input, output, cols, n);
     return MCF_OK;
 }
