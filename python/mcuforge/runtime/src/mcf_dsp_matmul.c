@@ -12,7 +12,7 @@
  * multiply-accumulates. 1x1 convolutions take 6 output pixels at a time
  * (mcf_dsp_conv2d_1x1_s8, below): one output channel's filter word, sign-
  * extended once, meets 6 columns, 24 multiply-accumulates for 18
- * instructions. The input offset lives in the bias (folded by the
+ * instructions (3 columns for 3-5 pixels left, 12 for 11). The input offset lives in the bias (folded by the
  * generator), so the columns hold the raw input values.
  */
 #include "mcuforge/kernels.h"
