@@ -12,8 +12,9 @@
  * multiply-accumulates. 1x1 convolutions take 6 output pixels at a time
  * (mcf_dsp_conv2d_1x1_s8, below): one output channel's filter word, sign-
  * extended once, meets 6 columns, 24 multiply-accumulates for 18
- * instructions (3 columns for 3-5 pixels left, 12 for 11). The input offset lives in the bias (folded by the
- * generator), so the columns hold the raw input values.
+ * instructions (3 columns for 3-5 pixels left, 12 for 11). The input offset
+ * lives in the bias (folded by the generator), so the columns hold the raw
+ * input values.
  */
 #include "mcuforge/kernels.h"
 #include "mcuforge/kernels_arm_dsp.h"
@@ -692,8 +693,11 @@ int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *o
  * 1x1 convolutions: blocks of 6 output pixels, each output channel's filter
  * word sign-extended once (2 SXTB16) for the 6 columns; per group of 4
  * products: 1 filter load, 2 SXTB16, 3 LDM of 4 column words, 12 SMLAD for
- * 24 multiply-accumulates. The tails (fewer than 6 pixels left) go through
- * the 2-pixel blocks above, in the same scratch.
+ * 24 multiply-accumulates. 3 to 5 pixels left: a block of 3 columns; 1 or 2:
+ * the 2-pixel blocks above, in the same scratch. On the DSP extension the
+ * blocks run in assembly, requantization included, for the layers whose
+ * requantization allows it (m->fold); the others take the 2-pixel blocks
+ * throughout. Elsewhere the same blocks run in C.
  */
 #define MCF_BLOCK 6
 
@@ -716,106 +720,6 @@ static void dot_c(int32_t *acc, const uint32_t *w, int32_t stride, const uint32_
         acc[j] = a[j];
     }
 }
-
-#ifdef MCF_DSP_ASM
-/*
- * dot_c over 6 columns for `channels` (even, >= 2) consecutive output
- * channels, pair after pair, their accumulators stored 6 by 6 into acc. On
- * the DSP extension, all 14 registers in the inner loop: 6 accumulators
- * (r4-r9), the filter (r1) and column (r2) pointers, the filter word's two
- * halves (r3, r12) and 4 column words (r0, r10, r11, lr) per LDM; four groups per iteration, then
- * one at a time. The loop state lives in a 7-word frame on the stack:
- * [sp] first column word, [sp, #4] bias, [sp, #8] acc, [sp, #12] channels
- * left, [sp, #16] 8 * groups - 4 (from the end of a pair's first channel to
- * the start of its second), [sp, #20] end of the columns, [sp, #24] end of
- * the blocks of 4 groups.
- */
-void mcf_dsp_dot6_pairs(const uint32_t *w, const uint32_t *x, int32_t groups, const int32_t *bias, int32_t *acc,
-                        int32_t channels);
-#define MCF_DOT6_GROUP                     \
-    "ldr r3, [r1], #8\n\t"                 \
-    "sxtb16 r12, r3\n\t"                   \
-    "sxtb16 r3, r3, ror #8\n\t"            \
-    "ldmia r2!, {r0, r10, r11, lr}\n\t"    \
-    "smlad r4, r12, r0, r4\n\t"            \
-    "smlad r4, r3, r10, r4\n\t"            \
-    "smlad r5, r12, r11, r5\n\t"           \
-    "smlad r5, r3, lr, r5\n\t"             \
-    "ldmia r2!, {r0, r10, r11, lr}\n\t"    \
-    "smlad r6, r12, r0, r6\n\t"            \
-    "smlad r6, r3, r10, r6\n\t"            \
-    "smlad r7, r12, r11, r7\n\t"           \
-    "smlad r7, r3, lr, r7\n\t"             \
-    "ldmia r2!, {r0, r10, r11, lr}\n\t"    \
-    "smlad r8, r12, r0, r8\n\t"            \
-    "smlad r8, r3, r10, r8\n\t"            \
-    "smlad r9, r12, r11, r9\n\t"           \
-    "smlad r9, r3, lr, r9\n\t"
-__asm__(".pushsection .text.mcf_dsp_dot6_pairs,\"ax\",%progbits\n\t"
-        ".syntax unified\n\t"
-        ".thumb\n\t"
-        ".p2align 2\n\t"
-        ".global mcf_dsp_dot6_pairs\n\t"
-        ".type mcf_dsp_dot6_pairs, %function\n\t"
-        ".thumb_func\n"
-        "mcf_dsp_dot6_pairs:\n\t"
-        "push {r4-r11, lr}\n\t"
-        "ldrd r4, r5, [sp, #36]\n\t"    /* acc, channels */
-        "lsls r6, r2, #3\n\t"
-        "subs r6, r6, #4\n\t"           /* 8 groups - 4 */
-        "add r7, r2, r2, lsl #1\n\t"
-        "add r7, r1, r7, lsl #4\n\t"    /* end: 48 bytes per group */
-        "lsrs r8, r2, #2\n\t"
-        "add r8, r8, r8, lsl #1\n\t"
-        "add r8, r1, r8, lsl #6\n\t"    /* end of the blocks of 4 groups */
-        "push {r1, r3, r4, r5, r6, r7, r8}\n\t"
-        "mov r1, r0\n"
-        "5:\n\t"
-        "ldr r3, [sp, #4]\n\t"
-        "ldr r4, [r3], #4\n\t"
-        "str r3, [sp, #4]\n\t"
-        "mov r5, r4\n\t"
-        "mov r6, r4\n\t"
-        "mov r7, r4\n\t"
-        "mov r8, r4\n\t"
-        "mov r9, r4\n\t"
-        "ldr r2, [sp]\n\t"
-        "ldr r3, [sp, #24]\n\t"
-        "cmp r2, r3\n\t"
-        "beq 2f\n"
-        "1:\n\t" MCF_DOT6_GROUP MCF_DOT6_GROUP MCF_DOT6_GROUP MCF_DOT6_GROUP
-        "ldr r3, [sp, #24]\n\t"
-        "cmp r2, r3\n\t"
-        "bne 1b\n"
-        "2:\n\t"
-        "ldr r3, [sp, #20]\n\t"
-        "cmp r2, r3\n\t"
-        "beq 4f\n"
-        "3:\n\t" MCF_DOT6_GROUP
-        "ldr r3, [sp, #20]\n\t"
-        "cmp r2, r3\n\t"
-        "bne 3b\n"
-        "4:\n\t"
-        "ldr r3, [sp, #8]\n\t"
-        "stmia r3!, {r4-r9}\n\t"
-        "str r3, [sp, #8]\n\t"
-        "ldr r3, [sp, #12]\n\t"
-        "subs r3, r3, #1\n\t"
-        "str r3, [sp, #12]\n\t"
-        "beq 6f\n\t"
-        "lsls r3, r3, #31\n\t"          /* channels left odd: the pair's second channel is next */
-        "itte ne\n\t"
-        "ldrne r0, [sp, #16]\n\t"
-        "subne r1, r1, r0\n\t"
-        "subeq r1, r1, #4\n\t"
-        "b 5b\n"
-        "6:\n\t"
-        "add sp, sp, #28\n\t"
-        "pop {r4-r11, pc}\n\t"
-        ".size mcf_dsp_dot6_pairs, .-mcf_dsp_dot6_pairs\n\t"
-        ".popsection");
-#undef MCF_DOT6_GROUP
-#endif
 
 #ifdef MCF_DSP_ASM
 /*
@@ -1030,39 +934,6 @@ __asm__(".pushsection .text.mcf_dsp_pw3_sat,\"ax\",%progbits\n\t"
 #undef MCF_PW6_OUT
 #endif
 
-/* Output channels whose 6 accumulators wait on the stack before they are
- * requantized (an even number). */
-#define MCF_CHUNK6 16
-
-/* acc[6 c + j] of channels oc0 .. oc0 + count - 1 into out[j * out_c + oc]. */
-MCF_INLINE void requantize_6(const matmul *m, const int32_t *acc, int32_t oc0, int32_t count, int8_t *out,
-                             int fast)
-{
-    const int32_t out_c = m->out_c, o = m->output_offset, lo = m->act_min, hi = m->act_max;
-    int32_t c, j;
-    for (c = 0; c < count; ++c) {
-        const int32_t mult = m->multiplier[oc0 + c], shift = m->shift[oc0 + c];
-        const int32_t *a = acc + MCF_BLOCK * c;
-        int8_t *dst = out + oc0 + c;
-        for (j = 0; j < MCF_BLOCK; ++j, dst += out_c) {
-            *dst = mcf_dsp_out(a[j], mult, shift, o, lo, hi, fast);
-        }
-    }
-}
-
-/* One copy per requantization mode of the small loop above only. */
-static void requantize_6_any(const matmul *m, const int32_t *acc, int32_t oc0, int32_t count, int8_t *out)
-{
-    const matmul local = *m;
-    if (local.fast == MCF_DSP_FAST_SAT) {
-        requantize_6(&local, acc, oc0, count, out, MCF_DSP_FAST_SAT);
-    } else if (local.fast == MCF_DSP_FAST) {
-        requantize_6(&local, acc, oc0, count, out, MCF_DSP_FAST);
-    } else {
-        requantize_6(&local, acc, oc0, count, out, MCF_DSP_GENERAL);
-    }
-}
-
 #ifdef MCF_DSP_ASM
 /* Every output channel of a pair against n (6 or 3) columns, through the
  * assembly above: the pairs' first channels, then their second ones. */
@@ -1091,69 +962,45 @@ static void fused(const matmul *m, const uint32_t *cols, int32_t n, int8_t *out)
         }
     }
 }
-
-/* Mode m->fold, 3 to 5 pixels left: pixels n .. n + 2 as 3 columns (every
- * output channel, the last odd one in C). Returns the first pixel not done. */
-static int32_t conv_three(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
-                          int16_t *cols, int32_t n)
-{
-    const int32_t k = p->in_c, kp = (k + 3) / 4 * 4, out_c = p->out_c;
-    const uint32_t *words = (const uint32_t *)(void *)cols;
-    int8_t *out = output + n * out_c;
-    int32_t acc[3], c;
-    if (!m->fold || out_c < 2 || p->out_h * p->out_w - n < 3) {
-        return n;
-    }
-    clear_tail(cols, k, kp, 3);
-    for (c = 0; c < 3; ++c) {
-        im2col(p, input, n + c, cols, c, 3);
-    }
-    fused(m, words, 3, out);
-    if (out_c & 1) {
-        acc[0] = m->bias[out_c - 1];
-        dot_c(acc, m->filter + (out_c - 1) * m->groups, 1, words, m->groups, 3);
-        for (c = 0; c < 3; ++c) {
-            out[c * out_c + out_c - 1] = mcf_dsp_out(acc[c], m->multiplier[out_c - 1], m->shift[out_c - 1],
-                                                     m->output_offset, -128, 127, MCF_DSP_FAST_SAT);
-        }
-    }
-    return n + 3;
-}
 #endif
 
-/* Every output channel against the 6 columns, requantized into
- * out[j * out_c + oc]: all in assembly (m->fold), else the accumulators of
- * a chunk of channels, then their requantization. */
-static void matmul_6(const matmul *m, const uint32_t *cols, int8_t *out)
+/* Whether the 1x1 kernel takes blocks of 6 and 3 columns: on the DSP
+ * extension, the layers the assembly handles (m->fold, at least one channel
+ * pair), the others in 2-pixel blocks; elsewhere always, in C. */
+static int blocks_of_six(const matmul *m)
+{
+#ifdef MCF_DSP_ASM
+    return m->fold && m->out_c >= 2;
+#else
+    (void)m;
+    return 1;
+#endif
+}
+
+/* Every output channel against n (6 or 3) columns, requantized into
+ * out[j * out_c + oc]: in assembly (blocks_of_six), the last odd channel
+ * (every channel without the assembly) in C. */
+static void matmul_n(const matmul *m, const uint32_t *cols, int32_t n, int8_t *out)
 {
     const int32_t out_c = m->out_c, groups = m->groups;
-    int32_t acc[MCF_BLOCK * MCF_CHUNK6];
-    int32_t oc0 = 0;
+    int32_t acc[MCF_BLOCK];
+    int32_t oc = 0, j;
 #ifdef MCF_DSP_ASM
-    if (m->fold && out_c >= 2) {
-        fused(m, cols, MCF_BLOCK, out);
-        oc0 = out_c & ~1; /* a last odd channel below */
-    }
-#endif
-    for (; oc0 < out_c; oc0 += MCF_CHUNK6) {
-        const int32_t count = out_c - oc0 < MCF_CHUNK6 ? out_c - oc0 : MCF_CHUNK6, even = count & ~1;
-        const uint32_t *w = m->filter + oc0 * groups;
-#ifdef MCF_DSP_ASM
-        if (even != 0) {
-            mcf_dsp_dot6_pairs(w, cols, groups, m->bias + oc0, acc, even);
-        }
+    const int mode = MCF_DSP_FAST_SAT; /* m->fold */
+    fused(m, cols, n, out);
+    oc = out_c & ~1;
 #else
-        int32_t c;
-        for (c = 0; c < even; ++c) {
-            acc[MCF_BLOCK * c] = m->bias[oc0 + c];
-            dot_c(acc + MCF_BLOCK * c, w + (c & ~1) * groups + (c & 1), 2, cols, groups, MCF_BLOCK);
-        }
+    const int mode = m->fast;
 #endif
-        if (count != even) { /* the last, odd output channel: its words on their own */
-            acc[MCF_BLOCK * even] = m->bias[oc0 + even];
-            dot_c(acc + MCF_BLOCK * even, w + even * groups, 1, cols, groups, MCF_BLOCK);
+    for (; oc < out_c; ++oc) {
+        /* channel oc's words: in its pair, every other word; a last odd channel on its own */
+        const uint32_t *w = m->filter + (oc & ~1) * groups + (oc & 1);
+        acc[0] = m->bias[oc];
+        dot_c(acc, w, (oc | 1) < out_c ? 2 : 1, cols, groups, n);
+        for (j = 0; j < n; ++j) {
+            out[j * out_c + oc] = mcf_dsp_out(acc[j], m->multiplier[oc], m->shift[oc], m->output_offset, m->act_min,
+                                              m->act_max, mode);
         }
-        requantize_6_any(m, acc, oc0, count, out);
     }
 }
 
@@ -1228,18 +1075,29 @@ static void columns_6(const mcf_conv2d_params *p, const int8_t *input, int32_t n
     }
 }
 
-/* Every block of 6 output pixels: their 6 columns, then every output
- * channel against them. Returns the first pixel not done. */
-static int32_t conv_sixes(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
-                          int16_t *cols)
+/* Every block of 6 output pixels (their 6 columns, then every output
+ * channel against them), then 3 of the 3 to 5 pixels left as a block of 3
+ * columns. Returns the first pixel not done. */
+static int32_t conv_blocks(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
+                           int16_t *cols)
 {
-    const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c;
+    const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c, kp = (p->in_c + 3) / 4 * 4;
+    const uint32_t *words = (const uint32_t *)(void *)cols;
     const int direct = p->in_c % 4 == 0 && ((uintptr_t)input & 3u) == 0 && p->pad_top == 0 && p->pad_left == 0 &&
                        (p->out_h - 1) * p->stride_h < p->in_h && (p->out_w - 1) * p->stride_w < p->in_w;
-    int32_t n;
+    int32_t n, c;
+    clear_tail(cols, p->in_c, kp, MCF_BLOCK);
     for (n = 0; n + MCF_BLOCK <= pixels; n += MCF_BLOCK) {
         columns_6(p, input, n, cols, direct);
-        matmul_6(m, (const uint32_t *)(void *)cols, output + n * out_c);
+        matmul_n(m, words, MCF_BLOCK, output + n * out_c);
+    }
+    if (pixels - n >= 3) {
+        clear_tail(cols, p->in_c, kp, 3);
+        for (c = 0; c < 3; ++c) {
+            im2col(p, input, n + c, cols, c, 3);
+        }
+        matmul_n(m, words, 3, output + n * out_c);
+        n += 3;
     }
     return n;
 }
@@ -1252,24 +1110,17 @@ int32_t mcf_dsp_conv2d_1x1_s8_scratch_size(const mcf_conv2d_params *p)
 
 int mcf_dsp_conv2d_1x1_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
 {
-    const int32_t k = p->in_c, kp = (k + 3) / 4 * 4;
     int16_t *cols = (int16_t *)(void *)scratch;
     matmul m;
-    int32_t n;
+    int32_t n = 0;
     if (!conv_args_ok(p, input, output, scratch) || p->k_h != 1 || p->k_w != 1) {
         return MCF_ERR_ARG;
     }
     conv_matmul_init(&m, p);
     m.fold = m.fast == MCF_DSP_FAST_SAT && shifts_in(p->shift, p->out_c, -22, -1);
-    if (p->out_h * p->out_w < MCF_BLOCK) { /* the scratch holds 2 columns */
-        conv_rest(&m, p, input, output, cols, 0);
-        return MCF_OK;
+    if (p->out_h * p->out_w >= MCF_BLOCK && blocks_of_six(&m)) { /* else the scratch may hold 2 columns only */
+        n = conv_blocks(&m, p, input, output, cols);
     }
-    clear_tail(cols, k, kp, MCF_BLOCK);
-    n = conv_sixes(&m, p, input, output, cols);
-#ifdef MCF_DSP_ASM
-    n = conv_three(&m, p, input, output, cols, n);
-#endif
     conv_rest(&m, p, input, output, cols, n);
     return MCF_OK;
 }
