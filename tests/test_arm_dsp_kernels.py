@@ -4,17 +4,21 @@ counts, every padding, stride and dilation, depth multipliers (those the
 generator hands to the portable kernel are checked to be refused), in place.
 
 The host build runs the plain-C implementation of the ACLE intrinsics
-(mcf_acle.h), the same kernel code as on Cortex-M; the QEMU tests
-(test_arm_dsp.py) run it on the real instructions."""
+(mcf_acle.h), the same kernel code as on Cortex-M (less its assembly loops);
+the convolutions also run here under QEMU on Cortex-M4 and M7, with the
+assembly and the real instructions, and test_arm_dsp.py runs whole models
+there."""
 from __future__ import annotations
 
 import ctypes as ct
+import subprocess
 
 import numpy as np
 import pytest
 
+from mcuforge import qemu
 from mcuforge.codegen import arm_dsp
-from mcuforge.kernels import KERNELS
+from mcuforge.kernels import KERNELS, RUNTIME_INCLUDE_DIR, RUNTIME_SRC_DIR
 from mcuforge.ops import Step
 
 from test_kernels import (P8, STRUCTS, _fill, _short, conv_params, fc_params, lib, rand_act,  # noqa: F401
@@ -233,3 +237,184 @@ def test_zero_filter_channels(lib, kernel):
     size = p["in_h"] * p["in_w"] * p["in_c"]
     for x in (np.full(size, -128, np.int8), rand_i8(rng, size)):
         check_dsp(lib, kernel, p, x)
+
+
+# ------------------------------------------------- 1x1: blocks of 6 pixels
+
+MODES = ("sat", "sat_deep", "clamp", "general")
+
+
+def pointwise_params(rng, in_c, out_c, hw, mode, stride=1):
+    """A 1x1 layer whose requantization is the mode asked for: 'sat' (the fast
+    SMMULR path, full clamp range: SSAT; shifts in [-22, -1], where the
+    assembly folds the output offset into the rounding), 'sat_deep' (the
+    same with a channel shifted right by more than 22), 'clamp' (fast path, a
+    ReLU-like clamp), 'general' (extreme scales and left shifts)."""
+    in_h, in_w = hw
+    out_h, out_w = (in_h - 1) // stride + 1, (in_w - 1) // stride + 1
+    p = dict(in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c, k_h=1, k_w=1,
+             stride_h=stride, stride_w=stride, dilation_h=1, dilation_w=1, pad_top=0, pad_left=0,
+             input_offset=int(rng.integers(-127, 129)), output_offset=int(rng.integers(-128, 128)),
+             per_channel=1, filter=rand_i8(rng, out_c * in_c),
+             bias=rng.integers(-20000, 20000, out_c).astype(np.int32))
+    if mode in ("sat", "sat_deep"):
+        p["act_min"], p["act_max"] = -128, 127
+    else:
+        lo = max(p["output_offset"], -128)
+        p["act_min"], p["act_max"] = lo, int(min(127, lo + rng.integers(20, 120)))
+    p["multiplier"], p["shift"] = rand_requant(rng, out_c, True, extreme=mode == "general")
+    if mode == "general":  # at least one left shift and a bias that can reach 2^30
+        p["shift"][0], p["bias"][0] = 3, 1 << 30
+    if mode == "sat_deep":  # one channel 2^-6 .. 2^-2 of its usual scale
+        p["shift"] = np.asarray(p["shift"]).copy()
+        p["shift"][out_c // 2] = -int(rng.integers(23, 27))
+    if mode == "sat":
+        assert np.all((np.asarray(p["shift"]) >= -22) & (np.asarray(p["shift"]) <= -1))
+    want = 1 if mode == "general" else arm_dsp.FAST_REQUANT
+    assert arm_dsp.prepared_params("conv2d_s8", p)["per_channel"] == want, (mode, _short(p))
+    return p
+
+
+# (in_c, out_c, (in_h, in_w), stride): pixel counts below 6 (2-pixel blocks
+# only), multiples of 6 and every remainder 1-5 (3-5: 3 columns, then pairs);
+# K a multiple of 4 or not; groups of 4 products 1 to 32, so that the groups
+# after a channel's first leave every remainder of the assembly's unrolled
+# loops (8 times for 6 columns, 4 for 3), and whole passes of them; output
+# channels odd, even, around the 16-channel chunk.
+POINTWISE_SHAPES = [
+    (8, 16, (2, 3), 1), (16, 32, (6, 6), 1), (5, 7, (1, 5), 1), (3, 1, (1, 6), 1), (4, 2, (1, 7), 1),
+    (13, 17, (3, 3), 1), (28, 15, (4, 2), 1), (36, 33, (5, 5), 1), (17, 16, (2, 7), 1), (64, 64, (5, 5), 1),
+    (48, 8, (4, 5), 1), (1, 3, (3, 4), 1), (24, 48, (7, 7), 2), (32, 31, (9, 8), 2), (128, 40, (3, 3), 1),
+    (2, 5, (4, 4), 1), (11, 6, (2, 3), 1), (44, 9, (3, 4), 1), (68, 7, (2, 6), 1), (36, 12, (3, 5), 1),
+    (12, 11, (1, 11), 1), (40, 18, (1, 17), 1), (6, 4, (2, 5), 1), (96, 5, (1, 9), 1),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("in_c,out_c,hw,stride", POINTWISE_SHAPES)
+def test_pointwise_blocks_of_six(lib, in_c, out_c, hw, stride, mode):
+    rng = rng_for("dsp-pw6", in_c, out_c, *hw, stride, mode)
+    p = pointwise_params(rng, in_c, out_c, hw, mode, stride)
+    variant = arm_dsp.select(_step("conv2d_s8", p))
+    assert variant.function == "mcf_dsp_conv2d_1x1_s8"
+    size = hw[0] * hw[1] * in_c
+    for x in (np.full(size, -128, np.int8), np.full(size, 127, np.int8), rand_i8(rng, size)):
+        check_dsp(lib, "conv2d_s8", p, x)
+
+
+def test_pointwise_scratch_is_six_columns_only_with_six_pixels():
+    """The planned scratch: 6 int16 columns of Kp when a block of 6 pixels
+    exists, else the 2 columns of the pixel pairs."""
+    rng = rng_for("dsp-pw6-scratch")
+    for hw, columns in (((1, 5), 2), ((2, 3), 6), ((3, 3), 6), ((1, 1), 2)):
+        p = pointwise_params(rng, 10, 3, hw, "sat")
+        assert arm_dsp.select(_step("conv2d_s8", p)).scratch == columns * 2 * 12
+
+
+# ------------------------------------- the same layers on Cortex-M (QEMU)
+
+needs_qemu = pytest.mark.skipif(bool(qemu.tools_missing()), reason="arm-none-eabi-gcc or qemu-system-arm missing")
+
+
+def _c_array(name: str, ctype: str, values) -> str:
+    body = ", ".join(str(int(v)) for v in np.asarray(values).reshape(-1))
+    return f"static const {ctype} {name}[] = {{{body}}};\n"
+
+
+def cortex_m_harness(cases: list[tuple[dict, int]]) -> str:
+    """A Cortex-M program running mcf_dsp_conv2d_[1x1_]s8 on each (params,
+    input size) in turn: inputs read from the semihosting input file (every
+    fifth case's 2 bytes past a word boundary, the rest aligned as arena
+    buffers are), outputs and a status byte per case written to the output
+    file; the scratch is checked for writes past its planned size."""
+    ints = ("in_h in_w in_c out_h out_w out_c k_h k_w stride_h stride_w dilation_h dilation_w pad_top pad_left "
+            "input_offset output_offset act_min act_max per_channel").split()
+    decls, calls = [], []
+    biggest = max(arm_dsp.select(_step("conv2d_s8", p)).scratch for p, _ in cases)
+    max_in = max(n for _, n in cases)
+    max_out = max(p["out_h"] * p["out_w"] * p["out_c"] for p, _ in cases)
+    for i, (p, n_in) in enumerate(cases):
+        v = arm_dsp.select(_step("conv2d_s8", p))
+        q = arm_dsp.prepared_params("conv2d_s8", p)
+        decls.append(_c_array(f"filter{i}", "int32_t", q["filter"]) + _c_array(f"bias{i}", "int32_t", q["bias"])
+                     + _c_array(f"mult{i}", "int32_t", q["multiplier"]) + _c_array(f"shift{i}", "int32_t", q["shift"]))
+        fields = ", ".join(f".{f} = {int(q[f])}" for f in ints)
+        decls.append(f"static const mcf_conv2d_params p{i} = {{{fields}, .filter = (const int8_t *)(const void *)"
+                     f"filter{i}, .bias = bias{i}, .multiplier = mult{i}, .shift = shift{i}}};\n")
+        out_size = p["out_h"] * p["out_w"] * p["out_c"]
+        at = 2 if i % 5 == 4 else 0
+        calls.append(f"""    if (sh_read(in, in_buf.b + {at}, {n_in}) != 0) return 8;
+    memset(scratch.b, 0x2D, sizeof scratch.b);
+    status[0] = (char){v.function}(&p{i}, in_buf.b + {at}, output, scratch.b);
+    for (i = {v.scratch}; i < (int)sizeof scratch.b; ++i) if (scratch.b[i] != 0x2D) status[0] = 99;
+    if (sh_write(out, output, {out_size}) != 0 || sh_write(out, status, 1) != 0) return 5;
+""")
+    return f"""#include <stdint.h>
+#include <string.h>
+#include "semihost.h"
+#include "mcuforge/kernels_arm_dsp.h"
+
+uint64_t mcuforge_ticks(void);
+{''.join(decls)}
+static union {{ int32_t align; int8_t b[{max_in} + 4]; }} in_buf;
+static int8_t output[{max_out}];
+static union {{ int32_t align; int8_t b[{biggest + 64}]; }} scratch;
+static char status[1];
+
+static char *next_word(char *s)
+{{
+    while (*s && *s != ' ') s++;
+    while (*s == ' ') *s++ = 0;
+    return s;
+}}
+
+int main(void)
+{{
+    int in, out, i;
+{qemu.open_files("in", "out")}{''.join(calls)}    sh_close(in);
+    sh_close(out);
+    return 0;
+}}
+"""
+
+
+@needs_qemu
+@pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
+def test_pointwise_and_im2col_on_cortex_m(target, tmp_path):
+    """The kernels with their assembly (the 6-pixel block, the 2 x 2 block)
+    on the real DSP instructions: every 1x1 shape and mode above, and k x k
+    layers, bit-exact with the NumPy twin of the portable kernel."""
+    cases, inputs, expected = [], [], []
+    for in_c, out_c, hw, stride in POINTWISE_SHAPES:
+        for mode in MODES:
+            rng = rng_for("dsp-pw6-m", in_c, out_c, *hw, stride, mode)
+            p = pointwise_params(rng, in_c, out_c, hw, mode, stride)
+            cases.append(p)
+    for seed in range(8):
+        cases.append(conv_params(rng_for("dsp-conv-m", seed), extreme=seed % 4 == 3))
+    for i, p in enumerate(cases):
+        x = rand_i8(rng_for("dsp-m-x", i), p["in_h"] * p["in_w"] * p["in_c"])
+        inputs.append(x)
+        expected.append(np.append(KERNELS["conv2d_s8"](p, x).reshape(-1), np.int8(0)))
+    t = qemu.get_target(target)
+    src = tmp_path / "harness.c"
+    src.write_text(cortex_m_harness([(p, x.size) for p, x in zip(cases, inputs)]))
+    elf = tmp_path / "layers.elf"
+    d = qemu.TARGETS_DIR
+    cmd = [qemu.ARM_GCC, *t.cflags, "-O2", *qemu.WARNING_FLAGS, "-ffunction-sections", "-fdata-sections",
+           f"-I{RUNTIME_INCLUDE_DIR}", f"-I{RUNTIME_SRC_DIR}", f"-I{d}", str(src),
+           str(RUNTIME_SRC_DIR / "mcf_dsp_matmul.c"),
+           str(d / "startup.c"), "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", f"-L{d}",
+           f"-T{d / t.linker_script}", "-Wl,--gc-sections", "-o", str(elf)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0 and not res.stderr.strip(), res.stderr
+    _console, raw = qemu.run_image(t, elf, b"".join(x.tobytes() for x in inputs))
+    got = np.frombuffer(raw, dtype=np.int8)
+    want = np.concatenate(expected)
+    assert got.size == want.size
+    start = 0
+    for p, e in zip(cases, expected):
+        g = got[start:start + e.size]
+        assert g[-1] == 0, f"status {g[-1]} (99: wrote past the scratch) for {_short(p)}"
+        assert np.array_equal(g, e), f"{np.count_nonzero(g != e)} bytes differ on {target} for {_short(p)}"
+        start += e.size

@@ -4,10 +4,11 @@ instead, its constant operands prepared here at generation time.
 
 What the generator knows and the kernels exploit:
 
-* convolutions (1x1 as a matrix multiply, k x k through a two-column im2col
-  in the arena) and fully connected layers: the filter packed in 32-bit words
-  of 4 products, output channels interleaved in pairs as the inner loop reads
-  them, K padded to a multiple of 4; the input offset folded into the bias;
+* convolutions (1x1 as a matrix multiply over blocks of 6 output pixels
+  sign-extended once into the arena, k x k through a two-column im2col) and
+  fully connected layers: the filter packed in 32-bit words of 4 products,
+  output channels interleaved in pairs, K padded to a multiple of 4; the
+  input offset folded into the bias;
 * depthwise convolutions with depth multiplier 1 over a multiple of 4
   channels (normal and in place): the filter as int16 pairs in the order
   SXTAB16 unpacks the input, tap after tap per group of 4 channels; 3x3
@@ -38,6 +39,9 @@ class Variant:
     source: str  # runtime/src file defining it
     what: str  # one line for the report
     scratch: int = 0  # arena bytes passed as the last argument (in place: the ring)
+
+
+POINTWISE_BLOCK = 6  # output pixels per block of the 1x1 kernel (MCF_BLOCK in mcf_dsp_matmul.c)
 
 
 def _k_padded(k: int) -> int:
@@ -72,10 +76,12 @@ def select(step: Step) -> Variant | None:
     if step.kernel == "conv2d_s8":
         k = p["k_h"] * p["k_w"] * p["in_c"]
         if p["k_h"] == p["k_w"] == 1 and p["pad_top"] == p["pad_left"] == 0:
-            what = "1x1 conv as matmul, 2 channels x 2 pixels"
-        else:
-            what = f"{p['k_h']}x{p['k_w']} conv, im2col of 2 pixels + matmul"
-        return Variant("mcf_dsp_conv2d_s8", "mcf_dsp_matmul.c", what, 2 * 2 * _k_padded(k))
+            pixels = p["out_h"] * p["out_w"]
+            columns = POINTWISE_BLOCK if pixels >= POINTWISE_BLOCK else 2
+            return Variant("mcf_dsp_conv2d_1x1_s8", "mcf_dsp_matmul.c", "1x1 conv as matmul, 1 channel x 6 pixels",
+                           columns * 2 * _k_padded(k))
+        return Variant("mcf_dsp_conv2d_s8", "mcf_dsp_matmul.c",
+                       f"{p['k_h']}x{p['k_w']} conv, im2col of 2 pixels + matmul", 2 * 2 * _k_padded(k))
     if step.kernel == "fully_connected_s8":
         if p["rows"] == 1:  # no scratch: the input row is read in place, once per 4 output rows
             return Variant("mcf_dsp_fully_connected_s8", "mcf_dsp_matmul.c", "fully connected, 4 output rows at once")
@@ -135,19 +141,16 @@ def _wrap32(values: np.ndarray) -> np.ndarray:
     return ((np.asarray(values, dtype=np.int64) + 2**31) % 2**32 - 2**31).astype(np.int32)
 
 
-def pack_matmul(filter_rows: np.ndarray, columns: bool = True) -> np.ndarray:
-    """(out_c, K) int8 -> the kernel's int32 words: 4 products per word, K
-    zero-padded to a multiple of 4, output channels in pairs with their words
-    interleaved, a last odd channel on its own. columns: the kernel reads
-    int16 columns in natural order, so a word holds products k, k+2, k+1,
-    k+3 (SXTB16 then pairs k, k+1 and k+2, k+3); else (a single row read as
-    int8 words) products k..k+3 in order."""
+def pack_matmul(filter_rows: np.ndarray) -> np.ndarray:
+    """(out_c, K) int8 -> the kernel's int32 words: 4 products per word in
+    order (SXTB16 gives the pairs k, k+2 and k+1, k+3, the order the kernel's
+    int16 columns hold the inputs in), K zero-padded to a multiple of 4,
+    output channels in pairs with their words interleaved, a last odd channel
+    on its own."""
     w = np.asarray(filter_rows, dtype=np.int8)
     out_c, k = w.shape
     padded = np.zeros((out_c, _k_padded(k)), dtype=np.int8)
     padded[:, :k] = w
-    if columns:
-        padded = np.ascontiguousarray(padded.reshape(out_c, -1, 4)[:, :, [0, 2, 1, 3]].reshape(out_c, -1))
     words = padded.view("<i4").reshape(out_c, -1)
     parts = []
     for oc in range(0, out_c - 1, 2):
@@ -215,7 +218,7 @@ def prepared_params(kernel: str, params: dict) -> dict:
         rows = np.asarray(p["filter"], dtype=np.int8).reshape(out_c, -1)
         p["bias"] = fold_bias(rows, p["bias"], p["input_offset"])
         constant_channels(p, ~rows.any(axis=1))
-        p["filter"] = pack_matmul(rows, columns=kernel == "conv2d_s8" or p["rows"] > 1)
+        p["filter"] = pack_matmul(rows)
         # raw inputs in [-128, 127] against the folded bias
         bound = np.abs(p["bias"].astype(np.int64)) + 128 * np.abs(rows.astype(np.int64)).sum(axis=1)
     else:

@@ -5,12 +5,16 @@
  * generator prepares).
  *
  * Two output pixels (or rows) at a time are expanded into int16 columns in
- * the scratch buffer (1x1 convolutions and fully connected: a straight copy;
- * k x k: im2col, the padding filled with the input zero point), then each
- * pair of output channels is accumulated against both columns: per group of
- * 4 products, 2 filter words, 4 SXTB16, 4 column words and 8 SMLAD give 16
- * multiply-accumulates. The input offset lives in the bias (folded by the
- * generator), so the columns hold the raw input values.
+ * the scratch buffer (fully connected: a straight copy; k x k: im2col, the
+ * padding filled with the input zero point), then each pair of output
+ * channels is accumulated against both columns: per group of 4 products, 2
+ * filter words, 4 SXTB16, 4 column words and 8 SMLAD give 16
+ * multiply-accumulates. 1x1 convolutions take 6 output pixels at a time
+ * (mcf_dsp_conv2d_1x1_s8, below): one output channel's filter word, sign-
+ * extended once, meets 6 columns, 24 multiply-accumulates for 18
+ * instructions (3 columns for 3-5 pixels left, 12 for 11). The input offset
+ * lives in the bias (folded by the generator), so the columns hold the raw
+ * input values.
  */
 #include "mcuforge/kernels.h"
 #include "mcuforge/kernels_arm_dsp.h"
@@ -18,15 +22,16 @@
 #include "mcf_window.h"
 
 /*
- * The two columns share one buffer of 32-bit words, interleaved by group of
- * 4 products: column 0 (k0, k1), (k2, k3), then column 1 (k0, k1), (k2, k3),
- * so the inner loop reads 4 consecutive words. The generator stores each
- * filter word's bytes as w0, w2, w1, w3, so SXTB16 gives (w0, w1) and with
- * ROR #8 (w2, w3), matching the columns' natural order. int16 slot of
- * product k of column c: */
-static inline int32_t slot_of(int32_t k, int32_t c)
+ * The columns share one buffer of 32-bit words, interleaved by group of 4
+ * products: with n columns (2, or 6 in the 1x1 kernel), group g holds column
+ * 0's words, then column 1's, ..., each column two words: int16 pairs
+ * (k0, k2) and (k1, k3), the order SXTB16 and SXTB16 ROR #8 unpack a word of
+ * 4 int8 values in. The filter words hold their products in natural order,
+ * so the same two SXTB16 give the matching pairs (w0, w2), (w1, w3). int16
+ * slot of product k of column c: */
+static inline int32_t slot_of(int32_t k, int32_t c, int32_t n)
 {
-    return (k & ~3) * 2 + c * 4 + (k & 3);
+    return (k & ~3) * n + c * 4 + (((k & 1) << 1) | ((k >> 1) & 1));
 }
 
 /* The columns are read as 32-bit words: single int16 stores go through
@@ -39,51 +44,44 @@ static inline void put16(int16_t *cols, int32_t slot, int16_t v)
 /* 4 int8 values (one word) -> their 4 int16 slots of a group. */
 MCF_INLINE void expand_word(int16_t *slot, uint32_t v)
 {
-    const uint32_t even = (uint32_t)__sxtb16(v), odd = (uint32_t)mcf_sxtb16_ror8(v);
-    mcf_write32(slot, (even & 0xFFFFu) | (odd << 16));
-    mcf_write32(slot + 2, (odd & 0xFFFF0000u) | (even >> 16));
+    mcf_write32(slot, (uint32_t)__sxtb16(v));
+    mcf_write32(slot + 2, (uint32_t)mcf_sxtb16_ror8(v));
 }
 
-/* `count` int8 values -> column c, products k0 .. k0 + count - 1: one by
- * one (walking the column's slots) up to a group boundary and at the end,
- * 4 at a time in between (SXTB16 and two packs). */
-static void expand(const int8_t *src, int32_t count, int16_t *cols, int32_t c, int32_t k0)
+/* `count` int8 values -> column c of n, products k0 .. k0 + count - 1: one
+ * by one up to a group boundary and at the end, 4 at a time (two SXTB16) in
+ * between. */
+static void expand(const int8_t *src, int32_t count, int16_t *cols, int32_t c, int32_t k0, int32_t n)
 {
-    int16_t *slot = cols + slot_of(k0, c);
-    int32_t i = 0, k = k0;
-    for (; i < count && (k & 3) != 0; ++i) {
-        put16(slot++, 0, src[i]);
-        if ((++k & 3) == 0) {
-            slot += 4; /* the other column's half of the group */
-        }
+    int16_t *slot;
+    int32_t i = 0;
+    for (; i < count && ((k0 + i) & 3) != 0; ++i) {
+        put16(cols, slot_of(k0 + i, c, n), src[i]);
     }
-    for (; i + 3 < count; i += 4) {
+    for (slot = cols + slot_of(k0 + i, c, n); i + 3 < count; i += 4, slot += 4 * n) {
         expand_word(slot, mcf_read32(src + i));
-        slot += 8;
     }
     for (; i < count; ++i) {
-        put16(slot++, 0, src[i]);
+        put16(cols, slot_of(k0 + i, c, n), src[i]);
     }
 }
 
-static void fill(int16_t value, int32_t count, int16_t *cols, int32_t c, int32_t k0)
+static void fill(int16_t value, int32_t count, int16_t *cols, int32_t c, int32_t k0, int32_t n)
 {
-    int16_t *slot = cols + slot_of(k0, c);
-    int32_t i, k = k0;
+    int32_t i;
     for (i = 0; i < count; ++i) {
-        put16(slot++, 0, value);
-        if ((++k & 3) == 0) {
-            slot += 4;
-        }
+        put16(cols, slot_of(k0 + i, c, n), value);
     }
 }
 
 /* Products K .. Kp-1 meet zero filter bytes, but must be finite: zero them. */
-static void clear_tail(int16_t *cols, int32_t k, int32_t kp)
+static void clear_tail(int16_t *cols, int32_t k, int32_t kp, int32_t n)
 {
+    int32_t c;
     for (; k < kp; ++k) {
-        put16(cols, slot_of(k, 0), 0);
-        put16(cols, slot_of(k, 1), 0);
+        for (c = 0; c < n; ++c) {
+            put16(cols, slot_of(k, c, n), 0);
+        }
     }
 }
 
@@ -93,6 +91,7 @@ typedef struct {
     int32_t out_c, groups;
     int32_t output_offset, act_min, act_max;
     int fast; /* requantization mode, MCF_DSP_GENERAL .. MCF_DSP_FAST_SAT (mcf_dsp.h) */
+    int fold; /* MCF_DSP_FAST_SAT and every shift in [-22, -1]: the output offset joins the rounding */
 } matmul;
 
 MCF_INLINE int8_t out_of(const matmul *m, int32_t acc, int32_t oc, int fast)
@@ -438,15 +437,20 @@ static void matmul_row_any(const matmul *m, const int8_t *in, int32_t k, int8_t 
     }
 }
 
-static int shifts_valid(const int32_t *shift, int32_t count)
+static int shifts_in(const int32_t *shift, int32_t count, int32_t lo, int32_t hi)
 {
     int32_t i;
     for (i = 0; i < count; ++i) {
-        if (shift[i] < -31 || shift[i] > 31) {
+        if (shift[i] < lo || shift[i] > hi) {
             return 0;
         }
     }
     return 1;
+}
+
+static int shifts_valid(const int32_t *shift, int32_t count)
+{
+    return shifts_in(shift, count, -31, 31);
 }
 
 static void matmul_init(matmul *m, const int8_t *filter, const int32_t *bias, const int32_t *multiplier,
@@ -463,6 +467,7 @@ static void matmul_init(matmul *m, const int8_t *filter, const int32_t *bias, co
     m->act_min = act_min;
     m->act_max = act_max;
     m->fast = 0;
+    m->fold = 0;
 }
 
 /* The requantization mode is a constant inside each copy; the parameters
@@ -523,7 +528,7 @@ MCF_INLINE void copy_run(int8_t *dst, const int8_t *src, int32_t run)
 #endif
 
 MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_t *input, int32_t y0, int32_t x0,
-                                         int16_t *cols, int32_t c)
+                                         int16_t *cols, int32_t c, int32_t n)
 {
     union {
         uint32_t w[MCF_PATCH_MAX / 4];
@@ -534,7 +539,7 @@ MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_
     const int8_t zero = (int8_t)(-p->input_offset);
     const int32_t row_bytes = p->in_w * in_c;
     int8_t *dst = patch.b;
-    int16_t *slot = cols + 4 * c;
+    int16_t *slot = cols + 4 * c; /* slot_of(0, c, n) */
     int32_t ky, kx, i, g;
     patch.w[groups - 1] = 0; /* the products past K meet zero filter bytes */
     if (p->dilation_w == 1 && x0 >= 0 && x0 + k_w <= p->in_w) { /* whole kernel rows inside */
@@ -562,107 +567,561 @@ MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_
             }
         }
     }
-    for (g = 0; g < groups; ++g, slot += 8) {
+    for (g = 0; g < groups; ++g, slot += 4 * n) {
         expand_word(slot, patch.w[g]);
     }
 }
 
-/* im2col of output pixel (oy, ox) into col: K = k_h * k_w * in_c products. */
-static void im2col(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int16_t *cols, int32_t c)
+/* im2col of output pixel `pixel` into column c of n: K = k_h * k_w * in_c products. */
+static void im2col(const mcf_conv2d_params *p, const int8_t *input, int32_t pixel, int16_t *cols, int32_t c,
+                   int32_t n)
 {
     const int32_t in_c = p->in_c, k_w = p->k_w;
-    const int32_t oy = n / p->out_w, ox = n - oy * p->out_w;
+    const int32_t oy = pixel / p->out_w, ox = pixel - oy * p->out_w;
     const int32_t y0 = oy * p->stride_h - p->pad_top, x0 = ox * p->stride_w - p->pad_left;
     const int16_t zero = (int16_t)(-p->input_offset);
     int32_t ky, kx, k = 0;
     if (p->k_h == 1 && k_w == 1 && y0 >= 0 && y0 < p->in_h && x0 >= 0 && x0 < p->in_w) {
-        expand(input + (y0 * p->in_w + x0) * in_c, in_c, cols, c, 0);
+        expand(input + (y0 * p->in_w + x0) * in_c, in_c, cols, c, 0, n);
         return;
     }
     if (p->k_h * k_w * in_c <= MCF_PATCH_MAX && in_c % 4 != 0) {
-        im2col_patch(p, input, y0, x0, cols, c);
+        im2col_patch(p, input, y0, x0, cols, c, n);
         return;
     }
     for (ky = 0; ky < p->k_h; ++ky) {
         const int32_t iy = y0 + ky * p->dilation_h;
         if (iy < 0 || iy >= p->in_h) {
-            fill(zero, k_w * in_c, cols, c, k);
+            fill(zero, k_w * in_c, cols, c, k, n);
             k += k_w * in_c;
             continue;
         }
         if (p->dilation_w == 1 && x0 >= 0 && x0 + k_w <= p->in_w) {
             /* the whole kernel row is inside: one contiguous run */
-            expand(input + (iy * p->in_w + x0) * in_c, k_w * in_c, cols, c, k);
+            expand(input + (iy * p->in_w + x0) * in_c, k_w * in_c, cols, c, k, n);
             k += k_w * in_c;
             continue;
         }
         for (kx = 0; kx < k_w; ++kx) {
             const int32_t ix = x0 + kx * p->dilation_w;
             if (ix < 0 || ix >= p->in_w) {
-                fill(zero, in_c, cols, c, k);
+                fill(zero, in_c, cols, c, k, n);
             } else {
-                expand(input + (iy * p->in_w + ix) * in_c, in_c, cols, c, k);
+                expand(input + (iy * p->in_w + ix) * in_c, in_c, cols, c, k, n);
             }
             k += in_c;
         }
     }
 }
 
-/* Every pair of output pixels: im2col of both, then both through the
- * matrix multiply (one copy per requantization mode, the parameters in a
- * local the output stores cannot alias). Returns the pixels done. */
+/* Every pair of output pixels from `first` on: im2col of both, then both
+ * through the matrix multiply (one copy per requantization mode, the
+ * parameters in a local the output stores cannot alias). Returns the first
+ * pixel not done. */
 MCF_INLINE int32_t conv_pairs(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
-                              int16_t *cols, int mode)
+                              int16_t *cols, int32_t first, int mode)
 {
     const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c;
     const uint32_t *words = (const uint32_t *)(void *)cols;
     int32_t n;
-    for (n = 0; n + 1 < pixels; n += 2) {
-        im2col(p, input, n, cols, 0);
-        im2col(p, input, n + 1, cols, 1);
+    for (n = first; n + 1 < pixels; n += 2) {
+        im2col(p, input, n, cols, 0, 2);
+        im2col(p, input, n + 1, cols, 1, 2);
         matmul_2(m, words, output + n * out_c, output + (n + 1) * out_c, mode);
     }
     return n;
 }
 
 static int32_t conv_pairs_any(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
-                              int16_t *cols)
+                              int16_t *cols, int32_t first)
 {
     const matmul local = *m;
     if (local.fast == MCF_DSP_FAST_SAT) {
-        return conv_pairs(&local, p, input, output, cols, MCF_DSP_FAST_SAT);
+        return conv_pairs(&local, p, input, output, cols, first, MCF_DSP_FAST_SAT);
     }
     if (local.fast == MCF_DSP_FAST) {
-        return conv_pairs(&local, p, input, output, cols, MCF_DSP_FAST);
+        return conv_pairs(&local, p, input, output, cols, first, MCF_DSP_FAST);
     }
-    return conv_pairs(&local, p, input, output, cols, MCF_DSP_GENERAL);
+    return conv_pairs(&local, p, input, output, cols, first, MCF_DSP_GENERAL);
+}
+
+/* The pixels from `first` on, after the blocks of 6: pairs (2 columns),
+ * then a last odd pixel (1). */
+static void conv_rest(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
+                      int16_t *cols, int32_t first)
+{
+    const int32_t k = p->k_h * p->k_w * p->in_c, kp = (k + 3) / 4 * 4;
+    const int32_t pixels = p->out_h * p->out_w;
+    int32_t n;
+    clear_tail(cols, k, kp, 2);
+    n = conv_pairs_any(m, p, input, output, cols, first);
+    if (n < pixels) {
+        im2col(p, input, n, cols, 0, 2);
+        matmul_1_any(m, (const uint32_t *)(void *)cols, output + n * p->out_c);
+    }
+}
+
+static int conv_args_ok(const mcf_conv2d_params *p, const int8_t *input, const int8_t *output,
+                        const int8_t *scratch)
+{
+    return !(p->in_h <= 0 || p->in_w <= 0 || p->in_c <= 0 || p->out_h <= 0 || p->out_w <= 0 || p->out_c <= 0 ||
+             p->k_h <= 0 || p->k_w <= 0 || p->stride_h <= 0 || p->stride_w <= 0 || p->dilation_h <= 0 ||
+             p->dilation_w <= 0 || p->act_min < -128 || p->act_max > 127 || p->act_min > p->act_max ||
+             p->filter == NULL || p->bias == NULL || p->multiplier == NULL || p->shift == NULL ||
+             input == NULL || output == NULL || scratch == NULL || !shifts_valid(p->shift, p->out_c));
+}
+
+static void conv_matmul_init(matmul *m, const mcf_conv2d_params *p)
+{
+    matmul_init(m, p->filter, p->bias, p->multiplier, p->shift, p->out_c, p->k_h * p->k_w * p->in_c,
+                p->output_offset, p->act_min, p->act_max);
+    m->fast = mcf_dsp_mode(p->per_channel, p->act_min, p->act_max);
 }
 
 int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
 {
-    const int32_t k = p->k_h * p->k_w * p->in_c, kp = (k + 3) / 4 * 4;
-    const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c;
-    int16_t *cols = (int16_t *)(void *)scratch;
-    const uint32_t *words = (const uint32_t *)(void *)scratch;
     matmul m;
-    int32_t n;
-
-    if (p->in_h <= 0 || p->in_w <= 0 || p->in_c <= 0 || p->out_h <= 0 || p->out_w <= 0 || out_c <= 0 ||
-        p->k_h <= 0 || p->k_w <= 0 || p->stride_h <= 0 || p->stride_w <= 0 || p->dilation_h <= 0 ||
-        p->dilation_w <= 0 || p->act_min < -128 || p->act_max > 127 || p->act_min > p->act_max ||
-        p->filter == NULL || p->bias == NULL || p->multiplier == NULL || p->shift == NULL ||
-        input == NULL || output == NULL || scratch == NULL || !shifts_valid(p->shift, out_c)) {
+    if (!conv_args_ok(p, input, output, scratch)) {
         return MCF_ERR_ARG;
     }
-    matmul_init(&m, p->filter, p->bias, p->multiplier, p->shift, out_c, k, p->output_offset, p->act_min,
-                p->act_max);
-    m.fast = mcf_dsp_mode(p->per_channel, p->act_min, p->act_max);
-    clear_tail(cols, k, kp);
-    n = conv_pairs_any(&m, p, input, output, cols);
-    if (n < pixels) {
-        im2col(p, input, n, cols, 0);
-        matmul_1_any(&m, words, output + n * out_c);
+    conv_matmul_init(&m, p);
+    conv_rest(&m, p, input, output, (int16_t *)(void *)scratch, 0);
+    return MCF_OK;
+}
+
+/*
+ * 1x1 convolutions: blocks of 6 output pixels, each output channel's filter
+ * word sign-extended once (2 SXTB16) for the 6 columns; per group of 4
+ * products: 1 filter load, 2 SXTB16, 3 LDM of 4 column words, 12 SMLAD for
+ * 24 multiply-accumulates. 3 to 5 pixels left: a block of 3 columns; 1 or 2:
+ * the 2-pixel blocks above, in the same scratch. On the DSP extension the
+ * blocks run in assembly, requantization included, for the layers whose
+ * requantization allows it (m->fold); the others take the 2-pixel blocks
+ * throughout. Elsewhere the same blocks run in C.
+ */
+#define MCF_BLOCK 6
+
+/* acc[0 .. n-1] (acc[0] holding the bias on entry) = the bias + the dot
+ * products of one output channel's filter words (w, every `stride` words)
+ * with n columns (n <= 6), `groups` groups of 4 products. */
+static void dot_c(int32_t *acc, const uint32_t *w, int32_t stride, const uint32_t *x, int32_t groups, int32_t n)
+{
+    int32_t a[MCF_BLOCK], g, j;
+    for (j = 0; j < n; ++j) {
+        a[j] = acc[0];
     }
+    for (g = 0; g < groups; ++g, w += stride, x += 2 * n) {
+        const int32_t even = __sxtb16(*w), odd = mcf_sxtb16_ror8(*w);
+        for (j = 0; j < n; ++j) {
+            a[j] = __smlad(odd, (int32_t)x[2 * j + 1], __smlad(even, (int32_t)x[2 * j], a[j]));
+        }
+    }
+    for (j = 0; j < n; ++j) {
+        acc[j] = a[j];
+    }
+}
+
+#ifdef MCF_DSP_ASM
+/*
+ * The whole block for a layer in mode MCF_DSP_FAST_SAT whose shifts are all
+ * in [-22, -1] (m->fold): every other output channel from the job's first
+ * (the first channels of the pairs, or the second ones: their filter words
+ * follow each other with a stride of 2 words) against the 6 columns,
+ * requantized in registers and stored. The job is copied to a 12-word
+ * frame on the stack (offsets below). Each channel's first group starts its
+ * 6 accumulators from the bias; the rest of the groups loop unrolled 8
+ * times, entered at the group that leaves a multiple of 8 (`entry`,
+ * computed here: each group is 18 32-bit instructions, 72 bytes).
+ * Requantization: x = SMMULR(2 acc, m), then (x + 2^(e-1) - (x < 0)
+ * + output_offset * 2^e) >> e and SSAT, which is mcf_dsp_requantize_fast
+ * plus the output offset exactly: |x| < 2^30 and |offset| * 2^e <= 2^29;
+ * with e = -shift, 2^(e-1) + output_offset * 2^e = (2 output_offset + 1)
+ * << ~shift.
+ * The 6 outputs of a channel go to out + j * out_c (STRB with a scaled
+ * register offset from out and out + out_c).
+ */
+typedef struct {
+    const uint32_t *x;         /* 0: the columns */
+    const uint32_t *x_end;     /* 4 */
+    uint32_t entry;            /* 8: set by the assembly */
+    int8_t *out_end;           /* 12: out past the last channel */
+    const int32_t *bias;       /* 16: the first channel's (then every other one) */
+    const int32_t *multiplier; /* 20 */
+    const int32_t *shift;      /* 24: (read at multiplier + shift_from_mult) */
+    int8_t *out;               /* 28: the first channel's output for pixel 0 of the block */
+    int32_t out_c;             /* 32 */
+    int32_t shift_from_mult;   /* 36: bytes from multiplier + 2 to shift (both advance together) */
+    int32_t offset_2_1;        /* 40: 2 * output_offset + 1 */
+    const uint32_t *w;         /* 44: the first channel's first filter word */
+} mcf_pw6_job;
+
+void mcf_dsp_pw6_sat(const mcf_pw6_job *job, int32_t groups);
+#define MCF_PW6_LOADS(acc0, acc1, first0, first1) \
+    "ldmia.w r2!, {r0, r10, r11, lr}\n\t"  \
+    "smlad " acc0 ", r12, r0, " first0 "\n\t" \
+    "smlad " acc0 ", r3, r10, " acc0 "\n\t" \
+    "smlad " acc1 ", r12, r11, " first1 "\n\t" \
+    "smlad " acc1 ", r3, lr, " acc1 "\n\t"
+#define MCF_PW6_WORD                       \
+    "ldr.w r3, [r1], #8\n\t"               \
+    "sxtb16 r12, r3\n\t"                   \
+    "sxtb16 r3, r3, ror #8\n\t"
+#define MCF_PW6_GROUP MCF_PW6_WORD MCF_PW6_LOADS("r4", "r5", "r4", "r5") \
+    MCF_PW6_LOADS("r6", "r7", "r6", "r7") MCF_PW6_LOADS("r8", "r9", "r8", "r9")
+#define MCF_PW6_OUT(acc, addr)             \
+    "lsl " acc ", " acc ", #1\n\t"         \
+    "smmulr " acc ", " acc ", r0\n\t"      \
+    "add r2, r11, " acc "\n\t"             \
+    "add r2, r2, " acc ", asr #31\n\t"     \
+    "asr r2, r2, r10\n\t"                  \
+    "ssat r2, #8, r2\n\t"                  \
+    "strb r2, " addr "\n\t"
+__asm__(".pushsection .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
+        ".syntax unified\n\t"
+        ".thumb\n\t"
+        ".p2align 2\n\t"
+        ".global mcf_dsp_pw6_sat\n\t"
+        ".type mcf_dsp_pw6_sat, %function\n\t"
+        ".thumb_func\n"
+        "mcf_dsp_pw6_sat:\n\t"
+        "push {r4-r11, lr}\n\t"
+        "ldmia r0, {r2-r12, lr}\n\t"
+        "subs r0, r1, #1\n\t"           /* groups after the first */
+        "beq 7f\n\t"
+        "and r0, r0, #7\n\t"
+        "rsb r0, r0, #8\n\t"
+        "and r0, r0, #7\n\t"            /* groups skipped in the first pass */
+        "movs r1, #72\n\t"
+        "adr.w r4, 1f\n\t"
+        "mla r4, r0, r1, r4\n\t"
+        "b 8f\n"
+        "7:\n\t"
+        "adr.w r4, 2f\n"                /* one group: straight to the end test */
+        "8:\n\t"
+        "orr r4, r4, #1\n\t"            /* entry (Thumb) */
+        "push {r2-r12, lr}\n\t"
+        "mov r1, lr\n"
+        "5:\n\t"
+        "ldr r3, [sp, #16]\n\t"
+        "ldr r9, [r3], #8\n\t"          /* bias */
+        "str r3, [sp, #16]\n\t"
+        "ldr r2, [sp]\n\t"
+        MCF_PW6_WORD                    /* the first group, from the bias (r9 last) */
+        MCF_PW6_LOADS("r4", "r5", "r9", "r9")
+        MCF_PW6_LOADS("r6", "r7", "r9", "r9")
+        MCF_PW6_LOADS("r8", "r9", "r9", "r9")
+        "ldr r3, [sp, #8]\n\t"
+        "bx r3\n\t"
+        ".p2align 2\n"
+        "1:\n\t" MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP
+        MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP
+        "2:\n\t"
+        "ldr r3, [sp, #4]\n\t"
+        "cmp r2, r3\n\t"
+        "bne 1b\n\t"
+        "ldr r3, [sp, #20]\n\t"
+        "ldr r0, [r3], #8\n\t"          /* multiplier */
+        "str r3, [sp, #20]\n\t"
+        "ldr r12, [sp, #36]\n\t"
+        "ldr r10, [r3, r12]\n\t"        /* shift */
+        "ldr r11, [sp, #40]\n\t"
+        "mvn r12, r10\n\t"              /* e - 1 */
+        "lsl r11, r11, r12\n\t"         /* output_offset * 2^e + 2^(e-1) */
+        "rsb r10, r10, #0\n\t"          /* e */
+        "ldr r12, [sp, #28]\n\t"
+        "ldr lr, [sp, #32]\n\t"
+        "add r3, r12, lr\n\t"
+        MCF_PW6_OUT("r4", "[r12]")
+        MCF_PW6_OUT("r5", "[r3]")
+        MCF_PW6_OUT("r6", "[r12, lr, lsl #1]")
+        MCF_PW6_OUT("r7", "[r3, lr, lsl #1]")
+        MCF_PW6_OUT("r8", "[r12, lr, lsl #2]")
+        MCF_PW6_OUT("r9", "[r3, lr, lsl #2]")
+        "adds r12, r12, #2\n\t"
+        "str r12, [sp, #28]\n\t"
+        "ldr r3, [sp, #12]\n\t"
+        "cmp r12, r3\n\t"
+        "bne 5b\n\t"
+        "add sp, sp, #48\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".size mcf_dsp_pw6_sat, .-mcf_dsp_pw6_sat\n\t"
+        ".popsection");
+/*
+ * The same for 3 columns (the 3 to 5 pixels left after the blocks of 6 in
+ * mode m->fold): 12 multiply-accumulates per 11 instructions (an LDM of 4
+ * words and an LDRD), groups of 44 bytes, unrolled 4 times; the column
+ * pointer, its end and the loop entry stay in r9, r7, r8.
+ */
+void mcf_dsp_pw3_sat(const mcf_pw6_job *job, int32_t groups);
+#define MCF_PW3_GROUP(first4, first5)     \
+    MCF_PW6_WORD                           \
+    "ldmia.w r2!, {r0, r10, r11, lr}\n\t"  \
+    "smlad r4, r12, r0, " first4 "\n\t"    \
+    "smlad r4, r3, r10, r4\n\t"            \
+    "smlad r5, r12, r11, " first5 "\n\t"   \
+    "smlad r5, r3, lr, r5\n\t"             \
+    "ldrd r0, r10, [r2], #8\n\t"           \
+    "smlad r6, r12, r0, r6\n\t"            \
+    "smlad r6, r3, r10, r6\n\t"
+__asm__(".pushsection .text.mcf_dsp_pw3_sat,\"ax\",%progbits\n\t"
+        ".syntax unified\n\t"
+        ".thumb\n\t"
+        ".p2align 2\n\t"
+        ".global mcf_dsp_pw3_sat\n\t"
+        ".type mcf_dsp_pw3_sat, %function\n\t"
+        ".thumb_func\n"
+        "mcf_dsp_pw3_sat:\n\t"
+        "push {r4-r11, lr}\n\t"
+        "ldmia r0, {r2-r12, lr}\n\t"
+        "subs r0, r1, #1\n\t"           /* groups after the first */
+        "beq 7f\n\t"
+        "and r0, r0, #3\n\t"
+        "rsb r0, r0, #4\n\t"
+        "and r0, r0, #3\n\t"            /* groups skipped in the first pass */
+        "movs r1, #44\n\t"
+        "mul r0, r0, r1\n\t"
+        "adr.w r1, 1f\n\t"
+        "add r0, r0, r1\n\t"
+        "b 8f\n"
+        "7:\n\t"
+        "adr.w r0, 2f\n"                /* one group: straight to the end test */
+        "8:\n\t"
+        "push {r2-r12, lr}\n\t"
+        "orr r8, r0, #1\n\t"            /* entry (Thumb) */
+        "mov r9, r2\n\t"
+        "mov r7, r3\n\t"
+        "mov r1, lr\n"
+        "5:\n\t"
+        "ldr r3, [sp, #16]\n\t"
+        "ldr r6, [r3], #8\n\t"          /* bias */
+        "str r3, [sp, #16]\n\t"
+        "mov r2, r9\n\t"
+        MCF_PW3_GROUP("r6", "r6")       /* the first group, from the bias (r6 last) */
+        "bx r8\n\t"
+        ".p2align 2\n"
+        "1:\n\t" MCF_PW3_GROUP("r4", "r5") MCF_PW3_GROUP("r4", "r5") MCF_PW3_GROUP("r4", "r5")
+        MCF_PW3_GROUP("r4", "r5")
+        "2:\n\t"
+        "cmp r2, r7\n\t"
+        "bne 1b\n\t"
+        "ldr r3, [sp, #20]\n\t"
+        "ldr r0, [r3], #8\n\t"          /* multiplier */
+        "str r3, [sp, #20]\n\t"
+        "ldr r12, [sp, #36]\n\t"
+        "ldr r10, [r3, r12]\n\t"        /* shift */
+        "ldr r11, [sp, #40]\n\t"
+        "mvn r12, r10\n\t"              /* e - 1 */
+        "lsl r11, r11, r12\n\t"         /* output_offset * 2^e + 2^(e-1) */
+        "rsb r10, r10, #0\n\t"          /* e */
+        "ldr r12, [sp, #28]\n\t"
+        "ldr lr, [sp, #32]\n\t"
+        MCF_PW6_OUT("r4", "[r12]")
+        MCF_PW6_OUT("r5", "[r12, lr]")
+        MCF_PW6_OUT("r6", "[r12, lr, lsl #1]")
+        "adds r12, r12, #2\n\t"
+        "str r12, [sp, #28]\n\t"
+        "ldr r3, [sp, #12]\n\t"
+        "cmp r12, r3\n\t"
+        "bne 5b\n\t"
+        "add sp, sp, #48\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".size mcf_dsp_pw3_sat, .-mcf_dsp_pw3_sat\n\t"
+        ".popsection");
+#undef MCF_PW3_GROUP
+#undef MCF_PW6_LOADS
+#undef MCF_PW6_WORD
+#undef MCF_PW6_GROUP
+#undef MCF_PW6_OUT
+#endif
+
+#ifdef MCF_DSP_ASM
+/* Every output channel of a pair against n (6 or 3) columns, through the
+ * assembly above: the pairs' first channels, then their second ones. */
+static void fused(const matmul *m, const uint32_t *cols, int32_t n, int8_t *out)
+{
+    const int32_t out_c = m->out_c, groups = m->groups, pairs = out_c & ~1;
+    mcf_pw6_job job;
+    int32_t second;
+    for (second = 0; second < 2; ++second) {
+        job.x = cols;
+        job.x_end = cols + 2 * n * groups;
+        job.entry = 0;
+        job.out_end = out + second + pairs;
+        job.bias = m->bias + second;
+        job.multiplier = m->multiplier + second;
+        job.shift = m->shift + second;
+        job.out = out + second;
+        job.out_c = out_c;
+        job.shift_from_mult = (int32_t)((uintptr_t)m->shift - (uintptr_t)m->multiplier) - 8;
+        job.offset_2_1 = 2 * m->output_offset + 1;
+        job.w = m->filter + second;
+        if (n == MCF_BLOCK) {
+            mcf_dsp_pw6_sat(&job, groups);
+        } else {
+            mcf_dsp_pw3_sat(&job, groups);
+        }
+    }
+}
+#endif
+
+/* Whether the 1x1 kernel takes blocks of 6 and 3 columns: on the DSP
+ * extension, the layers the assembly handles (m->fold, at least one channel
+ * pair), the others in 2-pixel blocks; elsewhere always, in C. */
+static int blocks_of_six(const matmul *m)
+{
+#ifdef MCF_DSP_ASM
+    return m->fold && m->out_c >= 2;
+#else
+    (void)m;
+    return 1;
+#endif
+}
+
+/* Every output channel against n (6 or 3) columns, requantized into
+ * out[j * out_c + oc]: in assembly (blocks_of_six), the last odd channel
+ * (every channel without the assembly) in C. */
+static void matmul_n(const matmul *m, const uint32_t *cols, int32_t n, int8_t *out)
+{
+    const int32_t out_c = m->out_c, groups = m->groups;
+    int32_t acc[MCF_BLOCK];
+    int32_t oc = 0, j;
+#ifdef MCF_DSP_ASM
+    const int mode = MCF_DSP_FAST_SAT; /* m->fold */
+    fused(m, cols, n, out);
+    oc = out_c & ~1;
+#else
+    const int mode = m->fast;
+#endif
+    for (; oc < out_c; ++oc) {
+        /* channel oc's words: in its pair, every other word; a last odd channel on its own */
+        const uint32_t *w = m->filter + (oc & ~1) * groups + (oc & 1);
+        acc[0] = m->bias[oc];
+        dot_c(acc, w, (oc | 1) < out_c ? 2 : 1, cols, groups, n);
+        for (j = 0; j < n; ++j) {
+            out[j * out_c + oc] = mcf_dsp_out(acc[j], m->multiplier[oc], m->shift[oc], m->output_offset, m->act_min,
+                                              m->act_max, mode);
+        }
+    }
+}
+
+/* The 6 columns of output pixels n .. n + 5. direct: in_c is a multiple of
+ * 4, the input word-aligned (arena buffers are), no padding and every pixel
+ * inside the input, so each pixel's input words go straight to its column
+ * (else through im2col). */
+static void columns_6(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int16_t *cols, int direct)
+{
+    const int32_t in_c = p->in_c, words = in_c / 4;
+    int32_t c, oy = n / p->out_w, ox = n - oy * p->out_w;
+    for (c = 0; c < MCF_BLOCK; ++c, ++ox) {
+        const int8_t *src, *end;
+        uint32_t *slot = (uint32_t *)(void *)cols + 2 * c;
+        if (ox == p->out_w) {
+            ox = 0;
+            ++oy;
+        }
+        if (!direct) {
+            im2col(p, input, n + c, cols, c, MCF_BLOCK);
+            continue;
+        }
+        src = input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * in_c;
+        end = src + 4 * words;
+#ifdef MCF_DSP_ASM
+        if (words >= 4) { /* the same, 4 input words per 2 LDRD, one STRD per input word */
+            const int8_t *end4 = src + 16 * (words / 4);
+            uint32_t a, b, d, e, t;
+            __asm__ volatile("1:\n\t"
+                             "ldrd %[a], %[b], [%[src]], #8\n\t"
+                             "ldrd %[d], %[e], [%[src]], #8\n\t"
+                             "sxtb16 %[t], %[a]\n\t"
+                             "sxtb16 %[a], %[a], ror #8\n\t"
+                             "strd %[t], %[a], [%[slot]], #48\n\t"
+                             "sxtb16 %[t], %[b]\n\t"
+                             "sxtb16 %[b], %[b], ror #8\n\t"
+                             "strd %[t], %[b], [%[slot]], #48\n\t"
+                             "sxtb16 %[t], %[d]\n\t"
+                             "sxtb16 %[d], %[d], ror #8\n\t"
+                             "strd %[t], %[d], [%[slot]], #48\n\t"
+                             "sxtb16 %[t], %[e]\n\t"
+                             "sxtb16 %[e], %[e], ror #8\n\t"
+                             "strd %[t], %[e], [%[slot]], #48\n\t"
+                             "cmp %[src], %[end4]\n\t"
+                             "bne 1b\n\t"
+                             : [src] "+r"(src), [slot] "+r"(slot), [a] "=&r"(a), [b] "=&r"(b), [d] "=&r"(d),
+                               [e] "=&r"(e), [t] "=&r"(t)
+                             : [end4] "r"(end4)
+                             : "cc", "memory");
+        }
+        if (src != end) { /* the last 1-3 words */
+            uint32_t v, even;
+            __asm__ volatile("1:\n\t"
+                             "ldr %[v], [%[src]], #4\n\t"
+                             "sxtb16 %[even], %[v]\n\t"
+                             "sxtb16 %[v], %[v], ror #8\n\t"
+                             "strd %[even], %[v], [%[slot]], #48\n\t"
+                             "cmp %[src], %[end]\n\t"
+                             "bne 1b\n\t"
+                             : [src] "+r"(src), [slot] "+r"(slot), [v] "=&r"(v), [even] "=&r"(even)
+                             : [end] "r"(end)
+                             : "cc", "memory");
+        }
+#endif
+        while (src != end) {
+            const uint32_t v = mcf_read32(src);
+            slot[0] = (uint32_t)__sxtb16(v);
+            slot[1] = (uint32_t)mcf_sxtb16_ror8(v);
+            slot += 2 * MCF_BLOCK;
+            src += 4;
+        }
+    }
+}
+
+/* Every block of 6 output pixels (their 6 columns, then every output
+ * channel against them), then 3 of the 3 to 5 pixels left as a block of 3
+ * columns. Returns the first pixel not done. */
+static int32_t conv_blocks(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
+                           int16_t *cols)
+{
+    const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c, kp = (p->in_c + 3) / 4 * 4;
+    const uint32_t *words = (const uint32_t *)(void *)cols;
+    const int direct = p->in_c % 4 == 0 && ((uintptr_t)input & 3u) == 0 && p->pad_top == 0 && p->pad_left == 0 &&
+                       (p->out_h - 1) * p->stride_h < p->in_h && (p->out_w - 1) * p->stride_w < p->in_w;
+    int32_t n, c;
+    clear_tail(cols, p->in_c, kp, MCF_BLOCK);
+    for (n = 0; n + MCF_BLOCK <= pixels; n += MCF_BLOCK) {
+        columns_6(p, input, n, cols, direct);
+        matmul_n(m, words, MCF_BLOCK, output + n * out_c);
+    }
+    if (pixels - n >= 3) {
+        clear_tail(cols, p->in_c, kp, 3);
+        for (c = 0; c < 3; ++c) {
+            im2col(p, input, n + c, cols, c, 3);
+        }
+        matmul_n(m, words, 3, output + n * out_c);
+        n += 3;
+    }
+    return n;
+}
+
+int32_t mcf_dsp_conv2d_1x1_s8_scratch_size(const mcf_conv2d_params *p)
+{
+    const int32_t columns = p->out_h * p->out_w >= MCF_BLOCK ? MCF_BLOCK : 2;
+    return columns * 2 * ((p->in_c + 3) / 4 * 4);
+}
+
+int mcf_dsp_conv2d_1x1_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    int16_t *cols = (int16_t *)(void *)scratch;
+    matmul m;
+    int32_t n = 0;
+    if (!conv_args_ok(p, input, output, scratch) || p->k_h != 1 || p->k_w != 1) {
+        return MCF_ERR_ARG;
+    }
+    conv_matmul_init(&m, p);
+    m.fold = m.fast == MCF_DSP_FAST_SAT && shifts_in(p->shift, p->out_c, -22, -1);
+    if (p->out_h * p->out_w >= MCF_BLOCK && blocks_of_six(&m)) { /* else the scratch may hold 2 columns only */
+        n = conv_blocks(&m, p, input, output, cols);
+    }
+    conv_rest(&m, p, input, output, cols, n);
     return MCF_OK;
 }
 
@@ -693,14 +1152,14 @@ int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t
         matmul_row_any(&m, input, k, output);
         return MCF_OK;
     }
-    clear_tail(cols, k, kp);
+    clear_tail(cols, k, kp, 2);
     for (row = 0; row + 1 < p->rows; row += 2) {
-        expand(input + row * k, k, cols, 0, 0);
-        expand(input + (row + 1) * k, k, cols, 1, 0);
+        expand(input + row * k, k, cols, 0, 0, 2);
+        expand(input + (row + 1) * k, k, cols, 1, 0, 2);
         matmul_2_any(&m, words, output + row * n_out, output + (row + 1) * n_out);
     }
     if (row < p->rows) {
-        expand(input + row * k, k, cols, 0, 0);
+        expand(input + row * k, k, cols, 0, 0, 2);
         matmul_1_any(&m, words, output + row * n_out);
     }
     return MCF_OK;

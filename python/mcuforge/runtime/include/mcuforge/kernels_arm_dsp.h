@@ -5,19 +5,19 @@
  * The kernels take the portable parameter structs (kernels.h), with constant
  * operands the generator has prepared for them (mcuforge.codegen.arm_dsp):
  *
- * mcf_dsp_conv2d_s8, mcf_dsp_fully_connected_s8 (K = k_h * k_w * in_c or
- * in_features, Kp = K rounded up to a multiple of 4):
- *   filter   32-bit words of 4 int8 weights of one output channel, zero
- *            beyond K: products k, k+2, k+1, k+3 (the kernel reads int16
- *            columns: convolutions, fully connected with rows > 1) or k..k+3
- *            (fully connected with one row, read in place); output channels
- *            in pairs, the words of the two channels interleaved (a last odd
- *            channel on its own);
+ * mcf_dsp_conv2d_s8, mcf_dsp_conv2d_1x1_s8 (k_h = k_w = 1),
+ * mcf_dsp_fully_connected_s8 (K = k_h * k_w * in_c or in_features, Kp = K
+ * rounded up to a multiple of 4):
+ *   filter   32-bit words of 4 int8 weights of one output channel, products
+ *            k..k+3 in order, zero beyond K; output channels in pairs, the
+ *            words of the two channels interleaved (a last odd channel on its
+ *            own);
  *   bias     bias[oc] + input_offset * sum_k filter[oc][k] (never NULL), so
  *            the kernel multiplies raw inputs and pads with the zero point;
  *   multiplier, shift: one per output channel.
- *   scratch: mcf_dsp_*_scratch_size() bytes (two int16 columns of Kp; none
- *            for a fully connected layer with one row).
+ *   scratch: mcf_dsp_*_scratch_size() bytes: int16 columns of Kp, two (none
+ *            for a fully connected layer with one row), six for the 1x1
+ *            kernel when the layer has at least 6 output pixels.
  *
  * mcf_dsp_depthwise_conv2d_s8 and _inplace (depth multiplier 1, in_c a
  * multiple of 4):
@@ -48,6 +48,8 @@ extern "C" {
 
 int32_t mcf_dsp_conv2d_s8_scratch_size(const mcf_conv2d_params *p);
 int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+int32_t mcf_dsp_conv2d_1x1_s8_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_1x1_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 
 int32_t mcf_dsp_fully_connected_s8_scratch_size(const mcf_fully_connected_params *p);
 int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output,
