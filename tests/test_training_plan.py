@@ -155,8 +155,13 @@ def test_cli_training_errors_and_success(tmp_path):
     assert res.returncode == 3 and "Traceback" not in res.stderr and not out.exists(), res.stderr
     assert "allows 256" in res.stderr and "--train-bias-layers" in res.stderr
     res = mcuforge("compile", model, "-o", out, "--calibration", calib, "--training", "bias", "--train-bias-layers", "1",
-               "--schedule", "patch")
-    assert res.returncode == 2 and "patch" in res.stderr and not out.exists()
+               "--input-stream")
+    assert res.returncode == 2 and "--schedule patch" in res.stderr and not out.exists()
+    # the frozen conv + max pool below the trained classifier run on patches
+    res = mcuforge("compile", model, "-o", tmp_path / "patch", "--calibration", calib, "--training", "bias",
+                   "--train-bias-layers", "1", "--schedule", "patch")
+    assert res.returncode == 0, res.stderr
+    assert "run on a" in res.stdout and "the lowest the backward pass reaches" in res.stdout
     res = mcuforge("compile", model, "-o", out, "--calibration", calib, "--training", "sparse",
                "--train-bias-layers", "1", "--train-weight-layers", "-1", "--learning-rate", "0.02")
     assert res.returncode == 0, res.stderr

@@ -85,6 +85,9 @@ class TrainingPlan:
     loss_table: np.ndarray = field(default_factory=loss_table)
     gains: dict | None = None  # contribution analysis (automatic policy)
     saved_activations: list[str] = field(default_factory=list)  # forward tensors a backward step reads
+    # the lowest forward step with a backward step (the lowest layer the backward pass reaches):
+    # every step before it is pure inference, and only those may run on patches
+    lowest_reached: int = 0
 
     @property
     def state_layout(self) -> list[tuple[int, str, str, int]]:
@@ -236,11 +239,13 @@ class _Builder:
         self.add("loss", "train_loss", {"classes": classes}, [probs], [glogits])
         self.partials[self.canon(logits)] = [glogits]
 
+        reached = len(steps) if skip < 0 else skip
         for s in reversed(steps):
             y = self.canon(s.outputs[0])
             if s.index == skip or y not in rg or y not in self.partials:
                 continue
             gy = self.gradient_of(y)
+            reached = s.index
             kind = CONV_KERNELS.get(s.kernel)
             x = s.inputs[0]
             if kind is not None:
@@ -294,7 +299,7 @@ class _Builder:
         return TrainingPlan(policy=self.policy, layers=sorted(trained.values(), key=lambda t: t.layer),
                             steps=self.bwd, grads=self.grads, logits=logits, probs=probs, classes=classes,
                             learning_rate=self.lr, qas=self.qas, reorder=self.reorder, weight_layer_names=names,
-                            saved_activations=saved)
+                            saved_activations=saved, lowest_reached=reached)
 
 
 def differentiate(graph: Graph, steps: list[Step], aliases, policy: Policy,

@@ -163,14 +163,22 @@ class TrainingEmitter:
         out.append("    }")
         return out
 
+    @property
+    def stream(self) -> bool:
+        return self.plan.patch is not None and self.plan.patch.input_stream
+
     def functions(self) -> list[str]:
         p, P = self.p, self.p.upper()
         calls = [self.call(s) for s in self.tp.steps]
-        return [f"int {p}_train_step(int label, float *loss)", "{", "    int status = MCF_OK;",
+        signature, invoke = f"int {p}_train_step(int label, float *loss)", f"{p}_invoke()"
+        if self.stream:
+            signature = f"int {p}_train_step_stream({p}_read_fn read, void *context, int label, float *loss)"
+            invoke = f"{p}_invoke_stream(read, context)"
+        return [signature, "{", "    int status = MCF_OK;",
                 f"    int32_t e[{max(1, len(self.tp.grads))}]; /* exponents of the gradient tensors: "
                 "dL/dt = g * 2^e */", "    int32_t label_prob = 0;", "",
                 f"    if (label < 0 || label >= {P}_TRAIN_CLASSES) {{", "        return -1;", "    }",
-                f"    if ({p}_invoke() != 0) {{", "        return -1;", "    }"] + calls + [
+                f"    if ({invoke} != 0) {{", "        return -1;", "    }"] + calls + [
                 "", "    return status == MCF_OK ? 0 : -1;", "}", "",
                 f"void *{p}_train_state(void)", "{", f"    return &{state_name(self.plan)};", "}", ""]
 
@@ -184,7 +192,9 @@ class TrainingEmitter:
                  f" * RAM: the arena ({P}_ARENA_SIZE, covers the training step) + the trained state "
                  f"{tp.state_bytes} bytes (biases {mem['bias_bytes']}, int16 master weights "
                  f"{mem['master_weight_bytes']}, int8 filter copies {mem['filter_copy_bytes']}).",
-                 f" * {p}_train_step() runs {p}_invoke() on the input in {p}_input(), then the backward pass,",
+                 (f" * {p}_train_step_stream() runs {p}_invoke_stream() (the input read tile by tile), then the "
+                  "backward pass," if self.stream else
+                  f" * {p}_train_step() runs {p}_invoke() on the input in {p}_input(), then the backward pass,"),
                  " * and updates the state; inference always uses the current state. Save",
                  f" * {P}_TRAIN_STATE_SIZE bytes at {p}_train_state() to keep what was learned; copy them",
                  f" * back after {p}_init() to restore it."]
@@ -197,6 +207,8 @@ class TrainingEmitter:
 
     def prototypes(self) -> list[str]:
         p = self.p
-        return ["/* 0 on success, -1 on a bad label; *loss = cross-entropy of the forward pass. */",
-                f"int {p}_train_step(int label, float *loss);",
+        train = (f"int {p}_train_step_stream({p}_read_fn read, void *context, int label, float *loss);" if self.stream
+                 else f"int {p}_train_step(int label, float *loss);")
+        return ["/* 0 on success, -1 on a bad label (or a failed read); *loss = cross-entropy of the forward",
+                " * pass. */", train,
                 f"void *{p}_train_state(void);  /* {self.p.upper()}_TRAIN_STATE_SIZE bytes */"]

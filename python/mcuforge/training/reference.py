@@ -105,10 +105,7 @@ def infer(plan: Plan, state: TrainState, x: np.ndarray) -> np.ndarray:
 
 
 def _forward(plan: Plan, state: TrainState, arena: np.ndarray, x: np.ndarray) -> None:
-    _store(plan, arena, plan.input, np.asarray(x, dtype=np.int8))
-    over = forward_params(plan, state)
-    for step in plan.steps:
-        reference._run_step(plan, arena, step, over.get(step.index, step.params), {})
+    reference.execute(plan, arena, np.asarray(x, dtype=np.int8), forward_params(plan, state))
 
 
 def train_step(plan: Plan, state: TrainState, x: np.ndarray, label: int, record: dict | None = None,
