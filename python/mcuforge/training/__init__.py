@@ -160,6 +160,7 @@ def summary(plan: Plan) -> dict:
         "policy": tp.policy.as_dict(),
         "description": tp.policy.describe(tp.weight_layer_names),
         "learning_rate": tp.learning_rate,
+        "momentum": tp.momentum,
         "quantization_aware_scaling": tp.qas,
         "operator_reordering": tp.reorder,
         "classes": tp.classes,
@@ -183,8 +184,8 @@ def describe(plan: Plan) -> str:
     m = tp.memory()
     return (f"training: {tp.policy.describe(tp.weight_layer_names)}; SRAM {plan.sram_bytes()} bytes = arena "
             f"{plan.arena_size} + trained state {tp.state_bytes} (biases {m['bias_bytes']}, int16 master weights "
-            f"{m['master_weight_bytes']}, int8 filter copies {m['filter_copy_bytes']}); learning rate "
-            f"{tp.learning_rate:g}, QAS {'on' if tp.qas else 'off'}, reordering {'on' if tp.reorder else 'off'}"
+            f"{m['master_weight_bytes']}, int8 filter copies {m['filter_copy_bytes']}, momentum velocities "
+            f"{m['optimizer_state_bytes']}); learning rate {tp.learning_rate:g}, momentum {tp.momentum:g}, QAS {'on' if tp.qas else 'off'}, reordering {'on' if tp.reorder else 'off'}"
             + _patch_note(plan))
 
 
