@@ -16,7 +16,12 @@ state). Policies:
 * sparse: biases of the last 8 weight layers + the classifier's weights + a
   quarter of the channels of the last block's project conv and of the head
   conv, without reordering; sparse + reordering; for MobileNetV2 also a
-  smaller sparse policy (SMALL_SPARSE) that fits the paper's 141 KB.
+  smaller sparse policy (SMALL_SPARSE) that fits the paper's 141 KB;
+* "+ patch": the same policy with --schedule patch (the layers below the
+  lowest one the backward pass reaches run tile by tile): for MobileNetV2
+  bias, sparse (with and without reordering), the default sparse policy,
+  SMALL_SPARSE and a wider PATCH_SPARSE that fits 141,000 B only this way;
+  for the zoo models sparse + reordering.
 
 PyTorch: the float model in train mode, one SGD step at batch 1: the
 parameter bytes + the process's peak resident memory growth over that step
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -58,27 +64,46 @@ def make(name: str):
     return zoo.ZOO[name]()
 
 
-# MobileNetV2-0.35: a sparse policy small enough for the paper's 141 KB (the layer-by-layer forward
-# pass alone needs a 126 KiB arena): biases of the last 4 weight layers + half the channels of the
-# last block's depthwise weights.
+# MobileNetV2-0.35: a sparse policy small enough for the paper's 141 KB layer by layer (the forward
+# pass alone then needs a 126 KiB arena): biases of the last 4 weight layers + half the channels of
+# the last block's depthwise weights.
 SMALL_SPARSE = {"mobilenetv2_035_96": dict(training="sparse", train_bias_layers=4, train_weight_layers=(-4,),
                                            train_weight_ratio=(0.5,))}
+# ... and one that fits 141,000 B only with the patch-based forward prefix: biases of the last 8
+# weight layers + the whole weights of the last two blocks' depthwise convs and of the classifier.
+PATCH_SPARSE = {"mobilenetv2_035_96": dict(training="sparse", train_bias_layers=8, train_weight_layers=(-7, -4, -1))}
+PATCH = dict(schedule="patch")  # the layers below the lowest one the backward pass reaches run on patches
 
 
 def policies(name: str, last2: int) -> dict[str, dict]:
     last = tuple(range(-last2, 0))
     sparse = dict(training="sparse", train_bias_layers=8, train_weight_layers=(-4, -2, -1),
                   train_weight_ratio=(0.25, 0.25, 1.0))
-    extra = {"sparse (141 KB) + reordering": SMALL_SPARSE[name]} if name in SMALL_SPARSE else {}
-    return {
+    rows = {
         "full": dict(training="full", train_reorder=False),
         "full + reordering": dict(training="full"),
         "last-2-blocks": dict(training="sparse", train_bias_layers=last2, train_weight_layers=last),
         "bias": dict(training="bias"),
         "sparse": dict(sparse, train_reorder=False),
         "sparse + reordering": dict(sparse),
-        **extra,
     }
+    if name in SMALL_SPARSE:
+        small, wide = SMALL_SPARSE[name], PATCH_SPARSE[name]
+        rows.update({
+            "sparse (141 KB) + reordering": small,
+            "bias + patch": dict(training="bias", **PATCH),
+            "sparse + patch": dict(sparse, train_reorder=False, **PATCH),
+            "sparse + reordering + patch": dict(sparse, **PATCH),
+            "default sparse + reordering": dict(training="sparse"),
+            "default sparse + reordering + patch": dict(training="sparse", **PATCH),
+            "sparse (141 KB) + patch": dict(small, train_reorder=False, **PATCH),
+            "sparse (141 KB) + reordering + patch": dict(small, **PATCH),
+            "sparse (141 KB, patch) + patch": dict(wide, train_reorder=False, **PATCH),
+            "sparse (141 KB, patch) + reordering + patch": dict(wide, **PATCH),
+        })
+    else:
+        rows["sparse + reordering + patch"] = dict(sparse, **PATCH)
+    return rows
 
 
 TORCH_PROBE = r"""
@@ -129,12 +154,16 @@ def measure(name: str, work: Path, use_qemu: bool) -> list[dict]:
     torch_mem = torch_training_bytes(name)
     rows = []
     for label, opts in policies(name, MODELS[name][1]).items():
-        out = work / f"{name}_{label.replace(' ', '').replace('+', '_')}"
+        out = work / (name + "_" + re.sub(r"[^A-Za-z0-9]+", "_", label))  # a plain directory name for the linker
         plan = compile_model(graph, BuildConfig(name="m", calibration=str(calib), **opts), out)
         tp = plan.training
         row = {"model": name, "policy": label, "description": tp.policy.describe(tp.weight_layer_names),
                "arena_bytes": plan.arena_size, "state_bytes": tp.state_bytes, "sram_bytes": plan.sram_bytes(),
                "trained_parameters": sum(t.out_c * t.bias + t.master_size for t in tp.layers), **torch_mem}
+        if plan.patch is not None:
+            st = plan.patch
+            row["patch"] = {"split": st.split, "grid": st.grid, "mac_overhead": round(st.mac_overhead, 4),
+                            "layer_arena_bytes": st.layer_arena, "lowest_reached_layer": tp.lowest_reached}
         if use_qemu and not qemu.tools_missing():
             try:
                 elf = harness.build_qemu(plan, out, out / "m4", "qemu-cortex-m4")
@@ -158,9 +187,13 @@ def table(rows: list[dict]) -> str:
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ins = r.get("cortex_m4_instructions_per_step")
-        lines.append(f"| {r['model']} | {r['policy']} | {r['arena_bytes']:,} | {r['state_bytes']:,} | "
+        policy = r["policy"]
+        if r.get("patch"):
+            pt = r["patch"]
+            policy += f" ({pt['split']} layer{'s' if pt['split'] > 1 else ''} on {pt['grid']}x{pt['grid']} patches)"
+        lines.append(f"| {r['model']} | {policy} | {r['arena_bytes']:,} | {r['state_bytes']:,} | "
                      f"{r['sram_bytes']:,} | {r['reduction_vs_full']}x | {r['torch_training_bytes']:,} | "
-                     f"{ins:,} |" if ins else f"| {r['model']} | {r['policy']} | {r['arena_bytes']:,} | "
+                     f"{ins:,} |" if ins else f"| {r['model']} | {policy} | {r['arena_bytes']:,} | "
                      f"{r['state_bytes']:,} | {r['sram_bytes']:,} | {r['reduction_vs_full']}x | "
                      f"{r['torch_training_bytes']:,} | n/a |")
     by = {(r["model"], r["policy"]): r for r in rows}
@@ -176,7 +209,33 @@ def table(rows: list[dict]) -> str:
             f"reordering acts on) {sp['arena_bytes'] / spr['arena_bytes']:.2f}x (sparse), "
             f"{fu['arena_bytes'] / fur['arena_bytes']:.2f}x (full); PyTorch float training at batch 1 "
             f"{fu['torch_training_bytes'] / spr['sram_bytes']:.1f}x above sparse + reordering")
+        notes += _patch_notes(m, by)
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def _patch_notes(m: str, by: dict) -> list[str]:
+    """The patch-based rows of a model: what the patch stage saves, reordering
+    alone on the same schedule, and which policies fit 141,000 B."""
+    notes = []
+    for base in ("sparse", "sparse (141 KB)", "sparse (141 KB, patch)"):
+        unordered, ordered = by.get((m, f"{base} + patch")), by.get((m, f"{base} + reordering + patch"))
+        if unordered is None or ordered is None:
+            continue
+        notes.append(f"{m}, {base}, both with patches: reordering alone {unordered['sram_bytes'] / ordered['sram_bytes']:.2f}x "
+                     f"on peak SRAM ({unordered['sram_bytes']:,} -> {ordered['sram_bytes']:,} B), "
+                     f"{unordered['arena_bytes'] / ordered['arena_bytes']:.2f}x on the arena "
+                     f"({unordered['arena_bytes']:,} -> {ordered['arena_bytes']:,} B)")
+    for base in ("bias", "sparse + reordering", "default sparse + reordering", "sparse (141 KB) + reordering"):
+        layer, patch = by.get((m, base)), by.get((m, f"{base} + patch"))
+        if layer is not None and patch is not None and patch.get("patch"):
+            notes.append(f"{m}, {base}: the patch-based forward prefix takes the arena from {layer['arena_bytes']:,} to "
+                         f"{patch['arena_bytes']:,} B ({layer['arena_bytes'] / patch['arena_bytes']:.2f}x), peak SRAM "
+                         f"{layer['sram_bytes']:,} -> {patch['sram_bytes']:,} B")
+    fits = [r for (model, _), r in by.items() if model == m and r["sram_bytes"] <= 141_000 and r["state_bytes"] > 0]
+    if m in SMALL_SPARSE:
+        names = ", ".join(f"{r['policy']} ({r['sram_bytes']:,} B)" for r in sorted(fits, key=lambda r: r["sram_bytes"]))
+        notes.append(f"{m}: within 141,000 B: {names or 'none'}")
+    return notes
 
 
 def rerender(torch_again: bool = False) -> None:

@@ -1,5 +1,5 @@
 """On-device training end to end: for bias, sparse and full updates on three
-zoo models, 10 training steps of the generated C (host, and Cortex-M4 under
+zoo models (and sparse with SGD momentum on one), 10 training steps of the generated C (host, and Cortex-M4 under
 QEMU) leave exactly the NumPy reference's parameters, bit for bit, and
 report its losses; inference after training equals the reference's with the
 trained state; the arena symbol equals <NAME>_ARENA_SIZE and the state
@@ -27,6 +27,7 @@ from marks import needs_qemu  # noqa: E402
 
 MODELS = ("mbv1", "mbv2_blocks", "dscnn")
 MODES = ("bias", "sparse", "full")
+CASES = [(m, k, {}) for m in MODELS for k in MODES] + [("mbv2_blocks", "sparse", {"momentum": 0.9})]
 STEPS = 10
 
 
@@ -61,11 +62,11 @@ def reference_run(plan, xs, labels):
     return np.array(losses, dtype=np.float32), np.array(outputs), state
 
 
-@pytest.fixture(scope="module", params=[(m, k) for m in MODELS for k in MODES], ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(scope="module", params=CASES, ids=lambda p: f"{p[0]}-{p[1]}" + "".join(f"-{k}" for k in p[2]))
 def case(request, tmp_path_factory):
-    name, mode = request.param
+    name, mode, extra = request.param
     out = tmp_path_factory.mktemp(f"{name}_{mode}") / "gen"
-    plan = compile_training(name, out, training=mode, learning_rate=0.1)
+    plan = compile_training(name, out, training=mode, learning_rate=0.1, **extra)
     xs, labels = requests(plan)
     want = reference_run(plan, xs, labels)
     return plan, out, xs, labels, want

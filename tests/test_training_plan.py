@@ -115,6 +115,49 @@ def test_reordering_lowers_the_peak(tmp_path):
     assert a.to_bytes(ordered) == b.to_bytes(unordered)
 
 
+def test_momentum_recurrence(tmp_path):
+    """SGD with momentum: from rest the velocity is the plain update; on the
+    next step the applied update minus the plain SGD update of the same
+    parameters and input (a plan without momentum) is round(momentum * v)."""
+    from mcuforge.training import reference as tref
+
+    opts = dict(training="sparse", train_bias_layers=2, train_weight_layers=(-1,), learning_rate=0.1)
+    mom = compile_training("mbv1", tmp_path / "a" / "gen", momentum=0.9, **opts)
+    plain = compile_training("mbv1", tmp_path / "b" / "gen", **opts)
+    tp = mom.training
+    velocity_bytes = 4 * sum(t.master_size + t.out_c * t.bias for t in tp.layers)
+    assert tp.memory()["optimizer_state_bytes"] == velocity_bytes > 0
+    assert tp.state_bytes == plain.training.state_bytes + velocity_bytes
+    xs, labels = requests(mom)
+    start = tref.TrainState.initial(mom)
+    s = start.copy()
+    tref.train_step(mom, s, xs[0], int(labels[0]))
+    before = s.copy()
+    tref.train_step(mom, s, xs[1], int(labels[1]))
+    p = tref.TrainState({k: v.copy() for k, v in before.arrays.items() if k[1] != "velocity"})
+    tref.train_step(plain, p, xs[1], int(labels[1]))
+    q = round(0.9 * (1 << 15))
+    checked = 0
+    for t in tp.layers:
+        v0, v1 = before.arrays[(t.layer, "velocity")].astype(np.int64), s.arrays[(t.layer, "velocity")]
+        parts = []  # (parameter before, after with momentum, after plain SGD, its slice of the velocity)
+        if t.channels:
+            parts.append(("master", slice(0, t.master_size)))
+        if t.bias:
+            parts.append(("bias", slice(t.master_size, t.master_size + t.out_c)))
+        for what, at in parts:
+            b0 = start.arrays[(t.layer, what)].astype(np.int64)
+            b1, b2 = before.arrays[(t.layer, what)].astype(np.int64), s.arrays[(t.layer, what)].astype(np.int64)
+            d2 = b1 - p.arrays[(t.layer, what)].astype(np.int64)
+            limit = 127 * 256 if what == "master" else 1 << 31  # masters saturate at +-127 int8 steps
+            free = (np.abs(b1) < limit) & (np.abs(b2) < limit)  # not clamped
+            assert np.array_equal((b0 - b1)[free], v0[at][free])  # from rest: the velocity is the update
+            assert np.array_equal((b1 - b2)[free], v1[at].astype(np.int64)[free])
+            assert np.array_equal((b1 - b2 - d2)[free], ((v0[at] * q + (1 << 14)) >> 15)[free])
+            checked += int(free.sum()) if what == "bias" else int((free & (v0[at] != 0)).sum())
+    assert checked > 0
+
+
 def test_budget_too_small_exits_3_with_both_numbers(tmp_path):
     with pytest.raises(BudgetError) as err:
         compile_training("mbv1", tmp_path / "gen", training="full", sram_budget=20 * 1024)
@@ -155,8 +198,15 @@ def test_cli_training_errors_and_success(tmp_path):
     assert res.returncode == 3 and "Traceback" not in res.stderr and not out.exists(), res.stderr
     assert "allows 256" in res.stderr and "--train-bias-layers" in res.stderr
     res = mcuforge("compile", model, "-o", out, "--calibration", calib, "--training", "bias", "--train-bias-layers", "1",
-               "--schedule", "patch")
-    assert res.returncode == 2 and "patch" in res.stderr and not out.exists()
+               "--input-stream")
+    assert res.returncode == 2 and "--schedule patch" in res.stderr and not out.exists()
+    res = mcuforge("compile", model, "-o", out, "--calibration", calib, "--training", "bias", "--momentum", "1.5")
+    assert res.returncode == 2 and "--momentum" in res.stderr and not out.exists(), res.stderr
+    # the frozen conv + max pool below the trained classifier run on patches
+    res = mcuforge("compile", model, "-o", tmp_path / "patch", "--calibration", calib, "--training", "bias",
+                   "--train-bias-layers", "1", "--schedule", "patch")
+    assert res.returncode == 0, res.stderr
+    assert "run on a" in res.stdout and "the lowest the backward pass reaches" in res.stdout
     res = mcuforge("compile", model, "-o", out, "--calibration", calib, "--training", "sparse",
                "--train-bias-layers", "1", "--train-weight-layers", "-1", "--learning-rate", "0.02")
     assert res.returncode == 0, res.stderr

@@ -41,6 +41,8 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
                         "(<name>_invoke_stream), so the whole input never sits in SRAM")
     p.add_argument("--training", choices=["none", "bias", "sparse", "full"], help="on-device training mode")
     p.add_argument("--learning-rate", metavar="LR", help="training: SGD learning rate in float terms (QAS)")
+    p.add_argument("--momentum", metavar="M",
+                   help="training: SGD momentum in [0, 1) (default 0; > 0 keeps an int32 velocity per trained parameter)")
     p.add_argument("--train-bias-layers", type=int, metavar="N", help="training: update the biases of the last N layers")
     p.add_argument("--train-weight-layers", metavar="I,J", help="training (sparse): weight layers whose weights are updated")
     p.add_argument("--train-weight-ratio", metavar="R1,R2",
@@ -139,6 +141,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         patch_max_overhead=args.patch_max_overhead, input_stream=args.input_stream,
         training=args.training, kernels=args.kernels,
         learning_rate=parse_float(args.learning_rate, "--learning-rate") if args.learning_rate else None,
+        momentum=parse_float(args.momentum, "--momentum") if args.momentum else None,
         train_bias_layers=args.train_bias_layers,
         train_weight_layers=(parse_int_list(args.train_weight_layers, "--train-weight-layers")
                              if args.train_weight_layers else None),

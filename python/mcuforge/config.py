@@ -26,6 +26,7 @@ class BuildConfig:
     calibration: str | None = None
     # on-device training (DESIGN.md, "Training"); None: the documented default
     learning_rate: float | None = None
+    momentum: float | None = None  # SGD momentum (0: plain SGD, no optimizer state)
     train_bias_layers: int | None = None  # biases of the last N layers
     train_weight_layers: tuple[int, ...] | None = None  # weight-layer indices whose weights are trained
     train_weight_ratio: tuple[float, ...] | None = None  # leading fraction of output channels per such layer
@@ -46,6 +47,8 @@ class BuildConfig:
             raise McuforgeError("--patch-grid: must be 0 (automatic) or a positive grid size")
         if self.learning_rate is not None and not (0 < self.learning_rate < 1e6):
             raise McuforgeError(f"--learning-rate: {self.learning_rate} must be a positive number such as 0.05")
+        if self.momentum is not None and not 0 <= self.momentum < 1:
+            raise McuforgeError(f"--momentum: {self.momentum} must be in [0, 1), e.g. 0.9 (0: plain SGD)")
         if self.train_bias_layers is not None and self.train_bias_layers < 0:
             raise McuforgeError("--train-bias-layers: must be 0 or a positive number of layers")
         if self.train_weight_ratio is not None:

@@ -107,9 +107,9 @@ def plan_model(model: Path | Graph, config: BuildConfig, progress: Progress = _q
         tp = plan.training
         progress(f"training policy {tp.policy.describe(tp.weight_layer_names)}; arena {plan.arena_size} bytes, "
                  f"trainable state {tp.state_bytes} bytes")
-        return plan
-    progress(f"planning memory ({len(qgraph.nodes)} nodes, schedule {config.schedule})")
-    plan = plan_schedule(qgraph, config)
+    else:
+        progress(f"planning memory ({len(qgraph.nodes)} nodes, schedule {config.schedule})")
+        plan = plan_schedule(qgraph, config)
     if plan.patch is not None:
         st = plan.patch
         progress(f"patch schedule: {st.split} layers per patch on a {st.grid}x{st.grid} grid, arena "

@@ -150,10 +150,16 @@ def build_plan(graph: Graph, config: BuildConfig, allow_inplace: bool = True) ->
 
 
 def build_patch_plan(graph: Graph, config: BuildConfig, split: int, grid: int, layer: Plan,
-                     lowered=None) -> Plan | None:
+                     lowered=None, tail: tuple = (), scratch=None) -> Plan | None:
     """The patch schedule of steps[:split] on a grid x grid array of tiles
-    (None when that grid does not fit the stage output)."""
+    (None when that grid does not fit the stage output).
+
+    tail: (steps, their tensors) run after the forward steps and planned in
+    the same arena (a training build's backward pass); the planned tail steps
+    are ``plan.extra["tail"]``, indexed after the forward steps. scratch: the
+    scratch size function (default: the configured kernel set's)."""
     steps, aliases = lowered or lower(graph)
+    tail_steps, tail_tensors = tail or ([], {})
     stream = config.input_stream
     res = patch_steps(graph, steps, split, grid, stream)
     if res is None:
@@ -168,34 +174,42 @@ def build_patch_plan(graph: Graph, config: BuildConfig, split: int, grid: int, l
     mem_stage.append(dataclasses.replace(copy_step, inputs=copy_step.inputs + ([] if stream else [model_input])))
     stage_ids = {id(s.node) for s in steps[:split]}
     nodes = [Node(s.name, s.node.op, list(s.inputs), list(s.outputs)) for s in mem_stage]
-    nodes += [n for n in graph.nodes if id(n) not in stage_ids]
-    pgraph = dataclasses.replace(graph, tensors={**graph.tensors, **patch_tensors}, nodes=nodes,
-                                 inputs=[] if stream else list(graph.inputs))
+    nodes += [n for n in graph.nodes if id(n) not in stage_ids] + [s.node for s in tail_steps]
+    tensors = {**graph.tensors, **patch_tensors, **tail_tensors}
+    pgraph = dataclasses.replace(graph, tensors=tensors, nodes=nodes, inputs=[] if stream else list(graph.inputs))
     rest = steps[split:]
-    planned, mem = _best_memory(pgraph, mem_stage + rest, aliases, True, _scratch_size(config),
-                                prefix_len=len(mem_stage))
-    plan_steps = pseudo + [copy_step] + planned[len(mem_stage):]
-    for i, st in enumerate(plan_steps):
+    planned, mem = _best_memory(pgraph, mem_stage + rest + list(tail_steps), aliases, True,
+                                scratch or _scratch_size(config), prefix_len=len(mem_stage))
+    n = len(mem_stage) + len(rest)
+    plan_steps = pseudo + [copy_step] + planned[len(mem_stage):n]
+    for i, st in enumerate(plan_steps + planned[n:]):
         st.index = i
     rest_macs = sum(s.macs for s in rest)
     stage = PatchStage(split=split, grid=grid, tensor=tensor, tiles=tiles, buffers=names,
                        macs=stage_macs + rest_macs, layer_macs=layer.macs, layer_arena=layer.arena_size,
                        layer_live_bytes=list(layer.memory.live_bytes), input_stream=stream)
-    g = dataclasses.replace(graph, tensors={**graph.tensors, **patch_tensors})
-    return Plan(graph=g, steps=plan_steps, memory=mem, config=config, name=layer.name, schedule="patch",
+    g = dataclasses.replace(graph, tensors=tensors)
+    plan = Plan(graph=g, steps=plan_steps, memory=mem, config=config, name=layer.name, schedule="patch",
                 patch=stage)
+    if tail_steps:
+        plan.extra["tail"] = planned[n:]
+    return plan
 
 
-def best_patch_plan(graph: Graph, config: BuildConfig, layer: Plan) -> Plan:
+def best_patch_plan(graph: Graph, config: BuildConfig, layer: Plan, lowered=None, max_split: int | None = None,
+                    tail: tuple = (), scratch=None) -> Plan:
     """Lowest peak over every (split, grid) whose MAC overhead is within the
-    bound; exact peaks from the memory planner."""
+    bound; exact peaks from the memory planner. max_split: no stage longer
+    than that many layers; tail, scratch: as build_patch_plan."""
     bound = config.patch_max_overhead if config.patch_max_overhead is not None else DEFAULT_MAX_MAC_OVERHEAD
-    lowered = lower(graph)
+    lowered = lowered or lower(graph)
     steps = lowered[0]
     evaluated = []
     best = None
     for split, grid in candidates(graph, steps, config.patch_grid):
-        p = build_patch_plan(graph, config, split, grid, layer, lowered)
+        if max_split is not None and split > max_split:
+            continue
+        p = build_patch_plan(graph, config, split, grid, layer, lowered, tail, scratch)
         if p is None:
             continue
         row = {"split": split, "split_layer": steps[split - 1].name, "grid": grid, "arena_bytes": p.arena_size,

@@ -91,12 +91,27 @@ def run(plan: Plan, x: np.ndarray, poison: int | None = None, keep_intermediates
         arena = np.zeros(plan.arena_size, dtype=np.int8)
     else:
         arena = np.random.default_rng(poison).integers(-128, 128, plan.arena_size, dtype=np.int16).astype(np.int8)
+    inter: dict[str, np.ndarray] | None = {} if keep_intermediates else None
+    execute(plan, arena, x, inter=inter)
+    outputs = {o: _view(plan, arena, o).reshape(g.tensors[o].shape).copy() for o in g.outputs}
+    return ReferenceResult(outputs, inter if inter is not None else {}, arena)
+
+
+def execute(plan: Plan, arena: np.ndarray, x: np.ndarray, overrides: dict[int, dict] | None = None,
+            inter: dict[str, np.ndarray] | None = None) -> None:
+    """The plan's forward steps on `arena` (the input written first, or read
+    tile by tile when streamed): the patch stage tile by tile, then the rest.
+    `overrides` maps a step index to the parameters it runs with instead of its
+    own (a training build's trained layers, which never lie in a patch stage);
+    `inter` (optional) receives every activation right after it was written."""
+    g = plan.graph
+    in_t = g.tensors[plan.input]
+    overrides = overrides or {}
     stream = plan.patch is not None and plan.patch.input_stream
     if not stream:
-        _view(plan, arena, plan.input)[:] = x.reshape(-1)
-    inter: dict[str, np.ndarray] = {}
-    if keep_intermediates:
-        inter[plan.input] = x.reshape(in_t.shape).copy()
+        _view(plan, arena, plan.input)[:] = np.asarray(x, dtype=np.int8).reshape(-1)
+    if inter is not None:
+        inter[plan.input] = np.asarray(x).reshape(in_t.shape).copy()
     todo = list(plan.steps)
     if plan.patch is not None:
         stage = plan.patch
@@ -104,16 +119,14 @@ def run(plan: Plan, x: np.ndarray, poison: int | None = None, keep_intermediates
         for tile in stage.tiles:
             if stream:  # what the read callback does in C: the tile's input region, rows of r["w"] pixels
                 r = tile.read
-                region = x.reshape(in_t.shape[1:])[r["y"]:r["y"] + r["h"], r["x"]:r["x"] + r["w"]]
+                region = np.asarray(x).reshape(in_t.shape[1:])[r["y"]:r["y"] + r["h"], r["x"]:r["x"] + r["w"]]
                 buf = stage.buffers[plan.input]
                 _view(plan, arena, buf, region.size)[:] = region.reshape(-1)
             for step, geometry in zip(per_patch, tile.geometry + [tile.copy]):
                 _run_step(plan, arena, step, {**step.params, **geometry}, tile.sizes)
-        if keep_intermediates:
+        if inter is not None:
             inter[stage.tensor] = _view(plan, arena, stage.tensor).reshape(g.tensors[stage.tensor].shape).copy()
     for step in todo:
-        out = _run_step(plan, arena, step, step.params, {})
-        if keep_intermediates:
+        out = _run_step(plan, arena, step, overrides.get(step.index, step.params), {})
+        if inter is not None:
             inter[step.outputs[0]] = out.reshape(g.tensors[step.outputs[0]].shape).copy()
-    outputs = {o: _view(plan, arena, o).reshape(g.tensors[o].shape).copy() for o in g.outputs}
-    return ReferenceResult(outputs, inter, arena)

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..config import BuildConfig
 from ..ir import BudgetError, Graph, McuforgeError
-from ..plan import Plan, _best_memory, lower
+from ..plan import Plan, _best_memory, best_patch_plan, lower
+from ..schedule.patch import valid_split
 from .autodiff import TrainingPlan, differentiate
 from .policy import Policy, policy_from_options, weight_layers
 
@@ -57,8 +58,52 @@ def _training_scratch(config: BuildConfig, tp: TrainingPlan):
     return scratch
 
 
+def _attach(plan: Plan, tp: TrainingPlan, backward, shift: int = 0, split: int | None = None) -> Plan:
+    """Give `plan` its training plan: `tp` with its backward steps as planned and
+    its forward step indices moved by `shift` at and after `split` (the tile
+    copy step a patch schedule inserts)."""
+    move = (lambda i: i) if split is None else (lambda i: i + shift if i >= split else i)  # noqa: E731
+    plan.training = dataclasses.replace(tp, steps=list(backward), lowest_reached=move(tp.lowest_reached),
+                                        layers=[dataclasses.replace(t, step=move(t.step)) for t in tp.layers])
+    plan.extra["other_ram"] = tp.state_bytes
+    return plan
+
+
+def _patch_training_plan(graph: Graph, config: BuildConfig, lowered, tp: TrainingPlan, tensors: dict,
+                         layer: Plan) -> Plan:
+    """The training step with the frozen prefix run on patches: the patch
+    stage ends at or before the lowest layer the backward pass reaches, so no
+    activation of the stage (but its assembled output) is read by backward."""
+    steps = lowered[0]
+    where = graph.source or graph.name
+    limit = tp.lowest_reached
+    reached = steps[limit].name if limit < len(steps) else "the loss"
+    if config.training == "full":
+        raise McuforgeError(
+            f"--training full with --schedule {config.schedule}: a full update trains every weight layer down to "
+            f"the first ('{tp.weight_layer_names[0]}'), so the backward pass reads the input activation of every "
+            "layer and none of them is pure inference that could run on patches; use --schedule layer, or "
+            "--training bias|sparse (the layers below the lowest one the backward pass reaches then run on patches)")
+    if not any(valid_split(graph, steps, k) is None for k in range(1, limit + 1)):
+        why = valid_split(graph, steps, 1) if limit >= 1 else "it is the first layer"
+        raise McuforgeError(
+            f"{where}: --training {config.training} with --schedule {config.schedule}: the backward pass reaches "
+            f"down to layer {limit} ('{reached}'), and no layer prefix below it can run on patches ({why}); use "
+            "--schedule layer, or train only later layers (fewer --train-bias-layers / --train-weight-layers)")
+    plan = best_patch_plan(graph, config, layer, lowered, max_split=limit, tail=(tp.steps, tensors),
+                           scratch=_training_scratch(config, tp))
+    st = plan.patch
+    produced = {o for s in steps[:st.split] for o in s.outputs} | {graph.inputs[0]}
+    if set(tp.saved_activations) & (produced - {st.tensor}):
+        raise McuforgeError(f"internal error: the backward pass reads activations of the patch stage "
+                            f"{sorted(set(tp.saved_activations) & produced)}")
+    return _attach(plan, tp, plan.extra.pop("tail"), shift=1, split=st.split)
+
+
 def plan_with_policy(graph: Graph, config: BuildConfig, policy: Policy) -> Plan:
-    """Forward + backward steps of `policy`, planned in one arena."""
+    """Forward + backward steps of `policy`, planned in one arena, on the
+    schedule the configuration asks for (patch: the layers below the lowest
+    one the backward pass reaches run tile by tile)."""
     steps, aliases = lower(graph)
     for k, s in enumerate(weight_layers(steps)):
         if k in policy.bias and s.params.get("bias") is None:
@@ -70,18 +115,34 @@ def plan_with_policy(graph: Graph, config: BuildConfig, policy: Policy) -> Plan:
     for i, st in enumerate(planned):
         st.index = i
     n = len(steps)
-    tp.steps = planned[n:]
-    plan = Plan(graph=dataclasses.replace(graph, tensors=pgraph.tensors), steps=planned[:n], memory=mem,
-                config=config, name=config.name or graph.name)
-    plan.training = tp
-    plan.extra["other_ram"] = tp.state_bytes
+    layer = Plan(graph=dataclasses.replace(graph, tensors=pgraph.tensors), steps=planned[:n], memory=mem,
+                 config=config, name=config.name or graph.name)
+    _attach(layer, tp, planned[n:])
+    if config.schedule == "layer":
+        return layer
+    budget = config.sram_budget
+    if config.schedule == "auto" and (budget is None or layer.sram_bytes() <= budget):
+        layer.extra["auto"] = "layer by layer fits the SRAM budget"
+        return layer
+    try:
+        plan = _patch_training_plan(graph, config, (steps, aliases), tp, tensors, layer)
+    except McuforgeError as err:
+        if config.schedule == "auto":
+            raise BudgetError(
+                f"the training step of model '{layer.name}' needs {layer.sram_bytes()} bytes of SRAM layer by "
+                f"layer, the budget allows {budget}, and no patch schedule is possible ({err}): raise --sram-budget "
+                f"(CONFIG_MCUFORGE_SRAM_BUDGET_KB) to at least {(layer.sram_bytes() + 1023) // 1024}K or "
+                f"{TRAIN_LESS}") from None
+        raise
+    if config.schedule == "auto":
+        plan.extra["auto"] = (f"layer by layer the training step needs {layer.sram_bytes()} bytes, over the "
+                              f"budget {budget}: patch-based")
     return plan
 
 
 def build_training_plan(graph: Graph, config: BuildConfig) -> Plan:
-    if config.schedule == "patch" or config.patch_grid:
-        raise McuforgeError(f"--training {config.training}: training with the patch-based schedule is not "
-                            "supported; use --schedule layer (or auto, which then plans layer by layer)")
+    if config.input_stream and config.schedule != "patch":
+        raise McuforgeError("--input-stream: streaming the input patch by patch needs --schedule patch")
     if config.train_data:
         from .contribution import choose_policy
 
@@ -99,12 +160,15 @@ def summary(plan: Plan) -> dict:
         "policy": tp.policy.as_dict(),
         "description": tp.policy.describe(tp.weight_layer_names),
         "learning_rate": tp.learning_rate,
+        "momentum": tp.momentum,
         "quantization_aware_scaling": tp.qas,
         "operator_reordering": tp.reorder,
         "classes": tp.classes,
         "memory": {**tp.memory(), "arena_bytes": plan.arena_size, "sram_bytes": plan.sram_bytes(),
                    "forward_peak_live_bytes": max(live[:n]), "backward_peak_live_bytes": max(live[n:], default=0)},
         "saved_activations": tp.saved_activations,
+        "lowest_reached_layer": {"index": tp.lowest_reached,
+                                 "name": plan.steps[tp.lowest_reached].name if tp.lowest_reached < n else "the loss"},
         "gradient_tensors": len(tp.grads),
         "backward_steps": [{"index": s.index, "name": s.name, "kernel": s.kernel, "macs": s.macs, "live_bytes": live[s.index]}
                            for s in tp.steps],
@@ -120,5 +184,15 @@ def describe(plan: Plan) -> str:
     m = tp.memory()
     return (f"training: {tp.policy.describe(tp.weight_layer_names)}; SRAM {plan.sram_bytes()} bytes = arena "
             f"{plan.arena_size} + trained state {tp.state_bytes} (biases {m['bias_bytes']}, int16 master weights "
-            f"{m['master_weight_bytes']}, int8 filter copies {m['filter_copy_bytes']}); learning rate "
-            f"{tp.learning_rate:g}, QAS {'on' if tp.qas else 'off'}, reordering {'on' if tp.reorder else 'off'}")
+            f"{m['master_weight_bytes']}, int8 filter copies {m['filter_copy_bytes']}, momentum velocities "
+            f"{m['optimizer_state_bytes']}); learning rate {tp.learning_rate:g}, momentum {tp.momentum:g}, QAS {'on' if tp.qas else 'off'}, reordering {'on' if tp.reorder else 'off'}"
+            + _patch_note(plan))
+
+
+def _patch_note(plan: Plan) -> str:
+    st = plan.patch
+    if st is None:
+        return ""
+    return (f"; forward layers 0-{st.split - 1} run on a {st.grid}x{st.grid} grid of patches, below layer "
+            f"{plan.training.lowest_reached} ('{plan.steps[plan.training.lowest_reached].name}'), the lowest the "
+            f"backward pass reaches (layer by layer the arena would be {st.layer_arena} bytes)")

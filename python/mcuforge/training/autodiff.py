@@ -26,7 +26,7 @@ import numpy as np
 from ..config import BuildConfig
 from ..ir import Graph, McuforgeError, Node, Tensor
 from ..ops import Step, lower_softmax
-from .kernels import delta_layout
+from .kernels import MOMENTUM_BITS, delta_layout
 from .policy import DEFAULT_LEARNING_RATE, Policy, weight_layers
 
 GRAD_DTYPE = "int16"
@@ -82,15 +82,23 @@ class TrainingPlan:
     qas: bool
     reorder: bool
     weight_layer_names: list[str]
+    momentum: float = 0.0  # SGD momentum; > 0: an int32 velocity per trained parameter in the state
     loss_table: np.ndarray = field(default_factory=loss_table)
     gains: dict | None = None  # contribution analysis (automatic policy)
     saved_activations: list[str] = field(default_factory=list)  # forward tensors a backward step reads
+    # the lowest forward step with a backward step (the lowest layer the backward pass reaches):
+    # every step before it is pure inference, and only those may run on patches
+    lowest_reached: int = 0
 
     @property
     def state_layout(self) -> list[tuple[int, str, str, int]]:
         """(weight layer, field, C type, elements), in the order of the state
-        struct: int32 biases, int16 masters, int8 filters."""
+        struct: int32 biases, int32 velocities (with momentum: the trained
+        weights', then the biases', as the updates of an unordered step), int16
+        masters, int8 filters."""
         out = [(t.layer, "bias", "int32_t", t.out_c) for t in self.layers if t.bias]
+        if self.momentum:
+            out += [(t.layer, "velocity", "int32_t", t.master_size + t.out_c * t.bias) for t in self.layers]
         out += [(t.layer, "master", "int16_t", t.master_size) for t in self.layers if t.channels]
         out += [(t.layer, "filter", "int8_t", t.filter_size) for t in self.layers if t.channels]
         return out
@@ -104,11 +112,13 @@ class TrainingPlan:
         bias = sum(4 * t.out_c for t in self.layers if t.bias)
         master = sum(2 * t.master_size for t in self.layers if t.channels)
         filt = sum(t.filter_size for t in self.layers if t.channels)
+        velocity = sum(4 * n for _, f, _, n in self.state_layout if f == "velocity")
         return {"state_bytes": self.state_bytes, "bias_bytes": bias, "master_weight_bytes": master,
-                "filter_copy_bytes": filt, "optimizer_state_bytes": 0}
+                "filter_copy_bytes": filt, "optimizer_state_bytes": velocity}
 
 
-def conv_train_params(step: Step, graph: Graph, bias: bool, channels: int, lr: float, qas: bool) -> dict:
+def conv_train_params(step: Step, graph: Graph, bias: bool, channels: int, lr: float, qas: bool,
+                      momentum: float = 0.0) -> dict:
     """The mcf_train_conv_params of a forward conv / depthwise / FC step."""
     p = step.params
     kind = CONV_KERNELS[step.kernel]
@@ -137,7 +147,8 @@ def conv_train_params(step: Step, graph: Graph, bias: bool, channels: int, lr: f
     gm, gs = q31(s_max)
     params = dict(geo, input_offset=p["input_offset"], act_min=p["act_min"], act_max=p["act_max"],
                   grad_multiplier=gm, grad_shift=gs - 15, trained_channels=channels, grad_scale=grad_scale,
-                  weight_multiplier=None, weight_shift=None, bias_multiplier=None, bias_shift=None)
+                  weight_multiplier=None, weight_shift=None, bias_multiplier=None, bias_shift=None,
+                  momentum=int(round(momentum * (1 << MOMENTUM_BITS))) if bias or channels else 0)
     unit = float(1 << 8)  # master weights: units of s_w / 256
     if channels:
         real = lr * s_x * unit / s_w[:channels] if qas else lr * s_x * s_w[:channels] * unit
@@ -156,6 +167,7 @@ class _Builder:
         self.reorder = config.train_reorder
         self.qas = config.train_qas
         self.lr = config.learning_rate if config.learning_rate is not None else DEFAULT_LEARNING_RATE
+        self.momentum = config.momentum or 0.0
         self.alias_of = {dst: src for src, dst in aliases}
         self.tensors: dict[str, Tensor] = {}
         self.bwd: list[Step] = []
@@ -236,17 +248,19 @@ class _Builder:
         self.add("loss", "train_loss", {"classes": classes}, [probs], [glogits])
         self.partials[self.canon(logits)] = [glogits]
 
+        reached = len(steps) if skip < 0 else skip
         for s in reversed(steps):
             y = self.canon(s.outputs[0])
             if s.index == skip or y not in rg or y not in self.partials:
                 continue
             gy = self.gradient_of(y)
+            reached = s.index
             kind = CONV_KERNELS.get(s.kernel)
             x = s.inputs[0]
             if kind is not None:
                 tp = trained.get(s.index)
                 params = conv_train_params(s, g, tp.bias if tp else False, tp.channels if tp else 0, self.lr,
-                                           self.qas)
+                                           self.qas, self.momentum)
                 if self.canon(x) in rg:
                     gx = self.new_tensor(f"grad:{self.canon(x)}", g.tensors[x].shape)
                     self.add(f"{s.name}:input_grad", "train_conv_input_grad", params, [gy, s.outputs[0]], [gx],
@@ -294,7 +308,8 @@ class _Builder:
         return TrainingPlan(policy=self.policy, layers=sorted(trained.values(), key=lambda t: t.layer),
                             steps=self.bwd, grads=self.grads, logits=logits, probs=probs, classes=classes,
                             learning_rate=self.lr, qas=self.qas, reorder=self.reorder, weight_layer_names=names,
-                            saved_activations=saved)
+                            momentum=self.momentum,
+                            saved_activations=saved, lowest_reached=reached)
 
 
 def differentiate(graph: Graph, steps: list[Step], aliases, policy: Policy,

@@ -81,7 +81,7 @@ class TrainingEmitter:
         return self.arena(t, "int16_t"), f"e[{self.exp[t]}]"
 
     def state_ptr(self, t, what: str) -> str:
-        present = (what == "bias" and t.bias) or (what != "bias" and t.channels)
+        present = {"bias": t.bias, "velocity": self.tp.momentum > 0}.get(what, t.channels)
         return f"{state_name(self.plan)}.{field_name(t.layer, what)}" if present else "NULL"
 
     def call(self, s) -> str:
@@ -123,11 +123,11 @@ class TrainingEmitter:
             delta = self.arena(s.outputs[0], "int32_t") if s.outputs else "NULL"
             return (f"    status |= {fn}(&{ident}, {gin}, {ein}, {self.arena(s.inputs[1], 'int8_t')}, {x}, "
                     f"{self.state_ptr(t, 'master')}, {self.state_ptr(t, 'filter')}, {self.state_ptr(t, 'bias')}, "
-                    f"{delta});{note}")
+                    f"{self.state_ptr(t, 'velocity')}, {delta});{note}")
         if s.kernel == "train_conv_apply":
             return (f"    status |= {fn}(&{ident}, {self.arena(s.inputs[0], 'int32_t')}, "
                     f"{self.state_ptr(t, 'master')}, {self.state_ptr(t, 'filter')}, "
-                    f"{self.state_ptr(t, 'bias')});{note}")
+                    f"{self.state_ptr(t, 'bias')}, {self.state_ptr(t, 'velocity')});{note}")
         raise AssertionError(s.kernel)
 
     def state_struct(self) -> str:
@@ -163,14 +163,22 @@ class TrainingEmitter:
         out.append("    }")
         return out
 
+    @property
+    def stream(self) -> bool:
+        return self.plan.patch is not None and self.plan.patch.input_stream
+
     def functions(self) -> list[str]:
         p, P = self.p, self.p.upper()
         calls = [self.call(s) for s in self.tp.steps]
-        return [f"int {p}_train_step(int label, float *loss)", "{", "    int status = MCF_OK;",
+        signature, invoke = f"int {p}_train_step(int label, float *loss)", f"{p}_invoke()"
+        if self.stream:
+            signature = f"int {p}_train_step_stream({p}_read_fn read, void *context, int label, float *loss)"
+            invoke = f"{p}_invoke_stream(read, context)"
+        return [signature, "{", "    int status = MCF_OK;",
                 f"    int32_t e[{max(1, len(self.tp.grads))}]; /* exponents of the gradient tensors: "
                 "dL/dt = g * 2^e */", "    int32_t label_prob = 0;", "",
                 f"    if (label < 0 || label >= {P}_TRAIN_CLASSES) {{", "        return -1;", "    }",
-                f"    if ({p}_invoke() != 0) {{", "        return -1;", "    }"] + calls + [
+                f"    if ({invoke} != 0) {{", "        return -1;", "    }"] + calls + [
                 "", "    return status == MCF_OK ? 0 : -1;", "}", "",
                 f"void *{p}_train_state(void)", "{", f"    return &{state_name(self.plan)};", "}", ""]
 
@@ -179,12 +187,15 @@ class TrainingEmitter:
         mem = tp.memory()
         policy = tp.policy.describe(tp.weight_layer_names)
         lines = ["", "/* On-device training. Policy: " + c_comment(policy) + f" (from {tp.policy.source}).",
-                 f" * SGD, learning rate {tp.learning_rate:g}, quantization-aware scaling "
+                 f" * SGD, learning rate {tp.learning_rate:g}, momentum {tp.momentum:g}, quantization-aware scaling "
                  f"{'on' if tp.qas else 'off'}, operator reordering {'on' if tp.reorder else 'off'}.",
                  f" * RAM: the arena ({P}_ARENA_SIZE, covers the training step) + the trained state "
                  f"{tp.state_bytes} bytes (biases {mem['bias_bytes']}, int16 master weights "
-                 f"{mem['master_weight_bytes']}, int8 filter copies {mem['filter_copy_bytes']}).",
-                 f" * {p}_train_step() runs {p}_invoke() on the input in {p}_input(), then the backward pass,",
+                 f"{mem['master_weight_bytes']}, int8 filter copies {mem['filter_copy_bytes']}, momentum "
+                 f"velocities {mem['optimizer_state_bytes']}).",
+                 (f" * {p}_train_step_stream() runs {p}_invoke_stream() (the input read tile by tile), then the "
+                  "backward pass," if self.stream else
+                  f" * {p}_train_step() runs {p}_invoke() on the input in {p}_input(), then the backward pass,"),
                  " * and updates the state; inference always uses the current state. Save",
                  f" * {P}_TRAIN_STATE_SIZE bytes at {p}_train_state() to keep what was learned; copy them",
                  f" * back after {p}_init() to restore it."]
@@ -192,11 +203,14 @@ class TrainingEmitter:
             lines.append(" * Chosen by contribution analysis: " + c_comment(tp.gains.get("summary", "")))
         lines += [" */", f"#define {P}_TRAINING 1", f"#define {P}_TRAIN_STATE_SIZE {tp.state_bytes}",
                   f"#define {P}_TRAIN_CLASSES {tp.classes}",
-                  f"#define {P}_TRAIN_LEARNING_RATE {c_float(tp.learning_rate)}"]
+                  f"#define {P}_TRAIN_LEARNING_RATE {c_float(tp.learning_rate)}",
+                  f"#define {P}_TRAIN_MOMENTUM {c_float(tp.momentum)}"]
         return lines
 
     def prototypes(self) -> list[str]:
         p = self.p
-        return ["/* 0 on success, -1 on a bad label; *loss = cross-entropy of the forward pass. */",
-                f"int {p}_train_step(int label, float *loss);",
+        train = (f"int {p}_train_step_stream({p}_read_fn read, void *context, int label, float *loss);" if self.stream
+                 else f"int {p}_train_step(int label, float *loss);")
+        return ["/* 0 on success, -1 on a bad label (or a failed read); *loss = cross-entropy of the forward",
+                " * pass. */", train,
                 f"void *{p}_train_state(void);  /* {self.p.upper()}_TRAIN_STATE_SIZE bytes */"]

@@ -74,7 +74,10 @@ def choose_policy(graph: Graph, config: BuildConfig) -> Plan:
         raise McuforgeError(f"--train-data: labels must be in 0..{classes - 1}")
     half = len(x) // 2
     x_tr, y_tr, x_va, y_va = x[:half], y[:half], x[half:], y[half:]
-    cfg = replace(config, train_data=None, sram_budget=None)
+    # candidates are measured layer by layer (the schedule changes memory, not what is learned); the chosen
+    # set is planned on the configured schedule under the budget
+    cfg = replace(config, train_data=None, sram_budget=None, schedule="layer", patch_grid=0)
+    fit_cfg = replace(config, train_data=None)
     candidates: list[tuple[str, Policy]] = []
     for k in range(max(0, count - BIAS_CANDIDATES), count):
         candidates.append((f"bias of layer {k}", Policy("sparse", {k}, {})))
@@ -117,7 +120,10 @@ def choose_policy(graph: Graph, config: BuildConfig) -> Plan:
         trial = Policy("sparse", chosen.bias | set(r["bias"]),
                        {**chosen.weights, **{int(k): max(v, chosen.weights.get(int(k), 0.0))
                                              for k, v in r["weights"].items()}}, source=chosen.source)
-        plan = plan_with_policy(graph, cfg, trial)
+        try:
+            plan = plan_with_policy(graph, fit_cfg, trial)
+        except McuforgeError:  # patch/auto: no patch stage below the layers this set reaches
+            continue
         if config.sram_budget is None or plan.sram_bytes() <= config.sram_budget:
             chosen, best = trial, plan
             r["chosen"] = True

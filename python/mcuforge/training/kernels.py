@@ -22,6 +22,7 @@ import numpy as np
 
 MASTER_FRACTION_BITS = 8
 MASTER_LIMIT = 127 << MASTER_FRACTION_BITS
+MOMENTUM_BITS = 15  # the SGD momentum as a Q15 integer
 NORM_BITS = 14  # significant bits of a normalized gradient (|g| <= 2^14)
 GRAD_SUM_MAX_DIFF = 30  # exponents further apart: the smaller addend is dropped
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -250,9 +251,26 @@ def conv_deltas(p: dict, g, e: int, x, y) -> tuple[np.ndarray | None, np.ndarray
     return wd, bd
 
 
+def with_momentum(p: dict, velocity: np.ndarray | None, at: int, d):
+    """SGD with momentum: v = round(momentum * v) + d (momentum in Q15,
+    saturating to int32) is the update; plain d without momentum."""
+    if velocity is None or not p.get("momentum"):
+        return d
+    d = np.asarray(d, dtype=np.int64)
+    v = velocity[at:at + d.size].astype(np.int64).reshape(d.shape)
+    v = np.clip(shift_round(v * int(p["momentum"]), MOMENTUM_BITS) + d, INT32_MIN, INT32_MAX)
+    velocity[at:at + d.size] = v.reshape(-1).astype(np.int32)
+    return v
+
+
 def apply_deltas(p: dict, wd, bd, master: np.ndarray | None, filt: np.ndarray | None,
-                 bias: np.ndarray | None) -> None:
-    """In place: master -= wd (clamped), filter = master rounded; bias -= bd (saturating)."""
+                 bias: np.ndarray | None, velocity: np.ndarray | None = None) -> None:
+    """In place: master -= wd (clamped), filter = master rounded; bias -= bd
+    (saturating); with momentum the updates are the velocities (weights', then
+    biases', in `velocity`)."""
+    nw, _ = delta_layout(p)
+    wd = None if wd is None else with_momentum(p, velocity, 0, wd)
+    bd = None if bd is None else with_momentum(p, velocity, nw, bd)
     if wd is not None:
         n, k_h, k_w, ipg = wd.shape
         m = np.clip(master.astype(np.int64).reshape(wd.shape) - wd, -MASTER_LIMIT, MASTER_LIMIT)

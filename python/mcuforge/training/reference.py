@@ -36,6 +36,9 @@ class TrainState:
                 filt = np.asarray(p["filter"], dtype=np.int8).reshape(-1).copy()
                 st.arrays[(t.layer, "filter")] = filt
                 st.arrays[(t.layer, "master")] = _initial_master(plan, t, filt)
+        for layer, what, _, n in tp.state_layout:
+            if what == "velocity":  # SGD momentum: starts at rest
+                st.arrays[(layer, what)] = np.zeros(n, dtype=np.int32)
         return st
 
     def to_bytes(self, plan: Plan) -> bytes:
@@ -105,10 +108,7 @@ def infer(plan: Plan, state: TrainState, x: np.ndarray) -> np.ndarray:
 
 
 def _forward(plan: Plan, state: TrainState, arena: np.ndarray, x: np.ndarray) -> None:
-    _store(plan, arena, plan.input, np.asarray(x, dtype=np.int8))
-    over = forward_params(plan, state)
-    for step in plan.steps:
-        reference._run_step(plan, arena, step, over.get(step.index, step.params), {})
+    reference.execute(plan, arena, np.asarray(x, dtype=np.int8), forward_params(plan, state))
 
 
 def train_step(plan: Plan, state: TrainState, x: np.ndarray, label: int, record: dict | None = None,
@@ -188,7 +188,7 @@ def _forward_index(plan: Plan, step) -> int:
 
 def _apply(state: TrainState, t, p: dict, wd, bd) -> None:
     K.apply_deltas(p, wd, bd, state.arrays.get((t.layer, "master")), state.arrays.get((t.layer, "filter")),
-                   state.arrays.get((t.layer, "bias")))
+                   state.arrays.get((t.layer, "bias")), state.arrays.get((t.layer, "velocity")))
 
 
 def _record(plan: Plan, t, p: dict, gy, e: int, x, y, record: dict) -> None:

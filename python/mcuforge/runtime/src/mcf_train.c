@@ -14,6 +14,7 @@
 #define MASTER_FRACTION_BITS 8
 #define MASTER_LIMIT (127 * 256)
 #define NORM_BITS 14
+#define MOMENTUM_BITS 15 /* the SGD momentum as a Q15 integer */
 #define GRAD_SUM_MAX_DIFF 30
 #define SCALE_SATURATION ((int64_t)1 << 62)
 
@@ -191,6 +192,17 @@ static void apply_bias(int32_t *bias, int32_t o, int32_t d)
     bias[o] = clamp_delta(b);
 }
 
+/* SGD with momentum: velocity[at] = round(momentum * velocity[at]) + d
+ * (momentum in Q15, saturating) is the update; d itself without momentum. */
+static int32_t with_momentum(const mcf_train_conv_params *p, int32_t *velocity, int32_t at, int32_t d)
+{
+    if (velocity == NULL || p->momentum == 0) {
+        return d;
+    }
+    velocity[at] = clamp_delta(shift_round((int64_t)velocity[at] * p->momentum, MOMENTUM_BITS) + d);
+    return velocity[at];
+}
+
 /* Trained weight number widx (master order: channel, ky, kx, input in group)
  * -> its (o, ky, kx, il) and its index in the filter. */
 static int32_t trained_weight(const mcf_train_conv_params *p, int32_t widx, int32_t *o, int32_t *ky, int32_t *kx,
@@ -213,7 +225,7 @@ static int32_t trained_weights(const mcf_train_conv_params *p)
 
 int mcf_train_conv_update(const mcf_train_conv_params *p, const int16_t *grad_out, int32_t grad_exp,
                           const int8_t *output, const int8_t *input, int16_t *master, int8_t *filter,
-                          int32_t *bias, int32_t *delta)
+                          int32_t *bias, int32_t *velocity, int32_t *delta)
 {
     const int32_t pixels = p->out_h * p->out_w;
     const int32_t nw = trained_weights(p);
@@ -248,7 +260,7 @@ int mcf_train_conv_update(const mcf_train_conv_params *p, const int16_t *grad_ou
             if (delta != NULL) {
                 delta[widx] = d;
             } else {
-                apply_weight(widx, fidx, d, master, filter);
+                apply_weight(widx, fidx, with_momentum(p, velocity, widx, d), master, filter);
             }
         }
     }
@@ -270,7 +282,7 @@ int mcf_train_conv_update(const mcf_train_conv_params *p, const int16_t *grad_ou
             if (delta != NULL) {
                 delta[nw + o] = d;
             } else {
-                apply_bias(bias, o, d);
+                apply_bias(bias, o, with_momentum(p, velocity, nw + o, d));
             }
         }
     }
@@ -278,7 +290,7 @@ int mcf_train_conv_update(const mcf_train_conv_params *p, const int16_t *grad_ou
 }
 
 int mcf_train_conv_apply(const mcf_train_conv_params *p, const int32_t *delta, int16_t *master, int8_t *filter,
-                         int32_t *bias)
+                         int32_t *bias, int32_t *velocity)
 {
     const int32_t nw = trained_weights(p);
     int32_t widx, o, ky, kx, il;
@@ -286,7 +298,8 @@ int mcf_train_conv_apply(const mcf_train_conv_params *p, const int32_t *delta, i
         return MCF_ERR_ARG;
     }
     for (widx = 0; widx < nw; ++widx) {
-        apply_weight(widx, trained_weight(p, widx, &o, &ky, &kx, &il), delta[widx], master, filter);
+        apply_weight(widx, trained_weight(p, widx, &o, &ky, &kx, &il), with_momentum(p, velocity, widx, delta[widx]),
+                     master, filter);
     }
     if (p->bias_multiplier != NULL) {
         int32_t o;
@@ -294,7 +307,7 @@ int mcf_train_conv_apply(const mcf_train_conv_params *p, const int32_t *delta, i
             return MCF_ERR_ARG;
         }
         for (o = 0; o < p->out_c; ++o) {
-            apply_bias(bias, o, delta[nw + o]);
+            apply_bias(bias, o, with_momentum(p, velocity, nw + o, delta[nw + o]));
         }
     }
     return MCF_OK;

@@ -249,6 +249,7 @@ typedef struct {
     const int32_t *weight_shift;
     const int32_t *bias_multiplier;       /* (out_c), or NULL: bias frozen */
     const int32_t *bias_shift;
+    int32_t momentum;                     /* SGD momentum in Q15 (0: plain SGD, no velocity) */
 } mcf_train_conv_params;
 
 /* dL/dinput of a conv2d / depthwise / fully-connected layer (before its update). */
@@ -256,14 +257,16 @@ int mcf_train_conv_input_grad(const mcf_train_conv_params *p, const int16_t *gra
                               const int8_t *output, const int8_t *filter, int16_t *grad_in, int32_t *grad_in_exp);
 /* Weight and bias gradients and their SGD update. delta == NULL: applied at
  * once (operator reordering); else the updates are stored in delta (weights,
- * then biases) for mcf_train_conv_apply at the end of the backward pass. */
+ * then biases) for mcf_train_conv_apply at the end of the backward pass.
+ * With momentum, velocity (laid out as delta) becomes round(momentum * velocity)
+ * + update, and that is applied. */
 int mcf_train_conv_update(const mcf_train_conv_params *p, const int16_t *grad_out, int32_t grad_exp,
                           const int8_t *output, const int8_t *input, int16_t *master, int8_t *filter,
-                          int32_t *bias, int32_t *delta);
+                          int32_t *bias, int32_t *velocity, int32_t *delta);
 /* master[...] = filter[...] * 256 for the trained channels (at init). */
 int mcf_train_init_master(const mcf_train_conv_params *p, const int8_t *filter, int16_t *master);
 int mcf_train_conv_apply(const mcf_train_conv_params *p, const int32_t *delta, int16_t *master, int8_t *filter,
-                         int32_t *bias);
+                         int32_t *bias, int32_t *velocity);
 
 typedef struct {
     int32_t size;
