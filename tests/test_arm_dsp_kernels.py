@@ -21,6 +21,7 @@ from mcuforge.codegen import arm_dsp
 from mcuforge.kernels import KERNELS, RUNTIME_INCLUDE_DIR, RUNTIME_SRC_DIR
 from mcuforge.ops import Step
 
+from marks import needs_qemu
 from test_kernels import (P8, STRUCTS, _fill, _short, conv_params, fc_params, lib, rand_act,  # noqa: F401
                           rand_i8, rand_requant, rng_for)
 
@@ -312,9 +313,6 @@ def test_pointwise_scratch_is_six_columns_only_with_six_pixels():
 
 
 # ------------------------------------- the same layers on Cortex-M (QEMU)
-
-needs_qemu = pytest.mark.skipif(bool(qemu.tools_missing()), reason="arm-none-eabi-gcc or qemu-system-arm missing")
-
 
 def _c_array(name: str, ctype: str, values) -> str:
     body = ", ".join(str(int(v)) for v in np.asarray(values).reshape(-1))

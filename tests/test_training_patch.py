@@ -20,7 +20,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mcuforge import qemu  # noqa: E402
 from mcuforge.codegen.portable import include_dirs  # noqa: E402
 from mcuforge.config import BuildConfig  # noqa: E402
 from mcuforge.elfcheck import model_breakdown, read_elf  # noqa: E402
@@ -31,10 +30,10 @@ from mcuforge.training import harness  # noqa: E402
 from mcuforge.zoo import ZOO, mobilenet_v2  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
+from marks import needs_qemu  # noqa: E402
 from test_cli import mcuforge, small_onnx  # noqa: E402
 from test_training import check_run, reference_run, requests  # noqa: E402
 
-QEMU_MISSING = qemu.tools_missing()
 FACTORIES = {**ZOO, "mobilenetv2_035_96": lambda: mobilenet_v2(width=0.35, resolution=96, num_classes=10)}
 # (model, options): policies whose backward pass stops above the layers a patch stage pays off on
 CASES = {
@@ -122,11 +121,10 @@ def test_host_equals_reference(case, tmp_path):
     assert read_elf(obj).symbol("m_arena").size == plan.arena_size
 
 
-@pytest.mark.skipif(bool(QEMU_MISSING), reason=f"{' and '.join(QEMU_MISSING)} not installed")
+@needs_qemu
+@pytest.mark.parametrize("case", QEMU_CASES, indirect=True)  # mbv2_blocks under QEMU; the host runs every case
 def test_cortex_m4_equals_reference(case, tmp_path):
     key, plan, _, out, xs, labels, want = case
-    if key not in QEMU_CASES:
-        pytest.skip("mbv2_blocks under QEMU (the host runs every case)")
     elf = harness.build_qemu(plan, out, tmp_path / "m4", "qemu-cortex-m4")
     check_run(plan, harness.run_qemu(plan, elf, xs, labels, "qemu-cortex-m4"), want, "Cortex-M4")
     mem = read_elf(elf)
