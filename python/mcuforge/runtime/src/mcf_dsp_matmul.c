@@ -776,6 +776,21 @@ void mcf_dsp_pw6_sat(const mcf_pw6_job *job, int32_t groups);
     "asr r2, r2, r10\n\t"                  \
     "ssat r2, #8, r2\n\t"                  \
     "strb r2, " addr "\n\t"
+/* A channel's requantization in registers, for MCF_PW6_OUT: r0 its multiplier,
+ * r10 the right shift e, r11 output_offset * 2^e + 2^(e-1) (the output offset
+ * folded into the rounding); then r12 the output pointer, lr the output stride. */
+#define MCF_PW_REQUANT_SETUP                                                     \
+    "ldr r3, [sp, #20]\n\t"                                                      \
+    "ldr r0, [r3], #8\n\t"          /* multiplier */                              \
+    "str r3, [sp, #20]\n\t"                                                      \
+    "ldr r12, [sp, #36]\n\t"                                                     \
+    "ldr r10, [r3, r12]\n\t"        /* shift */                                   \
+    "ldr r11, [sp, #40]\n\t"                                                     \
+    "mvn r12, r10\n\t"              /* e - 1 */                                   \
+    "lsl r11, r11, r12\n\t"                                                      \
+    "rsb r10, r10, #0\n\t"          /* e */                                       \
+    "ldr r12, [sp, #28]\n\t"                                                     \
+    "ldr lr, [sp, #32]\n\t"
 __asm__(".pushsection .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
         ".syntax unified\n\t"
         ".thumb\n\t"
@@ -819,17 +834,7 @@ __asm__(".pushsection .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
         "ldr r3, [sp, #4]\n\t"
         "cmp r2, r3\n\t"
         "bne 1b\n\t"
-        "ldr r3, [sp, #20]\n\t"
-        "ldr r0, [r3], #8\n\t"          /* multiplier */
-        "str r3, [sp, #20]\n\t"
-        "ldr r12, [sp, #36]\n\t"
-        "ldr r10, [r3, r12]\n\t"        /* shift */
-        "ldr r11, [sp, #40]\n\t"
-        "mvn r12, r10\n\t"              /* e - 1 */
-        "lsl r11, r11, r12\n\t"         /* output_offset * 2^e + 2^(e-1) */
-        "rsb r10, r10, #0\n\t"          /* e */
-        "ldr r12, [sp, #28]\n\t"
-        "ldr lr, [sp, #32]\n\t"
+        MCF_PW_REQUANT_SETUP
         "add r3, r12, lr\n\t"
         MCF_PW6_OUT("r4", "[r12]")
         MCF_PW6_OUT("r5", "[r3]")
@@ -904,17 +909,7 @@ __asm__(".pushsection .text.mcf_dsp_pw3_sat,\"ax\",%progbits\n\t"
         "2:\n\t"
         "cmp r2, r7\n\t"
         "bne 1b\n\t"
-        "ldr r3, [sp, #20]\n\t"
-        "ldr r0, [r3], #8\n\t"          /* multiplier */
-        "str r3, [sp, #20]\n\t"
-        "ldr r12, [sp, #36]\n\t"
-        "ldr r10, [r3, r12]\n\t"        /* shift */
-        "ldr r11, [sp, #40]\n\t"
-        "mvn r12, r10\n\t"              /* e - 1 */
-        "lsl r11, r11, r12\n\t"         /* output_offset * 2^e + 2^(e-1) */
-        "rsb r10, r10, #0\n\t"          /* e */
-        "ldr r12, [sp, #28]\n\t"
-        "ldr lr, [sp, #32]\n\t"
+        MCF_PW_REQUANT_SETUP
         MCF_PW6_OUT("r4", "[r12]")
         MCF_PW6_OUT("r5", "[r12, lr]")
         MCF_PW6_OUT("r6", "[r12, lr, lsl #1]")
@@ -930,6 +925,7 @@ __asm__(".pushsection .text.mcf_dsp_pw3_sat,\"ax\",%progbits\n\t"
 #undef MCF_PW3_GROUP
 #undef MCF_PW6_LOADS
 #undef MCF_PW6_WORD
+#undef MCF_PW_REQUANT_SETUP
 #undef MCF_PW6_GROUP
 #undef MCF_PW6_OUT
 #endif
