@@ -95,7 +95,8 @@ def test_saved_crash_is_fixed(name, corpus, tmp_path):
     assert fuzzing._sha(data) == found["sha256"] and name == found["file"]
     fmt = fuzzing.format_of(data)
     fuzzing.check_one(fmt, fmt, data, 60)
-    fuzzing.check_one("compile", fmt, data, 120, options=found["options"])
+    # a model that compiles is also built and run under ASan+UBSan, as the fuzzer found some crashes
+    fuzzing.check_one("compile", fmt, data, 120, sanitize=True, options=found["options"])
 
 
 def test_recipes_rebuild_mutants(corpus, tmp_path):

@@ -134,7 +134,7 @@ def check_graph(graph) -> None:
     """Whole-model checks a frontend's Graph must pass before any pass or
     calibration runs on it: every reference resolves, no activation is
     empty, geometry attributes are in range (strides, dilations and kernels
-    >= 1, pads >= 0), permutations and axes fit the rank, reshapes keep the
+    >= 1, pads >= 0, none above MAX_TENSOR_ELEMENTS), permutations and axes fit the rank, reshapes keep the
     size, and the quantization parameters are valid (check_quantization)."""
     where = graph.source or graph.name
     tensors = graph.tensors
@@ -158,8 +158,9 @@ def check_graph(graph) -> None:
         a = n.attrs
         if n.op in _WINDOWED:
             for key, lowest in _GEOMETRY.items():
-                if key in a and any(v < lowest for v in _flat_ints(a[key])):
-                    raise bad(f"{key} {_flat_ints(a[key])} must be >= {lowest}")
+                # the kernels' parameters are int32; no value above the largest tensor means anything
+                if key in a and any(not lowest <= v <= MAX_TENSOR_ELEMENTS for v in _flat_ints(a[key])):
+                    raise bad(f"{key} {_flat_ints(a[key])} must be between {lowest} and {MAX_TENSOR_ELEMENTS:,}")
         rank = len(tensors[n.inputs[0]].shape) if n.inputs and n.inputs[0] else 0
         if n.op == "transpose" and sorted(_flat_ints(a.get("perm", ()))) != list(range(rank)):
             raise bad(f"perm {list(a.get('perm', ()))} is not a permutation of {rank} axes")
