@@ -497,6 +497,9 @@ def hard_swish_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int)
         raise ValueError("hard_swish: output scale too small for the input scale (TFLM requires "
                          "input_scale / 128 <= output_scale)")
     relu_mult, relu_exp = quantize_multiplier(f32div(hires, float(np.float32(3.0) / np.float32(32768.0))))
+    if relu_exp > 31:  # an int16 value shifted left that far saturates whatever it is: no usable scale
+        raise ValueError(f"hard_swish: input scale {in_scale} is too large (the relu-ish multiplier needs a "
+                         f"left shift of {relu_exp}, TFLM's int16 arithmetic at most 31)")
     out_m16, relu_m16 = _downscale_to_int16(out_mult), _downscale_to_int16(relu_mult)
     x = INT8_VALUES - int(in_zp)
     hires_value = x * 128
