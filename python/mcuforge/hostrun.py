@@ -29,7 +29,7 @@ def input_source(plan: Plan) -> tuple[str, str, str]:
     input is read straight into the arena. Shared by every harness (host,
     Cortex-M)."""
     p = plan.name
-    if plan.patch is None or not plan.patch.input_stream:
+    if not plan.input_stream:
         return "", f"{p}_input()", f"{p}_invoke()"
     shape = plan.graph.tensors[plan.input].shape
     width, channels = shape[2], shape[3]

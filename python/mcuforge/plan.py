@@ -62,6 +62,11 @@ class Plan:
             return self.patch.macs
         return sum(s.macs for s in self.steps)
 
+    @property
+    def input_stream(self) -> bool:
+        """The model input arrives tile by tile through a read callback (never whole in the arena)."""
+        return self.patch is not None and self.patch.input_stream
+
     def sram_bytes(self) -> int:
         """Peak SRAM as DESIGN.md defines it: arena + other RAM the code defines."""
         return self.arena_size + int(self.extra.get("other_ram", 0))

@@ -107,7 +107,7 @@ def execute(plan: Plan, arena: np.ndarray, x: np.ndarray, overrides: dict[int, d
     g = plan.graph
     in_t = g.tensors[plan.input]
     overrides = overrides or {}
-    stream = plan.patch is not None and plan.patch.input_stream
+    stream = plan.input_stream
     if not stream:
         _view(plan, arena, plan.input)[:] = np.asarray(x, dtype=np.int8).reshape(-1)
     if inter is not None:

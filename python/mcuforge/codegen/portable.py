@@ -239,7 +239,7 @@ def render(plan: Plan, emitter: type = _Emitter) -> dict[str, str]:
         e.ram = ram_fields(plan)
     calls = []
     rest = plan.steps
-    stream = plan.patch is not None and plan.patch.input_stream
+    stream = plan.input_stream
     if plan.patch is not None:
         st = plan.patch
         per_patch, rest = plan.steps[:st.split + 1], plan.steps[st.split + 1:]

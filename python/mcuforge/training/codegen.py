@@ -165,7 +165,7 @@ class TrainingEmitter:
 
     @property
     def stream(self) -> bool:
-        return self.plan.patch is not None and self.plan.patch.input_stream
+        return self.plan.input_stream
 
     def functions(self) -> list[str]:
         p, P = self.p, self.p.upper()

@@ -52,7 +52,7 @@ def _body(plan: Plan) -> tuple[str, str]:
     input streaming into the harness's image that read_region serves."""
     p = plan.name
     definitions, buffer, invoke = hostrun.input_source(plan)
-    stream = plan.patch is not None and plan.patch.input_stream
+    stream = plan.input_stream
     train = (f"{p}_train_step_stream(read_region, 0, (int)label, &loss)" if stream
              else f"{p}_train_step((int)label, &loss)")
     return definitions, _BODY.format(p=p, P=p.upper(), input=buffer, invoke=invoke, train=train)
