@@ -4,7 +4,7 @@ float training memory at batch 1, Cortex-M4 instructions per training step.
 For MobileNetV2-0.35 at 96x96 (10 classes, random weights) and two zoo
 models, each policy is compiled and its peak training SRAM taken from the
 plan: the arena (covering forward + backward) + the trained state in RAM
-(biases, int16 master weights, int8 filter copies; SGD has no optimizer
+(biases, int8 filter copies and the int8 fractions of their master weights; SGD has no optimizer
 state). Policies:
 
 * full: every weight and bias, without operator reordering (every update
@@ -159,7 +159,7 @@ def measure(name: str, work: Path, use_qemu: bool) -> list[dict]:
         tp = plan.training
         row = {"model": name, "policy": label, "description": tp.policy.describe(tp.weight_layer_names),
                "arena_bytes": plan.arena_size, "state_bytes": tp.state_bytes, "sram_bytes": plan.sram_bytes(),
-               "trained_parameters": sum(t.out_c * t.bias + t.master_size for t in tp.layers), **torch_mem}
+               "trained_parameters": sum(t.out_c * t.bias + t.trained_weights for t in tp.layers), **torch_mem}
         if plan.patch is not None:
             st = plan.patch
             row["patch"] = {"split": st.split, "grid": st.grid, "mac_overhead": round(st.mac_overhead, 4),

@@ -125,7 +125,7 @@ def test_momentum_recurrence(tmp_path):
     mom = compile_training("mbv1", tmp_path / "a" / "gen", momentum=0.9, **opts)
     plain = compile_training("mbv1", tmp_path / "b" / "gen", **opts)
     tp = mom.training
-    velocity_bytes = 4 * sum(t.master_size + t.out_c * t.bias for t in tp.layers)
+    velocity_bytes = 4 * sum(t.trained_weights + t.out_c * t.bias for t in tp.layers)
     assert tp.memory()["optimizer_state_bytes"] == velocity_bytes > 0
     assert tp.state_bytes == plain.training.state_bytes + velocity_bytes
     xs, labels = requests(mom)
@@ -142,13 +142,15 @@ def test_momentum_recurrence(tmp_path):
         v0, v1 = before.arrays[(t.layer, "velocity")].astype(np.int64), s.arrays[(t.layer, "velocity")]
         parts = []  # (parameter before, after with momentum, after plain SGD, its slice of the velocity)
         if t.channels:
-            parts.append(("master", slice(0, t.master_size)))
+            parts.append(("master", slice(0, t.trained_weights)))
         if t.bias:
-            parts.append(("bias", slice(t.master_size, t.master_size + t.out_c)))
+            parts.append(("bias", slice(t.trained_weights, t.trained_weights + t.out_c)))
         for what, at in parts:
-            b0 = start.arrays[(t.layer, what)].astype(np.int64)
-            b1, b2 = before.arrays[(t.layer, what)].astype(np.int64), s.arrays[(t.layer, what)].astype(np.int64)
-            d2 = b1 - p.arrays[(t.layer, what)].astype(np.int64)
+            def value(st, what=what):  # master weights: filter * 256 + fraction
+                return st.master(mom, t) if what == "master" else st.arrays[(t.layer, what)].astype(np.int64)
+
+            b0, b1, b2 = value(start), value(before), value(s)
+            d2 = b1 - value(p)
             limit = 127 * 256 if what == "master" else 1 << 31  # masters saturate at +-127 int8 steps
             free = (np.abs(b1) < limit) & (np.abs(b2) < limit)  # not clamped
             assert np.array_equal((b0 - b1)[free], v0[at][free])  # from rest: the velocity is the update

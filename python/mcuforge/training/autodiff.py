@@ -66,7 +66,7 @@ class TrainableLayer:
     channels: int  # trained output channels (weights), 0: weights frozen
     out_c: int
     filter_size: int
-    master_size: int  # int16 master weights (trained channels)
+    trained_weights: int  # weights of the trained channels (each an int8 fraction in the state)
 
 
 @dataclass
@@ -94,12 +94,12 @@ class TrainingPlan:
     def state_layout(self) -> list[tuple[int, str, str, int]]:
         """(weight layer, field, C type, elements), in the order of the state
         struct: int32 biases, int32 velocities (with momentum: the trained
-        weights', then the biases', as the updates of an unordered step), int16
-        masters, int8 filters."""
+        weights', then the biases', as the updates of an unordered step), the
+        int8 fractions of the master weights, int8 filters."""
         out = [(t.layer, "bias", "int32_t", t.out_c) for t in self.layers if t.bias]
         if self.momentum:
-            out += [(t.layer, "velocity", "int32_t", t.master_size + t.out_c * t.bias) for t in self.layers]
-        out += [(t.layer, "master", "int16_t", t.master_size) for t in self.layers if t.channels]
+            out += [(t.layer, "velocity", "int32_t", t.trained_weights + t.out_c * t.bias) for t in self.layers]
+        out += [(t.layer, "fraction", "int8_t", t.trained_weights) for t in self.layers if t.channels]
         out += [(t.layer, "filter", "int8_t", t.filter_size) for t in self.layers if t.channels]
         return out
 
@@ -110,10 +110,10 @@ class TrainingPlan:
 
     def memory(self) -> dict:
         bias = sum(4 * t.out_c for t in self.layers if t.bias)
-        master = sum(2 * t.master_size for t in self.layers if t.channels)
+        fraction = sum(t.trained_weights for t in self.layers if t.channels)
         filt = sum(t.filter_size for t in self.layers if t.channels)
         velocity = sum(4 * n for _, f, _, n in self.state_layout if f == "velocity")
-        return {"state_bytes": self.state_bytes, "bias_bytes": bias, "master_weight_bytes": master,
+        return {"state_bytes": self.state_bytes, "bias_bytes": bias, "weight_fraction_bytes": fraction,
                 "filter_copy_bytes": filt, "optimizer_state_bytes": velocity}
 
 

@@ -122,11 +122,11 @@ class TrainingEmitter:
             x = self.arena(s.inputs[2], "int8_t") if len(s.inputs) > 2 else "NULL"
             delta = self.arena(s.outputs[0], "int32_t") if s.outputs else "NULL"
             return (f"    status |= {fn}(&{ident}, {gin}, {ein}, {self.arena(s.inputs[1], 'int8_t')}, {x}, "
-                    f"{self.state_ptr(t, 'master')}, {self.state_ptr(t, 'filter')}, {self.state_ptr(t, 'bias')}, "
+                    f"{self.state_ptr(t, 'fraction')}, {self.state_ptr(t, 'filter')}, {self.state_ptr(t, 'bias')}, "
                     f"{self.state_ptr(t, 'velocity')}, {delta});{note}")
         if s.kernel == "train_conv_apply":
             return (f"    status |= {fn}(&{ident}, {self.arena(s.inputs[0], 'int32_t')}, "
-                    f"{self.state_ptr(t, 'master')}, {self.state_ptr(t, 'filter')}, "
+                    f"{self.state_ptr(t, 'fraction')}, {self.state_ptr(t, 'filter')}, "
                     f"{self.state_ptr(t, 'bias')}, {self.state_ptr(t, 'velocity')});{note}")
         raise AssertionError(s.kernel)
 
@@ -157,9 +157,11 @@ class TrainingEmitter:
             if t.channels:
                 out += [f"        for (i = 0; i < {t.filter_size}; ++i) {{",
                         f"            {st}.{field_name(t.layer, 'filter')}[i] = {src}_filter[i];", "        }"]
-                ident = self.structs[t.name]
-                out.append(f"        (void)mcf_train_init_master(&{ident}, {st}.{field_name(t.layer, 'filter')}, "
-                           f"{st}.{field_name(t.layer, 'master')});")
+                out += [f"        for (i = 0; i < {t.trained_weights}; ++i) {{",
+                        f"            {st}.{field_name(t.layer, 'fraction')}[i] = 0;", "        }"]
+            if self.tp.momentum:  # SGD momentum starts at rest
+                out += [f"        for (i = 0; i < {t.trained_weights + t.out_c * t.bias}; ++i) {{",
+                        f"            {st}.{field_name(t.layer, 'velocity')}[i] = 0;", "        }"]
         out.append("    }")
         return out
 
@@ -190,8 +192,8 @@ class TrainingEmitter:
                  f" * SGD, learning rate {tp.learning_rate:g}, momentum {tp.momentum:g}, quantization-aware scaling "
                  f"{'on' if tp.qas else 'off'}, operator reordering {'on' if tp.reorder else 'off'}.",
                  f" * RAM: the arena ({P}_ARENA_SIZE, covers the training step) + the trained state "
-                 f"{tp.state_bytes} bytes (biases {mem['bias_bytes']}, int16 master weights "
-                 f"{mem['master_weight_bytes']}, int8 filter copies {mem['filter_copy_bytes']}, momentum "
+                 f"{tp.state_bytes} bytes (biases {mem['bias_bytes']}, int8 weight fractions "
+                 f"{mem['weight_fraction_bytes']}, int8 filter copies {mem['filter_copy_bytes']}, momentum "
                  f"velocities {mem['optimizer_state_bytes']}).",
                  (f" * {p}_train_step_stream() runs {p}_invoke_stream() (the input read tile by tile), then the "
                   "backward pass," if self.stream else

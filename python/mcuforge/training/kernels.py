@@ -11,8 +11,10 @@ reproducible across targets: FMA contraction, libm, summation order):
 * Parameter updates multiply an int64 gradient accumulator by a compile-time
   Q31 multiplier with a shift that folds the learning rate, quantization-aware
   scaling and the scales (`scale`), then the runtime exponent as a shift.
-* Weights keep an int16 master copy in units of s_w/256 (8 fractional bits);
-  the int8 filter the forward kernels read is the master rounded.
+* A trained weight is a 16-bit master value in units of s_w/256 (8 fractional
+  bits) kept as two int8 parts: the filter the forward kernels read (the
+  master rounded) and the fraction rounding left over
+  (master = filter * 256 + fraction, fractions start at 0).
 
 Rounding everywhere is "add half, arithmetic shift right" (ties up).
 """
@@ -263,22 +265,37 @@ def with_momentum(p: dict, velocity: np.ndarray | None, at: int, d):
     return v
 
 
-def apply_deltas(p: dict, wd, bd, master: np.ndarray | None, filt: np.ndarray | None,
+def apply_deltas(p: dict, wd, bd, fraction: np.ndarray | None, filt: np.ndarray | None,
                  bias: np.ndarray | None, velocity: np.ndarray | None = None) -> None:
-    """In place: master -= wd (clamped), filter = master rounded; bias -= bd
+    """In place: master -= wd (clamped), filter = master rounded, fraction =
+    the rest (master = filter * 256 + fraction); bias -= bd
     (saturating); with momentum the updates are the velocities (weights', then
     biases', in `velocity`)."""
     nw, _ = delta_layout(p)
     wd = None if wd is None else with_momentum(p, velocity, 0, wd)
     bd = None if bd is None else with_momentum(p, velocity, nw, bd)
     if wd is not None:
-        n, k_h, k_w, ipg = wd.shape
-        m = np.clip(master.astype(np.int64).reshape(wd.shape) - wd, -MASTER_LIMIT, MASTER_LIMIT)
-        master[:] = m.reshape(-1).astype(np.int16)
-        o, ky, kx, il = np.meshgrid(np.arange(n), np.arange(k_h), np.arange(k_w), np.arange(ipg), indexing="ij")
-        filt[_filter_index(p, o, ky, kx, il).reshape(-1)] = shift_round(m, MASTER_FRACTION_BITS).reshape(-1)
+        idx = trained_filter_index(p, wd.shape[0])
+        m = master_weights(filt, fraction, idx) - wd.reshape(-1)
+        m = np.clip(m, -MASTER_LIMIT, MASTER_LIMIT)
+        f = shift_round(m, MASTER_FRACTION_BITS)
+        filt[idx] = f
+        fraction[:] = (m - (f << MASTER_FRACTION_BITS)).astype(np.int8)
     if bd is not None:
         bias[:] = np.clip(bias.astype(np.int64) - bd, INT32_MIN, INT32_MAX).astype(np.int32)
+
+
+def trained_filter_index(p: dict, channels: int) -> np.ndarray:
+    """Filter index of each trained weight, in master order (channel, ky, kx,
+    input in group)."""
+    kh, kw, ipg = int(p["k_h"]), int(p["k_w"]), int(p["in_per_group"])
+    o, ky, kx, il = np.meshgrid(np.arange(channels), np.arange(kh), np.arange(kw), np.arange(ipg), indexing="ij")
+    return _filter_index(p, o, ky, kx, il).reshape(-1)
+
+
+def master_weights(filt: np.ndarray, fraction: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The 16-bit master values (int64, master order) of the trained weights."""
+    return (filt[idx].astype(np.int64) << MASTER_FRACTION_BITS) + fraction.astype(np.int64)
 
 
 def delta_layout(p: dict) -> tuple[int, int]:

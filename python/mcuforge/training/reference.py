@@ -1,8 +1,8 @@
 """NumPy executor of a training step, on the real arena offsets of the plan.
 
-`TrainState` holds what the generated C keeps in RAM (trained biases, int16
-master weights, int8 filter copies) and serializes to the exact bytes of
-``<name>_train_state()``. `train_step` runs the forward steps (the inference
+`TrainState` holds what the generated C keeps in RAM (trained biases, int8
+filter copies and the int8 fractions of the trained weights' master values)
+and serializes to the exact bytes of ``<name>_train_state()``. `train_step` runs the forward steps (the inference
 kernels' twins, reading the trained parameters from the state) and then the
 backward steps, and returns the loss the C reports.
 """
@@ -35,7 +35,7 @@ class TrainState:
             if t.channels:
                 filt = np.asarray(p["filter"], dtype=np.int8).reshape(-1).copy()
                 st.arrays[(t.layer, "filter")] = filt
-                st.arrays[(t.layer, "master")] = _initial_master(plan, t, filt)
+                st.arrays[(t.layer, "fraction")] = np.zeros(t.trained_weights, dtype=np.int8)
         for layer, what, _, n in tp.state_layout:
             if what == "velocity":  # SGD momentum: starts at rest
                 st.arrays[(layer, what)] = np.zeros(n, dtype=np.int32)
@@ -58,13 +58,10 @@ class TrainState:
     def copy(self) -> "TrainState":
         return TrainState({k: v.copy() for k, v in self.arrays.items()})
 
-
-def _initial_master(plan: Plan, t, filt: np.ndarray) -> np.ndarray:
-    p = _conv_params(plan, t.step)
-    n, kh, kw, ipg = t.channels, int(p["k_h"]), int(p["k_w"]), int(p["in_per_group"])
-    o, ky, kx, il = np.meshgrid(np.arange(n), np.arange(kh), np.arange(kw), np.arange(ipg), indexing="ij")
-    idx = K._filter_index(p, o, ky, kx, il).reshape(-1)
-    return (filt[idx].astype(np.int32) << K.MASTER_FRACTION_BITS).astype(np.int16)
+    def master(self, plan: Plan, t) -> np.ndarray:
+        """The 16-bit master values (int64, master order) of layer t's trained weights."""
+        idx = K.trained_filter_index(_conv_params(plan, t.step), t.channels)
+        return K.master_weights(self.arrays[(t.layer, "filter")], self.arrays[(t.layer, "fraction")], idx)
 
 
 def _conv_params(plan: Plan, forward_index: int) -> dict:
@@ -187,7 +184,7 @@ def _forward_index(plan: Plan, step) -> int:
 
 
 def _apply(state: TrainState, t, p: dict, wd, bd) -> None:
-    K.apply_deltas(p, wd, bd, state.arrays.get((t.layer, "master")), state.arrays.get((t.layer, "filter")),
+    K.apply_deltas(p, wd, bd, state.arrays.get((t.layer, "fraction")), state.arrays.get((t.layer, "filter")),
                    state.arrays.get((t.layer, "bias")), state.arrays.get((t.layer, "velocity")))
 
 

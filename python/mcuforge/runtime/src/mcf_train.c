@@ -174,16 +174,20 @@ int mcf_train_conv_input_grad(const mcf_train_conv_params *p, const int16_t *gra
     return MCF_OK;
 }
 
-static void apply_weight(int32_t widx, int32_t fidx, int32_t d, int16_t *master, int8_t *filter)
+/* The master weight (units of s_w / 256) is filter * 256 + fraction: the int8
+ * filter is the master rounded, the int8 fraction what rounding left over. */
+static void apply_weight(int32_t widx, int32_t fidx, int32_t d, int8_t *fraction, int8_t *filter)
 {
-    int64_t m = (int64_t)master[widx] - d;
+    int64_t m = (int64_t)filter[fidx] * (1 << MASTER_FRACTION_BITS) + fraction[widx] - d;
+    int32_t f;
     if (m > MASTER_LIMIT) {
         m = MASTER_LIMIT;
     } else if (m < -MASTER_LIMIT) {
         m = -MASTER_LIMIT;
     }
-    master[widx] = (int16_t)m;
-    filter[fidx] = (int8_t)shift_round(m, MASTER_FRACTION_BITS);
+    f = (int32_t)shift_round(m, MASTER_FRACTION_BITS);
+    filter[fidx] = (int8_t)f;
+    fraction[widx] = (int8_t)(m - (int64_t)f * (1 << MASTER_FRACTION_BITS));
 }
 
 static void apply_bias(int32_t *bias, int32_t o, int32_t d)
@@ -224,7 +228,7 @@ static int32_t trained_weights(const mcf_train_conv_params *p)
 }
 
 int mcf_train_conv_update(const mcf_train_conv_params *p, const int16_t *grad_out, int32_t grad_exp,
-                          const int8_t *output, const int8_t *input, int16_t *master, int8_t *filter,
+                          const int8_t *output, const int8_t *input, int8_t *fraction, int8_t *filter,
                           int32_t *bias, int32_t *velocity, int32_t *delta)
 {
     const int32_t pixels = p->out_h * p->out_w;
@@ -234,7 +238,7 @@ int mcf_train_conv_update(const mcf_train_conv_params *p, const int16_t *grad_ou
         return MCF_ERR_ARG;
     }
     if (nw > 0) {
-        if (input == NULL || (delta == NULL && (master == NULL || filter == NULL))) {
+        if (input == NULL || (delta == NULL && (fraction == NULL || filter == NULL))) {
             return MCF_ERR_ARG;
         }
         for (widx = 0; widx < nw; ++widx) {
@@ -260,7 +264,7 @@ int mcf_train_conv_update(const mcf_train_conv_params *p, const int16_t *grad_ou
             if (delta != NULL) {
                 delta[widx] = d;
             } else {
-                apply_weight(widx, fidx, with_momentum(p, velocity, widx, d), master, filter);
+                apply_weight(widx, fidx, with_momentum(p, velocity, widx, d), fraction, filter);
             }
         }
     }
@@ -289,17 +293,17 @@ int mcf_train_conv_update(const mcf_train_conv_params *p, const int16_t *grad_ou
     return MCF_OK;
 }
 
-int mcf_train_conv_apply(const mcf_train_conv_params *p, const int32_t *delta, int16_t *master, int8_t *filter,
+int mcf_train_conv_apply(const mcf_train_conv_params *p, const int32_t *delta, int8_t *fraction, int8_t *filter,
                          int32_t *bias, int32_t *velocity)
 {
     const int32_t nw = trained_weights(p);
     int32_t widx, o, ky, kx, il;
-    if (nw > 0 && (master == NULL || filter == NULL)) {
+    if (nw > 0 && (fraction == NULL || filter == NULL)) {
         return MCF_ERR_ARG;
     }
     for (widx = 0; widx < nw; ++widx) {
         apply_weight(widx, trained_weight(p, widx, &o, &ky, &kx, &il), with_momentum(p, velocity, widx, delta[widx]),
-                     master, filter);
+                     fraction, filter);
     }
     if (p->bias_multiplier != NULL) {
         int32_t o;
@@ -309,16 +313,6 @@ int mcf_train_conv_apply(const mcf_train_conv_params *p, const int32_t *delta, i
         for (o = 0; o < p->out_c; ++o) {
             apply_bias(bias, o, with_momentum(p, velocity, nw + o, delta[nw + o]));
         }
-    }
-    return MCF_OK;
-}
-
-int mcf_train_init_master(const mcf_train_conv_params *p, const int8_t *filter, int16_t *master)
-{
-    const int32_t nw = trained_weights(p);
-    int32_t widx, o, ky, kx, il;
-    for (widx = 0; widx < nw; ++widx) {
-        master[widx] = (int16_t)(filter[trained_weight(p, widx, &o, &ky, &kx, &il)] * 256);
     }
     return MCF_OK;
 }

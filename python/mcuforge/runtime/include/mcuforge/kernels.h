@@ -229,8 +229,10 @@ int mcf_copy_tile_s8(const mcf_copy_tile_params *p, const int8_t *src, int8_t *d
  * significant bits; parameter updates multiply int64 gradient accumulators
  * by Q31 multipliers with shifts that fold the learning rate and
  * quantization-aware scaling. All integer: the same bits on every target.
- * Trained weights keep an int16 master copy in units of s_w / 256; the int8
- * filter the forward kernels read is the master rounded. */
+ * A trained weight is a 16-bit master value in units of s_w / 256, kept as
+ * two int8 parts: the filter the forward kernels read (the master rounded)
+ * and the fraction rounding left over (master = filter * 256 + fraction;
+ * the fractions start at 0). */
 typedef struct {
     int32_t in_h, in_w, in_c;
     int32_t out_h, out_w, out_c;
@@ -261,11 +263,9 @@ int mcf_train_conv_input_grad(const mcf_train_conv_params *p, const int16_t *gra
  * With momentum, velocity (laid out as delta) becomes round(momentum * velocity)
  * + update, and that is applied. */
 int mcf_train_conv_update(const mcf_train_conv_params *p, const int16_t *grad_out, int32_t grad_exp,
-                          const int8_t *output, const int8_t *input, int16_t *master, int8_t *filter,
+                          const int8_t *output, const int8_t *input, int8_t *fraction, int8_t *filter,
                           int32_t *bias, int32_t *velocity, int32_t *delta);
-/* master[...] = filter[...] * 256 for the trained channels (at init). */
-int mcf_train_init_master(const mcf_train_conv_params *p, const int8_t *filter, int16_t *master);
-int mcf_train_conv_apply(const mcf_train_conv_params *p, const int32_t *delta, int16_t *master, int8_t *filter,
+int mcf_train_conv_apply(const mcf_train_conv_params *p, const int32_t *delta, int8_t *fraction, int8_t *filter,
                          int32_t *bias, int32_t *velocity);
 
 typedef struct {
