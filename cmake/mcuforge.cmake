@@ -5,7 +5,7 @@
 #                      [NAME <id>] [CALIBRATION <file.npy|.npz>]
 #                      [SRAM_BUDGET <size>] [FLASH_BUDGET <size>]
 #                      [SCHEDULE layer|patch|auto] [PATCH_GRID <n>]
-#                      [TRAINING none|bias|sparse|full] [LEARNING_RATE <lr>]
+#                      [TRAINING none|bias|sparse|full] [LEARNING_RATE <lr>] [MOMENTUM <m>]
 #                      [TRAIN_BIAS_LAYERS <n>] [TRAIN_WEIGHT_LAYERS <i,j>]
 #                      [TRAIN_WEIGHT_RATIO <r1,r2>] [TRAIN_DATA <file.npz>]
 #                      [KERNELS portable|arm-dsp] [CHECK_ELF])
@@ -96,8 +96,8 @@ endfunction()
 
 function(mcuforge_add_model target)
   cmake_parse_arguments(PARSE_ARGV 1 MF "CHECK_ELF"
-    "MODEL;NAME;CALIBRATION;SRAM_BUDGET;FLASH_BUDGET;SCHEDULE;PATCH_GRID;TRAINING;LEARNING_RATE;TRAIN_BIAS_LAYERS;\
-TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS" "")
+    "MODEL;NAME;CALIBRATION;SRAM_BUDGET;FLASH_BUDGET;SCHEDULE;PATCH_GRID;TRAINING;LEARNING_RATE;MOMENTUM;\
+TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS" "")
   if(MF_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "mcuforge_add_model(${target}): unknown arguments: ${MF_UNPARSED_ARGUMENTS}")
   endif()
@@ -139,6 +139,7 @@ TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS" "")
     _mcuforge_kconfig_choice(kconfig_TRAINING TRAINING none bias sparse full)
     # Defined only when training is on (Kconfig: if !MCUFORGE_TRAINING_NONE).
     set(kconfig_LEARNING_RATE "${CONFIG_MCUFORGE_TRAINING_LEARNING_RATE}")
+    set(kconfig_MOMENTUM "${CONFIG_MCUFORGE_TRAINING_MOMENTUM}")
     set(kconfig_TRAIN_BIAS_LAYERS "${CONFIG_MCUFORGE_TRAINING_BIAS_LAYERS}")
     _mcuforge_kconfig_choice(kconfig_KERNELS KERNELS portable arm-dsp)
     set(symbol_SRAM_BUDGET CONFIG_MCUFORGE_SRAM_BUDGET_KB)
@@ -147,9 +148,10 @@ TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS" "")
     set(symbol_PATCH_GRID CONFIG_MCUFORGE_PATCH_GRID)
     set(symbol_TRAINING CONFIG_MCUFORGE_TRAINING)
     set(symbol_LEARNING_RATE CONFIG_MCUFORGE_TRAINING_LEARNING_RATE)
+    set(symbol_MOMENTUM CONFIG_MCUFORGE_TRAINING_MOMENTUM)
     set(symbol_TRAIN_BIAS_LAYERS CONFIG_MCUFORGE_TRAINING_BIAS_LAYERS)
     set(symbol_KERNELS CONFIG_MCUFORGE_KERNELS)
-    foreach(opt SRAM_BUDGET FLASH_BUDGET SCHEDULE PATCH_GRID TRAINING LEARNING_RATE TRAIN_BIAS_LAYERS KERNELS)
+    foreach(opt SRAM_BUDGET FLASH_BUDGET SCHEDULE PATCH_GRID TRAINING LEARNING_RATE MOMENTUM TRAIN_BIAS_LAYERS KERNELS)
       if(DEFINED MF_${opt})
         if(NOT "${MF_${opt}}" STREQUAL "${kconfig_${opt}}")
           message(STATUS "mcuforge: ${name}: ${opt} ${MF_${opt}} (argument of mcuforge_add_model) "
@@ -175,7 +177,7 @@ TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS" "")
     get_filename_component(MF_TRAIN_DATA "${MF_TRAIN_DATA}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
     list(APPEND depends "${MF_TRAIN_DATA}")
   endif()
-  foreach(opt SCHEDULE PATCH_GRID TRAINING LEARNING_RATE TRAIN_BIAS_LAYERS TRAIN_WEIGHT_LAYERS TRAIN_WEIGHT_RATIO
+  foreach(opt SCHEDULE PATCH_GRID TRAINING LEARNING_RATE MOMENTUM TRAIN_BIAS_LAYERS TRAIN_WEIGHT_LAYERS TRAIN_WEIGHT_RATIO
               TRAIN_DATA KERNELS)
     string(TOLOWER "${opt}" flag)
     string(REPLACE "_" "-" flag "${flag}")

@@ -9,7 +9,7 @@ build.ninja) and the generator runs with real cmake and ninja.
   before anything is compiled, also with the post-link check on, so a model
   too large for the board ends in our message, not in the linker;
   CONFIG_MCUFORGE_MEMORY_CHECK_FAIL=n makes it a warning.
-* Training: TRAINING, LEARNING_RATE and TRAIN_BIAS_LAYERS come from Kconfig;
+* Training: TRAINING, LEARNING_RATE, MOMENTUM and TRAIN_BIAS_LAYERS come from Kconfig;
   an explicit argument wins and the build says so.
 """
 from __future__ import annotations
@@ -146,17 +146,21 @@ def test_training_options_come_from_kconfig(tmp_path):
     kconf = enable(load(tmp_path), MCUFORGE_TRAINING_BIAS="y")
     assert kconf.syms["MCUFORGE_TRAINING_LEARNING_RATE"].str_value == "0.05"  # the defaults
     assert kconf.syms["MCUFORGE_TRAINING_BIAS_LAYERS"].str_value == "4"
+    assert kconf.syms["MCUFORGE_TRAINING_MOMENTUM"].str_value == "0"
     _, build = configure(tmp_path, kconf)
     args = generator_args(build)
-    assert (option(args, "--training"), option(args, "--learning-rate"), option(args, "--train-bias-layers")) == \
-        ("bias", "0.05", "4")
+    flags = ("--training", "--learning-rate", "--momentum", "--train-bias-layers")
+    assert tuple(option(args, f) for f in flags) == ("bias", "0.05", "0", "4")
 
     kconf = enable(load(tmp_path), MCUFORGE_TRAINING_SPARSE="y", MCUFORGE_TRAINING_LEARNING_RATE="0.125",
-                   MCUFORGE_TRAINING_BIAS_LAYERS=2)
+                   MCUFORGE_TRAINING_MOMENTUM="0.9", MCUFORGE_TRAINING_BIAS_LAYERS=2)
     _, build = configure(tmp_path, kconf)
     args = generator_args(build)
-    assert (option(args, "--training"), option(args, "--learning-rate"), option(args, "--train-bias-layers")) == \
-        ("sparse", "0.125", "2")
+    assert tuple(option(args, f) for f in flags) == ("sparse", "0.125", "0.9", "2")
+    res = generate(build)  # the generator takes the momentum: the header and the trained state say so
+    assert res.returncode == 0, res.stdout + res.stderr
+    header = next(build.rglob("mcuforge/net/net.h")).read_text()
+    assert "#define NET_TRAIN_MOMENTUM 0.9f" in header and "momentum velocities" in header
 
 
 def test_no_training_options_without_training(tmp_path):
@@ -166,27 +170,30 @@ def test_no_training_options_without_training(tmp_path):
     _, build = configure(tmp_path, kconf)
     args = generator_args(build)
     assert option(args, "--training") == "none"
-    assert "--learning-rate" not in args and "--train-bias-layers" not in args
+    assert "--learning-rate" not in args and "--train-bias-layers" not in args and "--momentum" not in args
 
 
 def test_explicit_training_arguments_win_and_the_build_says_so(tmp_path):
     kconf = enable(load(tmp_path), MCUFORGE_TRAINING_BIAS="y")
     data = tmp_path / "train.npz"
     data.write_bytes(b"")  # only a dependency of the generator step here
-    res, build = configure(tmp_path, kconf, "TRAINING", "sparse", "LEARNING_RATE", "0.01", "TRAIN_BIAS_LAYERS", "3",
+    res, build = configure(tmp_path, kconf, "TRAINING", "sparse", "LEARNING_RATE", "0.01", "MOMENTUM", "0.5",
+                           "TRAIN_BIAS_LAYERS", "3",
                            "TRAIN_WEIGHT_LAYERS", "1,2", "TRAIN_WEIGHT_RATIO", "1,0.5", "TRAIN_DATA", str(data))
     out = res.stdout + res.stderr
     for line in ("mcuforge: net: TRAINING sparse (argument of mcuforge_add_model) overrides "
                  "CONFIG_MCUFORGE_TRAINING (bias)",
                  "mcuforge: net: LEARNING_RATE 0.01 (argument of mcuforge_add_model) overrides "
                  "CONFIG_MCUFORGE_TRAINING_LEARNING_RATE (0.05)",
+                 "mcuforge: net: MOMENTUM 0.5 (argument of mcuforge_add_model) overrides "
+                 "CONFIG_MCUFORGE_TRAINING_MOMENTUM (0)",
                  "mcuforge: net: TRAIN_BIAS_LAYERS 3 (argument of mcuforge_add_model) overrides "
                  "CONFIG_MCUFORGE_TRAINING_BIAS_LAYERS (4)"):
         assert line in out, out
     args = generator_args(build)
-    assert [option(args, f) for f in ("--training", "--learning-rate", "--train-bias-layers",
+    assert [option(args, f) for f in ("--training", "--learning-rate", "--momentum", "--train-bias-layers",
                                       "--train-weight-layers", "--train-weight-ratio", "--train-data")] == \
-        ["sparse", "0.01", "3", "1,2", "1,0.5", str(data)]
+        ["sparse", "0.01", "0.5", "3", "1,2", "1,0.5", str(data)]
     # An argument equal to the Kconfig value is not reported as an override.
     res, build = configure(tmp_path, kconf, "LEARNING_RATE", "0.05")
     assert "overrides" not in res.stdout + res.stderr

@@ -106,6 +106,8 @@ def from_kconfig(path: Path) -> dict:
     if values.get("CONFIG_MCUFORGE_TRAINING_LEARNING_RATE"):
         out["learning_rate"] = parse_float(values["CONFIG_MCUFORGE_TRAINING_LEARNING_RATE"],
                                            "CONFIG_MCUFORGE_TRAINING_LEARNING_RATE")
+    if values.get("CONFIG_MCUFORGE_TRAINING_MOMENTUM"):
+        out["momentum"] = parse_float(values["CONFIG_MCUFORGE_TRAINING_MOMENTUM"], "CONFIG_MCUFORGE_TRAINING_MOMENTUM")
     if "CONFIG_MCUFORGE_TRAINING_BIAS_LAYERS" in values:
         out["train_bias_layers"] = int(values["CONFIG_MCUFORGE_TRAINING_BIAS_LAYERS"])
     return out
