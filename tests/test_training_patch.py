@@ -2,10 +2,10 @@
 below the lowest one the backward pass reaches are pure inference and run
 tile by tile. For sparse policies on MobileNetV2-0.35 at 96x96 and
 mbv2_blocks and a bias policy on mbv1, 10 steps of the generated C (host; Cortex-M4 under
-QEMU for one case) leave exactly the NumPy reference's parameters and report
+QEMU for the mbv2_blocks cases) leave exactly the NumPy reference's parameters and report
 its losses; the reference itself equals the layer-by-layer plan's (the patch
 stage changes memory, not numbers), also with the input streamed tile by
-tile (<name>_train_step_stream); the plan's stage ends at or below the
+tile (<name>_train_step_stream) and with the arm-dsp kernel set; the plan's stage ends at or below the
 lowest layer the backward pass reaches and is smaller than layer by layer;
 full training with patches is refused (exit 2)."""
 from __future__ import annotations
@@ -44,8 +44,11 @@ CASES = {
     # the input read tile by tile through a callback: <name>_train_step_stream
     "mbv2_blocks-sparse-stream": ("mbv2_blocks", dict(training="sparse", train_bias_layers=2, train_weight_layers=(-1,),
                                                       input_stream=True)),
+    # the arm-dsp kernel set: the patch stage and the frozen layers above it on arm-dsp kernels
+    "mbv2_blocks-sparse-arm-dsp": ("mbv2_blocks", dict(training="sparse", train_bias_layers=2, train_weight_layers=(-1,),
+                                                       kernels="arm-dsp")),
 }
-QEMU_CASES = ("mbv2_blocks-sparse", "mbv2_blocks-sparse-stream")
+QEMU_CASES = ("mbv2_blocks-sparse", "mbv2_blocks-sparse-stream", "mbv2_blocks-sparse-arm-dsp")
 
 
 def _graph_and_calibration(name: str, work: Path):
@@ -115,6 +118,9 @@ def test_host_equals_reference(case, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["patch"]["split"] == plan.patch.split
     assert report["training"]["lowest_reached_layer"]["index"] == plan.training.lowest_reached
+    if plan.config.kernels == "arm-dsp":  # the stage's layers run arm-dsp kernels, not the portable ones
+        stage = {L["index"]: L for L in report["layers"] if L["index"] < plan.patch.split}
+        assert stage and any(L["function"].startswith("mcf_dsp_") for L in stage.values()), stage
     obj = tmp_path / "model.o"
     subprocess.run(["gcc", "-std=c99", "-c", "-O2", *[f"-I{d}" for d in include_dirs(out)], str(out / "m.c"),
                     "-o", str(obj)], check=True)

@@ -27,8 +27,14 @@ def digits_split(seed: int = 0):
     return train_test_split(x, d.target.astype(np.int64), test_size=0.25, random_state=seed, stratify=d.target)
 
 
-def make_model():
+def make_model(seed: int | None = None):
+    """The digits network; its initial weights come from torch's generator
+    seeded with `seed` (None: the generator as it is)."""
+    import torch
     import torch.nn as nn
+
+    if seed is not None:
+        torch.manual_seed(seed)
 
     def block(cin, cout, stride=1):
         return [nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.ReLU6(),
@@ -77,7 +83,7 @@ def run_demo(outdir: Path, epochs: int = 40, quiet: bool = False, training: bool
     t0 = time.monotonic()
     x_train, x_test, y_train, y_test = digits_split()
     say(f"data: scikit-learn digits, {len(x_train)} training and {len(x_test)} held-out 8x8 images")
-    model = make_model()
+    model = make_model(seed=0)  # the same weights, and so the same figures, on every run
     train(model, x_train, y_train, epochs=epochs)
     with torch.no_grad():
         float_logits = model(torch.from_numpy(x_test)).numpy()

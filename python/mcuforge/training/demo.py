@@ -23,13 +23,10 @@ EPOCHS = 4
 
 
 def pretrain(seed: int = 0, epochs: int = 30):
-    import torch
-
     from ..demo import digits_split, make_model, train
 
     x_train, x_test, y_train, y_test = digits_split(seed)
-    torch.manual_seed(seed)
-    model = make_model()
+    model = make_model(seed)
     known = y_train < KNOWN
     train(model, x_train[known], y_train[known], epochs=epochs, seed=seed)
     return model, (x_train, x_test, y_train, y_test)
