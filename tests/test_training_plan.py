@@ -115,6 +115,23 @@ def test_reordering_lowers_the_peak(tmp_path):
     assert a.to_bytes(ordered) == b.to_bytes(unordered)
 
 
+def test_gradient_sums_and_masks_overwrite_an_addend(tmp_path):
+    """A residual's two gradient partials are summed into the buffer of one of
+    them, and a clamp mask writes over its input gradient, when that is the
+    input's last use (the kernels read element i before writing element i);
+    test_training's host and Cortex-M4 runs of mbv2_blocks check the bytes."""
+    plan = compile_training("mbv2_blocks", tmp_path / "gen", training="full")
+    offset = {t: b.offset for b in plan.memory.buffers for t in b.tensors}
+    done = {}
+    for s in plan.training.steps:
+        if s.kernel in ("train_grad_sum", "train_mask"):
+            assert s.inplace == "elementwise"
+            if s.inplace_input >= 0:
+                assert offset[s.outputs[0]] == offset[s.inputs[s.inplace_input]]
+                done[s.kernel] = done.get(s.kernel, 0) + 1
+    assert done.get("train_grad_sum", 0) > 0 and done.get("train_mask", 0) > 0, done
+
+
 def test_momentum_recurrence(tmp_path):
     """SGD with momentum: from rest the velocity is the plain update; on the
     next step the applied update minus the plain SGD update of the same

@@ -192,9 +192,9 @@ class _Builder:
         return name
 
     def add(self, name: str, kernel: str, params: dict, inputs: list[str], outputs: list[str],
-            macs: int = 0, target: list[Step] | None = None) -> Step:
+            macs: int = 0, target: list[Step] | None = None, inplace: str = "") -> Step:
         node = Node(name, "train", list(inputs), list(outputs), {})
-        step = Step(node, kernel, params, list(inputs), list(outputs), macs=macs)
+        step = Step(node, kernel, params, list(inputs), list(outputs), macs=macs, inplace=inplace)
         (self.bwd if target is None else target).append(step)
         return step
 
@@ -203,7 +203,9 @@ class _Builder:
         g = parts[0]
         for other in parts[1:]:
             out = self.new_tensor(f"grad:{t}", self.graph.tensors[t].shape)
-            self.add(f"sum:{t}", "train_grad_sum", {"size": self.graph.tensors[t].size}, [g, other], [out])
+            # element i of the sum reads only element i of its addends: it may overwrite one of them
+            self.add(f"sum:{t}", "train_grad_sum", {"size": self.graph.tensors[t].size}, [g, other], [out],
+                     inplace="elementwise")
             g = out
         return g
 
@@ -279,7 +281,7 @@ class _Builder:
             elif s.kernel in ("add_s8", "requantize_s8"):
                 gm = self.new_tensor(f"grad:{y}:masked", g.tensors[y].shape)
                 p = {"size": g.tensors[y].size, "act_min": s.params["act_min"], "act_max": s.params["act_max"]}
-                self.add(f"{s.name}:backward", "train_mask", p, [gy, s.outputs[0]], [gm])
+                self.add(f"{s.name}:backward", "train_mask", p, [gy, s.outputs[0]], [gm], inplace="elementwise")
                 for i in dict.fromkeys(self.canon(t) for t in s.inputs):
                     if i in rg:
                         self.partials.setdefault(i, []).append(gm)
