@@ -791,21 +791,38 @@ void mcf_dsp_pw6_sat(const mcf_pw6_job *job, int32_t groups);
     "rsb r10, r10, #0\n\t"          /* e */                                       \
     "ldr r12, [sp, #28]\n\t"                                                     \
     "ldr lr, [sp, #32]\n\t"
-__asm__(".pushsection .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
-        ".syntax unified\n\t"
-        ".thumb\n\t"
-        ".p2align 2\n\t"
-        ".global mcf_dsp_pw6_sat\n\t"
-        ".type mcf_dsp_pw6_sat, %function\n\t"
-        ".thumb_func\n"
-        "mcf_dsp_pw6_sat:\n\t"
-        "push {r4-r11, lr}\n\t"
-        "ldmia r0, {r2-r12, lr}\n\t"
-        "subs r0, r1, #1\n\t"           /* groups after the first */
-        "beq 7f\n\t"
-        "and r0, r0, #7\n\t"
-        "rsb r0, r0, #8\n\t"
-        "and r0, r0, #7\n\t"            /* groups skipped in the first pass */
+/* The entry of the assembly 1x1 kernel `name` (section, symbol, the
+ * callee-saved registers, the job's words in r2-r12 and lr): r0 = the groups
+ * the first pass through the loop, unrolled `unroll` times, skips; a single
+ * group branches to 7. */
+#define MCF_PW_ENTRY(name, mask, unroll)                                       \
+    ".pushsection .text." name ",\"ax\",%progbits\n\t"                       \
+    ".syntax unified\n\t"                                                     \
+    ".thumb\n\t"                                                              \
+    ".p2align 2\n\t"                                                          \
+    ".global " name "\n\t"                                                    \
+    ".type " name ", %function\n\t"                                           \
+    ".thumb_func\n" name ":\n\t"                                              \
+    "push {r4-r11, lr}\n\t"                                                   \
+    "ldmia r0, {r2-r12, lr}\n\t"                                              \
+    "subs r0, r1, #1\n\t"           /* groups after the first */              \
+    "beq 7f\n\t"                                                              \
+    "and r0, r0, #" mask "\n\t"                                               \
+    "rsb r0, r0, #" unroll "\n\t"                                             \
+    "and r0, r0, #" mask "\n\t"     /* groups skipped in the first pass */
+/* After a channel pair's outputs: on to the next pair (label 5), or return
+ * from the kernel `name` when the output pointer reaches its end. */
+#define MCF_PW_NEXT_PAIR_OR_RETURN(name)                                       \
+    "adds r12, r12, #2\n\t"                                                   \
+    "str r12, [sp, #28]\n\t"                                                  \
+    "ldr r3, [sp, #12]\n\t"                                                   \
+    "cmp r12, r3\n\t"                                                         \
+    "bne 5b\n\t"                                                              \
+    "add sp, sp, #48\n\t"                                                     \
+    "pop {r4-r11, pc}\n\t"                                                    \
+    ".size " name ", .-" name "\n\t"                                          \
+    ".popsection"
+__asm__(MCF_PW_ENTRY("mcf_dsp_pw6_sat", "7", "8")
         "movs r1, #72\n\t"
         "adr.w r4, 1f\n\t"
         "mla r4, r0, r1, r4\n\t"
@@ -842,15 +859,7 @@ __asm__(".pushsection .text.mcf_dsp_pw6_sat,\"ax\",%progbits\n\t"
         MCF_PW6_OUT("r7", "[r3, lr, lsl #1]")
         MCF_PW6_OUT("r8", "[r12, lr, lsl #2]")
         MCF_PW6_OUT("r9", "[r3, lr, lsl #2]")
-        "adds r12, r12, #2\n\t"
-        "str r12, [sp, #28]\n\t"
-        "ldr r3, [sp, #12]\n\t"
-        "cmp r12, r3\n\t"
-        "bne 5b\n\t"
-        "add sp, sp, #48\n\t"
-        "pop {r4-r11, pc}\n\t"
-        ".size mcf_dsp_pw6_sat, .-mcf_dsp_pw6_sat\n\t"
-        ".popsection");
+        MCF_PW_NEXT_PAIR_OR_RETURN("mcf_dsp_pw6_sat"));
 /*
  * The same for 3 columns (the 3 to 5 pixels left after the blocks of 6 in
  * mode m->fold): 12 multiply-accumulates per 11 instructions (an LDM of 4
@@ -868,21 +877,7 @@ void mcf_dsp_pw3_sat(const mcf_pw6_job *job, int32_t groups);
     "ldrd r0, r10, [r2], #8\n\t"           \
     "smlad r6, r12, r0, r6\n\t"            \
     "smlad r6, r3, r10, r6\n\t"
-__asm__(".pushsection .text.mcf_dsp_pw3_sat,\"ax\",%progbits\n\t"
-        ".syntax unified\n\t"
-        ".thumb\n\t"
-        ".p2align 2\n\t"
-        ".global mcf_dsp_pw3_sat\n\t"
-        ".type mcf_dsp_pw3_sat, %function\n\t"
-        ".thumb_func\n"
-        "mcf_dsp_pw3_sat:\n\t"
-        "push {r4-r11, lr}\n\t"
-        "ldmia r0, {r2-r12, lr}\n\t"
-        "subs r0, r1, #1\n\t"           /* groups after the first */
-        "beq 7f\n\t"
-        "and r0, r0, #3\n\t"
-        "rsb r0, r0, #4\n\t"
-        "and r0, r0, #3\n\t"            /* groups skipped in the first pass */
+__asm__(MCF_PW_ENTRY("mcf_dsp_pw3_sat", "3", "4")
         "movs r1, #44\n\t"
         "mul r0, r0, r1\n\t"
         "adr.w r1, 1f\n\t"
@@ -913,21 +908,15 @@ __asm__(".pushsection .text.mcf_dsp_pw3_sat,\"ax\",%progbits\n\t"
         MCF_PW6_OUT("r4", "[r12]")
         MCF_PW6_OUT("r5", "[r12, lr]")
         MCF_PW6_OUT("r6", "[r12, lr, lsl #1]")
-        "adds r12, r12, #2\n\t"
-        "str r12, [sp, #28]\n\t"
-        "ldr r3, [sp, #12]\n\t"
-        "cmp r12, r3\n\t"
-        "bne 5b\n\t"
-        "add sp, sp, #48\n\t"
-        "pop {r4-r11, pc}\n\t"
-        ".size mcf_dsp_pw3_sat, .-mcf_dsp_pw3_sat\n\t"
-        ".popsection");
+        MCF_PW_NEXT_PAIR_OR_RETURN("mcf_dsp_pw3_sat"));
 #undef MCF_PW3_GROUP
 #undef MCF_PW6_LOADS
 #undef MCF_PW6_WORD
 #undef MCF_PW_REQUANT_SETUP
 #undef MCF_PW6_GROUP
 #undef MCF_PW6_OUT
+#undef MCF_PW_ENTRY
+#undef MCF_PW_NEXT_PAIR_OR_RETURN
 #endif
 
 #ifdef MCF_DSP_ASM
