@@ -181,12 +181,10 @@ def summary(plan: Plan) -> dict:
 def describe(plan: Plan) -> str:
     """One line for the compile output."""
     tp = plan.training
-    m = tp.memory()
     return (f"training: {tp.policy.describe(tp.weight_layer_names)}; SRAM {plan.sram_bytes()} bytes = arena "
-            f"{plan.arena_size} + trained state {tp.state_bytes} (biases {m['bias_bytes']}, int8 weight fractions "
-            f"{m['weight_fraction_bytes']}, int8 filter copies {m['filter_copy_bytes']}, momentum velocities "
-            f"{m['optimizer_state_bytes']}); learning rate {tp.learning_rate:g}, momentum {tp.momentum:g}, QAS {'on' if tp.qas else 'off'}, reordering {'on' if tp.reorder else 'off'}"
-            + _patch_note(plan))
+            f"{plan.arena_size} + trained state {tp.state_bytes} ({tp.state_breakdown()}); learning rate "
+            f"{tp.learning_rate:g}, momentum {tp.momentum:g}, QAS {'on' if tp.qas else 'off'}, reordering "
+            f"{'on' if tp.reorder else 'off'}" + _patch_note(plan))
 
 
 def _patch_note(plan: Plan) -> str:

@@ -30,6 +30,9 @@ from .kernels import MOMENTUM_BITS, delta_layout
 from .policy import DEFAULT_LEARNING_RATE, Policy, weight_layers
 
 GRAD_DTYPE = "int16"
+# trained-state fields that start as copies of the model's parameters; the others (weight fractions,
+# momentum velocities) start at 0
+STATE_COPIES = ("bias", "filter")
 CONV_KERNELS = {"conv2d_s8": "conv2d", "depthwise_conv2d_s8": "depthwise", "depthwise_conv2d_s8_inplace": "depthwise",
                 "fully_connected_s8": "fully_connected"}
 
@@ -115,6 +118,12 @@ class TrainingPlan:
         velocity = sum(4 * n for _, f, _, n in self.state_layout if f == "velocity")
         return {"state_bytes": self.state_bytes, "bias_bytes": bias, "weight_fraction_bytes": fraction,
                 "filter_copy_bytes": filt, "optimizer_state_bytes": velocity}
+
+    def state_breakdown(self) -> str:
+        """What the trained state's bytes are, for the compile output and the header."""
+        m = self.memory()
+        return (f"biases {m['bias_bytes']}, int8 weight fractions {m['weight_fraction_bytes']}, int8 filter copies "
+                f"{m['filter_copy_bytes']}, momentum velocities {m['optimizer_state_bytes']}")
 
 
 def conv_train_params(step: Step, graph: Graph, bias: bool, channels: int, lr: float, qas: bool,

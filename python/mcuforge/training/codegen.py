@@ -7,6 +7,7 @@ import numpy as np
 
 from ..codegen.cwriter import c_comment, c_float, c_int
 from ..plan import Plan
+from .autodiff import STATE_COPIES
 
 STRUCTS = {
     "train_loss": "mcf_train_loss_params",
@@ -147,21 +148,12 @@ class TrainingEmitter:
 
     def init_lines(self) -> list[str]:
         st = state_name(self.plan)
+        step_of = {t.layer: self.plan.steps[t.step].index for t in self.tp.layers}
         out = ["    {", "        int32_t i;"]
-        for t in self.tp.layers:
-            fwd = self.plan.steps[t.step]
-            src = f"{self.p}_l{fwd.index}"
-            if t.bias:
-                out += [f"        for (i = 0; i < {t.out_c}; ++i) {{",
-                        f"            {st}.{field_name(t.layer, 'bias')}[i] = {src}_bias[i];", "        }"]
-            if t.channels:
-                out += [f"        for (i = 0; i < {t.filter_size}; ++i) {{",
-                        f"            {st}.{field_name(t.layer, 'filter')}[i] = {src}_filter[i];", "        }"]
-                out += [f"        for (i = 0; i < {t.trained_weights}; ++i) {{",
-                        f"            {st}.{field_name(t.layer, 'fraction')}[i] = 0;", "        }"]
-            if self.tp.momentum:  # SGD momentum starts at rest
-                out += [f"        for (i = 0; i < {t.trained_weights + t.out_c * t.bias}; ++i) {{",
-                        f"            {st}.{field_name(t.layer, 'velocity')}[i] = 0;", "        }"]
+        for layer, what, _, n in self.tp.state_layout:
+            value = f"{self.p}_l{step_of[layer]}_{what}[i]" if what in STATE_COPIES else "0"
+            out += [f"        for (i = 0; i < {n}; ++i) {{", f"            {st}.{field_name(layer, what)}[i] = {value};",
+                    "        }"]
         out.append("    }")
         return out
 
@@ -186,15 +178,12 @@ class TrainingEmitter:
 
     def header(self) -> list[str]:
         tp, P, p = self.tp, self.p.upper(), self.p
-        mem = tp.memory()
         policy = tp.policy.describe(tp.weight_layer_names)
         lines = ["", "/* On-device training. Policy: " + c_comment(policy) + f" (from {tp.policy.source}).",
                  f" * SGD, learning rate {tp.learning_rate:g}, momentum {tp.momentum:g}, quantization-aware scaling "
                  f"{'on' if tp.qas else 'off'}, operator reordering {'on' if tp.reorder else 'off'}.",
                  f" * RAM: the arena ({P}_ARENA_SIZE, covers the training step) + the trained state "
-                 f"{tp.state_bytes} bytes (biases {mem['bias_bytes']}, int8 weight fractions "
-                 f"{mem['weight_fraction_bytes']}, int8 filter copies {mem['filter_copy_bytes']}, momentum "
-                 f"velocities {mem['optimizer_state_bytes']}).",
+                 f"{tp.state_bytes} bytes ({tp.state_breakdown()}).",
                  (f" * {p}_train_step_stream() runs {p}_invoke_stream() (the input read tile by tile), then the "
                   "backward pass," if self.stream else
                   f" * {p}_train_step() runs {p}_invoke() on the input in {p}_input(), then the backward pass,"),

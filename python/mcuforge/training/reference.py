@@ -1,8 +1,9 @@
 """NumPy executor of a training step, on the real arena offsets of the plan.
 
 `TrainState` holds what the generated C keeps in RAM (trained biases, int8
-filter copies and the int8 fractions of the trained weights' master values)
-and serializes to the exact bytes of ``<name>_train_state()``. `train_step` runs the forward steps (the inference
+filter copies and the int8 fractions of the trained weights' master values,
+momentum velocities) and serializes to the exact bytes of
+``<name>_train_state()``. `train_step` runs the forward steps (the inference
 kernels' twins, reading the trained parameters from the state) and then the
 backward steps, and returns the loss the C reports.
 """
@@ -15,6 +16,7 @@ import numpy as np
 from .. import reference
 from ..plan import Plan
 from . import kernels as K
+from .autodiff import STATE_COPIES
 
 _NP = {"int32_t": np.int32, "int16_t": np.int16, "int8_t": np.int8}
 
@@ -27,18 +29,13 @@ class TrainState:
     def initial(plan: Plan) -> "TrainState":
         tp = plan.training
         by_step = {s.index: s for s in plan.steps}
+        params = {t.layer: by_step[t.step].params for t in tp.layers}
         st = TrainState()
-        for t in tp.layers:
-            p = by_step[t.step].params
-            if t.bias:
-                st.arrays[(t.layer, "bias")] = np.asarray(p["bias"], dtype=np.int32).reshape(-1).copy()
-            if t.channels:
-                filt = np.asarray(p["filter"], dtype=np.int8).reshape(-1).copy()
-                st.arrays[(t.layer, "filter")] = filt
-                st.arrays[(t.layer, "fraction")] = np.zeros(t.trained_weights, dtype=np.int8)
-        for layer, what, _, n in tp.state_layout:
-            if what == "velocity":  # SGD momentum: starts at rest
-                st.arrays[(layer, what)] = np.zeros(n, dtype=np.int32)
+        for layer, what, ctype, n in tp.state_layout:
+            if what in STATE_COPIES:
+                st.arrays[(layer, what)] = np.asarray(params[layer][what], dtype=_NP[ctype]).reshape(-1).copy()
+            else:
+                st.arrays[(layer, what)] = np.zeros(n, dtype=_NP[ctype])
         return st
 
     def to_bytes(self, plan: Plan) -> bytes:
