@@ -337,8 +337,13 @@ def cortex_m_harness(cases: list[tuple[dict, int]]) -> str:
         decls.append(_c_array(f"filter{i}", "int32_t", q["filter"]) + _c_array(f"bias{i}", "int32_t", q["bias"])
                      + _c_array(f"mult{i}", "int32_t", q["multiplier"]) + _c_array(f"shift{i}", "int32_t", q["shift"]))
         fields = ", ".join(f".{f} = {int(q[f])}" for f in ints)
+        records = "NULL"
+        if q.get("pw_requant") is not None:
+            decls.append(_c_array(f"pw_requant{i}", "int32_t", q["pw_requant"]))
+            records = f"pw_requant{i}"
         decls.append(f"static const mcf_conv2d_params p{i} = {{{fields}, .filter = (const int8_t *)(const void *)"
-                     f"filter{i}, .bias = bias{i}, .multiplier = mult{i}, .shift = shift{i}}};\n")
+                     f"filter{i}, .bias = bias{i}, .multiplier = mult{i}, .shift = shift{i}, "
+                     f".pw_requant = {records}}};\n")
         out_size = p["out_h"] * p["out_w"] * p["out_c"]
         at = 2 if i % 5 == 4 else 0
         calls.append(f"""    if (sh_read(in, in_buf.b + {at}, {n_in}) != 0) return 8;

@@ -13,7 +13,10 @@ What the generator knows and the kernels exploit:
   channels (normal and in place): the filter as int16 pairs in the order
   SXTAB16 unpacks the input, tap after tap per group of 4 channels; 3x3
   windows inside the input with the taps unrolled;
-* every layer: multipliers and shifts per output channel.
+* every layer: multipliers and shifts per output channel; a 1x1 layer on
+  the fast requantization also gets per-channel records (multiplier, right
+  shift, output offset folded into the rounding) that its assembly loads
+  with one LDM.
 
 Everything else (and a depthwise layer outside those shapes) calls the
 portable kernel; ``fallback_layers(plan)`` names those layers and the report
@@ -230,7 +233,27 @@ def prepared_params(kernel: str, params: dict) -> dict:
         # inputs plus offset in [-255, 255], then the bias
         bound = np.abs(p["bias"].astype(np.int64)) + 255 * np.abs(taps).sum(axis=0)
     p["per_channel"] = requant_mode(bound, p["shift"])
+    if kernel == "conv2d_s8" and p["k_h"] == p["k_w"] == 1 and p["pad_top"] == p["pad_left"] == 0:
+        p["pw_requant"] = pointwise_requant(p)
     return p
+
+
+def pointwise_requant(p: dict) -> np.ndarray | None:
+    """The 1x1 kernel's requantization records (kernels_arm_dsp.h): for a
+    layer on the fast requantization with the full clamp range and every
+    shift in [-22, -1], per output channel of a pair (the pairs' first
+    channels, then their second ones) its multiplier, e = -shift and
+    output_offset * 2^e + 2^(e-1), which its assembly loads with one LDM;
+    None for any other layer."""
+    shift = np.asarray(p["shift"], dtype=np.int64)
+    if (p["per_channel"] != FAST_REQUANT or (p["act_min"], p["act_max"]) != (-128, 127) or p["out_c"] < 2
+            or not np.all((shift >= -22) & (shift <= -1))):
+        return None
+    e = -shift
+    rows = np.stack([np.asarray(p["multiplier"], dtype=np.int64), e,
+                     p["output_offset"] * (1 << e) + (1 << (e - 1))], axis=1)
+    pairs = p["out_c"] & ~1
+    return np.concatenate([rows[0:pairs:2], rows[1:pairs:2]]).reshape(-1).astype(np.int32)
 
 
 class DspEmitter(portable._Emitter):

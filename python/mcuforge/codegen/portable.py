@@ -50,7 +50,8 @@ STRUCT = {
 WINDOW_FIELDS = ("in_h", "in_w", "out_h", "out_w", "pad_top", "pad_left")
 COPY_FIELDS = ("tile_h", "tile_w", "src_w", "src_y", "src_x", "dst_y", "dst_x")
 CONST_ARRAYS = {"table": "int8_t", "row_index": "int32_t", "col_index": "int32_t", "filter": "int8_t",
-                "bias": "int32_t", "multiplier": "int32_t", "shift": "int32_t"}
+                "bias": "int32_t", "multiplier": "int32_t", "shift": "int32_t",
+                "pw_requant": "int32_t"}
 
 
 def runtime_sources(plan: Plan) -> list[str]:

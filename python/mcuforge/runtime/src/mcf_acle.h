@@ -45,6 +45,14 @@ static inline int32_t mcf_smmulr(int32_t a, int32_t b)
     __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
     return r;
 }
+
+/* SMMLAR: c + the rounded high word of a * b, (c * 2^32 + a * b + 2^31) >> 32. */
+static inline int32_t mcf_smmlar(int32_t a, int32_t b, int32_t c)
+{
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+    return r;
+}
 #else
 #define MCF_ACLE_PLAIN_C 1
 
@@ -95,6 +103,11 @@ static inline int32_t mcf_smmulr(int32_t a, int32_t b)
 {
     const int64_t p = (int64_t)a * b + ((int64_t)1 << 31);
     return (int32_t)(p >= 0 ? p >> 32 : ~(~p >> 32));
+}
+
+static inline int32_t mcf_smmlar(int32_t a, int32_t b, int32_t c)
+{
+    return (int32_t)((uint32_t)c + (uint32_t)mcf_smmulr(a, b));
 }
 
 /* SMLAD: acc + lo(a) * lo(b) + hi(a) * hi(b). */

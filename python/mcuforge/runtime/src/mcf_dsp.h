@@ -96,6 +96,20 @@ MCF_INLINE int8_t mcf_dsp_out(int32_t acc, int32_t multiplier, int32_t shift, in
     return mcf_dsp_output(acc, multiplier, shift, output_offset, act_min, act_max);
 }
 
+/*
+ * mcf_dsp_out in mode MCF_DSP_FAST_SAT, from the 1x1 kernel's record rq of
+ * a channel with shift in [-22, -1] (kernels_arm_dsp.h: m, e = -shift,
+ * r = output_offset * 2^e + 2^(e-1)), as its assembly computes it:
+ * SMMLAR(2 acc, m, r - (acc < 0)) = x + r - (x < 0) with x = SMMULR(2 acc, m),
+ * then >> e and SSAT. The sign is taken from acc: it differs from x's only
+ * when acc < 0 and x = 0, and then (r - 1) >> e = r >> e = output_offset
+ * (e >= 1). |x| < 2^30 and |r| <= 2^29 + 2^21: no overflow.
+ */
+static inline int8_t mcf_dsp_out_record(int32_t acc, const int32_t *rq)
+{
+    return (int8_t)__ssat(mcf_dsp_asr(mcf_smmlar(acc * 2, rq[0], rq[2] + mcf_dsp_asr(acc, 31)), rq[1]), 8);
+}
+
 /* The mode of a layer: per_channel == MCF_DSP_FAST_REQUANT and the clamp range. */
 static inline int mcf_dsp_mode(int32_t per_channel, int32_t act_min, int32_t act_max)
 {

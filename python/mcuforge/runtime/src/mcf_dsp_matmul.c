@@ -92,6 +92,7 @@ typedef struct {
     int32_t output_offset, act_min, act_max;
     int fast; /* requantization mode, MCF_DSP_GENERAL .. MCF_DSP_FAST_SAT (mcf_dsp.h) */
     int fold; /* MCF_DSP_FAST_SAT and every shift in [-22, -1]: the output offset joins the rounding */
+    const int32_t *pw_requant; /* the 1x1 kernel's records (kernels_arm_dsp.h), or NULL */
 } matmul;
 
 MCF_INLINE int8_t out_of(const matmul *m, int32_t acc, int32_t oc, int fast)
@@ -468,6 +469,7 @@ static void matmul_init(matmul *m, const int8_t *filter, const int32_t *bias, co
     m->act_max = act_max;
     m->fast = 0;
     m->fold = 0;
+    m->pw_requant = NULL;
 }
 
 /* The requantization mode is a constant inside each copy; the parameters
@@ -723,20 +725,18 @@ static void dot_c(int32_t *acc, const uint32_t *w, int32_t stride, const uint32_
 
 #ifdef MCF_DSP_ASM
 /*
- * The whole block for a layer in mode MCF_DSP_FAST_SAT whose shifts are all
- * in [-22, -1] (m->fold): every other output channel from the job's first
- * (the first channels of the pairs, or the second ones: their filter words
+ * The whole block for a layer with requantization records (m->pw_requant,
+ * kernels_arm_dsp.h): every other output channel from the job's first (the
+ * first channels of the pairs, or the second ones: their filter words
  * follow each other with a stride of 2 words) against the 6 columns,
- * requantized in registers and stored. The job is copied to a 12-word
- * frame on the stack (offsets below). Each channel's first group starts its
- * 6 accumulators from the bias; the rest of the groups loop unrolled 8
- * times, entered at the group that leaves a multiple of 8 (`entry`,
- * computed here: each group is 18 32-bit instructions, 72 bytes).
- * Requantization: x = SMMULR(2 acc, m), then (x + 2^(e-1) - (x < 0)
- * + output_offset * 2^e) >> e and SSAT, which is mcf_dsp_requantize_fast
- * plus the output offset exactly: |x| < 2^30 and |offset| * 2^e <= 2^29;
- * with e = -shift, 2^(e-1) + output_offset * 2^e = (2 output_offset + 1)
- * << ~shift.
+ * requantized in registers and stored. The job is copied to a 9-word frame
+ * on the stack (offsets below). Each channel's first group starts its 6
+ * accumulators from the bias; the rest of the groups loop unrolled 8 times,
+ * entered at the group that leaves a multiple of 8 (`entry`, computed here:
+ * each group is 18 32-bit instructions, 72 bytes).
+ * Requantization, 6 instructions per output (mcf_dsp_out_record):
+ * SMMLAR(2 acc, m, r + (acc >> 31)) >> e, SSAT, STRB; one LDM brings the
+ * channel's m, e and r.
  * The 6 outputs of a channel go to out + j * out_c (STRB with a scaled
  * register offset from out and out + out_c).
  */
@@ -746,13 +746,10 @@ typedef struct {
     uint32_t entry;            /* 8: set by the assembly */
     int8_t *out_end;           /* 12: out past the last channel */
     const int32_t *bias;       /* 16: the first channel's (then every other one) */
-    const int32_t *multiplier; /* 20 */
-    const int32_t *shift;      /* 24: (read at multiplier + shift_from_mult) */
-    int8_t *out;               /* 28: the first channel's output for pixel 0 of the block */
-    int32_t out_c;             /* 32 */
-    int32_t shift_from_mult;   /* 36: bytes from multiplier + 2 to shift (both advance together) */
-    int32_t offset_2_1;        /* 40: 2 * output_offset + 1 */
-    const uint32_t *w;         /* 44: the first channel's first filter word */
+    const int32_t *requant;    /* 20: the first channel's record (then the next ones) */
+    int8_t *out;               /* 24: the first channel's output for pixel 0 of the block */
+    int32_t out_c;             /* 28 */
+    const uint32_t *w;         /* 32: the first channel's first filter word */
 } mcf_pw6_job;
 
 void mcf_dsp_pw6_sat(const mcf_pw6_job *job, int32_t groups);
@@ -770,30 +767,23 @@ void mcf_dsp_pw6_sat(const mcf_pw6_job *job, int32_t groups);
     MCF_PW6_LOADS("r6", "r7", "r6", "r7") MCF_PW6_LOADS("r8", "r9", "r8", "r9")
 #define MCF_PW6_OUT(acc, addr)             \
     "lsl " acc ", " acc ", #1\n\t"         \
-    "smmulr " acc ", " acc ", r0\n\t"      \
-    "add r2, r11, " acc "\n\t"             \
-    "add r2, r2, " acc ", asr #31\n\t"     \
+    "add r2, r11, " acc ", asr #31\n\t"    \
+    "smmlar r2, " acc ", r0, r2\n\t"       \
     "asr r2, r2, r10\n\t"                  \
     "ssat r2, #8, r2\n\t"                  \
     "strb r2, " addr "\n\t"
 /* A channel's requantization in registers, for MCF_PW6_OUT: r0 its multiplier,
- * r10 the right shift e, r11 output_offset * 2^e + 2^(e-1) (the output offset
- * folded into the rounding); then r12 the output pointer, lr the output stride. */
+ * r10 the right shift e, r11 output_offset * 2^e + 2^(e-1) (its record); then
+ * r12 the output pointer, lr the output stride. */
 #define MCF_PW_REQUANT_SETUP                                                     \
     "ldr r3, [sp, #20]\n\t"                                                      \
-    "ldr r0, [r3], #8\n\t"          /* multiplier */                              \
+    "ldmia r3!, {r0, r10, r11}\n\t"                                              \
     "str r3, [sp, #20]\n\t"                                                      \
-    "ldr r12, [sp, #36]\n\t"                                                     \
-    "ldr r10, [r3, r12]\n\t"        /* shift */                                   \
-    "ldr r11, [sp, #40]\n\t"                                                     \
-    "mvn r12, r10\n\t"              /* e - 1 */                                   \
-    "lsl r11, r11, r12\n\t"                                                      \
-    "rsb r10, r10, #0\n\t"          /* e */                                       \
-    "ldr r12, [sp, #28]\n\t"                                                     \
-    "ldr lr, [sp, #32]\n\t"
+    "ldr r12, [sp, #24]\n\t"                                                     \
+    "ldr lr, [sp, #28]\n\t"
 /* The entry of the assembly 1x1 kernel `name` (section, symbol, the
- * callee-saved registers, the job's words in r2-r12 and lr): r0 = the groups
- * the first pass through the loop, unrolled `unroll` times, skips; a single
+ * callee-saved registers, the job's words in r2-r10): r0 = the groups the
+ * first pass through the loop, unrolled `unroll` times, skips; a single
  * group branches to 7. */
 #define MCF_PW_ENTRY(name, mask, unroll)                                       \
     ".pushsection .text." name ",\"ax\",%progbits\n\t"                       \
@@ -804,7 +794,7 @@ void mcf_dsp_pw6_sat(const mcf_pw6_job *job, int32_t groups);
     ".type " name ", %function\n\t"                                           \
     ".thumb_func\n" name ":\n\t"                                              \
     "push {r4-r11, lr}\n\t"                                                   \
-    "ldmia r0, {r2-r12, lr}\n\t"                                              \
+    "ldmia r0, {r2-r10}\n\t"                                                  \
     "subs r0, r1, #1\n\t"           /* groups after the first */              \
     "beq 7f\n\t"                                                              \
     "and r0, r0, #" mask "\n\t"                                               \
@@ -814,11 +804,11 @@ void mcf_dsp_pw6_sat(const mcf_pw6_job *job, int32_t groups);
  * from the kernel `name` when the output pointer reaches its end. */
 #define MCF_PW_NEXT_PAIR_OR_RETURN(name)                                       \
     "adds r12, r12, #2\n\t"                                                   \
-    "str r12, [sp, #28]\n\t"                                                  \
+    "str r12, [sp, #24]\n\t"                                                  \
     "ldr r3, [sp, #12]\n\t"                                                   \
     "cmp r12, r3\n\t"                                                         \
     "bne 5b\n\t"                                                              \
-    "add sp, sp, #48\n\t"                                                     \
+    "add sp, sp, #36\n\t"                                                     \
     "pop {r4-r11, pc}\n\t"                                                    \
     ".size " name ", .-" name "\n\t"                                          \
     ".popsection"
@@ -831,8 +821,8 @@ __asm__(MCF_PW_ENTRY("mcf_dsp_pw6_sat", "7", "8")
         "adr.w r4, 2f\n"                /* one group: straight to the end test */
         "8:\n\t"
         "orr r4, r4, #1\n\t"            /* entry (Thumb) */
-        "push {r2-r12, lr}\n\t"
-        "mov r1, lr\n"
+        "push {r2-r10}\n\t"
+        "mov r1, r10\n"
         "5:\n\t"
         "ldr r3, [sp, #16]\n\t"
         "ldr r9, [r3], #8\n\t"          /* bias */
@@ -861,10 +851,10 @@ __asm__(MCF_PW_ENTRY("mcf_dsp_pw6_sat", "7", "8")
         MCF_PW6_OUT("r9", "[r3, lr, lsl #2]")
         MCF_PW_NEXT_PAIR_OR_RETURN("mcf_dsp_pw6_sat"));
 /*
- * The same for 3 columns (the 3 to 5 pixels left after the blocks of 6 in
- * mode m->fold): 12 multiply-accumulates per 11 instructions (an LDM of 4
- * words and an LDRD), groups of 44 bytes, unrolled 4 times; the column
- * pointer, its end and the loop entry stay in r9, r7, r8.
+ * The same for 3 columns (the 3 to 5 pixels left after the blocks of 6):
+ * 12 multiply-accumulates per 11 instructions (an LDM of 4 words and an
+ * LDRD), groups of 44 bytes, unrolled 4 times; the column pointer, its end
+ * and the loop entry stay in r9, r7, r8.
  */
 void mcf_dsp_pw3_sat(const mcf_pw6_job *job, int32_t groups);
 #define MCF_PW3_GROUP(first4, first5)     \
@@ -886,11 +876,11 @@ __asm__(MCF_PW_ENTRY("mcf_dsp_pw3_sat", "3", "4")
         "7:\n\t"
         "adr.w r0, 2f\n"                /* one group: straight to the end test */
         "8:\n\t"
-        "push {r2-r12, lr}\n\t"
+        "push {r2-r10}\n\t"
         "orr r8, r0, #1\n\t"            /* entry (Thumb) */
         "mov r9, r2\n\t"
         "mov r7, r3\n\t"
-        "mov r1, lr\n"
+        "mov r1, r10\n"
         "5:\n\t"
         "ldr r3, [sp, #16]\n\t"
         "ldr r6, [r3], #8\n\t"          /* bias */
@@ -933,12 +923,9 @@ static void fused(const matmul *m, const uint32_t *cols, int32_t n, int8_t *out)
         job.entry = 0;
         job.out_end = out + second + pairs;
         job.bias = m->bias + second;
-        job.multiplier = m->multiplier + second;
-        job.shift = m->shift + second;
+        job.requant = m->pw_requant + 3 * (second * pairs / 2);
         job.out = out + second;
         job.out_c = out_c;
-        job.shift_from_mult = (int32_t)((uintptr_t)m->shift - (uintptr_t)m->multiplier) - 8;
-        job.offset_2_1 = 2 * m->output_offset + 1;
         job.w = m->filter + second;
         if (n == MCF_BLOCK) {
             mcf_dsp_pw6_sat(&job, groups);
@@ -951,11 +938,12 @@ static void fused(const matmul *m, const uint32_t *cols, int32_t n, int8_t *out)
 
 /* Whether the 1x1 kernel takes blocks of 6 and 3 columns: on the DSP
  * extension, the layers the assembly handles (m->fold, at least one channel
- * pair), the others in 2-pixel blocks; elsewhere always, in C. */
+ * pair, and the generator's requantization records), the others in 2-pixel
+ * blocks; elsewhere always, in C. */
 static int blocks_of_six(const matmul *m)
 {
 #ifdef MCF_DSP_ASM
-    return m->fold && m->out_c >= 2;
+    return m->fold && m->out_c >= 2 && m->pw_requant != NULL;
 #else
     (void)m;
     return 1;
@@ -982,6 +970,14 @@ static void matmul_n(const matmul *m, const uint32_t *cols, int32_t n, int8_t *o
         const uint32_t *w = m->filter + (oc & ~1) * groups + (oc & 1);
         acc[0] = m->bias[oc];
         dot_c(acc, w, (oc | 1) < out_c ? 2 : 1, cols, groups, n);
+        if (m->pw_requant != NULL && (oc | 1) < out_c) {
+            /* what the assembly computes, from the channel's record */
+            const int32_t *rq = m->pw_requant + 3 * ((oc & 1) * (out_c / 2) + oc / 2);
+            for (j = 0; j < n; ++j) {
+                out[j * out_c + oc] = mcf_dsp_out_record(acc[j], rq);
+            }
+            continue;
+        }
         for (j = 0; j < n; ++j) {
             out[j * out_c + oc] = mcf_dsp_out(acc[j], m->multiplier[oc], m->shift[oc], m->output_offset, m->act_min,
                                               m->act_max, mode);
@@ -1103,6 +1099,7 @@ int mcf_dsp_conv2d_1x1_s8(const mcf_conv2d_params *p, const int8_t *input, int8_
     }
     conv_matmul_init(&m, p);
     m.fold = m.fast == MCF_DSP_FAST_SAT && shifts_in(p->shift, p->out_c, -22, -1);
+    m.pw_requant = m.fold ? p->pw_requant : NULL;
     if (p->out_h * p->out_w >= MCF_BLOCK && blocks_of_six(&m)) { /* else the scratch may hold 2 columns only */
         n = conv_blocks(&m, p, input, output, cols);
     }
