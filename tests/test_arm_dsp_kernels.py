@@ -319,6 +319,66 @@ def _c_array(name: str, ctype: str, values) -> str:
     return f"static const {ctype} {name}[] = {{{body}}};\n"
 
 
+def _program(decls: list[str], calls: list[str], max_in: int, max_out: int, scratch: int) -> str:
+    """The Cortex-M program around the layers' declarations and calls: the
+    input, output (word-aligned) and scratch buffers, semihosting files."""
+    return f"""#include <stdint.h>
+#include <string.h>
+#include "semihost.h"
+#include "mcuforge/kernels_arm_dsp.h"
+
+uint64_t mcuforge_ticks(void);
+{''.join(decls)}
+static union {{ int32_t align; int8_t b[{max_in} + 4]; }} in_buf;
+static union {{ int32_t align; int8_t b[{max_out} + 4]; }} out_buf;
+#define output out_buf.b
+static union {{ int32_t align; int8_t b[{scratch + 64}]; }} scratch;
+static char status[1];
+
+static char *next_word(char *s)
+{{
+    while (*s && *s != ' ') s++;
+    while (*s == ' ') *s++ = 0;
+    return s;
+}}
+
+int main(void)
+{{
+    int in, out, i;
+{qemu.open_files("in", "out")}{''.join(calls)}    sh_close(in);
+    sh_close(out);
+    return 0;
+}}
+"""
+
+
+def _run_on_cortex_m(target: str, tmp_path, program: str, source: str, cases: list, inputs: list,
+                     expected: list) -> None:
+    """Build `program` with the runtime file `source` for `target`, run it
+    under QEMU on the inputs and compare each case's output and status byte
+    with `expected` (describe(case) names a case in a failure)."""
+    t = qemu.get_target(target)
+    src = tmp_path / "harness.c"
+    src.write_text(program)
+    elf = tmp_path / "layers.elf"
+    d = qemu.TARGETS_DIR
+    cmd = [qemu.ARM_GCC, *t.cflags, "-O2", *qemu.WARNING_FLAGS, "-ffunction-sections", "-fdata-sections",
+           f"-I{RUNTIME_INCLUDE_DIR}", f"-I{RUNTIME_SRC_DIR}", f"-I{d}", str(src), str(RUNTIME_SRC_DIR / source),
+           str(d / "startup.c"), "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", f"-L{d}",
+           f"-T{d / t.linker_script}", "-Wl,--gc-sections", "-o", str(elf)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0 and not res.stderr.strip(), res.stderr
+    _console, raw = qemu.run_image(t, elf, b"".join(x.tobytes() for x in inputs))
+    got = np.frombuffer(raw, dtype=np.int8)
+    assert got.size == sum(e.size for e in expected)
+    start = 0
+    for case, e in zip(cases, expected):
+        g = got[start:start + e.size]
+        assert g[-1] == 0, f"status {g[-1]} (99: wrote past the scratch) for {case}"
+        assert np.array_equal(g, e), f"{np.count_nonzero(g != e)} bytes differ on {target} for {case}"
+        start += e.size
+
+
 def cortex_m_harness(cases: list[tuple[dict, int]]) -> str:
     """A Cortex-M program running mcf_dsp_conv2d_[1x1_]s8 on each (params,
     input size) in turn: inputs read from the semihosting input file (every
@@ -352,33 +412,7 @@ def cortex_m_harness(cases: list[tuple[dict, int]]) -> str:
     for (i = {v.scratch}; i < (int)sizeof scratch.b; ++i) if (scratch.b[i] != 0x2D) status[0] = 99;
     if (sh_write(out, output, {out_size}) != 0 || sh_write(out, status, 1) != 0) return 5;
 """)
-    return f"""#include <stdint.h>
-#include <string.h>
-#include "semihost.h"
-#include "mcuforge/kernels_arm_dsp.h"
-
-uint64_t mcuforge_ticks(void);
-{''.join(decls)}
-static union {{ int32_t align; int8_t b[{max_in} + 4]; }} in_buf;
-static int8_t output[{max_out}];
-static union {{ int32_t align; int8_t b[{biggest + 64}]; }} scratch;
-static char status[1];
-
-static char *next_word(char *s)
-{{
-    while (*s && *s != ' ') s++;
-    while (*s == ' ') *s++ = 0;
-    return s;
-}}
-
-int main(void)
-{{
-    int in, out, i;
-{qemu.open_files("in", "out")}{''.join(calls)}    sh_close(in);
-    sh_close(out);
-    return 0;
-}}
-"""
+    return _program(decls, calls, max_in, max_out, biggest)
 
 
 @needs_qemu
@@ -399,25 +433,100 @@ def test_pointwise_and_im2col_on_cortex_m(target, tmp_path):
         x = rand_i8(rng_for("dsp-m-x", i), p["in_h"] * p["in_w"] * p["in_c"])
         inputs.append(x)
         expected.append(np.append(KERNELS["conv2d_s8"](p, x).reshape(-1), np.int8(0)))
-    t = qemu.get_target(target)
-    src = tmp_path / "harness.c"
-    src.write_text(cortex_m_harness([(p, x.size) for p, x in zip(cases, inputs)]))
-    elf = tmp_path / "layers.elf"
-    d = qemu.TARGETS_DIR
-    cmd = [qemu.ARM_GCC, *t.cflags, "-O2", *qemu.WARNING_FLAGS, "-ffunction-sections", "-fdata-sections",
-           f"-I{RUNTIME_INCLUDE_DIR}", f"-I{RUNTIME_SRC_DIR}", f"-I{d}", str(src),
-           str(RUNTIME_SRC_DIR / "mcf_dsp_matmul.c"),
-           str(d / "startup.c"), "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", f"-L{d}",
-           f"-T{d / t.linker_script}", "-Wl,--gc-sections", "-o", str(elf)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    assert res.returncode == 0 and not res.stderr.strip(), res.stderr
-    _console, raw = qemu.run_image(t, elf, b"".join(x.tobytes() for x in inputs))
-    got = np.frombuffer(raw, dtype=np.int8)
-    want = np.concatenate(expected)
-    assert got.size == want.size
-    start = 0
-    for p, e in zip(cases, expected):
-        g = got[start:start + e.size]
-        assert g[-1] == 0, f"status {g[-1]} (99: wrote past the scratch) for {_short(p)}"
-        assert np.array_equal(g, e), f"{np.count_nonzero(g != e)} bytes differ on {target} for {_short(p)}"
-        start += e.size
+    _run_on_cortex_m(target, tmp_path, cortex_m_harness([(p, x.size) for p, x in zip(cases, inputs)]),
+                     "mcf_dsp_matmul.c", [_short(p) for p in cases], inputs, expected)
+
+
+# ------------------------------- depthwise 3x3 on Cortex-M (QEMU), assembly
+
+def dw3_params(rng, in_hw, channels, stride, pads, mode):
+    """A 3x3 depthwise layer (multiplier 1) with the given input size, stride
+    (both axes), padding (top, bottom, left, right) and requantization: 'sat'
+    (the assembly's mode: fast path, full clamp, shifts in [-22, -1]) or
+    'clamp' (a ReLU-like clamp: the C rows)."""
+    (in_h, in_w), (pt, pb, pl, pr) = in_hw, pads
+    out_h, out_w = (in_h + pt + pb - 3) // stride + 1, (in_w + pl + pr - 3) // stride + 1
+    out_zp = int(rng.integers(-128, 128))
+    p = dict(in_h=in_h, in_w=in_w, in_c=channels, out_h=out_h, out_w=out_w, out_c=channels, depth_multiplier=1,
+             k_h=3, k_w=3, stride_h=stride, stride_w=stride, dilation_h=1, dilation_w=1, pad_top=pt, pad_left=pl,
+             input_offset=int(rng.integers(-127, 129)), output_offset=out_zp, per_channel=1,
+             filter=rand_i8(rng, 9 * channels), bias=rng.integers(-(1 << 16), 1 << 16, channels).astype(np.int32))
+    if mode == "sat":
+        p["act_min"], p["act_max"] = -128, 127
+    else:
+        lo = max(out_zp, -128)
+        p["act_min"], p["act_max"] = lo, int(min(127, lo + rng.integers(20, 120)))
+    p["multiplier"], p["shift"] = rand_requant(rng, channels, True)
+    assert arm_dsp.prepared_params("depthwise_conv2d_s8", p)["per_channel"] == arm_dsp.FAST_REQUANT
+    if mode == "sat":
+        assert np.all((np.asarray(p["shift"]) >= -22) & (np.asarray(p["shift"]) <= -1))
+    return p
+
+
+# (in_h, in_w), channels, stride, (top, bottom, left, right): output widths
+# 1 to 6 and 24 (odd: the assembly's last single pixel), no padding, 'same'
+# padding, asymmetric padding (kernel rows in the padding read the row of
+# zeros), strides 1 and 2 on odd and even sizes.
+DW3_SHAPES = [
+    ((6, 6), 8, 1, (1, 1, 1, 1)), ((6, 6), 4, 2, (0, 1, 0, 1)), ((3, 3), 12, 1, (1, 1, 1, 1)),
+    ((5, 7), 4, 1, (0, 0, 0, 0)), ((7, 5), 8, 2, (1, 1, 1, 1)), ((3, 4), 4, 1, (0, 0, 0, 0)),
+    ((1, 1), 4, 1, (1, 1, 1, 1)), ((2, 9), 4, 2, (1, 0, 0, 1)), ((4, 24), 4, 1, (1, 1, 1, 1)),
+    ((9, 9), 4, 2, (0, 0, 0, 0)), ((3, 3), 4, 2, (1, 1, 1, 1)), ((5, 2), 8, 1, (2, 0, 1, 0)),
+]
+
+
+def dw3_harness(cases: list[tuple[str, dict]]) -> str:
+    """A Cortex-M program running the arm-dsp depthwise kernel (normal or in
+    place) on each case in turn, like cortex_m_harness."""
+    ints = ("in_h in_w in_c out_h out_w out_c depth_multiplier k_h k_w stride_h stride_w dilation_h dilation_w "
+            "pad_top pad_left input_offset output_offset act_min act_max per_channel").split()
+    decls, calls = [], []
+    variants = [arm_dsp.select(_step(kernel, p)) for kernel, p in cases]
+    biggest = max(v.scratch for v in variants)
+    max_in = max(p["in_h"] * p["in_w"] * p["in_c"] for _, p in cases)
+    max_out = max(max(p["out_h"] * p["out_w"], p["in_h"] * p["in_w"]) * p["out_c"] for _, p in cases)
+    for i, ((kernel, p), v) in enumerate(zip(cases, variants)):
+        q = arm_dsp.prepared_params(kernel, p)
+        decls.append(_c_array(f"filter{i}", "int32_t", q["filter"]) + _c_array(f"bias{i}", "int32_t", q["bias"])
+                     + _c_array(f"mult{i}", "int32_t", q["multiplier"]) + _c_array(f"shift{i}", "int32_t", q["shift"]))
+        fields = ", ".join(f".{f} = {int(q[f])}" for f in ints)
+        decls.append(f"static const mcf_depthwise_conv2d_params p{i} = {{{fields}, .filter = (const int8_t *)"
+                     f"(const void *)filter{i}, .bias = bias{i}, .multiplier = mult{i}, .shift = shift{i}}};\n")
+        n_in, out_size = p["in_h"] * p["in_w"] * p["in_c"], p["out_h"] * p["out_w"] * p["out_c"]
+        if kernel.endswith("_inplace"):
+            call = (f"memcpy(output, in_buf.b, {n_in});\n"
+                    f"    status[0] = (char){v.function}(&p{i}, output, scratch.b);")
+        else:
+            call = f"status[0] = (char){v.function}(&p{i}, in_buf.b, output, scratch.b);"
+        calls.append(f"""    if (sh_read(in, in_buf.b, {n_in}) != 0) return 8;
+    memset(scratch.b, 0x2D, sizeof scratch.b);
+    {call}
+    for (i = {v.scratch}; i < (int)sizeof scratch.b; ++i) if (scratch.b[i] != 0x2D) status[0] = 99;
+    if (sh_write(out, output, {out_size}) != 0 || sh_write(out, status, 1) != 0) return 5;
+""")
+    return _program(decls, calls, max_in, max_out, biggest)
+
+
+@needs_qemu
+@pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
+def test_depthwise_3x3_on_cortex_m(target, tmp_path):
+    """The depthwise kernels with their 3x3 assembly (two pixels a step, a last
+    odd one, kernel rows in the padding) on the real DSP instructions, normal
+    and in place, and the C rows of a narrower clamp: bit-exact with the NumPy
+    twin of the portable kernel."""
+    cases, inputs, expected = [], [], []
+    for i, (hw, channels, stride, pads) in enumerate(DW3_SHAPES):
+        for mode in ("sat", "clamp"):
+            rng = rng_for("dsp-dw3-m", i, mode)
+            p = dw3_params(rng, hw, channels, stride, pads, mode)
+            kernels = ["depthwise_conv2d_s8"]
+            if p["out_h"] * p["out_w"] <= p["in_h"] * p["in_w"]:
+                kernels.append("depthwise_conv2d_s8_inplace")
+            for kernel in kernels:
+                x = rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"])
+                cases.append((kernel, p))
+                inputs.append(x)
+                expected.append(np.append(KERNELS["depthwise_conv2d_s8"](p, x).reshape(-1), np.int8(0)))
+    assert sum(k.endswith("_inplace") for k, _ in cases) >= 8
+    _run_on_cortex_m(target, tmp_path, dw3_harness(cases), "mcf_dsp_depthwise_conv2d.c",
+                     [f"{k} {_short(p)}" for k, p in cases], inputs, expected)

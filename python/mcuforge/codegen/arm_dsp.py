@@ -10,9 +10,10 @@ What the generator knows and the kernels exploit:
   output channels interleaved in pairs, K padded to a multiple of 4; the
   input offset folded into the bias;
 * depthwise convolutions with depth multiplier 1 over a multiple of 4
-  channels (normal and in place): the filter as int16 pairs in the order
-  SXTAB16 unpacks the input, tap after tap per group of 4 channels; 3x3
-  windows inside the input with the taps unrolled;
+  channels (normal and in place): the filter per channel as int16 pairs of
+  horizontal taps, which SMLAD takes against two neighbours of the kernel's
+  int16 channel rows; 3x3 windows with stride 1 or 2 two output pixels per
+  step in assembly;
 * every layer: multipliers and shifts per output channel; a 1x1 layer on
   the fast requantization also gets per-channel records (multiplier, right
   shift, output offset folded into the rounding) that its assembly loads
@@ -67,10 +68,14 @@ def ring_rows(p: dict, in_place: bool) -> int:
 
 
 def depthwise_scratch(p: dict, in_place: bool) -> int:
-    """Bytes of the arm-dsp depthwise scratch: the ring (rows x padded width x
-    4 channels) and one output row of int32 accumulators for 4 channels."""
+    """Bytes of the arm-dsp depthwise scratch: the ring, rows x 4 channels x
+    an int16 row of the padded width rounded up to even (a 3x3 window with
+    stride 1 or 2 along the rows: one more row, of zeros, for the kernel rows
+    in the padding)."""
     reach = (p["out_w"] - 1) * p["stride_w"] + (p["k_w"] - 1) * p["dilation_w"] + 1
-    return ring_rows(p, in_place) * max(reach, p["pad_left"] + p["in_w"]) * 4 + p["out_w"] * 16
+    width = (max(reach, p["pad_left"] + p["in_w"]) + 1) // 2 * 2
+    three = p["k_h"] == p["k_w"] == 3 and p["dilation_w"] == 1 and p["stride_w"] in (1, 2)  # + a row of zeros
+    return (ring_rows(p, in_place) + int(three)) * width * 4 * 2
 
 
 def select(step: Step) -> Variant | None:
@@ -172,15 +177,16 @@ def fold_bias(filter_rows: np.ndarray, bias: np.ndarray | None, input_offset: in
     return _wrap32(b + int(input_offset) * sums)
 
 
-def pack_depthwise(filt: np.ndarray, channels: int) -> np.ndarray:
-    """(1, k_h, k_w, C) int8 -> int32 words: per group of 4 channels, per tap,
-    int16 pairs (w[c], w[c+2]) then (w[c+1], w[c+3])."""
-    w = np.asarray(filt, dtype=np.int64).reshape(-1, channels)  # (taps, C)
-    taps, channels = w.shape
-    g = w.reshape(taps, channels // 4, 4).transpose(1, 0, 2)  # (groups, taps, 4)
-    lo = np.stack([g[..., 0], g[..., 1]], axis=-1) & 0xFFFF
-    hi = np.stack([g[..., 2], g[..., 3]], axis=-1) & 0xFFFF
-    return _wrap32(lo | (hi << 16)).reshape(-1)
+def pack_depthwise(filt: np.ndarray, k_h: int, k_w: int, channels: int) -> np.ndarray:
+    """(1, k_h, k_w, C) int8 -> int32 words: per channel, per kernel row,
+    int16 pairs (tap 2i, tap 2i+1), an odd row's last pair padded with 0
+    (what SMLAD takes against two horizontal neighbours of the kernel's int16
+    channel rows)."""
+    w = np.asarray(filt, dtype=np.int64).reshape(k_h, k_w, channels)
+    pairs = (k_w + 1) // 2
+    padded = np.zeros((channels, k_h, 2 * pairs), dtype=np.int64)
+    padded[:, :, :k_w] = w.transpose(2, 0, 1)
+    return _wrap32((padded[..., 0::2] & 0xFFFF) | ((padded[..., 1::2] & 0xFFFF) << 16)).reshape(-1)
 
 
 FAST_REQUANT = 2  # MCF_DSP_FAST_REQUANT (kernels_arm_dsp.h)
@@ -229,7 +235,7 @@ def prepared_params(kernel: str, params: dict) -> dict:
         taps = np.asarray(p["filter"], dtype=np.int64).reshape(-1, out_c)
         p["bias"] = p["bias"].copy()
         constant_channels(p, ~taps.any(axis=0))
-        p["filter"] = pack_depthwise(taps, out_c)
+        p["filter"] = pack_depthwise(taps, p["k_h"], p["k_w"], out_c)
         # inputs plus offset in [-255, 255], then the bias
         bound = np.abs(p["bias"].astype(np.int64)) + 255 * np.abs(taps).sum(axis=0)
     p["per_channel"] = requant_mode(bound, p["shift"])

@@ -128,6 +128,16 @@ static inline int32_t __smlatt(int32_t a, int32_t b, int32_t acc)
     return mcf_acle_wrap_add(acc, mcf_acle_hi16(a) * mcf_acle_hi16(b));
 }
 
+static inline int32_t __smlabt(int32_t a, int32_t b, int32_t acc)
+{
+    return mcf_acle_wrap_add(acc, mcf_acle_lo16(a) * mcf_acle_hi16(b));
+}
+
+static inline int32_t __smlatb(int32_t a, int32_t b, int32_t acc)
+{
+    return mcf_acle_wrap_add(acc, mcf_acle_hi16(a) * mcf_acle_lo16(b));
+}
+
 /* SSAT: saturate to a signed `bits`-bit range. */
 static inline int32_t __ssat(int32_t x, uint32_t bits)
 {

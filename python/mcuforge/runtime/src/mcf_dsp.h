@@ -110,6 +110,31 @@ static inline int8_t mcf_dsp_out_record(int32_t acc, const int32_t *rq)
     return (int8_t)__ssat(mcf_dsp_asr(mcf_smmlar(acc * 2, rq[0], rq[2] + mcf_dsp_asr(acc, 31)), rq[1]), 8);
 }
 
+/* The start of a Thumb-2 function `name` written in a top-level __asm__
+ * (its own section, so --gc-sections drops it when unused), with the
+ * callee-saved registers pushed; it returns with pop {r4-r11, pc}. */
+#define MCF_ASM_FUNCTION(name)                                                 \
+    ".pushsection .text." name ",\"ax\",%progbits\n\t"                       \
+    ".syntax unified\n\t"                                                     \
+    ".thumb\n\t"                                                              \
+    ".p2align 2\n\t"                                                          \
+    ".global " name "\n\t"                                                    \
+    ".type " name ", %function\n\t"                                           \
+    ".thumb_func\n" name ":\n\t"                                              \
+    "push {r4-r11, lr}\n\t"
+
+/* Whether every one of `count` shifts lies in [lo, hi]. */
+static inline int mcf_dsp_shifts_in(const int32_t *shift, int32_t count, int32_t lo, int32_t hi)
+{
+    int32_t i;
+    for (i = 0; i < count; ++i) {
+        if (shift[i] < lo || shift[i] > hi) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* The mode of a layer: per_channel == MCF_DSP_FAST_REQUANT and the clamp range. */
 static inline int mcf_dsp_mode(int32_t per_channel, int32_t act_min, int32_t act_max)
 {

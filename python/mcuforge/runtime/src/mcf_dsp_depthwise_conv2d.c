@@ -1,19 +1,21 @@
 /*
  * mcuforge runtime, arm-dsp kernel set: int8 depthwise convolution with depth
- * multiplier 1, four channels at a time, bit-exact with TFLM's reference
- * kernel, normal and in place.
+ * multiplier 1, bit-exact with TFLM's reference kernel, normal and in place.
  *
  * Both go through a ring of input rows in the scratch (the in-place kernel's
- * ring, mcf_depthwise_conv2d.c; mcf_ring.h): 4 channels per pixel, each row
- * padded left and right with the input zero point, so every horizontal tap
- * is a plain load (a padding tap adds filter * 0) and 3x3 windows run with
- * their 9 taps unrolled. In place, output pixel n of channels c..c+3 goes
- * where input pixel n was, once the rows it destroys are in the ring.
+ * ring, mcf_depthwise_conv2d.c; mcf_ring.h), four channels at a time: each
+ * ring row holds one int16 row per channel, the input offset already added
+ * (one 32-bit load of 4 channels, two SXTAB16) and padded left and right
+ * with 0 (the zero point plus the offset), so every horizontal tap is a
+ * plain load. In place, output pixel n of channels c..c+3 goes where input
+ * pixel n was, once the rows it destroys are in the ring.
  *
- * One 32-bit load brings the 4 channels of a pixel; SXTAB16 adds the input
- * offset while sign-extending (channels 0, 2 and 1, 3); the generator stores
- * the filter as int16 pairs in that order, tap after tap for each group of 4
- * channels, so SMLABB/SMLATT accumulate the 4 channels with no unpacking.
+ * Along a channel's int16 row, one 32-bit load brings two horizontal
+ * neighbours, so SMLAD takes two taps at once: the generator stores each
+ * channel's filter row by row as int16 pairs (tap 2i, tap 2i+1), the last
+ * pair of an odd row padded with 0. A 3x3 window with stride 1 or 2 makes
+ * two output pixels per step: per kernel row 3 loads, 2 SMLAD and 2
+ * SMLAxy for 6 multiply-accumulates.
  */
 #include "mcuforge/kernels.h"
 #include "mcuforge/kernels_arm_dsp.h"
@@ -21,85 +23,153 @@
 #include "mcf_ring.h"
 #include "mcf_window.h"
 
-typedef struct {
-    int32_t a0, a1, a2, a3; /* channels 0..3 of the group */
-} acc4;
-
 /* What the inner loops read, copied from the parameters into a local that
  * the int8 output stores cannot alias (so nothing is reloaded per pixel). */
 typedef struct {
-    const int32_t *bias, *multiplier, *shift;
-    int32_t output_offset, act_min, act_max, offset2;
-    int32_t out_w, channels, k_h, k_w, stride_w, dilation_w;
+    int32_t output_offset, act_min, act_max;
+    int32_t out_w, channels, k_h, k_w, stride_w, dilation_w, pairs; /* pairs: words per kernel row */
 } dw_ctx;
 
-MCF_INLINE void tap(acc4 *a, const int8_t *px, const uint32_t *w, int32_t offset2)
+/* Two int16 values at p (any alignment: one LDR on Cortex-M4/M7). */
+MCF_INLINE int32_t pair(const int16_t *p)
 {
-    const uint32_t v = mcf_read32(px);
-    const int32_t x02 = __sxtab16(offset2, v), x13 = mcf_sxtab16_ror8(offset2, v);
-    const int32_t w02 = (int32_t)w[0], w13 = (int32_t)w[1];
-    a->a0 = __smlabb(x02, w02, a->a0);
-    a->a2 = __smlatt(x02, w02, a->a2);
-    a->a1 = __smlabb(x13, w13, a->a1);
-    a->a3 = __smlatt(x13, w13, a->a3);
-}
-
-MCF_INLINE void save4(const acc4 *a, int32_t *dst)
-{
-    dst[0] = a->a0;
-    dst[1] = a->a1;
-    dst[2] = a->a2;
-    dst[3] = a->a3;
-}
-
-/* Requantize one output row of a group of 4 channels from its accumulators,
- * channel by channel so that bias, multiplier and shift stay in registers. */
-MCF_INLINE void requantize_row(const dw_ctx *p, const int32_t *accs, int32_t c, int8_t *out, int fast)
-{
-    const int32_t o = p->output_offset, lo = p->act_min, hi = p->act_max, n = p->out_w, step = p->channels;
-    int32_t j, ox;
-    for (j = 0; j < 4; ++j) {
-        const int32_t b = p->bias[c + j], m = p->multiplier[c + j], sh = p->shift[c + j];
-        const int32_t *a = accs + j;
-        int8_t *dst = out + j;
-        for (ox = 0; ox < n; ++ox) {
-            *dst = mcf_dsp_out(a[4 * ox] + b, m, sh, o, lo, hi, fast);
-            dst += step;
-        }
-    }
+    return (int32_t)mcf_read32(p);
 }
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__) && defined(__thumb2__) && defined(__OPTIMIZE__)
 #define MCF_DSP_ASM 1
-/* The 9 taps of a 3x3 window (rows r0, r1, r2 of the ring, 4 bytes per pixel)
- * in assembly: the compiler spilled most of the accumulators and weights.
- * Same operations as tap() nine times. */
-MCF_INLINE void taps_3x3_asm(acc4 *a, const int8_t *r0, const int8_t *r1, const int8_t *r2, const uint32_t *w,
-                             int32_t offset2)
+/*
+ * The 3x3 row of one channel in assembly, two output pixels per step, for a
+ * layer in mode MCF_DSP_FAST_SAT with every shift in [-22, -1] (the
+ * requantization of the 1x1 kernel, mcf_dsp_out_record: 6 instructions per
+ * output). The job's first 12 words become the frame (LDM reloads the
+ * weights each step, so that 3 row pointers, the output pointer, 2
+ * accumulators and 3 inputs stay in registers): per step 9 loads, 6 SMLAD
+ * and 6 SMLAxy for 18 multiply-accumulates, then 12 instructions of
+ * requantization and stores; then a last odd pixel when `odd` says so.
+ * out_end - out: a multiple of 2 * step.
+ */
+typedef struct {
+    int32_t w0, w1, w2;    /* 0: kernel row k's taps 0, 1 (int16 pair) */
+    int32_t wc01, wc2;     /* 12: tap 2 of rows 0 (bottom) and 1 (top); 16: of row 2 (bottom) */
+    int32_t bias;          /* 20 */
+    int32_t m, e, rounding; /* 24: the channel's record (kernels_arm_dsp.h, pw_requant) */
+    int32_t step;          /* 36: output channels */
+    int8_t *out_end;       /* 40: past the pixel pairs */
+    int32_t odd;           /* 44: 1: one more pixel after them */
+    const int16_t *r0, *r1, *r2; /* 48: the window's ring rows (int16, the offset added) */
+    int8_t *out;           /* 60 */
+} mcf_dw3_job;
+
+void mcf_dsp_dw3_s1(const mcf_dw3_job *job);
+void mcf_dsp_dw3_s2(const mcf_dw3_job *job);
+#define MCF_DW3_ENTRY(name)                                                    \
+    MCF_ASM_FUNCTION(name)                                                    \
+    "ldmia r0!, {r1-r12}\n\t"                                                 \
+    "push {r1-r12}\n\t"                                                       \
+    "ldm r0, {r9-r12}\n\t"                                                    \
+    "ldr r2, [sp, #40]\n\t"                                                   \
+    "cmp r12, r2\n\t"             /* no pair */                              \
+    "beq 8f\n"                                                                \
+    "1:\n\t"                                                                  \
+    "ldm sp, {r4-r8}\n\t"           /* weights */                             \
+    "ldr r0, [sp, #20]\n\t"         /* both accumulators from the bias */    \
+    "mov r1, r0\n\t"
+/* Kernel row at rp, weights w (taps 0, 1) and half h of wc (tap 2). */
+#define MCF_DW3_ROW_S1(rp, w, wc, h)                                           \
+    "ldr r2, [" rp ", #2]\n\t"      /* x1 x2 */                               \
+    "ldr r3, [" rp ", #4]\n\t"      /* x2 x3 */                               \
+    "ldr lr, [" rp "], #4\n\t"      /* x0 x1 */                               \
+    "smlad r0, " w ", lr, r0\n\t"                                             \
+    "smlad r1, " w ", r2, r1\n\t"                                             \
+    "smlab" h " r0, r3, " wc ", r0\n\t"                                       \
+    "smlat" h " r1, r3, " wc ", r1\n\t"
+#define MCF_DW3_ROW_S2(rp, w, wc, h)                                           \
+    "ldr r3, [" rp ", #4]\n\t"      /* x2 x3 */                               \
+    "ldrsh r2, [" rp ", #8]\n\t"    /* x4 */                                  \
+    "ldr lr, [" rp "], #8\n\t"      /* x0 x1 */                               \
+    "smlad r0, " w ", lr, r0\n\t"                                             \
+    "smlad r1, " w ", r3, r1\n\t"                                             \
+    "smlab" h " r0, r3, " wc ", r0\n\t"                                       \
+    "smlab" h " r1, r2, " wc ", r1\n\t"
+#define MCF_DW3_OUT(acc, addr)                                                 \
+    "lsl " acc ", " acc ", #1\n\t"                                            \
+    "add r2, r6, " acc ", asr #31\n\t"                                        \
+    "smmlar " acc ", " acc ", r4, r2\n\t"                                     \
+    "asr " acc ", " acc ", r5\n\t"                                            \
+    "ssat " acc ", #8, " acc "\n\t"                                           \
+    "strb " acc ", " addr "\n\t"
+/* One output pixel's kernel row at rp (taps 0-2). */
+#define MCF_DW3_ROW_1(rp, w, wc, h)                                            \
+    "ldr lr, [" rp "]\n\t"                                                   \
+    "ldrsh r3, [" rp ", #4]\n\t"                                             \
+    "smlad r0, " w ", lr, r0\n\t"                                             \
+    "smlab" h " r0, r3, " wc ", r0\n\t"
+#define MCF_DW3_EXIT(name)                                                     \
+    "add r2, sp, #24\n\t"                                                     \
+    "ldm r2, {r4-r7}\n\t"           /* m, e, rounding, step */                \
+    MCF_DW3_OUT("r0", "[r12]")                                                \
+    MCF_DW3_OUT("r1", "[r12, r7]")                                            \
+    "add r12, r12, r7, lsl #1\n\t"                                            \
+    "ldr r2, [sp, #40]\n\t"                                                   \
+    "cmp r12, r2\n\t"                                                         \
+    "bne 1b\n"                                                                \
+    "8:\n\t"                                                                  \
+    "ldr r2, [sp, #44]\n\t"                                                   \
+    "cbz r2, 9f\n\t"                                                          \
+    "ldm sp, {r4-r8}\n\t"                                                     \
+    "ldr r0, [sp, #20]\n\t"                                                   \
+    MCF_DW3_ROW_1("r9", "r4", "r7", "b")                                      \
+    MCF_DW3_ROW_1("r10", "r5", "r7", "t")                                     \
+    MCF_DW3_ROW_1("r11", "r6", "r8", "b")                                     \
+    "add r2, sp, #24\n\t"                                                     \
+    "ldm r2, {r4-r6}\n\t"                                                     \
+    MCF_DW3_OUT("r0", "[r12]")                                                \
+    "9:\n\t"                                                                  \
+    "add sp, sp, #48\n\t"                                                     \
+    "pop {r4-r11, pc}\n\t"                                                    \
+    ".size " name ", .-" name "\n\t"                                          \
+    ".popsection"
+__asm__(MCF_DW3_ENTRY("mcf_dsp_dw3_s1")
+        MCF_DW3_ROW_S1("r9", "r4", "r7", "b")
+        MCF_DW3_ROW_S1("r10", "r5", "r7", "t")
+        MCF_DW3_ROW_S1("r11", "r6", "r8", "b")
+        MCF_DW3_EXIT("mcf_dsp_dw3_s1"));
+__asm__(MCF_DW3_ENTRY("mcf_dsp_dw3_s2")
+        MCF_DW3_ROW_S2("r9", "r4", "r7", "b")
+        MCF_DW3_ROW_S2("r10", "r5", "r7", "t")
+        MCF_DW3_ROW_S2("r11", "r6", "r8", "b")
+        MCF_DW3_EXIT("mcf_dsp_dw3_s2"));
+#undef MCF_DW3_ENTRY
+#undef MCF_DW3_ROW_S1
+#undef MCF_DW3_ROW_S2
+#undef MCF_DW3_OUT
+#undef MCF_DW3_EXIT
+#undef MCF_DW3_ROW_1
+#endif
+
+#ifdef MCF_DSP_ASM
+/* One output row (`pixels` wide) of the 4 channels of a group, each in one
+ * call of the assembly: the window rows kr are channel 0's, channel j's
+ * follow at j * width. */
+static void __attribute__((noinline)) dw3_rows(mcf_dw3_job *jobs, const int16_t *const *kr, int32_t width,
+                                                int8_t *out, int32_t pixels, int32_t step, int32_t stride)
 {
-    int32_t c0 = a->a0, c1 = a->a1, c2 = a->a2, c3 = a->a3;
-    uint32_t x, y, p, q;
-#define MCF_TAP(row, at)                                     \
-        "ldr %[x], [%[" row "], #" at "]\n\t"                \
-        "sxtab16 %[y], %[o], %[x], ror #8\n\t"               \
-        "sxtab16 %[x], %[o], %[x]\n\t"                       \
-        "ldrd %[p], %[q], [%[w]], #8\n\t"                    \
-        "smlabb %[c0], %[x], %[p], %[c0]\n\t"                \
-        "smlatt %[c2], %[x], %[p], %[c2]\n\t"                \
-        "smlabb %[c1], %[y], %[q], %[c1]\n\t"                \
-        "smlatt %[c3], %[y], %[q], %[c3]\n\t"
-    __asm__ volatile(MCF_TAP("r0", "0") MCF_TAP("r0", "4") MCF_TAP("r0", "8")
-                     MCF_TAP("r1", "0") MCF_TAP("r1", "4") MCF_TAP("r1", "8")
-                     MCF_TAP("r2", "0") MCF_TAP("r2", "4") MCF_TAP("r2", "8")
-                     : [c0] "+r"(c0), [c1] "+r"(c1), [c2] "+r"(c2), [c3] "+r"(c3), [w] "+r"(w), [x] "=&r"(x),
-                       [y] "=&r"(y), [p] "=&r"(p), [q] "=&r"(q)
-                     : [r0] "r"(r0), [r1] "r"(r1), [r2] "r"(r2), [o] "r"(offset2)
-                     : "memory");
-#undef MCF_TAP
-    a->a0 = c0;
-    a->a1 = c1;
-    a->a2 = c2;
-    a->a3 = c3;
+    int32_t j;
+    for (j = 0; j < 4; ++j) {
+        mcf_dw3_job *job = &jobs[j];
+        job->r0 = kr[0] + j * width;
+        job->r1 = kr[1] + j * width;
+        job->r2 = kr[2] + j * width;
+        job->out = out + j;
+        job->out_end = out + j + (pixels & ~1) * step;
+        job->odd = pixels & 1;
+        if (stride == 1) {
+            mcf_dsp_dw3_s1(job);
+        } else {
+            mcf_dsp_dw3_s2(job);
+        }
+    }
 }
 #endif
 
@@ -120,12 +190,14 @@ static int params_valid(const mcf_depthwise_conv2d_params *p)
     return 1;
 }
 
-/* Pixels of a padded ring row: pad_left + in_w + what the rightmost window needs. */
+/* Pixels of a padded ring row: pad_left + in_w + what the rightmost window
+ * needs; the int16 row of a channel is that rounded up to even (4-byte
+ * aligned rows). */
 static int32_t ring_width(const mcf_depthwise_conv2d_params *p)
 {
     const int32_t reach = (p->out_w - 1) * p->stride_w + (p->k_w - 1) * p->dilation_w + 1;
     const int32_t width = p->pad_left + p->in_w;
-    return reach > width ? reach : width;
+    return ((reach > width ? reach : width) + 1) & ~1;
 }
 
 static int32_t ring_rows(const mcf_depthwise_conv2d_params *p, int32_t in_place)
@@ -134,12 +206,19 @@ static int32_t ring_rows(const mcf_depthwise_conv2d_params *p, int32_t in_place)
     return rows > 0 ? rows : 1;
 }
 
+/* A 3x3 window with stride 1 or 2 along the rows: the two-pixel rows above;
+ * a kernel row in the padding then reads a row of zeros after the ring. */
+static int is_3x3(const mcf_depthwise_conv2d_params *p)
+{
+    return p->k_h == 3 && p->k_w == 3 && p->dilation_w == 1 && (p->stride_w == 1 || p->stride_w == 2);
+}
+
 static int32_t scratch_size(const mcf_depthwise_conv2d_params *p, int32_t in_place)
 {
     if (!params_valid(p) || (in_place && (int64_t)p->out_h * p->out_w > (int64_t)p->in_h * p->in_w)) {
         return MCF_ERR_ARG;
     }
-    return ring_rows(p, in_place) * ring_width(p) * 4 + p->out_w * 4 * (int32_t)sizeof(int32_t);
+    return (ring_rows(p, in_place) + (is_3x3(p) ? 1 : 0)) * ring_width(p) * 4 * (int32_t)sizeof(int16_t);
 }
 
 int32_t mcf_dsp_depthwise_conv2d_s8_scratch_size(const mcf_depthwise_conv2d_params *p)
@@ -152,121 +231,201 @@ int32_t mcf_dsp_depthwise_conv2d_s8_inplace_scratch_size(const mcf_depthwise_con
     return scratch_size(p, 1);
 }
 
-/* One output row of one group of 4 channels, from ring rows. */
-MCF_INLINE void output_row(const dw_ctx *p,
-                                                             const int8_t *ring, int32_t row_bytes,
-                                                             int32_t first_slot, int32_t slot_step, int32_t rows,
-                                                             int32_t ky_start, int32_t ky_end, const uint32_t *w,
-                                                             int32_t *accs)
+/* One kernel row of a 3x3 window for two output pixels: x01, x23 hold the
+ * int16 inputs 0-3 of out0's window start (stride 1: out1's window is
+ * inputs 1-3, x12; stride 2: inputs 2-4, x23 and x4). */
+MCF_INLINE void row3_s1(const int16_t *r, int32_t w01, int32_t w2, int32_t *a0, int32_t *a1)
 {
-    const int32_t offset2 = p->offset2;
-    const int32_t step = p->stride_w * 4;
-    int32_t ox;
-    if (p->k_w == 3 && p->dilation_w == 1 && ky_start == 0 && ky_end == 3 && p->k_h == 3) {
-        int32_t s1 = first_slot + slot_step, s2;
-        const int8_t *r0, *r1, *r2;
-        s1 = s1 >= rows ? s1 - rows : s1;
-        s2 = s1 + slot_step;
-        s2 = s2 >= rows ? s2 - rows : s2;
-        r0 = ring + first_slot * row_bytes;
-        r1 = ring + s1 * row_bytes;
-        r2 = ring + s2 * row_bytes;
-        for (ox = 0; ox < p->out_w; ++ox) {
-            acc4 a = {0, 0, 0, 0};
-#ifdef MCF_DSP_ASM
-            taps_3x3_asm(&a, r0, r1, r2, w, offset2);
-#else
-            tap(&a, r0, w, offset2);
-            tap(&a, r0 + 4, w + 2, offset2);
-            tap(&a, r0 + 8, w + 4, offset2);
-            tap(&a, r1, w + 6, offset2);
-            tap(&a, r1 + 4, w + 8, offset2);
-            tap(&a, r1 + 8, w + 10, offset2);
-            tap(&a, r2, w + 12, offset2);
-            tap(&a, r2 + 4, w + 14, offset2);
-            tap(&a, r2 + 8, w + 16, offset2);
-#endif
-            save4(&a, accs);
-            r0 += step;
-            r1 += step;
-            r2 += step;
-            accs += 4;
+    const int32_t x01 = pair(r), x12 = pair(r + 1), x23 = pair(r + 2);
+    *a0 = __smlad(w01, x01, *a0);
+    *a0 = __smlabb(x23, w2, *a0);
+    *a1 = __smlad(w01, x12, *a1);
+    *a1 = __smlatb(x23, w2, *a1);
+}
+
+MCF_INLINE void row3_s2(const int16_t *r, int32_t w01, int32_t w2, int32_t *a0, int32_t *a1)
+{
+    const int32_t x01 = pair(r), x23 = pair(r + 2), x4 = r[4];
+    *a0 = __smlad(w01, x01, *a0);
+    *a0 = __smlabb(x23, w2, *a0);
+    *a1 = __smlad(w01, x23, *a1);
+    *a1 = __smlabb(x4, w2, *a1);
+}
+
+/* One output pixel's kernel row of 3 taps at r. */
+MCF_INLINE int32_t row3_1(const int16_t *r, int32_t w01, int32_t w2, int32_t a)
+{
+    return __smlabb((int32_t)r[2], w2, __smlad(w01, pair(r), a));
+}
+
+MCF_INLINE int8_t out_of(const dw_ctx *p, int32_t acc, int32_t m, int32_t sh, int fast)
+{
+    return mcf_dsp_out(acc, m, sh, p->output_offset, p->act_min, p->act_max, fast);
+}
+
+/* One output row of one channel, 3x3 window (r0, r1, r2: its ring rows, or
+ * the row of zeros for a kernel row in the padding), stride 1 or 2 two
+ * pixels a step (the assembly above does the same, dw3_rows). */
+MCF_INLINE void row_3x3(const dw_ctx *p, const int16_t *r0, const int16_t *r1, const int16_t *r2,
+                        const uint32_t *w, int32_t bias, int32_t m, int32_t sh, int8_t *out, int fast)
+{
+    const int32_t w0 = (int32_t)w[0], w0c = (int32_t)w[1], w1 = (int32_t)w[2], w1c = (int32_t)w[3];
+    const int32_t w2 = (int32_t)w[4], w2c = (int32_t)w[5];
+    const int32_t n = p->out_w, s = p->stride_w, step = p->channels;
+    int32_t ox = 0;
+    for (; s <= 2 && ox + 1 < n; ox += 2, r0 += 2 * s, r1 += 2 * s, r2 += 2 * s, out += 2 * step) {
+        int32_t a0 = bias, a1 = bias;
+        if (s == 1) {
+            row3_s1(r0, w0, w0c, &a0, &a1);
+            row3_s1(r1, w1, w1c, &a0, &a1);
+            row3_s1(r2, w2, w2c, &a0, &a1);
+        } else {
+            row3_s2(r0, w0, w0c, &a0, &a1);
+            row3_s2(r1, w1, w1c, &a0, &a1);
+            row3_s2(r2, w2, w2c, &a0, &a1);
         }
-        return;
+        out[0] = out_of(p, a0, m, sh, fast);
+        out[step] = out_of(p, a1, m, sh, fast);
     }
-    for (ox = 0; ox < p->out_w; ++ox) {
-        const int32_t tap_step = p->dilation_w * 4;
-        int32_t slot = first_slot, ky, kx;
-        acc4 a = {0, 0, 0, 0};
+    for (; ox < n; ++ox, r0 += s, r1 += s, r2 += s, out += step) {
+        const int32_t a = row3_1(r2, w2, w2c, row3_1(r1, w1, w1c, row3_1(r0, w0, w0c, bias)));
+        *out = out_of(p, a, m, sh, fast);
+    }
+}
+
+/* One output row of one channel, any window: kernel rows ky_start ..
+ * ky_end - 1 (the others lie in the padding), their ring rows from
+ * first_slot on. */
+MCF_INLINE void row_any(const dw_ctx *p, const int16_t *ring, int32_t row_bytes, int32_t first_slot,
+                        int32_t slot_step, int32_t rows, int32_t ky_start, int32_t ky_end, const uint32_t *w,
+                        int32_t bias, int32_t m, int32_t sh, int8_t *out, int fast)
+{
+    const int32_t s = p->stride_w, d = p->dilation_w, kw = p->k_w;
+    int32_t ox;
+    for (ox = 0; ox < p->out_w; ++ox, out += p->channels) {
+        int32_t slot = first_slot, ky, kx, a = bias;
         for (ky = ky_start; ky < ky_end; ++ky) {
-            const int8_t *px = ring + slot * row_bytes + ox * step;
-            const uint32_t *wk = w + ky * p->k_w * 2;
-            for (kx = 0; kx < p->k_w; ++kx) {
-                tap(&a, px, wk, offset2);
-                px += tap_step;
-                wk += 2;
+            const int16_t *x = (const int16_t *)(const void *)((const int8_t *)ring + slot * row_bytes) + ox * s;
+            const uint32_t *wk = w + ky * p->pairs;
+            if (d == 1) {
+                for (kx = 0; kx + 1 < kw; kx += 2) {
+                    a = __smlad((int32_t)wk[kx / 2], pair(x + kx), a);
+                }
+                if (kx < kw) {
+                    a = __smlabb((int32_t)x[kx], (int32_t)wk[kx / 2], a);
+                }
+            } else {
+                for (kx = 0; kx < kw; ++kx) {
+                    const int32_t wv = (int32_t)wk[kx / 2];
+                    a = (kx & 1) ? __smlabt((int32_t)x[kx * d], wv, a) : __smlabb((int32_t)x[kx * d], wv, a);
+                }
             }
             slot += slot_step;
             slot = slot >= rows ? slot - rows : slot;
         }
-        save4(&a, accs);
-        accs += 4;
+        *out = out_of(p, a, m, sh, fast);
     }
 }
 
+
 MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
-                                                      int8_t *output, int8_t *ring, int32_t in_place, int fast)
+                    int8_t *output, int8_t *ring, int32_t in_place, int fast)
 {
-    const int32_t in_w = p->in_w, channels = p->in_c, taps = p->k_h * p->k_w;
-    const int32_t rows = ring_rows(p, in_place), width = ring_width(p), row_bytes = width * 4;
+    const int32_t in_w = p->in_w, channels = p->in_c;
+    const int32_t rows = ring_rows(p, in_place), width = ring_width(p);
+    const int32_t row_bytes = width * 4 * (int32_t)sizeof(int16_t); /* 4 channel rows */
     const int32_t last = mcf_ring_last(p), slot_step = p->dilation_h % rows;
-    int32_t *accs = (int32_t *)(void *)(ring + rows * row_bytes); /* one output row x 4 channels */
     const int32_t copy_start = p->pad_left > 0 ? p->pad_left : 0;
     const int32_t copy_end = p->pad_left + in_w < width ? p->pad_left + in_w : width;
-    const uint32_t zero = 0x01010101u * (uint8_t)(-p->input_offset);
+    const int32_t offset2 = (int32_t)(((uint32_t)p->input_offset & 0xFFFFu) | ((uint32_t)p->input_offset << 16));
+    const int32_t pairs = (p->k_w + 1) / 2, per_channel = p->k_h * pairs;
     const uint32_t *filter = (const uint32_t *)(const void *)p->filter;
-    const dw_ctx ctx = {p->bias, p->multiplier, p->shift, p->output_offset, p->act_min, p->act_max,
-                        (int32_t)(((uint32_t)p->input_offset & 0xFFFFu) | ((uint32_t)p->input_offset << 16)),
-                        p->out_w, p->in_c, p->k_h, p->k_w, p->stride_w, p->dilation_w};
-    int32_t c;
+    const int full3x3 = is_3x3(p);
+    const dw_ctx ctx = {p->output_offset, p->act_min, p->act_max, p->out_w, p->in_c, p->k_h, p->k_w,
+                        p->stride_w, p->dilation_w, pairs};
+    const int16_t *zeros = (const int16_t *)(const void *)(ring + rows * row_bytes); /* 3x3: after the ring */
+    int32_t c, x;
+#ifdef MCF_DSP_ASM
+    mcf_dw3_job jobs[4];
+    const int use_asm = full3x3 && fast == MCF_DSP_FAST_SAT && mcf_dsp_shifts_in(p->shift, channels, -22, -1);
+#endif
+    /* the padding columns (and the rest; the row of zeros), never overwritten */
+    for (x = 0; x < (rows + (full3x3 ? 1 : 0)) * width * 4; ++x) {
+        ((int16_t *)(void *)ring)[x] = 0;
+    }
     for (c = 0; c < channels; c += 4) {
-        const uint32_t *w = filter + (c / 4) * taps * 2;
         int32_t copied = -1; /* rows <= copied were copied or are never needed */
-        int32_t oy, r, x;
-        for (r = 0; r < rows; ++r) { /* the padding columns, never overwritten */
-            int8_t *row = ring + r * row_bytes;
-            for (x = 0; x < p->pad_left; ++x) {
-                mcf_write32(row + 4 * x, zero);
-            }
-            for (x = p->pad_left + in_w; x < width; ++x) {
-                mcf_write32(row + 4 * x, zero);
-            }
+        int32_t oy, r, j;
+        const int16_t *kr[3] = {zeros, zeros, zeros};
+#ifdef MCF_DSP_ASM
+        for (j = 0; j < 4 && use_asm; ++j) {
+            const uint32_t *w = filter + (c + j) * per_channel;
+            const int32_t e = -p->shift[c + j];
+            jobs[j].w0 = (int32_t)w[0];
+            jobs[j].w1 = (int32_t)w[2];
+            jobs[j].w2 = (int32_t)w[4];
+            jobs[j].wc01 = (int32_t)((w[1] & 0xFFFFu) | (w[3] << 16));
+            jobs[j].wc2 = (int32_t)w[5];
+            jobs[j].bias = p->bias[c + j];
+            jobs[j].m = p->multiplier[c + j];
+            jobs[j].e = e;
+            jobs[j].rounding = p->output_offset * (1 << e) + (1 << (e - 1));
+            jobs[j].step = channels;
         }
+#endif
         for (oy = 0; oy < p->out_h; ++oy) {
             const int32_t y0 = oy * p->stride_h - p->pad_top;
             const int32_t ky_start = mcf_first_tap(y0, p->dilation_h);
             const int32_t ky_end = mcf_end_tap(y0, p->dilation_h, p->in_h, p->k_h);
+            const int32_t first = ky_start < ky_end ? (y0 + ky_start * p->dilation_h) % rows : 0;
+            int8_t *out = output + oy * p->out_w * channels + c;
             int32_t lo, hi;
             mcf_ring_bounds_of(p, last, oy, in_place, &lo, &hi);
             for (r = copied + 1 > lo ? copied + 1 : lo; r <= hi; ++r) {
                 /* ring column j holds input column j - pad_left (a patch may start inside the input:
-                 * negative padding) */
+                 * negative padding); channel k's row at k * width */
                 const int8_t *src = input + (r * in_w + copy_start - p->pad_left) * channels + c;
-                int8_t *dst = ring + (r % rows) * row_bytes + copy_start * 4;
-                for (x = 0; x < copy_end - copy_start; ++x) {
-                    mcf_write32(dst + 4 * x, mcf_read32(src + x * channels));
+                int16_t *dst = (int16_t *)(void *)(ring + (r % rows) * row_bytes) + copy_start;
+                for (x = 0; x < copy_end - copy_start; ++x, src += channels, ++dst) {
+                    const uint32_t v = mcf_read32(src);
+                    const int32_t x02 = __sxtab16(offset2, v), x13 = mcf_sxtab16_ror8(offset2, v);
+                    dst[0] = (int16_t)x02;
+                    dst[width] = (int16_t)x13;
+                    dst[2 * width] = (int16_t)(x02 >> 16);
+                    dst[3 * width] = (int16_t)(x13 >> 16);
                 }
             }
             copied = hi > copied ? hi : copied;
-            if (ky_start < ky_end) {
-                output_row(&ctx, ring, row_bytes, (y0 + ky_start * p->dilation_h) % rows, slot_step, rows, ky_start,
-                           ky_end, w, accs);
-            } else { /* the window lies in the padding: bias only */
-                for (x = 0; x < 4 * p->out_w; ++x) {
-                    accs[x] = 0;
+            if (full3x3) { /* channel 0's window rows; channel j's follow at j * width */
+                int32_t ky, slot = first;
+                for (ky = 0; ky < 3; ++ky) {
+                    if (ky < ky_start || ky >= ky_end) {
+                        kr[ky] = zeros;
+                        continue;
+                    }
+                    kr[ky] = (const int16_t *)(const void *)(ring + slot * row_bytes);
+                    slot += slot_step;
+                    slot = slot >= rows ? slot - rows : slot;
+                }
+#ifdef MCF_DSP_ASM
+                if (use_asm) { /* the whole row of the 4 channels */
+                    dw3_rows(jobs, kr, width, out, p->out_w, channels, p->stride_w);
+                    continue;
+                }
+#endif
+            }
+            for (j = 0; j < 4; ++j) {
+                const uint32_t *w = filter + (c + j) * per_channel;
+                const int32_t b = p->bias[c + j], m = p->multiplier[c + j], sh = p->shift[c + j];
+                const int16_t *ring_j = (const int16_t *)(const void *)ring + j * width;
+                if (full3x3) {
+                    row_3x3(&ctx, kr[0] + j * width, kr[1] + j * width, kr[2] + j * width, w, b, m, sh, out + j,
+                            fast);
+                } else {
+                    row_any(&ctx, ring_j, row_bytes, first, slot_step, rows, ky_start, ky_end, w, b, m, sh,
+                            out + j, fast);
                 }
             }
-            requantize_row(&ctx, accs, c, output + oy * p->out_w * channels + c, fast);
         }
     }
 }

@@ -438,20 +438,10 @@ static void matmul_row_any(const matmul *m, const int8_t *in, int32_t k, int8_t 
     }
 }
 
-static int shifts_in(const int32_t *shift, int32_t count, int32_t lo, int32_t hi)
-{
-    int32_t i;
-    for (i = 0; i < count; ++i) {
-        if (shift[i] < lo || shift[i] > hi) {
-            return 0;
-        }
-    }
-    return 1;
-}
 
 static int shifts_valid(const int32_t *shift, int32_t count)
 {
-    return shifts_in(shift, count, -31, 31);
+    return mcf_dsp_shifts_in(shift, count, -31, 31);
 }
 
 static void matmul_init(matmul *m, const int8_t *filter, const int32_t *bias, const int32_t *multiplier,
@@ -786,14 +776,7 @@ void mcf_dsp_pw6_sat(const mcf_pw6_job *job, int32_t groups);
  * first pass through the loop, unrolled `unroll` times, skips; a single
  * group branches to 7. */
 #define MCF_PW_ENTRY(name, mask, unroll)                                       \
-    ".pushsection .text." name ",\"ax\",%progbits\n\t"                       \
-    ".syntax unified\n\t"                                                     \
-    ".thumb\n\t"                                                              \
-    ".p2align 2\n\t"                                                          \
-    ".global " name "\n\t"                                                    \
-    ".type " name ", %function\n\t"                                           \
-    ".thumb_func\n" name ":\n\t"                                              \
-    "push {r4-r11, lr}\n\t"                                                   \
+    MCF_ASM_FUNCTION(name)                                                    \
     "ldmia r0, {r2-r10}\n\t"                                                  \
     "subs r0, r1, #1\n\t"           /* groups after the first */              \
     "beq 7f\n\t"                                                              \
@@ -1098,7 +1081,7 @@ int mcf_dsp_conv2d_1x1_s8(const mcf_conv2d_params *p, const int8_t *input, int8_
         return MCF_ERR_ARG;
     }
     conv_matmul_init(&m, p);
-    m.fold = m.fast == MCF_DSP_FAST_SAT && shifts_in(p->shift, p->out_c, -22, -1);
+    m.fold = m.fast == MCF_DSP_FAST_SAT && mcf_dsp_shifts_in(p->shift, p->out_c, -22, -1);
     m.pw_requant = m.fold ? p->pw_requant : NULL;
     if (p->out_h * p->out_w >= MCF_BLOCK && blocks_of_six(&m)) { /* else the scratch may hold 2 columns only */
         n = conv_blocks(&m, p, input, output, cols);

@@ -28,12 +28,14 @@
  *
  * mcf_dsp_depthwise_conv2d_s8 and _inplace (depth multiplier 1, in_c a
  * multiple of 4):
- *   filter   per group of 4 channels, per tap (ky, kx): two 32-bit words,
- *            int16 pairs (w[c], w[c+2]) and (w[c+1], w[c+3]);
+ *   filter   per channel, per kernel row, 32-bit words of int16 pairs
+ *            (tap 2i, tap 2i+1), an odd row's last pair padded with 0;
  *   bias     never NULL; multiplier, shift one per channel;
  *   scratch: mcf_dsp_depthwise_conv2d_s8[_inplace]_scratch_size() bytes, a
- *            ring of input rows, 4 channels per pixel, padded with the zero
- *            point; in place as mcf_depthwise_conv2d_s8_inplace.
+ *            ring of input rows, 4 channels at a time, each an int16 row with
+ *            the input offset added, padded with 0 (plus a row of zeros for
+ *            a 3x3 window with stride 1 or 2); in place as
+ *            mcf_depthwise_conv2d_s8_inplace.
  *
  * Every kernel: per_channel == MCF_DSP_FAST_REQUANT says the generator has
  * proved that every accumulator stays below 2^30 in magnitude and every shift
