@@ -100,6 +100,37 @@ def section_bytes(outdir: Path, name: str) -> tuple[int, int]:
     return code, constants
 
 
+# Kernel classes of the profile breakdown: (label, the arm-dsp functions).
+CLASSES = (("pointwise", ("mcf_dsp_conv2d_1x1_s8",)),
+           ("depthwise", ("mcf_dsp_depthwise_conv2d_s8", "mcf_dsp_depthwise_conv2d_s8_inplace")))
+
+
+def by_kernel(plan, out: Path, x: np.ndarray, builddir: Path) -> dict:
+    """From a profiled Cortex-M4 run (SysTick around each kernel call, as
+    ``mcuforge run --profile``): MACs, instructions and MACs per instruction
+    of the 1x1 layers and of the depthwise layers, and the pointwise MACs
+    per instruction of each input-channel count K."""
+    from mcuforge import qemu
+
+    elf = qemu.build(plan, out, builddir, "qemu-cortex-m4", profile=True)
+    _got, stats = qemu.run(plan, elf, x, "qemu-cortex-m4")
+    rows, _table = qemu.profile_table(plan, stats)
+    result: dict = {}
+    for label, functions in CLASSES:
+        sel = [r for r in rows if r["function"] in functions]
+        macs, instr = sum(r["macs"] for r in sel), sum(r["instructions"] for r in sel)
+        result[label] = {"layers": len(sel), "macs": macs, "instructions": instr,
+                         "macs_per_instruction": round(macs / instr, 3) if instr else None}
+    per_k: dict[int, list[int]] = {}
+    for r, s in zip(rows, plan.steps):
+        if r["function"] == "mcf_dsp_conv2d_1x1_s8":
+            acc = per_k.setdefault(int(s.params["in_c"]), [0, 0])
+            acc[0] += r["macs"]
+            acc[1] += r["instructions"]
+    result["pointwise_by_k"] = {str(k): round(m / n, 3) for k, (m, n) in sorted(per_k.items()) if n}
+    return result
+
+
 def measure(key: str, src, workdir: Path) -> dict:
     from mcuforge import qemu, reference
     from mcuforge.codegen.arm_dsp import fallback_layers
@@ -120,6 +151,7 @@ def measure(key: str, src, workdir: Path) -> dict:
         entry["macs_per_instruction_m4"] = round(plan.macs / entry["instructions_m4"], 3)
         if kernels == "arm-dsp":
             entry["portable_fallback_layers"] = fallback_layers(plan)
+            entry["by_kernel_m4"] = by_kernel(plan, out, x, workdir / f"{key}-profile")
         row[kernels] = entry
         row["macs"] = plan.macs
         outputs[("reference", "")] = reference.run(plan, x[0]).outputs[plan.outputs[0]].reshape(-1)
@@ -162,7 +194,23 @@ def markdown(rows: list[dict]) -> str:
     note = ("\nInstructions per invoke under QEMU `-icount shift=0` (SysTick x 40), arm-none-eabi-gcc -O2, one "
             "seeded random input; M4 = mps2-an386, M7 = mps2-an500. Anchors: issue 9, same machine and method. "
             "Arena: arm-dsp, with (+) the scratch it adds over the portable arena.\n")
-    return head + "\n".join(lines) + "\n" + note
+    head2 = ("\n| model | 1x1 layers: MAC/instr M4 (share of instructions) | 1x1 MAC/instr by input channels K | "
+             "depthwise: MAC/instr M4 (share) |\n|---|---|---|---|\n")
+    lines2 = []
+    for r in rows:
+        b, total = r["arm-dsp"].get("by_kernel_m4"), r["arm-dsp"]["instructions_m4"]
+        if b is None:
+            continue
+        cells = []
+        for label in ("pointwise", "depthwise"):
+            c = b[label]
+            cells.append("–" if not c["layers"] else
+                         f"{c['macs_per_instruction']} ({100 * c['instructions'] / total:.0f}%)")
+        ks = ", ".join(f"K={k}: {v}" for k, v in b["pointwise_by_k"].items()) or "–"
+        lines2.append(f"| {r['model']} | {cells[0]} | {ks} | {cells[1]} |")
+    note2 = ("\narm-dsp on Cortex-M4, from a profiled build (SysTick around each kernel call, as `mcuforge run "
+             "--profile`; its totals include the timing code).\n")
+    return head + "\n".join(lines) + "\n" + note + head2 + "\n".join(lines2) + "\n" + note2
 
 
 def main(argv: list[str]) -> int:
