@@ -110,6 +110,15 @@ static inline int8_t mcf_dsp_out_record(int32_t acc, const int32_t *rq)
     return (int8_t)__ssat(mcf_dsp_asr(mcf_smmlar(acc * 2, rq[0], rq[2] + mcf_dsp_asr(acc, 31)), rq[1]), 8);
 }
 
+/* A channel's record rq (above) from its multiplier and shift. */
+static inline void mcf_dsp_record(int32_t multiplier, int32_t shift, int32_t output_offset, int32_t *rq)
+{
+    const int32_t e = -shift;
+    rq[0] = multiplier;
+    rq[1] = e;
+    rq[2] = output_offset * (1 << e) + (1 << (e - 1));
+}
+
 /* The start of a Thumb-2 function `name` written in a top-level __asm__
  * (its own section, so --gc-sections drops it when unused), with the
  * callee-saved registers pushed; it returns with pop {r4-r11, pc}. */
@@ -133,6 +142,13 @@ static inline int mcf_dsp_shifts_in(const int32_t *shift, int32_t count, int32_t
         }
     }
     return 1;
+}
+
+/* Whether a layer's channels can requantize from records (mode
+ * MCF_DSP_FAST_SAT and every shift in [-22, -1]). */
+static inline int mcf_dsp_records_fit(int mode, const int32_t *shift, int32_t count)
+{
+    return mode == MCF_DSP_FAST_SAT && mcf_dsp_shifts_in(shift, count, -22, -1);
 }
 
 /* The mode of a layer: per_channel == MCF_DSP_FAST_REQUANT and the clamp range. */

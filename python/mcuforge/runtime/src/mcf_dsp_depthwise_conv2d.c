@@ -27,7 +27,7 @@
  * the int8 output stores cannot alias (so nothing is reloaded per pixel). */
 typedef struct {
     int32_t output_offset, act_min, act_max;
-    int32_t out_w, channels, k_h, k_w, stride_w, dilation_w, pairs; /* pairs: words per kernel row */
+    int32_t out_w, channels, k_w, stride_w, dilation_w, pairs; /* pairs: words per kernel row */
 } dw_ctx;
 
 /* Two int16 values at p (any alignment: one LDR on Cortex-M4/M7). */
@@ -53,7 +53,7 @@ typedef struct {
     int32_t w0, w1, w2;    /* 0: kernel row k's taps 0, 1 (int16 pair) */
     int32_t wc01, wc2;     /* 12: tap 2 of rows 0 (bottom) and 1 (top); 16: of row 2 (bottom) */
     int32_t bias;          /* 20 */
-    int32_t m, e, rounding; /* 24: the channel's record (kernels_arm_dsp.h, pw_requant) */
+    int32_t record[3];     /* 24: m, e, rounding (mcf_dsp_record) */
     int32_t step;          /* 36: output channels */
     int8_t *out_end;       /* 40: past the pixel pairs */
     int32_t odd;           /* 44: 1: one more pixel after them */
@@ -273,7 +273,7 @@ MCF_INLINE void row_3x3(const dw_ctx *p, const int16_t *r0, const int16_t *r1, c
     const int32_t w2 = (int32_t)w[4], w2c = (int32_t)w[5];
     const int32_t n = p->out_w, s = p->stride_w, step = p->channels;
     int32_t ox = 0;
-    for (; s <= 2 && ox + 1 < n; ox += 2, r0 += 2 * s, r1 += 2 * s, r2 += 2 * s, out += 2 * step) {
+    for (; ox + 1 < n; ox += 2, r0 += 2 * s, r1 += 2 * s, r2 += 2 * s, out += 2 * step) {
         int32_t a0 = bias, a1 = bias;
         if (s == 1) {
             row3_s1(r0, w0, w0c, &a0, &a1);
@@ -341,13 +341,13 @@ MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
     const int32_t pairs = (p->k_w + 1) / 2, per_channel = p->k_h * pairs;
     const uint32_t *filter = (const uint32_t *)(const void *)p->filter;
     const int full3x3 = is_3x3(p);
-    const dw_ctx ctx = {p->output_offset, p->act_min, p->act_max, p->out_w, p->in_c, p->k_h, p->k_w,
-                        p->stride_w, p->dilation_w, pairs};
+    const dw_ctx ctx = {p->output_offset, p->act_min, p->act_max, p->out_w, p->in_c, p->k_w, p->stride_w,
+                        p->dilation_w, pairs};
     const int16_t *zeros = (const int16_t *)(const void *)(ring + rows * row_bytes); /* 3x3: after the ring */
     int32_t c, x;
 #ifdef MCF_DSP_ASM
     mcf_dw3_job jobs[4];
-    const int use_asm = full3x3 && fast == MCF_DSP_FAST_SAT && mcf_dsp_shifts_in(p->shift, channels, -22, -1);
+    const int use_asm = full3x3 && mcf_dsp_records_fit(fast, p->shift, channels);
 #endif
     /* the padding columns (and the rest; the row of zeros), never overwritten */
     for (x = 0; x < (rows + (full3x3 ? 1 : 0)) * width * 4; ++x) {
@@ -360,16 +360,13 @@ MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
 #ifdef MCF_DSP_ASM
         for (j = 0; j < 4 && use_asm; ++j) {
             const uint32_t *w = filter + (c + j) * per_channel;
-            const int32_t e = -p->shift[c + j];
             jobs[j].w0 = (int32_t)w[0];
             jobs[j].w1 = (int32_t)w[2];
             jobs[j].w2 = (int32_t)w[4];
             jobs[j].wc01 = (int32_t)((w[1] & 0xFFFFu) | (w[3] << 16));
             jobs[j].wc2 = (int32_t)w[5];
             jobs[j].bias = p->bias[c + j];
-            jobs[j].m = p->multiplier[c + j];
-            jobs[j].e = e;
-            jobs[j].rounding = p->output_offset * (1 << e) + (1 << (e - 1));
+            mcf_dsp_record(p->multiplier[c + j], p->shift[c + j], p->output_offset, jobs[j].record);
             jobs[j].step = channels;
         }
 #endif

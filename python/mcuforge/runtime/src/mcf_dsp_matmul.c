@@ -91,8 +91,7 @@ typedef struct {
     int32_t out_c, groups;
     int32_t output_offset, act_min, act_max;
     int fast; /* requantization mode, MCF_DSP_GENERAL .. MCF_DSP_FAST_SAT (mcf_dsp.h) */
-    int fold; /* MCF_DSP_FAST_SAT and every shift in [-22, -1]: the output offset joins the rounding */
-    const int32_t *pw_requant; /* the 1x1 kernel's records (kernels_arm_dsp.h), or NULL */
+    const int32_t *pw_requant; /* the 1x1 kernel's records (kernels_arm_dsp.h) when mcf_dsp_records_fit, or NULL */
 } matmul;
 
 MCF_INLINE int8_t out_of(const matmul *m, int32_t acc, int32_t oc, int fast)
@@ -458,7 +457,6 @@ static void matmul_init(matmul *m, const int8_t *filter, const int32_t *bias, co
     m->act_min = act_min;
     m->act_max = act_max;
     m->fast = 0;
-    m->fold = 0;
     m->pw_requant = NULL;
 }
 
@@ -688,7 +686,7 @@ int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *o
  * 24 multiply-accumulates. 3 to 5 pixels left: a block of 3 columns; 1 or 2:
  * the 2-pixel blocks above, in the same scratch. On the DSP extension the
  * blocks run in assembly, requantization included, for the layers whose
- * requantization allows it (m->fold); the others take the 2-pixel blocks
+ * requantization records are given (m->pw_requant); the others take the 2-pixel blocks
  * throughout. Elsewhere the same blocks run in C.
  */
 #define MCF_BLOCK 6
@@ -920,13 +918,13 @@ static void fused(const matmul *m, const uint32_t *cols, int32_t n, int8_t *out)
 #endif
 
 /* Whether the 1x1 kernel takes blocks of 6 and 3 columns: on the DSP
- * extension, the layers the assembly handles (m->fold, at least one channel
- * pair, and the generator's requantization records), the others in 2-pixel
+ * extension, the layers the assembly handles (the generator's
+ * requantization records, at least one channel pair), the others in 2-pixel
  * blocks; elsewhere always, in C. */
 static int blocks_of_six(const matmul *m)
 {
 #ifdef MCF_DSP_ASM
-    return m->fold && m->out_c >= 2 && m->pw_requant != NULL;
+    return m->out_c >= 2 && m->pw_requant != NULL;
 #else
     (void)m;
     return 1;
@@ -942,7 +940,7 @@ static void matmul_n(const matmul *m, const uint32_t *cols, int32_t n, int8_t *o
     int32_t acc[MCF_BLOCK];
     int32_t oc = 0, j;
 #ifdef MCF_DSP_ASM
-    const int mode = MCF_DSP_FAST_SAT; /* m->fold */
+    const int mode = MCF_DSP_FAST_SAT; /* records: mcf_dsp_records_fit */
     fused(m, cols, n, out);
     oc = out_c & ~1;
 #else
@@ -1081,8 +1079,7 @@ int mcf_dsp_conv2d_1x1_s8(const mcf_conv2d_params *p, const int8_t *input, int8_
         return MCF_ERR_ARG;
     }
     conv_matmul_init(&m, p);
-    m.fold = m.fast == MCF_DSP_FAST_SAT && mcf_dsp_shifts_in(p->shift, p->out_c, -22, -1);
-    m.pw_requant = m.fold ? p->pw_requant : NULL;
+    m.pw_requant = mcf_dsp_records_fit(m.fast, p->shift, p->out_c) ? p->pw_requant : NULL;
     if (p->out_h * p->out_w >= MCF_BLOCK && blocks_of_six(&m)) { /* else the scratch may hold 2 columns only */
         n = conv_blocks(&m, p, input, output, cols);
     }
