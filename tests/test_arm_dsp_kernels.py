@@ -303,6 +303,46 @@ def test_pointwise_blocks_of_six(lib, in_c, out_c, hw, stride, mode):
         check_dsp(lib, "conv2d_s8", p, x)
 
 
+# k x k layers in the 6-pixel blocks (6 columns of at most arm_dsp.KXK_BLOCK_BYTES) and past them:
+# in_c, out_c, (in_h, in_w), (k_h, k_w), stride, (pad_top, pad_left), dilation. First layers over 3
+# channels (3x3 stride 2 with the padding at the bottom and right only, 3x3 stride 1), a 10x4 window
+# over 1 channel, in_c a multiple of 4 (rows expanded straight), K > 64 with in_c not (im2col), a
+# dilation, an even window, K = 168 (the largest 6 columns) and K = 180 (2 columns), odd out_c.
+KXK_SHAPES = [
+    (3, 8, (13, 14), (3, 3), 2, (0, 0), 1), (3, 16, (9, 9), (3, 3), 1, (1, 1), 1),
+    (1, 9, (15, 6), (10, 4), 2, (4, 1), 1), (16, 5, (6, 7), (3, 3), 1, (1, 1), 1),
+    (4, 7, (8, 9), (5, 5), 2, (2, 2), 1), (14, 3, (5, 4), (3, 3), 1, (1, 1), 1),
+    (3, 6, (9, 10), (3, 3), 1, (2, 2), 2), (5, 3, (7, 7), (2, 3), 1, (0, 1), 1),
+    (56, 4, (4, 4), (1, 3), 1, (0, 1), 1), (20, 4, (5, 5), (3, 3), 1, (1, 1), 1),
+]
+
+
+def kxk_params(rng, in_c, out_c, hw, k, stride, pads, dilation, mode):
+    """A k x k layer of the shape given, its requantization as pointwise_params' `mode`."""
+    p = pointwise_params(rng, in_c, out_c, (1, 1), mode)
+    eff_h, eff_w = (k[0] - 1) * dilation + 1, (k[1] - 1) * dilation + 1
+    p.update(in_h=hw[0], in_w=hw[1], k_h=k[0], k_w=k[1], stride_h=stride, stride_w=stride, dilation_h=dilation,
+             dilation_w=dilation, pad_top=pads[0], pad_left=pads[1],
+             out_h=(hw[0] + 2 * pads[0] + 1 - eff_h) // stride + 1, out_w=(hw[1] + 2 * pads[1] + 1 - eff_w) // stride + 1,
+             filter=rand_i8(rng, out_c * k[0] * k[1] * in_c))
+    assert arm_dsp.prepared_params("conv2d_s8", p)["per_channel"] == (1 if mode == "general" else arm_dsp.FAST_REQUANT)
+    return p
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", KXK_SHAPES)
+def test_kxk_blocks_of_six(lib, shape, mode):
+    in_c, out_c, hw, k, stride, pads, dilation = shape
+    rng = rng_for("dsp-kxk6", *shape[:2], *hw, *k, stride, *pads, dilation, mode)
+    p = kxk_params(rng, *shape, mode)
+    kp = (k[0] * k[1] * in_c + 3) // 4 * 4
+    columns = 6 if 12 * kp <= arm_dsp.KXK_BLOCK_BYTES else 2
+    assert arm_dsp.select(_step("conv2d_s8", p)).scratch == columns * 2 * kp
+    size = hw[0] * hw[1] * in_c
+    for x in (np.full(size, -128, np.int8), np.full(size, 127, np.int8), rand_i8(rng, size)):
+        check_dsp(lib, "conv2d_s8", p, x)
+
+
 def test_pointwise_scratch_is_six_columns_only_with_six_pixels():
     """The planned scratch: 6 int16 columns of Kp when a block of 6 pixels
     exists, else the 2 columns of the pixel pairs."""
@@ -427,6 +467,9 @@ def test_pointwise_and_im2col_on_cortex_m(target, tmp_path):
             rng = rng_for("dsp-pw6-m", in_c, out_c, *hw, stride, mode)
             p = pointwise_params(rng, in_c, out_c, hw, mode, stride)
             cases.append(p)
+    for shape in KXK_SHAPES:
+        for mode in ("sat", "sat_deep"):
+            cases.append(kxk_params(rng_for("dsp-kxk6-m", *shape[:2], mode), *shape, mode))
     for seed in range(8):
         cases.append(conv_params(rng_for("dsp-conv-m", seed), extreme=seed % 4 == 3))
     for i, p in enumerate(cases):

@@ -4,8 +4,9 @@ instead, its constant operands prepared here at generation time.
 
 What the generator knows and the kernels exploit:
 
-* convolutions (1x1 as a matrix multiply over blocks of 6 output pixels
-  sign-extended once into the arena, k x k through a two-column im2col) and
+* convolutions (a matrix multiply over blocks of 6 output pixels
+  sign-extended once into the arena: 1x1, and k x k through an im2col of 6
+  columns of at most KXK_BLOCK_BYTES, else of 2 columns) and
   fully connected layers: the filter packed in 32-bit words of 4 products,
   output channels interleaved in pairs, K padded to a multiple of 4; the
   input offset folded into the bias;
@@ -14,8 +15,8 @@ What the generator knows and the kernels exploit:
   horizontal taps, which SMLAD takes against two neighbours of the kernel's
   int16 channel rows; 3x3 windows with stride 1 or 2 two output pixels per
   step in assembly;
-* every layer: multipliers and shifts per output channel; a 1x1 layer on
-  the fast requantization also gets per-channel records (multiplier, right
+* every layer: multipliers and shifts per output channel; a layer in the
+  6-pixel blocks on the fast requantization also gets per-channel records (multiplier, right
   shift, output offset folded into the rounding) that its assembly loads
   with one LDM.
 
@@ -48,8 +49,19 @@ class Variant:
 POINTWISE_BLOCK = 6  # output pixels per block of the 1x1 kernel (MCF_BLOCK in mcf_dsp_matmul.c)
 
 
+KXK_BLOCK_BYTES = 2048  # MCF_KXK_BLOCK_BYTES in mcf_dsp_matmul.c
+
+
 def _k_padded(k: int) -> int:
     return (k + 3) // 4 * 4
+
+
+def kxk_columns(p: dict) -> int:
+    """Columns of a k x k convolution's im2col (C: kxk_columns): the 6-pixel
+    blocks of the 1x1 kernel when the layer has 6 output pixels and 6 columns
+    fit in KXK_BLOCK_BYTES, else 2."""
+    kp = _k_padded(p["k_h"] * p["k_w"] * p["in_c"])
+    return POINTWISE_BLOCK if p["out_h"] * p["out_w"] >= POINTWISE_BLOCK and 12 * kp <= KXK_BLOCK_BYTES else 2
 
 
 def ring_rows(p: dict, in_place: bool) -> int:
@@ -88,8 +100,10 @@ def select(step: Step) -> Variant | None:
             columns = POINTWISE_BLOCK if pixels >= POINTWISE_BLOCK else 2
             return Variant("mcf_dsp_conv2d_1x1_s8", "mcf_dsp_matmul.c", "1x1 conv as matmul, 1 channel x 6 pixels",
                            columns * 2 * _k_padded(k))
+        columns = kxk_columns(p)
         return Variant("mcf_dsp_conv2d_s8", "mcf_dsp_matmul.c",
-                       f"{p['k_h']}x{p['k_w']} conv, im2col of 2 pixels + matmul", 2 * 2 * _k_padded(k))
+                       f"{p['k_h']}x{p['k_w']} conv, im2col of {columns} pixels + matmul",
+                       columns * 2 * _k_padded(k))
     if step.kernel == "fully_connected_s8":
         if p["rows"] == 1:  # no scratch: the input row is read in place, once per 4 output rows
             return Variant("mcf_dsp_fully_connected_s8", "mcf_dsp_matmul.c", "fully connected, 4 output rows at once")
@@ -239,7 +253,8 @@ def prepared_params(kernel: str, params: dict) -> dict:
         # inputs plus offset in [-255, 255], then the bias
         bound = np.abs(p["bias"].astype(np.int64)) + 255 * np.abs(taps).sum(axis=0)
     p["per_channel"] = requant_mode(bound, p["shift"])
-    if kernel == "conv2d_s8" and p["k_h"] == p["k_w"] == 1 and p["pad_top"] == p["pad_left"] == 0:
+    if kernel == "conv2d_s8" and ((p["k_h"] == p["k_w"] == 1 and p["pad_top"] == p["pad_left"] == 0)
+                                  or kxk_columns(p) == POINTWISE_BLOCK):
         p["pw_requant"] = pointwise_requant(p)
     return p
 

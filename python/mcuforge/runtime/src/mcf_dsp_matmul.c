@@ -9,7 +9,8 @@
  * padding filled with the input zero point), then each pair of output
  * channels is accumulated against both columns: per group of 4 products, 2
  * filter words, 4 SXTB16, 4 column words and 8 SMLAD give 16
- * multiply-accumulates. 1x1 convolutions take 6 output pixels at a time
+ * multiply-accumulates. 1x1 convolutions, and k x k ones whose 6 columns
+ * are small (kxk_columns), take 6 output pixels at a time
  * (mcf_dsp_conv2d_1x1_s8, below): one output channel's filter word, sign-
  * extended once, meets 6 columns, 24 multiply-accumulates for 18
  * instructions (3 columns for 3-5 pixels left, 12 for 11). The input offset
@@ -486,10 +487,6 @@ static void matmul_1_any(const matmul *m, const uint32_t *cols, int8_t *out)
     }
 }
 
-int32_t mcf_dsp_conv2d_s8_scratch_size(const mcf_conv2d_params *p)
-{
-    return 2 * 2 * ((p->k_h * p->k_w * p->in_c + 3) / 4 * 4);
-}
 
 /* Small windows (K <= MCF_PATCH_MAX, e.g. a first layer over 3 channels):
  * the window's int8 values are gathered into one contiguous patch (whole
@@ -668,16 +665,6 @@ static void conv_matmul_init(matmul *m, const mcf_conv2d_params *p)
     m->fast = mcf_dsp_mode(p->per_channel, p->act_min, p->act_max);
 }
 
-int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
-{
-    matmul m;
-    if (!conv_args_ok(p, input, output, scratch)) {
-        return MCF_ERR_ARG;
-    }
-    conv_matmul_init(&m, p);
-    conv_rest(&m, p, input, output, (int16_t *)(void *)scratch, 0);
-    return MCF_OK;
-}
 
 /*
  * 1x1 convolutions: blocks of 6 output pixels, each output channel's filter
@@ -966,6 +953,57 @@ static void matmul_n(const matmul *m, const uint32_t *cols, int32_t n, int8_t *o
     }
 }
 
+/* The 6 columns of output pixels n .. n + 5 (the first at oy, ox) of a
+ * k x k layer. A window inside the input (dilation 1 along its rows) is read
+ * kernel row by kernel row, each row one run of k_w * in_c bytes: expanded
+ * straight into its column when in_c is a multiple of 4, else copied word
+ * by word into one contiguous patch (K <= MCF_PATCH_MAX) expanded in one
+ * pass. Any other window: im2col. */
+MCF_NO_LIBCALLS static void columns_kxk(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int32_t oy,
+                                        int32_t ox, int16_t *cols)
+{
+    union {
+        uint32_t w[MCF_PATCH_MAX / 4];
+        int8_t b[MCF_PATCH_MAX];
+    } patch;
+    const int32_t in_c = p->in_c, in_w = p->in_w, k_h = p->k_h, k_w = p->k_w, run = k_w * in_c, k = k_h * run;
+    const int32_t step = p->dilation_h * in_w * in_c, groups = (k + 3) / 4, y_span = (k_h - 1) * p->dilation_h;
+    const int rows_ok = p->dilation_w == 1 && (in_c % 4 == 0 || k <= MCF_PATCH_MAX);
+    int32_t c, ky, g;
+    if (in_c % 4 != 0 && k <= MCF_PATCH_MAX) {
+        patch.w[groups - 1] = 0; /* the products past K meet zero filter bytes */
+    }
+    for (c = 0; c < MCF_BLOCK; ++c, ++ox) {
+        int32_t y0, x0;
+        const int8_t *src;
+        if (ox == p->out_w) {
+            ox = 0;
+            ++oy;
+        }
+        y0 = oy * p->stride_h - p->pad_top;
+        x0 = ox * p->stride_w - p->pad_left;
+        if (!rows_ok || x0 < 0 || x0 + k_w > in_w || y0 < 0 || y0 + y_span >= p->in_h) {
+            im2col(p, input, n + c, cols, c, MCF_BLOCK);
+            continue;
+        }
+        src = input + (y0 * in_w + x0) * in_c;
+        if (in_c % 4 == 0) {
+            for (ky = 0; ky < k_h; ++ky, src += step) {
+                expand(src, run, cols, c, ky * run, MCF_BLOCK);
+            }
+        } else {
+            uint32_t *slot = (uint32_t *)(void *)cols + 2 * c; /* slot_of(0, c, 6) */
+            for (ky = 0; ky < k_h; ++ky, src += step) {
+                copy_run(patch.b + ky * run, src, run);
+            }
+            for (g = 0; g < groups; ++g, slot += 2 * MCF_BLOCK) {
+                slot[0] = (uint32_t)__sxtb16(patch.w[g]);
+                slot[1] = (uint32_t)mcf_sxtb16_ror8(patch.w[g]);
+            }
+        }
+    }
+}
+
 /* The 6 columns of output pixels n .. n + 5. direct: in_c is a multiple of
  * 4, the input word-aligned (arena buffers are), no padding and every pixel
  * inside the input, so each pixel's input words go straight to its column
@@ -982,8 +1020,8 @@ static void columns_6(const mcf_conv2d_params *p, const int8_t *input, int32_t n
             ++oy;
         }
         if (!direct) {
-            im2col(p, input, n + c, cols, c, MCF_BLOCK);
-            continue;
+            columns_kxk(p, input, n, oy, ox, cols);
+            return;
         }
         src = input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * in_c;
         end = src + 4 * words;
@@ -1043,18 +1081,20 @@ static void columns_6(const mcf_conv2d_params *p, const int8_t *input, int32_t n
 static int32_t conv_blocks(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
                            int16_t *cols)
 {
-    const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c, kp = (p->in_c + 3) / 4 * 4;
+    const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c, k = p->k_h * p->k_w * p->in_c;
+    const int32_t kp = (k + 3) / 4 * 4;
     const uint32_t *words = (const uint32_t *)(void *)cols;
-    const int direct = p->in_c % 4 == 0 && ((uintptr_t)input & 3u) == 0 && p->pad_top == 0 && p->pad_left == 0 &&
+    const int direct = p->k_h == 1 && p->k_w == 1 && p->in_c % 4 == 0 && ((uintptr_t)input & 3u) == 0 &&
+                       p->pad_top == 0 && p->pad_left == 0 &&
                        (p->out_h - 1) * p->stride_h < p->in_h && (p->out_w - 1) * p->stride_w < p->in_w;
     int32_t n, c;
-    clear_tail(cols, p->in_c, kp, MCF_BLOCK);
+    clear_tail(cols, k, kp, MCF_BLOCK);
     for (n = 0; n + MCF_BLOCK <= pixels; n += MCF_BLOCK) {
         columns_6(p, input, n, cols, direct);
         matmul_n(m, words, MCF_BLOCK, output + n * out_c);
     }
     if (pixels - n >= 3) {
-        clear_tail(cols, p->in_c, kp, 3);
+        clear_tail(cols, k, kp, 3);
         for (c = 0; c < 3; ++c) {
             im2col(p, input, n + c, cols, c, 3);
         }
@@ -1062,6 +1102,39 @@ static int32_t conv_blocks(const matmul *m, const mcf_conv2d_params *p, const in
         n += 3;
     }
     return n;
+}
+
+/* A k x k layer takes the 6-pixel blocks of the 1x1 kernel (im2col into 6
+ * columns, then the same assembly) when it has at least 6 output pixels and
+ * its 6 columns fit in MCF_KXK_BLOCK_BYTES; else columns of 2 pixels. */
+#define MCF_KXK_BLOCK_BYTES 2048
+
+static int32_t kxk_columns(const mcf_conv2d_params *p)
+{
+    const int32_t kp = (p->k_h * p->k_w * p->in_c + 3) / 4 * 4;
+    return p->out_h * p->out_w >= 6 && 6 * 2 * kp <= MCF_KXK_BLOCK_BYTES ? 6 : 2;
+}
+
+int32_t mcf_dsp_conv2d_s8_scratch_size(const mcf_conv2d_params *p)
+{
+    return kxk_columns(p) * 2 * ((p->k_h * p->k_w * p->in_c + 3) / 4 * 4);
+}
+
+int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    int16_t *cols = (int16_t *)(void *)scratch;
+    matmul m;
+    int32_t n = 0;
+    if (!conv_args_ok(p, input, output, scratch)) {
+        return MCF_ERR_ARG;
+    }
+    conv_matmul_init(&m, p);
+    m.pw_requant = mcf_dsp_records_fit(m.fast, p->shift, p->out_c) ? p->pw_requant : NULL;
+    if (kxk_columns(p) == MCF_BLOCK && blocks_of_six(&m)) {
+        n = conv_blocks(&m, p, input, output, cols);
+    }
+    conv_rest(&m, p, input, output, cols, n);
+    return MCF_OK;
 }
 
 int32_t mcf_dsp_conv2d_1x1_s8_scratch_size(const mcf_conv2d_params *p)

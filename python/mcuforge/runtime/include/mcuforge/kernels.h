@@ -59,7 +59,7 @@ typedef struct {
     const int32_t *bias;       /* (out_c) or NULL */
     const int32_t *multiplier; /* (out_c) or (1) */
     const int32_t *shift;      /* (out_c) or (1) */
-    const int32_t *pw_requant; /* arm-dsp 1x1 kernel only (kernels_arm_dsp.h), else NULL */
+    const int32_t *pw_requant; /* arm-dsp 6-pixel blocks only (kernels_arm_dsp.h), else NULL */
 } mcf_conv2d_params;
 
 int mcf_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output);

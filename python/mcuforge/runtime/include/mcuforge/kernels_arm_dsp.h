@@ -15,7 +15,8 @@
  *   bias     bias[oc] + input_offset * sum_k filter[oc][k] (never NULL), so
  *            the kernel multiplies raw inputs and pads with the zero point;
  *   multiplier, shift: one per output channel.
- *   pw_requant (mcf_dsp_conv2d_1x1_s8; NULL for the other kernels): when the
+ *   pw_requant (mcf_dsp_conv2d_1x1_s8, and mcf_dsp_conv2d_s8 with 6 columns;
+ *            NULL for the other kernels): when the
  *            requantization is MCF_DSP_FAST_REQUANT with act_min = -128,
  *            act_max = 127 and every shift in [-22, -1], three words per
  *            output channel of a pair, the pairs' first channels, then their
@@ -23,8 +24,9 @@
  *            2^(e-1); the 6-pixel blocks requantize from them. NULL: those
  *            blocks run on Cortex-M for the other layers only.
  *   scratch: mcf_dsp_*_scratch_size() bytes: int16 columns of Kp, two (none
- *            for a fully connected layer with one row), six for the 1x1
- *            kernel when the layer has at least 6 output pixels.
+ *            for a fully connected layer with one row), six when the layer
+ *            has at least 6 output pixels and is 1x1, or k x k with 6
+ *            columns of at most 2048 bytes (the 6-pixel blocks).
  *
  * mcf_dsp_depthwise_conv2d_s8 and _inplace (depth multiplier 1, in_c a
  * multiple of 4):
