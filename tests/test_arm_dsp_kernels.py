@@ -242,13 +242,14 @@ def test_zero_filter_channels(lib, kernel):
 
 # ------------------------------------------------- 1x1: blocks of 6 pixels
 
-MODES = ("sat", "sat_deep", "clamp", "general")
+MODES = ("sat", "sat_lo", "sat_deep", "clamp", "general")
 
 
 def pointwise_params(rng, in_c, out_c, hw, mode, stride=1):
     """A 1x1 layer whose requantization is the mode asked for: 'sat' (the fast
     SMMULR path, full clamp range: SSAT; shifts in [-22, -1], where the
-    assembly folds the output offset into the rounding), 'sat_deep' (the
+    assembly folds the output offset into the rounding), 'sat_lo' (the same
+    with output offset -128: no sign term), 'sat_deep' (the
     same with a channel shifted right by more than 22), 'clamp' (fast path, a
     ReLU-like clamp), 'general' (extreme scales and left shifts)."""
     in_h, in_w = hw
@@ -258,7 +259,9 @@ def pointwise_params(rng, in_c, out_c, hw, mode, stride=1):
              input_offset=int(rng.integers(-127, 129)), output_offset=int(rng.integers(-128, 128)),
              per_channel=1, filter=rand_i8(rng, out_c * in_c),
              bias=rng.integers(-20000, 20000, out_c).astype(np.int32))
-    if mode in ("sat", "sat_deep"):
+    if mode == "sat_lo":
+        p["output_offset"] = -128
+    if mode in ("sat", "sat_lo", "sat_deep"):
         p["act_min"], p["act_max"] = -128, 127
     else:
         lo = max(p["output_offset"], -128)
@@ -269,7 +272,7 @@ def pointwise_params(rng, in_c, out_c, hw, mode, stride=1):
     if mode == "sat_deep":  # one channel 2^-6 .. 2^-2 of its usual scale
         p["shift"] = np.asarray(p["shift"]).copy()
         p["shift"][out_c // 2] = -int(rng.integers(23, 27))
-    if mode == "sat":
+    if mode in ("sat", "sat_lo"):
         assert np.all((np.asarray(p["shift"]) >= -22) & (np.asarray(p["shift"]) <= -1))
     want = 1 if mode == "general" else arm_dsp.FAST_REQUANT
     assert arm_dsp.prepared_params("conv2d_s8", p)["per_channel"] == want, (mode, _short(p))
@@ -468,7 +471,7 @@ def test_pointwise_and_im2col_on_cortex_m(target, tmp_path):
             p = pointwise_params(rng, in_c, out_c, hw, mode, stride)
             cases.append(p)
     for shape in KXK_SHAPES:
-        for mode in ("sat", "sat_deep"):
+        for mode in ("sat", "sat_lo", "sat_deep"):
             cases.append(kxk_params(rng_for("dsp-kxk6-m", *shape[:2], mode), *shape, mode))
     for seed in range(8):
         cases.append(conv_params(rng_for("dsp-conv-m", seed), extreme=seed % 4 == 3))
@@ -489,19 +492,19 @@ def dw3_params(rng, in_hw, channels, stride, pads, mode):
     'clamp' (a ReLU-like clamp: the C rows)."""
     (in_h, in_w), (pt, pb, pl, pr) = in_hw, pads
     out_h, out_w = (in_h + pt + pb - 3) // stride + 1, (in_w + pl + pr - 3) // stride + 1
-    out_zp = int(rng.integers(-128, 128))
+    out_zp = -128 if mode == "sat_lo" else int(rng.integers(-128, 128))
     p = dict(in_h=in_h, in_w=in_w, in_c=channels, out_h=out_h, out_w=out_w, out_c=channels, depth_multiplier=1,
              k_h=3, k_w=3, stride_h=stride, stride_w=stride, dilation_h=1, dilation_w=1, pad_top=pt, pad_left=pl,
              input_offset=int(rng.integers(-127, 129)), output_offset=out_zp, per_channel=1,
              filter=rand_i8(rng, 9 * channels), bias=rng.integers(-(1 << 16), 1 << 16, channels).astype(np.int32))
-    if mode == "sat":
+    if mode in ("sat", "sat_lo"):
         p["act_min"], p["act_max"] = -128, 127
     else:
         lo = max(out_zp, -128)
         p["act_min"], p["act_max"] = lo, int(min(127, lo + rng.integers(20, 120)))
     p["multiplier"], p["shift"] = rand_requant(rng, channels, True)
     assert arm_dsp.prepared_params("depthwise_conv2d_s8", p)["per_channel"] == arm_dsp.FAST_REQUANT
-    if mode == "sat":
+    if mode in ("sat", "sat_lo"):
         assert np.all((np.asarray(p["shift"]) >= -22) & (np.asarray(p["shift"]) <= -1))
     return p
 
@@ -559,7 +562,7 @@ def test_depthwise_3x3_on_cortex_m(target, tmp_path):
     twin of the portable kernel."""
     cases, inputs, expected = [], [], []
     for i, (hw, channels, stride, pads) in enumerate(DW3_SHAPES):
-        for mode in ("sat", "clamp"):
+        for mode in ("sat", "sat_lo", "clamp"):
             rng = rng_for("dsp-dw3-m", i, mode)
             p = dw3_params(rng, hw, channels, stride, pads, mode)
             kernels = ["depthwise_conv2d_s8"]

@@ -110,6 +110,18 @@ static inline int8_t mcf_dsp_out_record(int32_t acc, const int32_t *rq)
     return (int8_t)__ssat(mcf_dsp_asr(mcf_smmlar(acc * 2, rq[0], rq[2] + mcf_dsp_asr(acc, 31)), rq[1]), 8);
 }
 
+/*
+ * The same without the sign term when output_offset = -128 (then every
+ * negative result saturates): for acc >= 0 the term is 0; for acc < 0,
+ * x <= 0 (m >= 0) and both (x + r - 1) >> e and (x + r) >> e are at most
+ * -128 + ((x + 2^(e-1)) >> e) <= -128, which SSAT takes to -128.
+ * 5 instructions in the assembly.
+ */
+static inline int8_t mcf_dsp_out_record_lo(int32_t acc, const int32_t *rq)
+{
+    return (int8_t)__ssat(mcf_dsp_asr(mcf_smmlar(acc * 2, rq[0], rq[2]), rq[1]), 8);
+}
+
 /* A channel's record rq (above) from its multiplier and shift. */
 static inline void mcf_dsp_record(int32_t multiplier, int32_t shift, int32_t output_offset, int32_t *rq)
 {

@@ -63,6 +63,8 @@ typedef struct {
 
 void mcf_dsp_dw3_s1(const mcf_dw3_job *job);
 void mcf_dsp_dw3_s2(const mcf_dw3_job *job);
+void mcf_dsp_dw3_s1_lo(const mcf_dw3_job *job);
+void mcf_dsp_dw3_s2_lo(const mcf_dw3_job *job);
 #define MCF_DW3_ENTRY(name)                                                    \
     MCF_ASM_FUNCTION(name)                                                    \
     "ldmia r0!, {r1-r12}\n\t"                                                 \
@@ -99,17 +101,24 @@ void mcf_dsp_dw3_s2(const mcf_dw3_job *job);
     "asr " acc ", " acc ", r5\n\t"                                            \
     "ssat " acc ", #8, " acc "\n\t"                                           \
     "strb " acc ", " addr "\n\t"
+/* The same when output_offset = -128 (mcf_dsp_out_record_lo). */
+#define MCF_DW3_OUT_LO(acc, addr)                                              \
+    "lsl " acc ", " acc ", #1\n\t"                                            \
+    "smmlar " acc ", " acc ", r4, r6\n\t"                                     \
+    "asr " acc ", " acc ", r5\n\t"                                            \
+    "ssat " acc ", #8, " acc "\n\t"                                           \
+    "strb " acc ", " addr "\n\t"
 /* One output pixel's kernel row at rp (taps 0-2). */
 #define MCF_DW3_ROW_1(rp, w, wc, h)                                            \
     "ldr lr, [" rp "]\n\t"                                                   \
     "ldrsh r3, [" rp ", #4]\n\t"                                             \
     "smlad r0, " w ", lr, r0\n\t"                                             \
     "smlab" h " r0, r3, " wc ", r0\n\t"
-#define MCF_DW3_EXIT(name)                                                     \
+#define MCF_DW3_EXIT(name, OUT)                                                \
     "add r2, sp, #24\n\t"                                                     \
     "ldm r2, {r4-r7}\n\t"           /* m, e, rounding, step */                \
-    MCF_DW3_OUT("r0", "[r12]")                                                \
-    MCF_DW3_OUT("r1", "[r12, r7]")                                            \
+    OUT("r0", "[r12]")                                                        \
+    OUT("r1", "[r12, r7]")                                                    \
     "add r12, r12, r7, lsl #1\n\t"                                            \
     "ldr r2, [sp, #40]\n\t"                                                   \
     "cmp r12, r2\n\t"                                                         \
@@ -124,26 +133,35 @@ void mcf_dsp_dw3_s2(const mcf_dw3_job *job);
     MCF_DW3_ROW_1("r11", "r6", "r8", "b")                                     \
     "add r2, sp, #24\n\t"                                                     \
     "ldm r2, {r4-r6}\n\t"                                                     \
-    MCF_DW3_OUT("r0", "[r12]")                                                \
+    OUT("r0", "[r12]")                                                        \
     "9:\n\t"                                                                  \
     "add sp, sp, #48\n\t"                                                     \
     "pop {r4-r11, pc}\n\t"                                                    \
     ".size " name ", .-" name "\n\t"                                          \
     ".popsection"
-__asm__(MCF_DW3_ENTRY("mcf_dsp_dw3_s1")
-        MCF_DW3_ROW_S1("r9", "r4", "r7", "b")
-        MCF_DW3_ROW_S1("r10", "r5", "r7", "t")
-        MCF_DW3_ROW_S1("r11", "r6", "r8", "b")
-        MCF_DW3_EXIT("mcf_dsp_dw3_s1"));
-__asm__(MCF_DW3_ENTRY("mcf_dsp_dw3_s2")
-        MCF_DW3_ROW_S2("r9", "r4", "r7", "b")
-        MCF_DW3_ROW_S2("r10", "r5", "r7", "t")
-        MCF_DW3_ROW_S2("r11", "r6", "r8", "b")
-        MCF_DW3_EXIT("mcf_dsp_dw3_s2"));
+#define MCF_DW3_S1(name, OUT)                                                  \
+    MCF_DW3_ENTRY(name)                                                       \
+    MCF_DW3_ROW_S1("r9", "r4", "r7", "b")                                     \
+    MCF_DW3_ROW_S1("r10", "r5", "r7", "t")                                    \
+    MCF_DW3_ROW_S1("r11", "r6", "r8", "b")                                    \
+    MCF_DW3_EXIT(name, OUT)
+#define MCF_DW3_S2(name, OUT)                                                  \
+    MCF_DW3_ENTRY(name)                                                       \
+    MCF_DW3_ROW_S2("r9", "r4", "r7", "b")                                     \
+    MCF_DW3_ROW_S2("r10", "r5", "r7", "t")                                    \
+    MCF_DW3_ROW_S2("r11", "r6", "r8", "b")                                    \
+    MCF_DW3_EXIT(name, OUT)
+__asm__(MCF_DW3_S1("mcf_dsp_dw3_s1", MCF_DW3_OUT));
+__asm__(MCF_DW3_S2("mcf_dsp_dw3_s2", MCF_DW3_OUT));
+__asm__(MCF_DW3_S1("mcf_dsp_dw3_s1_lo", MCF_DW3_OUT_LO));
+__asm__(MCF_DW3_S2("mcf_dsp_dw3_s2_lo", MCF_DW3_OUT_LO));
 #undef MCF_DW3_ENTRY
 #undef MCF_DW3_ROW_S1
 #undef MCF_DW3_ROW_S2
 #undef MCF_DW3_OUT
+#undef MCF_DW3_OUT_LO
+#undef MCF_DW3_S1
+#undef MCF_DW3_S2
 #undef MCF_DW3_EXIT
 #undef MCF_DW3_ROW_1
 #endif
@@ -153,8 +171,10 @@ __asm__(MCF_DW3_ENTRY("mcf_dsp_dw3_s2")
  * call of the assembly: the window rows kr are channel 0's, channel j's
  * follow at j * width. */
 static void __attribute__((noinline)) dw3_rows(mcf_dw3_job *jobs, const int16_t *const *kr, int32_t width,
-                                                int8_t *out, int32_t pixels, int32_t step, int32_t stride)
+                                                int8_t *out, int32_t pixels, int32_t step, int32_t stride, int lo)
 {
+    void (*const row)(const mcf_dw3_job *) = stride == 1 ? (lo ? mcf_dsp_dw3_s1_lo : mcf_dsp_dw3_s1)
+                                                         : (lo ? mcf_dsp_dw3_s2_lo : mcf_dsp_dw3_s2);
     int32_t j;
     for (j = 0; j < 4; ++j) {
         mcf_dw3_job *job = &jobs[j];
@@ -164,11 +184,7 @@ static void __attribute__((noinline)) dw3_rows(mcf_dw3_job *jobs, const int16_t 
         job->out = out + j;
         job->out_end = out + j + (pixels & ~1) * step;
         job->odd = pixels & 1;
-        if (stride == 1) {
-            mcf_dsp_dw3_s1(job);
-        } else {
-            mcf_dsp_dw3_s2(job);
-        }
+        row(job);
     }
 }
 #endif
@@ -406,7 +422,7 @@ MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
                 }
 #ifdef MCF_DSP_ASM
                 if (use_asm) { /* the whole row of the 4 channels */
-                    dw3_rows(jobs, kr, width, out, p->out_w, channels, p->stride_w);
+                    dw3_rows(jobs, kr, width, out, p->out_w, channels, p->stride_w, p->output_offset == -128);
                     continue;
                 }
 #endif

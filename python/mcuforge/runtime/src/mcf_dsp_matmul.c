@@ -728,6 +728,7 @@ typedef struct {
 } mcf_pw6_job;
 
 void mcf_dsp_pw6_sat(const mcf_pw6_job *job, int32_t groups);
+void mcf_dsp_pw6_lo(const mcf_pw6_job *job, int32_t groups);
 #define MCF_PW6_LOADS(acc0, acc1, first0, first1) \
     "ldmia.w r2!, {r0, r10, r11, lr}\n\t"  \
     "smlad " acc0 ", r12, r0, " first0 "\n\t" \
@@ -744,6 +745,13 @@ void mcf_dsp_pw6_sat(const mcf_pw6_job *job, int32_t groups);
     "lsl " acc ", " acc ", #1\n\t"         \
     "add r2, r11, " acc ", asr #31\n\t"    \
     "smmlar r2, " acc ", r0, r2\n\t"       \
+    "asr r2, r2, r10\n\t"                  \
+    "ssat r2, #8, r2\n\t"                  \
+    "strb r2, " addr "\n\t"
+/* The same when output_offset = -128 (mcf_dsp_out_record_lo): 5 instructions. */
+#define MCF_PW6_OUT_LO(acc, addr)          \
+    "lsl " acc ", " acc ", #1\n\t"         \
+    "smmlar r2, " acc ", r0, r11\n\t"      \
     "asr r2, r2, r10\n\t"                  \
     "ssat r2, #8, r2\n\t"                  \
     "strb r2, " addr "\n\t"
@@ -780,44 +788,47 @@ void mcf_dsp_pw6_sat(const mcf_pw6_job *job, int32_t groups);
     "pop {r4-r11, pc}\n\t"                                                    \
     ".size " name ", .-" name "\n\t"                                          \
     ".popsection"
-__asm__(MCF_PW_ENTRY("mcf_dsp_pw6_sat", "7", "8")
-        "movs r1, #72\n\t"
-        "adr.w r4, 1f\n\t"
-        "mla r4, r0, r1, r4\n\t"
-        "b 8f\n"
-        "7:\n\t"
-        "adr.w r4, 2f\n"                /* one group: straight to the end test */
-        "8:\n\t"
-        "orr r4, r4, #1\n\t"            /* entry (Thumb) */
-        "push {r2-r10}\n\t"
-        "mov r1, r10\n"
-        "5:\n\t"
-        "ldr r3, [sp, #16]\n\t"
-        "ldr r9, [r3], #8\n\t"          /* bias */
-        "str r3, [sp, #16]\n\t"
-        "ldr r2, [sp]\n\t"
-        MCF_PW6_WORD                    /* the first group, from the bias (r9 last) */
-        MCF_PW6_LOADS("r4", "r5", "r9", "r9")
-        MCF_PW6_LOADS("r6", "r7", "r9", "r9")
-        MCF_PW6_LOADS("r8", "r9", "r9", "r9")
-        "ldr r3, [sp, #8]\n\t"
-        "bx r3\n\t"
-        ".p2align 2\n"
-        "1:\n\t" MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP
-        MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP
-        "2:\n\t"
-        "ldr r3, [sp, #4]\n\t"
-        "cmp r2, r3\n\t"
-        "bne 1b\n\t"
-        MCF_PW_REQUANT_SETUP
-        "add r3, r12, lr\n\t"
-        MCF_PW6_OUT("r4", "[r12]")
-        MCF_PW6_OUT("r5", "[r3]")
-        MCF_PW6_OUT("r6", "[r12, lr, lsl #1]")
-        MCF_PW6_OUT("r7", "[r3, lr, lsl #1]")
-        MCF_PW6_OUT("r8", "[r12, lr, lsl #2]")
-        MCF_PW6_OUT("r9", "[r3, lr, lsl #2]")
-        MCF_PW_NEXT_PAIR_OR_RETURN("mcf_dsp_pw6_sat"));
+#define MCF_PW6_FUNCTION(name, OUT)                                              \
+    MCF_PW_ENTRY(name, "7", "8")                                                     \
+        "movs r1, #72\n\t"                                                       \
+        "adr.w r4, 1f\n\t"                                                       \
+        "mla r4, r0, r1, r4\n\t"                                                 \
+        "b 8f\n"                                                                 \
+        "7:\n\t"                                                                 \
+        "adr.w r4, 2f\n"                /* one group: straight to the end test */ \
+        "8:\n\t"                                                                 \
+        "orr r4, r4, #1\n\t"            /* entry (Thumb) */                      \
+        "push {r2-r10}\n\t"                                                      \
+        "mov r1, r10\n"                                                          \
+        "5:\n\t"                                                                 \
+        "ldr r3, [sp, #16]\n\t"                                                  \
+        "ldr r9, [r3], #8\n\t"          /* bias */                               \
+        "str r3, [sp, #16]\n\t"                                                  \
+        "ldr r2, [sp]\n\t"                                                       \
+        MCF_PW6_WORD                    /* the first group, from the bias (r9 last) */ \
+        MCF_PW6_LOADS("r4", "r5", "r9", "r9")                                    \
+        MCF_PW6_LOADS("r6", "r7", "r9", "r9")                                    \
+        MCF_PW6_LOADS("r8", "r9", "r9", "r9")                                    \
+        "ldr r3, [sp, #8]\n\t"                                                   \
+        "bx r3\n\t"                                                              \
+        ".p2align 2\n"                                                           \
+        "1:\n\t" MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP         \
+        MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP MCF_PW6_GROUP                  \
+        "2:\n\t"                                                                 \
+        "ldr r3, [sp, #4]\n\t"                                                   \
+        "cmp r2, r3\n\t"                                                         \
+        "bne 1b\n\t"                                                             \
+        MCF_PW_REQUANT_SETUP                                                     \
+        "add r3, r12, lr\n\t"                                                    \
+        OUT("r4", "[r12]")                                                       \
+        OUT("r5", "[r3]")                                                        \
+        OUT("r6", "[r12, lr, lsl #1]")                                           \
+        OUT("r7", "[r3, lr, lsl #1]")                                            \
+        OUT("r8", "[r12, lr, lsl #2]")                                           \
+        OUT("r9", "[r3, lr, lsl #2]")                                            \
+        MCF_PW_NEXT_PAIR_OR_RETURN(name)
+__asm__(MCF_PW6_FUNCTION("mcf_dsp_pw6_sat", MCF_PW6_OUT));
+__asm__(MCF_PW6_FUNCTION("mcf_dsp_pw6_lo", MCF_PW6_OUT_LO));
 /*
  * The same for 3 columns (the 3 to 5 pixels left after the blocks of 6):
  * 12 multiply-accumulates per 11 instructions (an LDM of 4 words and an
@@ -825,6 +836,7 @@ __asm__(MCF_PW_ENTRY("mcf_dsp_pw6_sat", "7", "8")
  * and the loop entry stay in r9, r7, r8.
  */
 void mcf_dsp_pw3_sat(const mcf_pw6_job *job, int32_t groups);
+void mcf_dsp_pw3_lo(const mcf_pw6_job *job, int32_t groups);
 #define MCF_PW3_GROUP(first4, first5)     \
     MCF_PW6_WORD                           \
     "ldmia.w r2!, {r0, r10, r11, lr}\n\t"  \
@@ -835,44 +847,50 @@ void mcf_dsp_pw3_sat(const mcf_pw6_job *job, int32_t groups);
     "ldrd r0, r10, [r2], #8\n\t"           \
     "smlad r6, r12, r0, r6\n\t"            \
     "smlad r6, r3, r10, r6\n\t"
-__asm__(MCF_PW_ENTRY("mcf_dsp_pw3_sat", "3", "4")
-        "movs r1, #44\n\t"
-        "mul r0, r0, r1\n\t"
-        "adr.w r1, 1f\n\t"
-        "add r0, r0, r1\n\t"
-        "b 8f\n"
-        "7:\n\t"
-        "adr.w r0, 2f\n"                /* one group: straight to the end test */
-        "8:\n\t"
-        "push {r2-r10}\n\t"
-        "orr r8, r0, #1\n\t"            /* entry (Thumb) */
-        "mov r9, r2\n\t"
-        "mov r7, r3\n\t"
-        "mov r1, r10\n"
-        "5:\n\t"
-        "ldr r3, [sp, #16]\n\t"
-        "ldr r6, [r3], #8\n\t"          /* bias */
-        "str r3, [sp, #16]\n\t"
-        "mov r2, r9\n\t"
-        MCF_PW3_GROUP("r6", "r6")       /* the first group, from the bias (r6 last) */
-        "bx r8\n\t"
-        ".p2align 2\n"
-        "1:\n\t" MCF_PW3_GROUP("r4", "r5") MCF_PW3_GROUP("r4", "r5") MCF_PW3_GROUP("r4", "r5")
-        MCF_PW3_GROUP("r4", "r5")
-        "2:\n\t"
-        "cmp r2, r7\n\t"
-        "bne 1b\n\t"
-        MCF_PW_REQUANT_SETUP
-        MCF_PW6_OUT("r4", "[r12]")
-        MCF_PW6_OUT("r5", "[r12, lr]")
-        MCF_PW6_OUT("r6", "[r12, lr, lsl #1]")
-        MCF_PW_NEXT_PAIR_OR_RETURN("mcf_dsp_pw3_sat"));
+#define MCF_PW3_FUNCTION(name, OUT)                                              \
+    MCF_PW_ENTRY(name, "3", "4")                                                     \
+        "movs r1, #44\n\t"                                                       \
+        "mul r0, r0, r1\n\t"                                                     \
+        "adr.w r1, 1f\n\t"                                                       \
+        "add r0, r0, r1\n\t"                                                     \
+        "b 8f\n"                                                                 \
+        "7:\n\t"                                                                 \
+        "adr.w r0, 2f\n"                /* one group: straight to the end test */ \
+        "8:\n\t"                                                                 \
+        "push {r2-r10}\n\t"                                                      \
+        "orr r8, r0, #1\n\t"            /* entry (Thumb) */                      \
+        "mov r9, r2\n\t"                                                         \
+        "mov r7, r3\n\t"                                                         \
+        "mov r1, r10\n"                                                          \
+        "5:\n\t"                                                                 \
+        "ldr r3, [sp, #16]\n\t"                                                  \
+        "ldr r6, [r3], #8\n\t"          /* bias */                               \
+        "str r3, [sp, #16]\n\t"                                                  \
+        "mov r2, r9\n\t"                                                         \
+        MCF_PW3_GROUP("r6", "r6")       /* the first group, from the bias (r6 last) */ \
+        "bx r8\n\t"                                                              \
+        ".p2align 2\n"                                                           \
+        "1:\n\t" MCF_PW3_GROUP("r4", "r5") MCF_PW3_GROUP("r4", "r5") MCF_PW3_GROUP("r4", "r5") \
+        MCF_PW3_GROUP("r4", "r5")                                                \
+        "2:\n\t"                                                                 \
+        "cmp r2, r7\n\t"                                                         \
+        "bne 1b\n\t"                                                             \
+        MCF_PW_REQUANT_SETUP                                                     \
+        OUT("r4", "[r12]")                                                       \
+        OUT("r5", "[r12, lr]")                                                   \
+        OUT("r6", "[r12, lr, lsl #1]")                                           \
+        MCF_PW_NEXT_PAIR_OR_RETURN(name)
+__asm__(MCF_PW3_FUNCTION("mcf_dsp_pw3_sat", MCF_PW6_OUT));
+__asm__(MCF_PW3_FUNCTION("mcf_dsp_pw3_lo", MCF_PW6_OUT_LO));
 #undef MCF_PW3_GROUP
 #undef MCF_PW6_LOADS
 #undef MCF_PW6_WORD
 #undef MCF_PW_REQUANT_SETUP
 #undef MCF_PW6_GROUP
 #undef MCF_PW6_OUT
+#undef MCF_PW6_OUT_LO
+#undef MCF_PW6_FUNCTION
+#undef MCF_PW3_FUNCTION
 #undef MCF_PW_ENTRY
 #undef MCF_PW_NEXT_PAIR_OR_RETURN
 #endif
@@ -895,10 +913,10 @@ static void fused(const matmul *m, const uint32_t *cols, int32_t n, int8_t *out)
         job.out = out + second;
         job.out_c = out_c;
         job.w = m->filter + second;
-        if (n == MCF_BLOCK) {
-            mcf_dsp_pw6_sat(&job, groups);
+        if (m->output_offset == -128) { /* mcf_dsp_out_record_lo */
+            (n == MCF_BLOCK ? mcf_dsp_pw6_lo : mcf_dsp_pw3_lo)(&job, groups);
         } else {
-            mcf_dsp_pw3_sat(&job, groups);
+            (n == MCF_BLOCK ? mcf_dsp_pw6_sat : mcf_dsp_pw3_sat)(&job, groups);
         }
     }
 }
@@ -942,7 +960,8 @@ static void matmul_n(const matmul *m, const uint32_t *cols, int32_t n, int8_t *o
             /* what the assembly computes, from the channel's record */
             const int32_t *rq = m->pw_requant + 3 * ((oc & 1) * (out_c / 2) + oc / 2);
             for (j = 0; j < n; ++j) {
-                out[j * out_c + oc] = mcf_dsp_out_record(acc[j], rq);
+                out[j * out_c + oc] = m->output_offset == -128 ? mcf_dsp_out_record_lo(acc[j], rq)
+                                                               : mcf_dsp_out_record(acc[j], rq);
             }
             continue;
         }
