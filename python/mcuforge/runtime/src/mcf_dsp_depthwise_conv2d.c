@@ -139,29 +139,23 @@ void mcf_dsp_dw3_s2_lo(const mcf_dw3_job *job);
     "pop {r4-r11, pc}\n\t"                                                    \
     ".size " name ", .-" name "\n\t"                                          \
     ".popsection"
-#define MCF_DW3_S1(name, OUT)                                                  \
+/* The 3x3 row function `name`: kernel rows by ROW (stride), outputs by OUT. */
+#define MCF_DW3_FUNCTION(name, ROW, OUT)                                       \
     MCF_DW3_ENTRY(name)                                                       \
-    MCF_DW3_ROW_S1("r9", "r4", "r7", "b")                                     \
-    MCF_DW3_ROW_S1("r10", "r5", "r7", "t")                                    \
-    MCF_DW3_ROW_S1("r11", "r6", "r8", "b")                                    \
+    ROW("r9", "r4", "r7", "b")                                                \
+    ROW("r10", "r5", "r7", "t")                                               \
+    ROW("r11", "r6", "r8", "b")                                               \
     MCF_DW3_EXIT(name, OUT)
-#define MCF_DW3_S2(name, OUT)                                                  \
-    MCF_DW3_ENTRY(name)                                                       \
-    MCF_DW3_ROW_S2("r9", "r4", "r7", "b")                                     \
-    MCF_DW3_ROW_S2("r10", "r5", "r7", "t")                                    \
-    MCF_DW3_ROW_S2("r11", "r6", "r8", "b")                                    \
-    MCF_DW3_EXIT(name, OUT)
-__asm__(MCF_DW3_S1("mcf_dsp_dw3_s1", MCF_DW3_OUT));
-__asm__(MCF_DW3_S2("mcf_dsp_dw3_s2", MCF_DW3_OUT));
-__asm__(MCF_DW3_S1("mcf_dsp_dw3_s1_lo", MCF_DW3_OUT_LO));
-__asm__(MCF_DW3_S2("mcf_dsp_dw3_s2_lo", MCF_DW3_OUT_LO));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s1", MCF_DW3_ROW_S1, MCF_DW3_OUT));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s2", MCF_DW3_ROW_S2, MCF_DW3_OUT));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s1_lo", MCF_DW3_ROW_S1, MCF_DW3_OUT_LO));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_LO));
 #undef MCF_DW3_ENTRY
 #undef MCF_DW3_ROW_S1
 #undef MCF_DW3_ROW_S2
 #undef MCF_DW3_OUT
 #undef MCF_DW3_OUT_LO
-#undef MCF_DW3_S1
-#undef MCF_DW3_S2
+#undef MCF_DW3_FUNCTION
 #undef MCF_DW3_EXIT
 #undef MCF_DW3_ROW_1
 #endif
