@@ -483,20 +483,20 @@ def test_pointwise_and_im2col_on_cortex_m(target, tmp_path):
                      "mcf_dsp_matmul.c", [_short(p) for p in cases], inputs, expected)
 
 
-# ------------------------------- depthwise 3x3 on Cortex-M (QEMU), assembly
+# ------------------- depthwise 3x3 (assembly) and 5-7 wide (unrolled C) on Cortex-M (QEMU)
 
-def dw3_params(rng, in_hw, channels, stride, pads, mode):
+def dw3_params(rng, in_hw, channels, stride, pads, mode, k=(3, 3)):
     """A 3x3 depthwise layer (multiplier 1) with the given input size, stride
     (both axes), padding (top, bottom, left, right) and requantization: 'sat'
     (the assembly's mode: fast path, full clamp, shifts in [-22, -1]) or
     'clamp' (a ReLU-like clamp: the C rows)."""
     (in_h, in_w), (pt, pb, pl, pr) = in_hw, pads
-    out_h, out_w = (in_h + pt + pb - 3) // stride + 1, (in_w + pl + pr - 3) // stride + 1
+    out_h, out_w = (in_h + pt + pb - k[0]) // stride + 1, (in_w + pl + pr - k[1]) // stride + 1
     out_zp = -128 if mode == "sat_lo" else int(rng.integers(-128, 128))
     p = dict(in_h=in_h, in_w=in_w, in_c=channels, out_h=out_h, out_w=out_w, out_c=channels, depth_multiplier=1,
-             k_h=3, k_w=3, stride_h=stride, stride_w=stride, dilation_h=1, dilation_w=1, pad_top=pt, pad_left=pl,
-             input_offset=int(rng.integers(-127, 129)), output_offset=out_zp, per_channel=1,
-             filter=rand_i8(rng, 9 * channels), bias=rng.integers(-(1 << 16), 1 << 16, channels).astype(np.int32))
+             k_h=k[0], k_w=k[1], stride_h=stride, stride_w=stride, dilation_h=1, dilation_w=1, pad_top=pt,
+             pad_left=pl, input_offset=int(rng.integers(-127, 129)), output_offset=out_zp, per_channel=1,
+             filter=rand_i8(rng, k[0] * k[1] * channels), bias=rng.integers(-(1 << 16), 1 << 16, channels).astype(np.int32))
     if mode in ("sat", "sat_lo"):
         p["act_min"], p["act_max"] = -128, 127
     else:
@@ -519,6 +519,29 @@ DW3_SHAPES = [
     ((1, 1), 4, 1, (1, 1, 1, 1)), ((2, 9), 4, 2, (1, 0, 0, 1)), ((4, 24), 4, 1, (1, 1, 1, 1)),
     ((9, 9), 4, 2, (0, 0, 0, 0)), ((3, 3), 4, 2, (1, 1, 1, 1)), ((5, 2), 8, 1, (2, 0, 1, 0)),
 ]
+
+
+# Wider windows (the unrolled C rows, row_wide): (in_h, in_w), channels, stride,
+# (top, bottom, left, right), (k_h, k_w); 5 and 7 taps wide, strides 1 and 2, odd
+# and even output widths, kernel rows in the padding, a single kernel row.
+DW_WIDE_SHAPES = [
+    ((7, 7), 4, 1, (2, 2, 2, 2), (5, 5)), ((9, 8), 8, 2, (1, 2, 1, 2), (5, 5)),
+    ((5, 11), 4, 1, (3, 3, 3, 3), (7, 7)), ((10, 9), 4, 2, (3, 3, 3, 3), (7, 7)),
+    ((6, 6), 4, 1, (0, 0, 2, 2), (1, 5)), ((4, 13), 12, 2, (1, 1, 3, 3), (3, 7)),
+    ((2, 5), 4, 1, (2, 2, 2, 2), (5, 5)), ((8, 3), 4, 1, (0, 0, 2, 2), (5, 5)),
+]
+
+
+@pytest.mark.parametrize("mode", ("sat", "sat_lo", "clamp"))
+@pytest.mark.parametrize("shape", DW_WIDE_SHAPES)
+def test_depthwise_wide_rows(lib, shape, mode):
+    hw, channels, stride, pads, k = shape
+    rng = rng_for("dsp-dw-wide", *hw, channels, stride, *pads, *k, mode)
+    p = dw3_params(rng, hw, channels, stride, pads, mode, k)
+    x = rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"])
+    check_dsp(lib, "depthwise_conv2d_s8", p, x)
+    if p["out_h"] * p["out_w"] <= p["in_h"] * p["in_w"]:
+        check_dsp(lib, "depthwise_conv2d_s8_inplace", p, x)
 
 
 def dw3_harness(cases: list[tuple[str, dict]]) -> str:
@@ -555,16 +578,16 @@ def dw3_harness(cases: list[tuple[str, dict]]) -> str:
 
 @needs_qemu
 @pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
-def test_depthwise_3x3_on_cortex_m(target, tmp_path):
+def test_depthwise_unrolled_on_cortex_m(target, tmp_path):
     """The depthwise kernels with their 3x3 assembly (two pixels a step, a last
-    odd one, kernel rows in the padding) on the real DSP instructions, normal
-    and in place, and the C rows of a narrower clamp: bit-exact with the NumPy
-    twin of the portable kernel."""
+    odd one, kernel rows in the padding) and their unrolled 5- and 7-wide rows
+    on the real DSP instructions, normal and in place, and the C rows of a
+    narrower clamp: bit-exact with the NumPy twin of the portable kernel."""
     cases, inputs, expected = [], [], []
-    for i, (hw, channels, stride, pads) in enumerate(DW3_SHAPES):
+    for i, (hw, channels, stride, pads, k) in enumerate([s + ((3, 3),) for s in DW3_SHAPES] + DW_WIDE_SHAPES):
         for mode in ("sat", "sat_lo", "clamp"):
             rng = rng_for("dsp-dw3-m", i, mode)
-            p = dw3_params(rng, hw, channels, stride, pads, mode)
+            p = dw3_params(rng, hw, channels, stride, pads, mode, k)
             kernels = ["depthwise_conv2d_s8"]
             if p["out_h"] * p["out_w"] <= p["in_h"] * p["in_w"]:
                 kernels.append("depthwise_conv2d_s8_inplace")

@@ -337,6 +337,95 @@ MCF_INLINE void row_any(const dw_ctx *p, const int16_t *ring, int32_t row_bytes,
     }
 }
 
+/* One output row of one channel, a window KW (5 or 7) taps wide with
+ * stride S (1 or 2) along the rows and dilation 1, for a layer whose
+ * channels requantize from records (rq, mcf_dsp_out_record): two output
+ * pixels a step with the taps unrolled (per kernel row KW / 2 SMLAD and one
+ * SMLAxy for each pixel), a last odd pixel as row_any does. Kernel rows as
+ * row_any's. */
+MCF_INLINE void row_wide(const dw_ctx *p, const int16_t *ring, int32_t row_bytes, int32_t first_slot,
+                         int32_t slot_step, int32_t rows, int32_t ky_start, int32_t ky_end, const uint32_t *w,
+                         int32_t bias, const int32_t *rq, int8_t *out, const int32_t KW, const int32_t S)
+{
+    const int32_t n = p->out_w, step = p->channels, lo = p->output_offset == -128;
+    int32_t ox = 0, a0, a1, slot, ky, i;
+    for (; ox + 1 < n; ox += 2, out += 2 * step) {
+        a0 = bias;
+        a1 = bias;
+        slot = first_slot;
+        for (ky = ky_start; ky < ky_end; ++ky) {
+            const int16_t *x = (const int16_t *)(const void *)((const int8_t *)ring + slot * row_bytes) + ox * S;
+            const uint32_t *wk = w + ky * (KW / 2 + 1);
+            const int32_t last = (int32_t)wk[KW / 2]; /* tap KW - 1 in its low half */
+            for (i = 0; i < KW / 2; ++i) {
+                a0 = __smlad((int32_t)wk[i], pair(x + 2 * i), a0);
+                a1 = __smlad((int32_t)wk[i], pair(x + S + 2 * i), a1);
+            }
+            if (S == 1) { /* inputs KW - 1 and KW in one word */
+                const int32_t t = pair(x + KW - 1);
+                a0 = __smlabb(t, last, a0);
+                a1 = __smlatb(t, last, a1);
+            } else {
+                a0 = __smlabb((int32_t)x[KW - 1], last, a0);
+                a1 = __smlabb((int32_t)x[KW + 1], last, a1);
+            }
+            slot += slot_step;
+            slot = slot >= rows ? slot - rows : slot;
+        }
+        out[0] = lo ? mcf_dsp_out_record_lo(a0, rq) : mcf_dsp_out_record(a0, rq);
+        out[step] = lo ? mcf_dsp_out_record_lo(a1, rq) : mcf_dsp_out_record(a1, rq);
+    }
+    if (ox < n) {
+        a0 = bias;
+        slot = first_slot;
+        for (ky = ky_start; ky < ky_end; ++ky) {
+            const int16_t *x = (const int16_t *)(const void *)((const int8_t *)ring + slot * row_bytes) + ox * S;
+            const uint32_t *wk = w + ky * (KW / 2 + 1);
+            for (i = 0; i < KW / 2; ++i) {
+                a0 = __smlad((int32_t)wk[i], pair(x + 2 * i), a0);
+            }
+            a0 = __smlabb((int32_t)x[KW - 1], (int32_t)wk[KW / 2], a0);
+            slot += slot_step;
+            slot = slot >= rows ? slot - rows : slot;
+        }
+        *out = lo ? mcf_dsp_out_record_lo(a0, rq) : mcf_dsp_out_record(a0, rq);
+    }
+}
+
+/* row_wide's four copies: window widths 5 and 7, strides 1 and 2. */
+#define MCF_ROW_WIDE(name, KW, S)                                                                              \
+    static void __attribute__((noinline)) name(const dw_ctx *p, const int16_t *ring, int32_t row_bytes,         \
+                                               int32_t first_slot, int32_t slot_step, int32_t rows,            \
+                                               int32_t ky_start, int32_t ky_end, const uint32_t *w,            \
+                                               int32_t bias, const int32_t *rq, int8_t *out)                   \
+    {                                                                                                           \
+        row_wide(p, ring, row_bytes, first_slot, slot_step, rows, ky_start, ky_end, w, bias, rq, out, KW, S);   \
+    }
+MCF_ROW_WIDE(row_5_s1, 5, 1)
+MCF_ROW_WIDE(row_5_s2, 5, 2)
+MCF_ROW_WIDE(row_7_s1, 7, 1)
+MCF_ROW_WIDE(row_7_s2, 7, 2)
+#undef MCF_ROW_WIDE
+
+typedef void (*row_wide_fn)(const dw_ctx *, const int16_t *, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t,
+                            const uint32_t *, int32_t, const int32_t *, int8_t *);
+
+/* The unrolled row of a layer (row_wide), or NULL: window width 5 or 7,
+ * stride 1 or 2 and dilation 1 along the rows, records (fit: mcf_dsp_records_fit). */
+static row_wide_fn wide_row_of(const mcf_depthwise_conv2d_params *p, int fit)
+{
+    const int s = p->stride_w;
+    if (!fit || p->dilation_w != 1 || (s != 1 && s != 2)) {
+        return NULL;
+    }
+    if (p->k_w == 5) {
+        return s == 1 ? row_5_s1 : row_5_s2;
+    }
+    if (p->k_w == 7) {
+        return s == 1 ? row_7_s1 : row_7_s2;
+    }
+    return NULL;
+}
 
 MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
                     int8_t *output, int8_t *ring, int32_t in_place, int fast)
@@ -354,6 +443,7 @@ MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
     const dw_ctx ctx = {p->output_offset, p->act_min, p->act_max, p->out_w, p->in_c, p->k_w, p->stride_w,
                         p->dilation_w, pairs};
     const int16_t *zeros = (const int16_t *)(const void *)(ring + rows * row_bytes); /* 3x3: after the ring */
+    const row_wide_fn wide = wide_row_of(p, mcf_dsp_records_fit(fast, p->shift, channels));
     int32_t c, x;
 #ifdef MCF_DSP_ASM
     mcf_dw3_job jobs[4];
@@ -428,6 +518,10 @@ MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
                 if (full3x3) {
                     row_3x3(&ctx, kr[0] + j * width, kr[1] + j * width, kr[2] + j * width, w, b, m, sh, out + j,
                             fast);
+                } else if (wide != NULL) {
+                    int32_t rq[3];
+                    mcf_dsp_record(m, sh, p->output_offset, rq);
+                    wide(&ctx, ring_j, row_bytes, first, slot_step, rows, ky_start, ky_end, w, b, rq, out + j);
                 } else {
                     row_any(&ctx, ring_j, row_bytes, first, slot_step, rows, ky_start, ky_end, w, b, m, sh,
                             out + j, fast);
