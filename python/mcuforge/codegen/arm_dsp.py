@@ -6,7 +6,7 @@ What the generator knows and the kernels exploit:
 
 * convolutions (a matrix multiply over blocks of 6 output pixels
   sign-extended once into the arena: 1x1, and k x k through an im2col of 6
-  columns of at most KXK_BLOCK_BYTES, else of 2 columns) and
+  columns of at most KXK_BLOCK_BYTES, else of 2 columns: conv_columns) and
   fully connected layers: the filter packed in 32-bit words of 4 products,
   output channels interleaved in pairs, K padded to a multiple of 4; the
   input offset folded into the bias;
@@ -56,12 +56,18 @@ def _k_padded(k: int) -> int:
     return (k + 3) // 4 * 4
 
 
-def kxk_columns(p: dict) -> int:
-    """Columns of a k x k convolution's im2col (C: kxk_columns): the 6-pixel
-    blocks of the 1x1 kernel when the layer has 6 output pixels and 6 columns
-    fit in KXK_BLOCK_BYTES, else 2."""
+def _pointwise(p: dict) -> bool:
+    """A convolution the 1x1 kernel takes (mcf_dsp_conv2d_1x1_s8)."""
+    return p["k_h"] == p["k_w"] == 1 and p["pad_top"] == p["pad_left"] == 0
+
+
+def conv_columns(p: dict) -> int:
+    """Int16 columns in a convolution's scratch (C: the kernels' scratch
+    sizes): the 6-pixel blocks when the layer has 6 output pixels and is 1x1,
+    or k x k with 6 columns within KXK_BLOCK_BYTES; else 2."""
     kp = _k_padded(p["k_h"] * p["k_w"] * p["in_c"])
-    return POINTWISE_BLOCK if p["out_h"] * p["out_w"] >= POINTWISE_BLOCK and 12 * kp <= KXK_BLOCK_BYTES else 2
+    six = p["out_h"] * p["out_w"] >= POINTWISE_BLOCK and (_pointwise(p) or 12 * kp <= KXK_BLOCK_BYTES)
+    return POINTWISE_BLOCK if six else 2
 
 
 def ring_rows(p: dict, in_place: bool) -> int:
@@ -95,12 +101,10 @@ def select(step: Step) -> Variant | None:
     p = step.params
     if step.kernel == "conv2d_s8":
         k = p["k_h"] * p["k_w"] * p["in_c"]
-        if p["k_h"] == p["k_w"] == 1 and p["pad_top"] == p["pad_left"] == 0:
-            pixels = p["out_h"] * p["out_w"]
-            columns = POINTWISE_BLOCK if pixels >= POINTWISE_BLOCK else 2
+        columns = conv_columns(p)
+        if _pointwise(p):
             return Variant("mcf_dsp_conv2d_1x1_s8", "mcf_dsp_matmul.c", "1x1 conv as matmul, 1 channel x 6 pixels",
                            columns * 2 * _k_padded(k))
-        columns = kxk_columns(p)
         return Variant("mcf_dsp_conv2d_s8", "mcf_dsp_matmul.c",
                        f"{p['k_h']}x{p['k_w']} conv, im2col of {columns} pixels + matmul",
                        columns * 2 * _k_padded(k))
@@ -253,8 +257,7 @@ def prepared_params(kernel: str, params: dict) -> dict:
         # inputs plus offset in [-255, 255], then the bias
         bound = np.abs(p["bias"].astype(np.int64)) + 255 * np.abs(taps).sum(axis=0)
     p["per_channel"] = requant_mode(bound, p["shift"])
-    if kernel == "conv2d_s8" and ((p["k_h"] == p["k_w"] == 1 and p["pad_top"] == p["pad_left"] == 0)
-                                  or kxk_columns(p) == POINTWISE_BLOCK):
+    if kernel == "conv2d_s8" and conv_columns(p) == POINTWISE_BLOCK:  # the 6-pixel blocks' records
         p["pw_requant"] = pointwise_requant(p)
     return p
 

@@ -122,6 +122,19 @@ static inline int8_t mcf_dsp_out_record_lo(int32_t acc, const int32_t *rq)
     return (int8_t)__ssat(mcf_dsp_asr(mcf_smmlar(acc * 2, rq[0], rq[2]), rq[1]), 8);
 }
 
+/* Whether a layer's records requantize without the sign term
+ * (mcf_dsp_out_record_lo): output_offset = -128. */
+static inline int mcf_dsp_records_lo(int32_t output_offset)
+{
+    return output_offset == -128;
+}
+
+/* mcf_dsp_out_record, or _lo when `lo` (mcf_dsp_records_lo). */
+MCF_INLINE int8_t mcf_dsp_out_records(int32_t acc, const int32_t *rq, int lo)
+{
+    return lo ? mcf_dsp_out_record_lo(acc, rq) : mcf_dsp_out_record(acc, rq);
+}
+
 /* A channel's record rq (above) from its multiplier and shift. */
 static inline void mcf_dsp_record(int32_t multiplier, int32_t shift, int32_t output_offset, int32_t *rq)
 {

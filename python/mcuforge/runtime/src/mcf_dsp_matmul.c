@@ -514,20 +514,32 @@ MCF_INLINE void copy_run(int8_t *dst, const int8_t *src, int32_t run)
 #define MCF_NO_LIBCALLS
 #endif
 
+/* A window's int8 values, gathered contiguously (K <= MCF_PATCH_MAX). */
+typedef union {
+    uint32_t w[MCF_PATCH_MAX / 4];
+    int8_t b[MCF_PATCH_MAX];
+} mcf_patch;
+
+/* A patch's `groups` words -> column c of n, in one aligned pass. */
+MCF_INLINE void expand_patch(const mcf_patch *patch, int32_t groups, int16_t *cols, int32_t c, int32_t n)
+{
+    int16_t *slot = cols + 4 * c; /* slot_of(0, c, n) */
+    int32_t g;
+    for (g = 0; g < groups; ++g, slot += 4 * n) {
+        expand_word(slot, patch->w[g]);
+    }
+}
+
 MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_t *input, int32_t y0, int32_t x0,
                                          int16_t *cols, int32_t c, int32_t n)
 {
-    union {
-        uint32_t w[MCF_PATCH_MAX / 4];
-        int8_t b[MCF_PATCH_MAX];
-    } patch;
+    mcf_patch patch;
     const int32_t in_c = p->in_c, k_w = p->k_w, k_h = p->k_h, run = k_w * in_c;
     const int32_t groups = (run * k_h + 3) / 4;
     const int8_t zero = (int8_t)(-p->input_offset);
     const int32_t row_bytes = p->in_w * in_c;
     int8_t *dst = patch.b;
-    int16_t *slot = cols + 4 * c; /* slot_of(0, c, n) */
-    int32_t ky, kx, i, g;
+    int32_t ky, kx, i;
     patch.w[groups - 1] = 0; /* the products past K meet zero filter bytes */
     if (p->dilation_w == 1 && x0 >= 0 && x0 + k_w <= p->in_w) { /* whole kernel rows inside */
         const int8_t *src = input + x0 * in_c;
@@ -554,9 +566,7 @@ MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_
             }
         }
     }
-    for (g = 0; g < groups; ++g, slot += 4 * n) {
-        expand_word(slot, patch.w[g]);
-    }
+    expand_patch(&patch, groups, cols, c, n);
 }
 
 /* im2col of output pixel `pixel` into column c of n: K = k_h * k_w * in_c products. */
@@ -913,7 +923,7 @@ static void fused(const matmul *m, const uint32_t *cols, int32_t n, int8_t *out)
         job.out = out + second;
         job.out_c = out_c;
         job.w = m->filter + second;
-        if (m->output_offset == -128) { /* mcf_dsp_out_record_lo */
+        if (mcf_dsp_records_lo(m->output_offset)) {
             (n == MCF_BLOCK ? mcf_dsp_pw6_lo : mcf_dsp_pw3_lo)(&job, groups);
         } else {
             (n == MCF_BLOCK ? mcf_dsp_pw6_sat : mcf_dsp_pw3_sat)(&job, groups);
@@ -942,6 +952,7 @@ static int blocks_of_six(const matmul *m)
 static void matmul_n(const matmul *m, const uint32_t *cols, int32_t n, int8_t *out)
 {
     const int32_t out_c = m->out_c, groups = m->groups;
+    const int lo = mcf_dsp_records_lo(m->output_offset);
     int32_t acc[MCF_BLOCK];
     int32_t oc = 0, j;
 #ifdef MCF_DSP_ASM
@@ -960,8 +971,7 @@ static void matmul_n(const matmul *m, const uint32_t *cols, int32_t n, int8_t *o
             /* what the assembly computes, from the channel's record */
             const int32_t *rq = m->pw_requant + 3 * ((oc & 1) * (out_c / 2) + oc / 2);
             for (j = 0; j < n; ++j) {
-                out[j * out_c + oc] = m->output_offset == -128 ? mcf_dsp_out_record_lo(acc[j], rq)
-                                                               : mcf_dsp_out_record(acc[j], rq);
+                out[j * out_c + oc] = mcf_dsp_out_records(acc[j], rq, lo);
             }
             continue;
         }
@@ -981,14 +991,11 @@ static void matmul_n(const matmul *m, const uint32_t *cols, int32_t n, int8_t *o
 MCF_NO_LIBCALLS static void columns_kxk(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int32_t oy,
                                         int32_t ox, int16_t *cols)
 {
-    union {
-        uint32_t w[MCF_PATCH_MAX / 4];
-        int8_t b[MCF_PATCH_MAX];
-    } patch;
+    mcf_patch patch;
     const int32_t in_c = p->in_c, in_w = p->in_w, k_h = p->k_h, k_w = p->k_w, run = k_w * in_c, k = k_h * run;
     const int32_t step = p->dilation_h * in_w * in_c, groups = (k + 3) / 4, y_span = (k_h - 1) * p->dilation_h;
     const int rows_ok = p->dilation_w == 1 && (in_c % 4 == 0 || k <= MCF_PATCH_MAX);
-    int32_t c, ky, g;
+    int32_t c, ky;
     if (in_c % 4 != 0 && k <= MCF_PATCH_MAX) {
         patch.w[groups - 1] = 0; /* the products past K meet zero filter bytes */
     }
@@ -1011,14 +1018,10 @@ MCF_NO_LIBCALLS static void columns_kxk(const mcf_conv2d_params *p, const int8_t
                 expand(src, run, cols, c, ky * run, MCF_BLOCK);
             }
         } else {
-            uint32_t *slot = (uint32_t *)(void *)cols + 2 * c; /* slot_of(0, c, 6) */
             for (ky = 0; ky < k_h; ++ky, src += step) {
                 copy_run(patch.b + ky * run, src, run);
             }
-            for (g = 0; g < groups; ++g, slot += 2 * MCF_BLOCK) {
-                slot[0] = (uint32_t)__sxtb16(patch.w[g]);
-                slot[1] = (uint32_t)mcf_sxtb16_ror8(patch.w[g]);
-            }
+            expand_patch(&patch, groups, cols, c, MCF_BLOCK);
         }
     }
 }
@@ -1131,7 +1134,7 @@ static int32_t conv_blocks(const matmul *m, const mcf_conv2d_params *p, const in
 static int32_t kxk_columns(const mcf_conv2d_params *p)
 {
     const int32_t kp = (p->k_h * p->k_w * p->in_c + 3) / 4 * 4;
-    return p->out_h * p->out_w >= 6 && 6 * 2 * kp <= MCF_KXK_BLOCK_BYTES ? 6 : 2;
+    return p->out_h * p->out_w >= MCF_BLOCK && MCF_BLOCK * 2 * kp <= MCF_KXK_BLOCK_BYTES ? MCF_BLOCK : 2;
 }
 
 int32_t mcf_dsp_conv2d_s8_scratch_size(const mcf_conv2d_params *p)
