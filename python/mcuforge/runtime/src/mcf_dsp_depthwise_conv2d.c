@@ -303,16 +303,16 @@ MCF_INLINE void row_3x3(const dw_ctx *p, const int16_t *r0, const int16_t *r1, c
     }
 }
 
-/* Output pixels ox0 .. out_w - 1 (out: pixel 0's) of one output row of one
- * channel, any window: kernel rows ky_start .. ky_end - 1 (the others lie in
- * the padding), their ring rows from first_slot on. */
+/* One output row of one channel, any window: kernel rows ky_start ..
+ * ky_end - 1 (the others lie in the padding), their ring rows from
+ * first_slot on. */
 MCF_INLINE void row_any(const dw_ctx *p, const int16_t *ring, int32_t row_bytes, int32_t first_slot,
                         int32_t slot_step, int32_t rows, int32_t ky_start, int32_t ky_end, const uint32_t *w,
-                        int32_t bias, int32_t m, int32_t sh, int8_t *out, int fast, int32_t ox0)
+                        int32_t bias, int32_t m, int32_t sh, int8_t *out, int fast)
 {
     const int32_t s = p->stride_w, d = p->dilation_w, kw = p->k_w;
     int32_t ox;
-    for (ox = ox0, out += ox0 * p->channels; ox < p->out_w; ++ox, out += p->channels) {
+    for (ox = 0; ox < p->out_w; ++ox, out += p->channels) {
         int32_t slot = first_slot, ky, kx, a = bias;
         for (ky = ky_start; ky < ky_end; ++ky) {
             const int16_t *x = (const int16_t *)(const void *)((const int8_t *)ring + slot * row_bytes) + ox * s;
@@ -337,12 +337,11 @@ MCF_INLINE void row_any(const dw_ctx *p, const int16_t *ring, int32_t row_bytes,
     }
 }
 
-/* The pixel pairs of one output row of one channel (the last odd pixel:
- * row_any), a window KW (5 or 7) taps wide with stride S (1 or 2) along the
- * rows and dilation 1, for a layer whose channels requantize from records
- * (rq, mcf_dsp_out_records): two output pixels a step with the taps
- * unrolled (per kernel row KW / 2 SMLAD and one SMLAxy for each pixel).
- * Kernel rows as row_any's. */
+/* One output row of one channel, a window KW (5 or 7) taps wide with
+ * stride S (1 or 2) along the rows and dilation 1, for a layer whose
+ * channels requantize from records (rq, mcf_dsp_out_records): two output
+ * pixels a step with the taps unrolled (per kernel row KW / 2 SMLAD and one
+ * SMLAxy for each pixel), then a last odd pixel. Kernel rows as row_any's. */
 MCF_INLINE void row_wide(const dw_ctx *p, const int16_t *ring, int32_t row_bytes, int32_t first_slot,
                          int32_t slot_step, int32_t rows, int32_t ky_start, int32_t ky_end, const uint32_t *w,
                          int32_t bias, const int32_t *rq, int8_t *out, const int32_t KW, const int32_t S)
@@ -375,6 +374,21 @@ MCF_INLINE void row_wide(const dw_ctx *p, const int16_t *ring, int32_t row_bytes
         }
         out[0] = mcf_dsp_out_records(a0, rq, lo);
         out[step] = mcf_dsp_out_records(a1, rq, lo);
+    }
+    if (ox < n) { /* the last odd pixel, unrolled too (narrow rows: a third of their pixels or more) */
+        a0 = bias;
+        slot = first_slot;
+        for (ky = ky_start; ky < ky_end; ++ky) {
+            const int16_t *x = (const int16_t *)(const void *)((const int8_t *)ring + slot * row_bytes) + ox * S;
+            const uint32_t *wk = w + ky * (KW / 2 + 1);
+            for (i = 0; i < KW / 2; ++i) {
+                a0 = __smlad((int32_t)wk[i], pair(x + 2 * i), a0);
+            }
+            a0 = __smlabb((int32_t)x[KW - 1], (int32_t)wk[KW / 2], a0);
+            slot += slot_step;
+            slot = slot >= rows ? slot - rows : slot;
+        }
+        *out = mcf_dsp_out_records(a0, rq, lo);
     }
 }
 
@@ -505,16 +519,13 @@ MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
                 if (full3x3) {
                     row_3x3(&ctx, kr[0] + j * width, kr[1] + j * width, kr[2] + j * width, w, b, m, sh, out + j,
                             fast);
+                } else if (wide != NULL) {
+                    int32_t rq[3];
+                    mcf_dsp_record(m, sh, p->output_offset, rq);
+                    wide(&ctx, ring_j, row_bytes, first, slot_step, rows, ky_start, ky_end, w, b, rq, out + j);
                 } else {
-                    int32_t ox0 = 0;
-                    if (wide != NULL) { /* the pixel pairs; a last odd pixel below */
-                        int32_t rq[3];
-                        mcf_dsp_record(m, sh, p->output_offset, rq);
-                        wide(&ctx, ring_j, row_bytes, first, slot_step, rows, ky_start, ky_end, w, b, rq, out + j);
-                        ox0 = p->out_w & ~1;
-                    }
                     row_any(&ctx, ring_j, row_bytes, first, slot_step, rows, ky_start, ky_end, w, b, m, sh,
-                            out + j, fast, ox0);
+                            out + j, fast);
                 }
             }
         }
