@@ -55,6 +55,8 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-reorder", action="store_true",
                    help="training: no operator reordering (keep every update until the backward pass ends)")
     p.add_argument("--kernels", choices=["portable", "arm-dsp"], help="C kernel set")
+    p.add_argument("--stack-target", choices=["cortex-m4", "cortex-m3", "cortex-m7", "host", "none"],
+                   help="core whose -O2 build of the generated C gives <NAME>_STACK_SIZE (default cortex-m4)")
     p.add_argument("--kconfig", metavar="PATH", help="take the options from a Zephyr .config (CONFIG_MCUFORGE_*)")
 
 
@@ -139,7 +141,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
     explicit = dict(
         name=args.name, calibration=args.calibration, schedule=args.schedule, patch_grid=args.patch_grid,
         patch_max_overhead=args.patch_max_overhead, input_stream=args.input_stream,
-        training=args.training, kernels=args.kernels,
+        training=args.training, kernels=args.kernels, stack_target=getattr(args, "stack_target", None),
         learning_rate=parse_float(args.learning_rate, "--learning-rate") if args.learning_rate else None,
         momentum=parse_float(args.momentum, "--momentum") if args.momentum else None,
         train_bias_layers=args.train_bias_layers,
