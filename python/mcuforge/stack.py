@@ -55,6 +55,7 @@ DEFAULT_TARGET = "cortex-m4"
 DEFAULT_OPT = "-O2"
 ANALYSIS_FLAGS = ("-std=c99", "-fstack-usage", "-ffunction-sections")
 
+X86_64_RED_ZONE = 128  # System V x86-64 ABI: below the stack pointer, usable by leaf functions
 ENTRY_SUFFIXES = ("init", "invoke", "invoke_stream", "train_step", "train_step_stream")
 
 _FUNC_TYPES = ("STT_FUNC", "STT_GNU_IFUNC", "STT_LOOS")  # pyelftools names STT_GNU_IFUNC (10) STT_LOOS
@@ -343,13 +344,16 @@ def _read_object(name: str, data: bytes, objdump: str, su: dict[str, tuple[int, 
             key, external = target_key(sym, addend)
             if external:
                 fn.externals.add(external)
-            elif key is not None and not inside(fn, key):
-                fn.calls.add(key)
+            elif key is not None and (kind == "call" or not inside(fn, key)):
+                fn.calls.add(key)  # a call to itself stays: recursion
             return
         m = _TARGET.match(operands.strip())
         if not m:
             return
         target = int(m.group(1), 16)
+        if kind == "call" and target == fn.start:
+            fn.calls.add(fn.key)  # recursion
+            return
         if fn.start <= target < fn.start + max(fn.size, 1):
             return
         dests = sorted(containing(idx, target), key=lambda f: (f.start != target, f.name))
@@ -465,6 +469,7 @@ class Program:
         self.objdump = _objdump_for(cc)
         self.functions: dict[tuple[str, str], Function] = {}
         self.address_taken: set = set()
+        self.machine = ""
         self.address_taken_by: dict[str, set] = {}  # object -> function keys whose address it takes
         self.library_of: dict[str, list[tuple[str, str]]] = {}  # external name -> keys
         self._archives: list[_Archive] | None = None
@@ -477,6 +482,7 @@ class Program:
             self._add(_read_object(path.name, path.read_bytes(), self.objdump, read_su(su)))
 
     def _add(self, obj: _Object) -> None:
+        self.machine = obj.machine
         for fn in obj.functions:
             if fn.key in self.functions and not fn.local:
                 raise StackError(f"{fn.name} is defined twice ({self.functions[fn.key].obj} and {fn.obj})")
@@ -583,7 +589,10 @@ class Program:
                 if b > best:
                     best, best_path = b, p
             active.pop()
-            res = (fn.frame + best, [(fn.name, fn.frame)] + best_path, callback or cb)
+            frame = fn.frame
+            if self.machine == "x64" and not callees and not (fn.indirect_call or fn.indirect_jump):
+                frame += X86_64_RED_ZONE  # a leaf may use the 128 bytes below rsp; -fstack-usage leaves them out
+            res = (frame + best, [(fn.name, frame)] + best_path, callback or cb)
             memo[k] = res
             return res
 
