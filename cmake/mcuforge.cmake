@@ -8,7 +8,16 @@
 #                      [TRAINING none|bias|sparse|full] [LEARNING_RATE <lr>] [MOMENTUM <m>]
 #                      [TRAIN_BIAS_LAYERS <n>] [TRAIN_WEIGHT_LAYERS <i,j>]
 #                      [TRAIN_WEIGHT_RATIO <r1,r2>] [TRAIN_DATA <file.npz>]
-#                      [KERNELS portable|arm-dsp] [CHECK_ELF])
+#                      [KERNELS portable|arm-dsp] [STACK_TARGET cortex-m4|cortex-m3|cortex-m7|host|none]
+#                      [THREAD_STACK <bytes>] [CHECK_ELF])
+#
+# The generated header defines <ID>_STACK_SIZE (and <ID>_TRAIN_STEP_STACK_SIZE),
+# the worst-case stack of the entry points for STACK_TARGET at -O2
+# (CONFIG_MCUFORGE_STACK_TARGET under Zephyr). The post-link check adds it to the
+# model's RAM and compares it with the stack of the thread that runs the model:
+# THREAD_STACK, or under Zephyr CONFIG_MCUFORGE_THREAD_STACK_SIZE when non-zero,
+# else CONFIG_MAIN_STACK_SIZE. Too small fails the build naming the symbol to
+# raise (a warning with CONFIG_MCUFORGE_MEMORY_CHECK_FAIL=n).
 #
 # The generator (python -m mcuforge.cli compile) runs at build time through
 # add_custom_command, writes only into ${CMAKE_CURRENT_BINARY_DIR}/mcuforge/<id>/
@@ -97,7 +106,7 @@ endfunction()
 function(mcuforge_add_model target)
   cmake_parse_arguments(PARSE_ARGV 1 MF "CHECK_ELF"
     "MODEL;NAME;CALIBRATION;SRAM_BUDGET;FLASH_BUDGET;SCHEDULE;PATCH_GRID;TRAINING;LEARNING_RATE;MOMENTUM;\
-TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS" "")
+TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS;STACK_TARGET;THREAD_STACK" "")
   if(MF_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "mcuforge_add_model(${target}): unknown arguments: ${MF_UNPARSED_ARGUMENTS}")
   endif()
@@ -177,8 +186,11 @@ TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS" "")
     get_filename_component(MF_TRAIN_DATA "${MF_TRAIN_DATA}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
     list(APPEND depends "${MF_TRAIN_DATA}")
   endif()
+  if(zephyr AND NOT DEFINED MF_STACK_TARGET AND CONFIG_MCUFORGE_STACK_TARGET)
+    set(MF_STACK_TARGET "${CONFIG_MCUFORGE_STACK_TARGET}")
+  endif()
   foreach(opt SCHEDULE PATCH_GRID TRAINING LEARNING_RATE MOMENTUM TRAIN_BIAS_LAYERS TRAIN_WEIGHT_LAYERS TRAIN_WEIGHT_RATIO
-              TRAIN_DATA KERNELS)
+              TRAIN_DATA KERNELS STACK_TARGET)
     string(TOLOWER "${opt}" flag)
     string(REPLACE "_" "-" flag "${flag}")
     if(NOT "${MF_${opt}}" STREQUAL "")
@@ -192,7 +204,16 @@ TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS" "")
   # linker error. Under Zephyr with CONFIG_MCUFORGE_MEMORY_CHECK the linked ELF
   # is checked as well (the full accounting: code, every RAM symbol), and
   # CONFIG_MCUFORGE_MEMORY_CHECK_FAIL=n turns both into warnings.
-  set(check_args "")
+  set(check_args --generated "${outdir}")
+  # The stack of the thread that runs the model, and the symbol a user raises.
+  if(DEFINED MF_THREAD_STACK)
+    list(APPEND check_args --thread-stack "${MF_THREAD_STACK}" --thread-stack-symbol "THREAD_STACK of mcuforge_add_model")
+  elseif(zephyr AND CONFIG_MCUFORGE_THREAD_STACK_SIZE)
+    list(APPEND check_args --thread-stack "${CONFIG_MCUFORGE_THREAD_STACK_SIZE}"
+         --thread-stack-symbol CONFIG_MCUFORGE_THREAD_STACK_SIZE)
+  elseif(zephyr AND CONFIG_MAIN_STACK_SIZE)
+    list(APPEND check_args --thread-stack "${CONFIG_MAIN_STACK_SIZE}" --thread-stack-symbol CONFIG_MAIN_STACK_SIZE)
+  endif()
   foreach(opt SRAM_BUDGET FLASH_BUDGET)
     string(TOLOWER "${opt}" flag)
     string(REPLACE "_" "-" flag "${flag}")

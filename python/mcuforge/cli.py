@@ -114,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.add_argument("--report", metavar="FILE", help="also write the JSON report to FILE")
     e.add_argument("--warn-only", action="store_true", help="over budget warns (exit 0) instead of exit 3")
+    e.add_argument("--generated", metavar="DIR", help="the model's generated C (its header gives <NAME>_STACK_SIZE)")
+    e.add_argument("--stack-objects", metavar="DIR", help="re-derive the stack from the build's objects and .su files")
+    e.add_argument("--stack-target", choices=["cortex-m4", "cortex-m3", "cortex-m7", "host"],
+                   help="the core those objects were built for (its toolchain's libraries; default cortex-m4)")
+    e.add_argument("--thread-stack", type=int, metavar="N",
+                   help="stack bytes of the thread that runs the model: fail (exit 3) when the model needs more")
+    e.add_argument("--thread-stack-symbol", metavar="SYMBOL", help=argparse.SUPPRESS)
     n = sub.add_parser("nas", help="search a network that fits the SRAM and flash budgets (TinyNAS)")
     n.add_argument("--data", required=True, metavar="FILE.npz", help="x (N, C, H, W) float32 images, y (N,) labels")
     n.add_argument("--sram-budget", metavar="SIZE", help="SRAM the model may use, e.g. 8K")

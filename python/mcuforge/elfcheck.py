@@ -245,8 +245,11 @@ def format_text(summary: dict) -> str:
         lines.append(f"  {n:<{w}} {r or '':>10} {f or '':>10}")
     m = summary.get("model")
     if m:
+        stack = f", stack {m['stack_bytes']}" if m.get("stack_bytes") is not None else ""
+        if m.get("thread_stack_bytes") is not None:
+            lines.append(f"thread stack {m['thread_stack_bytes']} B, model's worst-case stack {m.get('stack_bytes')} B")
         lines.append(f"model {m['name']}: RAM {_fmt(m['ram_bytes'])} (arena {m['arena_bytes']}, other "
-                     f"{m['other_ram_bytes']}), flash {_fmt(m['flash_bytes'])} (weights {m['weights_bytes']}, "
+                     f"{m['other_ram_bytes']}{stack}), flash {_fmt(m['flash_bytes'])} (weights {m['weights_bytes']}, "
                      f"code {m['code_bytes']}: model {m['model_code_bytes']} + runtime mcf_* "
                      f"{m['runtime_code_bytes']})")
     for what in ("sram", "flash"):
@@ -306,7 +309,16 @@ def main_check(args) -> int:
     flash = parse_size(args.flash_budget, "--flash-budget") if args.flash_budget else None
     if model and summary["model"]["arena_bytes"] is None:
         raise McuforgeError(f"{args.elf}: no symbol '{model}_arena'; is --model the name given to compile?")
-    problems = check(summary, mem, sram, flash)
+    stack_problems, stack_warnings = [], []
+    if model:
+        from .elfstack import apply
+
+        stack_problems, stack_warnings = apply(summary, args)
+    problems = check(summary, mem, sram, flash) + stack_problems
+    summary["fits"] = not problems
+    summary["problems"] = problems
+    for w in stack_warnings:
+        print(f"mcuforge: WARNING: {w}", file=sys.stderr)
     report = getattr(args, "report", None)
     if report:
         Path(report).parent.mkdir(parents=True, exist_ok=True)
