@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _cli(*args):
     env = {"PYTHONPATH": str(ROOT / "python"), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "mcuforge.cli", *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "mcuforge", *args], capture_output=True, text=True, env=env)
 
 
 @pytest.fixture(scope="module")

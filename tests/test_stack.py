@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcuforge import hostrun, qemu, stack
+from mcuforge import stack
+from mcuforge.tools import hostrun, qemu
 from mcuforge.config import BuildConfig
 from mcuforge.pipeline import compile_model
 

@@ -36,13 +36,12 @@ from __future__ import annotations
 import io
 import re
 import shutil
-import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .ir import McuforgeError
+from .errors import McuforgeError
 
 # The cores a generated header's stack can be computed for: compiler, flags.
 TARGETS = {

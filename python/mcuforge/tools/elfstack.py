@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import stack
-from .ir import McuforgeError
+from .. import stack
+from ..errors import McuforgeError
 
 # Where the thread's stack comes from, by the symbol the user raises.
 THREAD_STACK_SYMBOLS = ("CONFIG_MAIN_STACK_SIZE", "CONFIG_MCUFORGE_THREAD_STACK_SIZE")
