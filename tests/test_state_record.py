@@ -154,3 +154,41 @@ def test_same_model_other_policy_is_refused(builds):
     _run(exe2, "train", rec, 1, 0)
     out = _run(exe1, "restore", rec).splitlines()
     assert out[0].startswith("restore -1 ") or out[0].startswith("restore -5 "), out
+
+
+def test_cli_run_train_prints_reference_losses_and_checksum(builds, tmp_path):
+    """`mcuforge run DIR --input x.npy --train labels.npy` prints every step's loss and the state's
+    checksum as the on_device_learning sample does; they equal the NumPy reference's."""
+    import re
+    import sys
+
+    from mcuforge.reference import training as tref
+    from mcuforge.tools.train_run import fnv1a
+
+    _, (exe, plan), _ = builds
+    out = exe.parent
+    rng = np.random.default_rng(5)
+    shape = plan.graph.tensors[plan.input].shape
+    xs = rng.integers(-128, 128, (4,) + shape[1:]).astype(np.int8)
+    labels = np.array([1, 0, 1, 1], dtype=np.int64)
+    # --input in the source model's layout (NCHW for PyTorch), int8 as it is
+    np.save(tmp_path / "x.npy", np.transpose(xs, (0, 3, 1, 2)))
+    np.save(tmp_path / "y.npy", labels)
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, "-m", "mcuforge", "run", str(out), "--input", str(tmp_path / "x.npy"),
+                          "--train", str(tmp_path / "y.npy"), "--epochs", "2", "--save-state",
+                          str(tmp_path / "s.bin")], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(root / "python"), "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stderr
+    state = tref.TrainState.initial(plan)
+    want = [tref.train_step(plan, state, x, int(y)) for _ in range(2) for x, y in zip(xs, labels)]
+    got = [float(v) for v in re.findall(r"^step \d+ epoch \d+ label \d+ loss (\S+)$", res.stdout, re.M)]
+    assert got == [float(f"{w:.6f}") for w in want]
+    assert f"train state checksum 0x{fnv1a(state.to_bytes(plan)):08x}" in res.stdout
+    record = (tmp_path / "s.bin").read_bytes()
+    assert state_record.unpack(state_record.identity(plan), record, plan.training.state_bytes) == \
+        state.to_bytes(plan)
+    bad = subprocess.run([sys.executable, "-m", "mcuforge", "run", str(out), "--input", str(tmp_path / "x.npy"),
+                          "--train", str(tmp_path / "x.npy")], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(root / "python"), "PATH": "/usr/bin:/bin"})
+    assert bad.returncode == 2 and "--train" in bad.stderr and "Traceback" not in bad.stderr

@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("dir", help="output directory of 'compile'")
     u.add_argument("--input", required=True, metavar="X.npy", help="input in the model's layout (int8, or float32 to quantize)")
     u.add_argument("--output", metavar="Y.npy", help="write the int8 output here (the model's layout)")
+    u.add_argument("--train", metavar="LABELS.npy",
+                   help="training build: run the training step on each input with these integer labels, printing "
+                        "the losses and the trained state's checksum")
+    u.add_argument("--epochs", type=int, default=1, metavar="N", help="with --train: passes over the inputs")
+    u.add_argument("--save-state", metavar="FILE", help="with --train: write the trained state record here")
     u.add_argument("--check", action="store_true", help="compare with the NumPy reference; exit 4 on any difference")
     u.add_argument("--opt", default="-O2", help="optimisation flag for the host build (default -O2)")
     u.add_argument("--profile", action="store_true",
@@ -226,6 +231,10 @@ def cmd_run(args) -> int:
     outdir = Path(args.dir)
     plan = Plan.load(outdir)
     x = hostrun.load_input(Path(args.input), plan)
+    if getattr(args, "train", None):
+        from .train_run import run as train_run
+
+        return train_run(plan, outdir, x, Path(args.train), args.epochs, args.target, args.opt, args.save_state)
     if args.target != "host":
         from . import qemu
 
