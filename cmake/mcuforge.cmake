@@ -204,16 +204,7 @@ TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS;STAC
   # linker error. Under Zephyr with CONFIG_MCUFORGE_MEMORY_CHECK the linked ELF
   # is checked as well (the full accounting: code, every RAM symbol), and
   # CONFIG_MCUFORGE_MEMORY_CHECK_FAIL=n turns both into warnings.
-  set(check_args --generated "${outdir}")
-  # The stack of the thread that runs the model, and the symbol a user raises.
-  if(DEFINED MF_THREAD_STACK)
-    list(APPEND check_args --thread-stack "${MF_THREAD_STACK}" --thread-stack-symbol "THREAD_STACK of mcuforge_add_model")
-  elseif(zephyr AND CONFIG_MCUFORGE_THREAD_STACK_SIZE)
-    list(APPEND check_args --thread-stack "${CONFIG_MCUFORGE_THREAD_STACK_SIZE}"
-         --thread-stack-symbol CONFIG_MCUFORGE_THREAD_STACK_SIZE)
-  elseif(zephyr AND CONFIG_MAIN_STACK_SIZE)
-    list(APPEND check_args --thread-stack "${CONFIG_MAIN_STACK_SIZE}" --thread-stack-symbol CONFIG_MAIN_STACK_SIZE)
-  endif()
+  set(check_args "")
   foreach(opt SRAM_BUDGET FLASH_BUDGET)
     string(TOLOWER "${opt}" flag)
     string(REPLACE "_" "-" flag "${flag}")
@@ -224,6 +215,16 @@ TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS;STAC
   endforeach()
   if(zephyr AND CONFIG_MCUFORGE_MEMORY_CHECK AND NOT CONFIG_MCUFORGE_MEMORY_CHECK_FAIL)
     list(APPEND args --warn-only)
+  endif()
+  list(APPEND check_args --generated "${outdir}")
+  # The stack of the thread that runs the model, and the symbol a user raises.
+  if(DEFINED MF_THREAD_STACK)
+    list(APPEND check_args --thread-stack "${MF_THREAD_STACK}" --thread-stack-symbol "THREAD_STACK of mcuforge_add_model")
+  elseif(zephyr AND CONFIG_MCUFORGE_THREAD_STACK_SIZE)
+    list(APPEND check_args --thread-stack "${CONFIG_MCUFORGE_THREAD_STACK_SIZE}"
+         --thread-stack-symbol CONFIG_MCUFORGE_THREAD_STACK_SIZE)
+  elseif(zephyr AND CONFIG_MAIN_STACK_SIZE)
+    list(APPEND check_args --thread-stack "${CONFIG_MAIN_STACK_SIZE}" --thread-stack-symbol CONFIG_MAIN_STACK_SIZE)
   endif()
 
   add_custom_command(
