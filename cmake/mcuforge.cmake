@@ -172,6 +172,16 @@ TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS;STAC
     endforeach()
   endif()
 
+  # Configure time: can the generator's Python import what this model needs?
+  execute_process(COMMAND ${MCUFORGE_PYTHON} "${MCUFORGE_PACKAGE_DIR}/tools/envcheck.py" "${model}"
+                  RESULT_VARIABLE _mf_env OUTPUT_VARIABLE _mf_missing OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT _mf_env EQUAL 0)
+    message(FATAL_ERROR "mcuforge_add_model(${target}): the generator's Python ${MCUFORGE_PYTHON} cannot import "
+                        "${_mf_missing}, which ${name} needs. Install them into that environment "
+                        "(${MCUFORGE_PYTHON} -m pip install ...) or choose another Python: "
+                        "-DMCUFORGE_PYTHON=/path/to/python (e.g. mcuforge's .venv/bin/python, made by 'make').")
+  endif()
+
   set(outdir "${CMAKE_CURRENT_BINARY_DIR}/mcuforge/${name}")
   set(outputs "${outdir}/${name}.c" "${outdir}/${name}.h" "${outdir}/${name}_weights.c"
               "${outdir}/report.json")
