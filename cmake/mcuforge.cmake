@@ -227,6 +227,9 @@ TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS;STAC
     list(APPEND args --warn-only)
   endif()
   list(APPEND check_args --generated "${outdir}")
+  if(zephyr AND CONFIG_MCUFORGE_MEMORY_CHECK_VERBOSE)
+    list(APPEND check_args --verbose)  # the image's section table too, not only the model's lines
+  endif()
   # The stack of the thread that runs the model, and the symbol a user raises.
   if(DEFINED MF_THREAD_STACK)
     list(APPEND check_args --thread-stack "${MF_THREAD_STACK}" --thread-stack-symbol "THREAD_STACK of mcuforge_add_model")

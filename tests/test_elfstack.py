@@ -112,3 +112,13 @@ def test_header_of_a_generated_model_names_its_numbers(built):
     assert "Worst-case stack of each entry point, host -O2" in text
     report = json.loads((out / "report.json").read_text())
     assert report["stack"]["stack_size"] == size and report["stack"]["computed"]
+
+
+def test_model_verdict_without_the_section_table_unless_verbose(built):
+    exe, out, _, size = built
+    brief = _cli("check-elf", str(exe), "--model", "tiny", "--generated", str(out))
+    assert brief.returncode == 0, brief.stderr
+    lines = brief.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("model tiny: RAM") and f"stack {size}" in lines[0]
+    verbose = _cli("check-elf", str(exe), "--model", "tiny", "--generated", str(out), "--verbose")
+    assert ".text" in verbose.stdout and "section" in verbose.stdout and lines[0] in verbose.stdout

@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--thread-stack", type=int, metavar="N",
                    help="stack bytes of the thread that runs the model: fail (exit 3) when the model needs more")
     e.add_argument("--thread-stack-symbol", metavar="SYMBOL", help=argparse.SUPPRESS)
+    e.add_argument("--verbose", action="store_true",
+                   help="with --model: also the whole image's RAM and flash by section")
     n = sub.add_parser("nas", help="search a network that fits the SRAM and flash budgets (TinyNAS)")
     n.add_argument("--data", required=True, metavar="FILE.npz", help="x (N, C, H, W) float32 images, y (N,) labels")
     n.add_argument("--sram-budget", metavar="SIZE", help="SRAM the model may use, e.g. 8K")

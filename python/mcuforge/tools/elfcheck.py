@@ -234,15 +234,20 @@ def _fmt(n: int) -> str:
     return f"{n:,} B" if n < 10 * 1024 else f"{n:,} B ({n / 1024:.1f} KiB)"
 
 
-def format_text(summary: dict) -> str:
+def format_text(summary: dict, sections: bool = True) -> str:
+    """The report; without `sections` (check-elf --model without --verbose) only the model's lines."""
     lines = [f"{summary['elf']}: RAM {_fmt(summary['ram_bytes'])}, flash {_fmt(summary['flash_bytes'])}"]
+    if not sections:
+        lines = []
     w = max([len(k) for k in list(summary["ram_by_section"]) + list(summary["flash_by_section"])] + [7])
     lines.append(f"  {'section':<{w}} {'RAM':>10} {'flash':>10}")
     names = sorted(set(summary["ram_by_section"]) | set(summary["flash_by_section"]),
                    key=lambda n: -(summary["ram_by_section"].get(n, 0) + summary["flash_by_section"].get(n, 0)))
-    for n in names:
+    for n in names if sections else []:
         r, f = summary["ram_by_section"].get(n, 0), summary["flash_by_section"].get(n, 0)
         lines.append(f"  {n:<{w}} {r or '':>10} {f or '':>10}")
+    if not sections:
+        lines = [ln for ln in lines if not ln.startswith("  ")]
     m = summary.get("model")
     if m:
         stack = f", stack {m['stack_bytes']}" if m.get("stack_bytes") is not None else ""
@@ -326,7 +331,7 @@ def main_check(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(format_text(summary))
+        print(format_text(summary, sections=not model or getattr(args, "verbose", False)))
     if problems:
         msg = f"{args.elf}: over budget: " + "; ".join(problems)
         if getattr(args, "warn_only", False):
