@@ -9,7 +9,7 @@
 #                      [TRAIN_BIAS_LAYERS <n>] [TRAIN_WEIGHT_LAYERS <i,j>]
 #                      [TRAIN_WEIGHT_RATIO <r1,r2>] [TRAIN_DATA <file.npz>]
 #                      [KERNELS portable|arm-dsp] [STACK_TARGET cortex-m4|cortex-m3|cortex-m7|host|none]
-#                      [THREAD_STACK <bytes>] [CHECK_ELF])
+#                      [THREAD_STACK <bytes>] [PATCH_MAX_OVERHEAD <fraction, e.g. 0.3>] [CHECK_ELF])
 #
 # The generated header defines <ID>_STACK_SIZE (and <ID>_TRAIN_STEP_STACK_SIZE),
 # the worst-case stack of the entry points for STACK_TARGET at -O2
@@ -106,7 +106,7 @@ endfunction()
 function(mcuforge_add_model target)
   cmake_parse_arguments(PARSE_ARGV 1 MF "CHECK_ELF"
     "MODEL;NAME;CALIBRATION;SRAM_BUDGET;FLASH_BUDGET;SCHEDULE;PATCH_GRID;TRAINING;LEARNING_RATE;MOMENTUM;\
-TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS;STACK_TARGET;THREAD_STACK" "")
+TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS;STACK_TARGET;THREAD_STACK;PATCH_MAX_OVERHEAD" "")
   if(MF_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "mcuforge_add_model(${target}): unknown arguments: ${MF_UNPARSED_ARGUMENTS}")
   endif()
@@ -196,11 +196,19 @@ TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS;STAC
     get_filename_component(MF_TRAIN_DATA "${MF_TRAIN_DATA}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
     list(APPEND depends "${MF_TRAIN_DATA}")
   endif()
+  if(zephyr AND NOT DEFINED MF_PATCH_MAX_OVERHEAD AND CONFIG_MCUFORGE_PATCH_MAX_OVERHEAD_PERCENT)
+    math(EXPR _mf_whole "${CONFIG_MCUFORGE_PATCH_MAX_OVERHEAD_PERCENT} / 100")
+    math(EXPR _mf_frac "${CONFIG_MCUFORGE_PATCH_MAX_OVERHEAD_PERCENT} % 100")
+    if(_mf_frac LESS 10)
+      set(_mf_frac "0${_mf_frac}")
+    endif()
+    set(MF_PATCH_MAX_OVERHEAD "${_mf_whole}.${_mf_frac}")
+  endif()
   if(zephyr AND NOT DEFINED MF_STACK_TARGET AND CONFIG_MCUFORGE_STACK_TARGET)
     set(MF_STACK_TARGET "${CONFIG_MCUFORGE_STACK_TARGET}")
   endif()
   foreach(opt SCHEDULE PATCH_GRID TRAINING LEARNING_RATE MOMENTUM TRAIN_BIAS_LAYERS TRAIN_WEIGHT_LAYERS TRAIN_WEIGHT_RATIO
-              TRAIN_DATA KERNELS STACK_TARGET)
+              TRAIN_DATA KERNELS STACK_TARGET PATCH_MAX_OVERHEAD)
     string(TOLOWER "${opt}" flag)
     string(REPLACE "_" "-" flag "${flag}")
     if(NOT "${MF_${opt}}" STREQUAL "")

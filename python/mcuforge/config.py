@@ -107,6 +107,8 @@ def from_kconfig(path: Path) -> dict:
                 out[key] = opt
     if values.get("CONFIG_MCUFORGE_STACK_TARGET"):
         out["stack_target"] = values["CONFIG_MCUFORGE_STACK_TARGET"]
+    if int(values.get("CONFIG_MCUFORGE_PATCH_MAX_OVERHEAD_PERCENT") or 0) > 0:
+        out["patch_max_overhead"] = int(values["CONFIG_MCUFORGE_PATCH_MAX_OVERHEAD_PERCENT"]) / 100
     if "CONFIG_MCUFORGE_PATCH_GRID" in values:
         out["patch_grid"] = int(values["CONFIG_MCUFORGE_PATCH_GRID"])
     if values.get("CONFIG_MCUFORGE_TRAINING_LEARNING_RATE"):

@@ -335,7 +335,9 @@ def _read_object(name: str, data: bytes, objdump: str, su: dict[str, tuple[int, 
             return
         # direct call or branch: a relocation inside the instruction, or the encoded address
         table = relocs.get(idx, {})
-        rel = next((table[o] for o in range(off, min(end, off + (16 if machine == "x64" else 4))) if o in table), None)
+        branch_types = _X86_BRANCH_RELOCS if machine == "x64" else _ARM_CALL_RELOCS | _ARM_JUMP_RELOCS
+        rel = next((table[o] for o in range(off, min(end, off + (16 if machine == "x64" else 4)))
+                    if o in table and table[o][0] in branch_types), None)
         if rel is not None:
             rtype, sym, addend = rel
             if machine == "x64":
