@@ -28,7 +28,9 @@ from marks import needs_qemu
 MODELS_DIR = Path(__file__).resolve().parents[2] / "shared" / "models"
 MLPERF = ["vww_96_int8.tflite", "pretrainedResnet_quant.tflite", "kws_ref_model.tflite", "ad01_int8.tflite"]
 PAINT = 24 * 1024  # bytes painted below the caller: more than any bound here
-SLACK = 512  # the bound may exceed the measured use by at most this (tail calls, pointer targets, paths not taken)
+# The bound may exceed the measured use by at most this (tail calls, pointer targets, a kernel's branch this
+# model's shapes never take; on x86-64 also the 128-byte red zone of a leaf and wider frames).
+SLACK = {"cortex-m4": 512, "host": 768}
 
 needs_gcc = pytest.mark.skipif(shutil.which("cc") is None, reason="no host C compiler (cc)")
 
@@ -165,7 +167,7 @@ def check(plan, out: Path, tmp: Path, where: str) -> list[str]:
             bound = bounds[entry].bytes
             assert used != 0xFFFFFFFF, f"{entry} failed"
             assert used <= bound, f"{where} {target} {entry}: measured {used} B > bound {bound} B"
-            assert bound - used <= SLACK, f"{where} {target} {entry}: bound {bound} B, measured {used} B: too loose"
+            assert bound - used <= SLACK[target], f"{where} {target} {entry}: bound {bound} B, measured {used} B: too loose"
             lines.append(f"{where:34s} {target:9s} {entry:28s} bound {bound:5d} B measured {used:5d} B "
                          f"margin {bound - used:4d} B")
     print("\n" + "\n".join(lines))
