@@ -13,7 +13,9 @@ Conventions (docs/extending.md, "Writing docs", says the same for authors):
   with ``>>>`` is a doctest (its outputs are compared; ELLIPSIS and NORMALIZE_WHITESPACE on).
 * ```sh and ```console blocks: every command runs with bash in the page's directory, where
   ``mcuforge`` is this Python's ``python -m mcuforge`` and ``python`` this Python; in console
-  blocks only the lines starting with ``$ `` are commands (the rest is sample output). A command
+  blocks only the lines starting with ``$ `` are commands (the rest is sample output). A plain
+  ``mcuforge ...`` command (no pipe or redirection) runs through ``mcuforge.tools.cli.main``, the
+  console script's entry point, in this process (saving a Python start per command). A command
   must exit 0; a comment ``# exit N`` at its end (``# exit N: why`` too) says it must exit N. Lines ending in ``\\`` are
   joined. ``make <target>`` is not run (it would bootstrap the machine): the target must exist in
   the Makefile.
@@ -33,7 +35,9 @@ Conventions (docs/extending.md, "Writing docs", says the same for authors):
 """
 from __future__ import annotations
 
+import contextlib
 import doctest
+import io
 import os
 import re
 import shlex
@@ -145,6 +149,19 @@ def make_targets() -> set[str]:
     return set(re.findall(r"^([A-Za-z0-9_-]+):", (ROOT / "Makefile").read_text(), re.M))
 
 
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """`mcuforge ARGS` through mcuforge.tools.cli.main (the console script's entry point)."""
+    from mcuforge.tools.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as stop:  # argparse: --help, usage errors
+            code = stop.code if isinstance(stop.code, int) else 2
+    return code, out.getvalue(), err.getvalue()
+
+
 def run_sh(text: str, where: str, cwd: Path, console: bool) -> None:
     prelude = (f'mcuforge() {{ {shlex.quote(sys.executable)} -m mcuforge "$@"; }}\n'
                f'python() {{ {shlex.quote(sys.executable)} "$@"; }}\nset -o pipefail\n')
@@ -160,10 +177,14 @@ def run_sh(text: str, where: str, cwd: Path, console: bool) -> None:
             missing = set(targets) - make_targets()
             assert not missing, f"{where}: `{cmd}`: no target {sorted(missing)} in the Makefile"
             continue
-        res = subprocess.run(["bash", "-c", prelude + cmd], cwd=cwd, env=env, capture_output=True, text=True,
-                             timeout=300)
-        assert res.returncode == expected, (f"{where}: `{cmd}` exited {res.returncode}, the page says "
-                                            f"{expected}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+        if words and words[0] == "mcuforge" and not re.search(r"[|<>;&$`]", cmd.split("#")[0]):
+            code, out, err = run_cli(words[1:])  # the console script's own main(), without a new Python
+        else:
+            res = subprocess.run(["bash", "-c", prelude + cmd], cwd=cwd, env=env, capture_output=True, text=True,
+                                 timeout=300)
+            code, out, err = res.returncode, res.stdout, res.stderr
+        assert code == expected, (f"{where}: `{cmd}` exited {code}, the page says {expected}\n{out[-3000:]}\n"
+                                  f"{err[-3000:]}")
 
 
 _headers: dict[tuple[str, str], Path] = {}
