@@ -29,6 +29,8 @@ Conventions (docs/extending.md, "Writing docs", says the same for authors):
 * ```kconfig blocks (prj.conf fragments): every line is a comment line or ``CONFIG_X=value``
   (Kconfig allows no comment after a value); every ``CONFIG_MCUFORGE_*`` symbol exists in
   zephyr_module/Kconfig and the value fits its type.
+* Outside blocks, every ``CONFIG_MCUFORGE_*`` and every ``--flag`` a page names must exist (the
+  flags in mcuforge's parser), and links between pages must resolve.
 * ```text blocks (and blocks without a language) are not run: output samples, and commands that
   need a Zephyr tree or hours. The test still checks that each ``west <verb>`` there names a verb
   west has, and each ``west mcuforge <verb>`` one of tools/west_command.py's VERBS.
@@ -299,6 +301,39 @@ def test_links_resolve():
             if re.match(r"\w+://", target):
                 continue
             assert (page.parent / target).exists(), f"{page.relative_to(ROOT)}: link to {target}: no such file"
+
+
+def test_kconfig_symbols_in_prose():
+    """Every CONFIG_MCUFORGE_* named anywhere in the pages (tables and text too) exists."""
+    symbols = kconfig_symbols()
+    for page in PAGES:
+        for name in re.findall(r"CONFIG_(MCUFORGE\w*)", page.read_text()):
+            assert name.rstrip("_") in symbols, f"{page.relative_to(ROOT)}: CONFIG_{name} is not in zephyr_module/Kconfig"
+
+
+OTHER_TOOLS_FLAGS = {"--gc-sections"}  # the linker's, named in docs/zephyr.md
+
+
+def test_flags_in_prose():
+    """Every --flag the pages name (text and tables too) is one of mcuforge's, so a renamed
+    option cannot survive in the docs."""
+    import argparse
+
+    from mcuforge.tools.cli import build_parser
+
+    flags = set(OTHER_TOOLS_FLAGS)
+
+    def walk(parser):
+        for action in parser._actions:
+            flags.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    walk(sub)
+
+    walk(build_parser())
+    for page in PAGES:
+        for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", page.read_text()):
+            assert flag in flags, f"{page.relative_to(ROOT)}: {flag} is not an option of mcuforge"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
