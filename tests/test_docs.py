@@ -106,12 +106,6 @@ def small_cnn(path: Path) -> None:
 def fixtures(tmp_path_factory) -> Path:
     from mcuforge import zoo
 
-    try:  # one thread: the examples' PyTorch training is small, the machine may be busy
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
     d = tmp_path_factory.mktemp("docs-fixtures")
     small_cnn(d / "model.onnx")
     rng = np.random.default_rng(1)
@@ -343,8 +337,29 @@ def test_page(page: Path, fixtures: Path, tmp_path: Path, monkeypatch):
     monkeypatch.chdir(work)
     monkeypatch.syspath_prepend(str(ROOT / "python"))
     ns: dict = {"__name__": "__docs__"}
-    found = blocks(page)
-    for lang, text, line in found:
+    with one_torch_thread():
+        run_page(page, work, fixtures, tmp_path, ns)
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """The examples' PyTorch training is small and the machine may be busy: one thread while a
+    page runs, the caller's setting back afterwards (other tests in this process keep theirs)."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_page(page: Path, work: Path, fixtures: Path, tmp_path: Path, ns: dict) -> None:
+    for lang, text, line in blocks(page):
         where = f"{page.relative_to(ROOT)}:{line}"
         assert lang in LANGUAGES, f"{where}: unknown block language '{lang}' (one of {sorted(LANGUAGES)})"
         if lang == "python":
