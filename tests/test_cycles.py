@@ -196,3 +196,27 @@ def test_cli_profile_prices_every_layer(tmp_path):
     for bad in (["--flash-wait-states", "-1"], ["--target", "qemu-cortex-m7", "--flash-wait-states", "2"]):
         res = subprocess.run(cmd + bad, capture_output=True, text=True)
         assert res.returncode == 2 and "--flash-wait-states" in res.stderr and "Traceback" not in res.stderr
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "speed.md"
+AD_MODEL = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "ad01_int8.tflite"
+
+
+@pytest.mark.skipif(not AD_MODEL.is_file(), reason=f"{AD_MODEL} absent (the shared MLPerf Tiny models)")
+def test_docs_commands_run(tmp_path):
+    """docs/speed.md's commands, on the MLPerf Tiny AD model: each exits 0, and 5 wait states cost more."""
+    text = DOCS.read_text()
+    block = text.split("```sh\n", 1)[1].split("```", 1)[0]
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(1).integers(-128, 128, (1, 640)).astype(np.int8))
+    totals = []
+    for line in block.strip().splitlines():
+        args = line.split()
+        assert args[0] == "mcuforge"
+        args = [str(AD_MODEL) if a == "model.tflite" else str(tmp_path / "out") if a == "out/" else
+                str(x) if a == "x.npy" else a for a in args[1:]]
+        res = subprocess.run([sys.executable, "-m", "mcuforge.cli", *args], capture_output=True, text=True)
+        assert res.returncode == 0, f"{line}: {res.stderr}"
+        if "--profile" in args:
+            totals.append(int(res.stdout.split("cycles: ")[1].split()[0]))
+    assert len(totals) == 2 and totals[1] > totals[0]
