@@ -6,7 +6,7 @@ For the MLPerf Tiny models (../shared/models, never copied here), MobileNetV2
 
 * Cortex-M4 (QEMU mps2-an386, arm-none-eabi-gcc -O2, one seeded random
   input): every executed instruction of the invoke traced and priced with the
-  Cortex-M4 TRM cycle table (mcuforge.cycles, rules in docs/speed.md):
+  Cortex-M4 TRM cycle table (mcuforge.tools.cycles, rules in docs/speed.md):
   cycles with zero flash wait states (pipeline refill P = 1 and P = 2) and
   with 5 wait states, instructions, MACs per cycle;
 * instructions per invoke on Cortex-M7 (mps2-an500, ``-icount shift=0``,
@@ -108,7 +108,7 @@ def section_bytes(outdir: Path, name: str) -> tuple[int, int]:
     from elftools.elf.elffile import ELFFile
 
     from mcuforge.codegen.portable import c_sources, include_dirs
-    from mcuforge.qemu import ARM_GCC, TARGETS
+    from mcuforge.tools.qemu import ARM_GCC, TARGETS
 
     code = constants = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,7 +137,7 @@ def by_kernel(plan, out: Path, x: np.ndarray, builddir: Path) -> dict:
     instructions, cycles and MACs per cycle of the 1x1 and of the depthwise
     layers, the share of cycles of every kernel function, and the pointwise
     MACs per instruction of each input-channel count K."""
-    from mcuforge import cycles
+    from mcuforge.tools import cycles
 
     result_run = cycles.run(plan, out, x, M4, profile=True, workdir=builddir)
     rows, _table = cycles.profile_table(plan, result_run)
@@ -171,9 +171,10 @@ def by_kernel(plan, out: Path, x: np.ndarray, builddir: Path) -> dict:
 
 
 def measure(key: str, src, workdir: Path) -> dict:
-    from mcuforge import cycles, qemu, reference
+    from mcuforge import reference
+    from mcuforge.tools import cycles, qemu
     from mcuforge.codegen.arm_dsp import fallback_layers
-    from mcuforge.compare import random_inputs
+    from mcuforge.tools.compare import random_inputs
 
     row: dict = {"model": key}
     outputs = {}
@@ -304,7 +305,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from mcuforge import qemu
+    from mcuforge.tools import qemu
 
     missing = qemu.tools_missing()
     if missing:

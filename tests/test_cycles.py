@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcuforge import cycles, qemu
+from mcuforge.tools import cycles, qemu
 
 from marks import needs_qemu  # noqa: E402
 
@@ -175,7 +175,7 @@ def test_cli_profile_prices_every_layer(tmp_path):
                          BuildConfig(name="dscnn", calibration=str(calib), kernels="arm-dsp"), out)
     x = tmp_path / "x.npy"
     np.save(x, rng.integers(-128, 128, (1,) + tuple(example.shape[1:])).astype(np.int8))
-    cmd = [sys.executable, "-m", "mcuforge.cli", "run", str(out), "--input", str(x), "--target", M4, "--profile"]
+    cmd = [sys.executable, "-m", "mcuforge", "run", str(out), "--input", str(x), "--target", M4, "--profile"]
     res = subprocess.run(cmd + ["--check"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "check passed" in res.stdout
@@ -215,7 +215,7 @@ def test_docs_commands_run(tmp_path):
         assert args[0] == "mcuforge"
         args = [str(AD_MODEL) if a == "model.tflite" else str(tmp_path / "out") if a == "out/" else
                 str(x) if a == "x.npy" else a for a in args[1:]]
-        res = subprocess.run([sys.executable, "-m", "mcuforge.cli", *args], capture_output=True, text=True)
+        res = subprocess.run([sys.executable, "-m", "mcuforge", *args], capture_output=True, text=True)
         assert res.returncode == 0, f"{line}: {res.stderr}"
         if "--profile" in args:
             totals.append(int(res.stdout.split("cycles: ")[1].split()[0]))

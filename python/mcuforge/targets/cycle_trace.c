@@ -1,4 +1,4 @@
-/* QEMU TCG plugin of mcuforge's Cortex-M cycle model (mcuforge/cycles.py).
+/* QEMU TCG plugin of mcuforge's Cortex-M cycle model (mcuforge/tools/cycles.py).
  *
  * Counts, for every executed instruction of the guest's code range, how many
  * times it ran, how many times the next instruction executed was not the one

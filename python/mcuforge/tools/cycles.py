@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from . import qemu
-from .ir import McuforgeError
-from .plan import Plan
+from ..errors import McuforgeError
+from ..plan import Plan
 
 PLUGIN_SOURCE = qemu.TARGETS_DIR / "cycle_trace.c"
 OBJDUMP = "arm-none-eabi-objdump"
@@ -396,8 +396,8 @@ def run(plan: Plan, outdir: Path, inputs: np.ndarray, target: str = "qemu-cortex
 
 def profile_table(plan: Plan, result: CycleRun) -> tuple[list[dict], str]:
     """Per layer: kernel, MACs, instructions, cycles (Cortex-M4), MAC/cycle, share of cycles."""
-    from .ops import describe_step
-    from .registry import backend_for
+    from ..ops import describe_step
+    from ..registry import backend_for
 
     backend = backend_for(plan.config.kernels)
     priced = result.priced

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from . import hostrun
-from .codegen.portable import c_sources, include_dirs
-from .ir import McuforgeError
-from .plan import Plan
+from ..codegen.portable import c_sources, include_dirs
+from ..ir import McuforgeError
+from ..plan import Plan
 
-TARGETS_DIR = Path(__file__).resolve().parent / "targets"
+TARGETS_DIR = Path(__file__).resolve().parents[1] / "targets"
 WARNING_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
 QEMU = "qemu-system-arm"
 ARM_GCC = "arm-none-eabi-gcc"
@@ -136,7 +136,7 @@ void mcuforge_profile_layer(int32_t layer, uint64_t start)
 
 
 MARK_SUPPORT = """
-/* Marks of the cycle model (mcuforge.cycles): its QEMU plugin starts a new
+/* Marks of the cycle model (mcuforge.tools.cycles): its QEMU plugin starts a new
    segment of counts at every read of mcuforge_marks, labelled by the index. */
 volatile uint8_t mcuforge_marks[{marks}];
 void mcuforge_mark(int32_t id) __attribute__((noinline));
@@ -149,7 +149,7 @@ void mcuforge_mark(int32_t id)
 
 def harness_source(plan: Plan, profile: bool = False, marks: int = 0) -> str:
     """marks > 0: mcuforge_mark(0) and mcuforge_mark(1) around every invoke,
-    the mark array sized for `marks` labels (mcuforge.cycles)."""
+    the mark array sized for `marks` labels (mcuforge.tools.cycles)."""
     p = plan.name
     P = p.upper()
     outs = [f"{p}_output{'' if k == 0 else k}()" for k in range(len(plan.outputs))]
@@ -336,8 +336,8 @@ def build_and_run(plan: Plan, outdir: Path, inputs: np.ndarray, target: str = "q
 
 def profile_table(plan: Plan, stats: RunStats) -> tuple[list[dict], str]:
     """Per layer: kernel, MACs, instructions, MACs per instruction (first input)."""
-    from .ops import describe_step
-    from .registry import backend_for
+    from ..ops import describe_step
+    from ..registry import backend_for
 
     backend = backend_for(plan.config.kernels)
     instr = stats.layer_instructions()
