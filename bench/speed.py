@@ -260,7 +260,9 @@ def markdown(rows: list[dict]) -> str:
              "constant read charged, no flash accelerator, so an upper bound). MAC/cycle at P = 2, 0 WS. Published: "
              "MLPerf Tiny closed division, best Cortex-M4 result (STM32L4R5 at 120 MHz), median latency x clock; "
              "sources in speed.json. Ours / theirs: arm-dsp at P = 2, 0 WS. Issue 18 estimate: the issue's table "
-             "(P = 1 – 2), with this model's P = 1 and P = 2 figures against its low and high ends.\n\n")
+             "(P = 1 – 2), with this model's P = 1 and P = 2 figures against its low and high ends; IC's ADD layers "
+             "now run the arm-dsp variant (mcf_dsp_add_s8), so IC is below the issue's figure by design (with the "
+             "portable ADD the model reproduces it: docs/speed.md).\n\n")
     head = ("| model | MACs | M4 portable | M4 arm-dsp | MAC/instr M4 | M7 portable | M7 arm-dsp | "
             "TFLM / CMSIS-NN / TinyEngine (M4) | target M4 | code B portable → arm-dsp | arena B (scratch) | "
             "outputs equal |\n|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---|\n")

@@ -259,12 +259,12 @@ def excluded_addresses(code: dict[int, Instruction], functions: dict[str, tuple[
 
 
 def price(counts: dict[int, tuple[int, int, int]], code: dict[int, Instruction], model: CoreModel,
-          excluded: set[int] | frozenset = frozenset(), previous_counts=None) -> Cost:
+          excluded: set[int] | frozenset = frozenset()) -> Cost:
     """Cycles of one segment's counts (Cortex-M4 TRM table 3-1, the rules of docs/speed.md).
 
-    previous_counts: counts that locate an instruction's fall-through arrivals
-    (default: the same segment)."""
-    prev_of = previous_counts if previous_counts is not None else counts
+    A load pipelines on the runs that reached it by falling through from an
+    independent load just before it: the earlier load's runs less its taken
+    exits (a segment starts after a mark's return, never mid-chain)."""
     P, W = model.branch_refill, model.flash_wait_states
     cost = Cost()
     for a, (runs, taken, flash) in counts.items():
@@ -280,7 +280,7 @@ def price(counts: dict[int, tuple[int, int, int]], code: dict[int, Instruction],
             before = code.get(a - 2) or code.get(a - 4)
             if before is not None and before.address + before.size == a and before.kind == "load" \
                     and not (before.destinations & ins.address_registers):
-                b_runs, b_taken, _ = prev_of.get(before.address, (0, 0, 0))
+                b_runs, b_taken, _ = counts.get(before.address, (0, 0, 0))
                 pipelined = min(runs, max(0, b_runs - b_taken))
         elif kind == "store":
             base = 2
