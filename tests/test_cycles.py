@@ -244,3 +244,17 @@ def test_issue_18_estimates_reproduced(model, tmp_path):
     low, high = ISSUE_18[model]
     p1 = result.reprice(cycles.CoreModel(branch_refill=1)).total.cycles
     assert abs(p1 / low - 1) < 0.03 and abs(result.total.cycles / high - 1) < 0.03, (p1, result.total.cycles)
+
+
+@pytest.mark.skipif(not AD_MODEL.is_file(), reason=f"{AD_MODEL} absent (the shared MLPerf Tiny models)")
+def test_python_api_profile_prices_the_first_input(tmp_path):
+    """mcuforge.compile(...).run(x, target=qemu-cortex-m4, profile=True): outputs of every input, equal to the
+    reference; `profile` per layer with the traced instructions and cycles of the first input."""
+    import mcuforge
+
+    model = mcuforge.compile(AD_MODEL, out=tmp_path / "out", kernels="arm-dsp")
+    x = np.random.default_rng(2).integers(-128, 128, (2, 640)).astype(np.int8)
+    y = model.run(x, target=M4, profile=True)
+    assert np.array_equal(y, model.reference(x))
+    assert [r["macs"] for r in model.profile] == [s.macs for s in model.plan.steps]
+    assert all(r["cycles"] > r["instructions"] > 0 for r in model.profile)
