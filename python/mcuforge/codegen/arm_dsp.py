@@ -15,6 +15,9 @@ What the generator knows and the kernels exploit:
   horizontal taps, which SMLAD takes against two neighbours of the kernel's
   int16 channel rows; 3x3 windows with stride 1 or 2 two output pixels per
   step in assembly;
+* elementwise adds: each input's scaled term tabulated by int8 value (2 KB
+  of flash per layer, add_tables), so an element costs two table loads, an
+  add and the output requantization;
 * every layer: multipliers and shifts per output channel; a layer in the
   6-pixel blocks on the fast requantization also gets per-channel records (multiplier, right
   shift, output offset folded into the rounding) that its assembly loads
@@ -113,6 +116,8 @@ def select(step: Step) -> Variant | None:
             return Variant("mcf_dsp_fully_connected_s8", "mcf_dsp_matmul.c", "fully connected, 4 output rows at once")
         return Variant("mcf_dsp_fully_connected_s8", "mcf_dsp_matmul.c", "fully connected, 2 x 2 blocks",
                        2 * 2 * _k_padded(p["in_features"]))
+    if step.kernel == "add_s8":
+        return Variant("mcf_dsp_add_s8", "mcf_dsp_add.c", "add, both inputs' terms from 2 KB tables")
     if step.kernel in ("depthwise_conv2d_s8", "depthwise_conv2d_s8_inplace"):
         if p["depth_multiplier"] != 1 or p["in_c"] % 4:
             return None
@@ -262,6 +267,30 @@ def prepared_params(kernel: str, params: dict) -> dict:
     return p
 
 
+ADD_MODE_GENERAL, ADD_MODE_FAST, ADD_MODE_FAST_SAT = 0, 1, 2  # MCF_DSP_GENERAL, _FAST, _FAST_SAT (mcf_dsp.h)
+
+
+def add_tables(p: dict) -> np.ndarray:
+    """mcf_dsp_add_s8's 513 words: input1's and input2's terms for x = -128..127
+    (TFLM's RoundingDivideByPOT(SRDHM((x + offset) << left_shift, m), -shift),
+    computed by the portable kernel's NumPy twin), then the requantization
+    mode of their sum (fast when |term1 + term2| < 2^30 and the output shift
+    is in [-31, -1]; with one SSAT when the clamp is [-128, 127])."""
+    from .. import fixedpoint as fp
+
+    x = np.arange(-128, 128, dtype=np.int64)
+    terms = []
+    for k in ("input1", "input2"):
+        shifted = fp.wrap_int32((x + int(p[f"{k}_offset"])) << int(p["left_shift"]))
+        high = fp.saturating_rounding_doubling_high_mul(shifted, int(p[f"{k}_multiplier"]))
+        terms.append(np.asarray(fp.rounding_divide_by_pot(high, -int(p[f"{k}_shift"])), dtype=np.int64))
+    bound = int(np.abs(terms[0]).max() + np.abs(terms[1]).max())
+    mode = ADD_MODE_GENERAL
+    if bound < 1 << 30 and -31 <= int(p["output_shift"]) <= -1 and int(p["output_multiplier"]) >= 0:
+        mode = ADD_MODE_FAST_SAT if (p["act_min"], p["act_max"]) == (-128, 127) else ADD_MODE_FAST
+    return np.concatenate([terms[0], terms[1], [mode]]).astype(np.int32)
+
+
 def pointwise_requant(p: dict) -> np.ndarray | None:
     """The 1x1 kernel's requantization records (kernels_arm_dsp.h): for a
     layer on the fast requantization with the full clamp range and every
@@ -289,12 +318,22 @@ class DspEmitter(portable._Emitter):
 
     def scratch_argument(self, step: Step) -> str | None:
         v = variant(self.plan, step)
+        if v is not None and step.kernel == "add_s8":  # the tables, in flash
+            name = f"{self.p}_l{step.index}_add_tables"
+            if name not in self.externs_named:
+                self.externs_named.add(name)
+                self.const_array(name, "int32_t", add_tables(step.params))
+            return name
         if v is None or step.kernel.endswith("_inplace"):
             return None  # the in-place call passes its scratch already
         return self.arena(self.plan.memory.scratch_offsets[step.index]) if v.scratch else "NULL"
 
+    def __init__(self, plan: Plan):
+        super().__init__(plan)
+        self.externs_named: set[str] = set()
+
     def struct_fields(self, step: Step, ident: str) -> list[str]:
-        if variant(self.plan, step) is None:
+        if variant(self.plan, step) is None or step.kernel == "add_s8":
             return super().struct_fields(step, ident)
         params = prepared_params(step.kernel, step.params)
         words = params.pop("filter")
