@@ -198,7 +198,8 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
         if t.quant.axis is not None or len(t.quant.scale) != 1:
             raise McuforgeError(f"{graph.source or graph.name}: activation '{t.name}' is quantized per channel; "
                                 "activations must be quantized per tensor")
-        t.dtype = "int8"
+        if t.dtype != "int16":  # int16 activations come quantized (16x8 TFLite models) and stay int16
+            t.dtype = "int8"
 
     _quantize_scalar_operands(g)
     # weights and biases
@@ -221,7 +222,7 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
             b = g.tensors[node.inputs[2]]
             in_scale = g.tensors[node.inputs[0]].quant.scale[0]
             bias_scale = in_scale * w.quant.scale
-            if b.dtype != "int32":
+            if b.dtype not in ("int32", "int64"):  # int64: a 16x8 model's bias, kept as it is
                 if not np.all(np.isfinite(b.data)):
                     raise McuforgeError(f"{graph.source or graph.name}: node '{node.name}' ({node.op}): bias "
                                         f"'{b.name}' has non-finite values (after folding batch norm, if any)")

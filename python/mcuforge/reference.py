@@ -24,8 +24,14 @@ class ReferenceResult:
 
 
 def _view(plan: Plan, arena: np.ndarray, tensor: str, size: int | None = None) -> np.ndarray:
+    """The tensor's elements in the arena (`size` of them, default all), typed
+    as the tensor is (int8, or int16 in 16x8 models)."""
+    t = plan.graph.tensors[tensor]
     off = plan.offset(tensor)
-    return arena[off:off + (plan.graph.tensors[tensor].size if size is None else size)]
+    n = t.size if size is None else size
+    item = np.dtype(t.dtype).itemsize
+    view = arena[off:off + n * item]
+    return view if item == 1 else view.view(t.dtype)
 
 
 ROW_KEYS = ("patch_rows", "out_stride", "in_offsets")
@@ -64,7 +70,7 @@ def _run_step(plan: Plan, arena: np.ndarray, step, params: dict, sizes: dict[str
         result = fn(params, inputs[0], out.copy())
     else:
         result = fn(params, *inputs)
-    result = np.asarray(result, dtype=np.int8).reshape(-1)
+    result = np.asarray(result).astype(out.dtype, copy=False).reshape(-1)
     if result.size != out.size:
         raise AssertionError(f"step {step.index} ({step.name}): kernel wrote {result.size} values, "
                              f"buffer has {out.size}")
@@ -85,8 +91,8 @@ def run(plan: Plan, x: np.ndarray, poison: int | None = None, keep_intermediates
     g = plan.graph
     in_t = g.tensors[plan.input]
     x = np.asarray(x)
-    if x.dtype != np.int8 or x.size != in_t.size:
-        raise ValueError(f"input must be int8 with {in_t.size} elements, got {x.dtype} {x.shape}")
+    if x.dtype != np.dtype(in_t.dtype) or x.size != in_t.size:
+        raise ValueError(f"input must be {in_t.dtype} with {in_t.size} elements, got {x.dtype} {x.shape}")
     if poison is None:
         arena = np.zeros(plan.arena_size, dtype=np.int8)
     else:
@@ -109,7 +115,7 @@ def execute(plan: Plan, arena: np.ndarray, x: np.ndarray, overrides: dict[int, d
     overrides = overrides or {}
     stream = plan.input_stream
     if not stream:
-        _view(plan, arena, plan.input)[:] = np.asarray(x, dtype=np.int8).reshape(-1)
+        _view(plan, arena, plan.input)[:] = np.asarray(x, dtype=in_t.dtype).reshape(-1)
     if inter is not None:
         inter[plan.input] = np.asarray(x).reshape(in_t.shape).copy()
     todo = list(plan.steps)

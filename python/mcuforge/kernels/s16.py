@@ -1,0 +1,360 @@
+"""NumPy twins of the int16 (TFLite 16x8) kernels (runtime/src/mcf_s16_*.c).
+
+16x8 models quantize activations to int16, symmetric (zero point 0), weights
+to int8 (symmetric, per channel) and biases to int64. The arithmetic is
+TFLM's 16x8 reference kernels:
+
+* conv2d, depthwise conv2d, fully connected and transpose conv
+  (reference_integer_ops::ConvPerChannel<int64_t> and kin) accumulate
+  ``filter * input`` in int64, add the int64 bias and requantize with the
+  int64 MultiplyByQuantizedMultiplier: the Q31 multiplier reduced to Q15
+  (``(m + 2^15) >> 16``, capped at 0x7FFF), one rounding right shift by
+  ``15 - shift``; then the int16 clamp (no output offset: zero point 0);
+* add and sub are int8's arithmetic with a left shift of 15 and the int16
+  clamp (TFLM AddGeneralParamScale / SubElementwise, int16);
+* leaky ReLU is int8's (an identity and an alpha multiplier, 32-bit
+  MultiplyByQuantizedMultiplier) computed per value, not by a table;
+* QUANTIZE between int8 and int16 (and int16 -> int16) is TFLM's Requantize:
+  ``MultiplyByQuantizedMultiplier(x - zp_in, m, s) + zp_out``, clamped to the
+  output type;
+* pad, strided slice, concat are copies.
+
+Each twin takes ``(params, *inputs)`` with the C struct's field names and
+returns the flat output (int16, or int8 for requantize_s16_s8), equal to the
+C kernel byte for byte; it raises ValueError where the C kernel returns
+MCF_ERR_ARG.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import fixedpoint as fp
+from ._common import padded, positive, window_slices
+from .transpose_conv import scatter_sum
+
+INT16_MIN, INT16_MAX = -32768, 32767
+ACC_LIMIT = 1 << 47  # TFLM's int64 requantization assumes |acc| < 2^47
+
+
+def as_int16(x, size: int | None = None, name: str = "input") -> np.ndarray:
+    """Flat int16 copy of an input array; checks the range and element count."""
+    a = np.asarray(x)
+    if a.dtype != np.int16:
+        if not np.issubdtype(a.dtype, np.integer) or a.size and (a.min() < INT16_MIN or a.max() > INT16_MAX):
+            raise ValueError(f"{name} must be int16")
+        a = a.astype(np.int16)
+    a = a.reshape(-1)
+    if size is not None and a.size != size:
+        raise ValueError(f"{name} has {a.size} elements, expected {size}")
+    return a
+
+
+def check_act16(p: dict) -> tuple[int, int]:
+    lo, hi = int(p["act_min"]), int(p["act_max"])
+    if lo < INT16_MIN or hi > INT16_MAX or lo > hi:
+        raise ValueError(f"bad activation range [{lo}, {hi}]")
+    return lo, hi
+
+
+def multiply_by_quantized_multiplier_64(x, multiplier, shift) -> np.ndarray:
+    """TFLM MultiplyByQuantizedMultiplier(int64_t x, ...) (the 16x8 requantization).
+
+    >>> multiply_by_quantized_multiplier_64([1000, -1000, 3], 1 << 30, 0).tolist()  # x / 2
+    [500, -500, 2]
+    >>> multiply_by_quantized_multiplier_64([7], 0x7FFFFFFF, -1).tolist()  # reduced to 0x7FFF: 7 * 32767 / 2^16
+    [3]
+    """
+    x = np.asarray(x, dtype=np.int64)
+    multiplier = np.asarray(multiplier, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    if np.any(multiplier < 0) or np.any((shift < -31) | (shift > 7)):
+        raise ValueError("int64 requantization needs a multiplier >= 0 and a shift in [-31, 7]")
+    if np.any((x < -ACC_LIMIT) | (x >= ACC_LIMIT)):
+        raise ValueError("accumulator outside [-2^47, 2^47)")
+    reduced = np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
+    total = 15 - shift
+    return fp.wrap_int32((x * reduced + (np.int64(1) << (total - 1))) >> total)
+
+
+def _quant_arrays(p: dict, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    mult = np.asarray(p["multiplier"], dtype=np.int64).reshape(-1)
+    shift = np.asarray(p["shift"], dtype=np.int64).reshape(-1)
+    n = channels if int(p.get("per_channel", 0)) else 1
+    if mult.size < n or shift.size < n:
+        raise ValueError(f"need {n} multipliers/shifts, got {mult.size}/{shift.size}")
+    return np.broadcast_to(mult[:n], (channels,)), np.broadcast_to(shift[:n], (channels,))
+
+
+def requantize_acc64(acc: np.ndarray, p: dict, channels: int) -> np.ndarray:
+    """int64 bias, int64 requantization per channel (last axis), int16 clamp."""
+    lo, hi = check_act16(p)
+    mult, shift = _quant_arrays(p, channels)
+    acc = np.asarray(acc, dtype=np.int64)
+    if p.get("bias") is not None:
+        bias = np.asarray(p["bias"], dtype=np.int64).reshape(-1)
+        if bias.size < channels:
+            raise ValueError(f"bias has {bias.size} entries, expected {channels}")
+        acc = acc + bias[:channels]
+    out = multiply_by_quantized_multiplier_64(acc, mult, shift)
+    return np.clip(out, lo, hi).astype(np.int16)
+
+
+# ---- convolutions ------------------------------------------------------------------
+
+def conv2d_s16(params: dict, x) -> np.ndarray:
+    p = params
+    positive(p, "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w",
+             "stride_h", "stride_w", "dilation_h", "dilation_w")
+    in_h, in_w, in_c = int(p["in_h"]), int(p["in_w"]), int(p["in_c"])
+    out_h, out_w, out_c = int(p["out_h"]), int(p["out_w"]), int(p["out_c"])
+    k_h, k_w = int(p["k_h"]), int(p["k_w"])
+    dh, dw = int(p["dilation_h"]), int(p["dilation_w"])
+    filt = np.asarray(p["filter"], dtype=np.int8).reshape(out_c, k_h, k_w, in_c).astype(np.float64)
+    # float64 BLAS is exact: every partial sum is an integer below 2^47 < 2^53
+    xo = as_int16(x, in_h * in_w * in_c).reshape(in_h, in_w, in_c).astype(np.float64)
+    rows = (out_h - 1) * int(p["stride_h"]) + (k_h - 1) * dh + 1
+    cols = (out_w - 1) * int(p["stride_w"]) + (k_w - 1) * dw + 1
+    xp, row0, col0 = padded(xo, int(p["pad_top"]), int(p["pad_left"]), rows, cols, 0.0)
+    acc = np.zeros((out_h * out_w, out_c), dtype=np.float64)
+    for ky in range(k_h):
+        for kx in range(k_w):
+            rs, cs = window_slices(row0, col0, ky, kx, p, out_h, out_w, dh, dw)
+            acc += xp[rs, cs, :].reshape(-1, in_c) @ filt[:, ky, kx, :].T
+    return requantize_acc64(acc.astype(np.int64), p, out_c).reshape(-1)
+
+
+def depthwise_conv2d_s16(params: dict, x) -> np.ndarray:
+    p = params
+    positive(p, "in_h", "in_w", "in_c", "out_h", "out_w", "depth_multiplier", "k_h", "k_w",
+             "stride_h", "stride_w", "dilation_h", "dilation_w")
+    if int(p["out_c"]) != int(p["in_c"]) * int(p["depth_multiplier"]):
+        raise ValueError("out_c must equal in_c * depth_multiplier")
+    in_h, in_w, in_c = int(p["in_h"]), int(p["in_w"]), int(p["in_c"])
+    out_h, out_w, out_c = int(p["out_h"]), int(p["out_w"]), int(p["out_c"])
+    k_h, k_w = int(p["k_h"]), int(p["k_w"])
+    dh, dw = int(p["dilation_h"]), int(p["dilation_w"])
+    mult = int(p["depth_multiplier"])
+    filt = np.asarray(p["filter"], dtype=np.int8).reshape(k_h, k_w, out_c).astype(np.int64)
+    xo = as_int16(x, in_h * in_w * in_c).reshape(in_h, in_w, in_c).astype(np.int64)
+    if mult > 1:
+        xo = np.repeat(xo, mult, axis=2)
+    rows = (out_h - 1) * int(p["stride_h"]) + (k_h - 1) * dh + 1
+    cols = (out_w - 1) * int(p["stride_w"]) + (k_w - 1) * dw + 1
+    xp, row0, col0 = padded(xo, int(p["pad_top"]), int(p["pad_left"]), rows, cols, 0)
+    acc = np.zeros((out_h, out_w, out_c), dtype=np.int64)
+    for ky in range(k_h):
+        for kx in range(k_w):
+            rs, cs = window_slices(row0, col0, ky, kx, p, out_h, out_w, dh, dw)
+            acc += xp[rs, cs, :] * filt[ky, kx]
+    return requantize_acc64(acc, p, out_c).reshape(-1)
+
+
+def fully_connected_s16(params: dict, x) -> np.ndarray:
+    p = params
+    positive(p, "rows", "in_features", "out_features")
+    rows, k, n = int(p["rows"]), int(p["in_features"]), int(p["out_features"])
+    xo = as_int16(x, rows * k).reshape(rows, k).astype(np.float64)
+    w = np.asarray(p["filter"], dtype=np.int8).reshape(n, k).astype(np.float64)
+    acc = (xo @ w.T).astype(np.int64)  # exact: integer partial sums < 2^53
+    return requantize_acc64(acc, p, n).reshape(-1)
+
+
+def transpose_conv_s16(params: dict, x) -> np.ndarray:
+    p = params
+    positive(p, "in_c", "out_c", "k_h", "k_w", "stride_h", "stride_w")
+    h, w, c = int(p["in_h"]), int(p["in_w"]), int(p["in_c"])
+    oh, ow, oc = int(p["out_h"]), int(p["out_w"]), int(p["out_c"])
+    kh, kw = int(p["k_h"]), int(p["k_w"])
+    if min(h, w, oh, ow) < 0:
+        raise ValueError("negative size")
+    xi = as_int16(x, h * w * c).reshape(h, w, c).astype(np.int64)
+    filt = np.asarray(p["filter"], np.int64).reshape(oc, kh, kw, c)
+    acc = scatter_sum(xi, filt, (int(p["stride_h"]), int(p["stride_w"])),
+                      (int(p["pad_top"]), int(p["pad_left"])), (oh, ow))
+    return requantize_acc64(acc, p, oc).reshape(-1)
+
+
+# ---- elementwise -------------------------------------------------------------------
+
+def _operands16(p: dict, a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Both inputs as int64 arrays of the output's size, broadcast as the C walks them."""
+    size = int(p["size"])
+    if size < 0:
+        raise ValueError("negative size")
+    if not int(p["broadcast"]):
+        return as_int16(a, size, "input1").astype(np.int64), as_int16(b, size, "input2").astype(np.int64)
+    shape = [int(v) for v in p["out_shape"]]
+    s1 = [int(v) for v in p["input1_stride"]]
+    s2 = [int(v) for v in p["input2_stride"]]
+    if min(shape + s1 + s2) < 0 or int(np.prod(shape)) != size:
+        raise ValueError("bad broadcast shape or strides")
+    idx = np.indices(shape).reshape(4, -1)
+    a, b = as_int16(a, name="input1"), as_int16(b, name="input2")
+    i1, i2 = np.asarray(s1) @ idx, np.asarray(s2) @ idx
+    if size and (i1.max() >= a.size or i2.max() >= b.size):
+        raise ValueError("broadcast strides read past an input")
+    return a[i1].astype(np.int64), b[i2].astype(np.int64)
+
+
+def _scale_down(x, multiplier, shift) -> np.ndarray:
+    # MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0)
+    return fp.rounding_divide_by_pot(fp.saturating_rounding_doubling_high_mul(x, multiplier), -shift)
+
+
+def _add_sub(p: dict, a, b, sign: int) -> np.ndarray:
+    lo, hi = check_act16(p)
+    left = int(p["left_shift"])
+    shifts = [int(p[k]) for k in ("input1_shift", "input2_shift", "output_shift")]
+    if not 0 <= left <= 30 or any(not -31 <= s <= 0 for s in shifts):
+        raise ValueError("bad add/sub parameters")
+    x, y = _operands16(p, a, b)
+    sa = _scale_down(fp.wrap_int32((x + int(p["input1_offset"])) << left), int(p["input1_multiplier"]), shifts[0])
+    sb = _scale_down(fp.wrap_int32((y + int(p["input2_offset"])) << left), int(p["input2_multiplier"]), shifts[1])
+    out = _scale_down(fp.wrap_int32(sa + sign * sb), int(p["output_multiplier"]), shifts[2]) + int(p["output_offset"])
+    return np.clip(out, lo, hi).astype(np.int16)
+
+
+def add_s16(params: dict, a, b) -> np.ndarray:
+    return _add_sub(params, a, b, 1)
+
+
+def sub_s16(params: dict, a, b) -> np.ndarray:
+    return _add_sub(params, a, b, -1)
+
+
+def leaky_relu_s16(params: dict, x) -> np.ndarray:
+    p = params
+    size = int(p["size"])
+    for k in ("shift_identity", "shift_alpha"):
+        if not -31 <= int(p[k]) <= 31:
+            raise ValueError("shift out of [-31, 31]")
+    v = as_int16(x, size).astype(np.int64) - int(p["input_zero_point"])
+    pos = fp.multiply_by_quantized_multiplier(v, int(p["multiplier_identity"]), int(p["shift_identity"]))
+    neg = fp.multiply_by_quantized_multiplier(v, int(p["multiplier_alpha"]), int(p["shift_alpha"]))
+    out = int(p["output_zero_point"]) + np.where(v >= 0, pos, neg)
+    return np.clip(out, INT16_MIN, INT16_MAX).astype(np.int16)
+
+
+def _requantize(p: dict, x: np.ndarray, lo: int, hi: int, dtype) -> np.ndarray:
+    shift = int(p["shift"])
+    if not -31 <= shift <= 31:
+        raise ValueError("shift out of [-31, 31]")
+    v = x.astype(np.int64) + int(p["input_offset"])
+    out = fp.multiply_by_quantized_multiplier(v, int(p["multiplier"]), shift) + int(p["output_offset"])
+    return np.clip(out, lo, hi).astype(dtype)
+
+
+def requantize_s16(params: dict, x) -> np.ndarray:
+    """int16 -> int16 (TFLM QUANTIZE int16 -> int16)."""
+    return _requantize(params, as_int16(x, int(params["size"])), INT16_MIN, INT16_MAX, np.int16)
+
+
+def requantize_s8_s16(params: dict, x) -> np.ndarray:
+    """int8 -> int16 (TFLM QUANTIZE int8 -> int16)."""
+    size = int(params["size"])
+    xi = np.asarray(x).reshape(-1)
+    if xi.size != size or (xi.size and (xi.min() < -128 or xi.max() > 127)):
+        raise ValueError(f"input must be {size} int8 values")
+    return _requantize(params, xi, INT16_MIN, INT16_MAX, np.int16)
+
+
+def requantize_s16_s8(params: dict, x) -> np.ndarray:
+    """int16 -> int8 (TFLM QUANTIZE int16 -> int8)."""
+    return _requantize(params, as_int16(x, int(params["size"])), -128, 127, np.int8)
+
+
+# ---- data movement ---------------------------------------------------------------
+
+def pad_s16(params: dict, x) -> np.ndarray:
+    p = params
+    h, w, c = int(p["in_h"]), int(p["in_w"]), int(p["in_c"])
+    pads = [int(p[k]) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right", "pad_front", "pad_back")]
+    value = int(p["pad_value"])
+    if min(h, w, c) < 0 or min(pads) < 0 or not INT16_MIN <= value <= INT16_MAX:
+        raise ValueError("bad pad parameters")
+    xi = as_int16(x, h * w * c).reshape(h, w, c)
+    out = np.pad(xi, ((pads[0], pads[1]), (pads[2], pads[3]), (pads[4], pads[5])), constant_values=value)
+    return out.reshape(-1)
+
+
+def strided_slice_s16(params: dict, x) -> np.ndarray:
+    shape = [int(v) for v in params["in_shape"]]
+    begin = [int(v) for v in params["begin"]]
+    stride = [int(v) for v in params["stride"]]
+    out = [int(v) for v in params["out_shape"]]
+    if min(shape + out) < 0:
+        raise ValueError("bad strided slice parameters")
+    index = []
+    for d in range(4):
+        idx = begin[d] + stride[d] * np.arange(out[d])
+        if out[d] and (idx.min() < 0 or idx.max() >= shape[d]):
+            raise ValueError("strided slice reads outside the input")
+        index.append(idx)
+    xi = as_int16(x, int(np.prod(shape))).reshape(shape)
+    return np.ascontiguousarray(xi[np.ix_(*index)]).reshape(-1)
+
+
+def concat_s16(params: dict, inputs) -> np.ndarray:
+    """Copies (TFLM CONCATENATION int16 requires equal quantization)."""
+    p = params
+    n, outer = int(p["num_inputs"]), int(p["outer"])
+    inner = [int(v) for v in np.asarray(p["inner"]).reshape(-1)[:n]]
+    if n <= 0 or outer < 0 or len(inputs) < n or any(v < 0 for v in inner):
+        raise ValueError("bad concat parameters")
+    parts = [as_int16(inputs[i], outer * inner[i], f"input {i}").reshape(outer, inner[i]) for i in range(n)]
+    return np.concatenate(parts, axis=1).reshape(-1)
+
+
+def max_pool_s16(params: dict, x) -> np.ndarray:
+    """TFLM MaxPool int16: the largest value of the taps inside the input, clamped."""
+    p = params
+    positive(p, "in_h", "in_w", "channels", "out_h", "out_w", "k_h", "k_w", "stride_h", "stride_w")
+    lo, hi = check_act16(p)
+    h, w, c = int(p["in_h"]), int(p["in_w"]), int(p["channels"])
+    oh, ow, kh, kw = int(p["out_h"]), int(p["out_w"]), int(p["k_h"]), int(p["k_w"])
+    rows = (oh - 1) * int(p["stride_h"]) + kh
+    cols = (ow - 1) * int(p["stride_w"]) + kw
+    xi = as_int16(x, h * w * c).reshape(h, w, c).astype(np.int64)
+    xp, row0, col0 = padded(xi, int(p["pad_top"]), int(p["pad_left"]), rows, cols, INT16_MIN - 1)
+    best = np.full((oh, ow, c), INT16_MIN - 1, np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            rs, cs = window_slices(row0, col0, ky, kx, p, oh, ow)
+            best = np.maximum(best, xp[rs, cs, :])
+    return np.clip(best, lo, hi).astype(np.int16).reshape(-1)
+
+
+KERNELS_S16 = {
+    "conv2d_s16": conv2d_s16,
+    "depthwise_conv2d_s16": depthwise_conv2d_s16,
+    "fully_connected_s16": fully_connected_s16,
+    "transpose_conv_s16": transpose_conv_s16,
+    "add_s16": add_s16,
+    "sub_s16": sub_s16,
+    "leaky_relu_s16": leaky_relu_s16,
+    "requantize_s16": requantize_s16,
+    "requantize_s8_s16": requantize_s8_s16,
+    "requantize_s16_s8": requantize_s16_s8,
+    "pad_s16": pad_s16,
+    "strided_slice_s16": strided_slice_s16,
+    "concat_s16": concat_s16,
+    "max_pool_s16": max_pool_s16,
+}
+
+_MBQM = "mcf_fixedpoint.c"
+RUNTIME_SOURCES_S16 = {
+    "conv2d_s16": ["mcf_s16_conv.c", _MBQM],
+    "depthwise_conv2d_s16": ["mcf_s16_conv.c", _MBQM],
+    "fully_connected_s16": ["mcf_s16_conv.c", _MBQM],
+    "transpose_conv_s16": ["mcf_s16_conv.c", _MBQM],
+    "add_s16": ["mcf_s16_elementwise.c", _MBQM],
+    "sub_s16": ["mcf_s16_elementwise.c", _MBQM],
+    "leaky_relu_s16": ["mcf_s16_elementwise.c", _MBQM],
+    "requantize_s16": ["mcf_s16_elementwise.c", _MBQM],
+    "requantize_s8_s16": ["mcf_s16_elementwise.c", _MBQM],
+    "requantize_s16_s8": ["mcf_s16_elementwise.c", _MBQM],
+    "pad_s16": ["mcf_s16_data.c"],
+    "strided_slice_s16": ["mcf_s16_data.c"],
+    "concat_s16": ["mcf_s16_data.c"],
+    "max_pool_s16": ["mcf_s16_data.c"],
+}
