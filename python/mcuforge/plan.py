@@ -211,6 +211,9 @@ def best_patch_plan(graph: Graph, config: BuildConfig, layer: Plan, lowered=None
     bound = config.patch_max_overhead if config.patch_max_overhead is not None else DEFAULT_MAX_MAC_OVERHEAD
     lowered = lowered or lower(graph)
     steps = lowered[0]
+    if any(is_int16(s.node, graph) for s in steps):
+        raise McuforgeError(f"{graph.source or graph.name}: patch-based schedules of 16x8 models (int16 "
+                            f"activations) are not supported yet; use --schedule layer")
     evaluated = []
     best = None
     for split, grid in candidates(graph, steps, config.patch_grid):

@@ -281,7 +281,7 @@ def pointwise_requant(p: dict) -> np.ndarray | None:
 
 
 class DspEmitter(portable._Emitter):
-    headers = ("kernels.h", "kernels_arm_dsp.h")
+    headers = ("kernels.h", "kernels_s16.h", "kernels_arm_dsp.h")
 
     def function(self, step: Step) -> str:
         v = variant(self.plan, step)
