@@ -45,10 +45,11 @@ def activation_quant(lo: float, hi: float) -> Quant:
     return Quant(scale=np.float32(scale).astype(np.float64), zero_point=zero_point)
 
 
-def quantize_values(x: np.ndarray, quant: Quant) -> np.ndarray:
-    """float -> int8 with the tensor's per-tensor parameters."""
+def quantize_values(x: np.ndarray, quant: Quant, dtype: str = "int8") -> np.ndarray:
+    """float -> int8 (or int16) with the tensor's per-tensor parameters."""
     q = round_half_away(np.asarray(x, dtype=np.float64) / quant.scale[0]) + quant.zero_point[0]
-    return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
+    info = np.iinfo(dtype)
+    return np.clip(q, info.min, info.max).astype(dtype)
 
 
 def clamp_range(node_attrs: dict, quant: Quant) -> tuple[int, int]:

@@ -485,7 +485,10 @@ class _Importer:
         self.shape_inputs = shape_only_inputs(m)
         for k in m.inputs:
             if k not in self.shape_inputs:
-                self._activation(k, "model input")
+                try:
+                    self._activation(k, "model input")
+                except _Unsupported as err:
+                    self.node_problems.append(f"model input {k}: {err}")
         for op in m.operators:
             self._convert(op)
         self._raise_problems()
