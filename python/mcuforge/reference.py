@@ -64,7 +64,7 @@ def _run_step(plan: Plan, arena: np.ndarray, step, params: dict, sizes: dict[str
     fn = KERNELS[step.kernel]
     inputs = [_view(plan, arena, t, sizes.get(t)).copy() for t in step.inputs]
     out = _view(plan, arena, step.outputs[0], sizes.get(step.outputs[0]))
-    if step.kernel == "concat_s8":
+    if step.kernel in ("concat_s8", "concat_s16"):
         result = fn(params, inputs)
     elif step.kernel == "copy_tile_s8":
         result = fn(params, inputs[0], out.copy())

@@ -1,0 +1,246 @@
+"""16x8 models (int16 activations, int8 weights, int64 biases) built at test
+time with the project's TFLite writer, against TFLM.
+
+Each model chains the 16x8 operators mcuforge supports beyond the seanet
+set (QUANTIZE int8 -> int16 and int16 -> int8, DEPTHWISE_CONV_2D with a
+depth multiplier, MAX_POOL_2D, RESHAPE, FULLY_CONNECTED, CONV_2D with a fused
+ReLU, ADD, SUB with broadcasting, STRIDED_SLICE, CONCATENATION, LEAKY_RELU);
+weights, biases and scales are seeded random. The generated C (host gcc,
+strict warnings) and the NumPy reference equal the ``tflite_micro``
+interpreter byte for byte on random inputs; a sample (these models and
+three seanet models) runs under QEMU Cortex-M4 with the same bytes. The
+planner holds 2-byte activations (arena = the bytes of the live int16
+tensors), the header says the buffer types, and a bad int16 model gets one
+clear error.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mcuforge import hostrun, reference
+from mcuforge.config import BuildConfig
+from mcuforge.ir import McuforgeError
+from mcuforge.pipeline import compile_model
+
+pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+from mcuforge.tflite_writer import build_model  # noqa: E402
+from marks import needs_qemu  # noqa: E402
+from test_int16_seanet import SEANET, _csv, _files  # noqa: E402
+
+N_INPUTS = 3
+
+
+def tflm_outputs(data: bytes, xs: np.ndarray) -> np.ndarray:
+    from tflite_micro.python.tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_bytes(data, arena_size=1 << 21)
+    outs = []
+    for x in xs:
+        interpreter.set_input(np.ascontiguousarray(x[None]), 0)
+        interpreter.invoke()
+        outs.append(np.asarray(interpreter.get_output(0)).reshape(-1).copy())
+    return np.stack(outs)
+
+
+class Model16:
+    """A list of tensors and operators for build_model, with 16x8 helpers."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.tensors: list[dict] = []
+        self.ops: list[tuple] = []
+
+    def tensor(self, shape, dtype="int16", scale=None, zp=0, data=None, qdim=0) -> int:
+        self.tensors.append(dict(shape=shape, dtype=dtype, scale=scale, zp=zp, data=data, qdim=qdim,
+                                 name=f"t{len(self.tensors)}"))
+        return len(self.tensors) - 1
+
+    def act(self, shape, scale) -> int:
+        return self.tensor(shape, "int16", np.float32(scale), 0)
+
+    def weights(self, shape, channels: int, axis: int) -> tuple[int, np.ndarray]:
+        w = self.rng.integers(-127, 128, shape).astype(np.int8)
+        scales = np.float32(np.exp2(self.rng.uniform(-9, -6, channels)))
+        return self.tensor(shape, "int8", scales, np.zeros(channels, np.int64), w, axis), scales
+
+    def bias(self, channels: int, in_scale: float, w_scales: np.ndarray) -> int:
+        real = self.rng.uniform(-0.5, 0.5, channels)
+        q = np.round(real / (in_scale * w_scales.astype(np.float64))).astype(np.int64)
+        return self.tensor((channels,), "int64", (in_scale * w_scales.astype(np.float64)).astype(np.float32),
+                           np.zeros(channels, np.int64), q)
+
+    def op(self, name, opt, opts, ins, outs) -> None:
+        self.ops.append((name, opt, opts, list(ins), list(outs)))
+
+    def bytes(self, inputs, outputs) -> bytes:
+        return build_model(self.tensors, self.ops, inputs, outputs)
+
+
+def chain_model(seed: int) -> bytes:
+    """int8 -> QUANTIZE -> int16 DEPTHWISE (x2) -> MAX_POOL -> RESHAPE -> FULLY_CONNECTED -> QUANTIZE -> int8."""
+    m = Model16(seed)
+    s_in = np.float32(0.04)
+    x8 = m.tensor((1, 6, 7, 5), "int8", s_in, 3)
+    s16 = np.float32(4.0 / 32768)
+    x = m.act((1, 6, 7, 5), s16)
+    m.op("QUANTIZE", None, {}, [x8], [x])
+    w, ws = m.weights((1, 3, 3, 10), 10, 3)
+    b = m.bias(10, float(s16), ws)
+    s_dw = np.float32(6.0 / 32768)
+    y = m.act((1, 6, 7, 10), s_dw)
+    m.op("DEPTHWISE_CONV_2D", "DepthwiseConv2DOptions",
+         dict(padding=0, strideH=1, strideW=1, depthMultiplier=2, dilationHFactor=1, dilationWFactor=1), [x, w, b], [y])
+    p = m.act((1, 3, 4, 10), s_dw)
+    m.op("MAX_POOL_2D", "Pool2DOptions", dict(padding=0, strideH=2, strideW=2, filterHeight=2, filterWidth=2),
+         [y], [p])
+    shape = m.tensor((2,), "int32", data=np.array([1, 120], np.int32))
+    r = m.act((1, 120), s_dw)
+    m.op("RESHAPE", "ReshapeOptions", dict(newShape=[1, 120]), [p, shape], [r])
+    fw, fws = m.weights((12, 120), 1, 0)
+    fw_t = m.tensors[fw]
+    fw_t["scale"], fw_t["zp"] = fws[:1], np.zeros(1, np.int64)  # per tensor, as TFLite's converter writes FC
+    fb = m.bias(12, float(s_dw), fws[:1].repeat(12))
+    m.tensors[fb]["scale"] = m.tensors[fb]["scale"][:1]
+    m.tensors[fb]["zp"] = np.zeros(1, np.int64)
+    f = m.act((1, 12), np.float32(3.0 / 32768))
+    m.op("FULLY_CONNECTED", "FullyConnectedOptions", dict(), [r, fw, fb], [f])
+    out = m.tensor((1, 12), "int8", np.float32(0.02), -5)
+    m.op("QUANTIZE", None, {}, [f], [out])
+    return m.bytes([x8], [out])
+
+
+def residual_model(seed: int) -> bytes:
+    """int16: CONV 1x1 + ReLU, ADD, STRIDED_SLICE to (1, 1, 1, C), SUB broadcast, CONCATENATION, LEAKY_RELU."""
+    m = Model16(seed)
+    s_x = np.float32(2.0 / 32768)
+    x = m.act((1, 5, 6, 8), s_x)
+    w, ws = m.weights((8, 1, 1, 8), 8, 0)
+    b = m.bias(8, float(s_x), ws)
+    y = m.act((1, 5, 6, 8), np.float32(1.0 / 32768))
+    m.op("CONV_2D", "Conv2DOptions", dict(padding=1, strideH=1, strideW=1, fusedActivationFunction=1,
+                                          dilationHFactor=1, dilationWFactor=1), [x, w, b], [y])
+    z = m.act((1, 5, 6, 8), np.float32(3.0 / 32768))
+    m.op("ADD", "AddOptions", dict(), [x, y], [z])
+    begin = m.tensor((4,), "int32", data=np.array([0, 2, 3, 0], np.int32))
+    end = m.tensor((4,), "int32", data=np.array([1, 3, 4, 8], np.int32))
+    strides = m.tensor((4,), "int32", data=np.array([1, 1, 1, 1], np.int32))
+    s = m.act((1, 1, 1, 8), s_x)
+    m.op("STRIDED_SLICE", "StridedSliceOptions", dict(), [x, begin, end, strides], [s])
+    d = m.act((1, 5, 6, 8), np.float32(4.0 / 32768))
+    m.op("SUB", "SubOptions", dict(), [z, s], [d])
+    e = m.act((1, 5, 6, 8), np.float32(4.0 / 32768))
+    m.op("LEAKY_RELU", "LeakyReluOptions", dict(alpha=0.2), [d], [e])
+    c = m.act((1, 5, 6, 16), np.float32(4.0 / 32768))
+    m.op("CONCATENATION", "ConcatenationOptions", dict(axis=3), [d, e], [c])
+    return m.bytes([x], [c])
+
+
+def random_inputs(plan, n: int, seed: int) -> np.ndarray:
+    t = plan.graph.tensors[plan.input]
+    info = np.iinfo(t.dtype)
+    rng = np.random.default_rng(seed)
+    return rng.integers(info.min, info.max + 1, (n,) + t.shape[1:], dtype=np.int64).astype(t.dtype)
+
+
+MODELS = {"chain": chain_model, "residual": residual_model}
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def built(request, tmp_path_factory):
+    key = request.param
+    d = tmp_path_factory.mktemp(key)
+    data = MODELS[key](seed=len(key))
+    path = d / f"{key}.tflite"
+    path.write_bytes(data)
+    plan = compile_model(path, BuildConfig(name=key), d / "out")
+    xs = random_inputs(plan, N_INPUTS, seed=len(key) + 1)
+    return key, plan, d, xs, tflm_outputs(data, xs)
+
+
+def test_built_model_equals_tflm(built):
+    key, plan, d, xs, want = built
+    assert any(s.kernel.endswith("s16") for s in plan.steps)
+    exe = hostrun.build(plan, d / "out", d / "build")
+    got = hostrun.run(plan, exe, xs)[0].reshape(len(xs), -1)
+    for i, x in enumerate(xs):
+        ref = reference.run(plan, x, poison=i).outputs[plan.outputs[0]].reshape(-1)
+        assert np.array_equal(ref, want[i]), f"{key} input {i}: reference differs from TFLM"
+        assert np.array_equal(got[i], want[i]), f"{key} input {i}: host C differs from TFLM"
+    assert len(np.unique(want)) > 8  # not all saturated: the arithmetic is exercised
+
+
+def test_built_model_kernels_and_header(built):
+    key, plan, d, _, _ = built
+    kernels = {s.kernel for s in plan.steps}
+    if key == "chain":
+        assert kernels == {"requantize_s8_s16", "depthwise_conv2d_s16", "max_pool_s16", "fully_connected_s16",
+                           "requantize_s16_s8"}
+        header = (d / "out" / "chain.h").read_text()
+        assert "#define CHAIN_INPUT_TYPE int8_t" in header and "#define CHAIN_OUTPUT_TYPE int8_t" in header
+    else:
+        assert kernels == {"conv2d_s16", "add_s16", "strided_slice_s16", "sub_s16", "leaky_relu_s16", "concat_s16"}
+        header = (d / "out" / "residual.h").read_text()
+        assert "#define RESIDUAL_INPUT_TYPE int16_t" in header and "int16_t *residual_input(void);" in header
+    # 2-byte activations: the arena holds at least the largest step's int16 tensors, each 2 bytes a value
+    g = plan.graph
+    biggest = max(sum(g.tensors[t].nbytes for t in dict.fromkeys(s.inputs + s.outputs)) for s in plan.steps)
+    assert plan.arena_size >= biggest
+    assert all(g.tensors[t].nbytes == 2 * g.tensors[t].size for s in plan.steps for t in s.outputs
+               if g.tensors[t].dtype == "int16")
+
+
+@needs_qemu
+def test_built_model_on_cortex_m4(built):
+    from mcuforge import qemu
+
+    key, plan, d, xs, want = built
+    elf = qemu.build(plan, d / "out", d / "m4", target="qemu-cortex-m4")
+    got, _ = qemu.run(plan, elf, xs, target="qemu-cortex-m4")
+    assert np.array_equal(got[0].reshape(len(xs), -1), want)
+
+
+@needs_qemu
+@pytest.mark.parametrize("name", ["conv0", "transpose_conv3", "leaky_relu3"])
+def test_seanet_sample_on_cortex_m4(name, tmp_path):
+    if not SEANET.is_dir():
+        pytest.skip(f"TFLM's seanet models are not in {SEANET} (../shared/models/seanet is absent)")
+    from mcuforge import qemu
+
+    model, inputs, golden = _files(name)
+    plan = compile_model(model, BuildConfig(name="m"), tmp_path / "out")
+    x = _csv(inputs[-1], np.int16).reshape(plan.graph.tensors[plan.input].shape)
+    elf = qemu.build(plan, tmp_path / "out", tmp_path / "m4", target="qemu-cortex-m4")
+    got, _ = qemu.run(plan, elf, x[None], target="qemu-cortex-m4")
+    assert np.array_equal(got[0].reshape(-1), _csv(golden, np.int16))
+
+
+def test_int16_refusals(tmp_path):
+    """An int16 activation with a zero point, an op without a 16x8 kernel, a patch schedule: one clear error."""
+    m = Model16(0)
+    x = m.tensor((1, 4, 4, 3), "int16", np.float32(0.001), 5)
+    y = m.tensor((1, 4, 4, 3), "int16", np.float32(0.001), 5)
+    m.op("LEAKY_RELU", "LeakyReluOptions", dict(alpha=0.1), [x], [y])
+    path = tmp_path / "zp.tflite"
+    path.write_bytes(m.bytes([x], [y]))
+    with pytest.raises(McuforgeError, match="int16 with zero point 5: 16x8 models quantize activations symmetrically"):
+        compile_model(path, BuildConfig(name="zp"), tmp_path / "zp")
+    assert not (tmp_path / "zp").exists()
+
+    m = Model16(0)
+    x = m.act((1, 4, 4, 3), np.float32(0.001))
+    y = m.act((1, 2, 2, 3), np.float32(0.001))
+    m.op("AVERAGE_POOL_2D", "Pool2DOptions", dict(padding=1, strideH=2, strideW=2, filterHeight=2, filterWidth=2),
+         [x], [y])
+    path = tmp_path / "avg.tflite"
+    path.write_bytes(m.bytes([x], [y]))
+    with pytest.raises(McuforgeError, match=r"have no 16x8 kernel: AVERAGE_POOL_2D_0 \(avg_pool\)"):
+        compile_model(path, BuildConfig(name="avg"), tmp_path / "avg")
+    assert not (tmp_path / "avg").exists()
+
+    path = tmp_path / "chain.tflite"
+    path.write_bytes(chain_model(1))
+    with pytest.raises(McuforgeError, match="patch-based schedules of 16x8 models"):
+        compile_model(path, BuildConfig(name="c", schedule="patch"), tmp_path / "c")
