@@ -244,3 +244,12 @@ def test_int16_refusals(tmp_path):
     path.write_bytes(chain_model(1))
     with pytest.raises(McuforgeError, match="patch-based schedules of 16x8 models"):
         compile_model(path, BuildConfig(name="c", schedule="patch"), tmp_path / "c")
+
+
+def test_built_model_arm_dsp_falls_back_to_portable_int16(built, tmp_path):
+    """--kernels arm-dsp on a 16x8 model: the int16 layers run the portable
+    16x8 kernels (no DSP variant yet), same bytes as TFLM."""
+    key, _, d, xs, want = built
+    plan = compile_model(d / f"{key}.tflite", BuildConfig(name=key, kernels="arm-dsp"), tmp_path / "out")
+    exe = hostrun.build(plan, tmp_path / "out", tmp_path / "build")
+    assert np.array_equal(hostrun.run(plan, exe, xs)[0].reshape(len(xs), -1), want)
