@@ -4,7 +4,8 @@ time with the project's TFLite writer, against TFLM.
 Each model chains the 16x8 operators mcuforge supports beyond the seanet
 set (QUANTIZE int8 -> int16 and int16 -> int8, DEPTHWISE_CONV_2D with a
 depth multiplier, MAX_POOL_2D, RESHAPE, FULLY_CONNECTED, CONV_2D with a fused
-ReLU, ADD, SUB with broadcasting, STRIDED_SLICE, CONCATENATION, LEAKY_RELU);
+ReLU, ADD, SUB with broadcasting, STRIDED_SLICE, CONCATENATION, LEAKY_RELU,
+AVERAGE_POOL_2D, MUL);
 weights, biases and scales are seeded random. The generated C (host gcc,
 strict warnings) and the NumPy reference equal the ``tflite_micro``
 interpreter byte for byte on random inputs; a sample (these models and
@@ -138,6 +139,27 @@ def residual_model(seed: int) -> bytes:
     return m.bytes([x], [c])
 
 
+def pool_mul_model(seed: int) -> bytes:
+    """int16: AVERAGE_POOL_2D (SAME, windows over the edge), MUL of two activations, MUL broadcast with a
+    STRIDED_SLICE to (1, 1, 1, C)."""
+    m = Model16(seed)
+    s_x = np.float32(2.0 / 32768)
+    x = m.act((1, 7, 6, 4), s_x)
+    a = m.act((1, 4, 3, 4), s_x)
+    m.op("AVERAGE_POOL_2D", "Pool2DOptions", dict(padding=0, strideH=2, strideW=2, filterHeight=3, filterWidth=2),
+         [x], [a])
+    sq = m.act((1, 4, 3, 4), np.float32(3.0 / 32768))
+    m.op("MUL", "MulOptions", dict(), [a, a], [sq])
+    begin = m.tensor((4,), "int32", data=np.array([0, 1, 1, 0], np.int32))
+    end = m.tensor((4,), "int32", data=np.array([1, 2, 2, 4], np.int32))
+    strides = m.tensor((4,), "int32", data=np.array([1, 1, 1, 1], np.int32))
+    s = m.act((1, 1, 1, 4), s_x)
+    m.op("STRIDED_SLICE", "StridedSliceOptions", dict(), [a, begin, end, strides], [s])
+    out = m.act((1, 4, 3, 4), np.float32(4.0 / 32768))
+    m.op("MUL", "MulOptions", dict(), [sq, s], [out])
+    return m.bytes([x], [out])
+
+
 def random_inputs(plan, n: int, seed: int) -> np.ndarray:
     t = plan.graph.tensors[plan.input]
     info = np.iinfo(t.dtype)
@@ -145,7 +167,11 @@ def random_inputs(plan, n: int, seed: int) -> np.ndarray:
     return rng.integers(info.min, info.max + 1, (n,) + t.shape[1:], dtype=np.int64).astype(t.dtype)
 
 
-MODELS = {"chain": chain_model, "residual": residual_model}
+MODELS = {"chain": chain_model, "residual": residual_model, "pool_mul": pool_mul_model}
+KERNELS = {"chain": {"requantize_s8_s16", "depthwise_conv2d_s16", "max_pool_s16", "fully_connected_s16",
+                     "requantize_s16_s8"},
+           "residual": {"conv2d_s16", "add_s16", "strided_slice_s16", "sub_s16", "leaky_relu_s16", "concat_s16"},
+           "pool_mul": {"avg_pool_s16", "mul_s16", "strided_slice_s16"}}
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
@@ -174,16 +200,11 @@ def test_built_model_equals_tflm(built):
 
 def test_built_model_kernels_and_header(built):
     key, plan, d, _, _ = built
-    kernels = {s.kernel for s in plan.steps}
-    if key == "chain":
-        assert kernels == {"requantize_s8_s16", "depthwise_conv2d_s16", "max_pool_s16", "fully_connected_s16",
-                           "requantize_s16_s8"}
-        header = (d / "out" / "chain.h").read_text()
-        assert "#define CHAIN_INPUT_TYPE int8_t" in header and "#define CHAIN_OUTPUT_TYPE int8_t" in header
-    else:
-        assert kernels == {"conv2d_s16", "add_s16", "strided_slice_s16", "sub_s16", "leaky_relu_s16", "concat_s16"}
-        header = (d / "out" / "residual.h").read_text()
-        assert "#define RESIDUAL_INPUT_TYPE int16_t" in header and "int16_t *residual_input(void);" in header
+    assert {s.kernel for s in plan.steps} == KERNELS[key]
+    header = (d / "out" / f"{key}.h").read_text()
+    ctype = "int8_t" if key == "chain" else "int16_t"
+    assert f"#define {key.upper()}_INPUT_TYPE {ctype}" in header and f"#define {key.upper()}_OUTPUT_TYPE {ctype}" in header
+    assert f"{ctype} *{key}_input(void);" in header and f"{ctype} *{key}_output(void);" in header
     # 2-byte activations: the arena holds at least the largest step's int16 tensors, each 2 bytes a value
     g = plan.graph
     biggest = max(sum(g.tensors[t].nbytes for t in dict.fromkeys(s.inputs + s.outputs)) for s in plan.steps)

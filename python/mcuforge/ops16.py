@@ -152,6 +152,21 @@ def lower_add_sub16(node: Node, g: Graph) -> Step:
     return Step(node, f"{node.op}_s16", p, [a.name, b.name], [out.name], macs=out.size, inplace="elementwise")
 
 
+def lower_mul16(node: Node, g: Graph) -> Step:
+    """MUL of two int16 activations, with broadcasting (TFLM's multiplier s1 * s2 / s_out in double)."""
+    a, b, out = (g.tensors[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    if a.is_const or b.is_const:
+        raise UnsupportedModelError(f"{_where(g)}: layer '{node.name}' (mul): a constant operand of an int16 mul "
+                                    f"is not supported (two activations only)")
+    _require_int16(node, g, [a.name, b.name, out.name])
+    (sa, za), (sb, zb), (so, zo) = ((float(t.quant.scale[0]), int(t.quant.zero_point[0])) for t in (a, b, out))
+    m, s = fp.quantize_multiplier(sa * sb / so)
+    lo, hi = clamp_range16(node.attrs, out.quant)
+    p = {**broadcast_params(node, a.shape, b.shape, out.shape), "input1_offset": -za, "input2_offset": -zb,
+         "output_offset": zo, "multiplier": m, "shift": s, "act_min": lo, "act_max": hi}
+    return Step(node, "mul_s16", p, [a.name, b.name], [out.name], macs=out.size, inplace="elementwise")
+
+
 def lower_leaky_relu16(node: Node, g: Graph) -> Step:
     """TFLM LEAKY_RELU int16: identity and alpha multipliers, the scale ratios
     computed in float32 as leaky_relu_common.cc writes them
@@ -234,18 +249,20 @@ def lower_concat16(node: Node, g: Graph) -> Step:
     return Step(node, "concat_s16", p, [t.name for t in ins], [out.name], macs=out.size)
 
 
-def lower_max_pool16(node: Node, g: Graph) -> Step:
+def lower_pool16(node: Node, g: Graph) -> Step:
+    """MAX_POOL_2D / AVERAGE_POOL_2D (TFLM requires the same input and output quantization)."""
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
     _require_int16(node, g, [x.name, out.name])
     if not x.quant.same_as(out.quant):
-        raise UnsupportedModelError(f"{_where(g)}: layer '{node.name}' (max_pool): input and output quantization differ")
+        raise UnsupportedModelError(f"{_where(g)}: layer '{node.name}' ({node.op}): input and output quantization "
+                                    f"differ (TFLM's 16x8 pooling keeps them equal)")
     (in_h, in_w, c), (out_h, out_w, _) = _hw_c(x.shape), _hw_c(out.shape)
     a = node.attrs
     lo, hi = clamp_range16(a, out.quant)
     p = dict(in_h=in_h, in_w=in_w, channels=c, out_h=out_h, out_w=out_w, k_h=a["kernel"][0], k_w=a["kernel"][1],
              stride_h=a["strides"][0], stride_w=a["strides"][1], pad_top=a["pads"][0], pad_left=a["pads"][1],
              act_min=lo, act_max=hi)
-    return Step(node, "max_pool_s16", p, [x.name], [out.name], macs=out_h * out_w * c * p["k_h"] * p["k_w"])
+    return Step(node, f"{node.op}_s16", p, [x.name], [out.name], macs=out_h * out_w * c * p["k_h"] * p["k_w"])
 
 
 LOWER_S16 = {
@@ -260,7 +277,9 @@ LOWER_S16 = {
     "pad": lower_pad16,
     "strided_slice": lower_strided_slice16,
     "concat": lower_concat16,
-    "max_pool": lower_max_pool16,
+    "max_pool": lower_pool16,
+    "avg_pool": lower_pool16,
+    "mul": lower_mul16,
 }
 
 def check_supported16(graph: Graph) -> None:

@@ -58,7 +58,9 @@ STRUCT = {
     "pad_s16": "mcf_pad_params",
     "strided_slice_s16": "mcf_strided_slice_params",
     "concat_s16": "mcf_concat_s16_params",
-    "max_pool_s16": "mcf_max_pool_s16_params",
+    "max_pool_s16": "mcf_pool_s16_params",
+    "avg_pool_s16": "mcf_pool_s16_params",
+    "mul_s16": "mcf_mul_s16_params",
 }
 # Per-tile geometry of a patch stage: the parameter fields each tile overrides,
 # in the column order of the emitted tables.

@@ -222,6 +222,19 @@ def sub_s16(params: dict, a, b) -> np.ndarray:
     return _add_sub(params, a, b, -1)
 
 
+def mul_s16(params: dict, a, b) -> np.ndarray:
+    """TFLM reference_integer_ops::MulElementwise / BroadcastMul6DSlow, int16."""
+    p = params
+    lo, hi = check_act16(p)
+    shift = int(p["shift"])
+    if not -31 <= shift <= 31:
+        raise ValueError("shift out of [-31, 31]")
+    x, y = _operands16(p, a, b)
+    prod = (x + int(p["input1_offset"])) * (y + int(p["input2_offset"]))
+    out = int(p["output_offset"]) + fp.multiply_by_quantized_multiplier(prod, int(p["multiplier"]), shift)
+    return np.clip(out, lo, hi).astype(np.int16)
+
+
 def leaky_relu_s16(params: dict, x) -> np.ndarray:
     p = params
     size = int(p["size"])
@@ -324,6 +337,33 @@ def max_pool_s16(params: dict, x) -> np.ndarray:
     return np.clip(best, lo, hi).astype(np.int16).reshape(-1)
 
 
+def avg_pool_s16(params: dict, x) -> np.ndarray:
+    """TFLM reference_integer_ops::AveragePool, int16: the sum of the taps
+    inside the input, divided by their count rounding half away from zero, clamped."""
+    p = params
+    positive(p, "in_h", "in_w", "channels", "out_h", "out_w", "k_h", "k_w", "stride_h", "stride_w")
+    lo, hi = check_act16(p)
+    h, w, c = int(p["in_h"]), int(p["in_w"]), int(p["channels"])
+    oh, ow, kh, kw = int(p["out_h"]), int(p["out_w"]), int(p["k_h"]), int(p["k_w"])
+    rows = (oh - 1) * int(p["stride_h"]) + kh
+    cols = (ow - 1) * int(p["stride_w"]) + kw
+    xi = as_int16(x, h * w * c).reshape(h, w, c).astype(np.int64)
+    xp, row0, col0 = padded(xi, int(p["pad_top"]), int(p["pad_left"]), rows, cols, 0)
+    inside, _, _ = padded(np.ones((h, w, 1), np.int64), int(p["pad_top"]), int(p["pad_left"]), rows, cols, 0)
+    acc = np.zeros((oh, ow, c), np.int64)
+    count = np.zeros((oh, ow, 1), np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            rs, cs = window_slices(row0, col0, ky, kx, p, oh, ow)
+            acc += xp[rs, cs, :]
+            count += inside[rs, cs, :]
+    if np.any(count == 0):
+        raise ValueError("a pooling window lies entirely in the padding")
+    half = count // 2
+    acc = np.where(acc > 0, (acc + half) // count, -((half - acc) // count))
+    return np.clip(acc, lo, hi).astype(np.int16).reshape(-1)
+
+
 KERNELS_S16 = {
     "conv2d_s16": conv2d_s16,
     "depthwise_conv2d_s16": depthwise_conv2d_s16,
@@ -339,6 +379,8 @@ KERNELS_S16 = {
     "strided_slice_s16": strided_slice_s16,
     "concat_s16": concat_s16,
     "max_pool_s16": max_pool_s16,
+    "avg_pool_s16": avg_pool_s16,
+    "mul_s16": mul_s16,
 }
 
 _MBQM = "mcf_fixedpoint.c"
@@ -357,4 +399,6 @@ RUNTIME_SOURCES_S16 = {
     "strided_slice_s16": ["mcf_s16_data.c"],
     "concat_s16": ["mcf_s16_data.c"],
     "max_pool_s16": ["mcf_s16_data.c"],
+    "avg_pool_s16": ["mcf_s16_data.c"],
+    "mul_s16": ["mcf_s16_elementwise.c", _MBQM],
 }

@@ -1,7 +1,8 @@
 /*
  * mcuforge runtime: 16x8 data movement: PAD, STRIDED_SLICE, CONCATENATION
- * and MAX_POOL_2D of int16 tensors (TFLM's reference kernels copy or compare
- * the int16 values; CONCATENATION requires equal quantization). Same
+ * MAX_POOL_2D and AVERAGE_POOL_2D of int16 tensors (TFLM's reference kernels
+ * copy, compare or average the int16 values; CONCATENATION and the pooling
+ * require equal input and output quantization). Same
  * parameters and layouts as the int8 kernels (kernels.h).
  */
 #include "mcuforge/kernels_s16.h"
@@ -108,13 +109,58 @@ int mcf_concat_s16(const mcf_concat_s16_params *p, const int16_t *const *inputs,
     return MCF_OK;
 }
 
-int mcf_max_pool_s16(const mcf_max_pool_s16_params *p, const int16_t *input, int16_t *output)
+static int pool_valid(const mcf_pool_s16_params *p, const int16_t *input, const int16_t *output)
+{
+    return p->in_h > 0 && p->in_w > 0 && p->channels > 0 && p->out_h > 0 && p->out_w > 0 && p->k_h > 0 &&
+           p->k_w > 0 && p->stride_h > 0 && p->stride_w > 0 && p->act_min >= -32768 && p->act_max <= 32767 &&
+           p->act_min <= p->act_max && input != NULL && output != NULL;
+}
+
+int mcf_avg_pool_s16(const mcf_pool_s16_params *p, const int16_t *input, int16_t *output)
 {
     int32_t oy, ox, c, ky, kx;
 
-    if (p->in_h <= 0 || p->in_w <= 0 || p->channels <= 0 || p->out_h <= 0 || p->out_w <= 0 || p->k_h <= 0 ||
-        p->k_w <= 0 || p->stride_h <= 0 || p->stride_w <= 0 || p->act_min < -32768 || p->act_max > 32767 ||
-        p->act_min > p->act_max || input == NULL || output == NULL) {
+    if (!pool_valid(p, input, output)) {
+        return MCF_ERR_ARG;
+    }
+    for (oy = 0; oy < p->out_h; ++oy) {
+        const int32_t y0 = oy * p->stride_h - p->pad_top;
+        for (ox = 0; ox < p->out_w; ++ox) {
+            const int32_t x0 = ox * p->stride_w - p->pad_left;
+            for (c = 0; c < p->channels; ++c) {
+                int32_t acc = 0, count = 0;
+                for (ky = 0; ky < p->k_h; ++ky) {
+                    const int32_t iy = y0 + ky;
+                    if (iy < 0 || iy >= p->in_h) {
+                        continue;
+                    }
+                    for (kx = 0; kx < p->k_w; ++kx) {
+                        const int32_t ix = x0 + kx;
+                        if (ix < 0 || ix >= p->in_w) {
+                            continue;
+                        }
+                        acc += input[(iy * p->in_w + ix) * p->channels + c];
+                        count++;
+                    }
+                }
+                if (count == 0) {
+                    return MCF_ERR_ARG;
+                }
+                acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+                acc = acc < p->act_min ? p->act_min : acc;
+                acc = acc > p->act_max ? p->act_max : acc;
+                *output++ = (int16_t)acc;
+            }
+        }
+    }
+    return MCF_OK;
+}
+
+int mcf_max_pool_s16(const mcf_pool_s16_params *p, const int16_t *input, int16_t *output)
+{
+    int32_t oy, ox, c, ky, kx;
+
+    if (!pool_valid(p, input, output)) {
         return MCF_ERR_ARG;
     }
     for (oy = 0; oy < p->out_h; ++oy) {

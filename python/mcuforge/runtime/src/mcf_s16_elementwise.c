@@ -1,6 +1,9 @@
 /*
- * mcuforge runtime: 16x8 elementwise kernels: ADD and SUB (with
+ * mcuforge runtime: 16x8 elementwise kernels: ADD, SUB and MUL (with
  * broadcasting), LEAKY_RELU, QUANTIZE between int8 and int16.
+ * MUL: TFLM reference_integer_ops::MulElementwise (int16): (a + offset1) *
+ * (b + offset2) (below 2^31 with zero points 0), MultiplyByQuantizedMultiplier,
+ * + output_offset, clamped.
  *
  * ADD / SUB: TFLM reference_ops::AddGeneralParamScale / SubElementwise and
  * their Broadcast*Slow forms for int16: both inputs offset, shifted left by
@@ -76,6 +79,43 @@ int mcf_add_s16(const mcf_add_sub_s16_params *p, const int16_t *input1, const in
 int mcf_sub_s16(const mcf_add_sub_s16_params *p, const int16_t *input1, const int16_t *input2, int16_t *output)
 {
     return add_sub(p, input1, input2, output, -1);
+}
+
+static int16_t mul_one(const mcf_mul_s16_params *p, int32_t a, int32_t b)
+{
+    const int32_t prod = (a + p->input1_offset) * (b + p->input2_offset);
+    const int32_t out = p->output_offset + mcf_multiply_by_quantized_multiplier(prod, p->multiplier, (int)p->shift);
+    return (int16_t)clamp(out, p->act_min, p->act_max);
+}
+
+int mcf_mul_s16(const mcf_mul_s16_params *p, const int16_t *input1, const int16_t *input2, int16_t *output)
+{
+    int32_t i, i0, i1, i2, i3;
+
+    if (p->size < 0 || p->shift < -31 || p->shift > 31 || p->act_min < -32768 || p->act_max > 32767 ||
+        p->act_min > p->act_max || input1 == NULL || input2 == NULL || output == NULL) {
+        return MCF_ERR_ARG;
+    }
+    if (!p->broadcast) {
+        for (i = 0; i < p->size; ++i) {
+            output[i] = mul_one(p, input1[i], input2[i]);
+        }
+        return MCF_OK;
+    }
+    for (i0 = 0; i0 < p->out_shape[0]; ++i0) {
+        for (i1 = 0; i1 < p->out_shape[1]; ++i1) {
+            for (i2 = 0; i2 < p->out_shape[2]; ++i2) {
+                const int16_t *a = input1 + i0 * p->input1_stride[0] + i1 * p->input1_stride[1] +
+                                   i2 * p->input1_stride[2];
+                const int16_t *b = input2 + i0 * p->input2_stride[0] + i1 * p->input2_stride[1] +
+                                   i2 * p->input2_stride[2];
+                for (i3 = 0; i3 < p->out_shape[3]; ++i3) {
+                    *output++ = mul_one(p, a[i3 * p->input1_stride[3]], b[i3 * p->input2_stride[3]]);
+                }
+            }
+        }
+    }
+    return MCF_OK;
 }
 
 int mcf_leaky_relu_s16(const mcf_leaky_relu_s16_params *p, const int16_t *input, int16_t *output)

@@ -115,6 +115,17 @@ typedef struct {
     int32_t multiplier_alpha, shift_alpha;        /* x < 0 */
 } mcf_leaky_relu_s16_params;
 
+/* MUL: out = clamp(output_offset + MultiplyByQuantizedMultiplier((a + input1_offset) * (b + input2_offset))). */
+typedef struct {
+    int32_t size, broadcast;
+    int32_t out_shape[4], input1_stride[4], input2_stride[4];
+    int32_t input1_offset, input2_offset, output_offset;
+    int32_t multiplier, shift;
+    int32_t act_min, act_max;
+} mcf_mul_s16_params;
+
+int mcf_mul_s16(const mcf_mul_s16_params *p, const int16_t *input1, const int16_t *input2, int16_t *output);
+
 int mcf_leaky_relu_s16(const mcf_leaky_relu_s16_params *p, const int16_t *input, int16_t *output);
 
 /* QUANTIZE: out = clamp(MultiplyByQuantizedMultiplier(x + input_offset) + output_offset). */
@@ -147,9 +158,12 @@ typedef struct {
     int32_t stride_h, stride_w;
     int32_t pad_top, pad_left;
     int32_t act_min, act_max;
-} mcf_max_pool_s16_params;
+} mcf_pool_s16_params;
 
-int mcf_max_pool_s16(const mcf_max_pool_s16_params *p, const int16_t *input, int16_t *output);
+/* MAX_POOL_2D: the largest tap inside the input; AVERAGE_POOL_2D: the sum of
+ * the taps inside the input divided by their count, rounded half away from 0. */
+int mcf_max_pool_s16(const mcf_pool_s16_params *p, const int16_t *input, int16_t *output);
+int mcf_avg_pool_s16(const mcf_pool_s16_params *p, const int16_t *input, int16_t *output);
 
 #ifdef __cplusplus
 }
