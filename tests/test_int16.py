@@ -274,3 +274,45 @@ def test_built_model_arm_dsp_falls_back_to_portable_int16(built, tmp_path):
     plan = compile_model(d / f"{key}.tflite", BuildConfig(name=key, kernels="arm-dsp"), tmp_path / "out")
     exe = hostrun.build(plan, tmp_path / "out", tmp_path / "build")
     assert np.array_equal(hostrun.run(plan, exe, xs)[0].reshape(len(xs), -1), want)
+
+
+@pytest.mark.parametrize("scale", [2.0 ** -12, 2.0 ** -11, 3.1e-4, 1.7e-3])
+def test_logistic_tanh_every_value(scale, tmp_path):
+    """LOGISTIC then TANH on all 65536 int16 values (power-of-two and general
+    input scales): reference and host C equal TFLM."""
+    m = Model16(0)
+    x = m.act((1, 1, 256, 256), np.float32(scale))
+    y = m.act((1, 1, 256, 256), np.float32(2.0 ** -15))
+    z = m.act((1, 1, 256, 256), np.float32(2.0 ** -15))
+    m.op("LOGISTIC", None, {}, [x], [y])
+    m.op("TANH", None, {}, [y], [z])
+    data = m.bytes([x], [z])
+    path = tmp_path / "sig.tflite"
+    path.write_bytes(data)
+    plan = compile_model(path, BuildConfig(name="sig"), tmp_path / "out")
+    assert [s.kernel for s in plan.steps] == ["logistic_s16", "tanh_s16"]
+    xs = np.arange(-32768, 32768, dtype=np.int16).reshape(1, 1, 256, 256)
+    want = tflm_outputs(data, xs)[0]
+    assert np.array_equal(reference.run(plan, xs[0]).outputs[plan.outputs[0]].reshape(-1), want)
+    exe = hostrun.build(plan, tmp_path / "out", tmp_path / "build")
+    assert np.array_equal(hostrun.run(plan, exe, xs)[0].reshape(-1), want)
+    assert len(np.unique(want)) > 1000
+
+
+def test_sigmoid_table_is_tflms():
+    """The table the 16-bit LOGISTIC/TANH kernels interpolate in, measured
+    again from the tflite_micro interpreter, equals the one mcuforge ships."""
+    import importlib.util
+
+    from mcuforge.kernels.s16 import SIGMOID_TABLE
+    from mcuforge.kernels import RUNTIME_SRC_DIR
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "sigmoid_table_s16.py"
+    spec = importlib.util.spec_from_file_location("sigmoid_table_s16", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    measured = module.measure()
+    assert measured == SIGMOID_TABLE.tolist()
+    c = (RUNTIME_SRC_DIR / "mcf_s16_sigmoid.c").read_text()
+    body = c[c.index("sigmoid_table[256] = {") + len("sigmoid_table[256] = {"):c.index("};")]
+    assert [int(v) for v in body.replace(",", " ").split()] == measured

@@ -186,6 +186,44 @@ def lower_leaky_relu16(node: Node, g: Graph) -> Step:
     return Step(node, "leaky_relu_s16", p, [x.name], [out.name], macs=out.size, inplace="elementwise")
 
 
+def checked_log2(x: float) -> tuple[bool, int]:
+    """TFLite CheckedLog2 (float32): (is x a power of two within 1e-3 in log2, the rounded log2)."""
+    f = np.float32
+    x_log2 = f(np.log(f(x))) * (f(1.0) / f(np.log(f(2.0))))
+    rounded = f(np.sign(x_log2) * np.floor(np.abs(x_log2) + f(0.5)))
+    return bool(abs(f(x_log2 - rounded)) < f(1e-3)), int(rounded)
+
+
+def lower_sigmoid_like16(node: Node, g: Graph) -> Step:
+    """LOGISTIC / TANH with int16 activations (TFLM's 16-bit Prepare): a
+    power-of-two input scale of 2^-12 (LOGISTIC; TANH also 2^-11) takes the
+    fixed scaling, any other scale a multiplier s * 3 * 4096 doubled up to
+    above 32767 / 2 with its shift; the output scale is 2^-15, zero points 0."""
+    x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    _require_int16(node, g, [x.name, out.name])
+    pot_out, log2_out = checked_log2(float(out.quant.scale[0]))
+    if not pot_out or log2_out != -15 or int(out.quant.zero_point[0]) != 0:
+        raise UnsupportedModelError(f"{_where(g)}: layer '{node.name}' ({node.op}): int16 output scale "
+                                    f"{float(out.quant.scale[0])!r} is not 2^-15 (TFLM's 16-bit {node.op.upper()})")
+    pot, log2_in = checked_log2(float(x.quant.scale[0]))
+    shift = (15 - 3) + log2_in
+    pot = pot and (shift == 0 or (node.op == "tanh" and shift == 1))
+    if pot:
+        mult = 0
+    else:
+        m = float(np.float32(x.quant.scale[0])) * 4096.0 * 3.0
+        shift = 0
+        while m <= 32767.0 / 2.0 and shift <= 30:
+            shift += 1
+            m *= 2.0
+        mult = int(m)
+    if mult > 32767 or shift < 0:
+        raise UnsupportedModelError(f"{_where(g)}: layer '{node.name}' ({node.op}): input scale "
+                                    f"{float(x.quant.scale[0])!r} is too large for TFLM's 16-bit {node.op.upper()}")
+    p = dict(size=out.size, input_multiplier=mult, input_left_shift=shift)
+    return Step(node, f"{node.op}_s16", p, [x.name], [out.name], macs=out.size, inplace="elementwise")
+
+
 def lower_requantize16(node: Node, g: Graph) -> Step:
     """QUANTIZE between int8 and int16 (TFLM Requantize, the ratio in double)."""
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
@@ -280,6 +318,8 @@ LOWER_S16 = {
     "max_pool": lower_pool16,
     "avg_pool": lower_pool16,
     "mul": lower_mul16,
+    "logistic": lower_sigmoid_like16,
+    "tanh": lower_sigmoid_like16,
 }
 
 def check_supported16(graph: Graph) -> None:

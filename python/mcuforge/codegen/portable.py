@@ -61,6 +61,8 @@ STRUCT = {
     "max_pool_s16": "mcf_pool_s16_params",
     "avg_pool_s16": "mcf_pool_s16_params",
     "mul_s16": "mcf_mul_s16_params",
+    "logistic_s16": "mcf_sigmoid_s16_params",
+    "tanh_s16": "mcf_sigmoid_s16_params",
 }
 # Per-tile geometry of a patch stage: the parameter fields each tile overrides,
 # in the column order of the emitted tables.

@@ -248,6 +248,68 @@ def leaky_relu_s16(params: dict, x) -> np.ndarray:
     return np.clip(out, INT16_MIN, INT16_MAX).astype(np.int16)
 
 
+# sigmoid(i / 24), i = 0..255, unsigned Q0.16: the table TFLM's 16-bit LOGISTIC and TANH interpolate
+# in, measured from the tflite_micro interpreter by scripts/sigmoid_table_s16.py (tests/test_int16.py
+# measures it again); runtime/src/mcf_s16_sigmoid.c holds the same values.
+SIGMOID_TABLE = np.array([
+    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794, 41432, 42064, 42688,
+    43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369, 47911, 48443, 48964, 49475, 49975, 50464, 50942, 51409,
+    51865, 52311, 52745, 53169, 53581, 53983, 54374, 54755, 55125, 55485, 55834, 56174, 56503, 56823, 57133, 57433,
+    57724, 58007, 58280, 58544, 58800, 59048, 59288, 59519, 59743, 59959, 60168, 60370, 60565, 60753, 60935, 61110,
+    61279, 61441, 61599, 61750, 61896, 62036, 62172, 62302, 62428, 62549, 62666, 62778, 62886, 62990, 63090, 63186,
+    63279, 63368, 63454, 63536, 63615, 63691, 63765, 63835, 63903, 63968, 64030, 64090, 64148, 64204, 64257, 64308,
+    64357, 64405, 64450, 64494, 64536, 64576, 64614, 64652, 64687, 64721, 64754, 64786, 64816, 64845, 64873, 64900,
+    64926, 64950, 64974, 64997, 65019, 65039, 65060, 65079, 65097, 65115, 65132, 65149, 65164, 65179, 65194, 65208,
+    65221, 65234, 65246, 65258, 65269, 65280, 65291, 65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360, 65367,
+    65374, 65381, 65387, 65393, 65399, 65404, 65410, 65415, 65420, 65425, 65429, 65433, 65438, 65442, 65445, 65449,
+    65453, 65456, 65459, 65462, 65465, 65468, 65471, 65474, 65476, 65479, 65481, 65483, 65485, 65488, 65489, 65491,
+    65493, 65495, 65497, 65498, 65500, 65501, 65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513,
+    65514, 65515, 65516, 65517, 65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522, 65523, 65523, 65524, 65524,
+    65525, 65525, 65526, 65526, 65526, 65527, 65527, 65528, 65528, 65528, 65529, 65529, 65529, 65529, 65530, 65530,
+    65530, 65530, 65531, 65531, 65531, 65531, 65531, 65532, 65532, 65532, 65532, 65532, 65532, 65533, 65533, 65533,
+    65533, 65533, 65533, 65533, 65533, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65535,
+], dtype=np.int64)
+
+
+def _lut_input(p: dict, x) -> np.ndarray:
+    mult, shift = int(p["input_multiplier"]), int(p["input_left_shift"])
+    if mult < 0 or not 0 <= shift <= 31:
+        raise ValueError("bad logistic/tanh input scaling")
+    if mult == 0:  # power-of-two input scale
+        mult, shift = 3 << shift, 0
+    rnd = (1 << (shift - 1)) if shift > 0 else 0
+    return (as_int16(x, int(p["size"])).astype(np.int64) * mult + rnd) >> shift
+
+
+def logistic_s16(params: dict, x) -> np.ndarray:
+    """TFLM reference_integer_ops::Logistic (int16): |x| rescaled to 1/(3 * 4096)
+    per unit, linear interpolation in the sigmoid table (9 fraction bits),
+    symmetry for x < 0; output scale 2^-15."""
+    v = _lut_input(params, x)
+    a = np.abs(v)
+    uh = a >> 9
+    ut = a & 0x1FF
+    idx = np.minimum(uh, 254)
+    ua, ub = SIGMOID_TABLE[idx], SIGMOID_TABLE[idx + 1]
+    result = np.where(uh >= 255, 0x7FFF << 10, (ua << 9) + ut * (ub - ua))
+    result = np.where(v >= 0, result + (1 << 9), (1 << 25) - result + (1 << 9) - 1)
+    return (result >> 10).astype(np.int16)
+
+
+def tanh_s16(params: dict, x) -> np.ndarray:
+    """TFLM reference_integer_ops::Tanh (int16): tanh(x) = 2 sigmoid(2x) - 1 on
+    the same table (8 fraction bits); output scale 2^-15."""
+    v = _lut_input(params, x)
+    a = np.abs(v)
+    uh = a >> 8
+    ut = a & 0xFF
+    idx = np.minimum(uh, 254)
+    ua, ub = SIGMOID_TABLE[idx], SIGMOID_TABLE[idx + 1]
+    result = np.where(uh >= 255, 0xFFFF << 8, (ua << 8) + ut * (ub - ua))
+    result = np.where(v >= 0, result - (1 << 23) + (1 << 7), -result + (1 << 23) + (1 << 7) - 1)
+    return np.clip(result >> 8, INT16_MIN, INT16_MAX).astype(np.int16)
+
+
 def _requantize(p: dict, x: np.ndarray, lo: int, hi: int, dtype) -> np.ndarray:
     shift = int(p["shift"])
     if not -31 <= shift <= 31:
@@ -381,6 +443,8 @@ KERNELS_S16 = {
     "max_pool_s16": max_pool_s16,
     "avg_pool_s16": avg_pool_s16,
     "mul_s16": mul_s16,
+    "logistic_s16": logistic_s16,
+    "tanh_s16": tanh_s16,
 }
 
 _MBQM = "mcf_fixedpoint.c"
@@ -401,4 +465,6 @@ RUNTIME_SOURCES_S16 = {
     "max_pool_s16": ["mcf_s16_data.c"],
     "avg_pool_s16": ["mcf_s16_data.c"],
     "mul_s16": ["mcf_s16_elementwise.c", _MBQM],
+    "logistic_s16": ["mcf_s16_sigmoid.c"],
+    "tanh_s16": ["mcf_s16_sigmoid.c"],
 }

@@ -128,6 +128,18 @@ int mcf_mul_s16(const mcf_mul_s16_params *p, const int16_t *input1, const int16_
 
 int mcf_leaky_relu_s16(const mcf_leaky_relu_s16_params *p, const int16_t *input, int16_t *output);
 
+/* LOGISTIC / TANH (mcf_s16_sigmoid.c): TFLM's 16-bit kernels: the input
+ * rescaled (x * input_multiplier + round) >> input_left_shift (multiplier 0:
+ * 3 << input_left_shift, no shift), linear interpolation in a 256-entry
+ * sigmoid table; output scale 2^-15. Output may equal input. */
+typedef struct {
+    int32_t size;
+    int32_t input_multiplier, input_left_shift;
+} mcf_sigmoid_s16_params;
+
+int mcf_logistic_s16(const mcf_sigmoid_s16_params *p, const int16_t *input, int16_t *output);
+int mcf_tanh_s16(const mcf_sigmoid_s16_params *p, const int16_t *input, int16_t *output);
+
 /* QUANTIZE: out = clamp(MultiplyByQuantizedMultiplier(x + input_offset) + output_offset). */
 typedef struct {
     int32_t size;
