@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .codegen.portable import c_sources, include_dirs
-from .ir import McuforgeError
-from .plan import Plan
+from ..codegen.portable import c_sources, include_dirs
+from ..ir import McuforgeError
+from ..plan import Plan
 
 WARNING_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
@@ -135,3 +135,37 @@ def split_outputs(plan: Plan, raw: np.ndarray, n: int, where: str) -> list[np.nd
         outs.append(raw[:, pos:pos + s].copy().view(t.dtype).reshape((n,) + t.shape[1:]))
         pos += s
     return outs
+
+
+def load_input(path: Path, plan) -> np.ndarray:
+    """A .npy in the source layout -> (N, ...) in the IR layout, of the input's type (int8 or int16)."""
+    if not path.is_file():
+        raise McuforgeError(f"{path}: input file not found")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise McuforgeError(f"{path}: not a readable .npy file ({err.__class__.__name__})") from None
+    return prepare_input(x, plan, str(path))
+
+
+def prepare_input(x: np.ndarray, plan, where: str) -> np.ndarray:
+    """One sample or a batch in the source layout (int8, or int16 for a 16x8 model, as it is;
+    float quantized with the input scale) -> (N, ...) in the IR layout; `where` names it in errors."""
+    from ..quantize import quantize_values, source_shape, to_ir_layout
+
+    g = plan.graph
+    t = g.tensors[plan.input]
+    x = np.asarray(x)
+    src = source_shape(g, t.shape)
+    if tuple(x.shape) == tuple(src[1:]) or tuple(x.shape) == tuple(src):
+        x = x.reshape((1,) + tuple(src[1:]))
+    if x.ndim != len(src) or tuple(x.shape[1:]) != tuple(src[1:]):
+        raise McuforgeError(f"{where}: input has shape {tuple(x.shape)}, expected {tuple(src)} or (N, "
+                            f"{', '.join(map(str, src[1:]))}) in {g.source_layout} layout")
+    if x.dtype == np.dtype(t.dtype):  # int8, or int16 for a 16x8 model
+        q = x
+    elif x.dtype.kind == "f":
+        q = quantize_values(x, t.quant, t.dtype)
+    else:
+        raise McuforgeError(f"{where}: input dtype {x.dtype} is neither {t.dtype} (the model's input type) nor float")
+    return to_ir_layout(g, q)
