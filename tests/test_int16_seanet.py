@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcuforge import hostrun, reference
+from mcuforge import reference
+from mcuforge.tools import hostrun
 from mcuforge.config import BuildConfig
 from mcuforge.kernels import KERNELS, RUNTIME_INCLUDE_DIR, RUNTIME_SRC_DIR
 from mcuforge.pipeline import compile_model
