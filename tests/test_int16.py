@@ -317,3 +317,28 @@ def test_sigmoid_table_is_tflms():
     c = (RUNTIME_SRC_DIR / "mcf_s16_sigmoid.c").read_text()
     body = c[c.index("sigmoid_table[256] = {") + len("sigmoid_table[256] = {"):c.index("};")]
     assert [int(v) for v in body.replace(",", " ").split()] == measured
+
+
+@pytest.mark.parametrize("scale,beta,cols", [(1e-3, 1.0, 10), (2.0 ** -10, 1.0, 33), (3e-4, 0.5, 7), (5e-3, 1.0, 100)])
+def test_softmax_equals_tflm(scale, beta, cols, tmp_path):
+    """16x8 SOFTMAX (the exp and 1/(1+x) tables built as TFLM's gen_lut) on
+    ~4000 random values with large and small spreads: reference and host C equal TFLM."""
+    rows = 4000 // cols
+    m = Model16(0)
+    x = m.act((1, rows, cols), np.float32(scale))
+    y = m.act((1, rows, cols), np.float32(2.0 ** -15))
+    m.op("SOFTMAX", "SoftmaxOptions", dict(beta=beta), [x], [y])
+    data = m.bytes([x], [y])
+    path = tmp_path / "softmax.tflite"
+    path.write_bytes(data)
+    plan = compile_model(path, BuildConfig(name="sm"), tmp_path / "out")
+    assert [s.kernel for s in plan.steps] == ["softmax_s16"]
+    rng = np.random.default_rng(cols)
+    xs = rng.integers(-32768, 32768, (2, rows, cols)).astype(np.int16)
+    xs[1] //= 64  # small differences: the tables' every region
+    want = tflm_outputs(data, xs)
+    exe = hostrun.build(plan, tmp_path / "out", tmp_path / "build")
+    got = hostrun.run(plan, exe, xs)[0].reshape(2, -1)
+    for i in range(2):
+        assert np.array_equal(reference.run(plan, xs[i]).outputs[plan.outputs[0]].reshape(-1), want[i])
+        assert np.array_equal(got[i], want[i])

@@ -224,6 +224,28 @@ def lower_sigmoid_like16(node: Node, g: Graph) -> Step:
     return Step(node, f"{node.op}_s16", p, [x.name], [out.name], macs=out.size, inplace="elementwise")
 
 
+def lower_softmax16(node: Node, g: Graph) -> Step:
+    """SOFTMAX with int16 activations (TFLM's 16-bit Prepare): output scale
+    2^-15 and zero point 0; the input rescaled by QuantizeMultiplier(s_in *
+    beta / (10 / 65535)) (double) so that [-65535, 0] spans [-10, 0]; the two
+    513-entry tables go to flash with the layer."""
+    from .kernels.s16 import EXP_LUT, ONE_OVER_ONE_PLUS_X_LUT
+
+    x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    _require_int16(node, g, [x.name, out.name])
+    s_out = float(np.float32(out.quant.scale[0]))
+    if int(out.quant.zero_point[0]) != 0 or abs(s_out - 1.0 / 32768) > 0.001 / 32768:
+        raise UnsupportedModelError(f"{_where(g)}: layer '{node.name}' (softmax): int16 output scale {s_out!r} / zero "
+                                    f"point {int(out.quant.zero_point[0])}: TFLM's 16-bit SOFTMAX writes 2^-15, 0")
+    real = float(np.float32(x.quant.scale[0])) * float(np.float32(node.attrs.get("beta", 1.0))) / (10.0 / 65535.0)
+    m, s = fp.quantize_multiplier(real)
+    cols = x.shape[-1]
+    p = dict(rows=x.size // cols, cols=cols, input_multiplier=m, input_left_shift=s,
+             exp_lut=EXP_LUT.copy(), one_over_one_plus_x_lut=ONE_OVER_ONE_PLUS_X_LUT.copy())
+    return Step(node, "softmax_s16", p, [x.name], [out.name], macs=x.size, weight_bytes=2 * 2 * 513,
+                inplace="elementwise")
+
+
 def lower_requantize16(node: Node, g: Graph) -> Step:
     """QUANTIZE between int8 and int16 (TFLM Requantize, the ratio in double)."""
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
@@ -320,6 +342,7 @@ LOWER_S16 = {
     "mul": lower_mul16,
     "logistic": lower_sigmoid_like16,
     "tanh": lower_sigmoid_like16,
+    "softmax": lower_softmax16,
 }
 
 def check_supported16(graph: Graph) -> None:

@@ -176,7 +176,7 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
     # activations, in execution order so SAME_QUANT_OPS can inherit
     for t in acts:
         node = producers.get(t.name)
-        if node is not None and node.op == "softmax":
+        if node is not None and node.op == "softmax" and t.dtype != "int16":  # 16x8 softmax: its own 2^-15
             t.quant = SOFTMAX_QUANT
         elif node is not None and node.op in FIXED_OUTPUT_QUANT and t.quant is None:
             t.quant = Quant(*FIXED_OUTPUT_QUANT[node.op])
@@ -269,7 +269,7 @@ def _split_softmax_requant(g: Graph) -> None:
 
     for node in list(g.nodes):
         out = g.tensors[node.outputs[0]]
-        if node.op != "softmax" or out.quant is None or out.quant.same_as(SOFTMAX_QUANT):
+        if node.op != "softmax" or out.quant is None or out.quant.same_as(SOFTMAX_QUANT) or out.dtype == "int16":
             continue
         mid = unique_name(g.tensors, out.name + "_softmax")
         g.tensors[mid] = Tensor(mid, out.shape, out.dtype, quant=SOFTMAX_QUANT)

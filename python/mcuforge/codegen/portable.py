@@ -63,6 +63,7 @@ STRUCT = {
     "mul_s16": "mcf_mul_s16_params",
     "logistic_s16": "mcf_sigmoid_s16_params",
     "tanh_s16": "mcf_sigmoid_s16_params",
+    "softmax_s16": "mcf_softmax_s16_params",
 }
 # Per-tile geometry of a patch stage: the parameter fields each tile overrides,
 # in the column order of the emitted tables.
@@ -71,7 +72,7 @@ COPY_FIELDS = ("tile_h", "tile_w", "src_w", "src_y", "src_x", "dst_y", "dst_x")
 CONST_ARRAYS = {"table": "int8_t", "row_index": "int32_t", "col_index": "int32_t", "filter": "int8_t",
                 "bias": "int32_t", "multiplier": "int32_t", "shift": "int32_t",
                 "pw_requant": "int32_t"}
-CONST_ARRAYS_S16 = {"bias": "int64_t"}  # 16x8 kernels: int64 biases
+CONST_ARRAYS_S16 = {"bias": "int64_t", "exp_lut": "int16_t", "one_over_one_plus_x_lut": "int16_t"}  # 16x8 kernels
 # C element type of a tensor's dtype
 C_TYPES = {"int8": "int8_t", "int16": "int16_t"}
 CONCAT_KERNELS = ("concat_s8", "concat_s16")
@@ -123,12 +124,12 @@ class _Emitter:
     def struct_fields(self, step: Step, ident: str) -> list[str]:
         fields = []
         for key, value in step.params.items():
-            if key in CONST_ARRAYS and (value is None or isinstance(value, np.ndarray)):
+            if (key in CONST_ARRAYS or key in CONST_ARRAYS_S16) and (value is None or isinstance(value, np.ndarray)):
                 if value is None:
                     fields.append(f".{key} = NULL")
                 else:
                     types = CONST_ARRAYS_S16 if step.kernel in S16_KERNELS else CONST_ARRAYS
-                    flash = self.const_array(f"{ident}_{key}", types.get(key, CONST_ARRAYS[key]), value)
+                    flash = self.const_array(f"{ident}_{key}", types.get(key) or CONST_ARRAYS[key], value)
                     fields.append(f".{key} = " + self.ram.get((step.index, key), flash))
             elif key == "inner":
                 self.statics.append(c_int_array("int32_t", f"{ident}_inner", value, storage="static"))

@@ -310,6 +310,90 @@ def tanh_s16(params: dict, x) -> np.ndarray:
     return np.clip(result >> 8, INT16_MIN, INT16_MAX).astype(np.int16)
 
 
+def int16_lut(fn, input_min: float, input_max: float) -> np.ndarray:
+    """TFLM gen_lut<float, int16_t, int16_t> (output range [-1, 1]): 512 samples
+    of fn over [input_min, input_max] in float32, each biased by half the
+    interpolation error at its midpoint, plus fn(input_max); 513 int16 values."""
+    f = np.float32
+    steps = 512
+    lo, hi = f(input_min), f(input_max)
+    step = f((hi - lo) / f(steps))
+    half = f(step / f(2))
+    inv = f(f(65536) / f(f(1) - f(-1)))
+    i = np.arange(steps, dtype=np.float32)
+
+    def rnd(v):  # TfLiteRound: half away from zero
+        v = np.asarray(v, np.float32)
+        return (np.sign(v) * np.floor(np.abs(v) + f(0.5))).astype(np.float32)
+
+    x0 = (lo + (i * step).astype(np.float32)).astype(np.float32)
+    val = fn(x0)
+    val_mid = fn((x0 + half).astype(np.float32))
+    val_next = fn((lo + ((i + f(1)) * step).astype(np.float32)).astype(np.float32))
+    sample = rnd(val * inv)
+    interp = rnd(((val_next * inv).astype(np.float32) + sample) / f(2))
+    mid = rnd(val_mid * inv)
+    bias = rnd((interp - mid) / f(2))
+    lut = np.clip(sample - bias, -32768, 32767)
+    last = np.clip(rnd(fn(np.array([hi], np.float32)) * inv), -32768, 32767)
+    return np.concatenate([lut, last]).astype(np.int16)
+
+
+def _expf(v) -> np.ndarray:
+    """exp in float32, correctly rounded (from double)."""
+    return np.exp(np.asarray(v, np.float64)).astype(np.float32)
+
+
+def _one_over_one_plus_x(v) -> np.ndarray:
+    v = np.asarray(v, np.float32)
+    return (np.float32(1) / (np.float32(1) + v)).astype(np.float32)
+
+
+EXP_LUT = int16_lut(_expf, -10.0, 0.0)
+ONE_OVER_ONE_PLUS_X_LUT = int16_lut(_one_over_one_plus_x, 0.0, 1.0)
+
+
+def lut_lookup(value, lut) -> np.ndarray:
+    """TFLM LUTLookup for int16: base lut[256 + (v >> 7)] plus the slope times
+    the 7 low bits, rounded."""
+    v = np.asarray(value, np.int64)
+    lut = np.asarray(lut, np.int64)
+    index = 256 + (v >> 7)
+    base = lut[index]
+    slope = lut[index + 1] - base
+    return base + ((slope * (v & 0x7F) + 64) >> 7)
+
+
+def softmax_s16(params: dict, x) -> np.ndarray:
+    """TFLM reference_ops::SoftmaxInt16: exp(x - max) from the exp table
+    ([-10, 0] over the int16 range), the reciprocal of the sum from the
+    1 / (1 + x) table, output scale 2^-15."""
+    p = params
+    rows, cols = int(p["rows"]), int(p["cols"])
+    shift = int(p["input_left_shift"])
+    if rows < 0 or cols <= 0 or not -31 <= shift <= 31:
+        raise ValueError("bad softmax parameters")
+    exp_lut = np.asarray(p["exp_lut"], np.int64).reshape(-1)
+    recip_lut = np.asarray(p["one_over_one_plus_x_lut"], np.int64).reshape(-1)
+    if exp_lut.size != 513 or recip_lut.size != 513:
+        raise ValueError("softmax tables must have 513 entries")
+    xi = as_int16(x, rows * cols).reshape(rows, cols).astype(np.int64)
+    diff = xi - xi.max(axis=1, keepdims=True)
+    scaled = fp.multiply_by_quantized_multiplier(diff, int(p["input_multiplier"]), shift)
+    e = lut_lookup(np.clip(scaled + 32767, -32768, 32767), exp_lut)
+    e = e.astype(np.int16).astype(np.int64)
+    total = e.sum(axis=1)
+    if np.any(total <= 0) or np.any(total >= 1 << 31):
+        raise ValueError("softmax sum out of range")
+    clz = np.array([32 - int(t).bit_length() for t in total], np.int64)
+    shifted = ((total << (clz - 1)) + (1 << 13)) >> 14
+    recip = lut_lookup(np.clip(shifted - ((1 << 15) + (1 << 16)), -32768, 32767), recip_lut)
+    recip = recip.astype(np.int16).astype(np.int64)
+    right = (31 - clz)[:, None]
+    out = (e * recip[:, None] + (np.int64(1) << (right - 1))) >> right
+    return np.clip(out, 0, 32767).astype(np.int16).reshape(-1)
+
+
 def _requantize(p: dict, x: np.ndarray, lo: int, hi: int, dtype) -> np.ndarray:
     shift = int(p["shift"])
     if not -31 <= shift <= 31:
@@ -445,6 +529,7 @@ KERNELS_S16 = {
     "mul_s16": mul_s16,
     "logistic_s16": logistic_s16,
     "tanh_s16": tanh_s16,
+    "softmax_s16": softmax_s16,
 }
 
 _MBQM = "mcf_fixedpoint.c"
@@ -467,4 +552,5 @@ RUNTIME_SOURCES_S16 = {
     "mul_s16": ["mcf_s16_elementwise.c", _MBQM],
     "logistic_s16": ["mcf_s16_sigmoid.c"],
     "tanh_s16": ["mcf_s16_sigmoid.c"],
+    "softmax_s16": ["mcf_s16_softmax.c", _MBQM],
 }

@@ -140,6 +140,18 @@ typedef struct {
 int mcf_logistic_s16(const mcf_sigmoid_s16_params *p, const int16_t *input, int16_t *output);
 int mcf_tanh_s16(const mcf_sigmoid_s16_params *p, const int16_t *input, int16_t *output);
 
+/* SOFTMAX over the last axis (mcf_s16_softmax.c): TFLM's SoftmaxInt16 with the
+ * exp and 1 / (1 + x) tables (513 entries each) the generator builds; output
+ * scale 2^-15. Output may equal input. */
+typedef struct {
+    int32_t rows, cols;
+    int32_t input_multiplier, input_left_shift;
+    const int16_t *exp_lut;
+    const int16_t *one_over_one_plus_x_lut;
+} mcf_softmax_s16_params;
+
+int mcf_softmax_s16(const mcf_softmax_s16_params *p, const int16_t *input, int16_t *output);
+
 /* QUANTIZE: out = clamp(MultiplyByQuantizedMultiplier(x + input_offset) + output_offset). */
 typedef struct {
     int32_t size;
