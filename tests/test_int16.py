@@ -225,14 +225,19 @@ def test_built_model_on_cortex_m4(built):
 
 
 @needs_qemu
-@pytest.mark.parametrize("name", ["conv0", "transpose_conv3", "leaky_relu3"])
-def test_seanet_sample_on_cortex_m4(name, tmp_path):
+@pytest.mark.parametrize("name,kernels", [("conv0", "portable"), ("transpose_conv3", "portable"),
+                                          ("leaky_relu3", "portable"), ("conv0", "arm-dsp"), ("conv9", "arm-dsp"),
+                                          ("conv15", "arm-dsp")])
+def test_seanet_sample_on_cortex_m4(name, kernels, tmp_path):
+    """Seanet models on Cortex-M4 under QEMU equal TFLM's goldens; with arm-dsp
+    the convolutions run the SMLAD 16x8 kernel."""
     if not SEANET.is_dir():
         pytest.skip(f"TFLM's seanet models are not in {SEANET} (../shared/models/seanet is absent)")
     from mcuforge.tools import qemu
 
     model, inputs, golden = _files(name)
-    plan = compile_model(model, BuildConfig(name="m"), tmp_path / "out")
+    plan = compile_model(model, BuildConfig(name="m", kernels=kernels), tmp_path / "out")
+    assert ("mcf_dsp_conv2d_s16(" in (tmp_path / "out" / "m.c").read_text()) == (kernels == "arm-dsp")
     x = _csv(inputs[-1], np.int16).reshape(plan.graph.tensors[plan.input].shape)
     elf = qemu.build(plan, tmp_path / "out", tmp_path / "m4", target="qemu-cortex-m4")
     got, _ = qemu.run(plan, elf, x[None], target="qemu-cortex-m4")
@@ -268,11 +273,16 @@ def test_int16_refusals(tmp_path):
         compile_model(path, BuildConfig(name="c", schedule="patch"), tmp_path / "c")
 
 
-def test_built_model_arm_dsp_falls_back_to_portable_int16(built, tmp_path):
-    """--kernels arm-dsp on a 16x8 model: the int16 layers run the portable
-    16x8 kernels (no DSP variant yet), same bytes as TFLM."""
+def test_built_model_arm_dsp(built, tmp_path):
+    """--kernels arm-dsp on a 16x8 model: conv and fully connected layers run
+    the SMLAD 16x8 kernels (mcf_dsp_s16.c), the others the portable ones;
+    same bytes as TFLM on the host."""
     key, _, d, xs, want = built
     plan = compile_model(d / f"{key}.tflite", BuildConfig(name=key, kernels="arm-dsp"), tmp_path / "out")
+    source = (tmp_path / "out" / f"{key}.c").read_text()
+    dsp = {"chain": "mcf_dsp_fully_connected_s16(", "residual": "mcf_dsp_conv2d_s16("}
+    if key in dsp:
+        assert dsp[key] in source
     exe = hostrun.build(plan, tmp_path / "out", tmp_path / "build")
     assert np.array_equal(hostrun.run(plan, exe, xs)[0].reshape(len(xs), -1), want)
 

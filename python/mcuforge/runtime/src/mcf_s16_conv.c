@@ -12,16 +12,12 @@
  * scatters into its int64 scratch (integer sums: the same values).
  */
 #include "mcuforge/kernels_s16.h"
+#include "mcf_s16.h"
 #include "mcf_window.h"
 
 int32_t mcf_multiply_by_quantized_multiplier_64(int64_t x, int32_t multiplier, int shift)
 {
-    /* the Q31 multiplier reduced to Q15, rounded; then one rounding shift by 15 - shift
-     * (>> of a negative int64 is arithmetic on every compiler mcuforge supports, as TFLM assumes) */
-    const int32_t reduced = multiplier < 0x7FFF0000 ? (multiplier + (1 << 15)) >> 16 : 0x7FFF;
-    const int total_shift = 15 - shift;
-    const int64_t rounded = x * (int64_t)reduced + ((int64_t)1 << (total_shift - 1));
-    return (int32_t)(rounded >> total_shift);
+    return mcf_s16_requantize_64(x, multiplier, shift);
 }
 
 static int quant_valid(const int32_t *multiplier, const int32_t *shift, int32_t count)

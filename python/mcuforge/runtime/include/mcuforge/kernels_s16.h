@@ -189,6 +189,14 @@ typedef struct {
 int mcf_max_pool_s16(const mcf_pool_s16_params *p, const int16_t *input, int16_t *output);
 int mcf_avg_pool_s16(const mcf_pool_s16_params *p, const int16_t *input, int16_t *output);
 
+/* ---- arm-dsp variants (mcf_dsp_s16.c, --kernels arm-dsp) --------------------
+ * The portable structs; `filter` holds the int8 weights widened to int16 (the
+ * generator's prepared_params_s16), in_c (in_features) even; a conv's kernel
+ * row has fewer than 512 products. scratch is unused (NULL). */
+int mcf_dsp_conv2d_s16(const mcf_conv2d_s16_params *p, const int16_t *input, int16_t *output, void *scratch);
+int mcf_dsp_fully_connected_s16(const mcf_fully_connected_s16_params *p, const int16_t *input, int16_t *output,
+                                void *scratch);
+
 #ifdef __cplusplus
 }
 #endif
