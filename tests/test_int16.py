@@ -245,7 +245,7 @@ def test_seanet_sample_on_cortex_m4(name, kernels, tmp_path):
 
 
 def test_int16_refusals(tmp_path):
-    """An int16 activation with a zero point, an op without a 16x8 kernel, a patch schedule: one clear error."""
+    """An int16 activation with a zero point, an op without a 16x8 kernel, a streamed int16 input: one clear error."""
     m = Model16(0)
     x = m.tensor((1, 4, 4, 3), "int16", np.float32(0.001), 5)
     y = m.tensor((1, 4, 4, 3), "int16", np.float32(0.001), 5)
@@ -267,10 +267,11 @@ def test_int16_refusals(tmp_path):
         compile_model(path, BuildConfig(name="mean"), tmp_path / "mean")
     assert not (tmp_path / "mean").exists()
 
-    path = tmp_path / "chain.tflite"
-    path.write_bytes(chain_model(1))
-    with pytest.raises(McuforgeError, match="patch-based schedules of 16x8 models"):
-        compile_model(path, BuildConfig(name="c", schedule="patch"), tmp_path / "c")
+    path = tmp_path / "patch.tflite"
+    path.write_bytes(patch_model(1))
+    with pytest.raises(McuforgeError, match="streaming a 16x8 model's int16 input is not supported"):
+        compile_model(path, BuildConfig(name="c", schedule="patch", input_stream=True), tmp_path / "c")
+    assert not (tmp_path / "c").exists()
 
 
 def test_built_model_arm_dsp(built, tmp_path):
@@ -352,3 +353,74 @@ def test_softmax_equals_tflm(scale, beta, cols, tmp_path):
     for i in range(2):
         assert np.array_equal(reference.run(plan, xs[i]).outputs[plan.outputs[0]].reshape(-1), want[i])
         assert np.array_equal(got[i], want[i])
+
+
+def patch_model(seed: int) -> bytes:
+    """int16, 24x24: CONV 3x3 + LEAKY_RELU + DEPTHWISE 3x3 / 2 + ADD of a 1x1 CONV branch + MAX_POOL, then
+    RESHAPE and FULLY_CONNECTED: a stage that can run on patches (a residual, row-by-row elementwise)."""
+    m = Model16(seed)
+    s = np.float32(2.0 / 32768)
+    x = m.act((1, 24, 24, 4), s)
+    w, ws = m.weights((8, 3, 3, 4), 8, 0)
+    b = m.bias(8, float(s), ws)
+    c1 = m.act((1, 24, 24, 8), np.float32(3.0 / 32768))
+    m.op("CONV_2D", "Conv2DOptions", dict(padding=0, strideH=1, strideW=1, dilationHFactor=1, dilationWFactor=1),
+         [x, w, b], [c1])
+    a1 = m.act((1, 24, 24, 8), np.float32(3.0 / 32768))
+    m.op("LEAKY_RELU", "LeakyReluOptions", dict(alpha=0.1), [c1], [a1])
+    dw, dws = m.weights((1, 3, 3, 8), 8, 3)
+    db = m.bias(8, 3.0 / 32768, dws)
+    d1 = m.act((1, 12, 12, 8), np.float32(4.0 / 32768))
+    m.op("DEPTHWISE_CONV_2D", "DepthwiseConv2DOptions", dict(padding=0, strideH=2, strideW=2, depthMultiplier=1,
+                                                             dilationHFactor=1, dilationWFactor=1), [a1, dw, db], [d1])
+    pw, pws = m.weights((8, 1, 1, 8), 8, 0)
+    pb = m.bias(8, 4.0 / 32768, pws)
+    p1 = m.act((1, 12, 12, 8), np.float32(4.0 / 32768))
+    m.op("CONV_2D", "Conv2DOptions", dict(padding=1, strideH=1, strideW=1, dilationHFactor=1, dilationWFactor=1),
+         [d1, pw, pb], [p1])
+    r = m.act((1, 12, 12, 8), np.float32(6.0 / 32768))
+    m.op("ADD", "AddOptions", dict(), [d1, p1], [r])
+    q = m.act((1, 6, 6, 8), np.float32(6.0 / 32768))
+    m.op("MAX_POOL_2D", "Pool2DOptions", dict(padding=1, strideH=2, strideW=2, filterHeight=2, filterWidth=2), [r], [q])
+    shape = m.tensor((2,), "int32", data=np.array([1, 288], np.int32))
+    f = m.act((1, 288), np.float32(6.0 / 32768))
+    m.op("RESHAPE", "ReshapeOptions", dict(newShape=[1, 288]), [q, shape], [f])
+    fw, fws = m.weights((10, 288), 1, 0)
+    fb = m.bias(10, 6.0 / 32768, fws[:1].repeat(10))
+    m.tensors[fb]["scale"], m.tensors[fb]["zp"] = m.tensors[fb]["scale"][:1], np.zeros(1, np.int64)
+    out = m.act((1, 10), np.float32(8.0 / 32768))
+    m.op("FULLY_CONNECTED", "FullyConnectedOptions", dict(), [f, fw, fb], [out])
+    return m.bytes([x], [out])
+
+
+@pytest.mark.parametrize("grid", [2, 3])
+def test_patch_schedule_int16(grid, tmp_path):
+    """A 16x8 model on patches (int16 patch buffers, the tile copy moving
+    bytes): reference, host C and Cortex-M4 equal TFLM, in a smaller arena
+    than layer by layer."""
+    data = patch_model(5)
+    path = tmp_path / "patch.tflite"
+    path.write_bytes(data)
+    layer = compile_model(path, BuildConfig(name="pt"), tmp_path / "layer")
+    plan = compile_model(path, BuildConfig(name="pt", schedule="patch", patch_grid=grid), tmp_path / "out")
+    assert plan.patch is not None and plan.patch.grid == grid and plan.arena_size < layer.arena_size
+    rng = np.random.default_rng(grid)
+    xs = rng.integers(-32768, 32768, (3, 24, 24, 4)).astype(np.int16)
+    want = tflm_outputs(data, xs)
+    exe = hostrun.build(plan, tmp_path / "out", tmp_path / "build")
+    got = hostrun.run(plan, exe, xs)[0].reshape(3, -1)
+    for i in range(3):
+        assert np.array_equal(reference.run(plan, xs[i], poison=i).outputs[plan.outputs[0]].reshape(-1), want[i])
+        assert np.array_equal(got[i], want[i])
+    assert len(np.unique(want)) > 8
+    if grid == 2 and not qemu_missing():
+        from mcuforge.tools import qemu
+
+        elf = qemu.build(plan, tmp_path / "out", tmp_path / "m4", target="qemu-cortex-m4")
+        assert np.array_equal(qemu.run(plan, elf, xs, target="qemu-cortex-m4")[0][0].reshape(3, -1), want)
+
+
+def qemu_missing() -> str:
+    from mcuforge.tools import qemu
+
+    return qemu.tools_missing_reason()

@@ -211,9 +211,9 @@ def best_patch_plan(graph: Graph, config: BuildConfig, layer: Plan, lowered=None
     bound = config.patch_max_overhead if config.patch_max_overhead is not None else DEFAULT_MAX_MAC_OVERHEAD
     lowered = lowered or lower(graph)
     steps = lowered[0]
-    if any(is_int16(s.node, graph) for s in steps):
-        raise McuforgeError(f"{graph.source or graph.name}: patch-based schedules of 16x8 models (int16 "
-                            f"activations) are not supported yet; use --schedule layer")
+    if config.input_stream and graph.tensors[graph.inputs[0]].dtype != "int8":
+        raise McuforgeError(f"{graph.source or graph.name}: --input-stream: streaming a 16x8 model's int16 input "
+                            f"is not supported; drop --input-stream")
     evaluated = []
     best = None
     for split, grid in candidates(graph, steps, config.patch_grid):

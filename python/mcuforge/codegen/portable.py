@@ -110,6 +110,9 @@ class _Emitter:
     def arena(self, offset: int) -> str:
         return f"&{self.p}_arena[{offset}]"
 
+    def arena_ref(self, name: str) -> str:
+        return self.arena(self.plan.offset(name))
+
     def tensor_ref(self, name: str) -> str:
         """Pointer to a tensor in the arena, of its element type (int8_t * as it is)."""
         ref = self.arena(self.plan.offset(name))
@@ -188,8 +191,9 @@ class _Emitter:
         table = f"{ident}_tiles"
         body = ",\n".join("    {" + ", ".join(c_int(v) for v in r) + "}" for r in rows)
         self.statics.append(f"static const int32_t {table}[{len(rows)}][{width}] = {{\n{body},\n}};\n")
-        out = self.arena(self.plan.offset(step.outputs[0]))
-        ins = [self.arena(self.plan.offset(t)) for t in step.inputs]
+        ref = self.arena_ref if step.kernel == "copy_tile_s8" else self.tensor_ref  # the copy moves bytes
+        out = ref(step.outputs[0])
+        ins = [ref(t) for t in step.inputs]
         fn = self.function(step)
         scratch = self.scratch_argument(step)
         lines = ["        {", f"            const int32_t *g = {table}[tile];",
@@ -203,8 +207,9 @@ class _Emitter:
             lines.append("            for (row = 0; row < g[0]; ++row) {")
             args = [f"{a} + g[{3 + 2 * i}] + row * g[{4 + 2 * i}]" for i, a in enumerate(ins)]
             dst = f"{out} + row * g[2]"
-            if step.kernel == "concat_s8":
-                lines.append(f"                const int8_t *in[{len(args)}];")
+            if step.kernel in CONCAT_KERNELS:
+                ctype = c_type(self.plan.graph.tensors[step.inputs[0]])
+                lines.append(f"                const {ctype} *in[{len(args)}];")
                 lines += [f"                in[{i}] = {a};" for i, a in enumerate(args)]
                 lines.append(f"                status |= {fn}(&p, in, {dst}); /* {self.comment(step)} */")
             else:

@@ -41,27 +41,43 @@ def _run_rows(plan: Plan, arena: np.ndarray, step, params: dict) -> None:
     """A pointwise layer of a patch stage, row by row (see schedule.patch)."""
     fn = KERNELS[step.kernel]
     base = {k: v for k, v in params.items() if k not in ROW_KEYS}
-    if step.kernel == "concat_s8":
+    if step.kernel in ("concat_s8", "concat_s16"):
         reads = [base["outer"] * int(c) for c in base["inner"]]
         writes = sum(reads)
     else:
         reads = [base["size"]] * len(step.inputs)
         writes = base["size"]
     out_off = plan.offset(step.outputs[0])
+    item = lambda t: np.dtype(plan.graph.tensors[t].dtype).itemsize  # noqa: E731  (offsets count elements)
+    typed = lambda t, start, n: arena[start:start + n * item(t)].view(plan.graph.tensors[t].dtype)  # noqa: E731
     for r in range(params["patch_rows"]):
         inputs = []
         for t, n, (off, stride) in zip(step.inputs, reads, params["in_offsets"]):
-            start = plan.offset(t) + off + r * stride
-            inputs.append(arena[start:start + n].copy())
-        result = fn(base, inputs) if step.kernel == "concat_s8" else fn(base, *inputs)
-        start = out_off + r * params["out_stride"]
-        arena[start:start + writes] = np.asarray(result, dtype=np.int8).reshape(-1)
+            start = plan.offset(t) + (off + r * stride) * item(t)
+            inputs.append(typed(t, start, n).copy())
+        result = fn(base, inputs) if step.kernel in ("concat_s8", "concat_s16") else fn(base, *inputs)
+        out = step.outputs[0]
+        view = typed(out, out_off + r * params["out_stride"] * item(out), writes)
+        view[:] = np.asarray(result).astype(view.dtype).reshape(-1)
+
+
+def _copy_tile(plan: Plan, arena: np.ndarray, step, params: dict, sizes: dict[str, int]) -> np.ndarray:
+    """The tile copy on the bytes of its tensors (an int16 pixel is 2 * channels bytes)."""
+    def raw(t: str) -> np.ndarray:
+        n = sizes.get(t, plan.graph.tensors[t].size) * np.dtype(plan.graph.tensors[t].dtype).itemsize
+        return arena[plan.offset(t):plan.offset(t) + n]
+
+    out = raw(step.outputs[0])
+    out[:] = KERNELS["copy_tile_s8"](params, raw(step.inputs[0]).copy(), out.copy())
+    return _view(plan, arena, step.outputs[0])
 
 
 def run_step(plan: Plan, arena: np.ndarray, step, params: dict, sizes: dict[str, int]) -> np.ndarray | None:
     if "patch_rows" in params:
         return _run_rows(plan, arena, step, params)
     fn = KERNELS[step.kernel]
+    if step.kernel == "copy_tile_s8":  # moves bytes, whatever the element type
+        return _copy_tile(plan, arena, step, params, sizes)
     inputs = [_view(plan, arena, t, sizes.get(t)).copy() for t in step.inputs]
     out = _view(plan, arena, step.outputs[0], sizes.get(step.outputs[0]))
     if step.kernel in ("concat_s8", "concat_s16"):
