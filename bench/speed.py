@@ -15,7 +15,7 @@ For the MLPerf Tiny models (../shared/models, never copied here), MobileNetV2
   TFLM + CMSIS-NN, TinyEngine on the same machine and method) and the
   target: at most 0.8x the best anchor on Cortex-M4.
 
-Writes bench/results/speed.json and .md and the README table between
+Writes bench/results/speed.json and .md and the docs/kernels.md table between
 ``<!-- bench:speed:begin -->`` and ``<!-- bench:speed:end -->``.
 
     .venv/bin/python bench/speed.py [model ...]

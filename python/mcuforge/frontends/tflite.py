@@ -20,7 +20,7 @@ flatbuffers by hand. What it does, in order:
    builtins, unsupported options) and raises ONE ``UnsupportedModelError``
    that names all of them with their operator index.
 
-Numerics follow TFLM's reference kernels (see README, "Numerics"):
+Numerics follow TFLM's reference kernels (see docs/operators.md, "Frontends and numerics"):
 
 * SAME padding as TFLite computes it: ``out = ceil(in / stride)``,
   ``total = max((out - 1) * stride + (k - 1) * dilation + 1 - in, 0)``,
