@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("run", help="build the generated C for the host and run it")
     u.add_argument("dir", help="output directory of 'compile'")
-    u.add_argument("--input", required=True, metavar="X.npy", help="input in the model's layout (int8, or float32 to quantize)")
-    u.add_argument("--output", metavar="Y.npy", help="write the int8 output here (the model's layout)")
+    u.add_argument("--input", required=True, metavar="X.npy", help="input in the model's layout (int8, int16 for a 16x8 model, or float32 to quantize)")
+    u.add_argument("--output", metavar="Y.npy", help="write the output here (int8, or int16 for a 16x8 model; the model's layout)")
     u.add_argument("--check", action="store_true", help="compare with the NumPy reference; exit 4 on any difference")
     u.add_argument("--opt", default="-O2", help="optimisation flag for the host build (default -O2)")
     u.add_argument("--profile", action="store_true",
@@ -261,7 +261,7 @@ def cmd_run(args) -> int:
     if len(y) == 1 and y[0].size <= 64:
         print("output:", " ".join(str(int(v)) for v in y[0].reshape(-1)))
     else:
-        print(f"output: {y.shape[0]} x {y[0].size} int8 values" + (f" -> {args.output}" if args.output else ""))
+        print(f"output: {y.shape[0]} x {y[0].size} {y.dtype} values" + (f" -> {args.output}" if args.output else ""))
     if args.check:
         bad = 0
         for i in range(len(x)):
