@@ -258,3 +258,27 @@ int m_invoke(int x) { int (*volatile f)(int) = x ? big : small; return f(x); }
     path = [n for n, _ in got["m_invoke"].path]
     assert path[:2] == ["m_invoke", "big"], path
     assert got["m_invoke"].bytes >= 800
+
+
+def test_without_the_cross_compiler_the_header_says_why(tmp_path):
+    """No arm-none-eabi-gcc on PATH: the compile succeeds, warns, and the header defines no
+    <NAME>_STACK_SIZE but says why (an application using it then fails to build, visibly)."""
+    import sys
+
+    pytest.importorskip("onnx")
+    from test_cli import small_onnx
+
+    model = small_onnx(tmp_path / "m.onnx")
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, "-m", "mcuforge", "compile", str(model), "-o", str(tmp_path / "out"),
+                          "--name", "net"], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(root / "python"), "PATH": str(tmp_path)})
+    assert res.returncode == 0, res.stderr
+    header = (tmp_path / "out" / "net.h").read_text()
+    assert "NET_STACK_SIZE" in header and "#define NET_STACK_SIZE" not in header
+    assert "Worst-case stack: not computed (arm-none-eabi-gcc not found" in header
+    assert "WARNING: worst-case stack not computed (arm-none-eabi-gcc not found" in res.stderr
+    quiet = subprocess.run([sys.executable, "-m", "mcuforge", "-q", "compile", str(model), "-o", str(tmp_path / "q"),
+                            "--name", "net"], capture_output=True, text=True,
+                           env={"PYTHONPATH": str(root / "python"), "PATH": str(tmp_path)})
+    assert quiet.returncode == 0 and "worst-case stack not computed" in quiet.stderr

@@ -721,12 +721,14 @@ def annotate(outdir: Path, name: str, target: str = DEFAULT_TARGET, opt: str = D
                                "libnewlib-arm-none-eabi) or pass --stack-target host|none"
     else:
         stacks, reason = model_stack(outdir, name, target, opt), None
-    if progress is not None:
-        if stacks is None:
-            progress(f"WARNING: worst-case stack not computed ({reason})")
-        else:
-            for e in stacks.values():
-                progress(f"stack ({target} {opt}) {e.describe()}")
+    if stacks is None and target != "none":  # shown under -q too (the build runs the generator quietly)
+        import sys
+
+        print(f"mcuforge: WARNING: worst-case stack not computed ({reason}); {name.upper()}_STACK_SIZE is not "
+              "defined", file=sys.stderr, flush=True)
+    if progress is not None and stacks is not None:
+        for e in stacks.values():
+            progress(f"stack ({target} {opt}) {e.describe()}")
     block = "\n".join(header_block(name, stacks, target, opt, reason))
     text = header.read_text()
     guard = "\n#ifdef __cplusplus"
