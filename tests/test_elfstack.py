@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcuforge import stack
 from mcuforge.codegen.portable import c_sources, include_dirs
 from mcuforge.config import BuildConfig
 from mcuforge.pipeline import compile_model

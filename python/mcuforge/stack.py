@@ -83,6 +83,7 @@ class Function:
     indirect_call: bool = False
     indirect_jump: bool = False
     computed_jump: bool = False  # adr of its own label: bx rN stays inside
+    code_frame: int = 0  # sum of the stack-pointer decrements in its code
 
     @property
     def key(self) -> tuple[str, str]:
@@ -134,8 +135,11 @@ def read_su(path: Path) -> dict[str, tuple[int, str]]:
         if not m:
             continue
         fn, size, kind = m.group("fn"), int(m.group("bytes")), m.group("kind")
-        if fn not in out or size > out[fn][0] or "dynamic" in kind:
-            out[fn] = (max(size, out.get(fn, (0, ""))[0]), kind if "dynamic" in kind else out.get(fn, (0, kind))[1])
+        if fn in out:  # clones of one function (foo.part.0, foo.part.1): the largest, dynamic if any is
+            old_size, old_kind = out[fn]
+            size = max(size, old_size)
+            kind = old_kind if old_kind == "dynamic" else kind
+        out[fn] = (size, kind)
     return out
 
 
@@ -323,7 +327,7 @@ def _read_object(name: str, data: bytes, objdump: str, su: dict[str, tuple[int, 
         return key == fn.key or (other is not None and fn.start <= other.start < fn.start + max(fn.size, 1))
 
     def _instruction(fn: Function, idx: int, off: int, end: int, mnemonic: str, operands: str) -> None:
-        fn._code_frame = getattr(fn, "_code_frame", 0) + _sp_decrement(machine, mnemonic, operands)
+        fn.code_frame += _sp_decrement(machine, mnemonic, operands)
         kind = _branch_kind(machine, mnemonic, operands)
         if kind is None:
             return
@@ -373,7 +377,7 @@ def _read_object(name: str, data: bytes, objdump: str, su: dict[str, tuple[int, 
             for fn in containing(idx, off):  # aliases share their code
                 _instruction(fn, idx, off, end, mnemonic, operands)
     for fn in obj.functions:
-        code_frame = getattr(fn, "_code_frame", 0) + (8 if machine == "x64" else 0)
+        code_frame = fn.code_frame + (8 if machine == "x64" else 0)  # x86-64: the return address
         entry = su.get(_su_name(fn.name)) if su is not None else None
         if entry is not None:
             fn.frame, fn.frame_source = entry[0], ".su"
@@ -696,14 +700,14 @@ def header_block(name: str, stacks: dict[str, EntryStack] | None, target: str, o
     if stacks is None:
         return ["", f"/* Worst-case stack: not computed ({reason}); {P}_STACK_SIZE is not defined. */"]
     out = ["", f"/* Worst-case stack of each entry point, {target} {opt} (gcc -fstack-usage + the objects'",
-           " * call graph; the deepest path in brackets). Give the thread that runs the model at least this",
+           " * call graph; the deepest path in parentheses). Give the thread that runs the model at least this",
            " * much plus the application's own frames."]
     out += [" *   " + e.describe().replace("*/", "* /") for e in stacks.values()]
     out.append(" */")
     for key, value in summary(stacks, name).items():
         out.append(f"#define {P}_{key} {value}")
     if any(e.callback for e in stacks.values()):
-        out.append(f"/* {P}_STACK_SIZE leaves out the stack of the read() callback of {name}_invoke_stream. */")
+        out.append(f"/* {P}_STACK_SIZE leaves out the stack of the application's read() callback. */")
     return out
 
 
