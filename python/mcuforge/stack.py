@@ -33,7 +33,10 @@ objects nor in the toolchain's libraries.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -664,9 +667,55 @@ def compile_for_stack(sources: list[Path], include_dirs: list[Path], target: str
     objects = []
     for i, src in enumerate(sources):
         obj = builddir / f"{i:03d}_{Path(src).name}.o"
-        _run([cc, opt, *flags, *ANALYSIS_FLAGS, *[f"-I{d}" for d in include_dirs], "-c", str(src), "-o", str(obj)])
+        _compile_cached([cc, opt, *flags, *ANALYSIS_FLAGS, *[f"-I{d}" for d in include_dirs]], Path(src), obj)
         objects.append(obj)
     return objects, cc, flags
+
+
+def cache_dir() -> Path | None:
+    """Where compiled objects and their .su files are kept between compiles ($MCUFORGE_CACHE_DIR, else
+    $XDG_CACHE_HOME/mcuforge or ~/.cache/mcuforge; MCUFORGE_CACHE_DIR=off disables it)."""
+    env = os.environ.get("MCUFORGE_CACHE_DIR")
+    if env == "off":
+        return None
+    if env:
+        return Path(env) / "stack-objects"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mcuforge" / "stack-objects"
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_identity(cc: str) -> str:
+    return f"{os.path.realpath(cc)}\n{_run([cc, '--version'])}"
+
+
+def _compile_cached(cmd: list[str], src: Path, obj: Path) -> None:
+    """`cmd -c src -o obj` (with its .su), or the same object from the cache: the key is the compiler's
+    identity, the command's flags and the bytes of the source and of every header it includes (the
+    compiler's own -MM list), so a hit is the object the compiler would write."""
+    cache = cache_dir()
+    if cache is None:
+        _run([*cmd, "-c", str(src), "-o", str(obj)])
+        return
+    deps = _run([*cmd, "-MM", "-MT", "o", str(src)]).replace("\\\n", " ").split(":", 1)[1].split()
+    h = hashlib.sha256(_compiler_identity(cmd[0]).encode())
+    h.update("\0".join(cmd[1:]).encode())
+    for d in deps:
+        h.update(b"\0" + Path(d).read_bytes())
+    key = h.hexdigest()
+    hit_o, hit_su = cache / key[:2] / f"{key}.o", cache / key[:2] / f"{key}.su"
+    if hit_o.is_file() and hit_su.is_file():
+        shutil.copyfile(hit_o, obj)
+        shutil.copyfile(hit_su, su_path(obj))
+        return
+    _run([*cmd, "-c", str(src), "-o", str(obj)])
+    try:
+        hit_o.parent.mkdir(parents=True, exist_ok=True)
+        for src_file, dst in ((obj, hit_o), (su_path(obj), hit_su)):
+            tmp = dst.with_name(f".{dst.name}.{os.getpid()}")
+            shutil.copyfile(src_file, tmp)
+            os.replace(tmp, dst)
+    except OSError:  # a read-only or full cache only costs time
+        pass
 
 
 def model_stack(outdir: Path, name: str, target: str = DEFAULT_TARGET, opt: str = DEFAULT_OPT,
