@@ -311,7 +311,7 @@ def versions() -> dict[str, str]:
 def mlas_isa() -> str:
     """The instruction set of the float kernels onnxruntime's MLAS dispatches to on this CPU (x86-64:
     AVX512F, else AVX2 with FMA3, else AVX, else SSE2); the QDQ seeds' scales come from float
-    inferences with them, so their last bits depend on it."""
+    inferences with them, so their last bits can depend on it."""
     machine = platform.machine()
     if machine not in ("x86_64", "AMD64"):
         return machine

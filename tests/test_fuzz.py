@@ -69,7 +69,7 @@ def test_corpus_is_the_manifests(corpus):
     changed = sorted(n for n, f in built["files"].items() if f != MANIFEST["files"][n])
     if changed and _other_versions():
         pytest.skip(f"built with other versions than manifest.json ({_other_versions()}): {changed} differ")
-    # the QDQ seeds' scales come from onnxruntime's calibration, float inferences whose last bits depend
+    # the QDQ seeds' scales come from onnxruntime's calibration, float inferences whose last bits can depend
     # on the kernels onnxruntime picks for this CPU (the float seeds do not: see make_fuzz_corpus.py)
     cpu = _other_cpu()
     if changed and cpu and all(n.endswith("_qdq.onnx") for n in changed):
