@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -510,3 +511,67 @@ def test_explicit_argument_overrides_kconfig_and_says_so(tmp_path):
     assert "SCHEDULE auto (argument of mcuforge_add_model) overrides CONFIG_MCUFORGE_SCHEDULE (layer)" in out
     ninja_file = (tmp_path / "build" / "build.ninja").read_text()
     assert "--sram-budget 48K" in ninja_file and "--schedule auto" in ninja_file
+
+
+def flip_state_record(flash: Path, out: Path, other_model: bool) -> None:
+    """A copy of a flash image whose one state record (mcf_state_pack's format: 'MCFS', version,
+    header size, 32-byte identity, state size, CRC-32, state) is either torn (one bit of the state
+    flipped, CRC left as it was) or of another model (identity changed, CRC made valid again)."""
+    data = bytearray(flash.read_bytes())
+    at = data.find(b"MCFS")
+    assert at >= 0 and data.find(b"MCFS", at + 1) < 0, "one state record expected in the flash image"
+    size = int.from_bytes(data[at + 40:at + 44], "little")
+    if other_model:
+        data[at + 8] ^= 0xFF
+        crc = zlib.crc32(bytes(data[at:at + 44]) + bytes(data[at + 48:at + 48 + size]))
+        data[at + 44:at + 48] = crc.to_bytes(4, "little")
+    else:
+        data[at + 48 + size // 2] ^= 0x01
+    out.write_bytes(bytes(data))
+
+
+@needs_zephyr
+def test_on_device_learning_state_survives_a_reset_and_bad_records_are_refused(tmp_path):
+    # The sample's "persist" scenario on the POSIX board, whose flash simulator keeps the storage
+    # partition in a file (-flash=): learn and save; boot again and restore (inference as before the
+    # reset); then a torn record and another model's record, each refused with its reason.
+    scenario = yaml.safe_load((SAMPLES / "on_device_learning" / "sample.yaml").read_text())["tests"][
+        "sample.mcuforge.on_device_learning.persist"]
+    name, build = board("posix"), tmp_path / "build"
+    res = west_build(SAMPLES / "on_device_learning", name, build, *(f"-D{c}" for c in scenario["extra_configs"]))
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    want = on_device_learning_reference(tmp_path / "host")
+    env, exe, flash = zephyr_env(name), str(build / "zephyr" / "zephyr.exe"), tmp_path / "flash.bin"
+
+    def boot(image: Path) -> str:
+        return run_until([exe, "-stop_at=5", f"-flash={image}"], "on_device_learning: done", env, tmp_path)
+
+    first = boot(flash)
+    assert "no usable saved state (none saved): starting from the flash weights" in first, first
+    assert all(line in first for line in want), (want, first)
+    assert re.search(r"on_device_learning: saved the trained state \(\d+ bytes\)", first), first
+    after, checksum = want[-3].split()[-1], want[-2]
+    second = boot(flash)
+    assert "on_device_learning: restored the trained state" in second, second
+    assert f"on_device_learning: accuracy restored {after}" in second and checksum in second, second
+    assert "accuracy before" not in second and "epoch 1" not in second, second
+    for other_model, reason in ((False, "CRC mismatch"), (True, "state of another model or build")):
+        image = tmp_path / f"flash_{'other' if other_model else 'torn'}.bin"
+        flip_state_record(flash, image, other_model)
+        out = boot(image)
+        assert re.search(rf"no usable saved state \({reason}[^)]*\)*: starting from the flash weights", out), out
+        assert want[0] in out and checksum in out, out  # learns again from the flash weights
+
+
+@needs_zephyr
+def test_post_link_check_fails_a_thread_stack_smaller_than_the_models(tmp_path):
+    # CONFIG_MAIN_STACK_SIZE (the thread that runs hello_inference's model) below the header's
+    # HELLO_STACK_SIZE: the build stops naming the symbol and both numbers.
+    build = tmp_path / "build"
+    res = west_build(SAMPLES / "hello_inference", "qemu_cortex_m3", build, "-DCONFIG_MAIN_STACK_SIZE=128")
+    out = res.stdout + res.stderr
+    header = (build / "mcuforge" / "hello" / "hello.h").read_text()
+    need = int(re.search(r"#define HELLO_STACK_SIZE (\d+)", header).group(1))
+    assert need > 128 and res.returncode != 0, out[-4000:]
+    assert (f"model hello needs {need} bytes of stack on its deepest path, the thread that runs it has 128 bytes; "
+            f"raise CONFIG_MAIN_STACK_SIZE to at least {need}") in out, out[-4000:]
