@@ -409,6 +409,109 @@ def lower_transpose_conv(node: Node, g: Graph) -> Step:
                 weight_bytes=_const_bytes(p))
 
 
+# ---- broadcasting and constant operands, PRELU, reductions over any axes ---------
+
+BINARY_KINDS = {"add": 0, "sub": 1, "mul": 2, "prelu": 3}  # MCF_BINARY_* of mcf_binary_params
+
+
+def binary_fields(node: Node, qa: Quant, qb: Quant, qo: Quant) -> dict:
+    """Every quantization field of mcf_binary_params for node.op (add, sub,
+    mul, prelu), as TFLM prepares them; fields the kind does not read are 0."""
+    (sa, za), (sb, zb), (so, zo) = _qparams(qa), _qparams(qb), _qparams(qo)
+    act_min, act_max = clamp_range(node.attrs, qo)
+    p = dict(left_shift=0, input1_offset=-za, input1_multiplier=0, input1_shift=0, input2_offset=-zb,
+             input2_multiplier=0, input2_shift=0, output_offset=zo, output_multiplier=0, output_shift=0,
+             act_min=act_min, act_max=act_max)
+    if node.op in ("add", "sub"):
+        make = fp.add_params if node.op == "add" else fp.sub_params
+        p.update(make(sa, za, sb, zb, so, zo, act_min=act_min, act_max=act_max))
+    elif node.op == "mul":
+        p["output_multiplier"], p["output_shift"] = fp.quantize_multiplier(sa * sb / so)
+    elif node.op == "prelu":  # TFLM CalculatePreluParams: both ratios in double
+        p["input1_multiplier"], p["input1_shift"] = fp.quantize_multiplier(sa / so)
+        p["output_multiplier"], p["output_shift"] = fp.quantize_multiplier(sa * sb / so)
+        p["act_min"], p["act_max"] = -128, 127
+    else:
+        raise McuforgeError(f"node '{node.name}': no binary kernel for op {node.op}")
+    return p
+
+
+def lower_binary_broadcast(node: Node, g: Graph) -> Step:
+    """add / sub / mul / prelu on (1, H, W, C) with a per-channel (or any
+    broadcasting) operand: both activations (mcf_binary_s8), or one a
+    constant kept in flash (mcf_binary_const_s8, e.g. a BatchNormalization
+    left alone, PRELU's alpha)."""
+    a, b, out = (g.tensors[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    if a.is_const and b.is_const:
+        raise UnsupportedModelError(f"node '{node.name}' ({node.op}): both operands are constants")
+    p = dict(kind=BINARY_KINDS[node.op], constant_first=int(a.is_const),
+             **broadcast_params(node, a.shape, b.shape, out.shape), **binary_fields(node, a.quant, b.quant, out.quant))
+    if p["size"] != out.size:
+        raise UnsupportedModelError(f"node '{node.name}' ({node.op}): shapes {a.shape} and {b.shape} do not "
+                                    f"broadcast to the output {out.shape}")
+    if a.is_const or b.is_const:
+        const, act = (a, b) if a.is_const else (b, a)
+        p["constant"] = np.ascontiguousarray(np.asarray(const.data).astype(np.int8).reshape(-1))
+        inplace = "elementwise" if act.size == out.size else ""
+        return Step(node, "binary_const_s8", p, [act.name], [out.name], macs=out.size,
+                    weight_bytes=const.size, inplace=inplace)
+    return Step(node, "binary_s8", p, [a.name, b.name], [out.name], macs=out.size, inplace="elementwise")
+
+
+def lower_add_any(node: Node, g: Graph) -> Step:
+    """add: same shapes (mcf_add_s8), a scalar constant (a table), else broadcasting."""
+    a, b, out = (g.tensors[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    if (a.is_const and a.size == 1) or (b.is_const and b.size == 1):
+        return lower_binary(node, g)
+    if a.is_const or b.is_const or a.shape != b.shape or a.shape != out.shape:
+        return lower_binary_broadcast(node, g)
+    return lower_add(node, g)
+
+
+def lower_binary_any(node: Node, g: Graph) -> Step:
+    """mul / sub: a constant operand of more than one value goes to mcf_binary_const_s8."""
+    a, b = g.tensors[node.inputs[0]], g.tensors[node.inputs[1]]
+    if (a.is_const and a.size > 1) or (b.is_const and b.size > 1):
+        return lower_binary_broadcast(node, g)
+    return lower_binary(node, g)
+
+
+def reduce_view(node: Node, shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, int, int]:
+    """(outer, reduce, inner) of a reduction over `axes`: those axes, size-1
+    axes aside, must be adjacent."""
+    axes = tuple(sorted({a % len(shape) for a in axes}))
+    kept = [d for d in range(len(shape)) if shape[d] != 1 or d in axes]
+    live = [d for d in axes if shape[d] != 1]
+    if not live:
+        return int(np.prod(shape, dtype=np.int64)), 1, 1
+    first, last = kept.index(live[0]), kept.index(live[-1])
+    if kept[first:last + 1] != live:
+        raise UnsupportedModelError(f"node '{node.name}' ({node.op}): reducing axes {list(axes)} of {shape} is not "
+                                    f"supported (the reduced axes must be adjacent)")
+    outer = int(np.prod([shape[d] for d in kept[:first]], dtype=np.int64))
+    reduce = int(np.prod([shape[d] for d in live], dtype=np.int64))
+    inner = int(np.prod([shape[d] for d in kept[last + 1:]], dtype=np.int64))
+    return outer, reduce, inner
+
+
+def lower_reduce(node: Node, g: Graph) -> Step:
+    """mean over any adjacent axes (mean_s8 keeps the (1, H, W, C) spatial
+    mean), reduce_max (TFLM: the raw values, same quantization in and out)."""
+    x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    axes = tuple(sorted(a % len(x.shape) for a in node.attrs["axes"]))
+    if node.op == "mean" and len(x.shape) == 4 and axes == (1, 2):
+        return lower_mean(node, g)
+    outer, reduce, inner = reduce_view(node, x.shape, axes)
+    p = dict(kind=0 if node.op == "mean" else 1, outer_count=outer, reduce_count=reduce, inner_count=inner,
+             input_offset=0, output_offset=0, multiplier=0, shift=0)
+    if node.op == "mean":
+        p.update(fp.mean_params(float(x.quant.scale[0]), int(x.quant.zero_point[0]),
+                                float(out.quant.scale[0]), int(out.quant.zero_point[0]), reduce))
+    elif not x.quant.same_as(out.quant):
+        raise UnsupportedModelError(f"node '{node.name}' (reduce_max): input and output quantization differ")
+    return Step(node, "reduce_s8", p, [x.name], [out.name], macs=x.size)
+
+
 def describe_step(step: Step, graph: Graph) -> str:
     """One-line human description of a layer, for comments and reports."""
     t = graph.tensors
@@ -437,10 +540,12 @@ OPS: dict[str, OpSpec] = {
     "conv2d": OpSpec(lower_conv2d),
     "depthwise_conv2d": OpSpec(lower_depthwise),
     "fully_connected": OpSpec(lower_fully_connected),
-    "add": OpSpec(lower_add),
+    "add": OpSpec(lower_add_any),
     "avg_pool": OpSpec(lambda n, g: _pool(n, g, "avg_pool_s8")),
     "max_pool": OpSpec(lambda n, g: _pool(n, g, "max_pool_s8")),
-    "mean": OpSpec(lower_mean),
+    "mean": OpSpec(lower_reduce),
+    "reduce_max": OpSpec(lower_reduce),
+    "prelu": OpSpec(lower_binary_broadcast),
     "softmax": OpSpec(lower_softmax),
     "clamp": OpSpec(lower_clamp),
     "concat": OpSpec(lower_concat),
@@ -452,8 +557,8 @@ OPS: dict[str, OpSpec] = {
     "logistic": OpSpec(lower_unary),
     "tanh": OpSpec(lower_unary),
     "leaky_relu": OpSpec(lower_unary),
-    "mul": OpSpec(lower_binary),
-    "sub": OpSpec(lower_binary),
+    "mul": OpSpec(lower_binary_any),
+    "sub": OpSpec(lower_binary_any),
     "maximum": OpSpec(lower_binary),
     "minimum": OpSpec(lower_binary),
     "strided_slice": OpSpec(lower_strided_slice),

@@ -51,6 +51,11 @@ def quantize_values(x: np.ndarray, quant: Quant) -> np.ndarray:
     return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
 
 
+def dequantize_values(q: np.ndarray, quant: Quant) -> np.ndarray:
+    """int8 -> float32 as TFLite's DEQUANTIZE: float32(scale * (q - zero point)), the product in double."""
+    return (float(quant.scale[0]) * (np.asarray(q, dtype=np.float64) - int(quant.zero_point[0]))).astype(np.float32)
+
+
 def clamp_range(node_attrs: dict, quant: Quant) -> tuple[int, int]:
     """The int8 clamp of a fused activation (TFLite CalculateActivationRangeQuantized)."""
     scale, zp = float(quant.scale[0]), int(quant.zero_point[0])

@@ -44,6 +44,9 @@ STRUCT = {
     "strided_slice_s8": "mcf_strided_slice_params",
     "resize_nearest_s8": "mcf_resize_nearest_params",
     "transpose_conv_s8": "mcf_transpose_conv_params",
+    "binary_s8": "mcf_binary_params",
+    "binary_const_s8": "mcf_binary_params",
+    "reduce_s8": "mcf_reduce_params",
 }
 # Per-tile geometry of a patch stage: the parameter fields each tile overrides,
 # in the column order of the emitted tables.
@@ -51,7 +54,7 @@ WINDOW_FIELDS = ("in_h", "in_w", "out_h", "out_w", "pad_top", "pad_left")
 COPY_FIELDS = ("tile_h", "tile_w", "src_w", "src_y", "src_x", "dst_y", "dst_x")
 CONST_ARRAYS = {"table": "int8_t", "row_index": "int32_t", "col_index": "int32_t", "filter": "int8_t",
                 "bias": "int32_t", "multiplier": "int32_t", "shift": "int32_t",
-                "pw_requant": "int32_t"}
+                "pw_requant": "int32_t", "constant": "int8_t"}
 
 
 def runtime_sources(plan: Plan) -> list[str]:

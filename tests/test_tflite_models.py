@@ -1,0 +1,221 @@
+"""Models as users bring them, each built here with mcuforge's own TFLite
+writer (TensorFlow is not a dependency) the way the stock TFLite converter
+lays them out, compiled, and compared byte for byte with TFLM's reference
+kernels (the ``tflite_micro`` interpreter): the NumPy reference and the
+generated C built with the host gcc (and a sample under QEMU Cortex-M4).
+
+Covered: float32 inputs and outputs around a full-integer model (QUANTIZE
+first, DEQUANTIZE last); the rank-1 broadcast ADD a residual on a pooled map
+becomes (RESHAPE -> (C,), ADD [1,H,W,C] + [C]); the shape arithmetic of a
+dynamic-batch Keras export (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE),
+folded at compile time; a 1-D model (Conv1D as EXPAND_DIMS / CONV_2D /
+SQUEEZE, GlobalAveragePooling1D as MEAN over axis 1); MEAN over channels;
+REDUCE_MAX (GlobalMaxPooling2D); TRANSPOSE (Permute); PRELU; a standalone
+BatchNormalization (MUL and ADD by per-channel constants).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mcuforge import hostrun, reference
+from mcuforge.compare import random_inputs
+from mcuforge.config import BuildConfig
+from mcuforge.pipeline import compile_model, plan_model
+from mcuforge.quantize import dequantize_values, quantize_values
+from mcuforge.tflite_writer import Net, build_float_io
+from marks import needs_qemu
+
+runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+
+
+# ------------------------------------------------------------------ models
+
+def _ints(n: Net, values) -> int:
+    return n.const(np.asarray(values, np.int32), "int32")
+
+
+def _vector_add() -> bytes:
+    """x + Conv1x1(GlobalAveragePooling2D(keepdims=True)(x)): RESHAPE -> (C,), ADD [1,H,W,C] + [C]."""
+    n = Net(21, (1, 5, 6, 8))
+    x = n.conv(0, 8, (3, 3), act=1)
+    g = n.mean(x, keep_dims=True)
+    g = n.conv(g, 8, (1, 1))
+    v = n.reshape(g, (8,))
+    y = n.add(x, v, act=1)
+    w = n.reshape(n.conv(n.mean(y, keep_dims=True), 8, (1, 1)), (8,))  # and the other operand order
+    return n.build(n.binary("ADD", w, y, n.scale(y) * 1.2))
+
+
+def _dynamic_batch() -> bytes:
+    """Flatten of a Keras model with batch None: SHAPE -> STRIDED_SLICE -> PACK(batch, -1) -> RESHAPE."""
+    n = Net(22, (1, 6, 5, 3))
+    x = n.conv(0, 4, (3, 3), stride=2, act=1)
+    shape = len(n.tensors)
+    n.tensors.append(dict(shape=(4,), dtype="int32", name="shape"))
+    n.ops.append(("SHAPE", "ShapeOptions", dict(outType=2), [x], [shape]))
+    batch = len(n.tensors)
+    n.tensors.append(dict(shape=(), dtype="int32", name="batch"))
+    n.ops.append(("STRIDED_SLICE", "StridedSliceOptions", dict(shrinkAxisMask=1),
+                  [shape, _ints(n, [0]), _ints(n, [1]), _ints(n, [1])], [batch]))
+    packed = len(n.tensors)
+    n.tensors.append(dict(shape=(2,), dtype="int32", name="packed"))
+    n.ops.append(("PACK", "PackOptions", dict(valuesCount=2, axis=0), [batch, _ints(n, -1)], [packed]))
+    flat = n.same_quant(x, (1, int(np.prod(n.shape(x)))))
+    n.ops.append(("RESHAPE", None, {}, [x, packed], [flat]))
+    return n.build(n.fc(flat, 6))
+
+
+def _one_d() -> bytes:
+    """Conv1D (EXPAND_DIMS, CONV_2D, SQUEEZE) and GlobalAveragePooling1D (MEAN over axis 1 of (1, L, C))."""
+    n = Net(23, (1, 24, 3))
+    e = n.op("EXPAND_DIMS", None, {}, [0, _ints(n, [1])], (1, 1, 24, 3))
+    c = n.conv(e, 8, (1, 5), act=1)
+    s = n.op("SQUEEZE", "SqueezeOptions", dict(squeezeDims=[1]), [c], (1, 24, 8))
+    m = n.act((1, 8), n.scale(s) * 0.6)
+    n.ops.append(("MEAN", "ReducerOptions", dict(keepDims=False), [s, _ints(n, [1])], [m]))
+    return n.build(n.fc(m, 4))
+
+
+def _reductions() -> bytes:
+    """MEAN over channels (keep dims), REDUCE_MAX over one axis of it, GlobalMaxPooling2D (REDUCE_MAX over H, W)."""
+    n = Net(24, (1, 6, 7, 5))
+    x = n.conv(0, 6, (3, 3))
+    m = n.act((1, 6, 7, 1), n.scale(x) * 0.7)
+    n.ops.append(("MEAN", "ReducerOptions", dict(keepDims=True), [x, _ints(n, [3])], [m]))
+    r = n.same_quant(m, (1, 6, 1))
+    n.ops.append(("REDUCE_MAX", "ReducerOptions", dict(keepDims=False), [m, _ints(n, [2])], [r]))
+    y = n.same_quant(x, (1, 6))
+    n.ops.append(("REDUCE_MAX", "ReducerOptions", dict(keepDims=False), [x, _ints(n, [1, 2])], [y]))
+    a, b = n.fc(y, 3), n.fc(n.reshape(r, (1, 6)), 3)
+    return n.build(n.binary("ADD", a, b, max(n.scale(a), n.scale(b)) * 1.5))
+
+
+def _transpose_prelu() -> bytes:
+    """Permute((2, 1, 3)) as TRANSPOSE, PRELU with a per-channel alpha."""
+    n = Net(25, (1, 5, 7, 6))
+    x = n.conv(0, 6, (3, 3))
+    t = n.op("TRANSPOSE", None, {}, [x, _ints(n, [0, 2, 1, 3])], (1, 7, 5, 6))
+    alpha = n.const(n.rng.integers(-100, 127, (1, 1, 6)).astype(np.int8), scale=np.float32(0.3 / 127), zp=0)
+    p = n.act((1, 7, 5, 6), n.scale(t) * 0.9)
+    n.ops.append(("PRELU", None, {}, [t, alpha], [p]))
+    return n.build(n.conv(p, 4, (1, 1)))
+
+
+def _batch_norm() -> bytes:
+    """A BatchNormalization on the input: MUL and ADD by per-channel int8 constants."""
+    n = Net(26, (1, 6, 6, 4))
+    gamma = n.const(n.rng.integers(-128, 128, 4).astype(np.int8), scale=np.float32(0.02), zp=-9)
+    beta = n.const(n.rng.integers(-128, 128, 4).astype(np.int8), scale=np.float32(0.01), zp=5)
+    y = n.binary("MUL", 0, gamma, n.scale(0) * 1.3, zp=2)
+    y = n.binary("ADD", beta, y, n.scale(y) * 1.1, zp=-3)  # the constant first
+    s = n.binary("SUB", y, n.const(n.rng.integers(-128, 128, (1, 1, 4)).astype(np.int8),
+                                   scale=np.float32(0.015), zp=1), n.scale(y))
+    return n.build(n.conv(s, 5, (3, 3)))
+
+
+def _float_io() -> bytes:
+    """A full-integer model with the converter's default float32 input and output."""
+    n = Net(27, (1, 8, 8, 3), in_scale=0.02, in_zp=-11)
+    x = n.conv(0, 8, (3, 3), stride=2, act=1)
+    x = n.mean(x, keep_dims=False)
+    return build_float_io(n, n.fc(x, 5))
+
+
+MODELS = {"vector_add": _vector_add, "dynamic_batch": _dynamic_batch, "one_d": _one_d,
+          "reductions": _reductions, "transpose_prelu": _transpose_prelu, "batch_norm": _batch_norm,
+          "float_io": _float_io}
+
+
+# ------------------------------------------------------------------ oracle
+
+def tflm_run(data: bytes, xs: np.ndarray) -> np.ndarray:
+    interpreter = runtime.Interpreter.from_bytes(data, arena_size=1 << 20)
+    outs = []
+    for x in xs:
+        interpreter.set_input(np.ascontiguousarray(x[None]), 0)
+        interpreter.invoke()
+        outs.append(np.asarray(interpreter.get_output(0)).reshape(-1).copy())
+    return np.stack(outs)
+
+
+def inputs_for(plan, name: str, count: int = 10) -> np.ndarray:
+    """int8 inputs; for the float-I/O model, float32 values over the input's range and beyond."""
+    if name != "float_io":
+        return random_inputs(plan, count, seed=len(name))
+    q = plan.graph.tensors[plan.input].quant
+    rng = np.random.default_rng(7)
+    shape = (count,) + plan.graph.tensors[plan.input].shape[1:]
+    return (rng.uniform(-1.4, 1.4, shape) * 128 * float(q.scale[0])).astype(np.float32)
+
+
+def as_compiled(plan, name: str, xs: np.ndarray) -> np.ndarray:
+    """What the compiled model takes: float inputs quantized as TFLM's QUANTIZE does."""
+    return quantize_values(xs, plan.graph.tensors[plan.input].quant) if name == "float_io" else xs
+
+
+def as_source(plan, name: str, ys: np.ndarray) -> np.ndarray:
+    """What TFLM gives: int8 outputs dequantized as TFLM's DEQUANTIZE does for the float-I/O model."""
+    return dequantize_values(ys, plan.graph.tensors[plan.outputs[0]].quant) if name == "float_io" else ys
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def model(request, tmp_path_factory):
+    name = request.param
+    data = MODELS[name]()
+    path = tmp_path_factory.mktemp(name) / f"{name}.tflite"
+    path.write_bytes(data)
+    plan = plan_model(path, BuildConfig(name=name))
+    xs = inputs_for(plan, name)
+    return name, path, plan, xs, tflm_run(data, xs)
+
+
+def test_reference_equals_tflm(model):
+    name, _, plan, xs, want = model
+    q = as_compiled(plan, name, xs)
+    got = np.stack([reference.run(plan, x, poison=i).outputs[plan.outputs[0]].reshape(-1)
+                    for i, x in enumerate(q)])
+    got = as_source(plan, name, got)
+    assert got.dtype == want.dtype
+    assert np.array_equal(got.view(np.uint8), want.view(np.uint8)), \
+        f"{name}: {int(np.sum(got != want))} values differ from TFLM"
+    assert len(np.unique(want)) > 3, f"{name}: outputs are nearly constant; the test would exercise little"
+
+
+def test_c_equals_tflm(model, tmp_path):
+    name, path, _, xs, want = model
+    plan = compile_model(path, BuildConfig(name=name), tmp_path / "gen")
+    exe = hostrun.build(plan, tmp_path / "gen", tmp_path / "build")
+    got = hostrun.run(plan, exe, as_compiled(plan, name, xs))[0].reshape(len(xs), -1)
+    got = as_source(plan, name, got)
+    assert np.array_equal(got.view(np.uint8), want.view(np.uint8)), f"{name}: C differs from TFLM"
+
+
+@needs_qemu
+@pytest.mark.parametrize("name", ["batch_norm", "one_d"])
+def test_cortex_m4_under_qemu_equals_tflm(name, tmp_path):
+    from mcuforge import qemu
+
+    data = MODELS[name]()
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(data)
+    plan = compile_model(path, BuildConfig(name=name), tmp_path / "gen")
+    xs = inputs_for(plan, name, 4)
+    elf = qemu.build(plan, tmp_path / "gen", tmp_path / "qemu", "qemu-cortex-m4")
+    got = qemu.run(plan, elf, xs, "qemu-cortex-m4")[0][0].reshape(len(xs), -1)
+    assert np.array_equal(got, tflm_run(data, xs))
+
+
+def test_shape_arithmetic_is_folded():
+    from mcuforge.frontends.tflite import load_bytes
+
+    g = load_bytes(_dynamic_batch(), source="dynamic_batch.tflite")
+    assert [n.op for n in g.nodes] == ["conv2d", "reshape", "fully_connected"]
+
+
+def test_float_io_maps_to_the_int8_ends():
+    from mcuforge.frontends.tflite import load_bytes
+
+    g = load_bytes(_float_io(), source="float_io.tflite")
+    assert g.tensors[g.inputs[0]].dtype == "int8" and g.tensors[g.outputs[0]].dtype == "int8"
+    assert "QUANTIZE_0" not in {n.name for n in g.nodes}
