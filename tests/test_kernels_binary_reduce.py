@@ -1,0 +1,99 @@
+"""C kernels mcf_binary_s8 / mcf_binary_const_s8 (ADD, SUB, MUL, PRELU with
+4-D broadcasting, of two activations or with a constant operand) and
+mcf_reduce_s8 (MEAN, REDUCE_MAX over the middle of an (outer, reduce, inner)
+view) against their NumPy twins, byte for byte, on seeded random shapes
+and quantization parameters (the twins themselves equal TFLM by
+tests/test_tflite_models.py)."""
+from __future__ import annotations
+
+import ctypes as ct
+
+import numpy as np
+import pytest
+
+from mcuforge import fixedpoint as fp
+from mcuforge.ir import Node, Quant
+from mcuforge.kernels import KERNELS
+from mcuforge.ops import BINARY_KINDS, binary_fields, broadcast_params
+from test_kernels import _BROADCAST, I32, P8, STRUCTS, _struct, check, lib, rng_for, run_c  # noqa: F401
+
+Binary = type("Binary", (ct.Structure,), {"_fields_": [("kind", I32), ("constant_first", I32)] + _BROADCAST + [
+    (f, I32) for f in ("left_shift input1_offset input1_multiplier input1_shift input2_offset input2_multiplier "
+                       "input2_shift output_offset output_multiplier output_shift act_min act_max").split()]
+    + [("constant", P8)]})
+Reduce = _struct("Reduce", "kind outer_count reduce_count inner_count input_offset output_offset multiplier "
+                 "shift".split())
+STRUCTS.update(binary_s8=Binary, binary_const_s8=Binary, reduce_s8=Reduce)
+
+
+def _quant(rng) -> Quant:
+    return Quant(np.array([np.float32(np.exp2(rng.uniform(-9, -2)))], np.float64),
+                 np.array([int(rng.integers(-128, 128))], np.int64))
+
+
+def _shapes(rng):
+    out = tuple(int(v) for v in rng.integers(1, 6, 4))
+    out = (1,) + out[1:]
+    a = tuple(d if rng.random() < 0.6 else 1 for d in out)
+    b = tuple(d if rng.random() < 0.6 else 1 for d in out)
+    b = b[int(rng.integers(0, 4)):]  # lower rank: broadcast from the last axes
+    a = tuple(max(x, y) for x, y in zip(a, (1,) * (4 - len(b)) + b)) if rng.random() < 0.5 else a
+    return a, b, tuple(np.broadcast_shapes(a, b))
+
+
+def binary_case(seed: int):
+    rng = rng_for("binary", seed)
+    op = ["add", "sub", "mul", "prelu"][seed % 4]
+    a_shape, b_shape, out_shape = _shapes(rng)
+    node = Node("n", op, ["a", "b"], ["y"], {"act_min": -np.inf, "act_max": np.inf})
+    if rng.random() < 0.3 and op != "prelu":
+        node.attrs["act_min"] = 0.0
+    p = dict(kind=BINARY_KINDS[op], constant_first=0, **broadcast_params(node, a_shape, b_shape, out_shape),
+             **binary_fields(node, _quant(rng), _quant(rng), _quant(rng)))
+    a = rng.integers(-128, 128, int(np.prod(a_shape))).astype(np.int8)
+    b = rng.integers(-128, 128, int(np.prod(b_shape))).astype(np.int8)
+    return p, a, b
+
+
+@pytest.mark.parametrize("seed", range(48))
+def test_binary(lib, seed):
+    p, a, b = binary_case(seed)
+    check(lib, "binary_s8", p, a, b)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_binary_const(lib, seed):
+    p, a, b = binary_case(seed)
+    first = seed % 2 == 1
+    p = dict(p, constant_first=int(first), constant=a if first else b)
+    x = b if first else a
+    want = check(lib, "binary_const_s8", p, x)
+    assert np.array_equal(want, KERNELS["binary_s8"](p, a, b))
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_reduce(lib, seed):
+    rng = rng_for("reduce", seed)
+    outer, n, inner = (int(v) for v in rng.integers(1, 9, 3))
+    if seed % 6 == 0:
+        n = int(rng.integers(100, 700))  # a long 1-D signal
+    kind = seed % 2
+    p = dict(kind=kind, outer_count=outer, reduce_count=n, inner_count=inner, input_offset=0, output_offset=0,
+             multiplier=0, shift=0)
+    if kind == 0:
+        qi, qo = _quant(rng), _quant(rng)
+        p.update(fp.mean_params(float(qi.scale[0]), int(qi.zero_point[0]), float(qo.scale[0]),
+                                int(qo.zero_point[0]), n))
+    x = rng.integers(-128, 128, outer * n * inner).astype(np.int8)
+    check(lib, "reduce_s8", p, x)
+
+
+def test_bad_parameters_are_refused(lib):
+    p, a, b = binary_case(0)
+    status, _ = run_c(lib, "binary_s8", dict(p, kind=9), a, b, out_size=p["size"])
+    assert status != 0
+    with pytest.raises(ValueError):
+        KERNELS["binary_s8"](dict(p, kind=9), a, b)
+    status, _ = run_c(lib, "reduce_s8", dict(kind=0, outer_count=1, reduce_count=0, inner_count=1, shift=0),
+                      np.zeros(1, np.int8), out_size=1)
+    assert status != 0
