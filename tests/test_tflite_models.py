@@ -23,7 +23,7 @@ from mcuforge.compare import random_inputs
 from mcuforge.config import BuildConfig
 from mcuforge.pipeline import compile_model, plan_model
 from mcuforge.quantize import dequantize_values, quantize_values
-from mcuforge.tflite_writer import Net, build_float_io
+from mcuforge.tflite_writer import Net, build_float_io, build_model
 from marks import needs_qemu
 
 runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
@@ -219,3 +219,69 @@ def test_float_io_maps_to_the_int8_ends():
     g = load_bytes(_float_io(), source="float_io.tflite")
     assert g.tensors[g.inputs[0]].dtype == "int8" and g.tensors[g.outputs[0]].dtype == "int8"
     assert "QUANTIZE_0" not in {n.name for n in g.nodes}
+
+
+# ------------------------------------------------------------------ several inputs and outputs
+
+def _two_inputs() -> bytes:
+    """Two inputs (an image and a per-channel vector, broadcast over it) and two outputs."""
+    n = Net(28, (1, 6, 6, 3))
+    x = n.conv(0, 8, (3, 3), act=1)
+    v = n.act((1, 1, 1, 8), 0.04, 3, name="input1")
+    y = n.binary("ADD", x, v, n.scale(x) * 1.4)
+    a = n.fc(n.mean(y, keep_dims=False), 4)
+    b = n.conv(y, 2, (1, 1))
+    return build_model(n.tensors, n.ops, [0, v], [a, b])
+
+
+def tflm_run_many(data: bytes, xs: list[np.ndarray], outputs: int) -> list[np.ndarray]:
+    interpreter = runtime.Interpreter.from_bytes(data, arena_size=1 << 20)
+    outs: list[list[np.ndarray]] = [[] for _ in range(outputs)]
+    for i in range(len(xs[0])):
+        for k, x in enumerate(xs):
+            interpreter.set_input(np.ascontiguousarray(x[i][None]), k)
+        interpreter.invoke()
+        for k in range(outputs):
+            outs[k].append(np.asarray(interpreter.get_output(k)).reshape(-1).copy())
+    return [np.stack(o) for o in outs]
+
+
+def test_two_inputs_two_outputs_equal_tflm(tmp_path):
+    data = _two_inputs()
+    path = tmp_path / "two.tflite"
+    path.write_bytes(data)
+    plan = compile_model(path, BuildConfig(name="two"), tmp_path / "gen")
+    rng = np.random.default_rng(3)
+    xs = [rng.integers(-128, 128, (8,) + plan.graph.tensors[i].shape[1:]).astype(np.int8) for i in plan.inputs]
+    want = tflm_run_many(data, xs, 2)
+    record = np.concatenate([x.reshape(len(x), -1) for x in xs], axis=1)  # the inputs one after the other
+    for i in range(len(record)):
+        got = reference.run(plan, record[i], poison=i).outputs
+        for k, o in enumerate(plan.outputs):
+            assert np.array_equal(got[o].reshape(-1), want[k][i]), f"input {i}, output {k}"
+    exe = hostrun.build(plan, tmp_path / "gen", tmp_path / "build")
+    got = hostrun.run(plan, exe, record)
+    for k in range(2):
+        assert np.array_equal(got[k].reshape(len(record), -1), want[k]), f"C output {k} differs from TFLM"
+    header = (tmp_path / "gen" / "two.h").read_text()
+    for line in ("#define TWO_NUM_INPUTS 2", "#define TWO_INPUT1_SIZE 8", "int8_t *two_input1(void);",
+                 "int8_t *two_output1(void);", "#define TWO_OUTPUT1_SIZE 72"):
+        assert line in header, line
+    assert len(np.unique(want[0])) > 2 and len(np.unique(want[1])) > 3
+
+
+@needs_qemu
+def test_two_inputs_cortex_m4_under_qemu(tmp_path):
+    from mcuforge import qemu
+
+    data = _two_inputs()
+    path = tmp_path / "two.tflite"
+    path.write_bytes(data)
+    plan = compile_model(path, BuildConfig(name="two"), tmp_path / "gen")
+    rng = np.random.default_rng(4)
+    xs = [rng.integers(-128, 128, (3,) + plan.graph.tensors[i].shape[1:]).astype(np.int8) for i in plan.inputs]
+    want = tflm_run_many(data, xs, 2)
+    elf = qemu.build(plan, tmp_path / "gen", tmp_path / "qemu", "qemu-cortex-m4")
+    got = qemu.run(plan, elf, np.concatenate([x.reshape(3, -1) for x in xs], axis=1), "qemu-cortex-m4")[0]
+    for k in range(2):
+        assert np.array_equal(got[k].reshape(3, -1), want[k])

@@ -52,6 +52,16 @@ static int read_region(void *context, int8_t *dst, int32_t y, int32_t x, int32_t
     return definitions, "image", f"{p}_invoke_stream(read_region, 0)"
 
 
+def more_inputs(plan: Plan, read: str, first_buffer: str) -> str:
+    """The harness's loop condition: `read` (a C expression with {buffer} and
+    {size}) for each model input in order; every input after the first is
+    read into <name>_input<k>()."""
+    p, P = plan.name, plan.name.upper()
+    parts = [read.format(buffer=first_buffer, size=f"{P}_INPUT_SIZE")]
+    parts += [read.format(buffer=f"{p}_input{k}()", size=f"{P}_INPUT{k}_SIZE") for k in range(1, len(plan.inputs))]
+    return " && ".join(parts)
+
+
 def harness_source(plan: Plan) -> str:
     p = plan.name
     P = p.upper()
@@ -72,7 +82,7 @@ int main(int argc, char **argv)
     out = fopen(argv[2], "wb");
     if (!in || !out) return 3;
     if ({p}_init() != 0) return 4;
-    while (fread({input_buffer}, 1, {P}_INPUT_SIZE, in) == {P}_INPUT_SIZE) {{
+    while ({more_inputs(plan, "fread({buffer}, 1, {size}, in) == {size}", input_buffer)}) {{
         if ({invoke} != 0) return 6;
 {writes}
         n++;

@@ -273,6 +273,12 @@ def render(plan: Plan, emitter: type = _Emitter) -> dict[str, str]:
          f"/* Input: int8, channels last ({'NHWC' if len(x.shape) == 4 else 'flat'}); "
          "real = SCALE * (q - ZERO_POINT). */"]
     h += _shape_macros(P, "INPUT", x.shape, x.quant)
+    for k, name in enumerate(g.inputs[1:], start=1):  # inputs 1, 2, ...: numbered as the outputs
+        t = g.tensors[name]
+        h += ["", f"/* Input {k}: int8, channels last; {p}_input{k}() points to it. */"]
+        h += _shape_macros(P, f"INPUT{k}", t.shape, t.quant)
+    if len(g.inputs) > 1 or len(g.outputs) > 1:
+        h += ["", f"#define {P}_NUM_INPUTS {len(g.inputs)}", f"#define {P}_NUM_OUTPUTS {len(g.outputs)}"]
     for k, o in enumerate(g.outputs):
         t = g.tensors[o]
         h += ["", f"/* Output {k}: int8, channels last. */"]
@@ -295,6 +301,8 @@ def render(plan: Plan, emitter: type = _Emitter) -> dict[str, str]:
     else:
         h += [f"int8_t *{p}_input(void);   /* points into the arena */",
               f"int {p}_invoke(void);      /* 0 on success */"]
+    for k in range(1, len(g.inputs)):
+        h.append(f"int8_t *{p}_input{k}(void);")
     h += [f"int8_t *{p}_output(void);"]
     for k in range(1, len(g.outputs)):
         h.append(f"int8_t *{p}_output{k}(void);")
@@ -312,6 +320,8 @@ def render(plan: Plan, emitter: type = _Emitter) -> dict[str, str]:
     c += [f"int {p}_init(void)", "{"] + (train.init_lines() if train else []) + ["    return 0;", "}", ""]
     if not stream:
         c += [f"int8_t *{p}_input(void)", "{", f"    return {e.arena(plan.offset(plan.input))};", "}", ""]
+        for k, name in enumerate(g.inputs[1:], start=1):
+            c += [f"int8_t *{p}_input{k}(void)", "{", f"    return {e.arena(plan.offset(name))};", "}", ""]
     for k, o in enumerate(g.outputs):
         c += [f"int8_t *{p}_output{'' if k == 0 else k}(void)", "{", f"    return {e.arena(plan.offset(o))};", "}", ""]
     loop_vars = []
