@@ -19,7 +19,8 @@ import numpy as np
 from .ir import Graph, McuforgeError, Quant, Tensor
 
 # Ops whose output shares its input's quantization (TFLite requires it).
-SAME_QUANT_OPS = {"reshape", "transpose", "pad", "max_pool", "avg_pool", "strided_slice", "resize_nearest"}
+SAME_QUANT_OPS = {"reshape", "transpose", "pad", "max_pool", "avg_pool", "strided_slice", "resize_nearest",
+                  "reduce_max"}
 # Ops with an operand that is a weight tensor: op -> (weight index, channel axis)
 WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0, "transpose_conv": 0}
 
@@ -240,8 +241,10 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
 SOFTMAX_QUANT = Quant(scale=1.0 / 256.0, zero_point=-128)
 # TFLite's int8 LOGISTIC and TANH write these output parameters.
 FIXED_OUTPUT_QUANT = {"logistic": (1.0 / 256.0, -128), "tanh": (1.0 / 128.0, 0)}
-# Elementwise ops that take a single constant operand (x * c, x - c, max(x, c)).
-SCALAR_OPERAND_OPS = ("add", "sub", "mul", "maximum", "minimum")
+# Elementwise ops that take a constant operand (x * c, x - c, max(x, c)): a single value, or for
+# add / sub / mul / prelu a per-channel vector (a BatchNormalization left alone, PRELU's alpha).
+SCALAR_OPERAND_OPS = ("add", "sub", "mul", "maximum", "minimum", "prelu")
+VECTOR_OPERAND_OPS = ("add", "sub", "mul", "prelu")
 
 
 def _quantize_scalar_operands(g: Graph) -> None:
@@ -254,12 +257,16 @@ def _quantize_scalar_operands(g: Graph) -> None:
             t = g.tensors[name]
             if not t.is_const or t.dtype == "int8":
                 continue
-            if t.size != 1:
+            if t.size != 1 and node.op not in VECTOR_OPERAND_OPS:
                 raise McuforgeError(f"{g.source or g.name}: node '{node.name}' ({node.op}) has a constant operand of "
                                     f"shape {t.shape}; only a single value is supported")
-            c = float(np.asarray(t.data, np.float64).reshape(-1)[0])
-            scale = float(np.float32(abs(c) / 127.0)) if c != 0 else 1.0
-            t.data = np.array([int(round_half_away(c / scale))], np.int8).reshape(t.shape)
+            values = np.asarray(t.data, np.float64).reshape(-1)
+            if not np.all(np.isfinite(values)):
+                raise McuforgeError(f"{g.source or g.name}: node '{node.name}' ({node.op}): constant operand "
+                                    f"'{t.name}' has non-finite values")
+            c = float(np.max(np.abs(values)))
+            scale = float(np.float32(c / 127.0)) if c != 0 else 1.0
+            t.data = np.clip(round_half_away(values / scale), -127, 127).astype(np.int8).reshape(t.shape)
             t.dtype = "int8"
             t.quant = Quant(scale=scale, zero_point=0)
 

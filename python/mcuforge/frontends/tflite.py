@@ -315,7 +315,7 @@ def load_bytes(data: bytes, *, source: str, name: str = "model") -> Graph:
     """Like `load` for the bytes of a .tflite file; `source` names it in errors."""
     model = parse(data, source)
     try:
-        graph = _Importer(model, source).run()
+        graph = (_FloatImporter if is_float_model(model) else _Importer)(model, source).run()
     except McuforgeError:
         raise
     except Exception as err:  # inconsistent contents the checks above did not catch
@@ -482,9 +482,11 @@ class _Importer:
             t = self.t[k]
             if t.type in _FLOAT_TYPES:
                 raise McuforgeError(
-                    f"{self.source}: model {what} {k} '{t.name}' is {t.type}: this is a float model; mcuforge "
-                    f"compiles full-integer int8 TFLite models (int8 inputs, outputs and weights): "
-                    f"{CONVERT_HINT} (or compile the float model from ONNX/PyTorch with --calibration)")
+                    f"{self.source}: model {what} {k} '{t.name}' is {t.type} but the model is neither "
+                    f"full-integer nor float (a dynamic-range or partly quantized model, e.g. int8 weights with "
+                    f"float activations); mcuforge compiles full-integer int8 TFLite models (float32 ends "
+                    f"around them are fine): {CONVERT_HINT}; or convert without quantization and compile "
+                    f"the float model with --calibration")
         for t in self.t:
             if t.type == "uint8":
                 raise McuforgeError(
@@ -1167,6 +1169,113 @@ def _fold_one(op: _TOp, vals: list[np.ndarray], out_shape: tuple[int, ...]) -> n
     if name in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS", "CAST"):
         return vals[0].reshape(out_shape)
     return None
+
+
+# --------------------------------------------------------------------------
+# float models: a float graph, quantized by mcuforge's own post-training
+# quantization from --calibration (as a float ONNX model is)
+
+
+def is_float_model(model: _TModel) -> bool:
+    """Every activation float32 (no int8 / int16 / uint8 one), every weight float32: a model converted
+    without quantization. Dynamic-range models (int8 weights, float activations) are not float models."""
+    acts = [t for t in model.tensors if t.data is None and t.type not in ("int32", "int64")]
+    weights = [t for t in model.tensors if t.data is not None and t.type not in ("int32", "int64")]
+    return bool(acts) and all(t.type == "float32" for t in acts) and all(t.type == "float32" for t in weights)
+
+
+class _FloatImporter(_Importer):
+    """The operators of a float .tflite model as a float Graph: activations
+    float32 without quantization, weights and biases float32 in the IR's
+    layouts; fused activations become their float clamp range. The
+    quantizer (mcuforge.quantize) then computes every scale from the
+    calibration data."""
+
+    def _float_io(self) -> set[int]:
+        return set()
+
+    def _check_integer_model(self) -> None:
+        pass
+
+    def _activation(self, k: int, what: str = "input") -> str:
+        if k < 0:
+            raise _Unsupported(f"{what} is missing")
+        t = self.t[k]
+        name = self.names[k]
+        if name in self.tensors:
+            return name
+        if t.data is not None:
+            raise _Unsupported(f"{what} '{t.name}' is a constant where an activation is expected")
+        if t.is_variable:
+            raise _Unsupported(f"{what} '{t.name}' is a variable tensor (stateful models are not supported)")
+        if t.type != "float32":
+            raise _Unsupported(f"{what} '{t.name}' is {t.type} (a float model's activations are float32)")
+        if not t.shape:
+            raise _Unsupported(f"{what} '{t.name}' is a scalar")
+        shape = (1,) + t.shape if len(t.shape) == 1 else t.shape
+        if shape[0] != 1:
+            raise _Unsupported(f"{what} '{t.name}' has shape {_shape_str(t.shape)}: batch must be 1")
+        self.tensors[name] = Tensor(name, shape, "float32", None, None)
+        return name
+
+    def _float_const(self, op: _TOp, j: int, what: str) -> str:
+        t = self._const(op, j, what)
+        if t.type != "float32":
+            raise _Unsupported(f"{what} '{t.name}' is {t.type} in a float model (float32 expected)")
+        if t.sparse:
+            raise _Unsupported(f"{what} '{t.name}' is sparse (densify it when converting)")
+        return self._const_tensor(t, "float32", None, t.data.astype(np.float32))
+
+    def _weight(self, op: _TOp, j: int, axis: int, channels: int) -> str:
+        return self._float_const(op, j, "weights")
+
+    def _bias(self, op: _TOp, j: int, channels: int) -> str:
+        if j >= len(op.inputs) or op.inputs[j] < 0:
+            return ""
+        t = self._const(op, j, "bias")
+        if t.data.size != channels:
+            raise _Unsupported(f"bias '{t.name}' has {t.data.size} values for {channels} output channels")
+        name = self._float_const(op, j, "bias")
+        tensor = self.tensors[name]
+        tensor.data, tensor.shape = tensor.data.reshape(channels), (channels,)
+        return name
+
+    def _operand(self, op: _TOp, j: int) -> str:
+        if j < len(op.inputs) and op.inputs[j] >= 0 and self.t[op.inputs[j]].data is not None:
+            return self._float_const(op, j, "constant operand")
+        return self._input(op, j)
+
+    def _same_quant(self, op: _TOp, a: str, b: str) -> None:
+        pass
+
+    def _fixed_output(self, op: _TOp, out: str, scale: float, zp: int) -> None:
+        pass
+
+    def _fused(self, op: _TOp, out_index: int) -> tuple[float, float]:
+        code = _option(op.options, "FusedActivationFunction", 0)
+        name, lo, hi = _ACTIVATIONS.get(int(code), (f"activation {code}", None, None))
+        if lo is None:
+            raise _Unsupported(f"fused activation {name} is not supported (only NONE, RELU, RELU6, RELU_N1_TO_1)")
+        return lo, hi
+
+    def _op_RELU(self, op: _TOp) -> None:
+        self._unary(op, "clamp", {"act_min": 0.0, "act_max": INF})
+
+    def _op_RELU6(self, op: _TOp) -> None:
+        self._unary(op, "clamp", {"act_min": 0.0, "act_max": 6.0})
+
+    def _op_QUANTIZE(self, op: _TOp) -> None:
+        raise _Unsupported("QUANTIZE in a float model (a partly quantized model): convert it either fully "
+                           "quantized or as a float model")
+
+    def _op_PRELU(self, op: _TOp) -> None:
+        x = self._input(op, 0)
+        alpha = self._operand(op, 1)
+        shape, a_shape = self.tensors[x].shape, self.tensors[alpha].shape
+        if len(a_shape) > len(shape) or any(a not in (1, d) for a, d in zip(a_shape[::-1], shape[::-1])):
+            raise _Unsupported(f"alpha of shape {_shape_str(a_shape)} does not broadcast to {_shape_str(shape)}")
+        self._emit(op, "prelu", [x, alpha], {})
+        self._check_shape(op, self.names[op.outputs[0]], shape)
 
 
 FRONTEND = Frontend(name="tflite", suffixes=(".tflite",), load=load, sniff=sniff)
