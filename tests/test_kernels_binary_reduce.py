@@ -21,8 +21,8 @@ Binary = type("Binary", (ct.Structure,), {"_fields_": [("kind", I32), ("constant
     (f, I32) for f in ("left_shift input1_offset input1_multiplier input1_shift input2_offset input2_multiplier "
                        "input2_shift output_offset output_multiplier output_shift act_min act_max").split()]
     + [("constant", P8)]})
-Reduce = _struct("Reduce", "kind outer_count reduce_count inner_count input_offset output_offset multiplier "
-                 "shift".split())
+Reduce = type("Reduce", (ct.Structure,), {"_fields_": [("kind", I32), ("in_shape", I32 * 4), ("reduce", I32 * 4)] + [
+    (f, I32) for f in "input_offset output_offset multiplier shift".split()]})
 STRUCTS.update(binary_s8=Binary, binary_const_s8=Binary, reduce_s8=Reduce)
 
 
@@ -71,21 +71,26 @@ def test_binary_const(lib, seed):
     assert np.array_equal(want, KERNELS["binary_s8"](p, a, b))
 
 
-@pytest.mark.parametrize("seed", range(24))
+@pytest.mark.parametrize("seed", range(32))
 def test_reduce(lib, seed):
     rng = rng_for("reduce", seed)
-    outer, n, inner = (int(v) for v in rng.integers(1, 9, 3))
-    if seed % 6 == 0:
-        n = int(rng.integers(100, 700))  # a long 1-D signal
+    shape = [1] + [int(v) for v in rng.integers(1, 8, 3)]
+    if seed % 8 == 0:
+        shape[2] = int(rng.integers(100, 700))  # a long 1-D signal
+    reduced = [0] + [int(v) for v in rng.integers(0, 2, 3)]
     kind = seed % 2
-    p = dict(kind=kind, outer_count=outer, reduce_count=n, inner_count=inner, input_offset=0, output_offset=0,
-             multiplier=0, shift=0)
+    n = int(np.prod([d for d, r in zip(shape, reduced) if r]))
+    p = dict(kind=kind, in_shape=np.array(shape, np.int32), reduce=np.array(reduced, np.int32), input_offset=0,
+             output_offset=0, multiplier=0, shift=0)
     if kind == 0:
         qi, qo = _quant(rng), _quant(rng)
         p.update(fp.mean_params(float(qi.scale[0]), int(qi.zero_point[0]), float(qo.scale[0]),
                                 int(qo.zero_point[0]), n))
-    x = rng.integers(-128, 128, outer * n * inner).astype(np.int8)
-    check(lib, "reduce_s8", p, x)
+    x = rng.integers(-128, 128, int(np.prod(shape))).astype(np.int8)
+    want = check(lib, "reduce_s8", p, x)
+    if kind == 1:  # the max is the plain max over the axes
+        axes = tuple(d for d in range(4) if reduced[d])
+        assert np.array_equal(want, x.reshape(shape).max(axis=axes).reshape(-1) if axes else x)
 
 
 def test_bad_parameters_are_refused(lib):
@@ -94,6 +99,6 @@ def test_bad_parameters_are_refused(lib):
     assert status != 0
     with pytest.raises(ValueError):
         KERNELS["binary_s8"](dict(p, kind=9), a, b)
-    status, _ = run_c(lib, "reduce_s8", dict(kind=0, outer_count=1, reduce_count=0, inner_count=1, shift=0),
+    status, _ = run_c(lib, "reduce_s8", dict(kind=0, in_shape=[1, 1, 0, 1], reduce=[0, 0, 1, 0], shift=0),
                       np.zeros(1, np.int8), out_size=1)
     assert status != 0

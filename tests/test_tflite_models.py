@@ -91,6 +91,15 @@ def _reductions() -> bytes:
     return n.build(n.binary("ADD", a, b, max(n.scale(a), n.scale(b)) * 1.5))
 
 
+def _mean_height_channels() -> bytes:
+    """MEAN over two axes that are not adjacent (height and channels)."""
+    n = Net(29, (1, 5, 7, 6))
+    x = n.conv(0, 6, (3, 3), act=1)
+    m = n.act((1, 7), n.scale(x) * 0.5)
+    n.ops.append(("MEAN", "ReducerOptions", dict(keepDims=False), [x, _ints(n, [1, -1])], [m]))
+    return n.build(n.fc(m, 5))
+
+
 def _transpose_prelu() -> bytes:
     """Permute((2, 1, 3)) as TRANSPOSE, PRELU with a per-channel alpha."""
     n = Net(25, (1, 5, 7, 6))
@@ -123,7 +132,7 @@ def _float_io() -> bytes:
 
 
 MODELS = {"vector_add": _vector_add, "dynamic_batch": _dynamic_batch, "one_d": _one_d,
-          "reductions": _reductions, "transpose_prelu": _transpose_prelu, "batch_norm": _batch_norm,
+          "reductions": _reductions, "mean_height_channels": _mean_height_channels, "transpose_prelu": _transpose_prelu, "batch_norm": _batch_norm,
           "float_io": _float_io}
 
 

@@ -476,37 +476,22 @@ def lower_binary_any(node: Node, g: Graph) -> Step:
     return lower_binary(node, g)
 
 
-def reduce_view(node: Node, shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, int, int]:
-    """(outer, reduce, inner) of a reduction over `axes`: those axes, size-1
-    axes aside, must be adjacent."""
-    axes = tuple(sorted({a % len(shape) for a in axes}))
-    kept = [d for d in range(len(shape)) if shape[d] != 1 or d in axes]
-    live = [d for d in axes if shape[d] != 1]
-    if not live:
-        return int(np.prod(shape, dtype=np.int64)), 1, 1
-    first, last = kept.index(live[0]), kept.index(live[-1])
-    if kept[first:last + 1] != live:
-        raise UnsupportedModelError(f"node '{node.name}' ({node.op}): reducing axes {list(axes)} of {shape} is not "
-                                    f"supported (the reduced axes must be adjacent)")
-    outer = int(np.prod([shape[d] for d in kept[:first]], dtype=np.int64))
-    reduce = int(np.prod([shape[d] for d in live], dtype=np.int64))
-    inner = int(np.prod([shape[d] for d in kept[last + 1:]], dtype=np.int64))
-    return outer, reduce, inner
-
-
 def lower_reduce(node: Node, g: Graph) -> Step:
-    """mean over any adjacent axes (mean_s8 keeps the (1, H, W, C) spatial
-    mean), reduce_max (TFLM: the raw values, same quantization in and out)."""
+    """mean over any axes (mean_s8 keeps the (1, H, W, C) spatial mean),
+    reduce_max (TFLM: the raw values, same quantization in and out)."""
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
     axes = tuple(sorted(a % len(x.shape) for a in node.attrs["axes"]))
     if node.op == "mean" and len(x.shape) == 4 and axes == (1, 2):
         return lower_mean(node, g)
-    outer, reduce, inner = reduce_view(node, x.shape, axes)
-    p = dict(kind=0 if node.op == "mean" else 1, outer_count=outer, reduce_count=reduce, inner_count=inner,
-             input_offset=0, output_offset=0, multiplier=0, shift=0)
+    lead = _lead_to_4d(node, node.op, x.shape)
+    reduced = [0] * lead + [int(d in axes) for d in range(len(x.shape))]
+    in_shape = [1] * lead + list(x.shape)
+    count = int(np.prod([n for n, r in zip(in_shape, reduced) if r], dtype=np.int64))
+    p = dict(kind=0 if node.op == "mean" else 1, in_shape=np.array(in_shape, np.int32),
+             reduce=np.array(reduced, np.int32), input_offset=0, output_offset=0, multiplier=0, shift=0)
     if node.op == "mean":
         p.update(fp.mean_params(float(x.quant.scale[0]), int(x.quant.zero_point[0]),
-                                float(out.quant.scale[0]), int(out.quant.zero_point[0]), reduce))
+                                float(out.quant.scale[0]), int(out.quant.zero_point[0]), count))
     elif not x.quant.same_as(out.quant):
         raise UnsupportedModelError(f"node '{node.name}' (reduce_max): input and output quantization differ")
     return Step(node, "reduce_s8", p, [x.name], [out.name], macs=x.size)

@@ -1056,11 +1056,8 @@ class _Importer:
         declared = self.tensors[out].shape
         if declared != expected and not (len(expected) == 1 and declared == (1,) + expected):
             self._check_shape(op, out, expected)
-        live = [d for d in axes if shape[d] != 1]
-        kept = [d for d in range(len(shape)) if shape[d] != 1 or d in axes]
-        if live and kept[kept.index(live[0]):kept.index(live[-1]) + 1] != live:
-            raise _Unsupported(f"reducing axes {axes} of shape {_shape_str(shape)} is not supported (the reduced "
-                               f"axes must be adjacent)")
+        if len(shape) > 4:
+            raise _Unsupported(f"rank {len(shape)} > 4 is not supported")
         if ir_op == "reduce_max":
             self._same_quant(op, x, out)
 

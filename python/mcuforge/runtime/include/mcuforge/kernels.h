@@ -433,16 +433,17 @@ typedef struct {
 int mcf_binary_s8(const mcf_binary_params *p, const int8_t *input1, const int8_t *input2, int8_t *output);
 int mcf_binary_const_s8(const mcf_binary_params *p, const int8_t *input, int8_t *output);
 
-/* ---- reductions over contiguous axes (mcf_reduce.c) ------------------------ */
-/* The input viewed as (outer, reduce, inner); output (outer, inner).
- * kind MCF_REDUCE_MEAN: TFLM int8 MEAN (QuantizedMeanOrSum, as mcf_mean_s8
- * with n = reduce); MCF_REDUCE_MAX: TFLM int8 REDUCE_MAX (raw values, input
- * and output share scale and zero point). */
+/* ---- reductions over any axes (mcf_reduce.c) ------------------------------- */
+/* The input has in_shape (4-D, channels last, leading 1s for lower ranks);
+ * the axes d with reduce[d] != 0 are reduced, the output keeps the others in
+ * order. kind MCF_REDUCE_MEAN: TFLM int8 MEAN (QuantizedMeanOrSum, as
+ * mcf_mean_s8 with n = the reduced element count); MCF_REDUCE_MAX: TFLM int8
+ * REDUCE_MAX (raw values, input and output share scale and zero point). */
 #define MCF_REDUCE_MEAN 0
 #define MCF_REDUCE_MAX 1
 typedef struct {
     int32_t kind;
-    int32_t outer_count, reduce_count, inner_count;
+    int32_t in_shape[4], reduce[4];
     int32_t input_offset, output_offset;
     int32_t multiplier, shift;          /* input_scale / output_scale (mean) */
 } mcf_reduce_params;
