@@ -294,3 +294,22 @@ def test_two_inputs_cortex_m4_under_qemu(tmp_path):
     got = qemu.run(plan, elf, np.concatenate([x.reshape(3, -1) for x in xs], axis=1), "qemu-cortex-m4")[0]
     for k in range(2):
         assert np.array_equal(got[k].reshape(3, -1), want[k])
+
+
+@pytest.mark.parametrize("name,options", [("vector_add", dict(schedule="patch")),
+                                          ("transpose_prelu", dict(schedule="patch")),
+                                          ("float_io", dict(schedule="patch")),
+                                          ("batch_norm", dict(kernels="arm-dsp")),
+                                          ("reductions", dict(kernels="arm-dsp"))])
+def test_patch_schedule_and_arm_dsp_kernels_equal_tflm(name, options, tmp_path):
+    """The same models under the patch-based schedule and with the arm-dsp kernel set (built for the host)."""
+    data = MODELS[name]()
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(data)
+    plan = compile_model(path, BuildConfig(name=name, **options), tmp_path / "gen")
+    if "schedule" in options:
+        assert plan.schedule == "patch"
+    xs = inputs_for(plan, name, 6)
+    exe = hostrun.build(plan, tmp_path / "gen", tmp_path / "build")
+    got = as_source(plan, name, hostrun.run(plan, exe, as_compiled(plan, name, xs))[0].reshape(len(xs), -1))
+    assert np.array_equal(got.view(np.uint8), tflm_run(data, xs).view(np.uint8))
