@@ -12,7 +12,7 @@ import pytest
 
 from mcuforge.codegen.portable import c_sources, include_dirs
 from mcuforge.config import BuildConfig
-from mcuforge.hostrun import WARNING_FLAGS
+from mcuforge.tools.hostrun import WARNING_FLAGS
 from mcuforge.pipeline import compile_model
 from test_tflite_models import _float_io, tflm_run
 

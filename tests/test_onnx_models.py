@@ -12,7 +12,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from mcuforge import hostrun, reference
+from mcuforge import reference
+from mcuforge.tools import hostrun
 from mcuforge.config import BuildConfig
 from mcuforge.float_exec import run_float
 from mcuforge.frontends import onnx as onnx_frontend

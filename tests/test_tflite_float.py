@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mcuforge import hostrun, reference
+from mcuforge import reference
+from mcuforge.tools import hostrun
 from mcuforge.config import BuildConfig
 from mcuforge.float_exec import run_float
 from mcuforge.frontends.tflite import load_bytes

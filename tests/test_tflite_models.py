@@ -18,8 +18,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mcuforge import hostrun, reference
-from mcuforge.compare import random_inputs
+from mcuforge import reference
+from mcuforge.tools import hostrun
+from mcuforge.tools.compare import random_inputs
 from mcuforge.config import BuildConfig
 from mcuforge.pipeline import compile_model, plan_model
 from mcuforge.quantize import dequantize_values, quantize_values
@@ -203,7 +204,7 @@ def test_c_equals_tflm(model, tmp_path):
 @needs_qemu
 @pytest.mark.parametrize("name", ["batch_norm", "one_d"])
 def test_cortex_m4_under_qemu_equals_tflm(name, tmp_path):
-    from mcuforge import qemu
+    from mcuforge.tools import qemu
 
     data = MODELS[name]()
     path = tmp_path / f"{name}.tflite"
@@ -281,7 +282,7 @@ def test_two_inputs_two_outputs_equal_tflm(tmp_path):
 
 @needs_qemu
 def test_two_inputs_cortex_m4_under_qemu(tmp_path):
-    from mcuforge import qemu
+    from mcuforge.tools import qemu
 
     data = _two_inputs()
     path = tmp_path / "two.tflite"
