@@ -444,6 +444,10 @@ def lower_binary_broadcast(node: Node, g: Graph) -> Step:
     a, b, out = (g.tensors[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
     if a.is_const and b.is_const:
         raise UnsupportedModelError(f"node '{node.name}' ({node.op}): both operands are constants")
+    for t in (a, b):
+        if t.quant is None or np.asarray(t.quant.scale).size != 1:
+            raise UnsupportedModelError(f"node '{node.name}' ({node.op}): operand '{t.name}' must be quantized per "
+                                        f"tensor (one scale and zero point)")
     p = dict(kind=BINARY_KINDS[node.op], constant_first=int(a.is_const),
              **broadcast_params(node, a.shape, b.shape, out.shape), **binary_fields(node, a.quant, b.quant, out.quant))
     if p["size"] != out.size:
@@ -451,6 +455,8 @@ def lower_binary_broadcast(node: Node, g: Graph) -> Step:
                                     f"broadcast to the output {out.shape}")
     if a.is_const or b.is_const:
         const, act = (a, b) if a.is_const else (b, a)
+        if np.asarray(const.data).dtype != np.int8:
+            raise UnsupportedModelError(f"node '{node.name}' ({node.op}): constant '{const.name}' is not int8")
         p["constant"] = np.ascontiguousarray(np.asarray(const.data).astype(np.int8).reshape(-1))
         inplace = "elementwise" if act.size == out.size else ""
         return Step(node, "binary_const_s8", p, [act.name], [out.name], macs=out.size,
