@@ -364,3 +364,20 @@ def test_under_sanitizers(name, tmp_path, monkeypatch):
         xs = np.concatenate([xs, np.full((1,) + xs.shape[1:], -128, np.int8), np.full((1,) + xs.shape[1:], 127, np.int8)])
     got = as_source(plan, name, hostrun.run(plan, exe, as_compiled(plan, name, xs))[0].reshape(len(xs), -1))
     assert np.array_equal(got.view(np.uint8), tflm_run(data, xs).view(np.uint8))
+
+
+@pytest.mark.parametrize("axes,shape,keep", [([1], (1, 24, 5), False), ([3], (1, 4, 6, 9), True),
+                                             ([1, 3], (1, 5, 3, 4), False), ([1, 2], (1, 6, 7, 5), True)])
+def test_mean_keeping_the_quantization_equals_tflm(axes, shape, keep, tmp_path):
+    """MEAN whose output has the input's scale and zero point (TFLM versions differ in the path they take)."""
+    n = Net(3, shape)
+    out_shape = tuple((1 if d in axes else s) for d, s in enumerate(shape) if keep or d not in axes)
+    m = n.same_quant(0, out_shape)
+    n.ops.append(("MEAN", "ReducerOptions", dict(keepDims=keep), [0, _ints(n, axes)], [m]))
+    data = n.build(m)
+    path = tmp_path / "mean.tflite"
+    path.write_bytes(data)
+    plan = plan_model(path, BuildConfig(name="mean"))
+    xs = random_inputs(plan, 16, seed=1)
+    got = np.stack([reference.run(plan, x).outputs[plan.outputs[0]].reshape(-1) for x in xs])
+    assert np.array_equal(got, tflm_run(data, xs))
