@@ -15,7 +15,7 @@ from mcuforge import fixedpoint as fp
 from mcuforge.ir import Node, Quant
 from mcuforge.kernels import KERNELS
 from mcuforge.ops import BINARY_KINDS, binary_fields, broadcast_params
-from test_kernels import _BROADCAST, I32, P8, STRUCTS, _struct, check, lib, rng_for, run_c  # noqa: F401
+from test_kernels import _BROADCAST, I32, P8, STRUCTS, check, lib, rng_for, run_c  # noqa: F401  (lib: the fixture)
 
 Binary = type("Binary", (ct.Structure,), {"_fields_": [("kind", I32), ("constant_first", I32)] + _BROADCAST + [
     (f, I32) for f in ("left_shift input1_offset input1_multiplier input1_shift input2_offset input2_multiplier "
