@@ -458,6 +458,11 @@ def lower_binary_broadcast(node: Node, g: Graph) -> Step:
         if np.asarray(const.data).dtype != np.int8:
             raise UnsupportedModelError(f"node '{node.name}' ({node.op}): constant '{const.name}' is not int8")
         p["constant"] = np.ascontiguousarray(np.asarray(const.data).astype(np.int8).reshape(-1))
+        if not p["broadcast"]:  # the constant is indexed, never sliced row by row (a patch stage would)
+            dims = [1] * (4 - len(out.shape)) + list(out.shape)
+            strides = [int(np.prod(dims[d + 1:])) if dims[d] > 1 else 0 for d in range(4)]
+            p.update(broadcast=1, out_shape=np.array(dims, np.int32), input1_stride=np.array(strides, np.int32),
+                     input2_stride=np.array(strides, np.int32))
         inplace = "elementwise" if act.size == out.size else ""
         return Step(node, "binary_const_s8", p, [act.name], [out.name], macs=out.size,
                     weight_bytes=const.size, inplace=inplace)
