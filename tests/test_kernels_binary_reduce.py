@@ -102,3 +102,17 @@ def test_bad_parameters_are_refused(lib):
     status, _ = run_c(lib, "reduce_s8", dict(kind=0, in_shape=[1, 1, 0, 1], reduce=[0, 0, 1, 0], shift=0),
                       np.zeros(1, np.int8), out_size=1)
     assert status != 0
+
+
+Tile = type("Tile", (ct.Structure,), {"_fields_": [("in_shape", I32 * 4), ("multiples", I32 * 4)]})
+STRUCTS["tile_s8"] = Tile
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_tile(lib, seed):
+    rng = rng_for("tile", seed)
+    shape = [1] + [int(v) for v in rng.integers(1, 6, 3)]
+    multiples = [1] + [int(v) for v in rng.integers(1, 4, 3)]
+    x = rng.integers(-128, 128, int(np.prod(shape))).astype(np.int8)
+    want = check(lib, "tile_s8", dict(in_shape=shape, multiples=multiples), x)
+    assert np.array_equal(want, np.tile(x.reshape(shape), multiples).reshape(-1))

@@ -1,6 +1,6 @@
 """ONNX parity with the TFLite operators of issue 19: PRelu, Transpose,
-ReduceMax, ReduceMean over any axis, 1-D Conv with GlobalAveragePool, and a
-BatchNormalization with no layer to fold into. Each hand-built float model:
+ReduceMax, ReduceMean over any axis, 1-D Conv with GlobalAveragePool, Tile,
+and a BatchNormalization with no layer to fold into. Each hand-built float model:
 the frontend's canonical float graph equals onnxruntime (1e-4 relative, as
 the other ONNX ops in test_frontends.py), and compiled with mcuforge's
 post-training quantization its generated C equals the NumPy reference byte
@@ -73,6 +73,10 @@ def _cases():
             [1, 3, 32],
             [("w1", _w(8, 3, 5, scale=0.4)), ("b1", _w(8, seed=3, scale=0.1)), ("w2", _w(8, 8, 3, seed=4, scale=0.2)),
              ("fc", _w(8, 4, seed=5))]),
+        "tile_upsample": _model(
+            [n("Conv", ["x", "w"], ["c"]), n("Tile", ["c", "r"], ["t"]), n("Conv", ["t", "w2"], ["y"])], img,
+            [("w", _w(5, 4, 3, 3, scale=0.3)), ("r", np.array([1, 2, 2, 3], np.int64)),
+             ("w2", _w(3, 10, 3, 3, seed=3, scale=0.2))]),
         "batch_norm_on_input": _model(
             [n("BatchNormalization", ["x", "g", "b", "m", "v"], ["n"]), n("Conv", ["n", "w"], ["y"])], img,
             [("g", _w(4, seed=6) + 2), ("b", _w(4, seed=7)), ("m", _w(4, seed=8)),

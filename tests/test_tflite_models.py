@@ -338,3 +338,43 @@ def test_mean_keeping_the_quantization_equals_tflm(axes, shape, keep, tmp_path):
     xs = random_inputs(plan, 16, seed=1)
     got = np.stack([reference.run(plan, x).outputs[plan.outputs[0]].reshape(-1) for x in xs])
     assert np.array_equal(got, tflm_run(data, xs))
+
+
+# ------------------------------------------------------------------ TILE (LiteRT as the oracle: TFLM has no TILE)
+
+def _upsampling_keras3() -> bytes:
+    """UpSampling2D((2, 3)) as Keras 3 writes it (tf.repeat along H, then W: EXPAND_DIMS-like RESHAPE to rank 5,
+    TILE, RESHAPE), followed by a conv."""
+    n = Net(30, (1, 3, 4, 5))
+    x = n.conv(0, 4, (3, 3), act=1)
+    r = n.reshape(x, (1, 3, 1, 4, 4))
+    t = n.op("TILE", None, {}, [r, _ints(n, [1, 1, 2, 1, 1])], (1, 3, 2, 4, 4))
+    h = n.reshape(t, (1, 6, 4, 4))
+    r = n.reshape(h, (1, 6, 4, 1, 4))
+    t = n.op("TILE", None, {}, [r, _ints(n, [1, 1, 1, 3, 1])], (1, 6, 4, 3, 4))
+    w = n.reshape(t, (1, 6, 12, 4))
+    w = n.op("TILE", None, {}, [w, _ints(n, [1, 1, 1, 2])], (1, 6, 12, 8))  # and a plain 4-D tile of channels
+    return n.build(n.conv(w, 3, (3, 3), stride=2))
+
+
+def test_tile_equals_litert(tmp_path):
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    data = _upsampling_keras3()
+    path = tmp_path / "up.tflite"
+    path.write_bytes(data)
+    plan = compile_model(path, BuildConfig(name="up"), tmp_path / "gen")
+    assert [s.kernel for s in plan.steps].count("tile_s8") == 3
+    xs = random_inputs(plan, 6, seed=3)
+    interpreter = litert.Interpreter(model_content=data, experimental_op_resolver_type=(
+        litert.OpResolverType.BUILTIN_REF))
+    interpreter.allocate_tensors()
+    want = []
+    for x in xs:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[None])
+        interpreter.invoke()
+        want.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).reshape(-1))
+    exe = hostrun.build(plan, tmp_path / "gen", tmp_path / "build")
+    got = hostrun.run(plan, exe, xs)[0].reshape(len(xs), -1)
+    assert np.array_equal(got, np.stack(want))
+    ref = np.stack([reference.run(plan, x).outputs[plan.outputs[0]].reshape(-1) for x in xs])
+    assert np.array_equal(ref, got) and len(np.unique(got)) > 3

@@ -508,6 +508,19 @@ def lower_reduce(node: Node, g: Graph) -> Step:
     return Step(node, "reduce_s8", p, [x.name], [out.name], macs=x.size)
 
 
+def lower_tile(node: Node, g: Graph) -> Step:
+    """attrs multiples per axis of the input (a byte copy: same quantization in and out)."""
+    x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    if not x.quant.same_as(out.quant):
+        raise UnsupportedModelError(f"node '{node.name}' (tile): input and output quantization differ")
+    # axes of size 1 that are not repeated change nothing: a rank-5 (1, H, 1, W, C) of tf.repeat fits 4-D
+    dims = [(d, int(m)) for d, m in zip(x.shape, node.attrs["multiples"]) if (d, int(m)) != (1, 1)]
+    lead = _lead_to_4d(node, "tile", tuple(dims))
+    dims = [(1, 1)] * lead + dims
+    p = dict(in_shape=np.array([d for d, _ in dims], np.int32), multiples=np.array([m for _, m in dims], np.int32))
+    return Step(node, "tile_s8", p, [x.name], [out.name])
+
+
 def describe_step(step: Step, graph: Graph) -> str:
     """One-line human description of a layer, for comments and reports."""
     t = graph.tensors
@@ -542,6 +555,7 @@ OPS: dict[str, OpSpec] = {
     "mean": OpSpec(lower_reduce),
     "reduce_max": OpSpec(lower_reduce),
     "prelu": OpSpec(lower_binary_broadcast),
+    "tile": OpSpec(lower_tile),
     "softmax": OpSpec(lower_softmax),
     "clamp": OpSpec(lower_clamp),
     "concat": OpSpec(lower_concat),

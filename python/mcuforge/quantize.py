@@ -20,7 +20,7 @@ from .ir import Graph, McuforgeError, Quant, Tensor
 
 # Ops whose output shares its input's quantization (TFLite requires it).
 SAME_QUANT_OPS = {"reshape", "transpose", "pad", "max_pool", "avg_pool", "strided_slice", "resize_nearest",
-                  "reduce_max"}
+                  "reduce_max", "tile"}
 # Ops with an operand that is a weight tensor: op -> (weight index, channel axis)
 WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0, "transpose_conv": 0}
 

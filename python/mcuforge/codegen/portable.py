@@ -47,6 +47,7 @@ STRUCT = {
     "binary_s8": "mcf_binary_params",
     "binary_const_s8": "mcf_binary_params",
     "reduce_s8": "mcf_reduce_params",
+    "tile_s8": "mcf_tile_params",
 }
 # Per-tile geometry of a patch stage: the parameter fields each tile overrides,
 # in the column order of the emitted tables.

@@ -49,7 +49,7 @@ CONVERTED_OPS = (
     "Div", "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish",
     "Identity", "LeakyRelu", "MatMul", "Max", "MaxPool", "Min", "Mul", "Pad", "PRelu", "QuantizeLinear",
     "ReduceMax", "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Size", "Slice", "Softmax", "Squeeze", "Sub",
-    "Tanh", "Transpose", "Unsqueeze",
+    "Tanh", "Tile", "Transpose", "Unsqueeze",
 )
 # Ops that are only evaluated at import time, when all their inputs are
 # constants (shape arithmetic as written by exporters).
@@ -1562,6 +1562,23 @@ class _Importer:
         else:
             alpha = self._new_tensor(f"{name}.slope", full.shape, "float32", np.ascontiguousarray(full))
             self._emit("prelu", name, [self._raw(x), alpha], node.output[0], v.shape, False, {})
+
+
+    def _op_Tile(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        x = node.input[0]
+        v = self._value(x)
+        repeats = [int(r) for r in np.atleast_1d(self._const(node.input[1], "repeats"))]
+        if len(repeats) != len(v.shape) or any(r < 1 for r in repeats):
+            raise _Unsupported(f"repeats {repeats} do not fit shape {_shape_str(v.shape)}")
+        if repeats[0] != 1:
+            raise _Unsupported("tiling the batch axis is not supported")
+        out_shape = tuple(d * r for d, r in zip(v.shape, repeats))
+        if len(v.shape) == 4:
+            self._emit("tile", name, [self._nhwc(x)], node.output[0], out_shape, True,
+                       {"multiples": tuple(repeats[p] for p in NCHW_TO_NHWC)})
+        else:
+            self._emit("tile", name, [self._raw(x)], node.output[0], out_shape, False,
+                       {"multiples": tuple(repeats)})
 
 
 FRONTEND = Frontend(name="onnx", suffixes=(".onnx",), load=load)

@@ -63,8 +63,8 @@ _NUMPY_TYPES = {"int8": np.int8, "int32": np.int32, "uint8": np.uint8, "int16": 
 SUPPORTED_OPS = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "EXPAND_DIMS",
                  "FULLY_CONNECTED", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC", "MAXIMUM", "MAX_POOL_2D", "MEAN",
                  "MINIMUM", "MUL", "PAD", "PADV2", "PRELU", "QUANTIZE", "REDUCE_MAX", "RELU", "RELU6", "RESHAPE",
-                 "RESIZE_NEAREST_NEIGHBOR", "SOFTMAX", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH", "TRANSPOSE",
-                 "TRANSPOSE_CONV")
+                 "RESIZE_NEAREST_NEIGHBOR", "SOFTMAX", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH", "TILE",
+                 "TRANSPOSE", "TRANSPOSE_CONV")
 # Builtin operators on int32 shape values, computed at compile time (batch 1) when their inputs are known:
 # the SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE of a dynamic-batch Keras export.
 FOLDED_OPS = ("SHAPE", "PACK", "CONCATENATION", "STRIDED_SLICE", "GATHER", "MUL", "ADD", "SUB", "RESHAPE",
@@ -1080,6 +1080,22 @@ class _Importer:
         self._emit(op, "transpose", [x], {"perm": tuple(perm)})
         out = self.names[op.outputs[0]]
         self._check_shape(op, out, tuple(shape[p] for p in perm))
+        self._same_quant(op, x, out)
+
+    def _op_TILE(self, op: _TOp) -> None:
+        """TILE (TFLM has no kernel for it; LiteRT does): Keras 3's UpSampling2D is RESHAPE, TILE, RESHAPE."""
+        x = self._input(op, 0)
+        shape = self.tensors[x].shape
+        multiples = [int(m) for m in self._int_const(op, 1, "multiples")]
+        if len(multiples) != len(shape) or any(m < 1 for m in multiples):
+            raise _Unsupported(f"multiples {multiples} do not fit shape {_shape_str(shape)}")
+        if sum((d, m) != (1, 1) for d, m in zip(shape, multiples)) > 4:
+            raise _Unsupported(f"tiling {_shape_str(shape)} by {multiples}: more than 4 axes that are not 1")
+        if multiples[0] != 1:
+            raise _Unsupported("tiling the batch axis is not supported")
+        self._emit(op, "tile", [x], {"multiples": tuple(multiples)})
+        out = self.names[op.outputs[0]]
+        self._check_shape(op, out, tuple(d * m for d, m in zip(shape, multiples)))
         self._same_quant(op, x, out)
 
     def _op_PRELU(self, op: _TOp) -> None:

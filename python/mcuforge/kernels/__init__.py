@@ -27,6 +27,7 @@ from .fully_connected import fully_connected_s8
 from .mean import mean_s8
 from .pool import avg_pool_s8, max_pool_s8
 from .reduce import reduce_s8
+from .tile import tile_s8
 from .softmax import softmax_s8
 from .transpose_conv import transpose_conv_s8
 
@@ -56,6 +57,7 @@ KERNELS = {
     "binary_s8": binary_s8,
     "binary_const_s8": binary_const_s8,
     "reduce_s8": reduce_s8,
+    "tile_s8": tile_s8,
 }
 
 SCRATCH_SIZE = {
@@ -90,6 +92,7 @@ RUNTIME_SOURCES = {
     "binary_s8": ["mcf_binary.c", _BROADCAST, _FIXEDPOINT],
     "binary_const_s8": ["mcf_binary.c", _BROADCAST, _FIXEDPOINT],
     "reduce_s8": ["mcf_reduce.c", _FIXEDPOINT],
+    "tile_s8": ["mcf_tile.c"],
 }
 # on-device training kernels (their NumPy twins are in mcuforge.training.kernels)
 TRAINING_RUNTIME_SOURCES = {k: ["mcf_train.c"] for k in (

@@ -28,7 +28,7 @@ from ..registry import Pass
 CANONICAL_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool", "max_pool", "mean",
                  "reshape", "transpose", "concat", "pad", "softmax", "clamp", "hard_swish", "hard_sigmoid",
                  "logistic", "tanh", "leaky_relu", "mul", "sub", "maximum", "minimum", "strided_slice",
-                 "resize_nearest", "transpose_conv", "prelu", "reduce_max")
+                 "resize_nearest", "transpose_conv", "prelu", "reduce_max", "tile")
 FOLD_BN_INTO = ("conv2d", "depthwise_conv2d", "fully_connected")
 FUSE_ACT_INTO = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool", "max_pool", "clamp", "mul",
                  "sub", "transpose_conv")

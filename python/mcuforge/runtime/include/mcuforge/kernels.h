@@ -450,6 +450,13 @@ typedef struct {
 
 int mcf_reduce_s8(const mcf_reduce_params *p, const int8_t *input, int8_t *output);
 
+/* ---- tile (mcf_tile.c), TFLite TILE: the input repeated multiples[d] times ---- */
+typedef struct {
+    int32_t in_shape[4], multiples[4];   /* 4-D, channels last, leading 1s */
+} mcf_tile_params;
+
+int mcf_tile_s8(const mcf_tile_params *p, const int8_t *input, int8_t *output);
+
 #ifdef __cplusplus
 }
 #endif
