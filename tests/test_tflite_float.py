@@ -149,3 +149,38 @@ def test_float_model_quantized_from_calibration(name, tmp_path):
     want = tflm_float(data, xs)
     err = np.abs(dequantize_values(got, out_q) - want).max()
     assert err <= 0.1 * np.abs(want).max(), f"{name}: int8 differs from TFLM float by {err}"
+
+
+def test_float_model_with_two_inputs(tmp_path):
+    """Calibration of a float model with two inputs: an .npz with one array per input name."""
+    n = FloatNet(33, (1, 8, 8, 3))
+    x = n.conv(0, 8, 3, stride=2, act=1)
+    m = n.op("MEAN", "ReducerOptions", dict(keepDims=False), [x, _ints(n, [1, 2])], (1, 8))
+    v = n.act((1, 8))
+    n.tensors[v]["name"] = "side"
+    y = n.fc(n.op("ADD", "AddOptions", {}, [m, v], (1, 8)), 3)
+    data = build_model(n.tensors, n.ops, [0, v], [y])
+    path = tmp_path / "two.tflite"
+    path.write_bytes(data)
+    names = load_bytes(data, source="two.tflite").inputs
+    rng = np.random.default_rng(4)
+    calibration = {names[0]: rng.standard_normal((32, 8, 8, 3)).astype(np.float32),
+                   names[1]: rng.standard_normal((32, 8)).astype(np.float32)}
+    np.savez(tmp_path / "calib.npz", **calibration)
+    plan = compile_model(path, BuildConfig(name="two", calibration=str(tmp_path / "calib.npz")), tmp_path / "gen")
+    q = [quantize_values(calibration[k][:6], plan.graph.tensors[k].quant) for k in names]
+    record = np.concatenate([a.reshape(6, -1) for a in q], axis=1)
+    exe = hostrun.build(plan, tmp_path / "gen", tmp_path / "build")
+    got = hostrun.run(plan, exe, record)[0].reshape(6, -1)
+    ref = np.stack([reference.run(plan, r).outputs[plan.outputs[0]].reshape(-1) for r in record])
+    assert np.array_equal(got, ref)
+    interpreter = runtime.Interpreter.from_bytes(data, arena_size=1 << 20)
+    want = []
+    for i in range(6):
+        for k, name in enumerate(names):
+            interpreter.set_input(np.ascontiguousarray(calibration[name][i:i + 1]), k)
+        interpreter.invoke()
+        want.append(np.asarray(interpreter.get_output(0)).reshape(-1).copy())
+    want = np.stack(want)
+    err = np.abs(dequantize_values(got, plan.graph.tensors[plan.outputs[0]].quant) - want).max()
+    assert err <= 0.1 * np.abs(want).max(), err

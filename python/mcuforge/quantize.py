@@ -74,7 +74,7 @@ def clamp_range(node_attrs: dict, quant: Quant) -> tuple[int, int]:
 def load_calibration(path: Path | None, graph: Graph, count_hint: int = 64) -> dict[str, np.ndarray]:
     """Calibration samples per graph input, in the IR layout (N, ...)."""
     if len(graph.inputs) != 1:
-        raise McuforgeError(f"{graph.source or graph.name}: models with {len(graph.inputs)} inputs are not supported (one input only)")
+        return _load_calibration_inputs(path, graph)
     in_name = graph.inputs[0]
     in_shape = graph.tensors[in_name].shape
     if path is None:
@@ -118,6 +118,40 @@ def load_calibration(path: Path | None, graph: Graph, count_hint: int = 64) -> d
     return {in_name: to_ir_layout(graph, data)}
 
 
+def _load_calibration_inputs(path: Path | None, graph: Graph) -> dict[str, np.ndarray]:
+    """A model with several inputs: an .npz with one array (N, ...) per input name, the same N."""
+    names = list(graph.inputs)
+    if path is None:
+        warnings.warn("no calibration data given (--calibration): quantization ranges come from random "
+                      "inputs and int8 accuracy will be poor; pass real samples as .npz", CalibrationWarning,
+                      stacklevel=3)
+        rng = np.random.default_rng(0)
+        return {n: rng.standard_normal((8,) + graph.tensors[n].shape[1:]).astype(np.float32) for n in names}
+    path = Path(path)
+    if not path.is_file():
+        raise McuforgeError(f"{path}: calibration file not found")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        arrays = {k: loaded[k] for k in loaded.files} if isinstance(loaded, np.lib.npyio.NpzFile) else None
+    except Exception as err:
+        raise McuforgeError(f"{path}: not a readable .npz file ({err.__class__.__name__})") from None
+    if arrays is None or any(n not in arrays for n in names):
+        raise McuforgeError(f"{path}: the model has {len(names)} inputs: give an .npz with one array per input, "
+                            f"named {', '.join(names)}")
+    out = {}
+    for n in names:
+        data = np.asarray(arrays[n])
+        src_shape = source_shape(graph, graph.tensors[n].shape)
+        if data.dtype.kind not in "fiu" or data.ndim != len(src_shape) or tuple(data.shape[1:]) != tuple(src_shape[1:]) \
+                or len(data) == 0:
+            raise McuforgeError(f"{path}: calibration array '{n}' has shape {tuple(data.shape)} and type {data.dtype}, "
+                                f"expected numbers (N, {', '.join(map(str, src_shape[1:]))}) ({graph.source_layout})")
+        out[n] = to_ir_layout(graph, data.astype(np.float32))
+    if len({len(v) for v in out.values()}) != 1:
+        raise McuforgeError(f"{path}: the inputs' calibration arrays hold different numbers of samples")
+    return out
+
+
 def source_shape(graph: Graph, ir_shape: tuple[int, ...]) -> tuple[int, ...]:
     if graph.source_layout == "NCHW" and len(ir_shape) == 4:
         n, h, w, c = ir_shape
@@ -143,11 +177,10 @@ def calibrate(graph: Graph, samples: dict[str, np.ndarray], progress=None) -> di
     from .float_exec import run_float
 
     ranges: dict[str, tuple[float, float]] = {}
-    in_name = graph.inputs[0]
-    data = samples[in_name]
-    for i in range(len(data)):
+    count = len(samples[graph.inputs[0]])
+    for i in range(count):
         with np.errstate(all="ignore"):  # an overflowing model is reported below, by tensor
-            values = run_float(graph, {in_name: data[i:i + 1]})
+            values = run_float(graph, {name: samples[name][i:i + 1] for name in graph.inputs})
         for name, v in values.items():
             if graph.tensors[name].is_const:
                 continue
@@ -156,7 +189,7 @@ def calibrate(graph: Graph, samples: dict[str, np.ndarray], progress=None) -> di
                 lo, hi = min(lo, ranges[name][0]), max(hi, ranges[name][1])
             ranges[name] = (lo, hi)
         if progress:
-            progress(i + 1, len(data))
+            progress(i + 1, count)
     return ranges
 
 
