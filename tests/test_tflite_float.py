@@ -184,3 +184,7 @@ def test_float_model_with_two_inputs(tmp_path):
     want = np.stack(want)
     err = np.abs(dequantize_values(got, plan.graph.tensors[plan.outputs[0]].quant) - want).max()
     assert err <= 0.1 * np.abs(want).max(), err
+    import mcuforge  # the Python API: a dict of calibration arrays, a list of inputs
+
+    model = mcuforge.compile(str(path), calibration=calibration, out=tmp_path / "api", name="two")
+    assert np.array_equal(model.run([calibration[k][:6] for k in names]).reshape(6, -1), got)

@@ -142,8 +142,8 @@ def _load_calibration_inputs(path: Path | None, graph: Graph) -> dict[str, np.nd
     for n in names:
         data = np.asarray(arrays[n])
         src_shape = source_shape(graph, graph.tensors[n].shape)
-        if data.dtype.kind not in "fiu" or data.ndim != len(src_shape) or tuple(data.shape[1:]) != tuple(src_shape[1:]) \
-                or len(data) == 0:
+        if (data.dtype.kind not in "fiu" or data.ndim != len(src_shape) or len(data) == 0
+                or tuple(data.shape[1:]) != tuple(src_shape[1:])):
             raise McuforgeError(f"{path}: calibration array '{n}' has shape {tuple(data.shape)} and type {data.dtype}, "
                                 f"expected numbers (N, {', '.join(map(str, src_shape[1:]))}) ({graph.source_layout})")
         out[n] = to_ir_layout(graph, data.astype(np.float32))
