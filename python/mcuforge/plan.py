@@ -17,6 +17,7 @@ from .bounds import check_accumulators
 from .ir import BudgetError, Graph, McuforgeError, Node, UnsupportedModelError
 from .memory import MemoryPlan, plan_memory
 from .ops import OPS, Step, check_supported
+from .ops16 import check_supported16, is_int16, lower16
 from .schedule.patch import DEFAULT_MAX_MAC_OVERHEAD, PatchStage, candidates, patch_steps, valid_split
 
 PLAN_FILE = "plan.pickle"
@@ -101,6 +102,7 @@ class Plan:
 def lower(graph: Graph) -> tuple[list[Step], list[tuple[str, str]]]:
     """Steps for every node with a kernel, and the alias pairs of the others."""
     check_supported(graph)
+    check_supported16(graph)
     steps: list[Step] = []
     aliases: list[tuple[str, str]] = []
     for node in graph.nodes:
@@ -109,7 +111,7 @@ def lower(graph: Graph) -> tuple[list[Step], list[tuple[str, str]]]:
             aliases.append((node.inputs[0], node.outputs[0]))
             continue
         try:
-            step = spec.lower(node, graph)
+            step = lower16(node, graph) if is_int16(node, graph) else spec.lower(node, graph)
         except ValueError as err:  # a scale ratio the int8 kernels cannot represent
             raise UnsupportedModelError(
                 f"{graph.source or graph.name}: layer '{node.name}' ({node.op}): {err}; its scales are out of "
@@ -213,6 +215,9 @@ def best_patch_plan(graph: Graph, config: BuildConfig, layer: Plan, lowered=None
     bound = config.patch_max_overhead if config.patch_max_overhead is not None else DEFAULT_MAX_MAC_OVERHEAD
     lowered = lowered or lower(graph)
     steps = lowered[0]
+    if config.input_stream and graph.tensors[graph.inputs[0]].dtype != "int8":
+        raise McuforgeError(f"{graph.source or graph.name}: --input-stream: streaming a 16x8 model's int16 input "
+                            f"is not supported; drop --input-stream")
     evaluated = []
     best = None
     for split, grid in candidates(graph, steps, config.patch_grid):

@@ -27,6 +27,7 @@ from .fully_connected import fully_connected_s8
 from .mean import mean_s8
 from .pool import avg_pool_s8, max_pool_s8
 from .reduce import reduce_s8
+from .s16 import KERNELS_S16, RUNTIME_SOURCES_S16
 from .tile import tile_s8
 from .softmax import softmax_s8
 from .transpose_conv import transpose_conv_s8
@@ -105,3 +106,7 @@ RUNTIME_SRC_DIR = RUNTIME_DIR / "src"
 
 __all__ = ["KERNELS", "SCRATCH_SIZE", "RUNTIME_SOURCES", "TRAINING_RUNTIME_SOURCES", "RUNTIME_DIR",
            "RUNTIME_INCLUDE_DIR", "RUNTIME_SRC_DIR"] + sorted(KERNELS)
+
+# int16 activations (16x8 models): twins in kernels/s16.py, C in runtime/src/mcf_s16_*.c
+KERNELS.update(KERNELS_S16)
+RUNTIME_SOURCES.update(RUNTIME_SOURCES_S16)

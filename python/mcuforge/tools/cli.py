@@ -87,13 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("run", help="build the generated C for the host and run it")
     u.add_argument("dir", help="output directory of 'compile'")
-    u.add_argument("--input", required=True, metavar="X.npy", help="input in the model's layout (int8, or float32 to quantize)")
-    u.add_argument("--output", metavar="Y.npy", help="write the int8 output here (the model's layout)")
+    u.add_argument("--input", required=True, metavar="X.npy", help="input in the model's layout (int8, int16 for a 16x8 model, or float32 to quantize)")
+    u.add_argument("--output", metavar="Y.npy", help="write the output here (int8, or int16 for a 16x8 model; the model's layout)")
     u.add_argument("--check", action="store_true", help="compare with the NumPy reference; exit 4 on any difference")
     u.add_argument("--opt", default="-O2", help="optimisation flag for the host build (default -O2)")
     u.add_argument("--profile", action="store_true",
-                   help="with a Cortex-M --target: instructions, MACs and MACs per instruction of every layer "
-                        "(SysTick around each kernel call)")
+                   help="with a Cortex-M --target: MACs, instructions and (Cortex-M4) estimated cycles of every "
+                        "layer and of the invoke, every executed instruction traced (docs/speed.md)")
+    u.add_argument("--flash-wait-states", type=int, default=0, metavar="N",
+                   help="with --profile on qemu-cortex-m4: charge N wait states to every instruction fetch and "
+                        "constant read from flash (default 0: ideal memory)")
     u.add_argument("--target", default="host", metavar="T",
                    help="host (default), or a Cortex-M under QEMU: qemu-cortex-m3, qemu-cortex-m4, qemu-cortex-m7")
 
@@ -217,16 +220,34 @@ def cmd_run(args) -> int:
     outdir = Path(args.dir)
     plan = Plan.load(outdir)
     x = hostrun.load_input(Path(args.input), plan)
-    if args.target != "host":
+    if args.flash_wait_states != 0 and not (args.profile and args.target == "qemu-cortex-m4"):
+        raise McuforgeError("--flash-wait-states: only priced with --profile --target qemu-cortex-m4")
+    if args.flash_wait_states < 0:
+        raise McuforgeError(f"--flash-wait-states: {args.flash_wait_states} is negative; give 0 or more")
+    if args.target != "host" and args.profile:
+        from . import cycles
+
+        model = cycles.CoreModel(flash_wait_states=args.flash_wait_states)
+        result = cycles.run(plan, outdir, x, args.target, opt=args.opt, profile=True, model=model)
+        outs = result.outputs
+        if len(x) > 1:
+            print(f"(profiled: the first of the {len(x)} inputs; outputs of that one)")
+            x = x[:1]
+        macs = sum(s.macs for s in plan.steps)
+        line = f"{args.target}: instructions per invoke (traced): {result.total.instructions}"
+        if result.priced:
+            line += (f"; estimated {result.model.name} cycles: {round(result.total.cycles)} "
+                     f"({macs / result.total.cycles:.3f} MAC/cycle, P = {result.model.branch_refill}, "
+                     f"{result.model.flash_wait_states} flash wait states)")
+        print(line)
+        print(cycles.profile_table(plan, result)[1])
+    elif args.target != "host":
         from . import qemu
 
-        outs, stats = qemu.build_and_run(plan, outdir, x, args.target, opt=args.opt, profile=args.profile)
+        outs, stats = qemu.build_and_run(plan, outdir, x, args.target, opt=args.opt)
         if stats.ticks:
             print(f"{args.target}: instructions per invoke (QEMU -icount): "
-                  + ", ".join(str(n) for n in stats.instructions)
-                  + (" (profiling build: includes the timing of every layer)" if args.profile else ""))
-        if args.profile:
-            print(qemu.profile_table(plan, stats)[1])
+                  + ", ".join(str(n) for n in stats.instructions))
     else:
         if args.profile:
             raise McuforgeError("--profile: needs a Cortex-M --target (qemu-cortex-m3, qemu-cortex-m4, "
@@ -240,7 +261,7 @@ def cmd_run(args) -> int:
     if len(y) == 1 and y[0].size <= 64:
         print("output:", " ".join(str(int(v)) for v in y[0].reshape(-1)))
     else:
-        print(f"output: {y.shape[0]} x {y[0].size} int8 values" + (f" -> {args.output}" if args.output else ""))
+        print(f"output: {y.shape[0]} x {y[0].size} {y.dtype} values" + (f" -> {args.output}" if args.output else ""))
     if args.check:
         bad = 0
         for i in range(len(x)):
