@@ -378,3 +378,34 @@ def test_tile_equals_litert(tmp_path):
     assert np.array_equal(got, np.stack(want))
     ref = np.stack([reference.run(plan, x).outputs[plan.outputs[0]].reshape(-1) for x in xs])
     assert np.array_equal(ref, got) and len(np.unique(got)) > 3
+
+
+def test_float_ends_around_a_16x8_model(tmp_path):
+    """The converter's float32 ends around a 16x8 model (QUANTIZE to int16 first, DEQUANTIZE of int16 last):
+    the int16 model between them, TFLM's float outputs bit for bit."""
+    from test_int16 import Model16
+
+    m = Model16(12)
+    xf = m.tensor((1, 5, 6, 4), "float32")
+    s16 = np.float32(3.0 / 32768)
+    x = m.act((1, 5, 6, 4), s16)
+    m.op("QUANTIZE", None, {}, [xf], [x])
+    w, ws = m.weights((1, 3, 3, 4), 4, 3)
+    b = m.bias(4, float(s16), ws)
+    y = m.act((1, 5, 6, 4), np.float32(2.0 / 32768))
+    m.op("DEPTHWISE_CONV_2D", "DepthwiseConv2DOptions",
+         dict(padding=0, strideH=1, strideW=1, depthMultiplier=1, dilationHFactor=1, dilationWFactor=1), [x, w, b], [y])
+    yf = m.tensor((1, 5, 6, 4), "float32")
+    m.op("DEQUANTIZE", None, {}, [y], [yf])
+    data = m.bytes([xf], [yf])
+    path = tmp_path / "f16.tflite"
+    path.write_bytes(data)
+    plan = compile_model(path, BuildConfig(name="f16"), tmp_path / "gen")
+    tin, tout = plan.graph.tensors[plan.input], plan.graph.tensors[plan.outputs[0]]
+    assert (tin.dtype, tout.dtype) == ("int16", "int16")
+    xs = np.random.default_rng(2).uniform(-3.5, 3.5, (6, 5, 6, 4)).astype(np.float32)
+    exe = hostrun.build(plan, tmp_path / "gen", tmp_path / "build")
+    got = hostrun.run(plan, exe, quantize_values(xs, tin.quant, "int16"))[0].reshape(len(xs), -1)
+    got = dequantize_values(got, tout.quant)
+    want = tflm_run(data, xs)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32)) and len(np.unique(want)) > 20

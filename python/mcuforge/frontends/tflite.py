@@ -1063,8 +1063,8 @@ class _Importer:
     # ---- models as converters write them: float ends, vectors, PRELU, TRANSPOSE, reductions ----
     def _float_io(self) -> set[int]:
         """A full-integer model with the converter's default float32 ends: each
-        float input read by exactly one QUANTIZE (to int8), each float output
-        written by a DEQUANTIZE (of int8). Those operators are left out and
+        float input read by exactly one QUANTIZE (to int8, or int16 in a 16x8
+        model), each float output written by a DEQUANTIZE (of int8 or int16). Those operators are left out and
         the int8 tensors become the compiled model's input and output; the
         caller quantizes with the input's scale and zero point as TFLM's
         QUANTIZE does (round(x / scale) + zero point, halves away from zero,
@@ -1081,7 +1081,8 @@ class _Importer:
             if self.t[k].type != "float32" or len(ops) != 1 or ops[0].opname != "QUANTIZE":
                 continue
             q = ops[0]
-            if len(q.outputs) == 1 and self.t[q.outputs[0]].type == "int8" and q.outputs[0] not in m.outputs:
+            if len(q.outputs) == 1 and self.t[q.outputs[0]].type in ("int8", "int16") \
+                    and q.outputs[0] not in m.outputs:
                 self.model_inputs[j] = q.outputs[0]
                 skipped.add(q.index)
         for j, k in enumerate(self.model_outputs):
@@ -1089,7 +1090,7 @@ class _Importer:
                 continue
             d = m.operators[self.producer_of[k]]
             if d.opname == "DEQUANTIZE" and len(d.inputs) == 1 and d.inputs[0] >= 0 \
-                    and self.t[d.inputs[0]].type == "int8" and self.t[d.inputs[0]].data is None:
+                    and self.t[d.inputs[0]].type in ("int8", "int16") and self.t[d.inputs[0]].data is None:
                 self.model_outputs[j] = d.inputs[0]
                 skipped.add(d.index)
         return skipped
