@@ -69,8 +69,6 @@ SUPPORTED_OPS = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWIS
 # the SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE of a dynamic-batch Keras export.
 FOLDED_OPS = ("SHAPE", "PACK", "CONCATENATION", "STRIDED_SLICE", "GATHER", "MUL", "ADD", "SUB", "RESHAPE",
               "SQUEEZE", "EXPAND_DIMS", "CAST", "REDUCE_PROD", "FLOOR_DIV")
-# float32 model ends: a QUANTIZE after a float input, a DEQUANTIZE before a float output
-FLOAT_IO_OPS = ("QUANTIZE", "DEQUANTIZE")
 
 # ActivationFunctionType -> float clamp range (None: not supported as a fused activation)
 _ACTIVATIONS = {0: ("NONE", -INF, INF), 1: ("RELU", 0.0, INF), 2: ("RELU_N1_TO_1", -1.0, 1.0),
@@ -1064,9 +1062,9 @@ class _Importer:
     def _float_io(self) -> set[int]:
         """A full-integer model with the converter's default float32 ends: each
         float input read by exactly one QUANTIZE (to int8, or int16 in a 16x8
-        model), each float output written by a DEQUANTIZE (of int8 or int16). Those operators are left out and
-        the int8 tensors become the compiled model's input and output; the
-        caller quantizes with the input's scale and zero point as TFLM's
+        model), each float output written by a DEQUANTIZE (of int8 or int16).
+        Those operators are left out and the integer tensors become the
+        compiled model's input and output; the caller quantizes with the input's scale and zero point as TFLM's
         QUANTIZE does (round(x / scale) + zero point, halves away from zero,
         clamped) and dequantizes as DEQUANTIZE does (scale * (q - zero
         point)), see docs/operators.md. Returns the operators left out."""
