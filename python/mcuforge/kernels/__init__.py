@@ -99,6 +99,7 @@ RUNTIME_SOURCES = {
 TRAINING_RUNTIME_SOURCES = {k: ["mcf_train.c"] for k in (
     "train_loss", "train_conv_input_grad", "train_conv_update", "train_conv_apply", "train_mask",
     "train_pool_backward", "train_grad_sum")}
+TRAINING_RUNTIME_SOURCES["train_loss"] = ["mcf_train.c", "mcf_state.c"]  # every training step has a loss
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 RUNTIME_INCLUDE_DIR = RUNTIME_DIR / "include"
