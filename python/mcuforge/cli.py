@@ -129,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--generations", type=int, metavar="N", help="evolution generations (default 6)")
     n.add_argument("--finetune-epochs", type=int, metavar="N", help="fine-tuning epochs of the winner (default 10)")
     n.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+
+    d = sub.add_parser("datasets", help="make a data set offline (keywords: spoken words by espeak-ng, as MFCC)")
+    dsub = d.add_subparsers(dest="dataset", required=True, parser_class=_Parser)
+    from .datasets import keywords
+    keywords.add_arguments(dsub.add_parser("keywords", parents=[common],
+                                           help="12-class keyword spotting, 49x10 MFCC (MLPerf Tiny KWS features)"))
     return parser
 
 
@@ -304,7 +310,13 @@ def cmd_nas(args) -> int:
     return main_nas(args)
 
 
-COMMANDS = {"compile": cmd_compile, "nas": cmd_nas, "report": cmd_report, "run": cmd_run, "check-elf": cmd_check_elf,
+def cmd_datasets(args) -> int:
+    from .datasets import keywords
+
+    return keywords.main(args)
+
+
+COMMANDS = {"compile": cmd_compile, "nas": cmd_nas, "datasets": cmd_datasets, "report": cmd_report, "run": cmd_run, "check-elf": cmd_check_elf,
             "compare": cmd_compare}
 
 
