@@ -1,0 +1,108 @@
+"""The search space from tiny to large (mcuforge.nas.families) and the
+search over it (mcuforge.nas.designsearch): small, bounded runs.
+
+* a tiny search on non-square images (digits cropped to 8x6) and on 1-D
+  signals (N, C, L) returns a network whose generated C compiles, whose
+  Cortex-M4 ELF check-elf finds within both budgets, and whose int8 C runs;
+* the space step, on a fixed seed, picks the plain-CNN family at a tiny
+  budget (1 KB SRAM / 8 KB flash) and the inverted-residual family at a large
+  one (64 KB / 256 KB): the compute of the networks that fit decides;
+* every design of every family builds, runs a batch and exports at batch 1
+  with the same outputs (the resize's batch-1 form is the compiled one).
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from mcuforge.nas.designsearch import Split, choose_space, finish, search  # noqa: E402
+from mcuforge.nas.families import FAMILIES, FamilySpace, build, scales_for  # noqa: E402
+from mcuforge.nas.measure import Budget  # noqa: E402
+
+from marks import needs_qemu  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _digits(crop_width: int = 8) -> Split:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[:, None, :, :crop_width]
+    y = d.target.astype(np.int64)
+    return Split(x[:600], y[:600], x[1400:], y[1400:], 10)
+
+
+def _signals() -> Split:
+    """(N, 2, 64): class k is a sine of 2 + 3k cycles (random phase, noise) on
+    channel 0 and its square on channel 1."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 400)
+    t = np.arange(64) / 64
+    s = np.sin(2 * np.pi * (2 + 3 * y[:, None]) * t + rng.uniform(0, 6.3, (400, 1)))
+    x = np.stack([s, s ** 2], 1) + 0.3 * rng.standard_normal((400, 2, 64))
+    x = x.astype(np.float32)[..., None]  # 1-D data as (N, C, L, 1)
+    return Split(x[:300], y[:300], x[300:], y[300:], 4)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 49, 10), (2, 64, 1)])
+def test_designs_run_batched_and_at_batch_one(family, shape):
+    rng = random.Random(0)
+    for scale in scales_for(shape):
+        space = FamilySpace(family, shape, 5, 0.5, scale)
+        for design in (space.smallest(), space.sample(rng), space.mutate(space.sample(rng), rng)):
+            net = build(design).eval()
+            x = torch.randn(3, *shape)
+            with torch.no_grad():
+                batch = net(x)
+                one = torch.cat([net(x[i:i + 1]) for i in range(3)])
+            assert batch.shape == (3, 5)
+            assert torch.allclose(batch, one, atol=1e-5)
+
+
+@needs_qemu
+@pytest.mark.parametrize("data", ["non-square", "1-D"])
+def test_tiny_search_compiles_within_budget(tmp_path, data):
+    split = _digits(6) if data == "non-square" else _signals()
+    budget = Budget(4 * 1024, 32 * 1024)
+    result = search(split, budget, seed=0, families=("plain", "mbconv"), widths=(0.5,), scales=(1.0,),
+                    space_samples=2, candidates=3, proxy_epochs=1, final_epochs=10)
+    assert result.design.input_shape == split.input_shape
+    # the space step's table compared every family it was given
+    assert {t["family"] for t in result.choice.table} == {"plain", "mbconv"}
+    assert sum(t["chosen"] for t in result.choice.table) == 1
+    out = finish(result.model, split.input_shape, split, budget, tmp_path)
+    assert out["fits"], out["problems"]
+    assert out["sram_bytes"] <= budget.sram and out["flash_bytes"] <= budget.flash
+    assert out["arena_bytes"] <= out["sram_bytes"]
+    # the int8 C classifies the held-out split well above chance and close to the float network
+    assert out["int8_accuracy"] > 1.5 / split.classes
+    assert abs(out["int8_accuracy"] - result.accuracy) <= 0.05
+
+
+@needs_qemu
+def test_space_step_picks_plain_at_tiny_and_inverted_residual_at_large_budget():
+    split = _digits()
+    tiny = choose_space(split, Budget(1024, 8 * 1024), widths=(0.5, 1.0), scales=(1.0,), samples=3, seed=0)
+    large = choose_space(split, Budget(64 * 1024, 256 * 1024), widths=(0.5, 1.0), scales=(1.0,), samples=3, seed=0)
+    assert tiny.family == "plain"
+    assert large.family == "mbconv"
+    # the choice is the triple whose fitting networks have the most MACs on average
+    for choice in (tiny, large):
+        chosen = next(t for t in choice.table if t["chosen"])
+        assert chosen["mean_macs_fitting"] == max(t["mean_macs_fitting"] for t in choice.table
+                                                  if t["fitting"] and t["fit_fraction"] >= 0.2)
+    # at the tiny budget the depthwise families do not fit at all
+    assert all(t["fitting"] == 0 for t in tiny.table if t["family"] == "dscnn")
