@@ -73,9 +73,8 @@ def test_designs_run_batched_and_at_batch_one(family, shape):
 
 
 @needs_qemu
-@pytest.mark.parametrize("data", ["non-square", "1-D"])
-def test_tiny_search_compiles_within_budget(tmp_path, data):
-    split = _digits(6) if data == "non-square" else _signals()
+def test_tiny_search_on_non_square_images_compiles_within_budget(tmp_path):
+    split = _digits(6)
     budget = Budget(4 * 1024, 32 * 1024)
     result = search(split, budget, seed=0, families=("plain", "mbconv"), widths=(0.5,), scales=(1.0,),
                     space_samples=2, candidates=3, proxy_epochs=1, final_epochs=10)
@@ -106,3 +105,31 @@ def test_space_step_picks_plain_at_tiny_and_inverted_residual_at_large_budget():
                                                   if t["fitting"] and t["fit_fraction"] >= 0.2)
     # at the tiny budget the depthwise families do not fit at all
     assert all(t["fitting"] == 0 for t in tiny.table if t["family"] == "dscnn")
+
+
+@needs_qemu
+def test_cli_tiny_search_on_1d_data(tmp_path, capsys):
+    """`mcuforge nas` on (N, C, L) data: the family space is taken, DIR holds the
+    C, the checked ELF and report.json with the space step's table."""
+    import json
+
+    from mcuforge import cli
+
+    split = _signals()
+    path = tmp_path / "signals.npz"
+    np.savez(path, x=split.x_train[..., 0], y=split.y_train, x_val=split.x_val[..., 0], y_val=split.y_val)
+    out = tmp_path / "out"
+    rc = cli.main(["-q", "nas", "--data", str(path), "--sram-budget", "4K", "--flash-budget", "32K",
+                   "--space-samples", "1", "--widths", "0.5", "--scales", "1", "--candidates", "3", "--proxy-epochs", "1", "--final-epochs", "10",
+                   "-o", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["input_shape"] == [2, 64, 1] and report["data"]["held_out"] == len(split.y_val)
+    assert report["sram_bytes"] <= 4096 and report["flash_bytes"] <= 32768
+    assert json.loads((out / "elf_check.json").read_text())["fits"]
+    table = report["search_space"]["table"]
+    assert {t["family"] for t in table} == {"plain", "dscnn", "mbconv"} and sum(t["chosen"] for t in table) == 1
+    assert report["design"]["input_shape"] == [2, 64, 1]
+    assert all(s["kernel"] in (3, 5, 7) for s in report["design"]["stages"])
+    assert report["accuracy"]["int8_c"] > 1.5 / split.classes
+    assert {"c", "model.onnx", "model.pt", "arch.json", "nas_cortex_m4.elf"} <= {p.name for p in out.iterdir()}

@@ -128,6 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--population", type=int, metavar="N", help="evolution population (default 12)")
     n.add_argument("--generations", type=int, metavar="N", help="evolution generations (default 6)")
     n.add_argument("--finetune-epochs", type=int, metavar="N", help="fine-tuning epochs of the winner (default 10)")
+    n.add_argument("--space", choices=["auto", "mobilenet", "families"], default="auto",
+                   help="families: plain CNN / DS-CNN / inverted-residual families, any input shape and 1-D data; "
+                        "mobilenet: the weight-sharing inverted-residual supernet (square images); "
+                        "auto (default): mobilenet for square images, families otherwise")
+    n.add_argument("--candidates", type=int, metavar="N", help="families: candidates evaluated (default 12)")
+    n.add_argument("--proxy-epochs", type=int, metavar="N", help="families: training epochs per candidate (default 5)")
+    n.add_argument("--final-epochs", type=int, metavar="N", help="families: training epochs of the winner (default 40)")
+    n.add_argument("--widths", metavar="W,W", help="families: width multipliers to compare (default 0.25,0.5,0.75,1,1.5)")
+    n.add_argument("--scales", metavar="S,S", help="families: input scales to compare (default 0.5,1,2 where possible)")
     n.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
 
     d = sub.add_parser("datasets", help="make a data set offline (keywords: spoken words by espeak-ng, as MFCC)")
