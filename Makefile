@@ -6,7 +6,7 @@ JOBS ?= 2
 
 demo:
 	@bash scripts/bootstrap.sh demo
-	$(PY) -m mcuforge.demo
+	$(PY) -m mcuforge.tools.demo
 
 test:
 	@bash scripts/bootstrap.sh test

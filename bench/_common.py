@@ -26,7 +26,7 @@ if str(ROOT / "python") not in sys.path:
 def flash_bytes(outdir: Path, name: str) -> int | None:
     """.text + .rodata + .data of the model's objects for Cortex-M4 (-Os)."""
     from mcuforge.codegen.portable import c_sources, include_dirs
-    from mcuforge.elfcheck import read_elf
+    from mcuforge.tools.elfcheck import read_elf
 
     gcc = shutil.which("arm-none-eabi-gcc")
     if gcc is None:

@@ -35,7 +35,7 @@ def measure(name, make, workdir: Path) -> dict:
     from mcuforge.config import BuildConfig
     from mcuforge.frontends.torch import from_torch
     from mcuforge.pipeline import compile_model
-    from mcuforge.report import build_report
+    from mcuforge.tools.report import build_report
 
     module, example = make()
     graph = from_torch(module, example, name=name)

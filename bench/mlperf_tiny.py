@@ -98,8 +98,8 @@ def measure_file(key: str, path: Path, label: str, task: str, workdir: Path, tar
                  strict: bool = False) -> dict:
     """Compile the int8 TFLite file `path` (best of 3 codegen times), run the C on the host for
     N_INPUTS seeded inputs against TFLM, and measure both arenas. `target` None: the largest op."""
-    from mcuforge import hostrun
-    from mcuforge.compare import random_inputs
+    from mcuforge.tools import hostrun
+    from mcuforge.tools.compare import random_inputs
     from mcuforge.config import BuildConfig
     from mcuforge.pipeline import compile_model
     from mcuforge.plan import largest_op_bytes

@@ -41,7 +41,7 @@ BUDGETS = ((8 * 1024, 32 * 1024), (2 * 1024, 16 * 1024))
 def compiled_accuracy(net, data, x_test, y_test, budget) -> dict:
     """Compile `net` under `budget` (exact SRAM/flash from the Cortex-M4
     ELF) and classify the test split with the generated C on the host."""
-    from mcuforge import hostrun
+    from mcuforge.tools import hostrun
     from mcuforge.config import BuildConfig
     from mcuforge.nas.measure import elf_memory, export_graph
     from mcuforge.pipeline import compile_model
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from mcuforge.demo import digits_split
+    from mcuforge.tools.digits import digits_split
     from mcuforge.nas.engine import Engine
     from mcuforge.nas.measure import Budget, accuracy
     from mcuforge.nas.run import Options, search, write_result

@@ -82,7 +82,7 @@ def section_bytes(outdir: Path, name: str) -> tuple[int, int]:
     from elftools.elf.elffile import ELFFile
 
     from mcuforge.codegen.portable import c_sources, include_dirs
-    from mcuforge.qemu import ARM_GCC, TARGETS
+    from mcuforge.tools.qemu import ARM_GCC, TARGETS
 
     code = constants = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,7 +110,7 @@ def by_kernel(plan, out: Path, x: np.ndarray, builddir: Path) -> dict:
     ``mcuforge run --profile``): MACs, instructions and MACs per instruction
     of the 1x1 layers and of the depthwise layers, and the pointwise MACs
     per instruction of each input-channel count K."""
-    from mcuforge import qemu
+    from mcuforge.tools import qemu
 
     elf = qemu.build(plan, out, builddir, "qemu-cortex-m4", profile=True)
     _got, stats = qemu.run(plan, elf, x, "qemu-cortex-m4")
@@ -132,9 +132,10 @@ def by_kernel(plan, out: Path, x: np.ndarray, builddir: Path) -> dict:
 
 
 def measure(key: str, src, workdir: Path) -> dict:
-    from mcuforge import qemu, reference
+    from mcuforge.tools import qemu
+    from mcuforge import reference
     from mcuforge.codegen.arm_dsp import fallback_layers
-    from mcuforge.compare import random_inputs
+    from mcuforge.tools.compare import random_inputs
 
     row: dict = {"model": key}
     outputs = {}
@@ -214,7 +215,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from mcuforge import qemu
+    from mcuforge.tools import qemu
 
     missing = qemu.tools_missing()
     if missing:

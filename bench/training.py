@@ -170,12 +170,12 @@ def torch_training_bytes(name: str) -> dict:
 
 
 def measure(name: str, work: Path, use_qemu: bool) -> list[dict]:
-    from mcuforge import qemu
+    from mcuforge.tools import qemu
     from mcuforge.config import BuildConfig
     from mcuforge.frontends.torch import from_torch
     from mcuforge.ir import McuforgeError
     from mcuforge.pipeline import compile_model
-    from mcuforge.training import harness
+    from mcuforge.tools import harness
 
     module, example = make(name)
     graph = from_torch(module, example, name="m")

@@ -10,7 +10,7 @@
 #                      [TRAIN_WEIGHT_RATIO <r1,r2>] [TRAIN_DATA <file.npz>]
 #                      [KERNELS portable|arm-dsp] [CHECK_ELF])
 #
-# The generator (python -m mcuforge.cli compile) runs at build time through
+# The generator (python -m mcuforge compile) runs at build time through
 # add_custom_command, writes only into ${CMAKE_CURRENT_BINARY_DIR}/mcuforge/<id>/
 # and re-runs when the model, the calibration data or the generator (its
 # Python sources and runtime kernels) change, and not otherwise. The model's
@@ -61,7 +61,7 @@ set(MCUFORGE_GENERATOR_DEPENDS "${_mcuforge_generator_depends}" CACHE INTERNAL "
 # The generator runs from this source tree whether or not mcuforge is installed.
 set(MCUFORGE_COMMAND
     ${CMAKE_COMMAND} -E env "PYTHONPATH=${MCUFORGE_ROOT}/python"
-    ${MCUFORGE_PYTHON} -m mcuforge.cli CACHE INTERNAL "")
+    ${MCUFORGE_PYTHON} -m mcuforge CACHE INTERNAL "")
 
 function(mcuforge_runtime_sources out_var)
   file(GLOB _sources "${MCUFORGE_RUNTIME_SOURCE_DIR}/*.c")

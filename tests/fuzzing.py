@@ -642,7 +642,7 @@ def run_frontend(fmt: str, data: bytes) -> str:
 def run_compile(fmt: str, data: bytes, workdir: Path, sanitize: bool = False,
                 options: list[str] | None = None) -> tuple[int, str]:
     """Compile `data` in process; (exit code, stderr) or Crash when the invariant breaks."""
-    from mcuforge.cli import main
+    from mcuforge.tools.cli import main
 
     model = workdir / f"model{SUFFIX[fmt]}"
     model.write_bytes(data)
@@ -683,7 +683,7 @@ def run_compile(fmt: str, data: bytes, workdir: Path, sanitize: bool = False,
 
 def _debug_signature(model: Path, workdir: Path, options: list[str] | None) -> str | None:
     """Rerun with --debug to name the failing frame."""
-    from mcuforge.cli import main
+    from mcuforge.tools.cli import main
 
     err = io.StringIO()
     out = workdir / "debug-out"
@@ -701,8 +701,8 @@ def _debug_signature(model: Path, workdir: Path, options: list[str] | None) -> s
 
 
 def _sanitized_run(out: Path, workdir: Path) -> str | None:
-    from mcuforge import hostrun
-    from mcuforge.compare import random_inputs
+    from mcuforge.tools import hostrun
+    from mcuforge.tools.compare import random_inputs
     from mcuforge.ir import McuforgeError
     from mcuforge.plan import Plan
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcuforge import hostrun, qemu, reference
+from mcuforge.tools import hostrun, qemu
+from mcuforge import reference
 from mcuforge.codegen import arm_dsp
-from mcuforge.compare import random_inputs
+from mcuforge.tools.compare import random_inputs
 from mcuforge.config import BuildConfig
 from mcuforge.pipeline import compile_model, plan_model
 
@@ -148,7 +149,7 @@ def test_cli_profile_accounts_for_every_layer(zoo_calibration, tmp_path):
                          BuildConfig(name="dscnn", calibration=str(zoo_calibration["dscnn"]), kernels="arm-dsp"), out)
     x = tmp_path / "x.npy"
     np.save(x, np.random.default_rng(5).integers(-128, 128, (1,) + tuple(example.shape[1:])).astype(np.int8))
-    res = subprocess.run([sys.executable, "-m", "mcuforge.cli", "run", str(out), "--input", str(x), "--check",
+    res = subprocess.run([sys.executable, "-m", "mcuforge", "run", str(out), "--input", str(x), "--check",
                           "--target", M4, "--profile"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "check passed" in res.stdout
@@ -162,6 +163,6 @@ def test_cli_profile_accounts_for_every_layer(zoo_calibration, tmp_path):
     # every kernel call is inside the invoke; what is left is the invoke's own code and the timing
     assert 0 < total - sum(layer_instr) < 80 * len(plan.steps) + 400
     assert any("mcf_dsp_conv2d_s8" in line for line in res.stdout.splitlines())
-    res = subprocess.run([sys.executable, "-m", "mcuforge.cli", "run", str(out), "--input", str(x), "--profile"],
+    res = subprocess.run([sys.executable, "-m", "mcuforge", "run", str(out), "--input", str(x), "--profile"],
                          capture_output=True, text=True)
     assert res.returncode == 2 and "--profile" in res.stderr and "Traceback" not in res.stderr

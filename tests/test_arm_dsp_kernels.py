@@ -16,7 +16,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from mcuforge import qemu
+from mcuforge.tools import qemu
 from mcuforge.codegen import arm_dsp
 from mcuforge.kernels import KERNELS, RUNTIME_INCLUDE_DIR, RUNTIME_SRC_DIR
 from mcuforge.ops import Step

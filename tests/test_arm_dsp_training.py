@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("torch")
 
 from mcuforge.codegen import arm_dsp  # noqa: E402
-from mcuforge.training import harness  # noqa: E402
+from mcuforge.tools import harness  # noqa: E402
 from marks import needs_qemu  # noqa: E402
 from test_training import check_run, compile_training, reference_run, requests  # noqa: E402
 

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 
 def mcuforge(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mcuforge.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "mcuforge", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd)
 
 

@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from mcuforge.demo import run_demo  # noqa: E402
+from mcuforge.tools.demo import run_demo  # noqa: E402
 
 
 def test_demo_int8_agrees_with_float(tmp_path):

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcuforge import qemu
+from mcuforge.tools import qemu
 from mcuforge.config import BuildConfig
-from mcuforge.elfcheck import read_elf, summarize
+from mcuforge.tools.elfcheck import read_elf, summarize
 from mcuforge.pipeline import compile_model
 from test_cli import small_onnx
 
@@ -36,7 +36,7 @@ def image(tmp_path_factory):
 
 
 def check_elf(*args):
-    return subprocess.run([sys.executable, "-m", "mcuforge.cli", "check-elf", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mcuforge", "check-elf", *map(str, args)], capture_output=True,
                           text=True)
 
 

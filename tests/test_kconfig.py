@@ -196,7 +196,7 @@ def test_dot_config_drives_the_generator_options(tmp_path):
 
 
 def mcuforge(*args):
-    return subprocess.run([sys.executable, "-m", "mcuforge.cli", *map(str, args)], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "mcuforge", *map(str, args)], capture_output=True, text=True)
 
 
 def test_compile_with_kconfig(tmp_path):

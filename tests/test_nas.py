@@ -22,7 +22,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from mcuforge import cli  # noqa: E402
+from mcuforge.tools import cli  # noqa: E402
 from mcuforge.nas.baseline import WIDTHS as MBV2_WIDTHS, ScaledMobileNetV2  # noqa: E402
 from mcuforge.nas.engine import Engine  # noqa: E402
 from mcuforge.nas.measure import Budget, measurement_graph, plan_for  # noqa: E402
@@ -45,7 +45,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def digits():
-    from mcuforge.demo import digits_split
+    from mcuforge.tools.digits import digits_split
 
     x_train, _, y_train, _ = digits_split()
     x, y, classes = check_data(x_train[:400], y_train[:400], "digits")

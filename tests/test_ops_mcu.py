@@ -19,7 +19,8 @@ import zlib
 import numpy as np
 import pytest
 
-from mcuforge import hostrun, reference
+from mcuforge.tools import hostrun
+from mcuforge import reference
 from mcuforge.config import BuildConfig
 from mcuforge.pipeline import compile_model, plan_model
 
@@ -193,7 +194,7 @@ def test_every_new_operator_in_c_equals_tflm(tmp_path):
     plan = compile_model(path, BuildConfig(name="se"), tmp_path / "gen")
     kernels = {s.kernel for s in plan.steps}
     assert {"lut_s8", "mul_s8", "sub_s8", "maximum_s8", "minimum_s8", "requantize_s8"} <= kernels, kernels
-    from mcuforge.compare import random_inputs
+    from mcuforge.tools.compare import random_inputs
 
     xs = random_inputs(plan, 8, seed=4)
     want = tflm_outputs(data, xs)
@@ -208,7 +209,7 @@ def test_every_new_operator_in_c_equals_tflm(tmp_path):
 @pytest.fixture(scope="module")
 def mbv3_tflite(tmp_path_factory):
     """The zoo's Keras-style int8 MobileNetV3-small, compiled once: (bytes, plan, output dir, inputs, TFLM outputs)."""
-    from mcuforge.compare import random_inputs
+    from mcuforge.tools.compare import random_inputs
     from mcuforge.zoo import mbv3_small_tflite
 
     tmp = tmp_path_factory.mktemp("mbv3")
@@ -223,7 +224,7 @@ def mbv3_tflite(tmp_path_factory):
 def test_mobilenet_v3_small_tflite_equals_tflm(mbv3_tflite, tmp_path):
     """The generated C (host gcc) and the reference give TFLM's output bytes;
     compare finds every layer equal."""
-    from mcuforge.compare import compare_plan
+    from mcuforge.tools.compare import compare_plan
 
     data, plan, out, xs, want = mbv3_tflite
     ops = {s.node.op for s in plan.steps}
@@ -241,7 +242,7 @@ def test_mobilenet_v3_small_tflite_equals_tflm(mbv3_tflite, tmp_path):
 @needs_qemu
 def test_mobilenet_v3_small_tflite_cortex_m4_under_qemu(mbv3_tflite, tmp_path):
     """The same C cross-compiled for Cortex-M4 and run under QEMU gives TFLM's bytes."""
-    from mcuforge import qemu
+    from mcuforge.tools import qemu
 
     _, plan, out, xs, want = mbv3_tflite
     elf = qemu.build(plan, out, tmp_path, "qemu-cortex-m4")
@@ -341,7 +342,7 @@ def test_parameters_tflm_refuses_are_one_clear_error(tmp_path):
         path = tmp_path / f"{kind}.tflite"
         out_index = 1 if kind == "hard_swish" else 2
         path.write_bytes(build_model(tensors, ops, [0], [out_index]))
-        res = subprocess.run([sys.executable, "-m", "mcuforge.cli", "compile", str(path), "-o", str(tmp_path / kind)],
+        res = subprocess.run([sys.executable, "-m", "mcuforge", "compile", str(path), "-o", str(tmp_path / kind)],
                              capture_output=True, text=True, timeout=120)
         assert res.returncode == 2, res.stderr
         assert expected in res.stderr and "Traceback" not in res.stderr, res.stderr

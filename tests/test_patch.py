@@ -14,7 +14,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mcuforge import hostrun, reference  # noqa: E402
+from mcuforge.tools import hostrun
+from mcuforge import reference  # noqa: E402
 from mcuforge.config import BuildConfig  # noqa: E402
 from mcuforge.frontends.torch import from_torch  # noqa: E402
 from mcuforge.pipeline import canonicalize, write_outputs  # noqa: E402
@@ -132,7 +133,7 @@ def _onnx_model(tmp_path):
 
 
 def mcuforge(*args):
-    return subprocess.run([sys.executable, "-m", "mcuforge.cli", *map(str, args)], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "mcuforge", *map(str, args)], capture_output=True, text=True)
 
 
 def test_auto_schedule_and_budgets(tmp_path):
@@ -222,7 +223,7 @@ def test_vww_streamed_patch_plan(tmp_path):
 def test_patch_schedule_on_cortex_m_under_qemu(stream, tmp_path):
     """A patch-based model cross-compiled for Cortex-M4 and run under QEMU
     gives the host's bytes (which equal layer by layer)."""
-    from mcuforge import qemu
+    from mcuforge.tools import qemu
     from mcuforge.plan import best_patch_plan
     g = quantized("mbv2_blocks")
     cfg = BuildConfig(name="mbv2p", schedule="patch", input_stream=stream)

@@ -105,7 +105,7 @@ def test_inplace_depthwise_is_used():
 @pytest.mark.parametrize("seed", range(0, 60, 3))
 def test_random_graph_c_equals_reference(seed, tmp_path):
     """The planner's aliasing, run by the real generated C (in-place kernels included)."""
-    from mcuforge import hostrun
+    from mcuforge.tools import hostrun
     from mcuforge.pipeline import write_outputs
 
     plan = _plan(seed)

@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mcuforge import hostrun, qemu  # noqa: E402
+from mcuforge.tools import hostrun, qemu  # noqa: E402
 from mcuforge.config import BuildConfig  # noqa: E402
 from mcuforge.frontends.torch import from_torch  # noqa: E402
 from mcuforge.pipeline import compile_model  # noqa: E402
@@ -64,11 +64,11 @@ def test_cli_run_target_check(tmp_path):
     _module, example = ZOO["tiny_1x1"]()  # the input in the model's own (NCHW) layout
     x = tmp_path / "x.npy"
     np.save(x, np.random.default_rng(2).integers(-128, 128, (3,) + tuple(example.shape[1:])).astype(np.int8))
-    res = subprocess.run([sys.executable, "-m", "mcuforge.cli", "run", str(out), "--input", str(x), "--output",
+    res = subprocess.run([sys.executable, "-m", "mcuforge", "run", str(out), "--input", str(x), "--output",
                           str(tmp_path / "y.npy"), "--check", "--target", "qemu-cortex-m3"],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "check passed" in res.stdout and "instructions per invoke" in res.stdout
-    res = subprocess.run([sys.executable, "-m", "mcuforge.cli", "run", str(out), "--input", str(x), "--target",
+    res = subprocess.run([sys.executable, "-m", "mcuforge", "run", str(out), "--input", str(x), "--target",
                           "qemu-cortex-m99"], capture_output=True, text=True)
     assert res.returncode == 2 and "qemu-cortex-m99" in res.stderr and "Traceback" not in res.stderr

@@ -14,9 +14,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from mcuforge import hostrun, reference
+from mcuforge.tools import hostrun
+from mcuforge import reference
 from mcuforge.bounds import INT32_MAX, input_swing
-from mcuforge.compare import random_inputs
+from mcuforge.tools.compare import random_inputs
 from mcuforge.plan import Plan
 from test_cli import assert_clean_failure, small_onnx
 
@@ -25,7 +26,7 @@ from test_tflite import build_model, tflm_outputs  # noqa: E402
 
 
 def mcuforge(*args):
-    return subprocess.run([sys.executable, "-m", "mcuforge.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "mcuforge", *map(str, args)], capture_output=True, text=True,
                           timeout=300)
 
 
@@ -212,7 +213,7 @@ def _limited(*args, memory_mb: int = 3072):
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, resource.getrlimit(resource.RLIMIT_AS)[1]))
 
-    return subprocess.run([sys.executable, "-m", "mcuforge.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "mcuforge", *map(str, args)], capture_output=True, text=True,
                           timeout=300, preexec_fn=limit)
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcuforge import hostrun, reference
-from mcuforge.compare import random_inputs
+from mcuforge.tools import hostrun
+from mcuforge import reference
+from mcuforge.tools.compare import random_inputs
 from mcuforge.config import BuildConfig
 from mcuforge.ir import McuforgeError
 from mcuforge.pipeline import compile_model

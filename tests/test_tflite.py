@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcuforge import hostrun, reference
-from mcuforge.cli import main as cli_main
-from mcuforge.compare import compare_plan, random_inputs
+from mcuforge.tools import hostrun
+from mcuforge import reference
+from mcuforge.tools.cli import main as cli_main
+from mcuforge.tools.compare import compare_plan, random_inputs
 from mcuforge.config import BuildConfig
 from mcuforge.frontends.tflite import load as load_tflite, load_bytes
 from mcuforge.ir import McuforgeError
@@ -95,7 +96,7 @@ def test_c_equals_tflm(mlperf):
 @needs_qemu
 def test_cortex_m4_under_qemu_equals_tflm(mlperf, tmp_path):
     """The same C cross-compiled for Cortex-M4 (arm-none-eabi-gcc) and run under QEMU."""
-    from mcuforge import qemu
+    from mcuforge.tools import qemu
 
     key, plan, out, _, xs, want = mlperf
     elf = qemu.build(plan, out, tmp_path, "qemu-cortex-m4")
@@ -375,7 +376,7 @@ def test_bad_file_one_clear_error(kind, tmp_path):
     path = tmp_path / f"{kind}.tflite"
     path.write_bytes(make())
     out = tmp_path / "out"
-    res = subprocess.run([sys.executable, "-m", "mcuforge.cli", "compile", str(path), "-o", str(out)],
+    res = subprocess.run([sys.executable, "-m", "mcuforge", "compile", str(path), "-o", str(out)],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2, res.stderr
     lines = [line for line in res.stderr.splitlines() if line.strip()]

@@ -16,11 +16,11 @@ torch = pytest.importorskip("torch")
 
 from mcuforge.codegen.portable import include_dirs  # noqa: E402
 from mcuforge.config import BuildConfig  # noqa: E402
-from mcuforge.elfcheck import model_breakdown, read_elf  # noqa: E402
+from mcuforge.tools.elfcheck import model_breakdown, read_elf  # noqa: E402
 from mcuforge.frontends.torch import from_torch  # noqa: E402
 from mcuforge.pipeline import compile_model  # noqa: E402
-from mcuforge.training import harness  # noqa: E402
-from mcuforge.training import reference as tref  # noqa: E402
+from mcuforge.tools import harness  # noqa: E402
+from mcuforge.reference import training as tref  # noqa: E402
 from mcuforge.zoo import ZOO  # noqa: E402
 
 from marks import needs_qemu  # noqa: E402

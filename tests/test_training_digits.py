@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from mcuforge.training.demo import run_training_demo  # noqa: E402
+from mcuforge.tools.training_demo import run_training_demo  # noqa: E402
 
 
 def test_digits_learn_new_classes_on_device(tmp_path):

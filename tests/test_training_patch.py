@@ -22,11 +22,11 @@ torch = pytest.importorskip("torch")
 
 from mcuforge.codegen.portable import include_dirs  # noqa: E402
 from mcuforge.config import BuildConfig  # noqa: E402
-from mcuforge.elfcheck import model_breakdown, read_elf  # noqa: E402
+from mcuforge.tools.elfcheck import model_breakdown, read_elf  # noqa: E402
 from mcuforge.frontends.torch import from_torch  # noqa: E402
 from mcuforge.ir import BudgetError, McuforgeError  # noqa: E402
 from mcuforge.pipeline import canonicalize, compile_model, plan_model, quantize_graph  # noqa: E402
-from mcuforge.training import harness  # noqa: E402
+from mcuforge.tools import harness  # noqa: E402
 from mcuforge.zoo import ZOO, mobilenet_v2  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))

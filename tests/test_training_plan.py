@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 torch = pytest.importorskip("torch")
 
 from mcuforge.ir import BudgetError, McuforgeError  # noqa: E402
-from mcuforge.training import oracle  # noqa: E402
+from mcuforge.tools import oracle  # noqa: E402
 from mcuforge.training.policy import weight_layers  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -107,7 +107,7 @@ def test_reordering_lowers_the_peak(tmp_path):
     assert ordered.training.state_bytes == unordered.training.state_bytes
     assert ordered.arena_size < unordered.arena_size
     # the same updates either way: one step from the same state gives the same parameters
-    from mcuforge.training import reference as tref
+    from mcuforge.reference import training as tref
 
     xs, labels = requests(ordered)
     a, b = tref.TrainState.initial(ordered), tref.TrainState.initial(unordered)
@@ -136,7 +136,7 @@ def test_momentum_recurrence(tmp_path):
     """SGD with momentum: from rest the velocity is the plain update; on the
     next step the applied update minus the plain SGD update of the same
     parameters and input (a plan without momentum) is round(momentum * v)."""
-    from mcuforge.training import reference as tref
+    from mcuforge.reference import training as tref
 
     opts = dict(training="sparse", train_bias_layers=2, train_weight_layers=(-1,), learning_rate=0.1)
     mom = compile_training("mbv1", tmp_path / "a" / "gen", momentum=0.9, **opts)

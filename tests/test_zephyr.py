@@ -104,7 +104,7 @@ def load_script(path: Path):
 def on_device_learning_reference(tmp: Path) -> list[str]:
     """The console lines of samples/on_device_learning as the host's NumPy reference of the
     training step computes them, with the options of its prj.conf."""
-    training = pytest.importorskip("mcuforge.training.reference", reason="no training engine in this tree")
+    training = pytest.importorskip("mcuforge.reference.training", reason="no training engine in this tree")
     app = SAMPLES / "on_device_learning"
     subprocess.run([sys.executable, str(app / "model" / "make_model.py"), str(tmp / "model")], check=True)
     options = from_kconfig(app / "prj.conf")
@@ -227,7 +227,7 @@ def test_west_command_forwards_to_the_cli(tmp_path):
     pytest.importorskip("west.commands")
     import argparse
 
-    from mcuforge.west_command import Mcuforge, translate
+    from mcuforge.tools.west_command import Mcuforge, translate
     from test_cli import small_onnx
 
     cmd = Mcuforge()

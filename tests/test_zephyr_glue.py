@@ -80,9 +80,9 @@ def configure(tmp: Path, kconf, *extra: str) -> tuple[subprocess.CompletedProces
 
 
 def generator_args(build: Path) -> list[str]:
-    """The arguments of `mcuforge.cli compile` in build.ninja."""
+    """The arguments of `python -m mcuforge compile` in build.ninja."""
     text = (build / "build.ninja").read_text()
-    m = re.search(r"-m mcuforge\.cli -q compile (.*?)(?:\n| && )", text)
+    m = re.search(r"-m mcuforge -q compile (.*?)(?:\n| && )", text)
     assert m, text[-2000:]
     return shlex.split(m.group(1))
 

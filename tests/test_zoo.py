@@ -14,10 +14,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mcuforge import hostrun, reference  # noqa: E402
+from mcuforge.tools import hostrun
+from mcuforge import reference  # noqa: E402
 from mcuforge.codegen.portable import c_sources, include_dirs  # noqa: E402
 from mcuforge.config import BuildConfig  # noqa: E402
-from mcuforge.elfcheck import read_elf  # noqa: E402
+from mcuforge.tools.elfcheck import read_elf  # noqa: E402
 from mcuforge.frontends.torch import from_torch  # noqa: E402
 from mcuforge.pipeline import compile_model  # noqa: E402
 from mcuforge.zoo import ZOO  # noqa: E402

@@ -43,29 +43,34 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
 
+from .errors import BudgetError, McuforgeError, UnsupportedModelError  # noqa: F401 (re-exported)
+
 INF = float("inf")
 
 
-class McuforgeError(Exception):
-    """An error the user can act on. The CLI prints ``str(err)`` as one line.
-
-    ``exit_code`` follows DESIGN.md: 2 bad input or usage, 3 does not fit.
-    """
-
-    exit_code = 2
+# No microcontroller holds a tensor of 16 Mi elements (16 MiB of int8 activations, or of
+# weights in flash); int32 sizes in the generated C could go further, but calibration runs
+# the float model on the host, so the limits are set where that stays affordable.
+MAX_TENSOR_ELEMENTS = 1 << 24
 
 
-class UnsupportedModelError(McuforgeError):
-    """One or more nodes cannot be compiled; the message lists all of them."""
-
-
-class BudgetError(McuforgeError):
-    exit_code = 3
+def check_shape(name: str, shape: Iterable[Any], what: str = "tensor") -> None:
+    """Refuse negative dimensions and tensors above MAX_TENSOR_ELEMENTS."""
+    dims = [int(d) for d in shape]
+    if any(d < 0 for d in dims):
+        raise McuforgeError(f"{what} '{name}' has a negative dimension {tuple(dims)}; the model file is corrupt "
+                            f"or was not exported with static shapes")
+    n = math.prod(dims)
+    if n > MAX_TENSOR_ELEMENTS:
+        raise McuforgeError(f"{what} '{name}' has shape {tuple(dims)}, {n:,} elements: more than mcuforge's limit "
+                            f"of {MAX_TENSOR_ELEMENTS:,} per tensor (no microcontroller holds it); the model file is "
+                            f"corrupt or not meant for a microcontroller")
 
 
 @dataclass
@@ -106,10 +111,8 @@ class Tensor:
     quant: Quant | None = None
 
     def __post_init__(self) -> None:
-        from .untrusted import check_shape  # every tensor, whatever made it
-
         self.shape = tuple(int(d) for d in self.shape)
-        check_shape(self.name, self.shape)
+        check_shape(self.name, self.shape)  # every tensor, whatever made it
 
     @property
     def is_const(self) -> bool:

@@ -28,7 +28,7 @@ from .untrusted import check_graph
 Progress = Callable[[str], None]
 
 
-def _quiet(_: str) -> None:
+def no_progress(_: str) -> None:
     pass
 
 
@@ -65,7 +65,7 @@ def canonicalize(graph: Graph) -> Graph:
     return graph
 
 
-def quantize_graph(graph: Graph, calibration: str | None, progress: Progress = _quiet) -> Graph:
+def quantize_graph(graph: Graph, calibration: str | None, progress: Progress = no_progress) -> Graph:
     from .quantize import CalibrationWarning, load_calibration, quantize
 
     prequantized = all(graph.tensors[i].quant is not None for i in graph.inputs)
@@ -89,7 +89,7 @@ def _check_available(config: BuildConfig) -> None:
     registry.backend_for(config.kernels)  # a kernel set is a backend plugin: fail before any work
 
 
-def plan_model(model: Path | Graph, config: BuildConfig, progress: Progress = _quiet) -> Plan:
+def plan_model(model: Path | Graph, config: BuildConfig, progress: Progress = no_progress) -> Plan:
     config = config.validate()
     _check_available(config)
     if isinstance(model, Graph):
@@ -100,10 +100,12 @@ def plan_model(model: Path | Graph, config: BuildConfig, progress: Progress = _q
     graph = canonicalize(graph)
     qgraph = quantize_graph(graph, config.calibration, progress)
     if config.training != "none":
-        from .training import build_training_plan
+        from .reference import training as reference_training
+        from .training import Scorer, build_training_plan
 
         progress(f"planning the training step ({len(qgraph.nodes)} nodes, --training {config.training})")
-        plan = build_training_plan(qgraph, config)
+        scorer = Scorer(reference_training.accuracy, reference_training.trained_accuracy)
+        plan = build_training_plan(qgraph, config, scorer)
         tp = plan.training
         progress(f"training policy {tp.policy.describe(tp.weight_layer_names)}; arena {plan.arena_size} bytes, "
                  f"trainable state {tp.state_bytes} bytes")
@@ -144,9 +146,9 @@ def staged_output(outdir: Path):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_outputs(plan: Plan, outdir: Path, progress: Progress = _quiet) -> list[Path]:
+def write_outputs(plan: Plan, outdir: Path, progress: Progress = no_progress) -> list[Path]:
     """Generate into a temporary sibling, then move into `outdir`."""
-    from .report import build_report
+    from .codegen.report import build_report
 
     backend = registry.backend_for(plan.config.kernels)
     with staged_output(outdir) as (tmp, moved):
@@ -158,7 +160,7 @@ def write_outputs(plan: Plan, outdir: Path, progress: Progress = _quiet) -> list
     return moved
 
 
-def compile_model(model: Path | Graph, config: BuildConfig, outdir: Path, progress: Progress = _quiet,
+def compile_model(model: Path | Graph, config: BuildConfig, outdir: Path, progress: Progress = no_progress,
                   warn_over_budget: bool = False) -> Plan:
     """Over budget raises BudgetError (exit 3) before anything is written, or with
     `warn_over_budget` prints the same message as a warning and writes the model."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .version import __version__
 from .config import BuildConfig
 from .bounds import check_accumulators
 from .ir import BudgetError, Graph, McuforgeError, Node, UnsupportedModelError
@@ -126,7 +126,7 @@ def _fresh(steps: list[Step]) -> list[Step]:
     return [dataclasses.replace(s) for s in steps]
 
 
-def _best_memory(graph: Graph, steps: list[Step], aliases, allow_inplace: bool, scratch, prefix_len: int = 0):
+def plan_steps(graph: Graph, steps: list[Step], aliases, allow_inplace: bool, scratch, prefix_len: int = 0):
     """Plan memory with and without in-place reuse (which merges lifetimes, and
     a greedy placement does not always turn that into a lower peak); keep the
     lower. Returns (steps as planned, MemoryPlan)."""
@@ -147,7 +147,7 @@ def build_plan(graph: Graph, config: BuildConfig, allow_inplace: bool = True) ->
     steps, aliases = lower(graph)
     if not steps:
         raise McuforgeError(f"{graph.source or graph.name}: the model computes nothing (no layers)")
-    steps, mem = _best_memory(graph, steps, aliases, allow_inplace, _scratch_size(config))
+    steps, mem = plan_steps(graph, steps, aliases, allow_inplace, _scratch_size(config))
     for i, st in enumerate(steps):
         st.index = i
     name = config.name or graph.name
@@ -183,18 +183,18 @@ def build_patch_plan(graph: Graph, config: BuildConfig, split: int, grid: int, l
     tensors = {**graph.tensors, **patch_tensors, **tail_tensors}
     pgraph = dataclasses.replace(graph, tensors=tensors, nodes=nodes, inputs=[] if stream else list(graph.inputs))
     rest = steps[split:]
-    planned, mem = _best_memory(pgraph, mem_stage + rest + list(tail_steps), aliases, True,
+    planned, mem = plan_steps(pgraph, mem_stage + rest + list(tail_steps), aliases, True,
                                 scratch or _scratch_size(config), prefix_len=len(mem_stage))
     n = len(mem_stage) + len(rest)
-    plan_steps = pseudo + [copy_step] + planned[len(mem_stage):n]
-    for i, st in enumerate(plan_steps + planned[n:]):
+    stage_steps = pseudo + [copy_step] + planned[len(mem_stage):n]
+    for i, st in enumerate(stage_steps + planned[n:]):
         st.index = i
     rest_macs = sum(s.macs for s in rest)
     stage = PatchStage(split=split, grid=grid, tensor=tensor, tiles=tiles, buffers=names,
                        macs=stage_macs + rest_macs, layer_macs=layer.macs, layer_arena=layer.arena_size,
                        layer_live_bytes=list(layer.memory.live_bytes), input_stream=stream)
     g = dataclasses.replace(graph, tensors=tensors)
-    plan = Plan(graph=g, steps=plan_steps, memory=mem, config=config, name=layer.name, schedule="patch",
+    plan = Plan(graph=g, steps=stage_steps, memory=mem, config=config, name=layer.name, schedule="patch",
                 patch=stage)
     if tail_steps:
         plan.extra["tail"] = planned[n:]

@@ -31,12 +31,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .ir import McuforgeError
+from .ir import MAX_TENSOR_ELEMENTS, McuforgeError, check_shape  # noqa: F401 (re-exported)
 
-# No microcontroller holds a tensor of 16 Mi elements (16 MiB of int8 activations, or of
-# weights in flash); int32 sizes in the generated C could go further, but calibration runs
-# the float model on the host, so the limits are set where that stays affordable.
-MAX_TENSOR_ELEMENTS = 1 << 24
 # All activations of a model together (calibration keeps every one of them).
 MAX_ACTIVATION_ELEMENTS = 1 << 26
 # Constants computed at import time from shape arithmetic, all nodes together.
@@ -106,19 +102,6 @@ def _repeated(field: Any) -> bool:
 def elements(shape: Iterable[Any]) -> int:
     """Element count with Python integers (never wraps)."""
     return math.prod(int(d) for d in shape)
-
-
-def check_shape(name: str, shape: Iterable[Any], what: str = "tensor") -> None:
-    """Refuse negative dimensions and tensors above MAX_TENSOR_ELEMENTS."""
-    dims = [int(d) for d in shape]
-    if any(d < 0 for d in dims):
-        raise McuforgeError(f"{what} '{name}' has a negative dimension {tuple(dims)}; the model file is corrupt "
-                            f"or was not exported with static shapes")
-    n = math.prod(dims)
-    if n > MAX_TENSOR_ELEMENTS:
-        raise McuforgeError(f"{what} '{name}' has shape {tuple(dims)}, {n:,} elements: more than mcuforge's limit "
-                            f"of {MAX_TENSOR_ELEMENTS:,} per tensor (no microcontroller holds it); the model file is "
-                            f"corrupt or not meant for a microcontroller")
 
 
 # geometry attributes of the canonical ops: attribute -> smallest valid value

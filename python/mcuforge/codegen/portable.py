@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from ..ops import Step, describe_step
 from ..plan import Plan
 from ..registry import Backend
@@ -234,7 +234,7 @@ def render(plan: Plan, emitter: type = _Emitter) -> dict[str, str]:
     p, P = e.p, e.P
     train = None
     if plan.training is not None:
-        from ..training.codegen import TrainingEmitter, ram_fields
+        from .training import TrainingEmitter, ram_fields
 
         train = TrainingEmitter(e, plan)
         e.ram = ram_fields(plan)

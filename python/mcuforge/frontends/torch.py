@@ -73,7 +73,7 @@ def _names(prefix: str, count: int) -> list[str]:
     return [prefix] if count == 1 else [f"{prefix}_{i}" for i in range(count)]
 
 
-def _export_legacy(module: Any, args: tuple[Any, ...], n_outputs: int) -> bytes:
+def export_legacy(module: Any, args: tuple[Any, ...], n_outputs: int) -> bytes:
     torch = _import_torch()
     buffer = io.BytesIO()
     with _quiet():
@@ -137,7 +137,7 @@ def from_torch(module: Any, example_input: Any, name: str = "model", *, exporter
         data = None
         for kind in (("legacy", "dynamo") if exporter == "auto" else (exporter,)):
             try:
-                data = (_export_legacy(module, args, n_outputs) if kind == "legacy"
+                data = (export_legacy(module, args, n_outputs) if kind == "legacy"
                         else _export_dynamo(module, args, n_outputs))
                 break
             except Exception as err:

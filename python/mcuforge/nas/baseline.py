@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from .space import _conv_bn, _nn, apply_resize, make_divisible, resize_module
+from .space import conv_bn, torch_nn, apply_resize, make_divisible, resize_module
 
 SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
             (6, 320, 1, 1))  # expansion t, channels c, repeats n, first stride s
@@ -46,15 +46,15 @@ class ScaledMobileNetV2:
         return dict(asdict(self), family="mobilenet_v2")
 
     def module(self):
-        torch, nn = _nn()
+        torch, nn = torch_nn()
         w = self.width
 
         class Block(nn.Module):
             def __init__(self, cin, cout, stride, t):
                 super().__init__()
                 hidden = cin * t
-                layers = [_conv_bn(nn, cin, hidden, 1)] if t != 1 else []
-                layers += [_conv_bn(nn, hidden, hidden, 3, stride, groups=hidden), _conv_bn(nn, hidden, cout, 1, act=False)]
+                layers = [conv_bn(nn, cin, hidden, 1)] if t != 1 else []
+                layers += [conv_bn(nn, hidden, hidden, 3, stride, groups=hidden), conv_bn(nn, hidden, cout, 1, act=False)]
                 self.body = nn.Sequential(*layers)
                 self.residual = stride == 1 and cin == cout
 
@@ -64,13 +64,13 @@ class ScaledMobileNetV2:
 
         cin = make_divisible(32 * w, CHANNEL_DIVISOR)
         last = make_divisible(1280 * w, CHANNEL_DIVISOR)
-        layers = [_conv_bn(nn, self.in_channels, cin, 3, 2)]
+        layers = [conv_bn(nn, self.in_channels, cin, 3, 2)]
         for t, c, n, s in SETTINGS:
             cout = make_divisible(c * w, CHANNEL_DIVISOR)
             for i in range(max(1, math.ceil(n * self.depth))):
                 layers.append(Block(cin, cout, s if i == 0 else 1, t))
                 cin = cout
-        layers.append(_conv_bn(nn, cin, last, 1))
+        layers.append(conv_bn(nn, cin, last, 1))
         resize = resize_module(self.in_channels, self.in_resolution, self.resolution)
         classes = self.classes
 

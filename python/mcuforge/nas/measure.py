@@ -36,7 +36,7 @@ class Budget:
     schedule: str = "layer"  # layer | patch | auto
 
 
-def _torch():
+def torch_module():
     import torch
 
     torch.set_num_threads(int(os.environ.get("MCUFORGE_NAS_THREADS", "1")))
@@ -67,7 +67,7 @@ def _calibration(samples: np.ndarray) -> str:
 def export_graph(net, in_channels: int, in_resolution: int, name: str = MODEL_NAME):
     from ..frontends.torch import from_torch
 
-    torch = _torch()
+    torch = torch_module()
     return from_torch(net.eval(), torch.zeros(1, in_channels, in_resolution, in_resolution), name=name)
 
 
@@ -98,7 +98,7 @@ def plan_for(graph, budget: Budget, calibration: str | None, name: str = MODEL_N
 def elf_memory(plan, outdir: Path, builddir: Path) -> dict:
     """Generate the C, link the Cortex-M4 image, read the model's memory
     from the ELF (what ``check-elf --model`` reports)."""
-    from .. import elfcheck, qemu
+    from ..tools import elfcheck, qemu
     from ..pipeline import write_outputs
 
     write_outputs(plan, outdir)
@@ -116,7 +116,7 @@ def measurement_graph(arch):
     fully connected biases are zero here."""
     from .space import build
 
-    torch = _torch()
+    torch = torch_module()
     torch.manual_seed(0)
     net = build(arch)
     with torch.no_grad():
@@ -163,7 +163,7 @@ def measure(arch, budget: Budget, calibration_samples: np.ndarray) -> dict:
 
 def recalibrate_bn(net, x: np.ndarray, batch: int = 128) -> None:
     """Running BatchNorm statistics recomputed on `x` (cumulative average)."""
-    torch = _torch()
+    torch = torch_module()
     bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     for m in bns:
         m.reset_running_stats()
@@ -178,7 +178,7 @@ def recalibrate_bn(net, x: np.ndarray, batch: int = 128) -> None:
 
 
 def classify(net, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    torch = _torch()
+    torch = torch_module()
     net.eval()
     with torch.no_grad():
         return np.concatenate([net(torch.from_numpy(x[i:i + batch])).argmax(1).numpy()
@@ -197,7 +197,7 @@ def train(net, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, seed: int, 
     epochs run."""
     import time
 
-    torch = _torch()
+    torch = torch_module()
     torch.manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..ir import BudgetError, McuforgeError
 from .engine import Engine
-from .measure import ELF_OPT, ELF_TARGET, Budget, _torch, accuracy, export_graph
+from .measure import ELF_OPT, ELF_TARGET, Budget, torch_module, accuracy, export_graph
 from .search import (Data, Progress, evolve, finetune, optimize_space, row_public, train_supernet)
 from .space import WIDTHS, Arch, Space, build, resolutions_for
 
@@ -87,13 +87,13 @@ def search(data: Data, opts: Options, progress: Progress | None = None, engine: 
 def write_result(result: dict, data: Data, opts: Options, outdir: Path, progress: Progress | None = None) -> dict:
     """Compile the winner, build and check its Cortex-M4 ELF, measure its
     int8 accuracy with the generated C, write DIR atomically."""
-    from .. import elfcheck, hostrun, qemu
+    from ..tools import elfcheck, hostrun, qemu
     from ..config import BuildConfig
-    from ..frontends.torch import _export_legacy
+    from ..frontends.torch import export_legacy
     from ..pipeline import compile_model, staged_output
     from ..quantize import quantize_values, to_ir_layout
 
-    torch = _torch()
+    torch = torch_module()
     progress = progress or Progress(False)
     with staged_output(outdir) as (tmp, _):
         arch, model = result["arch"], result["model"].eval()
@@ -101,7 +101,7 @@ def write_result(result: dict, data: Data, opts: Options, outdir: Path, progress
                                                   indent=2) + "\n")
         torch.save(model.state_dict(), tmp / "model.pt")
         example = torch.zeros(1, data.in_channels, data.in_resolution, data.in_resolution)
-        (tmp / "model.onnx").write_bytes(_export_legacy(model, (example,), 1))
+        (tmp / "model.onnx").write_bytes(export_legacy(model, (example,), 1))
         calib = tmp / "calibration.npy"
         np.save(calib, data.x_train[:256])
         budget = opts.budget
@@ -176,7 +176,7 @@ def format_space_table(table: list[dict]) -> str:
 def load(directory: Path):
     """The searched network of a `mcuforge nas` output directory, as a
     PyTorch module with its trained weights (eval mode)."""
-    torch = _torch()
+    torch = torch_module()
     directory = Path(directory)
     try:
         meta = json.loads((directory / "arch.json").read_text())

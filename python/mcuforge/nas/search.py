@@ -23,7 +23,7 @@ import numpy as np
 
 from ..ir import BudgetError, McuforgeError
 from .engine import Engine
-from .measure import Budget, _torch, accuracy, recalibrate_bn, train
+from .measure import Budget, torch_module, accuracy, recalibrate_bn, train
 from .space import WIDTHS, Arch, Space, build, resolutions_for, supernet
 
 
@@ -247,7 +247,7 @@ def _no_fit_error(rows: list[dict], budget: Budget) -> BudgetError:
 def train_supernet(space: Space, data: Data, epochs: int, seed: int = 0, deadline: float | None = None,
                    progress: Progress | None = None):
     """Sandwich rule with in-place distillation (see the module doc)."""
-    torch = _torch()
+    torch = torch_module()
     F = torch.nn.functional
     progress = progress or Progress(False)
     torch.manual_seed(seed)

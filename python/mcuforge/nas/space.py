@@ -168,7 +168,7 @@ def space_for(arch: Arch) -> Space:
 
 # ---- PyTorch modules -----------------------------------------------------------
 
-def _nn():
+def torch_nn():
     import torch
 
     return torch, torch.nn
@@ -178,7 +178,7 @@ def resize_module(channels: int, in_resolution: int, resolution: int):
     """The model's own resize from the data's resolution to `resolution`,
     with ops mcuforge compiles (identity, average pooling, or nearest
     upsampling as reshape + concat)."""
-    torch, nn = _nn()
+    torch, nn = torch_nn()
 
     class Identity(nn.Module):
         def forward(self, x):
@@ -222,7 +222,7 @@ def apply_resize(resize, x):
     return resize(x)
 
 
-def _conv_bn(nn, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True):
+def conv_bn(nn, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True):
     layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
     if act:
         layers.append(nn.ReLU6())
@@ -235,15 +235,15 @@ def build(arch):
     itself with `arch.module()`."""
     if not isinstance(arch, Arch):
         return arch.module()
-    torch, nn = _nn()
+    torch, nn = torch_nn()
 
     class Block(nn.Module):
         def __init__(self, cin, cout, stride, kernel, expand):
             super().__init__()
             hidden = cin * expand
-            self.expand = _conv_bn(nn, cin, hidden, 1)
-            self.depthwise = _conv_bn(nn, hidden, hidden, kernel, stride, groups=hidden)
-            self.project = _conv_bn(nn, hidden, cout, 1, act=False)
+            self.expand = conv_bn(nn, cin, hidden, 1)
+            self.depthwise = conv_bn(nn, hidden, hidden, kernel, stride, groups=hidden)
+            self.project = conv_bn(nn, hidden, cout, 1, act=False)
             self.residual = stride == 1 and cin == cout
 
         def forward(self, x):
@@ -255,9 +255,9 @@ def build(arch):
             super().__init__()
             self.arch = arch
             self.resize = resize_module(arch.in_channels, arch.in_resolution, arch.resolution)
-            self.stem = _conv_bn(nn, arch.in_channels, arch.stem_channels, 3, arch.stem_stride)
+            self.stem = conv_bn(nn, arch.in_channels, arch.stem_channels, 3, arch.stem_stride)
             c0, c1 = arch.stem_channels, arch.first_block_channels
-            self.first = nn.Sequential(_conv_bn(nn, c0, c0, 3, groups=c0), _conv_bn(nn, c0, c1, 1, act=False))
+            self.first = nn.Sequential(conv_bn(nn, c0, c0, 3, groups=c0), conv_bn(nn, c0, c1, 1, act=False))
             self.blocks = nn.Sequential(*[Block(*b) for b in arch.blocks()])
             self.classifier = nn.Linear(arch.channels()[-1], arch.classes)
 
@@ -277,7 +277,7 @@ def _crop(weight, kernel: int):
 def supernet(space: Space):
     """The weight-sharing network of `space`: the largest subnet's weights,
     run as any subnet with `net(x, arch)`."""
-    torch, nn = _nn()
+    torch, nn = torch_nn()
     F = torch.nn.functional
     largest = space.largest()
 
@@ -287,9 +287,9 @@ def supernet(space: Space):
             hidden = cin * max(space.expands)
             k = max(space.kernels)
             self.cin, self.cout, self.stride = cin, cout, stride
-            self.expand = _conv_bn(nn, cin, hidden, 1)
-            self.depthwise = _conv_bn(nn, hidden, hidden, k, stride, groups=hidden)
-            self.project = _conv_bn(nn, hidden, cout, 1, act=False)
+            self.expand = conv_bn(nn, cin, hidden, 1)
+            self.depthwise = conv_bn(nn, hidden, hidden, k, stride, groups=hidden)
+            self.project = conv_bn(nn, hidden, cout, 1, act=False)
             self.residual = stride == 1 and cin == cout
 
         @staticmethod

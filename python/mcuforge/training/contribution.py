@@ -2,26 +2,31 @@
 under --sram-budget).
 
 The labelled data (``x`` in the model's own layout, ``y`` integer labels) is
-split in two halves: each candidate is trained alone with the generated C
-training step on the host (one pass over the first half, one image per
-step) and its gain is the accuracy it adds on the second half over the
+split in two halves: each candidate is trained alone (one pass over the first
+half, one image per step) and its gain is the accuracy it adds on the second half over the
 untrained model. Candidates: the biases of each of the last
 ``BIAS_CANDIDATES`` weight layers, and the weights of each of the last
 ``WEIGHT_CANDIDATES`` weight layers at each ratio of ``RATIOS``. Then, in
 order of gain per byte of SRAM, every candidate with a positive gain is added
 while the whole policy (re-planned exactly) fits the budget.
+
+This stage does not run anything itself: the caller hands in the scoring
+functions (the pipeline hands the NumPy reference's, which computes what the
+generated C computes, bit for bit), so no compiler stage reaches up into the
+code generator or the runners.
 """
 from __future__ import annotations
 
-import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ..config import BuildConfig
 from ..ir import BudgetError, Graph, McuforgeError
 from ..plan import Plan, lower
+from .planning import plan_with_policy
 from .policy import Policy, weight_layers
 
 BIAS_CANDIDATES = 6
@@ -53,19 +58,17 @@ def load_train_data(path: str, graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     return x.reshape((len(x),) + t.shape[1:]), y
 
 
-def _accuracy(plan: Plan, work: Path, x_tr, y_tr, x_va, y_va) -> float:
-    from . import harness
+@dataclass(frozen=True)
+class Scorer:
+    """How candidates are measured: `accuracy(plan, x, y)` of the model as
+    compiled, and `trained_accuracy(plan, x_train, y_train, x_val, y_val)`
+    after one pass of training steps (inputs int8 in the IR layout)."""
 
-    exe = harness.build_host(plan, work, work / "build", opt="-O1")
-    labels = np.concatenate([y_tr, -np.ones(len(x_va), dtype=np.int64)])
-    run = harness.run_host(plan, exe, np.concatenate([x_tr, x_va]), labels)
-    return float((run.outputs.argmax(1) == y_va).mean())
+    accuracy: Callable[..., float]
+    trained_accuracy: Callable[..., float]
 
 
-def choose_policy(graph: Graph, config: BuildConfig) -> Plan:
-    from ..codegen.portable import generate
-    from . import plan_with_policy
-
+def choose_policy(graph: Graph, config: BuildConfig, scorer: Scorer) -> Plan:
     x, y = load_train_data(config.train_data, graph)
     steps, _ = lower(graph)
     count = len(weight_layers(steps))
@@ -85,32 +88,21 @@ def choose_policy(graph: Graph, config: BuildConfig) -> Plan:
         for r in RATIOS:
             candidates.append((f"weights of layer {k} at {r:g}", Policy("sparse", set(), {k: r})))
     rows = []
-    with tempfile.TemporaryDirectory(prefix="mcuforge-contribution-") as tmp:
-        base_plan = plan_with_policy(graph, cfg, candidates[0][1] if count < 1 else Policy("bias", {count - 1}, {}))
-        from .. import hostrun
-
-        work = Path(tmp) / "base"
-        work.mkdir()
-        generate(base_plan, work)
-        exe = hostrun.build(base_plan, work, work / "build", opt="-O1")
-        (out,) = hostrun.run(base_plan, exe, x_va)
-        baseline = float((out.reshape(len(x_va), -1).argmax(1) == y_va).mean())
-        for i, (what, pol) in enumerate(candidates):
-            try:
-                plan = plan_with_policy(graph, cfg, pol)
-            except BudgetError:
-                raise
-            except McuforgeError as err:  # e.g. no backward op below this layer
-                rows.append({"candidate": what, "skipped": str(err), "gain": 0.0, "sram_bytes": 0,
-                             "bias": [], "weights": {}})
-                continue
-            work = Path(tmp) / f"c{i}"
-            work.mkdir()
-            generate(plan, work)
-            acc = _accuracy(plan, work, x_tr, y_tr, x_va, y_va)
-            rows.append({"candidate": what, "accuracy": acc, "gain": round(acc - baseline, 4),
-                         "sram_bytes": plan.sram_bytes(), "bias": sorted(pol.bias),
-                         "weights": {str(k): v for k, v in pol.weights.items()}})
+    base_plan = plan_with_policy(graph, cfg, candidates[0][1] if count < 1 else Policy("bias", {count - 1}, {}))
+    baseline = scorer.accuracy(base_plan, x_va, y_va)
+    for what, pol in candidates:
+        try:
+            plan = plan_with_policy(graph, cfg, pol)
+        except BudgetError:
+            raise
+        except McuforgeError as err:  # e.g. no backward op below this layer
+            rows.append({"candidate": what, "skipped": str(err), "gain": 0.0, "sram_bytes": 0,
+                         "bias": [], "weights": {}})
+            continue
+        acc = scorer.trained_accuracy(plan, x_tr, y_tr, x_va, y_va)
+        rows.append({"candidate": what, "accuracy": acc, "gain": round(acc - baseline, 4),
+                     "sram_bytes": plan.sram_bytes(), "bias": sorted(pol.bias),
+                     "weights": {str(k): v for k, v in pol.weights.items()}})
     chosen = Policy("sparse", set(), {}, source="contribution analysis")
     best = None
     order = sorted(rows, key=lambda r: (-r["gain"] / max(r["sram_bytes"], 1), r["candidate"]))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codegen.cwriter import c_comment, c_float, c_int
+from .cwriter import c_comment, c_float, c_int
 from ..plan import Plan
-from .autodiff import STATE_COPIES
+from ..training.autodiff import STATE_COPIES
 
 STRUCTS = {
     "train_loss": "mcf_train_loss_params",

@@ -31,8 +31,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .config import parse_size
-from .ir import BudgetError, McuforgeError
+from ..config import parse_size
+from ..ir import BudgetError, McuforgeError
 
 # Section name prefixes and what they occupy. .data occupies both (its
 # initial values sit in flash and are copied to RAM at start-up).

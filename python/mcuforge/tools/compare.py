@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .ir import McuforgeError
-from .plan import Plan
+from ..ir import McuforgeError
+from ..plan import Plan
 
 ORACLES = ("tflm", "litert")
 ORACLE_NAMES = {
@@ -106,7 +106,7 @@ def _tflm_values(model_bytes: bytes, xs: np.ndarray, indices: list[int]) -> list
         from tflite_micro.python.tflite_micro import runtime
     except ImportError:
         raise McuforgeError("--oracle tflm needs the tflite-micro package (pip install tflite-micro)") from None
-    from .frontends.tflite import read_model
+    from ..frontends.tflite import read_model
 
     model = read_model(model_bytes)
     activations = sum(int(np.prod(t.shape or (1,))) * 4 for t in model.tensors if t.data is None)
@@ -155,8 +155,8 @@ def _litert_values(model_bytes: bytes, xs: np.ndarray, indices: list[int],
 def compare_plan(plan: Plan, model_bytes: bytes, xs: np.ndarray, oracle: str = "tflm") -> CompareResult:
     """Compare every step of `plan` with `oracle` on int8 inputs `xs` (N, ...) in
     the IR layout. `model_bytes` is the .tflite file the plan was compiled from."""
-    from . import reference
-    from .frontends.tflite import read_model, tensor_names
+    from .. import reference
+    from ..frontends.tflite import read_model, tensor_names
 
     if oracle not in ORACLES:
         raise McuforgeError(f"--oracle: '{oracle}' is not one of {', '.join(ORACLES)}")
@@ -224,8 +224,8 @@ def load_plan(model: Path) -> tuple[Plan, bytes]:
     of ``mcuforge compile`` whose source is a .tflite file."""
     import hashlib
 
-    from .config import BuildConfig
-    from .pipeline import plan_model
+    from ..config import BuildConfig
+    from ..pipeline import plan_model
 
     model = Path(model)
     if model.is_dir():
@@ -259,7 +259,7 @@ def random_inputs(plan: Plan, count: int = 1, seed: int = 0) -> np.ndarray:
 
 
 def main_compare(args) -> int:
-    from .cli import load_input
+    from .hostrun import load_input
 
     plan, data = load_plan(Path(args.model))
     if args.input:

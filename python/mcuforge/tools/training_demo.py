@@ -1,6 +1,6 @@
 """Learning on the device, shown on real data (the second half of `make demo`).
 
-The digits network (mcuforge.demo) is pretrained in float on the digits 0-4
+The digits network (mcuforge.tools.digits) is pretrained in float on the digits 0-4
 only, compiled with training on (int8, full update: the features learned from
 five digits must change to separate ten), and then learns all ten classes
 with the generated C training step on this machine: four passes over the
@@ -23,7 +23,7 @@ EPOCHS = 4
 
 
 def pretrain(seed: int = 0, epochs: int = 30):
-    from ..demo import digits_split, make_model, train
+    from .digits import digits_split, make_model, train
 
     x_train, x_test, y_train, y_test = digits_split(seed)
     model = make_model(seed)
@@ -107,7 +107,7 @@ def run_training_demo(outdir: Path, quiet: bool = False, epochs: int = EPOCHS, l
     from ..frontends.torch import from_torch
     from ..pipeline import compile_model
     from ..quantize import quantize_values, to_ir_layout
-    from . import describe
+    from ..training import describe
 
     say = (lambda *a: None) if quiet else print
     t0 = time.monotonic()

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels import KERNELS
-from .plan import Plan
+from ..kernels import KERNELS
+from ..plan import Plan
 
 
 @dataclass
@@ -52,7 +52,7 @@ def _run_rows(plan: Plan, arena: np.ndarray, step, params: dict) -> None:
         arena[start:start + writes] = np.asarray(result, dtype=np.int8).reshape(-1)
 
 
-def _run_step(plan: Plan, arena: np.ndarray, step, params: dict, sizes: dict[str, int]) -> np.ndarray | None:
+def run_step(plan: Plan, arena: np.ndarray, step, params: dict, sizes: dict[str, int]) -> np.ndarray | None:
     if "patch_rows" in params:
         return _run_rows(plan, arena, step, params)
     fn = KERNELS[step.kernel]
@@ -123,10 +123,10 @@ def execute(plan: Plan, arena: np.ndarray, x: np.ndarray, overrides: dict[int, d
                 buf = stage.buffers[plan.input]
                 _view(plan, arena, buf, region.size)[:] = region.reshape(-1)
             for step, geometry in zip(per_patch, tile.geometry + [tile.copy]):
-                _run_step(plan, arena, step, {**step.params, **geometry}, tile.sizes)
+                run_step(plan, arena, step, {**step.params, **geometry}, tile.sizes)
         if inter is not None:
             inter[stage.tensor] = _view(plan, arena, stage.tensor).reshape(g.tensors[stage.tensor].shape).copy()
     for step in todo:
-        out = _run_step(plan, arena, step, overrides.get(step.index, step.params), {})
+        out = run_step(plan, arena, step, overrides.get(step.index, step.params), {})
         if inter is not None:
             inter[step.outputs[0]] = out.reshape(g.tensors[step.outputs[0]].shape).copy()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import traceback
@@ -15,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .config import BuildConfig, from_kconfig, parse_float, parse_float_list, parse_int_list, parse_size
-from .ir import McuforgeError
+from ..config import BuildConfig, from_kconfig, parse_float, parse_float_list, parse_int_list, parse_size
+from ..ir import McuforgeError
+from ..version import __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -172,13 +173,13 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
 
 
 def _progress(args):
-    from .pipeline import _quiet, stderr_progress
+    from ..pipeline import no_progress, stderr_progress
 
-    return _quiet if args.quiet else stderr_progress()
+    return no_progress if args.quiet else stderr_progress()
 
 
 def cmd_compile(args) -> int:
-    from .pipeline import compile_model
+    from ..pipeline import compile_model
     from .report import build_report, format_table
 
     cfg = config_from_args(args)
@@ -187,7 +188,7 @@ def cmd_compile(args) -> int:
     if not args.quiet:
         print(format_table(build_report(plan)))
     if plan.training is not None:
-        from .training import describe
+        from ..training import describe
 
         print(describe(plan))
     print(f"wrote {args.output}/{plan.name}.c, {plan.name}.h, {plan.name}_weights.c "
@@ -196,8 +197,8 @@ def cmd_compile(args) -> int:
 
 
 def _load_report(args) -> tuple[dict, object]:
-    from .plan import Plan
-    from .pipeline import plan_model
+    from ..plan import Plan
+    from ..pipeline import plan_model
     from .report import build_report
 
     path = Path(args.model)
@@ -222,43 +223,15 @@ def cmd_report(args) -> int:
     return 0
 
 
-def load_input(path: Path, plan) -> np.ndarray:
-    """A .npy in the source layout -> int8 (N, ...) in the IR layout."""
-    from .quantize import quantize_values, to_ir_layout
-
-    g = plan.graph
-    t = g.tensors[plan.input]
-    if not path.is_file():
-        raise McuforgeError(f"{path}: input file not found")
-    try:
-        x = np.load(path, allow_pickle=False)
-    except Exception as err:
-        raise McuforgeError(f"{path}: not a readable .npy file ({err.__class__.__name__})") from None
-    from .quantize import source_shape
-
-    src = source_shape(g, t.shape)
-    if tuple(x.shape) == tuple(src[1:]) or tuple(x.shape) == tuple(src):
-        x = x.reshape((1,) + tuple(src[1:]))
-    if x.ndim != len(src) or tuple(x.shape[1:]) != tuple(src[1:]):
-        raise McuforgeError(f"{path}: input has shape {tuple(x.shape)}, expected {tuple(src)} or (N, "
-                            f"{', '.join(map(str, src[1:]))}) in {g.source_layout} layout")
-    if x.dtype == np.int8:
-        q = x
-    elif x.dtype.kind == "f":
-        q = quantize_values(x, t.quant)
-    else:
-        raise McuforgeError(f"{path}: input dtype {x.dtype} is neither int8 nor float")
-    return to_ir_layout(g, q)
-
-
 def cmd_run(args) -> int:
-    from . import hostrun, reference
-    from .plan import Plan
-    from .quantize import to_source_layout
+    from . import hostrun
+    from .. import reference
+    from ..plan import Plan
+    from ..quantize import to_source_layout
 
     outdir = Path(args.dir)
     plan = Plan.load(outdir)
-    x = load_input(Path(args.input), plan)
+    x = hostrun.load_input(Path(args.input), plan)
     if args.target != "host":
         from . import qemu
 
@@ -314,7 +287,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_nas(args) -> int:
-    from .nas.run import main_nas
+    from ..nas.run import main_nas
 
     return main_nas(args)
 
@@ -329,9 +302,29 @@ COMMANDS = {"compile": cmd_compile, "nas": cmd_nas, "datasets": cmd_datasets, "r
             "compare": cmd_compare}
 
 
+_NUMBER_LIST = re.compile(r"^-?\d*\.?\d+(,-?\d*\.?\d+)*$")
+
+
+def join_negative_lists(argv: list[str]) -> list[str]:
+    """`--train-weight-layers -7,-4,-1`: argparse would read `-7,-4,-1` as an option; a
+    value that is a list of numbers is joined to its flag (`--flag=-7,-4,-1`)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("--") and "=" not in a and i + 1 < len(argv) and argv[i + 1].startswith("-") \
+                and _NUMBER_LIST.match(argv[i + 1]):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_negative_lists(list(sys.argv[1:] if argv is None else argv)))
     try:
         return COMMANDS[args.command](args)
     except McuforgeError as err:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .codegen.portable import c_sources, include_dirs
-from .ir import McuforgeError
-from .plan import Plan
+from ..codegen.portable import c_sources, include_dirs
+from ..ir import McuforgeError
+from ..plan import Plan
 
 WARNING_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
@@ -133,3 +133,37 @@ def split_outputs(plan: Plan, raw: np.ndarray, n: int, where: str) -> list[np.nd
         outs.append(raw[:, pos:pos + s].reshape((n,) + g.tensors[o].shape[1:]).copy())
         pos += s
     return outs
+
+
+def load_input(path: Path, plan) -> np.ndarray:
+    """A .npy in the source layout -> int8 (N, ...) in the IR layout."""
+    if not path.is_file():
+        raise McuforgeError(f"{path}: input file not found")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise McuforgeError(f"{path}: not a readable .npy file ({err.__class__.__name__})") from None
+    return prepare_input(x, plan, str(path))
+
+
+def prepare_input(x: np.ndarray, plan, where: str) -> np.ndarray:
+    """One sample or a batch in the source layout (int8 as it is, float quantized with the
+    input scale) -> int8 (N, ...) in the IR layout; `where` names it in errors."""
+    from ..quantize import quantize_values, source_shape, to_ir_layout
+
+    g = plan.graph
+    t = g.tensors[plan.input]
+    x = np.asarray(x)
+    src = source_shape(g, t.shape)
+    if tuple(x.shape) == tuple(src[1:]) or tuple(x.shape) == tuple(src):
+        x = x.reshape((1,) + tuple(src[1:]))
+    if x.ndim != len(src) or tuple(x.shape[1:]) != tuple(src[1:]):
+        raise McuforgeError(f"{where}: input has shape {tuple(x.shape)}, expected {tuple(src)} or (N, "
+                            f"{', '.join(map(str, src[1:]))}) in {g.source_layout} layout")
+    if x.dtype == np.int8:
+        q = x
+    elif x.dtype.kind == "f":
+        q = quantize_values(x, t.quant)
+    else:
+        raise McuforgeError(f"{where}: input dtype {x.dtype} is neither int8 nor float")
+    return to_ir_layout(g, q)

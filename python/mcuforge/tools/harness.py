@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import hostrun, qemu
+from . import hostrun, qemu
 from ..ir import McuforgeError
 from ..plan import Plan
 

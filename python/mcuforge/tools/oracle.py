@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import reference
 from ..plan import Plan
-from .policy import weight_layers
+from ..training.policy import weight_layers
 
 
 def _pool_matrix(p: dict, mean: bool) -> np.ndarray:
@@ -163,7 +163,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 def compare(plan: Plan, x: np.ndarray, label: int) -> list[dict]:
     """Cosine similarity of the reference's gradient and autograd's for every
     trained tensor, at the initial state."""
-    from . import reference as tref
+    from ..reference import training as tref
 
     record: dict = {}
     tref.train_step(plan, tref.TrainState.initial(plan), x, label, record=record)

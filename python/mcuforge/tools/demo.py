@@ -6,7 +6,7 @@ in a few seconds, exports it through the PyTorch frontend, quantizes it with
 calibration samples from the training split, generates C, builds that C for
 this machine and runs it on the held-out split, then prints float accuracy,
 int8 accuracy, the per-layer memory report and where the plot went. Then
-(unless --no-training) the on-device training part: mcuforge.training.demo.
+(unless --no-training) the on-device training part: mcuforge.tools.training_demo.
 """
 from __future__ import annotations
 
@@ -17,68 +17,21 @@ from pathlib import Path
 
 import numpy as np
 
-
-def digits_split(seed: int = 0):
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    x = (d.images.astype(np.float32) / 16.0)[:, None, :, :]  # (N, 1, 8, 8), NCHW
-    return train_test_split(x, d.target.astype(np.int64), test_size=0.25, random_state=seed, stratify=d.target)
-
-
-def make_model(seed: int | None = None):
-    """The digits network; its initial weights come from torch's generator
-    seeded with `seed` (None: the generator as it is)."""
-    import torch
-    import torch.nn as nn
-
-    if seed is not None:
-        torch.manual_seed(seed)
-
-    def block(cin, cout, stride=1):
-        return [nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.ReLU6(),
-                nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU6()]
-
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6(),
-        *block(16, 24), *block(24, 32, 2), *block(32, 48),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(48, 10))
-
-
-def train(model, x, y, epochs: int = 40, seed: int = 0) -> None:
-    import torch
-
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    gen = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(xt), generator=gen)
-        for i in range(0, len(xt), 64):
-            idx = perm[i:i + 64]
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-        sched.step()
-    model.eval()
+from .digits import digits_split, make_model, train
 
 
 def run_demo(outdir: Path, epochs: int = 40, quiet: bool = False, training: bool = False) -> dict:
     import torch
 
     from . import hostrun
-    from .config import BuildConfig
-    from .frontends.torch import from_torch
-    from .pipeline import compile_model, stderr_progress, _quiet
-    from .quantize import quantize_values, to_ir_layout
+    from ..config import BuildConfig
+    from ..frontends.torch import from_torch
+    from ..pipeline import compile_model, no_progress, stderr_progress
+    from ..quantize import quantize_values, to_ir_layout
     from .report import build_report, format_table, plot_memory
 
     say = (lambda *a: None) if quiet else print
-    progress = _quiet if quiet else stderr_progress()
+    progress = no_progress if quiet else stderr_progress()
     torch.set_num_threads(2)
     t0 = time.monotonic()
     x_train, x_test, y_train, y_test = digits_split()
@@ -117,14 +70,14 @@ def run_demo(outdir: Path, epochs: int = 40, quiet: bool = False, training: bool
     result = {"float_accuracy": float_acc, "int8_accuracy": int8_acc, "agreement": agreement,
               "arena_bytes": plan.arena_size, "png": str(png), "plan": plan}
     if training:
-        from .training.demo import run_training_demo
+        from .training_demo import run_training_demo
 
         result["training"] = run_training_demo(outdir / "training", quiet=quiet)
     return result
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mcuforge.demo", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m mcuforge.tools.demo", description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output", default="out/demo", help="output directory (default out/demo)")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--no-training", action="store_true", help="skip the on-device training part")

@@ -20,7 +20,7 @@ from pathlib import Path
 from west.commands import WestCommand
 
 # The generator from this repository, whether or not it is installed in west's Python.
-_PYTHON_DIR = Path(__file__).resolve().parent.parent
+_PYTHON_DIR = Path(__file__).resolve().parents[2]
 if str(_PYTHON_DIR) not in sys.path:
     sys.path.insert(0, str(_PYTHON_DIR))
 
@@ -72,7 +72,7 @@ class Mcuforge(WestCommand):
         return parser
 
     def do_run(self, args, unknown_args):
-        from mcuforge.cli import main
+        from mcuforge.tools.cli import main
 
         code = main(translate([args.verb, *args.args, *unknown_args]))
         if code:

@@ -15,8 +15,8 @@ import numpy as np
 
 from .. import reference
 from ..plan import Plan
-from . import kernels as K
-from .autodiff import STATE_COPIES
+from ..training import kernels as K
+from ..training.autodiff import STATE_COPIES
 
 _NP = {"int32_t": np.int32, "int16_t": np.int16, "int8_t": np.int8}
 
@@ -124,7 +124,7 @@ def train_step(plan: Plan, state: TrainState, x: np.ndarray, label: int, record:
     for s in tp.steps:
         p = s.params
         if s.kernel == "softmax_s8":
-            reference._run_step(plan, arena, s, p, {})
+            reference.run_step(plan, arena, s, p, {})
         elif s.kernel == "train_loss":
             gl, e, k = K.train_loss(p, rd(s.inputs[0]), label)
             loss = tp.loss_table[k]
@@ -196,3 +196,23 @@ def _record(plan: Plan, t, p: dict, gy, e: int, x, y, record: dict) -> None:
     if wacc is not None:
         out["weight"] = wacc.astype(np.float64) * 2.0 ** e * s_x
     record[t.layer] = out
+
+
+def trained_accuracy(plan: Plan, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
+                     y_val: np.ndarray) -> float:
+    """Train from the initial state on (x_train, y_train), one sample a step,
+    then the accuracy of the trained model on (x_val, y_val): what the
+    generated C computes, bit for bit."""
+    state = TrainState.initial(plan)
+    arena = np.zeros(plan.arena_size, dtype=np.int8)
+    for x, y in zip(x_train, y_train):
+        train_step(plan, state, x, int(y), arena=arena)
+    return accuracy(plan, x_val, y_val, state)
+
+
+def accuracy(plan: Plan, x: np.ndarray, y: np.ndarray, state: TrainState | None = None) -> float:
+    """Top-1 accuracy of the model with `state` (None: as compiled) on int8 inputs x (IR layout)."""
+    state = TrainState.initial(plan) if state is None else state
+    out = np.stack([infer(plan, state, xi) for xi in x]).reshape(len(x), -1)
+    return float((out.argmax(1) == np.asarray(y)).mean())
+

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from . import hostrun
-from .codegen.portable import c_sources, include_dirs
-from .ir import McuforgeError
-from .plan import Plan
+from ..codegen.portable import c_sources, include_dirs
+from ..ir import McuforgeError
+from ..plan import Plan
 
-TARGETS_DIR = Path(__file__).resolve().parent / "targets"
+TARGETS_DIR = Path(__file__).resolve().parents[1] / "targets"
 WARNING_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
 QEMU = "qemu-system-arm"
 ARM_GCC = "arm-none-eabi-gcc"
@@ -314,8 +314,8 @@ def build_and_run(plan: Plan, outdir: Path, inputs: np.ndarray, target: str = "q
 
 def profile_table(plan: Plan, stats: RunStats) -> tuple[list[dict], str]:
     """Per layer: kernel, MACs, instructions, MACs per instruction (first input)."""
-    from .ops import describe_step
-    from .registry import backend_for
+    from ..ops import describe_step
+    from ..registry import backend_for
 
     backend = backend_for(plan.config.kernels)
     instr = stats.layer_instructions()
