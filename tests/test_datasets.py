@@ -15,7 +15,7 @@ import shutil
 import numpy as np
 import pytest
 
-from mcuforge import cli
+from mcuforge.tools import cli
 from mcuforge.datasets import keywords
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,

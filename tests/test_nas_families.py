@@ -113,7 +113,7 @@ def test_cli_tiny_search_on_1d_data(tmp_path, capsys):
     C, the checked ELF and report.json with the space step's table."""
     import json
 
-    from mcuforge import cli
+    from mcuforge.tools import cli
 
     split = _signals()
     path = tmp_path / "signals.npz"

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ir import McuforgeError
+from ..errors import McuforgeError
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 LABELS = KEYWORDS + ("unknown", "silence")

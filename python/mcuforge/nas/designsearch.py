@@ -32,7 +32,7 @@ import numpy as np
 from ..config import BuildConfig
 from ..ir import McuforgeError
 from .families import FAMILIES, WIDTHS, Design, FamilySpace, build, scales_for
-from .measure import ELF_OPT, ELF_TARGET, Budget, _torch, accuracy, elf_memory, plan_for, train, workdir
+from .measure import ELF_OPT, ELF_TARGET, Budget, torch_module, accuracy, elf_memory, plan_for, train, workdir
 
 
 @dataclass
@@ -63,14 +63,14 @@ def as_images(x: np.ndarray) -> np.ndarray:
 def export(net, input_shape, name: str = "nas"):
     from ..frontends.torch import from_torch
 
-    torch = _torch()
+    torch = torch_module()
     return from_torch(net.eval(), torch.zeros(1, *input_shape), name=name)
 
 
 def measure_design(design: Design, budget: Budget, calibration: np.ndarray) -> dict:
     """Exact peak SRAM and flash of `design` under `budget`: the plan, and
     when it fits, the linked Cortex-M4 ELF (weights + code)."""
-    torch = _torch()
+    torch = torch_module()
     torch.manual_seed(0)
     net = build(design)
     with torch.no_grad():  # an untrained classifier's bias can overflow int32 after quantization
@@ -165,7 +165,7 @@ def choose_space(split: Split, budget: Budget, families=tuple(FAMILIES), widths=
 # ---- step 2 ----------------------------------------------------------------------------------
 
 def train_design(design: Design, split: Split, epochs: int, seed: int, lr: float = 3e-3, deadline=None):
-    torch = _torch()
+    torch = torch_module()
     torch.manual_seed(seed)
     net = build(design)
     train(net, split.x_train, split.y_train, epochs, lr, seed, deadline)
@@ -257,7 +257,7 @@ def finish(net, input_shape, split: Split, budget: Budget, outdir: Path, name: s
     """Compile `net`, link and check its Cortex-M4 ELF against the budgets,
     run the generated C on the held-out split: int8 accuracy, MACs, arena,
     RAM and flash from the ELF."""
-    from .. import elfcheck, hostrun, qemu
+    from ..tools import elfcheck, hostrun, qemu
     from ..pipeline import compile_model
     from ..quantize import quantize_values, to_ir_layout
 

@@ -20,7 +20,7 @@ import numpy as np
 from ..ir import BudgetError, McuforgeError
 from .designsearch import Split, as_images, finish, search
 from .families import scales_for
-from .measure import Budget, _torch
+from .measure import Budget, torch_module
 
 
 def load_split(path: Path, seed: int = 0) -> Split:
@@ -63,7 +63,7 @@ def load_split(path: Path, seed: int = 0) -> Split:
 
 
 def main_families(args, budget: Budget, time_budget: float | None) -> int:
-    from ..frontends.torch import _export_legacy
+    from ..frontends.torch import export_legacy
     from ..pipeline import staged_output
     from .search import Progress
 
@@ -93,12 +93,12 @@ def main_families(args, budget: Budget, time_budget: float | None) -> int:
     result = search(data, budget, seed=args.seed, time_budget=time_budget, say=progress.say,
                     **{"space_samples": 3, "candidates": 12, "proxy_epochs": 5, "final_epochs": 40, **opts})
     name = args.name or "nas"
-    torch = _torch()
+    torch = torch_module()
     with staged_output(Path(args.output)) as (tmp, _):
         (tmp / "arch.json").write_text(json.dumps({"design": result.design.to_dict(),
                                                    "builder": "mcuforge.nas.families.build"}, indent=2) + "\n")
         torch.save(result.model.state_dict(), tmp / "model.pt")
-        (tmp / "model.onnx").write_bytes(_export_legacy(result.model.eval(), (torch.zeros(1, c, h, w),), 1))
+        (tmp / "model.onnx").write_bytes(export_legacy(result.model.eval(), (torch.zeros(1, c, h, w),), 1))
         t0 = time.monotonic()
         out = finish(result.model, data.input_shape, data, budget, tmp / "work", name)
         elf = tmp / f"{name}_cortex_m4.elf"

@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("datasets", help="make a data set offline (keywords: spoken words by espeak-ng, as MFCC)")
     dsub = d.add_subparsers(dest="dataset", required=True, parser_class=_Parser)
-    from .datasets import keywords
+    from ..datasets import keywords
     keywords.add_arguments(dsub.add_parser("keywords", parents=[common],
                                            help="12-class keyword spotting, 49x10 MFCC (MLPerf Tiny KWS features)"))
     return parser
@@ -293,7 +293,7 @@ def cmd_nas(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from .datasets import keywords
+    from ..datasets import keywords
 
     return keywords.main(args)
 
