@@ -67,9 +67,12 @@ def export(net, input_shape, name: str = "nas"):
     return from_torch(net.eval(), torch.zeros(1, *input_shape), name=name)
 
 
-def measure_design(design: Design, budget: Budget, calibration: np.ndarray) -> dict:
+def measure_design(design: Design, budget: Budget, calibration: np.ndarray, latency=None,
+                   latency_budget: int | None = None) -> dict:
     """Exact peak SRAM and flash of `design` under `budget`: the plan, and
-    when it fits, the linked Cortex-M4 ELF (weights + code)."""
+    when it fits, the linked Cortex-M4 ELF (weights + code). With a latency
+    cost table (`latency.CostTable`), the predicted Cortex-M4 instructions
+    too, checked against `latency_budget`."""
     torch = torch_module()
     torch.manual_seed(0)
     net = build(design)
@@ -85,8 +88,13 @@ def measure_design(design: Design, budget: Budget, calibration: np.ndarray) -> d
         return row
     row.update(macs=int(plan.patch.layer_macs if plan.patch is not None else plan.macs),
                plan_weight_bytes=int(plan.weight_bytes))
+    if latency is not None:
+        row["instructions_predicted"] = latency.predict(plan)
     if reason or plan.sram_bytes() > budget.sram:
         row["reason"] = reason or "over the SRAM budget"
+        return row
+    if latency_budget is not None and row["instructions_predicted"] > latency_budget:
+        row["reason"] = "over the latency budget"
         return row
     if plan.weight_bytes > budget.flash:
         row.update(reason="weights alone over the flash budget", flash_bytes=int(plan.weight_bytes))
@@ -121,7 +129,8 @@ class SpaceChoice:
 
 
 def choose_space(split: Split, budget: Budget, families=tuple(FAMILIES), widths=WIDTHS, scales=None,
-                 samples: int = 4, seed: int = 0, min_fit_fraction: float = 0.2, say=None) -> SpaceChoice:
+                 samples: int = 4, seed: int = 0, min_fit_fraction: float = 0.2, say=None, latency=None,
+                 latency_budget: int | None = None) -> SpaceChoice:
     """MCUNet's space optimization over (family, width, scale) (module doc)."""
     shape = split.input_shape
     scales = scales or scales_for(shape)
@@ -133,7 +142,7 @@ def choose_space(split: Split, budget: Budget, families=tuple(FAMILIES), widths=
                 space = FamilySpace(family, shape, split.classes, width, scale)
                 rng = random.Random(f"{seed}-{family}-{width}-{scale}")
                 designs = [space.smallest()] + [space.sample(rng) for _ in range(samples - 1)]
-                mine = [measure_design(d, budget, calibration) for d in designs]
+                mine = [measure_design(d, budget, calibration, latency, latency_budget) for d in designs]
                 rows += mine
                 fit = [r for r in mine if r["fits"]]
                 macs = [r["macs"] for r in fit]
@@ -179,11 +188,13 @@ class Result:
     accuracy: float  # held-out, float, after the full training
     choice: SpaceChoice | None
     evaluated: list[dict] = field(default_factory=list)
+    latency: object = None  # the cost table when a latency budget was given
     seconds: dict = field(default_factory=dict)
 
 
 def evolve(space: FamilySpace, split: Split, budget: Budget, candidates: int, proxy_epochs: int, seed: int,
-           seeds: list[Design] = (), deadline=None, say=None) -> list[dict]:
+           seeds: list[Design] = (), deadline=None, say=None, latency=None,
+           latency_budget: int | None = None) -> list[dict]:
     """Evolution of `candidates` evaluations (measured, then proxy-trained
     when they fit); returns every evaluated row, best first."""
     rng = random.Random(seed)
@@ -193,7 +204,7 @@ def evolve(space: FamilySpace, split: Split, budget: Budget, candidates: int, pr
     def evaluate(d: Design) -> None:
         if d.key() in seen:
             return
-        row = measure_design(d, budget, calibration)
+        row = measure_design(d, budget, calibration, latency, latency_budget)
         if row["fits"]:
             net = train_design(d, split, proxy_epochs, seed)
             row["accuracy"] = accuracy(net, split.x_val, split.y_val)
@@ -227,17 +238,27 @@ def evolve(space: FamilySpace, split: Split, budget: Budget, candidates: int, pr
 
 def search(split: Split, budget: Budget, seed: int = 0, families=tuple(FAMILIES), widths=WIDTHS, scales=None,
            space_samples: int = 4, candidates: int = 12, proxy_epochs: int = 5, final_epochs: int = 40,
-           time_budget: float | None = None, say=None) -> Result:
+           time_budget: float | None = None, say=None, latency_budget: int | None = None) -> Result:
+    """The three steps (module doc); with `latency_budget` (Cortex-M4
+    instructions) a cost table is measured under QEMU first and every
+    candidate's predicted instructions must be within it."""
     start = time.monotonic()
+    latency = None
+    if latency_budget is not None:
+        from .latency import measure_table
+
+        latency = measure_table(split.input_shape, split.classes, split.x_train[:32], say=say)
     t0 = time.monotonic()
-    choice = choose_space(split, budget, families, widths, scales, space_samples, seed, say=say)
+    choice = choose_space(split, budget, families, widths, scales, space_samples, seed, say=say, latency=latency,
+                          latency_budget=latency_budget)
     t_space = time.monotonic() - t0
     if say:
         say(f"chose {choice.family}, width {choice.width}, scale {choice.scale}")
     space = FamilySpace(choice.family, split.input_shape, split.classes, choice.width, choice.scale)
     t0 = time.monotonic()
     deadline = None if time_budget is None else start + 0.7 * time_budget
-    rows = evolve(space, split, budget, candidates, proxy_epochs, seed, choice.fitting(), deadline, say)
+    rows = evolve(space, split, budget, candidates, proxy_epochs, seed, choice.fitting(), deadline, say, latency,
+                  latency_budget)
     t_evolve = time.monotonic() - t0
     best = rows[0]
     if not best["fits"]:
@@ -246,14 +267,14 @@ def search(split: Split, budget: Budget, seed: int = 0, families=tuple(FAMILIES)
     net = train_design(best["design_obj"], split, final_epochs, seed)
     acc = accuracy(net, split.x_val, split.y_val)
     return Result(best["design_obj"], net, acc, choice, [{k: v for k, v in r.items() if k != "design_obj"}
-                                                         for r in rows],
+                                                         for r in rows], latency,
                   {"space": t_space, "evolution": t_evolve, "final_training": time.monotonic() - t0,
                    "total": time.monotonic() - start})
 
 
 # ---- step 3 ----------------------------------------------------------------------------------
 
-def finish(net, input_shape, split: Split, budget: Budget, outdir: Path, name: str = "nas") -> dict:
+def finish(net, input_shape, split: Split, budget: Budget, outdir: Path, name: str = "nas", latency=None) -> dict:
     """Compile `net`, link and check its Cortex-M4 ELF against the budgets,
     run the generated C on the held-out split: int8 accuracy, MACs, arena,
     RAM and flash from the ELF."""
@@ -278,7 +299,11 @@ def finish(net, input_shape, split: Split, budget: Budget, outdir: Path, name: s
     (y,) = hostrun.run(plan, exe, xq)
     int8 = float((y.reshape(len(xq), -1).argmax(1) == split.y_val).mean())
     m = check["model"]
-    return {"int8_accuracy": int8, "macs": int(plan.macs), "arena_bytes": int(plan.arena_size),
+    timing = {}
+    if latency is not None:  # the prediction against the ELF run once under QEMU
+        _, stats = qemu.run(plan, elf, xq[:1], ELF_TARGET)
+        timing = {"instructions": int(stats.instructions[0]), "instructions_predicted": latency.predict(plan)}
+    return {**timing, "int8_accuracy": int8, "macs": int(plan.macs), "arena_bytes": int(plan.arena_size),
             "sram_bytes": m["ram_bytes"], "flash_bytes": m["flash_bytes"], "code_bytes": m["code_bytes"],
             "weights_bytes": m["weights_bytes"], "fits": not problems, "problems": problems,
             "elf": str(elf)}

@@ -90,7 +90,11 @@ def main_families(args, budget: Budget, time_budget: float | None) -> int:
                 raise McuforgeError(f"--{flag}: {text} has a value out of range"
                                     + (f" (for this data: {', '.join(map(str, allowed))})" if allowed else ""))
             opts[flag] = values
+    latency_budget = None
+    if getattr(args, "latency_budget", None):
+        latency_budget = parse_count(args.latency_budget, "--latency-budget")
     result = search(data, budget, seed=args.seed, time_budget=time_budget, say=progress.say,
+                    latency_budget=latency_budget,
                     **{"space_samples": 3, "candidates": 12, "proxy_epochs": 5, "final_epochs": 40, **opts})
     name = args.name or "nas"
     torch = torch_module()
@@ -100,7 +104,7 @@ def main_families(args, budget: Budget, time_budget: float | None) -> int:
         torch.save(result.model.state_dict(), tmp / "model.pt")
         (tmp / "model.onnx").write_bytes(export_legacy(result.model.eval(), (torch.zeros(1, c, h, w),), 1))
         t0 = time.monotonic()
-        out = finish(result.model, data.input_shape, data, budget, tmp / "work", name)
+        out = finish(result.model, data.input_shape, data, budget, tmp / "work", name, result.latency)
         elf = tmp / f"{name}_cortex_m4.elf"
         shutil.copyfile(out.pop("elf"), elf)
         shutil.move(str(tmp / "work" / "c"), str(tmp / "c"))
@@ -119,6 +123,11 @@ def main_families(args, budget: Budget, time_budget: float | None) -> int:
                   "search_space": {"chosen": {"family": result.choice.family, "width": result.choice.width,
                                               "scale": result.choice.scale}, "table": result.choice.table},
                   "candidates": result.evaluated,
+                  **({"latency": {"budget_instructions": latency_budget, "table": result.latency.to_dict(),
+                                  "predicted_instructions": out["instructions_predicted"],
+                                  "measured_instructions": out["instructions"],
+                                  "prediction_error": round(out["instructions_predicted"] / out["instructions"] - 1, 4)}}
+                     if result.latency is not None else {}),
                   "seconds": {**{k: round(v, 2) for k, v in result.seconds.items()},
                               "compile_and_check": round(time.monotonic() - t0, 2)},
                   "seed": args.seed}
@@ -130,6 +139,16 @@ def main_families(args, budget: Budget, time_budget: float | None) -> int:
           f"{out['int8_accuracy']:.2%}), {out['macs']:,} MACs, RAM {out['sram_bytes']} B, flash "
           f"{out['flash_bytes']} B (Cortex-M4 ELF checked)")
     return 0
+
+
+def parse_count(text: str, flag: str) -> int:
+    """'2M' -> 2,000,000, '500K' -> 500,000, '123456' (decimal, instructions)."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", str(text))
+    if not m or float(m.group(1)) <= 0:
+        raise McuforgeError(f"{flag}: '{text}' is not a count of instructions (examples: 2M, 500K, 150000)")
+    return int(float(m.group(1)) * {"": 1, "k": 1000, "m": 1000000}[m.group(2).lower()])
 
 
 def format_table(table: list[dict]) -> str:

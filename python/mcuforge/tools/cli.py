@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--candidates", type=int, metavar="N", help="families: candidates evaluated (default 12)")
     n.add_argument("--proxy-epochs", type=int, metavar="N", help="families: training epochs per candidate (default 5)")
     n.add_argument("--final-epochs", type=int, metavar="N", help="families: training epochs of the winner (default 40)")
+    n.add_argument("--latency-budget", metavar="N",
+                   help="families: Cortex-M4 instructions per inference (e.g. 2M, 500K), predicted from a per-layer "
+                        "cost table measured under QEMU")
     n.add_argument("--widths", metavar="W,W", help="families: width multipliers to compare (default 0.25,0.5,0.75,1,1.5)")
     n.add_argument("--scales", metavar="S,S", help="families: input scales to compare (default 0.5,1,2 where possible)")
     n.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
