@@ -107,18 +107,19 @@ def random_search(split, budget, candidates, proxy_epochs, seed, families, width
     from mcuforge.nas.measure import accuracy
 
     rng = random.Random(f"random-{seed}")
-    best, evaluated, t = None, 0, time.monotonic()
-    while evaluated < candidates:
+    best, evaluated, trained, t = None, 0, 0, time.monotonic()
+    while trained < candidates and evaluated < 6 * candidates:  # the search's rule: fitting ones count
         space = FamilySpace(rng.choice(families), split.input_shape, split.classes, rng.choice(widths),
                             rng.choice(scales_for(split.input_shape)))
         d = space.sample(rng)
         row = measure_design(d, budget, split.x_train[:32])
         evaluated += 1
         if row["fits"]:
+            trained += 1
             acc = accuracy(train_design(d, split, proxy_epochs, seed), split.x_val, split.y_val)
             if best is None or acc > best[0]:
                 best = (acc, d)
-    log(f"  random search: {evaluated} candidates in {time.monotonic() - t:.0f} s, best proxy "
+    log(f"  random search: {trained} trained of {evaluated} proposed in {time.monotonic() - t:.0f} s, best proxy "
         f"{best[0]:.2%}" if best else "  random search: nothing fitted")
     return best, time.monotonic() - t
 
@@ -204,7 +205,9 @@ def main(argv=None) -> int:
     def log(m):
         print(f"[{time.monotonic() - start:7.1f}s] {m}", flush=True)
 
-    results = []
+    results = []  # earlier runs' other (task, budget) rows are kept
+    previous = RESULTS / "nas_families.json"
+    kept = json.loads(previous.read_text())["results"] if previous.exists() else []
     for task in args.tasks:
         if task == "digits":
             data, budgets, epochs = digits(), args.digits_budgets, args.epochs
@@ -218,12 +221,15 @@ def main(argv=None) -> int:
             sram, flash = (parse_size(v, b) for v in b.split("/"))
             a = argparse.Namespace(**vars(args))
             a.epochs = epochs
-            results.append(run_task(task, x_train, x_test, y_train, y_test, classes, Budget(sram, flash), a, log))
+            r = run_task(task, x_train, x_test, y_train, y_test, classes, Budget(sram, flash), a, log)
+            r["args"] = {k: v for k, v in vars(a).items() if k not in ("tasks", "verbose")}
+            results.append(r)
+            kept = [k for k in kept if (k["task"], k["budget"]) != (r["task"], r["budget"])] + [r]
+            kept.sort(key=lambda k: (k["task"], k["budget"]))
             RESULTS.mkdir(parents=True, exist_ok=True)
-            (RESULTS / "nas_families.json").write_text(json.dumps({"results": results, "args": vars(args)},
-                                                                  indent=2) + "\n")
-            (RESULTS / "nas_families.md").write_text(markdown(results))
-    print(markdown(results))
+            previous.write_text(json.dumps({"results": kept}, indent=2) + "\n")
+            (RESULTS / "nas_families.md").write_text(markdown(kept))
+    print(markdown(kept))
     return 0
 
 

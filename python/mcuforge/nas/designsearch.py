@@ -195,8 +195,10 @@ class Result:
 def evolve(space: FamilySpace, split: Split, budget: Budget, candidates: int, proxy_epochs: int, seed: int,
            seeds: list[Design] = (), deadline=None, say=None, latency=None,
            latency_budget: int | None = None) -> list[dict]:
-    """Evolution of `candidates` evaluations (measured, then proxy-trained
-    when they fit); returns every evaluated row, best first."""
+    """Evolution until `candidates` fitting networks were proxy-trained
+    (every proposal is measured; those over a budget cost a compile, not a
+    training, and do not count, up to 6 x `candidates` proposals); returns
+    every measured row, the fitting ones first, best first."""
     rng = random.Random(seed)
     calibration = split.x_train[:32]
     seen: dict[str, dict] = {}
@@ -211,7 +213,7 @@ def evolve(space: FamilySpace, split: Split, budget: Budget, candidates: int, pr
         row["design_obj"] = d
         seen[d.key()] = row
         if say:
-            say(f"candidate {len(seen)}/{candidates}: " + (f"{row['accuracy']:.1%}, {row['macs']:,} MACs, "
+            say(f"proposal {len(seen)} ({sum(r['fits'] for r in seen.values())}/{candidates} trained): " + (f"{row['accuracy']:.1%}, {row['macs']:,} MACs, "
                                                            f"{row['sram_bytes']} B SRAM, {row['flash_bytes']} B flash"
                                                            if row["fits"] else row["reason"]))
 
@@ -221,7 +223,7 @@ def evolve(space: FamilySpace, split: Split, budget: Budget, candidates: int, pr
 
     pool = list(seeds)[:max(1, candidates // 3)]
     attempts = 0
-    while len(seen) < candidates and attempts < 4 * candidates:
+    while sum(r["fits"] for r in seen.values()) < candidates and attempts < 6 * candidates:
         attempts += 1
         if deadline is not None and time.monotonic() > deadline and ranked():
             break
