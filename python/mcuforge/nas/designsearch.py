@@ -31,7 +31,7 @@ import numpy as np
 
 from ..config import BuildConfig
 from ..ir import McuforgeError
-from .families import FAMILIES, WIDTHS, Design, FamilySpace, build, scales_for
+from .families import FAMILIES, WIDTHS, Design, FamilySpace, build, export, scales_for
 from .measure import ELF_OPT, ELF_TARGET, Budget, torch_module, accuracy, elf_memory, plan_for, train, workdir
 
 
@@ -59,13 +59,6 @@ def as_images(x: np.ndarray) -> np.ndarray:
 
 
 # ---- measurement ---------------------------------------------------------------------------
-
-def export(net, input_shape, name: str = "nas"):
-    from ..frontends.torch import from_torch
-
-    torch = torch_module()
-    return from_torch(net.eval(), torch.zeros(1, *input_shape), name=name)
-
 
 def measure_design(design: Design, budget: Budget, calibration: np.ndarray, latency=None,
                    latency_budget: int | None = None) -> dict:

@@ -325,6 +325,14 @@ def build(design: Design):
     return Net()
 
 
+def export(net, input_shape, name: str = "nas"):
+    """The float Graph of `net` (eval mode) for a batch-1 input of `input_shape` (C, H, W)."""
+    from ..frontends.torch import from_torch
+
+    torch, _ = _nn()
+    return from_torch(net.eval(), torch.zeros(1, *input_shape), name=name)
+
+
 # ---- hand-drawn references in the same terms ----------------------------------------
 
 def hand_cnn(input_shape: tuple[int, int, int], classes: int, channels: tuple[int, int] = (16, 24)) -> Design:

@@ -84,7 +84,7 @@ def profile(net, input_shape, calibration: np.ndarray, name: str = "lat") -> tup
     from ..pipeline import compile_model
     from ..quantize import quantize_values, to_ir_layout
     from ..tools import qemu
-    from .designsearch import export
+    from .families import export
 
     with tempfile.TemporaryDirectory(dir=workdir()) as tmp:
         tmp = Path(tmp)
