@@ -3,8 +3,8 @@
 * ``flash_bytes``: .text + .rodata + .data of a generated model's objects
   compiled for Cortex-M4 with arm-none-eabi-gcc -Os (weights + code);
 * ``update_readme``: replace the table between ``<!-- bench:<marker>:begin -->``
-  and ``<!-- bench:<marker>:end -->`` in README.md;
-* ``write_results``: results/<stem>.json and .md, and the README table.
+  and ``<!-- bench:<marker>:end -->`` in whichever page holds them (README.md or docs/*.md);
+* ``write_results``: results/<stem>.json and .md, and the docs table.
 """
 from __future__ import annotations
 
@@ -43,16 +43,19 @@ def flash_bytes(outdir: Path, name: str) -> int | None:
 
 
 def update_readme(table: str, marker: str) -> bool:
-    """Put `table` between the README markers of `marker`; False when they are missing."""
-    readme = ROOT / "README.md"
-    text = readme.read_text()
+    """Put `table` between the markers of `marker` in README.md or docs/*.md; False when no
+    page has them."""
     begin, end = f"<!-- bench:{marker}:begin -->", f"<!-- bench:{marker}:end -->"
-    if begin not in text or end not in text:
-        return False
-    text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: begin + "\n" + table + end, text,
-                  flags=re.S)
-    readme.write_text(text)
-    return True
+    found = False
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text()
+        if begin not in text or end not in text:
+            continue
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: begin + "\n" + table + end, text,
+                      flags=re.S)
+        page.write_text(text)
+        found = True
+    return found
 
 
 def write_results(stem: str, rows: list[dict], table: str, marker: str) -> None:
@@ -61,5 +64,6 @@ def write_results(stem: str, rows: list[dict], table: str, marker: str) -> None:
     (RESULTS / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
     (RESULTS / f"{stem}.md").write_text(table)
     if not update_readme(table, marker):
-        print(f"README.md has no <!-- bench:{marker}:begin/end --> markers; table not inserted", file=sys.stderr)
+        print(f"no page (README.md, docs/*.md) has the <!-- bench:{marker}:begin/end --> markers; table not inserted",
+              file=sys.stderr)
     print(table)

@@ -4,7 +4,7 @@ For each zoo model, MobileNetV2-0.35 at 96x96 and 144x144 and
 MobileNetV3-small 1.0 at 96x96 (random weights): the planned arena peak, the naive sum of all activations, the
 largest single op's inputs + output, flash bytes (weights + code of the
 Cortex-M4 objects) and the codegen time. Writes bench/results/memory.json and
-bench/results/memory.md, and refreshes the table in README.md.
+bench/results/memory.md, and refreshes the table in docs/benchmarks.md.
 
     .venv/bin/python bench/memory.py
 """

@@ -15,7 +15,7 @@ kws_ref_model, ad01_int8; never copied into this repository), layer by layer:
 * the output bytes of the generated C (host gcc) against TFLM on 20 seeded
   random inputs.
 
-Writes bench/results/mlperf_tiny.json and .md and refreshes the README table
+Writes bench/results/mlperf_tiny.json and .md and refreshes the table in docs/benchmarks.md
 between ``<!-- bench:mlperf:begin -->`` and ``<!-- bench:mlperf:end -->``.
 
     .venv/bin/python bench/mlperf_tiny.py

@@ -9,7 +9,7 @@ persistent, from the ``tflite-micro`` interpreter's recording allocator),
 the largest single op's inputs + output, flash (weights + code of the
 Cortex-M4 objects, -Os) next to the .tflite file size, codegen time, and how
 many of 20 seeded random inputs give TFLM's output bytes from the generated C
-(host gcc). Writes bench/results/mobilenet_v3.json and .md and the README
+(host gcc). Writes bench/results/mobilenet_v3.json and .md and the docs/benchmarks.md
 table between ``<!-- bench:mbv3:begin -->`` and ``<!-- bench:mbv3:end -->``.
 
     .venv/bin/python bench/mobilenet_v3.py

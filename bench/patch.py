@@ -6,7 +6,7 @@ overhead and the reduction factor — once with the whole input in the arena
 (the default API, <name>_input()) and once with the input streamed tile by
 tile (--input-stream, <name>_invoke_stream()), as MCUNetV2 does. Models: the zoo, MobileNetV2-0.35 at 96x96 and 144x144 (random
 weights), and the MLPerf Tiny VWW model when ../shared/models is present.
-Writes bench/results/patch.json and patch.md and refreshes README.md.
+Writes bench/results/patch.json and patch.md and refreshes the table in docs/patch.md.
 
     .venv/bin/python bench/patch.py
 """

@@ -32,7 +32,7 @@ the backward pass (counted with a saved-tensors hook); a lower bound of what
 the step holds (allocator slack and temporaries come on top).
 QEMU: instructions per training step on Cortex-M4 (mps2-an386, -icount), the
 second of two steps. Writes bench/results/training.json and .md and the
-README table.
+table in docs/training.md.
 
     .venv/bin/python bench/training.py [--no-qemu]
 """
@@ -274,7 +274,7 @@ def _patch_notes(m: str, by: dict) -> list[str]:
 
 
 def rerender(torch_again: bool = False) -> None:
-    """Table and README again from results/training.json (no measuring but,
+    """Table and docs/training.md again from results/training.json (no measuring but,
     with torch_again, the PyTorch numbers)."""
     from _common import RESULTS
 

@@ -176,10 +176,11 @@ class CompiledModel:
 
     def run(self, x: Any, target: str = "host", profile: bool = False, opt: str = "-O2") -> np.ndarray:
         """Run the generated C on input(s) `x` (the source model's layout; float is quantized
-        with the input scale, int8 taken as it is; one sample or a batch (N, ...)).
+        with the input scale, int8 (int16 for a 16x8 model) taken as it is; one sample or a batch (N, ...)).
         target: "host" (built with this machine's cc) or a QEMU target ("qemu-cortex-m4",
-        "qemu-cortex-m7", ...). profile=True (QEMU only) fills `self.profile` per layer.
-        Returns the int8 output(s) in the source layout, batch first."""
+        "qemu-cortex-m7", ...). profile=True (QEMU only) fills `self.profile` per layer: MACs,
+        instructions and, on qemu-cortex-m4, estimated cycles of the first input (docs/speed.md).
+        Returns the output(s) (int8, or int16 for a 16x8 model) in the source layout, batch first."""
         from .quantize import to_source_layout
 
         xs = self._inputs(x)
@@ -196,10 +197,13 @@ class CompiledModel:
 
                 if target not in qemu.TARGETS:
                     raise BadInput(f"run: unknown target '{target}'; one of host, {', '.join(sorted(qemu.TARGETS))}")
-                elf = qemu.build(self.plan, self.out, Path(tmp), target, opt=opt, profile=profile)
-                outs, stats = qemu.run(self.plan, elf, xs, target)
-                if profile:
-                    self.profile, _ = qemu.profile_table(self.plan, stats)
+                elf = qemu.build(self.plan, self.out, Path(tmp), target, opt=opt)
+                outs, _stats = qemu.run(self.plan, elf, xs, target)
+                if profile:  # the first input traced, priced on Cortex-M4 (docs/speed.md)
+                    from .tools import cycles
+
+                    traced = cycles.run(self.plan, self.out, xs[:1], target, opt=opt, profile=True)
+                    self.profile, _ = cycles.profile_table(self.plan, traced)
         ys = [to_source_layout(self.plan.graph, o) for o in outs]
         return ys[0] if len(ys) == 1 else ys
 

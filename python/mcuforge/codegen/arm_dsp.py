@@ -15,6 +15,9 @@ What the generator knows and the kernels exploit:
   horizontal taps, which SMLAD takes against two neighbours of the kernel's
   int16 channel rows; 3x3 windows with stride 1 or 2 two output pixels per
   step in assembly;
+* elementwise adds: each input's scaled term tabulated by int8 value (2 KB
+  of flash per layer, add_tables), so an element costs two table loads, an
+  add and the output requantization;
 * every layer: multipliers and shifts per output channel; a layer in the
   6-pixel blocks on the fast requantization also gets per-channel records (multiplier, right
   shift, output offset folded into the rounding) that its assembly loads
@@ -99,6 +102,8 @@ def depthwise_scratch(p: dict, in_place: bool) -> int:
 def select(step: Step) -> Variant | None:
     """The specialized kernel of a layer, or None (the portable kernel runs)."""
     p = step.params
+    if step.kernel in S16_VARIANTS:
+        return select_s16(step)
     if step.kernel == "conv2d_s8":
         k = p["k_h"] * p["k_w"] * p["in_c"]
         columns = conv_columns(p)
@@ -113,6 +118,8 @@ def select(step: Step) -> Variant | None:
             return Variant("mcf_dsp_fully_connected_s8", "mcf_dsp_matmul.c", "fully connected, 4 output rows at once")
         return Variant("mcf_dsp_fully_connected_s8", "mcf_dsp_matmul.c", "fully connected, 2 x 2 blocks",
                        2 * 2 * _k_padded(p["in_features"]))
+    if step.kernel == "add_s8":
+        return Variant("mcf_dsp_add_s8", "mcf_dsp_add.c", "add, both inputs' terms from 2 KB tables")
     if step.kernel in ("depthwise_conv2d_s8", "depthwise_conv2d_s8_inplace"):
         if p["depth_multiplier"] != 1 or p["in_c"] % 4:
             return None
@@ -123,6 +130,35 @@ def select(step: Step) -> Variant | None:
         return Variant("mcf_dsp_depthwise_conv2d_s8_inplace", "mcf_dsp_depthwise_conv2d.c",
                        f"depthwise {taps} in place, 4 channels per ring row", depthwise_scratch(p, True))
     return None
+
+
+# ---- 16x8 layers (mcf_dsp_s16.c) ---------------------------------------------------
+
+S16_VARIANTS = ("conv2d_s16", "fully_connected_s16")
+S16_RUN_LIMIT = 512  # products summed in int32 by SMLAD: each below 2^22 in magnitude
+
+
+def select_s16(step: Step) -> Variant | None:
+    """16x8 conv (an even in_c, a kernel row of fewer than 512 products) and
+    fully connected (an even in_features): SMLAD on int16 pairs, the filter
+    widened to int16 in flash."""
+    p = step.params
+    if step.kernel == "conv2d_s16" and p["in_c"] % 2 == 0 and p["k_w"] * p["in_c"] < S16_RUN_LIMIT:
+        return Variant("mcf_dsp_conv2d_s16", "mcf_dsp_s16.c",
+                       f"16x8 {p['k_h']}x{p['k_w']} conv, SMLAD on int16 pairs (filter widened in flash)")
+    if step.kernel == "fully_connected_s16" and p["in_features"] % 2 == 0:
+        return Variant("mcf_dsp_fully_connected_s16", "mcf_dsp_s16.c",
+                       "16x8 fully connected, SMLAD on int16 pairs (filter widened in flash)")
+    return None
+
+
+def prepared_params_s16(params: dict) -> dict:
+    """The filter as int16 pairs in 32-bit words (little-endian: weight 2j low,
+    2j + 1 high), the layout a 32-bit load of the int16 input matches."""
+    p = dict(params)
+    w16 = np.ascontiguousarray(np.asarray(p["filter"], dtype=np.int8).reshape(-1).astype(np.int16))
+    p["filter"] = w16.view("<i4").astype(np.int32)
+    return p
 
 
 def trained_steps(plan: Plan) -> set[int]:
@@ -237,6 +273,8 @@ def constant_channels(p: dict, dead: np.ndarray) -> None:
 def prepared_params(kernel: str, params: dict) -> dict:
     """A layer's parameter struct as the arm-dsp kernel reads it (same C
     struct; `filter` becomes int32 words)."""
+    if kernel in S16_VARIANTS:
+        return prepared_params_s16(params)
     p = dict(params)
     out_c = p["out_features"] if "out_features" in p else p["out_c"]
     p["multiplier"] = _per_channel(p["multiplier"], out_c).copy()
@@ -262,6 +300,30 @@ def prepared_params(kernel: str, params: dict) -> dict:
     return p
 
 
+ADD_MODE_GENERAL, ADD_MODE_FAST, ADD_MODE_FAST_SAT = 0, 1, 2  # MCF_DSP_GENERAL, _FAST, _FAST_SAT (mcf_dsp.h)
+
+
+def add_tables(p: dict) -> np.ndarray:
+    """mcf_dsp_add_s8's 513 words: input1's and input2's terms for x = -128..127
+    (TFLM's RoundingDivideByPOT(SRDHM((x + offset) << left_shift, m), -shift),
+    computed by the portable kernel's NumPy twin), then the requantization
+    mode of their sum (fast when |term1 + term2| < 2^30 and the output shift
+    is in [-31, -1]; with one SSAT when the clamp is [-128, 127])."""
+    from .. import fixedpoint as fp
+
+    x = np.arange(-128, 128, dtype=np.int64)
+    terms = []
+    for k in ("input1", "input2"):
+        shifted = fp.wrap_int32((x + int(p[f"{k}_offset"])) << int(p["left_shift"]))
+        high = fp.saturating_rounding_doubling_high_mul(shifted, int(p[f"{k}_multiplier"]))
+        terms.append(np.asarray(fp.rounding_divide_by_pot(high, -int(p[f"{k}_shift"])), dtype=np.int64))
+    bound = int(np.abs(terms[0]).max() + np.abs(terms[1]).max())
+    mode = ADD_MODE_GENERAL
+    if bound < 1 << 30 and -31 <= int(p["output_shift"]) <= -1 and int(p["output_multiplier"]) >= 0:
+        mode = ADD_MODE_FAST_SAT if (p["act_min"], p["act_max"]) == (-128, 127) else ADD_MODE_FAST
+    return np.concatenate([terms[0], terms[1], [mode]]).astype(np.int32)
+
+
 def pointwise_requant(p: dict) -> np.ndarray | None:
     """The 1x1 kernel's requantization records (kernels_arm_dsp.h): for a
     layer on the fast requantization with the full clamp range and every
@@ -281,7 +343,7 @@ def pointwise_requant(p: dict) -> np.ndarray | None:
 
 
 class DspEmitter(portable._Emitter):
-    headers = ("kernels.h", "kernels_arm_dsp.h")
+    headers = ("kernels.h", "kernels_s16.h", "kernels_arm_dsp.h")
 
     def function(self, step: Step) -> str:
         v = variant(self.plan, step)
@@ -289,12 +351,22 @@ class DspEmitter(portable._Emitter):
 
     def scratch_argument(self, step: Step) -> str | None:
         v = variant(self.plan, step)
+        if v is not None and step.kernel == "add_s8":  # the tables, in flash
+            name = f"{self.p}_l{step.index}_add_tables"
+            if name not in self.externs_named:
+                self.externs_named.add(name)
+                self.const_array(name, "int32_t", add_tables(step.params))
+            return name
         if v is None or step.kernel.endswith("_inplace"):
             return None  # the in-place call passes its scratch already
         return self.arena(self.plan.memory.scratch_offsets[step.index]) if v.scratch else "NULL"
 
+    def __init__(self, plan: Plan):
+        super().__init__(plan)
+        self.externs_named: set[str] = set()
+
     def struct_fields(self, step: Step, ident: str) -> list[str]:
-        if variant(self.plan, step) is None:
+        if variant(self.plan, step) is None or step.kernel == "add_s8":
             return super().struct_fields(step, ident)
         params = prepared_params(step.kernel, step.params)
         words = params.pop("filter")

@@ -135,16 +135,34 @@ void mcuforge_profile_layer(int32_t layer, uint64_t start)
 """
 
 
-def harness_source(plan: Plan, profile: bool = False) -> str:
+MARK_SUPPORT = """
+/* Marks of the cycle model (mcuforge.tools.cycles): its QEMU plugin starts a new
+   segment of counts at every read of mcuforge_marks, labelled by the index. */
+volatile uint8_t mcuforge_marks[{marks}];
+void mcuforge_mark(int32_t id) __attribute__((noinline));
+void mcuforge_mark(int32_t id)
+{{
+    (void)mcuforge_marks[id];
+}}
+"""
+
+
+def harness_source(plan: Plan, profile: bool = False, marks: int = 0) -> str:
+    """marks > 0: mcuforge_mark(0) and mcuforge_mark(1) around every invoke,
+    the mark array sized for `marks` labels (mcuforge.tools.cycles)."""
     p = plan.name
     P = p.upper()
     outs = [f"{p}_output{'' if k == 0 else k}()" for k in range(len(plan.outputs))]
     sizes = [f"{P}_OUTPUT{'' if k == 0 else k}_SIZE" for k in range(len(plan.outputs))]
-    writes = "\n".join(f"        if (sh_write(out, {o}, {s}) != 0) return 5;" for o, s in zip(outs, sizes))
+    writes = "\n".join(f"        if (sh_write(out, {o}, {s} * sizeof(*{o})) != 0) return 5;"
+                       for o, s in zip(outs, sizes))
     stream_support, input_buffer, invoke = hostrun.input_source(plan)
     profile_support, profile_report = "", ""
+    if marks:
+        profile_support += MARK_SUPPORT.format(marks=marks)
+        invoke = f"(mcuforge_mark(0), status = {invoke}, mcuforge_mark(1), status)"
     if profile:
-        profile_support = PROFILE_SUPPORT.format(layers=len(plan.steps))
+        profile_support += PROFILE_SUPPORT.format(layers=len(plan.steps))
         profile_report = """        {
             int32_t layer;
             for (layer = 0; layer < MCUFORGE_PROFILE_LAYERS; ++layer) {
@@ -191,10 +209,10 @@ static char *next_word(char *s)
 
 int main(void)
 {{
-    int in, out;
+    int in, out{", status" if marks else ""};
     long n = 0;
 {open_files("in", "out")}    if ({p}_init() != 0) return 4;
-    while (sh_read(in, {input_buffer}, {P}_INPUT_SIZE) == 0) {{
+    while (sh_read(in, {input_buffer}, {P}_INPUT_SIZE * sizeof(*{input_buffer})) == 0) {{
         uint64_t start = mcuforge_ticks(), ticks;
         if ({invoke} != 0) return 6;
         ticks = mcuforge_ticks() - start;
@@ -211,10 +229,11 @@ int main(void)
 
 def build(plan: Plan, outdir: Path, builddir: Path, target: str | Target = "qemu-cortex-m4",
           opt: str = "-O2", extra_flags: list[str] | None = None, harness: str | None = None,
-          profile: bool = False) -> Path:
+          profile: bool = False, model_source=None) -> Path:
     """Cross-compile the model + harness + start-up code; return the ELF.
     harness: the harness's C source (default: the inference harness);
-    profile: time every kernel call (profiled_source), reported per layer."""
+    profile: time every kernel call (profiled_source), reported per layer;
+    model_source: instead, any rewrite (str -> str) of the model's C."""
     _require_tools()
     t = get_target(target) if isinstance(target, str) else target
     builddir = Path(builddir)
@@ -222,10 +241,12 @@ def build(plan: Plan, outdir: Path, builddir: Path, target: str | Target = "qemu
     harness_file = builddir / "harness.c"
     harness_file.write_text(harness or harness_source(plan, profile))
     sources = [str(s) for s in c_sources(outdir, plan.name)]
-    if profile:
+    if profile and model_source is None:
+        model_source = profiled_source
+    if model_source is not None:
         model_c = Path(outdir) / f"{plan.name}.c"
         copy = builddir / model_c.name
-        copy.write_text(profiled_source(model_c.read_text()))
+        copy.write_text(model_source(model_c.read_text()))
         sources = [str(copy) if Path(s) == model_c else s for s in sources]
     elf = builddir / f"{plan.name}_{t.name.replace('-', '_')}{'_profile' if profile else ''}.elf"
     cmd = [ARM_GCC, *t.cflags, opt, *WARNING_FLAGS, "-ffunction-sections", "-fdata-sections",
@@ -260,22 +281,24 @@ class RunStats:
         return [k * NS_PER_TICK for k in self.ticks]
 
 
-def qemu_command(t: Target, elf: Path, args: list[str]) -> list[str]:
+def qemu_command(t: Target, elf: Path, args: list[str], extra: list[str] | None = None) -> list[str]:
     sh = ",".join(["enable=on", "target=native", "chardev=console", "arg=" + elf.name] + [f"arg={a}" for a in args])
     return [QEMU, "-machine", t.machine, "-display", "none", "-monitor", "none", "-serial", "none",
             "-nodefaults", "-net", "none", "-icount", "shift=0,align=off,sleep=off", "-chardev", "stdio,id=console,signal=off",
-            "-semihosting-config", sh,
+            "-semihosting-config", sh, *(extra or []),
             "-kernel", str(elf)]
 
 
-def run_image(t: Target, elf: Path, data: bytes, timeout: float = 600) -> tuple[str, bytes]:
-    """Run a harness image on `data` (its input file); returns (console, output file)."""
+def run_image(t: Target, elf: Path, data: bytes, timeout: float = 600,
+              extra: list[str] | None = None) -> tuple[str, bytes]:
+    """Run a harness image on `data` (its input file); returns (console, output file).
+    extra: more qemu-system-arm options (e.g. a -plugin)."""
     with tempfile.TemporaryDirectory(prefix="mcuforge-qemu-") as tmp:
         tmp = Path(tmp)
         (tmp / "in.bin").write_bytes(data)
         local_elf = tmp / Path(elf).name
         shutil.copyfile(elf, local_elf)
-        cmd = qemu_command(t, local_elf, ["in.bin", "out.bin"])
+        cmd = qemu_command(t, local_elf, ["in.bin", "out.bin"], extra)
         try:
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp)
         except subprocess.TimeoutExpired:
@@ -289,10 +312,11 @@ def run_image(t: Target, elf: Path, data: bytes, timeout: float = 600) -> tuple[
 
 def run(plan: Plan, elf: Path, inputs: np.ndarray, target: str | Target = "qemu-cortex-m4",
         timeout: float = 600) -> tuple[list[np.ndarray], RunStats]:
-    """inputs: int8 (N, ...) in the IR layout. Returns one (N, ...) array per output and the tick counts."""
+    """inputs: (N, ...) in the IR layout, of the input's type (int8 or int16). Returns one (N, ...)
+    array per output and the tick counts."""
     _require_tools()
     t = get_target(target) if isinstance(target, str) else target
-    x = np.ascontiguousarray(inputs, dtype=np.int8)
+    x = np.ascontiguousarray(inputs, dtype=plan.graph.tensors[plan.input].dtype)
     n = x.shape[0]
     console, out = run_image(t, elf, x.tobytes(), timeout)
     raw = np.frombuffer(out, dtype=np.int8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..codegen.report import build_report  # noqa: F401 (the CLI and tests take it from here)
+from ..errors import BadInput
 
 
 def _fmt(n: int) -> str:
@@ -89,6 +90,11 @@ def plot_memory(report: dict, path: Path, others: dict[str, dict] | None = None)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    try:
+        fig.savefig(path, metadata={"Software": None})
+    except OSError as err:
+        raise BadInput(f"{path}: cannot write the plot ({err.strerror or err}); give a path in an existing, "
+                       "writable directory") from None
+    finally:
+        plt.close(fig)
     return path

@@ -72,6 +72,15 @@ int mcf_dsp_depthwise_conv2d_s8(const mcf_depthwise_conv2d_params *p, const int8
 int32_t mcf_dsp_depthwise_conv2d_s8_inplace_scratch_size(const mcf_depthwise_conv2d_params *p);
 int mcf_dsp_depthwise_conv2d_s8_inplace(const mcf_depthwise_conv2d_params *p, int8_t *buffer, int8_t *scratch);
 
+/* Elementwise add (mcf_dsp_add.c) from the generator's tables: each input's
+ * term by int8 value (256 words each) and the sum's requantization mode
+ * (0 general, 1 fast, 2 fast with the clamp [-128, 127]). output may equal
+ * input1 or input2. */
+#define MCF_DSP_ADD_MODE 512
+#define MCF_DSP_ADD_TABLE_SIZE 513
+int mcf_dsp_add_s8(const mcf_add_params *p, const int8_t *input1, const int8_t *input2, int8_t *output,
+                   const int32_t *tables);
+
 #ifdef __cplusplus
 }
 #endif
