@@ -12,6 +12,7 @@ search over it (mcuforge.nas.designsearch): small, bounded runs.
 """
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -161,3 +162,26 @@ def test_latency_table_predicts_a_network_it_was_not_fitted_on():
         row = measure_design(design, Budget(64 * 1024, 256 * 1024), split.x_train[:32], table, predicted - 1)
         assert not row["fits"] and row["reason"] == "over the latency budget"
         assert row["instructions_predicted"] == predicted
+
+
+@needs_qemu
+def test_python_api_search_writes_what_the_command_writes(tmp_path):
+    """mcuforge.nas.search((x, y), ...) runs the command's search: report.json returned, the
+    compiled C loadable with mcuforge.load and equal to its own reference; bad options raise
+    BadInput."""
+    import mcuforge
+    import mcuforge.nas
+
+    split = _signals()
+    out = tmp_path / "out"
+    report = mcuforge.nas.search((split.x_train[..., 0], split.y_train), sram_budget="4K", flash_budget="32K",
+                                 out=out, space_samples=1, widths=0.5, scales=1, candidates=2, proxy_epochs=1,
+                                 final_epochs=2)
+    assert report["sram_bytes"] <= 4096 and report["flash_bytes"] <= 32768
+    assert report == json.loads((out / "report.json").read_text())
+    m = mcuforge.load(out / "c")
+    x = split.x_val[:4]  # the compiled model takes 1-D data as (N, C, L, 1)
+    assert np.array_equal(m.run(x), m.reference(x))
+    with pytest.raises(mcuforge.BadInput):
+        mcuforge.nas.search((x[..., 0], split.y_val[:4]), sram_budget="4K", flash_budget="32K", out=tmp_path / "bad",
+                            candidates=0.5)

@@ -183,7 +183,12 @@ def load(directory: Path):
     except (OSError, ValueError) as err:
         raise McuforgeError(f"{directory}: no readable arch.json ({err.__class__.__name__}); "
                             "is this an output directory of 'mcuforge nas'?") from None
-    net = build(Arch.from_dict(meta["arch"]))
+    if "design" in meta:  # a search over the family space (families.py)
+        from . import families
+
+        net = families.build(families.Design.from_dict(meta["design"]))
+    else:
+        net = build(Arch.from_dict(meta["arch"]))
     net.load_state_dict(torch.load(directory / "model.pt", weights_only=True))
     return net.eval()
 
