@@ -4,7 +4,8 @@
   onnxruntime as well for two of them, and instead for the one above 400 KB),
   the small TFLite models of test_tflite.py, and the models users bring of
   test_tflite_models.py / test_tflite_float.py (float32 ends around an int8
-  model, folded shape arithmetic, a float model);
+  model, folded shape arithmetic, a float model), and the 16x8 models of
+  test_int16.py (int16 activations, int8 weights, int64 biases);
 * ``hostile/`` -- hand-made hostile files, one property each, and
   ``expected.json``: the exit code and a part of the error each must give.
 
@@ -319,6 +320,10 @@ def seeds() -> dict[str, bytes]:
     out["user_two_inputs.tflite"] = _two_inputs()
     out["user_float_image.tflite"] = _image_net()
     out["user_float_signal.tflite"] = _signal_net()
+    from test_int16 import MODELS as INT16_MODELS
+
+    for name, make in sorted(INT16_MODELS.items()):  # 16x8: int16 activations, int8 weights, int64 biases
+        out[f"int16_{name}.tflite"] = make(0)
     return out
 
 
