@@ -46,6 +46,14 @@ def activation_quant(lo: float, hi: float) -> Quant:
     return Quant(scale=np.float32(scale).astype(np.float64), zero_point=zero_point)
 
 
+def activation_quant16(lo: float, hi: float) -> Quant:
+    """16x8 activations: symmetric, zero point 0, scale max|x| / 32767 (TFLite's converter)."""
+    m = max(abs(float(lo)), abs(float(hi)))
+    if m < 1e-8:
+        m = 1e-8
+    return Quant(scale=np.float32(m / 32767.0).astype(np.float64), zero_point=0)
+
+
 def quantize_values(x: np.ndarray, quant: Quant, dtype: str = "int8") -> np.ndarray:
     """float -> int8 (or int16) with the tensor's per-tensor parameters."""
     q = round_half_away(np.asarray(x, dtype=np.float64) / quant.scale[0]) + quant.zero_point[0]
@@ -194,12 +202,18 @@ def calibrate(graph: Graph, samples: dict[str, np.ndarray], progress=None) -> di
     return ranges
 
 
-def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progress=None) -> Graph:
+def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progress=None,
+             activations: str = "int8") -> Graph:
     """Return an int8 copy of `graph`.
 
     `samples` (from load_calibration) is needed unless every activation
-    already carries a Quant (pre-quantized models).
+    already carries a Quant (pre-quantized models). ``activations="int16"``
+    quantizes a float model with TFLite's 16x8 scheme instead: int16
+    activations, symmetric (zero point 0, scale max|x| / 32767 from
+    calibration; LOGISTIC, TANH and SOFTMAX write 2^-15), int8 per-channel
+    weights as for int8, int64 biases.
     """
+    wide = activations == "int16"
     g = graph.copy()
     acts = g.activations()
     prequantized = all(t.quant is not None for t in acts if t.name in g.inputs)
@@ -215,9 +229,11 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
     # activations, in execution order so SAME_QUANT_OPS can inherit
     for t in acts:
         node = producers.get(t.name)
-        if node is not None and node.op == "softmax" and t.dtype != "int16":  # 16x8 softmax: its own 2^-15
+        if wide and t.quant is None and node is not None and node.op in ("softmax", "logistic", "tanh"):
+            t.quant = Quant(scale=1.0 / 32768.0, zero_point=0)  # TFLM's 16-bit kernels write 2^-15, 0
+        elif node is not None and node.op == "softmax" and t.dtype != "int16" and not wide:  # 16x8 softmax: its own 2^-15
             t.quant = SOFTMAX_QUANT
-        elif node is not None and node.op in FIXED_OUTPUT_QUANT and t.quant is None:
+        elif node is not None and node.op in FIXED_OUTPUT_QUANT and t.quant is None and not wide:
             t.quant = Quant(*FIXED_OUTPUT_QUANT[node.op])
         elif node is not None and node.op in SAME_QUANT_OPS and g.tensors[node.inputs[0]].quant is not None \
                 and (t.quant is None or not prequantized or node.op != "avg_pool"):
@@ -234,11 +250,13 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
                     f"{graph.source or graph.name}: calibration gives non-finite values ({ranges[t.name]}) for "
                     f"tensor '{t.name}' (output of '{producers[t.name].name if t.name in producers else 'input'}'): "
                     "the float model overflows on these inputs; check its weights and the calibration data")
-            t.quant = activation_quant(*ranges[t.name])
+            t.quant = activation_quant16(*ranges[t.name]) if wide else activation_quant(*ranges[t.name])
         if t.quant.axis is not None or len(t.quant.scale) != 1:
             raise McuforgeError(f"{graph.source or graph.name}: activation '{t.name}' is quantized per channel; "
                                 "activations must be quantized per tensor")
-        if t.dtype != "int16":  # int16 activations come quantized (16x8 TFLite models) and stay int16
+        if wide:
+            t.dtype = "int16"
+        elif t.dtype != "int16":  # int16 activations come quantized (16x8 TFLite models) and stay int16
             t.dtype = "int8"
 
     _quantize_scalar_operands(g)
@@ -267,8 +285,12 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
                     raise McuforgeError(f"{graph.source or graph.name}: node '{node.name}' ({node.op}): bias "
                                         f"'{b.name}' has non-finite values (after folding batch norm, if any)")
                 q = round_half_away(b.data.astype(np.float64) / bias_scale)
-                b.data = np.clip(q, -2**31, 2**31 - 1).astype(np.int32)
-                b.dtype = "int32"
+                if wide:  # 16x8: int64 bias (TFLite's converter)
+                    b.data = np.clip(q, -2**63, 2**63 - 1024).astype(np.int64)
+                    b.dtype = "int64"
+                else:
+                    b.data = np.clip(q, -2**31, 2**31 - 1).astype(np.int32)
+                    b.dtype = "int32"
             b.quant = Quant(scale=bias_scale, zero_point=np.zeros_like(bias_scale, dtype=np.int64), axis=0)
     return g
 

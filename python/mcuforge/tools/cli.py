@@ -31,6 +31,9 @@ class _Parser(argparse.ArgumentParser):
 def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="C identifier prefixing every generated symbol (default: the model file's stem)")
     p.add_argument("--calibration", metavar="FILE", help="calibration inputs (.npy or .npz) in the model's layout")
+    p.add_argument("--activations", choices=["int8", "int16"],
+                   help="a float model's quantized activations: int8 (default) or int16 (TFLite's 16x8 scheme: "
+                        "int16 activations, int8 weights, int64 biases)")
     p.add_argument("--sram-budget", metavar="SIZE", help="SRAM the model may use, e.g. 256K (exit 3 if it does not fit)")
     p.add_argument("--flash-budget", metavar="SIZE", help="flash the model may use, e.g. 1M")
     p.add_argument("--schedule", choices=["layer", "patch", "auto"], help="layer by layer, patch-based, or auto")
@@ -175,7 +178,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
     if getattr(args, "kconfig", None):
         base.update(from_kconfig(Path(args.kconfig)))
     explicit = dict(
-        name=args.name, calibration=args.calibration, schedule=args.schedule, patch_grid=args.patch_grid,
+        name=args.name, calibration=args.calibration, activations=getattr(args, "activations", None), schedule=args.schedule, patch_grid=args.patch_grid,
         patch_max_overhead=args.patch_max_overhead, input_stream=args.input_stream,
         training=args.training, kernels=args.kernels, stack_target=getattr(args, "stack_target", None),
         learning_rate=parse_float(args.learning_rate, "--learning-rate") if args.learning_rate else None,
