@@ -121,3 +121,11 @@ def test_refusals(tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path / "o" / "maxed.c").exists()
     r = _cli("compile", str(path), "--activations", "int32", "-o", str(tmp_path / "o2"))
     assert r.returncode == 2 and "--activations" in r.stderr, r.stderr
+    from test_tflite import _fc_net
+
+    int8 = tmp_path / "fc.tflite"
+    int8.write_bytes(_fc_net())
+    r = _cli("compile", str(int8), "--activations", "int16", "-o", str(tmp_path / "o3"))
+    errors = [line for line in r.stderr.splitlines() if line.startswith("mcuforge: error:")]
+    assert r.returncode == 2 and len(errors) == 1 and "already quantized" in errors[0], r.stderr
+    assert not (tmp_path / "o3").exists()
