@@ -22,6 +22,7 @@ import pytest
 import mcuforge
 from mcuforge import reference
 from mcuforge.quantize import dequantize_values, quantize_values
+from marks import needs_qemu
 
 torch = pytest.importorskip("torch")
 
@@ -129,3 +130,17 @@ def test_refusals(tmp_path):
     errors = [line for line in r.stderr.splitlines() if line.startswith("mcuforge: error:")]
     assert r.returncode == 2 and len(errors) == 1 and "already quantized" in errors[0], r.stderr
     assert not (tmp_path / "o3").exists()
+
+
+@needs_qemu
+def test_cortex_m4_profile_of_a_16x8_build(builds):
+    """run(target=qemu-cortex-m4, profile=True) sends the int16 input as int16: the outputs equal the reference,
+    and every layer of the first input is priced."""
+    built, xs, _ = builds
+    c = built["int16"]
+    t = c.plan.graph.tensors[c.plan.input]
+    q = np.ascontiguousarray(quantize_values(xs[:2].transpose(0, 2, 3, 1), t.quant, t.dtype).transpose(0, 3, 1, 2))
+    y = c.run(q, target="qemu-cortex-m4", profile=True)
+    assert np.array_equal(y, c.reference(q))
+    assert [r["macs"] for r in c.profile] == [s.macs for s in c.plan.steps]
+    assert all(r["cycles"] > r["instructions"] > 0 for r in c.profile)
