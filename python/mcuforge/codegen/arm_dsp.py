@@ -47,6 +47,7 @@ class Variant:
     source: str  # runtime/src file defining it
     what: str  # one line for the report
     scratch: int = 0  # arena bytes passed as the last argument (in place: the ring)
+    key: str = "default"  # the variant's name among a layer's candidates (variants.py)
 
 
 POINTWISE_BLOCK = 6  # output pixels per block of the 1x1 kernel (MCF_BLOCK in mcf_dsp_matmul.c)
@@ -99,6 +100,41 @@ def depthwise_scratch(p: dict, in_place: bool) -> int:
     return (ring_rows(p, in_place) + int(three)) * width * 4 * 2
 
 
+def plane_fits(p: dict) -> bool:
+    """A depthwise layer the plane variant takes (C: plane_fits): 3x3 window,
+    stride 1 or 2 and dilation 1 along the rows, no negative padding."""
+    three = p["k_h"] == p["k_w"] == 3 and p["dilation_w"] == 1 and p["stride_w"] in (1, 2)
+    return three and p["pad_top"] >= 0 and p["pad_left"] >= 0
+
+
+def plane_scratch(p: dict, in_place: bool) -> int:
+    """Bytes of the plane variant's scratch (C: plane_scratch_size): every
+    padded input row a window reads, 4 channels x an int16 row of the ring's
+    width; never below the ring."""
+    reach = (p["out_w"] - 1) * p["stride_w"] + (p["k_w"] - 1) * p["dilation_w"] + 1
+    width = (max(reach, p["pad_left"] + p["in_w"]) + 1) // 2 * 2
+    rows = (p["out_h"] - 1) * p["stride_h"] + (p["k_h"] - 1) * p["dilation_h"] + 1
+    return max(rows * width * 4 * 2, depthwise_scratch(p, in_place))
+
+
+def candidates(step: Step) -> list[Variant]:
+    """Every arm-dsp variant of a layer, select()'s first (the portable
+    kernel is always a candidate too: variants.py)."""
+    v = select(step)
+    if v is None:
+        return []
+    out = [v]
+    p = step.params
+    if step.kernel == "conv2d_s8" and _pointwise(p) and v.scratch:
+        out.append(Variant("mcf_dsp_conv2d_1x1_s8_rows", v.source, "1x1 conv as fully connected rows, no scratch",
+                           0, key="rows"))
+    if step.kernel.startswith("depthwise_conv2d_s8") and plane_fits(p):
+        in_place = step.kernel.endswith("_inplace")
+        out.append(Variant(v.function + "_plane", v.source, v.what.replace("4 channels", "4 channels' whole plane,"),
+                           plane_scratch(p, in_place), key="plane"))
+    return out
+
+
 def select(step: Step) -> Variant | None:
     """The specialized kernel of a layer, or None (the portable kernel runs)."""
     p = step.params
@@ -141,13 +177,27 @@ def trained_steps(plan: Plan) -> set[int]:
     return trained(plan.training)
 
 
+def chosen(choice: dict | None, step: Step) -> Variant | None:
+    """The variant `choice` (layer name -> variant key or "portable", the
+    planner's: variants.py) names for a step; select(step) when it names none."""
+    key = (choice or {}).get(step.name)
+    if key is None:
+        return select(step)
+    if key == "portable":
+        return None
+    return next((v for v in candidates(step) if v.key == key), select(step))
+
+
 def variant(plan: Plan, step: Step) -> Variant | None:
-    """select(step), except for layers the training step updates (portable)."""
-    return None if step.index in trained_steps(plan) else select(step)
+    """The planner's choice for the step (select(step) without one), except
+    for layers the training step updates (portable)."""
+    if step.index in trained_steps(plan):
+        return None
+    return chosen(plan.extra.get("variants") if plan.schedule == "layer" else None, step)
 
 
-def scratch_size(step: Step) -> int:
-    v = select(step)
+def scratch_size(step: Step, choice: dict | None = None) -> int:
+    v = chosen(choice, step)
     return v.scratch if v is not None else portable_scratch_size(step)
 
 
@@ -365,6 +415,13 @@ def generate(plan: Plan, outdir: Path) -> list[Path]:
     return portable.generate(plan, outdir, emitter=DspEmitter, sources=runtime_sources)
 
 
+def choose_variants(*args):
+    from .variants import choose
+
+    return choose(*args)
+
+
 BACKEND = Backend(name="arm_dsp", generate=generate,
                   description="Cortex-M DSP-extension kernels specialized per layer, bit-exact with the portable set",
-                  runtime_sources=runtime_sources, scratch_size=scratch_size, kernel_of=kernel_of)
+                  runtime_sources=runtime_sources, scratch_size=scratch_size, kernel_of=kernel_of,
+                  choose_variants=choose_variants)

@@ -552,6 +552,155 @@ static int dispatch(const mcf_depthwise_conv2d_params *p, const int8_t *input, i
     return MCF_OK;
 }
 
+/*
+ * The plane variant (mcf_dsp_depthwise_conv2d_s8_plane, _inplace_plane): for
+ * a 3x3 window with stride 1 or 2 along the rows and no negative padding,
+ * the scratch holds every padded input row of 4 channels at once (plane row
+ * r: input row r - pad_top, the ring rows' layout), so the rows are copied
+ * in one pass per channel group and each channel's output rows follow each
+ * other with no ring bookkeeping. More scratch than the ring, fewer cycles:
+ * the generator's planner decides (codegen/arm_dsp.py). Any other layer
+ * runs the ring kernel in the same scratch (the plane size is never below
+ * the ring's).
+ */
+static int32_t plane_rows(const mcf_depthwise_conv2d_params *p)
+{
+    return (p->out_h - 1) * p->stride_h + (p->k_h - 1) * p->dilation_h + 1;
+}
+
+static int plane_fits(const mcf_depthwise_conv2d_params *p)
+{
+    return is_3x3(p) && p->pad_top >= 0 && p->pad_left >= 0;
+}
+
+static int32_t plane_scratch_size(const mcf_depthwise_conv2d_params *p, int32_t in_place)
+{
+    const int32_t ring = scratch_size(p, in_place);
+    int32_t plane;
+    if (ring < 0 || !plane_fits(p)) {
+        return ring;
+    }
+    plane = plane_rows(p) * ring_width(p) * 4 * (int32_t)sizeof(int16_t);
+    return plane > ring ? plane : ring;
+}
+
+int32_t mcf_dsp_depthwise_conv2d_s8_plane_scratch_size(const mcf_depthwise_conv2d_params *p)
+{
+    return plane_scratch_size(p, 0);
+}
+
+int32_t mcf_dsp_depthwise_conv2d_s8_inplace_plane_scratch_size(const mcf_depthwise_conv2d_params *p)
+{
+    return plane_scratch_size(p, 1);
+}
+
+MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,
+                          int8_t *plane, int fast)
+{
+    const int32_t in_w = p->in_w, channels = p->in_c, width = ring_width(p), rows = plane_rows(p);
+    const int32_t row16 = 4 * width; /* int16 per plane row */
+    const int32_t copy_w = p->pad_left + in_w < width ? in_w : width - p->pad_left;
+    const int32_t copy_h = p->pad_top + p->in_h < rows ? p->in_h : rows - p->pad_top;
+    const int32_t offset2 = (int32_t)(((uint32_t)p->input_offset & 0xFFFFu) | ((uint32_t)p->input_offset << 16));
+    const int32_t per_channel = 3 * 2, krow = p->dilation_h * row16, orow = p->stride_h * row16;
+    const uint32_t *filter = (const uint32_t *)(const void *)p->filter;
+    const dw_ctx ctx = {p->output_offset, p->act_min, p->act_max, p->out_w, p->in_c, p->k_w, p->stride_w,
+                        p->dilation_w, 2};
+    int16_t *base = (int16_t *)(void *)plane;
+    int32_t c, x, r, j, oy;
+#ifdef MCF_DSP_ASM
+    mcf_dw3_job job;
+    const int use_asm = mcf_dsp_records_fit(fast, p->shift, channels);
+    const int lo = mcf_dsp_records_lo(p->output_offset);
+    void (*const row_fn)(const mcf_dw3_job *) = p->stride_w == 1 ? (lo ? mcf_dsp_dw3_s1_lo : mcf_dsp_dw3_s1)
+                                                                 : (lo ? mcf_dsp_dw3_s2_lo : mcf_dsp_dw3_s2);
+    const int32_t pairs_bytes = (p->out_w & ~1) * channels;
+#endif
+    for (x = 0; x < rows * row16; ++x) { /* the padding, never overwritten */
+        base[x] = 0;
+    }
+    for (c = 0; c < channels; c += 4) {
+        for (r = 0; r < copy_h; ++r) {
+            const int8_t *src = input + r * in_w * channels + c;
+            int16_t *dst = base + (r + p->pad_top) * row16 + p->pad_left;
+            for (x = 0; x < copy_w; ++x, src += channels, ++dst) {
+                const uint32_t v = mcf_read32(src);
+                const int32_t x02 = __sxtab16(offset2, v), x13 = mcf_sxtab16_ror8(offset2, v);
+                dst[0] = (int16_t)x02;
+                dst[width] = (int16_t)x13;
+                dst[2 * width] = (int16_t)(x02 >> 16);
+                dst[3 * width] = (int16_t)(x13 >> 16);
+            }
+        }
+        for (j = 0; j < 4; ++j) {
+            const uint32_t *w = filter + (c + j) * per_channel;
+            const int32_t b = p->bias[c + j], m = p->multiplier[c + j], sh = p->shift[c + j];
+            const int16_t *k0 = base + j * width;
+            int8_t *out = output + c + j;
+#ifdef MCF_DSP_ASM
+            if (use_asm) {
+                job.w0 = (int32_t)w[0];
+                job.w1 = (int32_t)w[2];
+                job.w2 = (int32_t)w[4];
+                job.wc01 = (int32_t)((w[1] & 0xFFFFu) | (w[3] << 16));
+                job.wc2 = (int32_t)w[5];
+                job.bias = b;
+                mcf_dsp_record(m, sh, p->output_offset, job.record);
+                job.step = channels;
+                job.odd = p->out_w & 1;
+                for (oy = 0; oy < p->out_h; ++oy, k0 += orow, out += p->out_w * channels) {
+                    job.r0 = k0;
+                    job.r1 = k0 + krow;
+                    job.r2 = k0 + 2 * krow;
+                    job.out = out;
+                    job.out_end = out + pairs_bytes;
+                    row_fn(&job);
+                }
+                continue;
+            }
+#endif
+            for (oy = 0; oy < p->out_h; ++oy, k0 += orow, out += p->out_w * channels) {
+                row_3x3(&ctx, k0, k0 + krow, k0 + 2 * krow, w, b, m, sh, out, fast);
+            }
+        }
+    }
+}
+
+static int dispatch_plane(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,
+                          int8_t *scratch, int32_t in_place)
+{
+    if (plane_scratch_size(p, in_place) < 0 || input == NULL || output == NULL || scratch == NULL) {
+        return MCF_ERR_ARG;
+    }
+    if (!plane_fits(p)) {
+        return dispatch(p, input, output, scratch, in_place);
+    }
+    switch (mcf_dsp_mode(p->per_channel, p->act_min, p->act_max)) {
+    case MCF_DSP_FAST_SAT:
+        run_plane(p, input, output, scratch, MCF_DSP_FAST_SAT);
+        break;
+    case MCF_DSP_FAST:
+        run_plane(p, input, output, scratch, MCF_DSP_FAST);
+        break;
+    default:
+        run_plane(p, input, output, scratch, MCF_DSP_GENERAL);
+        break;
+    }
+    return MCF_OK;
+}
+
+int mcf_dsp_depthwise_conv2d_s8_plane(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,
+                                      int8_t *scratch)
+{
+    return dispatch_plane(p, input, output, scratch, 0);
+}
+
+int mcf_dsp_depthwise_conv2d_s8_inplace_plane(const mcf_depthwise_conv2d_params *p, int8_t *buffer,
+                                              int8_t *scratch)
+{
+    return dispatch_plane(p, buffer, buffer, scratch, 1);
+}
+
 int mcf_dsp_depthwise_conv2d_s8(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,
                                 int8_t *scratch)
 {

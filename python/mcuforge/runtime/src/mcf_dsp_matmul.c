@@ -1221,3 +1221,35 @@ int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t
     }
     return MCF_OK;
 }
+
+/* The 1x1 variant without scratch (mcf_dsp_conv2d_1x1_s8_rows): each output
+ * pixel is one row of a fully connected layer read straight from the int8
+ * input, 4 output channels per input word sign-extended once (matmul_row).
+ * A little slower than the 6-pixel blocks; no arena bytes, so the planner
+ * takes it where the columns would grow the arena beyond its limit. */
+int32_t mcf_dsp_conv2d_1x1_s8_rows_scratch_size(const mcf_conv2d_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+int mcf_dsp_conv2d_1x1_s8_rows(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    static const int8_t none = 0;
+    matmul m;
+    int32_t oy, ox;
+    (void)scratch;
+    if (!conv_args_ok(p, input, output, &none) || p->k_h != 1 || p->k_w != 1 || p->pad_top != 0 ||
+        p->pad_left != 0) {
+        return MCF_ERR_ARG;
+    }
+    conv_matmul_init(&m, p);
+    for (oy = 0; oy < p->out_h; ++oy) {
+        const int8_t *row = input + oy * p->stride_h * p->in_w * p->in_c;
+        int8_t *out = output + oy * p->out_w * p->out_c;
+        for (ox = 0; ox < p->out_w; ++ox, out += p->out_c) {
+            matmul_row_any(&m, row + ox * p->stride_w * p->in_c, p->in_c, out);
+        }
+    }
+    return MCF_OK;
+}
