@@ -99,3 +99,78 @@ def test_pointwise_rows_on_cortex_m(target, tmp_path):
     _run_on_cortex_m(target, tmp_path, cortex_m_harness([(p, x.size) for p, x in cases], [rows_of(p) for p, _ in cases]),
                      "mcf_dsp_matmul.c", [_short(p) for p, _ in cases], [x for _, x in cases],
                      [np.append(KERNELS["conv2d_s8"](p, x).reshape(-1), np.int8(0)) for p, x in cases])
+
+
+# ------------------- the planner's choice of variants respects the budgets
+
+from pathlib import Path  # noqa: E402
+
+import mcuforge  # noqa: E402
+from mcuforge.codegen import variants as variant_choice  # noqa: E402
+
+MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
+
+
+def _model(name: str) -> Path:
+    path = MODELS / name
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (the MLPerf Tiny models are not part of the repository)")
+    return path
+
+
+def _plan(model: Path, tmp_path, tag: str, **budget):
+    return mcuforge.compile(str(model), out=str(tmp_path / tag), progress=False, **budget).plan
+
+
+def _fastest(plan, step) -> str:
+    opts = variant_choice.options(step, plan.graph.tensors[step.outputs[0]].size)
+    return min(opts, key=lambda o: o.cycles).key
+
+
+def test_variants_within_sram_budget(tmp_path):
+    """No budget: arm-dsp never grows the arena beyond the portable plan's (the
+    planner takes slower variants on the peak layers). A budget: the arena stays
+    within it, and a generous one gives every layer its fastest variant."""
+    model = _model("vww_96_int8.tflite")
+    portable = _plan(model, tmp_path, "portable", kernels="portable")
+    plain = _plan(model, tmp_path, "dsp", kernels="arm-dsp")
+    assert plain.arena_size <= portable.arena_size
+    assert plain.extra["variant_sram_limit"] == portable.arena_size
+    chosen = plain.extra["variants"]
+    assert set(chosen) == {s.name for s in plain.steps}
+    slower = [s for s in plain.steps if chosen[s.name] != _fastest(plain, s)]
+    assert slower, "VWW's peak layers need the arena the faster variants' scratch would take"
+    for s in slower:
+        assert "beyond the portable plan's arena" in plain.extra["variant_reasons"][s.name]
+    roomy = _plan(model, tmp_path, "roomy", kernels="arm-dsp", sram_budget=1 << 20)
+    assert all(roomy.extra["variants"][s.name] == _fastest(roomy, s) for s in roomy.steps)
+    assert roomy.arena_size > portable.arena_size
+    assert "plane" in roomy.extra["variants"].values()
+    budget = (portable.arena_size + roomy.arena_size) // 2
+    mid = _plan(model, tmp_path, "mid", kernels="arm-dsp", sram_budget=budget)
+    assert mid.arena_size <= budget
+    faster = sum(mid.extra["variants"][s.name] == _fastest(mid, s) for s in mid.steps)
+    assert sum(chosen[s.name] == _fastest(plain, s) for s in plain.steps) <= faster
+    # the plan's scratch is what the chosen variants need
+    for s in mid.steps:
+        assert s.scratch == arm_dsp.scratch_size(s, mid.extra["variants"])
+
+
+def test_add_tables_within_flash_budget(tmp_path):
+    """The ADD tables (2 KB of flash each) only where --flash-budget leaves room
+    beside the weights."""
+    model = _model("pretrainedResnet_quant.tflite")
+    free = _plan(model, tmp_path, "free", kernels="arm-dsp", sram_budget=1 << 20)
+    adds = [s for s in free.steps if s.kernel == "add_s8"]
+    assert adds and all(free.extra["variants"][s.name] == "default" for s in adds)
+    weights = free.weight_bytes
+    for room in (0, 1):
+        plan = _plan(model, tmp_path, f"flash{room}", kernels="arm-dsp", sram_budget=1 << 20,
+                     flash_budget=weights + room * variant_choice.ADD_TABLE_BYTES)
+        tables = [s for s in plan.steps if s.kernel == "add_s8" and plan.extra["variants"][s.name] != "portable"]
+        assert len(tables) == room
+        for s in plan.steps:
+            if s.kernel == "add_s8" and s not in tables:
+                assert "--flash-budget" in plan.extra["variant_reasons"][s.name]
+        assert arm_dsp.fallback_layers(plan) == [s.name for s in plan.steps
+                                                 if arm_dsp.variant(plan, s) is None and s.kernel != "copy_tile_s8"]

@@ -58,7 +58,7 @@ def estimate(step: Step, key: str, outs: int) -> int:
         if key == "portable":
             return 13 * macs + 60 * outs
         if key == "rows":  # 4 channels per input word, per pixel a call
-            return int(1.65 * macs) + 10 * outs + 60 * (outs // max(p["out_c"], 1))
+            return int(1.65 * macs) + 35 * outs + 140 * (outs // max(p["out_c"], 1))
         return int(1.3 * macs) + 8 * outs
     if k == "add_s8":
         return 30 * outs if key == "portable" else 9 * outs
