@@ -73,10 +73,16 @@ def test_depthwise_plane_on_cortex_m(target, tmp_path):
 from test_arm_dsp_kernels import MODES, POINTWISE_SHAPES, cortex_m_harness, pointwise_params  # noqa: E402
 
 
-def rows_of(p: dict):
-    vs = [v for v in arm_dsp.candidates(_step("conv2d_s8", p)) if v.key == "rows"]
+def rows_of(p: dict, key: str = "rows"):
+    vs = [v for v in arm_dsp.candidates(_step("conv2d_s8", p)) if v.key == key]
     assert len(vs) == 1 and vs[0].scratch == 0, _short(p)
     return vs[0]
+
+
+def tail_cases():
+    """The 1x1 shapes with 6 output pixels or more (the tail variant's): the
+    columns in the output's tail, the last pixels as rows."""
+    return [(p, x) for p, x in rows_cases() if p["out_h"] * p["out_w"] >= 6]
 
 
 def rows_cases():
@@ -90,13 +96,17 @@ def rows_cases():
 def test_pointwise_rows_host(lib):
     for p, x in rows_cases():
         check_dsp(lib, "conv2d_s8", p, x, rows_of(p))
+    for p, x in tail_cases():
+        check_dsp(lib, "conv2d_s8", p, x, rows_of(p, "tail"))
 
 
 @needs_qemu
 @pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
 def test_pointwise_rows_on_cortex_m(target, tmp_path):
-    cases = list(rows_cases())
-    _run_on_cortex_m(target, tmp_path, cortex_m_harness([(p, x.size) for p, x in cases], [rows_of(p) for p, _ in cases]),
+    cases = list(rows_cases()) + tail_cases()
+    keys = ["rows"] * (len(cases) - len(tail_cases())) + ["tail"] * len(tail_cases())
+    _run_on_cortex_m(target, tmp_path, cortex_m_harness([(p, x.size) for p, x in cases],
+                                                        [rows_of(p, k) for (p, _), k in zip(cases, keys)]),
                      "mcf_dsp_matmul.c", [_short(p) for p, _ in cases], [x for _, x in cases],
                      [np.append(KERNELS["conv2d_s8"](p, x).reshape(-1), np.int8(0)) for p, x in cases])
 

@@ -126,6 +126,10 @@ def candidates(step: Step) -> list[Variant]:
     out = [v]
     p = step.params
     if step.kernel == "conv2d_s8" and _pointwise(p) and v.scratch:
+        if conv_columns(p) == POINTWISE_BLOCK:
+            out.append(Variant("mcf_dsp_conv2d_1x1_s8_tail", v.source,
+                               "1x1 conv, 6-pixel blocks with their columns in the output's tail, no scratch", 0,
+                               key="tail"))
         out.append(Variant("mcf_dsp_conv2d_1x1_s8_rows", v.source, "1x1 conv as fully connected rows, no scratch",
                            0, key="rows"))
     if step.kernel.startswith("depthwise_conv2d_s8") and plane_fits(p):

@@ -57,6 +57,10 @@ def estimate(step: Step, key: str, outs: int) -> int:
     if k in ("conv2d_s8", "fully_connected_s8"):
         if key == "portable":
             return 13 * macs + 60 * outs
+        if key == "tail":  # the blocks but the last 12 Kp output bytes' pixels, those as rows
+            pixels = outs // max(p["out_c"], 1)
+            last = min(pixels, (12 * ((p["in_c"] + 3) // 4 * 4) + 3) // max(p["out_c"], 1) + 6)
+            return int(1.3 * macs + 8 * outs + last * (1.65 * macs / max(pixels, 1) + 35 * p["out_c"] + 140))
         if key == "rows":  # 4 channels per input word, per pixel a call
             return int(1.65 * macs) + 35 * outs + 140 * (outs // max(p["out_c"], 1))
         return int(1.3 * macs) + 8 * outs

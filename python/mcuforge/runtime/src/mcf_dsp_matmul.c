@@ -1253,3 +1253,51 @@ int mcf_dsp_conv2d_1x1_s8_rows(const mcf_conv2d_params *p, const int8_t *input, 
     }
     return MCF_OK;
 }
+
+/* The 1x1 variant without scratch that keeps the 6-pixel blocks
+ * (mcf_dsp_conv2d_1x1_s8_tail): the 6 columns live in the last bytes of the
+ * output (word-aligned), which no block writes before the columns' last
+ * use: every block whose outputs end below them runs there; the pixels
+ * after them as fully connected rows (mcf_dsp_conv2d_1x1_s8_rows). The
+ * output never aliases the input (a convolution is never planned in
+ * place). */
+int32_t mcf_dsp_conv2d_1x1_s8_tail_scratch_size(const mcf_conv2d_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+int mcf_dsp_conv2d_1x1_s8_tail(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    static const int8_t none = 0;
+    const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c, kp = (p->in_c + 3) / 4 * 4;
+    const int32_t at = (pixels * out_c - MCF_BLOCK * 2 * kp) & ~3;
+    matmul m;
+    int32_t n = 0, oy, ox;
+    (void)scratch;
+    if (!conv_args_ok(p, input, output, &none) || p->k_h != 1 || p->k_w != 1 || p->pad_top != 0 ||
+        p->pad_left != 0) {
+        return MCF_ERR_ARG;
+    }
+    conv_matmul_init(&m, p);
+    m.pw_requant = mcf_dsp_records_fit(m.fast, p->shift, out_c) ? p->pw_requant : NULL;
+    if (at >= MCF_BLOCK * out_c && ((uintptr_t)output & 3u) == 0 && blocks_of_six(&m)) {
+        int16_t *cols = (int16_t *)(void *)(output + at);
+        const int direct = p->in_c % 4 == 0 && ((uintptr_t)input & 3u) == 0 &&
+                           (p->out_h - 1) * p->stride_h < p->in_h && (p->out_w - 1) * p->stride_w < p->in_w;
+        clear_tail(cols, p->in_c, kp, MCF_BLOCK);
+        for (; (n + MCF_BLOCK) * out_c <= at; n += MCF_BLOCK) {
+            columns_6(p, input, n, cols, direct);
+            matmul_n(&m, (const uint32_t *)(const void *)cols, MCF_BLOCK, output + n * out_c);
+        }
+    }
+    for (oy = n / p->out_w, ox = n - oy * p->out_w; n < pixels; ++n, ++ox) {
+        if (ox == p->out_w) {
+            ox = 0;
+            ++oy;
+        }
+        matmul_row_any(&m, input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * p->in_c, p->in_c,
+                       output + n * out_c);
+    }
+    return MCF_OK;
+}

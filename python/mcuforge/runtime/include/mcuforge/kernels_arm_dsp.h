@@ -65,6 +65,11 @@ int mcf_dsp_conv2d_1x1_s8(const mcf_conv2d_params *p, const int8_t *input, int8_
  * fully connected row read from the int8 input (a little slower): */
 int32_t mcf_dsp_conv2d_1x1_s8_rows_scratch_size(const mcf_conv2d_params *p);
 int mcf_dsp_conv2d_1x1_s8_rows(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* The same without scratch keeping the 6-pixel blocks: their columns in the
+ * output's last bytes (output word-aligned, never the input), the pixels
+ * after them as rows: */
+int32_t mcf_dsp_conv2d_1x1_s8_tail_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_1x1_s8_tail(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 
 int32_t mcf_dsp_fully_connected_s8_scratch_size(const mcf_fully_connected_params *p);
 int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output,
