@@ -982,6 +982,30 @@ static void matmul_n(const matmul *m, const uint32_t *cols, int32_t n, int8_t *o
     }
 }
 
+/* A 3x3 window over 3 channels inside the input (a first layer's, rows at
+ * src, src + step, src + 2 step): its 27 products as the 7 words of 4 int8
+ * values the patch would hold, each read with one or two unaligned loads
+ * (the bytes before a row's window and after the row are the input's), then
+ * the two SXTB16 of each straight into the column (slot: its first word;
+ * groups 12 words apart). Product 27 is 0. */
+MCF_INLINE void window_3x3x3(const int8_t *src, int32_t step, uint32_t *slot)
+{
+    const int8_t *r1 = src + step, *r2 = r1 + step;
+    uint32_t g[7];
+    int32_t i;
+    g[0] = mcf_read32(src);
+    g[1] = mcf_read32(src + 4);
+    g[2] = (uint32_t)(uint8_t)src[8] | (mcf_read32(r1 - 1) & ~0xFFu);
+    g[3] = mcf_read32(r1 + 3);
+    g[4] = (uint32_t)(uint8_t)r1[7] | ((uint32_t)(uint8_t)r1[8] << 8) | (mcf_read32(r2 - 2) & ~0xFFFFu);
+    g[5] = mcf_read32(r2 + 2);
+    g[6] = mcf_read32(r2 + 5) >> 8;
+    for (i = 0; i < 7; ++i) {
+        slot[12 * i] = (uint32_t)__sxtb16(g[i]);
+        slot[12 * i + 1] = (uint32_t)mcf_sxtb16_ror8(g[i]);
+    }
+}
+
 /* The 6 columns of output pixels n .. n + 5 (the first at oy, ox) of a
  * k x k layer. A window inside the input (dilation 1 along its rows) is read
  * kernel row by kernel row, each row one run of k_w * in_c bytes: expanded
@@ -1013,7 +1037,9 @@ MCF_NO_LIBCALLS static void columns_kxk(const mcf_conv2d_params *p, const int8_t
             continue;
         }
         src = input + (y0 * in_w + x0) * in_c;
-        if (in_c % 4 == 0) {
+        if (in_c == 3 && k_h == 3 && k_w == 3) {
+            window_3x3x3(src, step, (uint32_t *)(void *)cols + 2 * c);
+        } else if (in_c % 4 == 0) {
             for (ky = 0; ky < k_h; ++ky, src += step) {
                 expand(src, run, cols, c, ky * run, MCF_BLOCK);
             }
