@@ -75,7 +75,7 @@ from test_arm_dsp_kernels import MODES, POINTWISE_SHAPES, cortex_m_harness, poin
 
 def rows_of(p: dict, key: str = "rows"):
     vs = [v for v in arm_dsp.candidates(_step("conv2d_s8", p)) if v.key == key]
-    assert len(vs) == 1 and vs[0].scratch == 0, _short(p)
+    assert len(vs) == 1 and (vs[0].scratch == 0) == (key != "pw4"), _short(p)
     return vs[0]
 
 
@@ -98,13 +98,17 @@ def test_pointwise_rows_host(lib):
         check_dsp(lib, "conv2d_s8", p, x, rows_of(p))
     for p, x in tail_cases():
         check_dsp(lib, "conv2d_s8", p, x, rows_of(p, "tail"))
+    for p, x in rows_cases():
+        check_dsp(lib, "conv2d_s8", p, x, rows_of(p, "pw4"))
 
 
 @needs_qemu
 @pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
 def test_pointwise_rows_on_cortex_m(target, tmp_path):
-    cases = list(rows_cases()) + tail_cases()
-    keys = ["rows"] * (len(cases) - len(tail_cases())) + ["tail"] * len(tail_cases())
+    """The 1x1 variants without scratch (rows, tail) and in 2 x 4 blocks (pw4,
+    its assembly) on the real DSP instructions, every shape and mode."""
+    cases = list(rows_cases()) + tail_cases() + list(rows_cases())
+    keys = ["rows"] * len(list(rows_cases())) + ["tail"] * len(tail_cases()) + ["pw4"] * len(list(rows_cases()))
     _run_on_cortex_m(target, tmp_path, cortex_m_harness([(p, x.size) for p, x in cases],
                                                         [rows_of(p, k) for (p, _), k in zip(cases, keys)]),
                      "mcf_dsp_matmul.c", [_short(p) for p, _ in cases], [x for _, x in cases],

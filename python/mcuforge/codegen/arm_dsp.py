@@ -126,6 +126,9 @@ def candidates(step: Step) -> list[Variant]:
     out = [v]
     p = step.params
     if step.kernel == "conv2d_s8" and _pointwise(p) and v.scratch:
+        four = 4 if p["out_h"] * p["out_w"] >= 4 else 2
+        out.append(Variant("mcf_dsp_conv2d_1x1_s8_pw4", v.source, "1x1 conv as matmul, 2 channels x 4 pixels",
+                           four * 2 * _k_padded(p["in_c"]), key="pw4"))
         if conv_columns(p) == POINTWISE_BLOCK:
             out.append(Variant("mcf_dsp_conv2d_1x1_s8_tail", v.source,
                                "1x1 conv, 6-pixel blocks with their columns in the output's tail, no scratch", 0,

@@ -57,6 +57,8 @@ def estimate(step: Step, key: str, outs: int) -> int:
     if k in ("conv2d_s8", "fully_connected_s8"):
         if key == "portable":
             return 13 * macs + 60 * outs
+        if key == "pw4":  # 36 cycles per 32 multiply-accumulates, per 8 outputs a block
+            return int(1.2 * macs) + 12 * outs
         if key == "tail":  # the blocks but the last 12 Kp output bytes' pixels, those as rows
             pixels = outs // max(p["out_c"], 1)
             last = min(pixels, (12 * ((p["in_c"] + 3) // 4 * 4) + 3) // max(p["out_c"], 1) + 6)

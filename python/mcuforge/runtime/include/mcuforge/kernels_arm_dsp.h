@@ -65,6 +65,9 @@ int mcf_dsp_conv2d_1x1_s8(const mcf_conv2d_params *p, const int8_t *input, int8_
  * fully connected row read from the int8 input (a little slower): */
 int32_t mcf_dsp_conv2d_1x1_s8_rows_scratch_size(const mcf_conv2d_params *p);
 int mcf_dsp_conv2d_1x1_s8_rows(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* The same in blocks of 4 output pixels x 2 channels (scratch: 4 columns): */
+int32_t mcf_dsp_conv2d_1x1_s8_pw4_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_1x1_s8_pw4(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 /* The same without scratch keeping the 6-pixel blocks: their columns in the
  * output's last bytes (output word-aligned, never the input), the pixels
  * after them as rows: */
