@@ -131,7 +131,7 @@ def candidates(step: Step) -> list[Variant]:
                            four * 2 * _k_padded(p["in_c"]), key="pw4"))
         if conv_columns(p) == POINTWISE_BLOCK:
             out.append(Variant("mcf_dsp_conv2d_1x1_s8_tail", v.source,
-                               "1x1 conv, 6-pixel blocks with their columns in the output's tail, no scratch", 0,
+                               "1x1 conv, 2 x 4 blocks with their columns in the output's tail, no scratch", 0,
                                key="tail"))
         out.append(Variant("mcf_dsp_conv2d_1x1_s8_rows", v.source, "1x1 conv as fully connected rows, no scratch",
                            0, key="rows"))

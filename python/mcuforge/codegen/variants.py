@@ -59,10 +59,10 @@ def estimate(step: Step, key: str, outs: int) -> int:
             return 13 * macs + 60 * outs
         if key == "pw4":  # 36 cycles per 32 multiply-accumulates, per 8 outputs a block
             return int(1.2 * macs) + 12 * outs
-        if key == "tail":  # the blocks but the last 12 Kp output bytes' pixels, those as rows
+        if key == "tail":  # the pw4 blocks but the last 8 Kp output bytes' pixels, those as rows
             pixels = outs // max(p["out_c"], 1)
-            last = min(pixels, (12 * ((p["in_c"] + 3) // 4 * 4) + 3) // max(p["out_c"], 1) + 6)
-            return int(1.3 * macs + 8 * outs + last * (1.65 * macs / max(pixels, 1) + 35 * p["out_c"] + 140))
+            last = min(pixels, (8 * ((p["in_c"] + 3) // 4 * 4) + 3) // max(p["out_c"], 1) + 4)
+            return int(1.2 * macs + 12 * outs + last * (1.65 * macs / max(pixels, 1) + 35 * p["out_c"] + 140))
         if key == "rows":  # 4 channels per input word, per pixel a call
             return int(1.65 * macs) + 35 * outs + 140 * (outs // max(p["out_c"], 1))
         return int(1.3 * macs) + 8 * outs

@@ -1430,12 +1430,37 @@ int mcf_dsp_conv2d_1x1_s8_rows(const mcf_conv2d_params *p, const int8_t *input, 
     return MCF_OK;
 }
 
-/* The 1x1 variant without scratch that keeps the 6-pixel blocks
- * (mcf_dsp_conv2d_1x1_s8_tail): the 6 columns live in the last bytes of the
- * output (word-aligned), which no block writes before the columns' last
- * use: every block whose outputs end below them runs there; the pixels
- * after them as fully connected rows (mcf_dsp_conv2d_1x1_s8_rows). The
- * output never aliases the input (a convolution is never planned in
+/* The 4 columns of output pixels n .. n + 3 of a 1x1 layer (the input read
+ * a word at a time, any alignment; in_c % 4 values one by one). */
+static void columns_4(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int16_t *cols)
+{
+    const int32_t in_c = p->in_c, words = in_c / 4;
+    int32_t oy = n / p->out_w, ox = n - oy * p->out_w, c, i;
+    for (c = 0; c < 4; ++c, ++ox) {
+        const int8_t *src;
+        uint32_t *slot = (uint32_t *)(void *)cols + 2 * c;
+        if (ox == p->out_w) {
+            ox = 0;
+            ++oy;
+        }
+        src = input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * in_c;
+        for (i = 0; i < words; ++i, slot += 8) {
+            const uint32_t v = mcf_read32(src + 4 * i);
+            slot[0] = (uint32_t)__sxtb16(v);
+            slot[1] = (uint32_t)mcf_sxtb16_ror8(v);
+        }
+        if (4 * words < in_c) {
+            expand(src + 4 * words, in_c - 4 * words, cols, c, 4 * words, 4);
+        }
+    }
+}
+
+/* The 1x1 variant without scratch that keeps the blocks
+ * (mcf_dsp_conv2d_1x1_s8_tail): the 4 columns of the pw4 blocks live in the
+ * last bytes of the output (word-aligned), which no block writes before the
+ * columns' last use: every block whose outputs end below them runs there;
+ * the pixels after them as fully connected rows (mcf_dsp_conv2d_1x1_s8_rows).
+ * The output never aliases the input (a convolution is never planned in
  * place). */
 int32_t mcf_dsp_conv2d_1x1_s8_tail_scratch_size(const mcf_conv2d_params *p)
 {
@@ -1447,7 +1472,7 @@ int mcf_dsp_conv2d_1x1_s8_tail(const mcf_conv2d_params *p, const int8_t *input, 
 {
     static const int8_t none = 0;
     const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c, kp = (p->in_c + 3) / 4 * 4;
-    const int32_t at = (pixels * out_c - MCF_BLOCK * 2 * kp) & ~3;
+    const int32_t at = (pixels * out_c - 4 * 2 * kp) & ~3;
     matmul m;
     int32_t n = 0, oy, ox;
     (void)scratch;
@@ -1457,14 +1482,12 @@ int mcf_dsp_conv2d_1x1_s8_tail(const mcf_conv2d_params *p, const int8_t *input, 
     }
     conv_matmul_init(&m, p);
     m.pw_requant = mcf_dsp_records_fit(m.fast, p->shift, out_c) ? p->pw_requant : NULL;
-    if (at >= MCF_BLOCK * out_c && ((uintptr_t)output & 3u) == 0 && blocks_of_six(&m)) {
+    if (at >= 4 * out_c && ((uintptr_t)output & 3u) == 0 && blocks_of_six(&m)) {
         int16_t *cols = (int16_t *)(void *)(output + at);
-        const int direct = p->in_c % 4 == 0 && ((uintptr_t)input & 3u) == 0 &&
-                           (p->out_h - 1) * p->stride_h < p->in_h && (p->out_w - 1) * p->stride_w < p->in_w;
-        clear_tail(cols, p->in_c, kp, MCF_BLOCK);
-        for (; (n + MCF_BLOCK) * out_c <= at; n += MCF_BLOCK) {
-            columns_6(p, input, n, cols, direct);
-            matmul_n(&m, (const uint32_t *)(const void *)cols, MCF_BLOCK, output + n * out_c);
+        clear_tail(cols, p->in_c, kp, 4);
+        for (; (n + 4) * out_c <= at; n += 4) {
+            columns_4(p, input, n, cols);
+            matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * out_c);
         }
     }
     for (oy = n / p->out_w, ox = n - oy * p->out_w; n < pixels; ++n, ++ox) {
@@ -1490,10 +1513,10 @@ int32_t mcf_dsp_conv2d_1x1_s8_pw4_scratch_size(const mcf_conv2d_params *p)
 
 int mcf_dsp_conv2d_1x1_s8_pw4(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
 {
-    const int32_t pixels = p->out_h * p->out_w, in_c = p->in_c, kp = (in_c + 3) / 4 * 4, words = in_c / 4;
+    const int32_t pixels = p->out_h * p->out_w, in_c = p->in_c, kp = (in_c + 3) / 4 * 4;
     int16_t *cols = (int16_t *)(void *)scratch;
     matmul m;
-    int32_t n = 0, c;
+    int32_t n = 0;
     if (!conv_args_ok(p, input, output, scratch) || p->k_h != 1 || p->k_w != 1 || p->pad_top != 0 ||
         p->pad_left != 0) {
         return MCF_ERR_ARG;
@@ -1503,25 +1526,7 @@ int mcf_dsp_conv2d_1x1_s8_pw4(const mcf_conv2d_params *p, const int8_t *input, i
     if (pixels >= 4 && blocks_of_six(&m)) {
         clear_tail(cols, in_c, kp, 4);
         for (; n + 4 <= pixels; n += 4) {
-            int32_t oy = n / p->out_w, ox = n - oy * p->out_w;
-            for (c = 0; c < 4; ++c, ++ox) {
-                const int8_t *src;
-                uint32_t *slot = (uint32_t *)(void *)cols + 2 * c;
-                int32_t i;
-                if (ox == p->out_w) {
-                    ox = 0;
-                    ++oy;
-                }
-                src = input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * in_c;
-                for (i = 0; i < words; ++i, slot += 8) {
-                    const uint32_t v = mcf_read32(src + 4 * i);
-                    slot[0] = (uint32_t)__sxtb16(v);
-                    slot[1] = (uint32_t)mcf_sxtb16_ror8(v);
-                }
-                if (4 * words < in_c) {
-                    expand(src + 4 * words, in_c - 4 * words, cols, c, 4 * words, 4);
-                }
-            }
+            columns_4(p, input, n, cols);
             matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * p->out_c);
         }
     }
