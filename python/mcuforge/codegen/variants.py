@@ -49,9 +49,9 @@ def estimate(step: Step, key: str, outs: int) -> int:
         copies = 17 * p["in_h"] * p["in_w"] * groups
         if key == "portable":
             return 45 * macs
-        if key == "plane":  # per output, per channel row (the assembly's entry), the copy, the plane's zeroing
+        if key == "plane":  # per output, per channel row and channel (one assembly call), the copy, the zeroing
             rows = (p["out_h"] - 1) * p["stride_h"] + (p["k_h"] - 1) * p["dilation_h"] + 1
-            return 30 * outs + 75 * p["out_h"] * p["in_c"] + copies + 2 * rows * 4 * (p["in_w"] + 2)
+            return 30 * outs + 25 * p["out_h"] * p["in_c"] + 60 * p["in_c"] + copies + 2 * rows * 4 * (p["in_w"] + 2)
         # the ring: per channel group and output row, its bookkeeping
         return 30 * outs + 75 * p["out_h"] * p["in_c"] + copies + 450 * p["out_h"] * groups
     if k in ("conv2d_s8", "fully_connected_s8"):

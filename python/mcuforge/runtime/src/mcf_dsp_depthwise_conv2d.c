@@ -47,7 +47,9 @@ MCF_INLINE int32_t pair(const int16_t *p)
  * accumulators and 3 inputs stay in registers): per step 9 loads, 6 SMLAD
  * and 6 SMLAxy for 18 multiply-accumulates, then 12 instructions of
  * requantization and stores; then a last odd pixel when `odd` says so.
- * out_end - out: a multiple of 2 * step.
+ * out_end - out: a multiple of 2 * step. The plane variant passes every
+ * output row of the channel at once (`rows`): after a row, the kernel rows
+ * move orow bytes down and the outputs out_row bytes on (frame words 48-68).
  */
 typedef struct {
     int32_t w0, w1, w2;    /* 0: kernel row k's taps 0, 1 (int16 pair) */
@@ -59,6 +61,9 @@ typedef struct {
     int32_t odd;           /* 44: 1: one more pixel after them */
     const int16_t *r0, *r1, *r2; /* 48: the window's ring rows (int16, the offset added) */
     int8_t *out;           /* 60 */
+    int32_t rows;          /* 64: output rows (the plane: each krow bytes below the last, the next row's */
+    int32_t krow, orow;    /* 68, 72: kernel rows orow bytes below the row's), >= 1 */
+    int32_t out_row;       /* 76: output bytes per row */
 } mcf_dw3_job;
 
 void mcf_dsp_dw3_s1(const mcf_dw3_job *job);
@@ -67,6 +72,13 @@ void mcf_dsp_dw3_s1_lo(const mcf_dw3_job *job);
 void mcf_dsp_dw3_s2_lo(const mcf_dw3_job *job);
 #define MCF_DW3_ENTRY(name)                                                    \
     MCF_ASM_FUNCTION(name)                                                    \
+    "ldr r1, [r0, #64]\n\t"        /* rows */                               \
+    "ldr r2, [r0, #48]\n\t"        /* the first row's kernel row 0 */        \
+    "ldr r3, [r0, #68]\n\t"        /* krow */                               \
+    "ldr r4, [r0, #72]\n\t"        /* orow */                               \
+    "ldr r5, [r0, #60]\n\t"        /* out */                                \
+    "ldr r6, [r0, #76]\n\t"        /* out_row */                            \
+    "push {r1-r6}\n\t"              /* frame 48-68 */                         \
     "ldmia r0!, {r1-r12}\n\t"                                                 \
     "push {r1-r12}\n\t"                                                       \
     "ldm r0, {r9-r12}\n\t"                                                    \
@@ -134,8 +146,30 @@ void mcf_dsp_dw3_s2_lo(const mcf_dw3_job *job);
     "add r2, sp, #24\n\t"                                                     \
     "ldm r2, {r4-r6}\n\t"                                                     \
     OUT("r0", "[r12]")                                                        \
-    "9:\n\t"                                                                  \
-    "add sp, sp, #48\n\t"                                                     \
+    "9:\n\t"                         /* the next output row, if any */       \
+    "ldr r2, [sp, #48]\n\t"                                                  \
+    "subs r2, r2, #1\n\t"                                                    \
+    "beq 6f\n\t"                                                             \
+    "str r2, [sp, #48]\n\t"                                                  \
+    "ldr r9, [sp, #52]\n\t"                                                  \
+    "ldr r2, [sp, #60]\n\t"                                                  \
+    "add r9, r9, r2\n\t"                                                     \
+    "str r9, [sp, #52]\n\t"                                                  \
+    "ldr r2, [sp, #56]\n\t"                                                  \
+    "add r10, r9, r2\n\t"                                                    \
+    "add r11, r10, r2\n\t"                                                   \
+    "ldr r12, [sp, #64]\n\t"                                                 \
+    "ldr r2, [sp, #68]\n\t"                                                  \
+    "add r12, r12, r2\n\t"                                                   \
+    "str r12, [sp, #64]\n\t"                                                 \
+    "ldr r3, [sp, #40]\n\t"                                                  \
+    "add r3, r3, r2\n\t"                                                     \
+    "str r3, [sp, #40]\n\t"                                                  \
+    "cmp r12, r3\n\t"                                                        \
+    "bne 1b\n\t"                                                             \
+    "b 8b\n"                                                                  \
+    "6:\n\t"                                                                 \
+    "add sp, sp, #72\n\t"                                                    \
     "pop {r4-r11, pc}\n\t"                                                    \
     ".size " name ", .-" name "\n\t"                                          \
     ".popsection"
@@ -178,6 +212,8 @@ static void __attribute__((noinline)) dw3_rows(mcf_dw3_job *jobs, const int16_t 
         job->out = out + j;
         job->out_end = out + j + (pixels & ~1) * step;
         job->odd = pixels & 1;
+        job->rows = 1;
+        job->krow = job->orow = job->out_row = 0;
         row(job);
     }
 }
@@ -648,14 +684,16 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p, const int8_t *in
                 mcf_dsp_record(m, sh, p->output_offset, job.record);
                 job.step = channels;
                 job.odd = p->out_w & 1;
-                for (oy = 0; oy < p->out_h; ++oy, k0 += orow, out += p->out_w * channels) {
-                    job.r0 = k0;
-                    job.r1 = k0 + krow;
-                    job.r2 = k0 + 2 * krow;
-                    job.out = out;
-                    job.out_end = out + pairs_bytes;
-                    row_fn(&job);
-                }
+                job.r0 = k0;
+                job.r1 = k0 + krow;
+                job.r2 = k0 + 2 * krow;
+                job.out = out;
+                job.out_end = out + pairs_bytes;
+                job.rows = p->out_h; /* every output row of the channel in one call */
+                job.krow = krow * (int32_t)sizeof(int16_t);
+                job.orow = orow * (int32_t)sizeof(int16_t);
+                job.out_row = p->out_w * channels;
+                row_fn(&job);
                 continue;
             }
 #endif
