@@ -188,3 +188,63 @@ def test_add_tables_within_flash_budget(tmp_path):
                 assert "--flash-budget" in plan.extra["variant_reasons"][s.name]
         assert arm_dsp.fallback_layers(plan) == [s.name for s in plan.steps
                                                  if arm_dsp.variant(plan, s) is None and s.kernel != "copy_tile_s8"]
+
+
+# ------------------- the k x k convolution without scratch (columns in the output's tail, then the dead input)
+
+import ctypes as ct  # noqa: E402
+
+from test_arm_dsp_kernels import kxk_params  # noqa: E402
+from test_kernels import P8, STRUCTS, _fill  # noqa: E402
+
+# in_c, out_c, (h, w), (k_h, k_w), stride, (pad_top, pad_left), dilation
+REUSE_SHAPES = [
+    (16, 16, (32, 32), (3, 3), 1, (1, 1), 1), (8, 8, (24, 24), (3, 3), 1, (1, 1), 1),
+    (3, 16, (20, 20), (3, 3), 2, (1, 1), 1), (5, 7, (30, 13), (3, 3), 1, (0, 0), 1),
+    (4, 6, (60, 11), (5, 5), 1, (2, 2), 1), (4, 9, (27, 15), (3, 3), 2, (0, 0), 2),
+    (16, 32, (20, 20), (3, 3), 1, (1, 1), 1), (7, 5, (40, 9), (3, 3), 1, (1, 1), 1),
+]
+
+
+def reuse_cases():
+    for shape in REUSE_SHAPES:
+        for mode in ("sat", "sat_lo"):  # the modes with records (the 6-pixel blocks on Cortex-M)
+            rng = rng_for("dsp-kxk-reuse", *shape[:2], *shape[2], mode)
+            p = kxk_params(rng, *shape, mode)
+            vs = [v for v in arm_dsp.candidates(_step("conv2d_s8", p)) if v.key == "reuse"]
+            assert len(vs) == 1 and vs[0].scratch == 0, _short(p)
+            yield p, rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"]), vs[0]
+
+
+def test_conv2d_reuse_host(lib):
+    """Bit-exact, on guarded buffers; the input is overwritten (it dies with
+    the layer), nothing outside input and output is."""
+    for p, x, v in reuse_cases():
+        keep: list = []
+        q = arm_dsp.prepared_params("conv2d_s8", p)
+        q["filter"] = q["filter"].astype("<i4").view(np.int8)
+        s = _fill(STRUCTS["conv2d_s8"], q, keep)
+        expected = KERNELS["conv2d_s8"](p, x).reshape(-1)
+        xin = np.concatenate([x, np.full(64, 0x3C, dtype=np.int8)])
+        out = np.full(expected.size + 64, 0x55, dtype=np.int8)
+        status = getattr(lib, v.function)(ct.byref(s), xin.ctypes.data_as(P8), out.ctypes.data_as(P8), None)
+        assert status == 0, _short(p)
+        assert np.all(out[expected.size:] == 0x55) and np.all(xin[x.size:] == 0x3C), _short(p)
+        assert np.array_equal(out[:expected.size], expected), _short(p)
+
+
+def test_reuse_needs_room():
+    """No reuse variant where the input's dead rows cannot hold the columns."""
+    rng = rng_for("dsp-kxk-reuse-no")
+    p = kxk_params(rng, 16, 4, (4, 4), (3, 3), 1, (1, 1), 1, "sat")
+    assert "reuse" not in [v.key for v in arm_dsp.candidates(_step("conv2d_s8", p))]
+
+
+@needs_qemu
+@pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
+def test_conv2d_reuse_on_cortex_m(target, tmp_path):
+    cases = list(reuse_cases())
+    _run_on_cortex_m(target, tmp_path, cortex_m_harness([(p, x.size) for p, x, _ in cases], [v for *_, v in cases],
+                                                        misalign=False),
+                     "mcf_dsp_matmul.c", [_short(p) for p, *_ in cases], [x for _, x, _ in cases],
+                     [np.append(KERNELS["conv2d_s8"](p, x).reshape(-1), np.int8(0)) for p, x, _ in cases])

@@ -117,6 +117,19 @@ def plane_scratch(p: dict, in_place: bool) -> int:
     return max(rows * width * 4 * 2, depthwise_scratch(p, in_place))
 
 
+def reuse_fits(p: dict) -> bool:
+    """A k x k layer the reuse variant takes (C: reuse_split; and records, as
+    the 6-pixel blocks on Cortex-M need them)."""
+    pixels, kp = p["out_h"] * p["out_w"], _k_padded(p["k_h"] * p["k_w"] * p["in_c"])
+    size, at = 12 * kp, (pixels * p["out_c"] - 12 * kp) & ~3
+    if pixels < POINTWISE_BLOCK or size > KXK_BLOCK_BYTES or at < POINTWISE_BLOCK * p["out_c"]:
+        return False
+    first = at // p["out_c"] // POINTWISE_BLOCK * POINTWISE_BLOCK
+    if (first // p["out_w"] * p["stride_h"] - p["pad_top"]) * p["in_w"] * p["in_c"] < size:
+        return False
+    return prepared_params("conv2d_s8", p).get("pw_requant") is not None
+
+
 def candidates(step: Step) -> list[Variant]:
     """Every arm-dsp variant of a layer, select()'s first (the portable
     kernel is always a candidate too: variants.py)."""
@@ -135,6 +148,9 @@ def candidates(step: Step) -> list[Variant]:
                                key="tail"))
         out.append(Variant("mcf_dsp_conv2d_1x1_s8_rows", v.source, "1x1 conv as fully connected rows, no scratch",
                            0, key="rows"))
+    if step.kernel == "conv2d_s8" and not _pointwise(p) and reuse_fits(p):
+        out.append(Variant("mcf_dsp_conv2d_s8_reuse", v.source, v.what + ", columns in the output's tail, then in "
+                           "the dead input (no scratch; only where the input dies with the layer)", 0, key="reuse"))
     if step.kernel.startswith("depthwise_conv2d_s8") and plane_fits(p):
         in_place = step.kernel.endswith("_inplace")
         out.append(Variant(v.function + "_plane", v.source, v.what.replace("4 channels", "4 channels' whole plane,"),

@@ -57,6 +57,8 @@ def estimate(step: Step, key: str, outs: int) -> int:
     if k in ("conv2d_s8", "fully_connected_s8"):
         if key == "portable":
             return 13 * macs + 60 * outs
+        if key == "reuse":  # the 6-pixel blocks as the default variant
+            return int(1.3 * macs) + 8 * outs + 1
         if key == "pw4":  # 36 cycles per 32 multiply-accumulates, per 8 outputs a block
             return int(1.2 * macs) + 12 * outs
         if key == "tail":  # the pw4 blocks but the last 8 Kp output bytes' pixels, those as rows
@@ -71,10 +73,13 @@ def estimate(step: Step, key: str, outs: int) -> int:
     return 10 * max(macs, outs)
 
 
-def options(step: Step, outs: int) -> list[Option]:
-    """A layer's candidates: the portable kernel, then its arm-dsp variants."""
+def options(step: Step, outs: int, input_dies: bool = False) -> list[Option]:
+    """A layer's candidates: the portable kernel, then its arm-dsp variants
+    (those that overwrite the input only when input_dies)."""
     opts = [Option("portable", f"portable kernel mcf_{step.kernel}", estimate(step, "portable", outs), 0)]
     for v in arm_dsp.candidates(step):
+        if v.key == "reuse" and not input_dies:
+            continue
         flash = ADD_TABLE_BYTES if step.kernel == "add_s8" else 0
         opts.append(Option(v.key, f"{v.function}: {v.what}", estimate(step, v.key, outs), flash))
     return opts
@@ -87,10 +92,27 @@ def scratch_of(choice: dict):
     return size
 
 
+def inputs_dying(graph, steps: list[Step], aliases) -> set[str]:
+    """Layers whose (first) input no later layer reads, that is not a model
+    input or output and shares its buffer with no other tensor (an alias)."""
+    aliased = {t for pair in aliases for t in pair}
+    keep = set(graph.outputs) | set(graph.inputs) | aliased
+    out = set()
+    for i, s in enumerate(steps):
+        t = s.inputs[0] if s.inputs else None
+        if t is None or t in keep or any(t in later.inputs for later in steps[i + 1:]):
+            continue
+        if s.inputs.count(t) == 1:
+            out.add(s.name)
+    return out
+
+
 def choose(graph, steps: list[Step], aliases, allow_inplace: bool, config, plan_steps):
     """(steps, MemoryPlan, choice, reasons) of the layer plan with each
     layer's variant chosen within the budgets (module docstring)."""
-    opts = {s.name: options(s, graph.tensors[s.outputs[0]].size) for s in steps}
+    # a training build's backward pass reads forward activations: no layer overwrites its input there
+    dies = inputs_dying(graph, steps, aliases) if config.training == "none" else set()
+    opts = {s.name: options(s, graph.tensors[s.outputs[0]].size, s.name in dies) for s in steps}
     portable = {s.name: "portable" for s in steps}
     base_steps, base_mem = plan_steps(graph, steps, aliases, allow_inplace, portable_scratch_size)
     portable_arena = base_mem.arena_size

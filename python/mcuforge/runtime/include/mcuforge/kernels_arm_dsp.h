@@ -59,6 +59,12 @@ extern "C" {
 
 int32_t mcf_dsp_conv2d_s8_scratch_size(const mcf_conv2d_params *p);
 int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* The same without scratch for a layer whose input dies with it: the
+ * 6-pixel blocks' columns in the output's last bytes, then in the input's
+ * first ones once no window reads them (the input is overwritten; input and
+ * output word-aligned; the generator checks the shape): */
+int32_t mcf_dsp_conv2d_s8_reuse_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_s8_reuse(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 int32_t mcf_dsp_conv2d_1x1_s8_scratch_size(const mcf_conv2d_params *p);
 int mcf_dsp_conv2d_1x1_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 /* The same without scratch (scratch may be NULL): each output pixel as one
