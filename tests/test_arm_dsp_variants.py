@@ -248,3 +248,38 @@ def test_conv2d_reuse_on_cortex_m(target, tmp_path):
                                                         misalign=False),
                      "mcf_dsp_matmul.c", [_short(p) for p, *_ in cases], [x for _, x, _ in cases],
                      [np.append(KERNELS["conv2d_s8"](p, x).reshape(-1), np.int8(0)) for p, x, _ in cases])
+
+
+# ------------------- the k x k convolution in the 2 x 4 blocks
+
+from test_arm_dsp_kernels import KXK_SHAPES  # noqa: E402
+
+
+def kxk_pw4_cases():
+    shapes = KXK_SHAPES + [s[:2] + ((9, 8),) + s[3:] for s in REUSE_SHAPES] + [(32, 8, (6, 6), (3, 3), 1, (1, 1), 1)]
+    for shape in shapes:
+        for mode in ("sat", "sat_lo", "sat_deep", "clamp"):
+            rng = rng_for("dsp-kxk-pw4", *shape[:2], *shape[2], *shape[3], mode)
+            p = kxk_params(rng, *shape, mode)
+            vs = [v for v in arm_dsp.candidates(_step("conv2d_s8", p)) if v.key == "pw4"]
+            if arm_dsp.prepared_params("conv2d_s8", p).get("pw_requant") is None:
+                assert not vs, _short(p)
+                continue
+            assert len(vs) == 1, _short(p)
+            yield p, rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"]), vs[0]
+
+
+def test_conv2d_pw4_host(lib):
+    cases = list(kxk_pw4_cases())
+    assert len(cases) >= 20
+    for p, x, v in cases:
+        check_dsp(lib, "conv2d_s8", p, x, v)
+
+
+@needs_qemu
+@pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
+def test_conv2d_pw4_on_cortex_m(target, tmp_path):
+    cases = list(kxk_pw4_cases())
+    _run_on_cortex_m(target, tmp_path, cortex_m_harness([(p, x.size) for p, x, _ in cases], [v for *_, v in cases]),
+                     "mcf_dsp_matmul.c", [_short(p) for p, *_ in cases], [x for _, x, _ in cases],
+                     [np.append(KERNELS["conv2d_s8"](p, x).reshape(-1), np.int8(0)) for p, x, _ in cases])

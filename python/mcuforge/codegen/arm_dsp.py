@@ -148,6 +148,11 @@ def candidates(step: Step) -> list[Variant]:
                                key="tail"))
         out.append(Variant("mcf_dsp_conv2d_1x1_s8_rows", v.source, "1x1 conv as fully connected rows, no scratch",
                            0, key="rows"))
+    if step.kernel == "conv2d_s8" and not _pointwise(p) and p["out_h"] * p["out_w"] >= 4 \
+            and prepared_params("conv2d_s8", p).get("pw_requant") is not None:
+        out.append(Variant("mcf_dsp_conv2d_s8_pw4", v.source,
+                           f"{p['k_h']}x{p['k_w']} conv, im2col of 4 pixels + matmul, 2 channels x 4 pixels",
+                           4 * 2 * _k_padded(p["k_h"] * p["k_w"] * p["in_c"]), key="pw4"))
     if step.kernel == "conv2d_s8" and not _pointwise(p) and reuse_fits(p):
         out.append(Variant("mcf_dsp_conv2d_s8_reuse", v.source, v.what + ", columns in the output's tail, then in "
                            "the dead input (no scratch; only where the input dies with the layer)", 0, key="reuse"))
@@ -335,7 +340,7 @@ def prepared_params(kernel: str, params: dict) -> dict:
         # inputs plus offset in [-255, 255], then the bias
         bound = np.abs(p["bias"].astype(np.int64)) + 255 * np.abs(taps).sum(axis=0)
     p["per_channel"] = requant_mode(bound, p["shift"])
-    if kernel == "conv2d_s8" and conv_columns(p) == POINTWISE_BLOCK:  # the 6-pixel blocks' records
+    if kernel == "conv2d_s8":  # the records of the 6-pixel and the 2 x 4 blocks
         p["pw_requant"] = pointwise_requant(p)
     return p
 

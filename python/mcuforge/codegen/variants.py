@@ -67,6 +67,8 @@ def estimate(step: Step, key: str, outs: int) -> int:
             return int(1.2 * macs + 12 * outs + last * (1.65 * macs / max(pixels, 1) + 35 * p["out_c"] + 140))
         if key == "rows":  # 4 channels per input word, per pixel a call
             return int(1.65 * macs) + 35 * outs + 140 * (outs // max(p["out_c"], 1))
+        if k == "conv2d_s8" and arm_dsp.conv_columns(p) != arm_dsp.POINTWISE_BLOCK:  # 2 x 2 blocks
+            return int(1.4 * macs) + 10 * outs
         return int(1.3 * macs) + 8 * outs
     if k == "add_s8":
         return 30 * outs if key == "portable" else 9 * outs

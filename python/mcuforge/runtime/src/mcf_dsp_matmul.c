@@ -1137,8 +1137,8 @@ static void matmul_n(const matmul *m, const uint32_t *cols, int32_t n, int8_t *o
  * values the patch would hold, each read with one or two unaligned loads
  * (the bytes before a row's window and after the row are the input's), then
  * the two SXTB16 of each straight into the column (slot: its first word;
- * groups 12 words apart). Product 27 is 0. */
-MCF_INLINE void window_3x3x3(const int8_t *src, int32_t step, uint32_t *slot)
+ * groups `stride` words apart). Product 27 is 0. */
+MCF_INLINE void window_3x3x3(const int8_t *src, int32_t step, uint32_t *slot, const int32_t stride)
 {
     const int8_t *r1 = src + step, *r2 = r1 + step;
     uint32_t g[7];
@@ -1151,8 +1151,8 @@ MCF_INLINE void window_3x3x3(const int8_t *src, int32_t step, uint32_t *slot)
     g[5] = mcf_read32(r2 + 2);
     g[6] = mcf_read32(r2 + 5) >> 8;
     for (i = 0; i < 7; ++i) {
-        slot[12 * i] = (uint32_t)__sxtb16(g[i]);
-        slot[12 * i + 1] = (uint32_t)mcf_sxtb16_ror8(g[i]);
+        slot[stride * i] = (uint32_t)__sxtb16(g[i]);
+        slot[stride * i + 1] = (uint32_t)mcf_sxtb16_ror8(g[i]);
     }
 }
 
@@ -1162,8 +1162,8 @@ MCF_INLINE void window_3x3x3(const int8_t *src, int32_t step, uint32_t *slot)
  * straight into its column when in_c is a multiple of 4, else copied word
  * by word into one contiguous patch (K <= MCF_PATCH_MAX) expanded in one
  * pass. Any other window: im2col. */
-MCF_NO_LIBCALLS static void columns_kxk(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int32_t oy,
-                                        int32_t ox, int16_t *cols)
+MCF_NO_LIBCALLS static void columns_kxk_n(const mcf_conv2d_params *p, const int8_t *input, int32_t n,
+                                          int32_t oy, int32_t ox, int16_t *cols, const int32_t nc)
 {
     mcf_patch patch;
     const int32_t in_c = p->in_c, in_w = p->in_w, k_h = p->k_h, k_w = p->k_w, run = k_w * in_c, k = k_h * run;
@@ -1173,7 +1173,7 @@ MCF_NO_LIBCALLS static void columns_kxk(const mcf_conv2d_params *p, const int8_t
     if (in_c % 4 != 0 && k <= MCF_PATCH_MAX) {
         patch.w[groups - 1] = 0; /* the products past K meet zero filter bytes */
     }
-    for (c = 0; c < MCF_BLOCK; ++c, ++ox) {
+    for (c = 0; c < nc; ++c, ++ox) {
         int32_t y0, x0;
         const int8_t *src;
         if (ox == p->out_w) {
@@ -1183,23 +1183,36 @@ MCF_NO_LIBCALLS static void columns_kxk(const mcf_conv2d_params *p, const int8_t
         y0 = oy * p->stride_h - p->pad_top;
         x0 = ox * p->stride_w - p->pad_left;
         if (!rows_ok || x0 < 0 || x0 + k_w > in_w || y0 < 0 || y0 + y_span >= p->in_h) {
-            im2col(p, input, n + c, cols, c, MCF_BLOCK);
+            im2col(p, input, n + c, cols, c, nc);
             continue;
         }
         src = input + (y0 * in_w + x0) * in_c;
         if (in_c == 3 && k_h == 3 && k_w == 3) {
-            window_3x3x3(src, step, (uint32_t *)(void *)cols + 2 * c);
+            window_3x3x3(src, step, (uint32_t *)(void *)cols + 2 * c, 2 * nc);
         } else if (in_c % 4 == 0) {
             for (ky = 0; ky < k_h; ++ky, src += step) {
-                expand(src, run, cols, c, ky * run, MCF_BLOCK);
+                expand(src, run, cols, c, ky * run, nc);
             }
         } else {
             for (ky = 0; ky < k_h; ++ky, src += step) {
                 copy_run(patch.b + ky * run, src, run);
             }
-            expand_patch(&patch, groups, cols, c, MCF_BLOCK);
+            expand_patch(&patch, groups, cols, c, nc);
         }
     }
+}
+
+static void columns_kxk(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int32_t oy, int32_t ox,
+                        int16_t *cols)
+{
+    columns_kxk_n(p, input, n, oy, ox, cols, MCF_BLOCK);
+}
+
+/* The 4 columns of a k x k layer's output pixels n .. n + 3 (the pw4 blocks). */
+static void columns_kxk_4(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int16_t *cols)
+{
+    const int32_t oy = n / p->out_w;
+    columns_kxk_n(p, input, n, oy, n - oy * p->out_w, cols, 4);
 }
 
 /* The 6 columns of output pixels n .. n + 5. direct: in_c is a multiple of
@@ -1594,6 +1607,36 @@ int mcf_dsp_conv2d_s8_reuse(const mcf_conv2d_params *p, const int8_t *input, int
     }
     cols = (int16_t *)(void *)(uintptr_t)input; /* its first bytes: dead (reuse_split) */
     n = conv_blocks_from(&m, p, input, output, cols, first);
+    conv_rest(&m, p, input, output, cols, n);
+    return MCF_OK;
+}
+
+/* The k x k variant in the 2 x 4 blocks (mcf_dsp_conv2d_s8_pw4): im2col of 4
+ * output pixels, then the pw4 assembly; the pixels after the blocks as
+ * pairs. Scratch: 4 columns (2 with fewer than 4 pixels). */
+int32_t mcf_dsp_conv2d_s8_pw4_scratch_size(const mcf_conv2d_params *p)
+{
+    return (p->out_h * p->out_w >= 4 ? 4 : 2) * 2 * ((p->k_h * p->k_w * p->in_c + 3) / 4 * 4);
+}
+
+int mcf_dsp_conv2d_s8_pw4(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    const int32_t pixels = p->out_h * p->out_w, k = p->k_h * p->k_w * p->in_c, kp = (k + 3) / 4 * 4;
+    int16_t *cols = (int16_t *)(void *)scratch;
+    matmul m;
+    int32_t n = 0;
+    if (!conv_args_ok(p, input, output, scratch)) {
+        return MCF_ERR_ARG;
+    }
+    conv_matmul_init(&m, p);
+    m.pw_requant = mcf_dsp_records_fit(m.fast, p->shift, p->out_c) ? p->pw_requant : NULL;
+    if (pixels >= 4 && blocks_of_six(&m)) {
+        clear_tail(cols, k, kp, 4);
+        for (; n + 4 <= pixels; n += 4) {
+            columns_kxk_4(p, input, n, cols);
+            matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * p->out_c);
+        }
+    }
     conv_rest(&m, p, input, output, cols, n);
     return MCF_OK;
 }

@@ -65,6 +65,9 @@ int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *o
  * output word-aligned; the generator checks the shape): */
 int32_t mcf_dsp_conv2d_s8_reuse_scratch_size(const mcf_conv2d_params *p);
 int mcf_dsp_conv2d_s8_reuse(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* The same in blocks of 4 output pixels x 2 channels (scratch: 4 columns): */
+int32_t mcf_dsp_conv2d_s8_pw4_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_s8_pw4(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 int32_t mcf_dsp_conv2d_1x1_s8_scratch_size(const mcf_conv2d_params *p);
 int mcf_dsp_conv2d_1x1_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 /* The same without scratch (scratch may be NULL): each output pixel as one
