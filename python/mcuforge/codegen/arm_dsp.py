@@ -119,12 +119,12 @@ def plane_scratch(p: dict, in_place: bool) -> int:
 
 def reuse_fits(p: dict) -> bool:
     """A k x k layer the reuse variant takes (C: reuse_split; and records, as
-    the 6-pixel blocks on Cortex-M need them)."""
+    the 2 x 4 blocks on Cortex-M need them)."""
     pixels, kp = p["out_h"] * p["out_w"], _k_padded(p["k_h"] * p["k_w"] * p["in_c"])
-    size, at = 12 * kp, (pixels * p["out_c"] - 12 * kp) & ~3
-    if pixels < POINTWISE_BLOCK or size > KXK_BLOCK_BYTES or at < POINTWISE_BLOCK * p["out_c"]:
+    size, at = 8 * kp, (pixels * p["out_c"] - 8 * kp) & ~3
+    if pixels < 4 or at < 4 * p["out_c"]:
         return False
-    first = at // p["out_c"] // POINTWISE_BLOCK * POINTWISE_BLOCK
+    first = at // p["out_c"] // 4 * 4
     if (first // p["out_w"] * p["stride_h"] - p["pad_top"]) * p["in_w"] * p["in_c"] < size:
         return False
     return prepared_params("conv2d_s8", p).get("pw_requant") is not None
@@ -154,8 +154,9 @@ def candidates(step: Step) -> list[Variant]:
                            f"{p['k_h']}x{p['k_w']} conv, im2col of 4 pixels + matmul, 2 channels x 4 pixels",
                            4 * 2 * _k_padded(p["k_h"] * p["k_w"] * p["in_c"]), key="pw4"))
     if step.kernel == "conv2d_s8" and not _pointwise(p) and reuse_fits(p):
-        out.append(Variant("mcf_dsp_conv2d_s8_reuse", v.source, v.what + ", columns in the output's tail, then in "
-                           "the dead input (no scratch; only where the input dies with the layer)", 0, key="reuse"))
+        out.append(Variant("mcf_dsp_conv2d_s8_reuse", v.source,
+                           f"{p['k_h']}x{p['k_w']} conv, 2 x 4 blocks, columns in the output's tail, then in the dead "
+                           "input (no scratch; only where the input dies with the layer)", 0, key="reuse"))
     if step.kernel.startswith("depthwise_conv2d_s8") and plane_fits(p):
         in_place = step.kernel.endswith("_inplace")
         out.append(Variant(v.function + "_plane", v.source, v.what.replace("4 channels", "4 channels' whole plane,"),

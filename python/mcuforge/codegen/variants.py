@@ -57,8 +57,8 @@ def estimate(step: Step, key: str, outs: int) -> int:
     if k in ("conv2d_s8", "fully_connected_s8"):
         if key == "portable":
             return 13 * macs + 60 * outs
-        if key == "reuse":  # the 6-pixel blocks as the default variant
-            return int(1.3 * macs) + 8 * outs + 1
+        if key == "reuse":  # the pw4 blocks
+            return int(1.2 * macs) + 12 * outs + 1
         if key == "pw4":  # 36 cycles per 32 multiply-accumulates, per 8 outputs a block
             return int(1.2 * macs) + 12 * outs
         if key == "tail":  # the pw4 blocks but the last 8 Kp output bytes' pixels, those as rows

@@ -1289,18 +1289,8 @@ static void columns_6(const mcf_conv2d_params *p, const int8_t *input, int32_t n
 /* Every block of 6 output pixels (their 6 columns, then every output
  * channel against them), then 3 of the 3 to 5 pixels left as a block of 3
  * columns. Returns the first pixel not done. */
-static int32_t conv_blocks_from(const matmul *m, const mcf_conv2d_params *p, const int8_t *input,
-                                int8_t *output, int16_t *cols, int32_t first);
-
 static int32_t conv_blocks(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
                            int16_t *cols)
-{
-    return conv_blocks_from(m, p, input, output, cols, 0);
-}
-
-/* The same from pixel `first` on (a multiple of 6). */
-static int32_t conv_blocks_from(const matmul *m, const mcf_conv2d_params *p, const int8_t *input,
-                                int8_t *output, int16_t *cols, int32_t first)
 {
     const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c, k = p->k_h * p->k_w * p->in_c;
     const int32_t kp = (k + 3) / 4 * 4;
@@ -1310,7 +1300,7 @@ static int32_t conv_blocks_from(const matmul *m, const mcf_conv2d_params *p, con
                        (p->out_h - 1) * p->stride_h < p->in_h && (p->out_w - 1) * p->stride_w < p->in_w;
     int32_t n, c;
     clear_tail(cols, k, kp, MCF_BLOCK);
-    for (n = first; n + MCF_BLOCK <= pixels; n += MCF_BLOCK) {
+    for (n = 0; n + MCF_BLOCK <= pixels; n += MCF_BLOCK) {
         columns_6(p, input, n, cols, direct);
         matmul_n(m, words, MCF_BLOCK, output + n * out_c);
     }
@@ -1557,60 +1547,6 @@ int mcf_dsp_conv2d_1x1_s8_pw4(const mcf_conv2d_params *p, const int8_t *input, i
     return MCF_OK;
 }
 
-/* The k x k variant without scratch (mcf_dsp_conv2d_s8_reuse), for a layer
- * whose input dies with it (the generator checks): its 6-pixel blocks take
- * their columns from the output's last bytes while the blocks' outputs end
- * below them, then from the input's first bytes, which no window of the
- * pixels left reads any more. Returns that first pixel on the input's
- * bytes, or -1 when the layer does not allow it. */
-static int32_t reuse_split(const mcf_conv2d_params *p)
-{
-    const int32_t pixels = p->out_h * p->out_w, kp = (p->k_h * p->k_w * p->in_c + 3) / 4 * 4;
-    const int32_t bytes = MCF_BLOCK * 2 * kp, at = (pixels * p->out_c - bytes) & ~3;
-    int32_t first, y0;
-    if (pixels < MCF_BLOCK || bytes > MCF_KXK_BLOCK_BYTES || at < MCF_BLOCK * p->out_c) {
-        return -1;
-    }
-    first = at / p->out_c / MCF_BLOCK * MCF_BLOCK;
-    y0 = first / p->out_w * p->stride_h - p->pad_top;
-    return (int64_t)y0 * p->in_w * p->in_c >= bytes ? first : -1;
-}
-
-int32_t mcf_dsp_conv2d_s8_reuse_scratch_size(const mcf_conv2d_params *p)
-{
-    (void)p;
-    return 0;
-}
-
-int mcf_dsp_conv2d_s8_reuse(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
-{
-    static const int8_t none = 0;
-    const int32_t pixels = p->out_h * p->out_w, kp = (p->k_h * p->k_w * p->in_c + 3) / 4 * 4;
-    const int32_t first = reuse_split(p), at = (pixels * p->out_c - MCF_BLOCK * 2 * kp) & ~3;
-    matmul m;
-    int16_t *cols;
-    int32_t n;
-    (void)scratch;
-    if (!conv_args_ok(p, input, output, &none) || first < 0 || (((uintptr_t)input | (uintptr_t)output) & 3u) != 0) {
-        return MCF_ERR_ARG;
-    }
-    conv_matmul_init(&m, p);
-    m.pw_requant = mcf_dsp_records_fit(m.fast, p->shift, p->out_c) ? p->pw_requant : NULL;
-    if (!blocks_of_six(&m)) {
-        return MCF_ERR_ARG;
-    }
-    cols = (int16_t *)(void *)(output + at);
-    clear_tail(cols, p->k_h * p->k_w * p->in_c, kp, MCF_BLOCK);
-    for (n = 0; n < first; n += MCF_BLOCK) {
-        columns_6(p, input, n, cols, 0);
-        matmul_n(&m, (const uint32_t *)(const void *)cols, MCF_BLOCK, output + n * p->out_c);
-    }
-    cols = (int16_t *)(void *)(uintptr_t)input; /* its first bytes: dead (reuse_split) */
-    n = conv_blocks_from(&m, p, input, output, cols, first);
-    conv_rest(&m, p, input, output, cols, n);
-    return MCF_OK;
-}
-
 /* The k x k variant in the 2 x 4 blocks (mcf_dsp_conv2d_s8_pw4): im2col of 4
  * output pixels, then the pw4 assembly; the pixels after the blocks as
  * pairs. Scratch: 4 columns (2 with fewer than 4 pixels). */
@@ -1636,6 +1572,64 @@ int mcf_dsp_conv2d_s8_pw4(const mcf_conv2d_params *p, const int8_t *input, int8_
             columns_kxk_4(p, input, n, cols);
             matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * p->out_c);
         }
+    }
+    conv_rest(&m, p, input, output, cols, n);
+    return MCF_OK;
+}
+
+/* The k x k variant without scratch (mcf_dsp_conv2d_s8_reuse), for a layer
+ * whose input dies with it (the generator checks): its 2 x 4 blocks (as
+ * mcf_dsp_conv2d_s8_pw4) take their columns from the output's last bytes
+ * while the blocks' outputs end below them, then from the input's first
+ * bytes, which no window of the pixels left reads any more. Returns that
+ * first pixel on the input's bytes, or -1 when the layer does not allow it. */
+static int32_t reuse_split(const mcf_conv2d_params *p)
+{
+    const int32_t pixels = p->out_h * p->out_w, kp = (p->k_h * p->k_w * p->in_c + 3) / 4 * 4;
+    const int32_t bytes = 4 * 2 * kp, at = (pixels * p->out_c - bytes) & ~3;
+    int32_t first, y0;
+    if (pixels < 4 || at < 4 * p->out_c) {
+        return -1;
+    }
+    first = at / p->out_c / 4 * 4;
+    y0 = first / p->out_w * p->stride_h - p->pad_top;
+    return (int64_t)y0 * p->in_w * p->in_c >= bytes ? first : -1;
+}
+
+int32_t mcf_dsp_conv2d_s8_reuse_scratch_size(const mcf_conv2d_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+int mcf_dsp_conv2d_s8_reuse(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    static const int8_t none = 0;
+    const int32_t pixels = p->out_h * p->out_w, k = p->k_h * p->k_w * p->in_c, kp = (k + 3) / 4 * 4;
+    const int32_t first = reuse_split(p), at = (pixels * p->out_c - 4 * 2 * kp) & ~3;
+    matmul m;
+    int16_t *cols;
+    int32_t n;
+    (void)scratch;
+    if (!conv_args_ok(p, input, output, &none) || first < 0 || (((uintptr_t)input | (uintptr_t)output) & 3u) != 0) {
+        return MCF_ERR_ARG;
+    }
+    conv_matmul_init(&m, p);
+    m.pw_requant = mcf_dsp_records_fit(m.fast, p->shift, p->out_c) ? p->pw_requant : NULL;
+    if (!blocks_of_six(&m)) {
+        return MCF_ERR_ARG;
+    }
+    cols = (int16_t *)(void *)(output + at);
+    clear_tail(cols, k, kp, 4);
+    for (n = 0; n < first; n += 4) {
+        columns_kxk_4(p, input, n, cols);
+        matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * p->out_c);
+    }
+    cols = (int16_t *)(void *)(uintptr_t)input; /* its first bytes: dead (reuse_split) */
+    clear_tail(cols, k, kp, 4);
+    for (; n + 4 <= pixels; n += 4) {
+        columns_kxk_4(p, input, n, cols);
+        matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * p->out_c);
     }
     conv_rest(&m, p, input, output, cols, n);
     return MCF_OK;
