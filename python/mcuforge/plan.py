@@ -149,7 +149,7 @@ def build_plan(graph: Graph, config: BuildConfig, allow_inplace: bool = True) ->
         raise McuforgeError(f"{graph.source or graph.name}: the model computes nothing (no layers)")
     from .registry import backend_for
 
-    chooser = backend_for(config.kernels).choose_variants
+    chooser = backend_for(config.kernels).choose_variants if config.kernel_variants == "auto" else None
     chosen = None
     if chooser is None:
         steps, mem = plan_steps(graph, steps, aliases, allow_inplace, _scratch_size(config))
