@@ -8,7 +8,16 @@
 #                      [TRAINING none|bias|sparse|full] [LEARNING_RATE <lr>] [MOMENTUM <m>]
 #                      [TRAIN_BIAS_LAYERS <n>] [TRAIN_WEIGHT_LAYERS <i,j>]
 #                      [TRAIN_WEIGHT_RATIO <r1,r2>] [TRAIN_DATA <file.npz>]
-#                      [KERNELS portable|arm-dsp] [CHECK_ELF])
+#                      [KERNELS portable|arm-dsp] [STACK_TARGET cortex-m4|cortex-m3|cortex-m7|host|none]
+#                      [THREAD_STACK <bytes>] [PATCH_MAX_OVERHEAD <fraction, e.g. 0.3>] [CHECK_ELF])
+#
+# The generated header defines <ID>_STACK_SIZE (and <ID>_TRAIN_STEP_STACK_SIZE),
+# the worst-case stack of the entry points for STACK_TARGET at -O2
+# (CONFIG_MCUFORGE_STACK_TARGET under Zephyr). The post-link check adds it to the
+# model's RAM and compares it with the stack of the thread that runs the model:
+# THREAD_STACK, or under Zephyr CONFIG_MCUFORGE_THREAD_STACK_SIZE when non-zero,
+# else CONFIG_MAIN_STACK_SIZE. Too small fails the build naming the symbol to
+# raise (a warning with CONFIG_MCUFORGE_MEMORY_CHECK_FAIL=n).
 #
 # The generator (python -m mcuforge compile) runs at build time through
 # add_custom_command, writes only into ${CMAKE_CURRENT_BINARY_DIR}/mcuforge/<id>/
@@ -97,7 +106,7 @@ endfunction()
 function(mcuforge_add_model target)
   cmake_parse_arguments(PARSE_ARGV 1 MF "CHECK_ELF"
     "MODEL;NAME;CALIBRATION;SRAM_BUDGET;FLASH_BUDGET;SCHEDULE;PATCH_GRID;TRAINING;LEARNING_RATE;MOMENTUM;\
-TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS" "")
+TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS;STACK_TARGET;THREAD_STACK;PATCH_MAX_OVERHEAD" "")
   if(MF_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "mcuforge_add_model(${target}): unknown arguments: ${MF_UNPARSED_ARGUMENTS}")
   endif()
@@ -163,6 +172,16 @@ TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS" "")
     endforeach()
   endif()
 
+  # Configure time: can the generator's Python import what this model needs?
+  execute_process(COMMAND ${MCUFORGE_PYTHON} "${MCUFORGE_PACKAGE_DIR}/tools/envcheck.py" "${model}"
+                  RESULT_VARIABLE _mf_env OUTPUT_VARIABLE _mf_missing OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT _mf_env EQUAL 0)
+    message(FATAL_ERROR "mcuforge_add_model(${target}): the generator's Python ${MCUFORGE_PYTHON} cannot import "
+                        "${_mf_missing}, which ${name} needs. Install them into that environment "
+                        "(${MCUFORGE_PYTHON} -m pip install ...) or choose another Python: "
+                        "-DMCUFORGE_PYTHON=/path/to/python (e.g. mcuforge's .venv/bin/python, made by 'make').")
+  endif()
+
   set(outdir "${CMAKE_CURRENT_BINARY_DIR}/mcuforge/${name}")
   set(outputs "${outdir}/${name}.c" "${outdir}/${name}.h" "${outdir}/${name}_weights.c"
               "${outdir}/report.json")
@@ -177,8 +196,19 @@ TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS" "")
     get_filename_component(MF_TRAIN_DATA "${MF_TRAIN_DATA}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
     list(APPEND depends "${MF_TRAIN_DATA}")
   endif()
+  if(zephyr AND NOT DEFINED MF_PATCH_MAX_OVERHEAD AND CONFIG_MCUFORGE_PATCH_MAX_OVERHEAD_PERCENT)
+    math(EXPR _mf_whole "${CONFIG_MCUFORGE_PATCH_MAX_OVERHEAD_PERCENT} / 100")
+    math(EXPR _mf_frac "${CONFIG_MCUFORGE_PATCH_MAX_OVERHEAD_PERCENT} % 100")
+    if(_mf_frac LESS 10)
+      set(_mf_frac "0${_mf_frac}")
+    endif()
+    set(MF_PATCH_MAX_OVERHEAD "${_mf_whole}.${_mf_frac}")
+  endif()
+  if(zephyr AND NOT DEFINED MF_STACK_TARGET AND CONFIG_MCUFORGE_STACK_TARGET)
+    set(MF_STACK_TARGET "${CONFIG_MCUFORGE_STACK_TARGET}")
+  endif()
   foreach(opt SCHEDULE PATCH_GRID TRAINING LEARNING_RATE MOMENTUM TRAIN_BIAS_LAYERS TRAIN_WEIGHT_LAYERS TRAIN_WEIGHT_RATIO
-              TRAIN_DATA KERNELS)
+              TRAIN_DATA KERNELS STACK_TARGET PATCH_MAX_OVERHEAD)
     string(TOLOWER "${opt}" flag)
     string(REPLACE "_" "-" flag "${flag}")
     if(NOT "${MF_${opt}}" STREQUAL "")
@@ -203,6 +233,19 @@ TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS" "")
   endforeach()
   if(zephyr AND CONFIG_MCUFORGE_MEMORY_CHECK AND NOT CONFIG_MCUFORGE_MEMORY_CHECK_FAIL)
     list(APPEND args --warn-only)
+  endif()
+  list(APPEND check_args --generated "${outdir}")
+  if(zephyr AND CONFIG_MCUFORGE_MEMORY_CHECK_VERBOSE)
+    list(APPEND check_args --verbose)  # the image's section table too, not only the model's lines
+  endif()
+  # The stack of the thread that runs the model, and the symbol a user raises.
+  if(DEFINED MF_THREAD_STACK)
+    list(APPEND check_args --thread-stack "${MF_THREAD_STACK}" --thread-stack-symbol "THREAD_STACK of mcuforge_add_model")
+  elseif(zephyr AND CONFIG_MCUFORGE_THREAD_STACK_SIZE)
+    list(APPEND check_args --thread-stack "${CONFIG_MCUFORGE_THREAD_STACK_SIZE}"
+         --thread-stack-symbol CONFIG_MCUFORGE_THREAD_STACK_SIZE)
+  elseif(zephyr AND CONFIG_MAIN_STACK_SIZE)
+    list(APPEND check_args --thread-stack "${CONFIG_MAIN_STACK_SIZE}" --thread-stack-symbol CONFIG_MAIN_STACK_SIZE)
   endif()
 
   add_custom_command(

@@ -7,6 +7,12 @@
   ``expected.json``: the exit code and a part of the error each must give.
 
 The output is deterministic for given versions of torch, onnx, onnxruntime &c.
+and, for the QDQ seeds, for the float kernels onnxruntime picks on this CPU (its
+calibration runs the float model). torch's random weight initialisation
+(``uniform_``/``randn``) vectorises differently per CPU (AVX2/AVX512 builds give
+other last bits than the portable one), so the build pins torch to its portable
+kernels (``ATEN_CPU_CAPABILITY=default``): the float seeds are the same bytes on
+any x86-64 machine.
 What is committed in tests/fuzz_corpus is text: ``hostile/expected.json``, and
 ``manifest.json`` (name, size and SHA-256 of every file built, and the versions
 that built them), against which the suite checks every build; the saved crashes
@@ -21,6 +27,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -257,7 +265,12 @@ def tflite_hostile() -> dict[str, tuple[bytes, int, str]]:
 
 
 def seeds() -> dict[str, bytes]:
-    import torch  # noqa: F401  (the zoo needs it)
+    import torch
+
+    if torch.backends.cpu.get_cpu_capability() != "DEFAULT":
+        raise SystemExit("make_fuzz_corpus.py: torch was imported with CPU capability "
+                         f"{torch.backends.cpu.get_cpu_capability()}; the seeds are built with its portable "
+                         "kernels: run this file as a script (it sets ATEN_CPU_CAPABILITY=default)")
     from test_frontends import export_onnx, quantize_qdq
     from test_tflite import _conv_net, _fc_net, _mean_net, _misc_net
 
@@ -295,6 +308,24 @@ def versions() -> dict[str, str]:
     return out
 
 
+def mlas_isa() -> str:
+    """The instruction set of the float kernels onnxruntime's MLAS dispatches to on this CPU (x86-64:
+    AVX512F, else AVX2 with FMA3, else AVX, else SSE2); the QDQ seeds' scales come from float
+    inferences with them, so their last bits can depend on it."""
+    machine = platform.machine()
+    if machine not in ("x86_64", "AMD64"):
+        return machine
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        return "x86_64 (unknown features)"
+    for isa, need in (("avx512f", ("avx512f",)), ("avx2+fma", ("avx2", "fma")), ("avx", ("avx",))):
+        if all(f in flags for f in need):
+            return f"x86_64 {isa}"
+    return "x86_64 sse2"
+
+
 def build(dest: Path) -> dict:
     """Write seeds/, hostile/ (and hostile/expected.json) into `dest`; return the manifest of what was written."""
     dest = Path(dest)
@@ -322,7 +353,11 @@ def manifest(dest: Path) -> dict:
             if f.suffix in (".onnx", ".tflite"):
                 data = f.read_bytes()
                 files[f"{sub}/{f.name}"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    return {"built_with": versions(), "files": files}
+    return {"built_with": versions(), "built_on": manifest_machine(), "files": files}
+
+
+def manifest_machine() -> dict[str, str]:
+    return {"onnxruntime float kernels": mlas_isa()}
 
 
 def main(argv=None) -> int:
@@ -347,4 +382,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    os.environ["ATEN_CPU_CAPABILITY"] = "default"  # before torch is imported: see the docstring
     sys.exit(main())

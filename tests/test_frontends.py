@@ -62,6 +62,12 @@ def export_onnx(module, example, path: Path) -> Path:
 def ort_run(path: Path, x: np.ndarray) -> np.ndarray:
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # QDQ models: on x86 onnxruntime by default turns int8 activations into uint8 before fusing QDQ into
+    # QLinearConv/QGemm (its QDQIsInt8Allowed() is false off ARM), and its u8s8 kernels on CPUs without
+    # VNNI (AVX2) sum pairs of u8*s8 products with vpmaddubsw, which saturates at int16: 255*127*2 gives
+    # 32767, several output steps off on real layers. Kept int8, the fused kernels accumulate in int32 on
+    # every CPU, as the QDQ graph means.
+    options.add_session_config_entry("session.qdqisint8allowed", "1")
     sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 

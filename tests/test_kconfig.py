@@ -191,7 +191,7 @@ def test_dot_config_drives_the_generator_options(tmp_path):
     cfg = write_config(kconf, tmp_path / ".config")
     opts = from_kconfig(cfg)
     assert opts == {"sram_budget": 96 * 1024, "flash_budget": 512 * 1024, "schedule": "auto", "patch_grid": 3,
-                    "training": "none", "kernels": "portable"}
+                    "training": "none", "kernels": "portable", "stack_target": "cortex-m4"}
     assert BuildConfig(**opts).validate().schedule == "auto"
 
 

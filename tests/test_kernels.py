@@ -905,7 +905,7 @@ def test_each_kernel_links_from_its_sources(tmp_path, kernel):
     if gcc is None:
         pytest.skip("no host gcc")
     main = tmp_path / "main.c"
-    main.write_text('#include "mcuforge/kernels.h"\n'
+    main.write_text('#include "mcuforge/kernels.h"\n#include "mcuforge/kernels_s16.h"\n'
                     f"int main(void) {{ void (*volatile fn)(void) = (void (*)(void))mcf_{kernel};\n"
                     "  return fn == 0; }\n")
     srcs = [str(RUNTIME_SRC_DIR / f) for f in RUNTIME_SOURCES[kernel]]

@@ -176,11 +176,11 @@ class CompiledModel:
 
     def run(self, x: Any, target: str = "host", profile: bool = False, opt: str = "-O2") -> np.ndarray:
         """Run the generated C on input(s) `x` (the source model's layout; float is quantized
-        with the input scale, int8 taken as it is; one sample or a batch (N, ...)).
+        with the input scale, int8 (int16 for a 16x8 model) taken as it is; one sample or a batch (N, ...)).
         target: "host" (built with this machine's cc) or a QEMU target ("qemu-cortex-m4",
         "qemu-cortex-m7", ...). profile=True (QEMU only) fills `self.profile` per layer: MACs,
         instructions and, on qemu-cortex-m4, estimated cycles of the first input (docs/speed.md).
-        Returns the int8 output(s) in the source layout, batch first."""
+        Returns the output(s) (int8, or int16 for a 16x8 model) in the source layout, batch first."""
         from .quantize import to_source_layout
 
         xs = self._inputs(x)

@@ -10,6 +10,7 @@ from .ir import McuforgeError
 SCHEDULES = ("layer", "patch", "auto")
 TRAINING_MODES = ("none", "bias", "sparse", "full")
 KERNEL_SETS = ("portable", "arm-dsp")
+STACK_TARGETS = ("cortex-m4", "cortex-m3", "cortex-m7", "host", "none")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class BuildConfig:
     train_data: str | None = None  # .npz (x, y) for choosing the sparse policy under the SRAM budget
     train_qas: bool = True  # quantization-aware scaling of the gradients (off: plain SGD on int8 units)
     train_reorder: bool = True  # operator reordering: apply each update as soon as its gradient exists
+    stack_target: str = "cortex-m4"  # core whose -O2 build gives <NAME>_STACK_SIZE (stack.TARGETS, or "none")
 
     def validate(self) -> "BuildConfig":
         if self.schedule not in SCHEDULES:
@@ -61,6 +63,8 @@ class BuildConfig:
                 raise McuforgeError("--train-weight-ratio: every ratio must be in (0, 1], e.g. 1,0.5,0.25")
             if self.train_weight_layers is None or len(self.train_weight_ratio) != len(self.train_weight_layers):
                 raise McuforgeError("--train-weight-ratio: give one ratio per layer of --train-weight-layers")
+        if self.stack_target not in STACK_TARGETS:
+            raise McuforgeError(f"--stack-target: '{self.stack_target}' is not one of {', '.join(STACK_TARGETS)}")
         if self.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
             raise McuforgeError(f"--name: '{self.name}' is not a C identifier (letters, digits, underscores)")
         return self
@@ -106,6 +110,10 @@ def from_kconfig(path: Path) -> dict:
         for opt in options:
             if values.get(f"CONFIG_MCUFORGE_{choice}_{opt.upper().replace('-', '_')}") == "y":
                 out[key] = opt
+    if values.get("CONFIG_MCUFORGE_STACK_TARGET"):
+        out["stack_target"] = values["CONFIG_MCUFORGE_STACK_TARGET"]
+    if int(values.get("CONFIG_MCUFORGE_PATCH_MAX_OVERHEAD_PERCENT") or 0) > 0:
+        out["patch_max_overhead"] = int(values["CONFIG_MCUFORGE_PATCH_MAX_OVERHEAD_PERCENT"]) / 100
     if "CONFIG_MCUFORGE_PATCH_GRID" in values:
         out["patch_grid"] = int(values["CONFIG_MCUFORGE_PATCH_GRID"])
     if values.get("CONFIG_MCUFORGE_TRAINING_LEARNING_RATE"):

@@ -270,10 +270,10 @@ def calculate_input_radius(integer_bits: int, left_shift: int, total_signed_bits
 
 def add_params(in1_scale: float, in1_zp: int, in2_scale: float, in2_zp: int,
                out_scale: float, out_zp: int, *, act_min: int = -128, act_max: int = 127,
-               size: int | None = None) -> dict:
+               size: int | None = None, left_shift: int = 20) -> dict:
     """mcf_add_params fields as TFLM's ADD preparation computes them (int8).
 
-    left_shift = 20; twice_max = 2 * max(s1, s2);
+    left_shift = 20 (15 for int16: TFLM's 16x8 ADD); twice_max = 2 * max(s1, s2);
     input multipliers s_i / twice_max, output multiplier
     twice_max / (2^20 * s_out), each by QuantizeMultiplierSmallerThanOneExp.
     ``size`` is included only when given.
@@ -283,7 +283,6 @@ def add_params(in1_scale: float, in1_zp: int, in2_scale: float, in2_zp: int,
     (1073741824, 0, 1073741824, -19)
     """
     s1, s2, so = f32(in1_scale), f32(in2_scale), f32(out_scale)
-    left_shift = 20
     twice_max = 2.0 * max(s1, s2)
     m1, sh1 = quantize_multiplier_smaller_than_one_exp(s1 / twice_max)
     m2, sh2 = quantize_multiplier_smaller_than_one_exp(s2 / twice_max)
@@ -299,7 +298,8 @@ def add_params(in1_scale: float, in1_zp: int, in2_scale: float, in2_zp: int,
 
 
 def sub_params(in1_scale: float, in1_zp: int, in2_scale: float, in2_zp: int,
-               out_scale: float, out_zp: int, *, act_min: int = -128, act_max: int = 127) -> dict:
+               out_scale: float, out_zp: int, *, act_min: int = -128, act_max: int = 127,
+               left_shift: int = 20) -> dict:
     """mcf_sub_params quantization fields as TFLM's SUB preparation
     (sub_common.cc) computes them: ADD's scheme, but the multipliers are
     divided in float32 before QuantizeMultiplierSmallerThanOneExp.
@@ -309,7 +309,6 @@ def sub_params(in1_scale: float, in1_zp: int, in2_scale: float, in2_zp: int,
     (1073741824, 1073741824, -1, -19)
     """
     s1, s2, so = (np.float32(v) for v in (in1_scale, in2_scale, out_scale))
-    left_shift = 20
     twice_max = np.float32(2) * max(s1, s2)
     m1, sh1 = quantize_multiplier_smaller_than_one_exp(float(s1 / twice_max))
     m2, sh2 = quantize_multiplier_smaller_than_one_exp(float(s2 / twice_max))

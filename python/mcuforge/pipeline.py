@@ -149,12 +149,15 @@ def staged_output(outdir: Path):
 def write_outputs(plan: Plan, outdir: Path, progress: Progress = no_progress) -> list[Path]:
     """Generate into a temporary sibling, then move into `outdir`."""
     from .codegen.report import build_report
+    from .stack import annotate as annotate_stack
 
     backend = registry.backend_for(plan.config.kernels)
     with staged_output(outdir) as (tmp, moved):
         progress(f"generating C ({backend.name} kernels)")
         backend.generate(plan, tmp)
+        stack = annotate_stack(tmp, plan.name, plan.config.stack_target, progress=progress)
         report = build_report(plan)
+        report["stack"] = stack
         (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
         plan.save(tmp)
     return moved

@@ -17,6 +17,7 @@ from .bounds import check_accumulators
 from .ir import BudgetError, Graph, McuforgeError, Node, UnsupportedModelError
 from .memory import MemoryPlan, plan_memory
 from .ops import OPS, Step, check_supported
+from .ops16 import check_supported16, is_int16, lower16
 from .schedule.patch import DEFAULT_MAX_MAC_OVERHEAD, PatchStage, candidates, patch_steps, valid_split
 
 PLAN_FILE = "plan.pickle"
@@ -96,6 +97,7 @@ class Plan:
 def lower(graph: Graph) -> tuple[list[Step], list[tuple[str, str]]]:
     """Steps for every node with a kernel, and the alias pairs of the others."""
     check_supported(graph)
+    check_supported16(graph)
     steps: list[Step] = []
     aliases: list[tuple[str, str]] = []
     for node in graph.nodes:
@@ -104,7 +106,7 @@ def lower(graph: Graph) -> tuple[list[Step], list[tuple[str, str]]]:
             aliases.append((node.inputs[0], node.outputs[0]))
             continue
         try:
-            step = spec.lower(node, graph)
+            step = lower16(node, graph) if is_int16(node, graph) else spec.lower(node, graph)
         except ValueError as err:  # a scale ratio the int8 kernels cannot represent
             raise UnsupportedModelError(
                 f"{graph.source or graph.name}: layer '{node.name}' ({node.op}): {err}; its scales are out of "
@@ -219,6 +221,9 @@ def best_patch_plan(graph: Graph, config: BuildConfig, layer: Plan, lowered=None
     bound = config.patch_max_overhead if config.patch_max_overhead is not None else DEFAULT_MAX_MAC_OVERHEAD
     lowered = lowered or lower(graph)
     steps = lowered[0]
+    if config.input_stream and graph.tensors[graph.inputs[0]].dtype != "int8":
+        raise McuforgeError(f"{graph.source or graph.name}: --input-stream: streaming a 16x8 model's int16 input "
+                            f"is not supported; drop --input-stream")
     evaluated = []
     best = None
     for split, grid in candidates(graph, steps, config.patch_grid):
@@ -244,7 +249,8 @@ def best_patch_plan(graph: Graph, config: BuildConfig, layer: Plan, lowered=None
         low = min(evaluated, key=lambda r: r["mac_overhead"])
         raise McuforgeError(
             f"{where}: every patch plan costs more than {bound:.0%} extra MACs (lowest: {low['mac_overhead']:.1%} "
-            f"at split after '{low['split_layer']}', grid {low['grid']}); raise --patch-max-overhead")
+            f"at split after '{low['split_layer']}', grid {low['grid']}); raise "
+            "--patch-max-overhead (CONFIG_MCUFORGE_PATCH_MAX_OVERHEAD_PERCENT, PATCH_MAX_OVERHEAD of mcuforge_add_model)")
     plan = best[1]
     plan.patch.candidates = evaluated
     return plan
@@ -278,8 +284,25 @@ def plan_schedule(graph: Graph, config: BuildConfig) -> Plan:
                 f"model '{layer.name}' does not fit {config.sram_budget} bytes of SRAM: layer by layer needs "
                 f"{layer.sram_bytes()}, the best patch schedule (grid {patch.patch.grid}, {patch.patch.split} layers "
                 f"per patch) needs {patch.sram_bytes()}; raise --sram-budget (CONFIG_MCUFORGE_SRAM_BUDGET_KB) to "
-                f"at least {(patch.sram_bytes() + 1023) // 1024}K or allow more MAC overhead (--patch-max-overhead)")
+                f"at least {(patch.sram_bytes() + 1023) // 1024}K or allow more MAC overhead "
+                f"(--patch-max-overhead (CONFIG_MCUFORGE_PATCH_MAX_OVERHEAD_PERCENT, PATCH_MAX_OVERHEAD of mcuforge_add_model))")
     return patch
+
+
+def _patch_would_fit(plan: Plan) -> str:
+    """For a layer-by-layer plan over its budget: the sentence saying the patch schedule fits, or ''."""
+    cfg = plan.config
+    if cfg.schedule != "layer" or plan.training is not None or plan.patch is not None:
+        return ""
+    try:
+        patch = best_patch_plan(plan.graph, cfg, plan)
+    except McuforgeError:
+        return ""
+    if patch.sram_bytes() > cfg.sram_budget:
+        return ""
+    return (f"; the patch-based schedule fits: {patch.sram_bytes()} bytes (grid {patch.patch.grid}, "
+            f"{patch.patch.mac_overhead:.1%} extra MACs) with --schedule auto (CONFIG_MCUFORGE_SCHEDULE_AUTO, "
+            "SCHEDULE auto of mcuforge_add_model)")
 
 
 def check_budget(plan: Plan) -> None:
@@ -288,7 +311,7 @@ def check_budget(plan: Plan) -> None:
         raise BudgetError(
             f"model '{plan.name}' needs {plan.sram_bytes()} bytes of SRAM (arena {plan.arena_size}), "
             f"the budget allows {cfg.sram_budget}: raise --sram-budget (CONFIG_MCUFORGE_SRAM_BUDGET_KB) "
-            f"to at least {(plan.sram_bytes() + 1023) // 1024}K or use a smaller model")
+            f"to at least {(plan.sram_bytes() + 1023) // 1024}K or use a smaller model" + _patch_would_fit(plan))
     if cfg.flash_budget is not None and plan.weight_bytes > cfg.flash_budget:
         raise BudgetError(
             f"model '{plan.name}' needs {plan.weight_bytes} bytes of flash for its weights alone, "

@@ -45,10 +45,11 @@ def activation_quant(lo: float, hi: float) -> Quant:
     return Quant(scale=np.float32(scale).astype(np.float64), zero_point=zero_point)
 
 
-def quantize_values(x: np.ndarray, quant: Quant) -> np.ndarray:
-    """float -> int8 with the tensor's per-tensor parameters."""
+def quantize_values(x: np.ndarray, quant: Quant, dtype: str = "int8") -> np.ndarray:
+    """float -> int8 (or int16) with the tensor's per-tensor parameters."""
     q = round_half_away(np.asarray(x, dtype=np.float64) / quant.scale[0]) + quant.zero_point[0]
-    return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
+    info = np.iinfo(dtype)
+    return np.clip(q, info.min, info.max).astype(dtype)
 
 
 def clamp_range(node_attrs: dict, quant: Quant) -> tuple[int, int]:
@@ -175,7 +176,7 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
     # activations, in execution order so SAME_QUANT_OPS can inherit
     for t in acts:
         node = producers.get(t.name)
-        if node is not None and node.op == "softmax":
+        if node is not None and node.op == "softmax" and t.dtype != "int16":  # 16x8 softmax: its own 2^-15
             t.quant = SOFTMAX_QUANT
         elif node is not None and node.op in FIXED_OUTPUT_QUANT and t.quant is None:
             t.quant = Quant(*FIXED_OUTPUT_QUANT[node.op])
@@ -198,7 +199,8 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
         if t.quant.axis is not None or len(t.quant.scale) != 1:
             raise McuforgeError(f"{graph.source or graph.name}: activation '{t.name}' is quantized per channel; "
                                 "activations must be quantized per tensor")
-        t.dtype = "int8"
+        if t.dtype != "int16":  # int16 activations come quantized (16x8 TFLite models) and stay int16
+            t.dtype = "int8"
 
     _quantize_scalar_operands(g)
     # weights and biases
@@ -221,7 +223,7 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
             b = g.tensors[node.inputs[2]]
             in_scale = g.tensors[node.inputs[0]].quant.scale[0]
             bias_scale = in_scale * w.quant.scale
-            if b.dtype != "int32":
+            if b.dtype not in ("int32", "int64"):  # int64: a 16x8 model's bias, kept as it is
                 if not np.all(np.isfinite(b.data)):
                     raise McuforgeError(f"{graph.source or graph.name}: node '{node.name}' ({node.op}): bias "
                                         f"'{b.name}' has non-finite values (after folding batch norm, if any)")
@@ -267,7 +269,7 @@ def _split_softmax_requant(g: Graph) -> None:
 
     for node in list(g.nodes):
         out = g.tensors[node.outputs[0]]
-        if node.op != "softmax" or out.quant is None or out.quant.same_as(SOFTMAX_QUANT):
+        if node.op != "softmax" or out.quant is None or out.quant.same_as(SOFTMAX_QUANT) or out.dtype == "int16":
             continue
         mid = unique_name(g.tensors, out.name + "_softmax")
         g.tensors[mid] = Tensor(mid, out.shape, out.dtype, quant=SOFTMAX_QUANT)

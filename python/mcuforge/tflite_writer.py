@@ -20,7 +20,7 @@ def _schema():
     return schema_py_generated
 
 
-TYPES = {"int8": 9, "int32": 2, "uint8": 3, "float32": 0}
+TYPES = {"int8": 9, "int32": 2, "uint8": 3, "float32": 0, "int16": 7, "int64": 4}
 
 
 def build_model(tensors: list[dict], ops: list[tuple], inputs: list[int], outputs: list[int]) -> bytes:

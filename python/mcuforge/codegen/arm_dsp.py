@@ -167,6 +167,8 @@ def candidates(step: Step) -> list[Variant]:
 def select(step: Step) -> Variant | None:
     """The specialized kernel of a layer, or None (the portable kernel runs)."""
     p = step.params
+    if step.kernel in S16_VARIANTS:
+        return select_s16(step)
     if step.kernel == "conv2d_s8":
         k = p["k_h"] * p["k_w"] * p["in_c"]
         columns = conv_columns(p)
@@ -193,6 +195,35 @@ def select(step: Step) -> Variant | None:
         return Variant("mcf_dsp_depthwise_conv2d_s8_inplace", "mcf_dsp_depthwise_conv2d.c",
                        f"depthwise {taps} in place, 4 channels per ring row", depthwise_scratch(p, True))
     return None
+
+
+# ---- 16x8 layers (mcf_dsp_s16.c) ---------------------------------------------------
+
+S16_VARIANTS = ("conv2d_s16", "fully_connected_s16")
+S16_RUN_LIMIT = 512  # products summed in int32 by SMLAD: each below 2^22 in magnitude
+
+
+def select_s16(step: Step) -> Variant | None:
+    """16x8 conv (an even in_c, a kernel row of fewer than 512 products) and
+    fully connected (an even in_features): SMLAD on int16 pairs, the filter
+    widened to int16 in flash."""
+    p = step.params
+    if step.kernel == "conv2d_s16" and p["in_c"] % 2 == 0 and p["k_w"] * p["in_c"] < S16_RUN_LIMIT:
+        return Variant("mcf_dsp_conv2d_s16", "mcf_dsp_s16.c",
+                       f"16x8 {p['k_h']}x{p['k_w']} conv, SMLAD on int16 pairs (filter widened in flash)")
+    if step.kernel == "fully_connected_s16" and p["in_features"] % 2 == 0:
+        return Variant("mcf_dsp_fully_connected_s16", "mcf_dsp_s16.c",
+                       "16x8 fully connected, SMLAD on int16 pairs (filter widened in flash)")
+    return None
+
+
+def prepared_params_s16(params: dict) -> dict:
+    """The filter as int16 pairs in 32-bit words (little-endian: weight 2j low,
+    2j + 1 high), the layout a 32-bit load of the int16 input matches."""
+    p = dict(params)
+    w16 = np.ascontiguousarray(np.asarray(p["filter"], dtype=np.int8).reshape(-1).astype(np.int16))
+    p["filter"] = w16.view("<i4").astype(np.int32)
+    return p
 
 
 def trained_steps(plan: Plan) -> set[int]:
@@ -321,6 +352,8 @@ def constant_channels(p: dict, dead: np.ndarray) -> None:
 def prepared_params(kernel: str, params: dict) -> dict:
     """A layer's parameter struct as the arm-dsp kernel reads it (same C
     struct; `filter` becomes int32 words)."""
+    if kernel in S16_VARIANTS:
+        return prepared_params_s16(params)
     p = dict(params)
     out_c = p["out_features"] if "out_features" in p else p["out_c"]
     p["multiplier"] = _per_channel(p["multiplier"], out_c).copy()
@@ -389,7 +422,7 @@ def pointwise_requant(p: dict) -> np.ndarray | None:
 
 
 class DspEmitter(portable._Emitter):
-    headers = ("kernels.h", "kernels_arm_dsp.h")
+    headers = ("kernels.h", "kernels_s16.h", "kernels_arm_dsp.h")
 
     def function(self, step: Step) -> str:
         v = variant(self.plan, step)

@@ -44,6 +44,26 @@ STRUCT = {
     "strided_slice_s8": "mcf_strided_slice_params",
     "resize_nearest_s8": "mcf_resize_nearest_params",
     "transpose_conv_s8": "mcf_transpose_conv_params",
+    # int16 activations (16x8 models): runtime/include/mcuforge/kernels_s16.h
+    "conv2d_s16": "mcf_conv2d_s16_params",
+    "depthwise_conv2d_s16": "mcf_depthwise_conv2d_s16_params",
+    "fully_connected_s16": "mcf_fully_connected_s16_params",
+    "transpose_conv_s16": "mcf_transpose_conv_s16_params",
+    "add_s16": "mcf_add_sub_s16_params",
+    "sub_s16": "mcf_add_sub_s16_params",
+    "leaky_relu_s16": "mcf_leaky_relu_s16_params",
+    "requantize_s16": "mcf_requantize_s16_params",
+    "requantize_s8_s16": "mcf_requantize_s16_params",
+    "requantize_s16_s8": "mcf_requantize_s16_params",
+    "pad_s16": "mcf_pad_params",
+    "strided_slice_s16": "mcf_strided_slice_params",
+    "concat_s16": "mcf_concat_s16_params",
+    "max_pool_s16": "mcf_pool_s16_params",
+    "avg_pool_s16": "mcf_pool_s16_params",
+    "mul_s16": "mcf_mul_s16_params",
+    "logistic_s16": "mcf_sigmoid_s16_params",
+    "tanh_s16": "mcf_sigmoid_s16_params",
+    "softmax_s16": "mcf_softmax_s16_params",
 }
 # Per-tile geometry of a patch stage: the parameter fields each tile overrides,
 # in the column order of the emitted tables.
@@ -52,6 +72,14 @@ COPY_FIELDS = ("tile_h", "tile_w", "src_w", "src_y", "src_x", "dst_y", "dst_x")
 CONST_ARRAYS = {"table": "int8_t", "row_index": "int32_t", "col_index": "int32_t", "filter": "int8_t",
                 "bias": "int32_t", "multiplier": "int32_t", "shift": "int32_t",
                 "pw_requant": "int32_t"}
+CONST_ARRAYS_S16 = {"bias": "int64_t", "exp_lut": "int16_t", "one_over_one_plus_x_lut": "int16_t"}  # 16x8 kernels
+# C element type of a tensor's dtype
+C_TYPES = {"int8": "int8_t", "int16": "int16_t"}
+CONCAT_KERNELS = ("concat_s8", "concat_s16")
+
+
+def c_type(tensor) -> str:
+    return C_TYPES[tensor.dtype]
 
 
 def runtime_sources(plan: Plan) -> list[str]:
@@ -64,8 +92,11 @@ def runtime_sources(plan: Plan) -> list[str]:
     return sorted(files)
 
 
+S16_KERNELS = frozenset(k for k in STRUCT if "s16" in k)
+
+
 class _Emitter:
-    headers = ("kernels.h",)  # public runtime headers the model's C includes
+    headers = ("kernels.h", "kernels_s16.h")  # public runtime headers the model's C includes
 
     def __init__(self, plan: Plan):
         self.plan = plan
@@ -79,6 +110,15 @@ class _Emitter:
     def arena(self, offset: int) -> str:
         return f"&{self.p}_arena[{offset}]"
 
+    def arena_ref(self, name: str) -> str:
+        return self.arena(self.plan.offset(name))
+
+    def tensor_ref(self, name: str) -> str:
+        """Pointer to a tensor in the arena, of its element type (int8_t * as it is)."""
+        ref = self.arena(self.plan.offset(name))
+        ctype = c_type(self.plan.graph.tensors[name])
+        return ref if ctype == "int8_t" else f"({ctype} *){ref}"
+
     def const_array(self, ident: str, ctype: str, values: np.ndarray) -> str:
         self.weights.append(c_int_array(ctype, ident, values))
         self.externs.append(f"extern const {ctype} {ident}[{np.asarray(values).size}];")
@@ -87,11 +127,12 @@ class _Emitter:
     def struct_fields(self, step: Step, ident: str) -> list[str]:
         fields = []
         for key, value in step.params.items():
-            if key in CONST_ARRAYS and (value is None or isinstance(value, np.ndarray)):
+            if (key in CONST_ARRAYS or key in CONST_ARRAYS_S16) and (value is None or isinstance(value, np.ndarray)):
                 if value is None:
                     fields.append(f".{key} = NULL")
                 else:
-                    flash = self.const_array(f"{ident}_{key}", CONST_ARRAYS[key], value)
+                    types = CONST_ARRAYS_S16 if step.kernel in S16_KERNELS else CONST_ARRAYS
+                    flash = self.const_array(f"{ident}_{key}", types.get(key) or CONST_ARRAYS[key], value)
                     fields.append(f".{key} = " + self.ram.get((step.index, key), flash))
             elif key == "inner":
                 self.statics.append(c_int_array("int32_t", f"{ident}_inner", value, storage="static"))
@@ -150,8 +191,9 @@ class _Emitter:
         table = f"{ident}_tiles"
         body = ",\n".join("    {" + ", ".join(c_int(v) for v in r) + "}" for r in rows)
         self.statics.append(f"static const int32_t {table}[{len(rows)}][{width}] = {{\n{body},\n}};\n")
-        out = self.arena(self.plan.offset(step.outputs[0]))
-        ins = [self.arena(self.plan.offset(t)) for t in step.inputs]
+        ref = self.arena_ref if step.kernel == "copy_tile_s8" else self.tensor_ref  # the copy moves bytes
+        out = ref(step.outputs[0])
+        ins = [ref(t) for t in step.inputs]
         fn = self.function(step)
         scratch = self.scratch_argument(step)
         lines = ["        {", f"            const int32_t *g = {table}[tile];",
@@ -165,8 +207,9 @@ class _Emitter:
             lines.append("            for (row = 0; row < g[0]; ++row) {")
             args = [f"{a} + g[{3 + 2 * i}] + row * g[{4 + 2 * i}]" for i, a in enumerate(ins)]
             dst = f"{out} + row * g[2]"
-            if step.kernel == "concat_s8":
-                lines.append(f"                const int8_t *in[{len(args)}];")
+            if step.kernel in CONCAT_KERNELS:
+                ctype = c_type(self.plan.graph.tensors[step.inputs[0]])
+                lines.append(f"                const {ctype} *in[{len(args)}];")
                 lines += [f"                in[{i}] = {a};" for i, a in enumerate(args)]
                 lines.append(f"                status |= {fn}(&p, in, {dst}); /* {self.comment(step)} */")
             else:
@@ -178,8 +221,8 @@ class _Emitter:
     def layer(self, step: Step) -> str:
         """Emit the parameter struct; return the call line."""
         ident = self.params_struct(step)
-        outs = self.arena(self.plan.offset(step.outputs[0]))
-        ins = [self.arena(self.plan.offset(t)) for t in step.inputs]
+        outs = self.tensor_ref(step.outputs[0])
+        ins = [self.tensor_ref(t) for t in step.inputs]
         fn = self.function(step)
         scratch = self.scratch_argument(step)
         if scratch is not None:
@@ -187,13 +230,21 @@ class _Emitter:
         if step.kernel == "depthwise_conv2d_s8_inplace":
             scratch = self.arena(self.plan.memory.scratch_offsets[step.index])
             call = f"{fn}(&{ident}, {outs}, {scratch})"
-        elif step.kernel == "concat_s8":
-            self.statics.append(f"static const int8_t *const {ident}_inputs[{len(ins)}] = {{ "
+        elif step.kernel in CONCAT_KERNELS:
+            ctype = c_type(self.plan.graph.tensors[step.inputs[0]])
+            self.statics.append(f"static const {ctype} *const {ident}_inputs[{len(ins)}] = {{ "
                                 + ", ".join(ins) + " };\n")
             call = f"{fn}(&{ident}, {ident}_inputs, {outs})"
         else:
             call = f"{fn}(&{ident}, {', '.join(ins)}, {outs})"
         return f"    status |= {call}; /* {self.comment(step)} */"
+
+
+def used_headers(plan: Plan, headers: tuple[str, ...]) -> list[str]:
+    """The emitter's public runtime headers this model includes (kernels_s16.h
+    only when it has int16 layers)."""
+    s16 = any(s.kernel in S16_KERNELS for s in plan.steps)
+    return [h for h in headers if h != "kernels_s16.h" or s16]
 
 
 def _patch_note(plan: Plan) -> str:
@@ -216,9 +267,10 @@ def _header_comment(plan: Plan) -> str:
         f"constant bytes: {plan.weight_bytes}\n */\n")
 
 
-def _shape_macros(P: str, what: str, shape, quant) -> list[str]:
+def _shape_macros(P: str, what: str, shape, quant, ctype: str = "int8_t") -> list[str]:
     dims = ", ".join(str(d) for d in shape)
     return [
+        f"#define {P}_{what}_TYPE {ctype}",
         f"#define {P}_{what}_SIZE {int(np.prod(shape))}",
         f"#define {P}_{what}_RANK {len(shape)}",
         f"#define {P}_{what}_SHAPE {{ {dims} }}",
@@ -267,13 +319,13 @@ def render(plan: Plan, emitter: type = _Emitter) -> dict[str, str]:
          "/* Bytes of the one static buffer holding every activation and scratch buffer. */",
          f"#define {P}_ARENA_SIZE {plan.arena_size}", f"#define {P}_NUM_LAYERS {len(plan.steps)}",
          f"#define {P}_MACS {plan.macs}", "",
-         f"/* Input: int8, channels last ({'NHWC' if len(x.shape) == 4 else 'flat'}); "
+         f"/* Input: {x.dtype}, channels last ({'NHWC' if len(x.shape) == 4 else 'flat'}); "
          "real = SCALE * (q - ZERO_POINT). */"]
-    h += _shape_macros(P, "INPUT", x.shape, x.quant)
+    h += _shape_macros(P, "INPUT", x.shape, x.quant, c_type(x))
     for k, o in enumerate(g.outputs):
         t = g.tensors[o]
-        h += ["", f"/* Output {k}: int8, channels last. */"]
-        h += _shape_macros(P, "OUTPUT" if k == 0 else f"OUTPUT{k}", t.shape, t.quant)
+        h += ["", f"/* Output {k}: {t.dtype}, channels last. */"]
+        h += _shape_macros(P, "OUTPUT" if k == 0 else f"OUTPUT{k}", t.shape, t.quant, c_type(t))
     if train:
         h += train.header()
     h += ["", "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
@@ -290,16 +342,16 @@ def render(plan: Plan, emitter: type = _Emitter) -> dict[str, str]:
               f"typedef int (*{p}_read_fn)(void *context, int8_t *dst, int32_t y, int32_t x, int32_t h, int32_t w);",
               f"int {p}_invoke_stream({p}_read_fn read, void *context);   /* 0 on success */"]
     else:
-        h += [f"int8_t *{p}_input(void);   /* points into the arena */",
+        h += [f"{c_type(x)} *{p}_input(void);   /* points into the arena */",
               f"int {p}_invoke(void);      /* 0 on success */"]
-    h += [f"int8_t *{p}_output(void);"]
+    h += [f"{c_type(g.tensors[g.outputs[0]])} *{p}_output(void);"]
     for k in range(1, len(g.outputs)):
-        h.append(f"int8_t *{p}_output{k}(void);")
+        h.append(f"{c_type(g.tensors[g.outputs[k]])} *{p}_output{k}(void);")
     if train:
         h += [""] + train.prototypes()
     h += ["", "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {P}_H */", ""]
 
-    c = [head, f'#include "{p}.h"'] + [f'#include "mcuforge/{h}"' for h in e.headers] + ["",
+    c = [head, f'#include "{p}.h"'] + [f'#include "mcuforge/{h}"' for h in used_headers(plan, e.headers)] + ["",
          f"#ifndef {P}_ARENA_ATTRIBUTE", "#if defined(__GNUC__)",
          f"#define {P}_ARENA_ATTRIBUTE __attribute__((aligned(16)))", "#else",
          f"#define {P}_ARENA_ATTRIBUTE", "#endif", "#endif", "",
@@ -308,9 +360,10 @@ def render(plan: Plan, emitter: type = _Emitter) -> dict[str, str]:
     c += e.externs + [""] + ([train.state_struct()] if train else []) + e.statics
     c += [f"int {p}_init(void)", "{"] + (train.init_lines() if train else []) + ["    return 0;", "}", ""]
     if not stream:
-        c += [f"int8_t *{p}_input(void)", "{", f"    return {e.arena(plan.offset(plan.input))};", "}", ""]
+        c += [f"{c_type(x)} *{p}_input(void)", "{", f"    return {e.tensor_ref(plan.input)};", "}", ""]
     for k, o in enumerate(g.outputs):
-        c += [f"int8_t *{p}_output{'' if k == 0 else k}(void)", "{", f"    return {e.arena(plan.offset(o))};", "}", ""]
+        c += [f"{c_type(g.tensors[o])} *{p}_output{'' if k == 0 else k}(void)", "{", f"    return {e.tensor_ref(o)};",
+              "}", ""]
     loop_vars = []
     if plan.patch is not None:
         loop_vars = ["    int32_t tile;"] + (["    int32_t row;"] if any("for (row" in line for line in calls) else [])
@@ -334,7 +387,7 @@ def generate(plan: Plan, outdir: Path, emitter: type = _Emitter, sources=runtime
     rt = outdir / RUNTIME_SUBDIR
     (rt / "include" / "mcuforge").mkdir(parents=True, exist_ok=True)
     (rt / "src").mkdir(parents=True, exist_ok=True)
-    for h in emitter.headers:
+    for h in used_headers(plan, emitter.headers):
         shutil.copyfile(RUNTIME_DIR / "include" / "mcuforge" / h, rt / "include" / "mcuforge" / h)
         written.append(rt / "include" / "mcuforge" / h)
     private_headers = sorted(h.name for h in (RUNTIME_DIR / "src").glob("*.h"))

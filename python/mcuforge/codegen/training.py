@@ -7,6 +7,7 @@ import numpy as np
 
 from .cwriter import c_comment, c_float, c_int
 from ..plan import Plan
+from ..state_record import c_initializer, identity
 from ..training.autodiff import STATE_COPIES
 
 STRUCTS = {
@@ -174,7 +175,14 @@ class TrainingEmitter:
                 f"    if (label < 0 || label >= {P}_TRAIN_CLASSES) {{", "        return -1;", "    }",
                 f"    if ({invoke} != 0) {{", "        return -1;", "    }"] + calls + [
                 "", "    return status == MCF_OK ? 0 : -1;", "}", "",
-                f"void *{p}_train_state(void)", "{", f"    return &{state_name(self.plan)};", "}", ""]
+                f"void *{p}_train_state(void)", "{", f"    return &{state_name(self.plan)};", "}", "",
+                f"static const uint8_t {p}_state_identity[32] = {P}_TRAIN_STATE_SHA256;", "",
+                f"int32_t {p}_state_save(uint8_t *record, uint32_t record_size)", "{",
+                f"    return mcf_state_pack({p}_state_identity, &{state_name(self.plan)}, {P}_TRAIN_STATE_SIZE, "
+                "record, record_size);", "}", "",
+                f"int {p}_state_restore(const uint8_t *record, uint32_t record_size)", "{",
+                f"    return mcf_state_unpack({p}_state_identity, record, record_size, &{state_name(self.plan)}, "
+                f"{P}_TRAIN_STATE_SIZE);", "}", ""]
 
     def header(self) -> list[str]:
         tp, P, p = self.tp, self.p.upper(), self.p
@@ -195,7 +203,12 @@ class TrainingEmitter:
         lines += [" */", f"#define {P}_TRAINING 1", f"#define {P}_TRAIN_STATE_SIZE {tp.state_bytes}",
                   f"#define {P}_TRAIN_CLASSES {tp.classes}",
                   f"#define {P}_TRAIN_LEARNING_RATE {c_float(tp.learning_rate)}",
-                  f"#define {P}_TRAIN_MOMENTUM {c_float(tp.momentum)}"]
+                  f"#define {P}_TRAIN_MOMENTUM {c_float(tp.momentum)}",
+                  "/* The trained state as a record to keep across resets (mcf_state.c): its identity is the",
+                  " * sha256 of the model file's sha256 and the state's layout; a record of another model or",
+                  f" * build, or a torn one, is refused by {p}_state_restore(). */",
+                  f"#define {P}_TRAIN_STATE_SHA256 {c_initializer(identity(self.plan))}",
+                  f"#define {P}_STATE_RECORD_SIZE ({tp.state_bytes} + 48)"]
         return lines
 
     def prototypes(self) -> list[str]:
@@ -204,4 +217,9 @@ class TrainingEmitter:
                  else f"int {p}_train_step(int label, float *loss);")
         return ["/* 0 on success, -1 on a bad label (or a failed read); *loss = cross-entropy of the forward",
                 " * pass. */", train,
-                f"void *{p}_train_state(void);  /* {self.p.upper()}_TRAIN_STATE_SIZE bytes */"]
+                f"void *{p}_train_state(void);  /* {self.p.upper()}_TRAIN_STATE_SIZE bytes */",
+                f"/* The state as a record of {self.p.upper()}_STATE_RECORD_SIZE bytes: bytes written, or < 0. */",
+                f"int32_t {p}_state_save(uint8_t *record, uint32_t record_size);",
+                "/* Restores a record saved by a build of this very model and policy: 0, or < 0 (an",
+                " * MCF_STATE_ERR_*, mcf_state_error() says which) leaving the state untouched. */",
+                f"int {p}_state_restore(const uint8_t *record, uint32_t record_size);"]

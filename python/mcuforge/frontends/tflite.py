@@ -420,6 +420,42 @@ def _option(opt: Any, getter: str, default: Any) -> Any:
 
 
 # --------------------------------------------------------------------------
+# 16x8 models (int16 activations)
+
+ACTIVATION_TYPES = ("int8", "int16")
+
+
+def _check_int16_activation(t: _TTensor, quant: Quant, what: str) -> None:
+    """int16 activations are symmetric: zero point 0 (TFLite's 16x8 scheme)."""
+    if int(quant.zero_point[0]) != 0:
+        raise _Unsupported(f"{what} '{t.name}' is int16 with zero point {int(quant.zero_point[0])}: 16x8 models "
+                           f"quantize activations symmetrically (zero point 0)")
+
+
+def _check_int64_bias(t: _TTensor, x: Tensor) -> None:
+    if x.dtype != "int16":
+        raise _Unsupported(f"bias '{t.name}' is int64 with {x.dtype} activations (int64 biases belong to 16x8 "
+                           f"models)")
+
+
+def shape_only_inputs(model: _TModel) -> set[int]:
+    """Model inputs that only give TRANSPOSE_CONV its output shape (an int32
+    vector of 4): TFLM takes the output tensor's declared shape, so the
+    compiled model folds them and does not take them as inputs."""
+    uses: dict[int, list[tuple[str, int]]] = {}
+    for op in model.operators:
+        for j, k in enumerate(op.inputs):
+            uses.setdefault(k, []).append((op.opname, j))
+    folded = set()
+    for k in model.inputs:
+        t = model.tensors[k]
+        if t.type == "int32" and t.shape == (4,) and uses.get(k) and \
+                all(use == ("TRANSPOSE_CONV", 0) for use in uses[k]) and k not in model.outputs:
+            folded.add(k)
+    return folded
+
+
+# --------------------------------------------------------------------------
 # the importer
 
 
@@ -446,8 +482,13 @@ class _Importer:
         for op in m.operators:
             for k in op.outputs:
                 self.producer.setdefault(k, op.index)
+        self.shape_inputs = shape_only_inputs(m)
         for k in m.inputs:
-            self._activation(k, "model input")
+            if k not in self.shape_inputs:
+                try:
+                    self._activation(k, "model input")
+                except _Unsupported as err:
+                    self.node_problems.append(f"model input {k}: {err}")
         for op in m.operators:
             self._convert(op)
         self._raise_problems()
@@ -459,7 +500,7 @@ class _Importer:
                                     f"any operator")
             outputs.append(name)
         graph = Graph(name="model", tensors=self.tensors, nodes=self.nodes,
-                      inputs=[self.names[k] for k in m.inputs], outputs=outputs)
+                      inputs=[self.names[k] for k in m.inputs if k not in self.shape_inputs], outputs=outputs)
         graph.toposort()
         graph.remove_unused()
         return graph
@@ -488,11 +529,6 @@ class _Importer:
                         f"{self.source}: operator {op.index} ({op.opname}) reads the {t.type} constant {k} "
                         f"'{t.name}': the model has float weights (a float or dynamic-range quantized model); "
                         f"mcuforge compiles full-integer int8 TFLite models: {CONVERT_HINT}")
-        for t in self.t:
-            if t.type == "int16" and t.data is None:
-                raise McuforgeError(
-                    f"{self.source}: tensor {t.index} '{t.name}' is an int16 activation (a 16x8 quantized "
-                    f"model); mcuforge compiles int8 activations only: {CONVERT_HINT}")
 
     def _raise_problems(self) -> None:
         parts = []
@@ -547,8 +583,8 @@ class _Importer:
             raise _Unsupported(f"{what} '{t.name}' is a constant where an activation is expected")
         if t.is_variable:
             raise _Unsupported(f"{what} '{t.name}' is a variable tensor (stateful models are not supported)")
-        if t.type != "int8":
-            raise _Unsupported(f"{what} '{t.name}' is {t.type} (activations must be int8)")
+        if t.type not in ACTIVATION_TYPES:
+            raise _Unsupported(f"{what} '{t.name}' is {t.type} (activations must be int8, or int16 in a 16x8 model)")
         if not t.shape:
             raise _Unsupported(f"{what} '{t.name}' is a scalar")
         if t.shape[0] != 1:
@@ -556,9 +592,11 @@ class _Importer:
         quant = self._quant(t, what)
         if quant.scale.size != 1:
             raise _Unsupported(f"{what} '{t.name}' is quantized per channel (activations must be per tensor)")
-        if not -128 <= int(quant.zero_point[0]) <= 127:
+        if t.type == "int16":
+            _check_int16_activation(t, quant, what)
+        elif not -128 <= int(quant.zero_point[0]) <= 127:
             raise _Unsupported(f"{what} '{t.name}' has zero point {int(quant.zero_point[0])} outside int8")
-        self.tensors[name] = Tensor(name, t.shape, "int8", None, quant)
+        self.tensors[name] = Tensor(name, t.shape, t.type, None, quant)
         return name
 
     def _input(self, op: _TOp, j: int, what: str = "input") -> str:
@@ -602,8 +640,14 @@ class _Importer:
         if j >= len(op.inputs) or op.inputs[j] < 0:
             return ""
         t = self._const(op, j, "bias")
+        if t.type == "int64":
+            _check_int64_bias(t, self.tensors[self._activation(op.inputs[2 if op.opname == "TRANSPOSE_CONV" else 0])])
+            return self._const_tensor(t, "int64", None, t.data.reshape(channels))
         if t.type != "int32":
-            raise _Unsupported(f"bias '{t.name}' is {t.type} (int32 only)")
+            raise _Unsupported(f"bias '{t.name}' is {t.type} (int32, or int64 in a 16x8 model)")
+        if self.t[op.inputs[2 if op.opname == "TRANSPOSE_CONV" else 0]].type == "int16":
+            raise _Unsupported(f"bias '{t.name}' is int32 with int16 activations: mcuforge follows TFLM's 16x8 "
+                               f"kernels with int64 biases (convert with the default 16x8 settings)")
         if t.data.size != channels:
             raise _Unsupported(f"bias '{t.name}' has {t.data.size} values for {channels} output channels")
         return self._const_tensor(t, "int32", None, t.data.reshape(channels))
@@ -784,6 +828,8 @@ class _Importer:
         self._unary(op, "leaky_relu", {"alpha": float(np.float32(_option(op.options, "Alpha", 0.0)))})
 
     def _fixed_output(self, op: _TOp, out: str, scale: float, zp: int) -> None:
+        if self.tensors[out].dtype == "int16":
+            return  # 16x8: the output scale 2^-15 is checked where the layer is lowered (ops16)
         q = self.tensors[out].quant
         if float(q.scale[0]) != scale or int(q.zero_point[0]) != zp:
             raise _Unsupported(f"output is quantized with scale {float(q.scale[0])!r} and zero point "
@@ -851,7 +897,10 @@ class _Importer:
     def _op_TRANSPOSE_CONV(self, op: _TOp) -> None:
         x = self._input(op, 2)
         in_shape = self.tensors[x].shape
-        out_shape = tuple(int(v) for v in self._int_const(op, 0, "output shape"))
+        if op.inputs and op.inputs[0] in self.shape_inputs:  # folded: the output tensor's declared shape
+            out_shape = tuple(int(v) for v in self.t[op.outputs[0]].shape)
+        else:
+            out_shape = tuple(int(v) for v in self._int_const(op, 0, "output shape"))
         wt = self._const(op, 1, "weights")
         if len(in_shape) != 4 or len(out_shape) != 4 or len(wt.shape) != 4:
             raise _Unsupported("input, output shape and weights must be 4-D")

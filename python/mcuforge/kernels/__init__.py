@@ -25,6 +25,7 @@ from .elementwise import lut_s8, maximum_s8, minimum_s8, mul_s8, sub_s8
 from .fully_connected import fully_connected_s8
 from .mean import mean_s8
 from .pool import avg_pool_s8, max_pool_s8
+from .s16 import KERNELS_S16, RUNTIME_SOURCES_S16
 from .softmax import softmax_s8
 from .transpose_conv import transpose_conv_s8
 
@@ -87,6 +88,7 @@ RUNTIME_SOURCES = {
 TRAINING_RUNTIME_SOURCES = {k: ["mcf_train.c"] for k in (
     "train_loss", "train_conv_input_grad", "train_conv_update", "train_conv_apply", "train_mask",
     "train_pool_backward", "train_grad_sum")}
+TRAINING_RUNTIME_SOURCES["train_loss"] = ["mcf_train.c", "mcf_state.c"]  # every training step has a loss
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 RUNTIME_INCLUDE_DIR = RUNTIME_DIR / "include"
@@ -94,3 +96,7 @@ RUNTIME_SRC_DIR = RUNTIME_DIR / "src"
 
 __all__ = ["KERNELS", "SCRATCH_SIZE", "RUNTIME_SOURCES", "TRAINING_RUNTIME_SOURCES", "RUNTIME_DIR",
            "RUNTIME_INCLUDE_DIR", "RUNTIME_SRC_DIR"] + sorted(KERNELS)
+
+# int16 activations (16x8 models): twins in kernels/s16.py, C in runtime/src/mcf_s16_*.c
+KERNELS.update(KERNELS_S16)
+RUNTIME_SOURCES.update(RUNTIME_SOURCES_S16)

@@ -24,8 +24,14 @@ class ReferenceResult:
 
 
 def _view(plan: Plan, arena: np.ndarray, tensor: str, size: int | None = None) -> np.ndarray:
+    """The tensor's elements in the arena (`size` of them, default all), typed
+    as the tensor is (int8, or int16 in 16x8 models)."""
+    t = plan.graph.tensors[tensor]
     off = plan.offset(tensor)
-    return arena[off:off + (plan.graph.tensors[tensor].size if size is None else size)]
+    n = t.size if size is None else size
+    item = np.dtype(t.dtype).itemsize
+    view = arena[off:off + n * item]
+    return view if item == 1 else view.view(t.dtype)
 
 
 ROW_KEYS = ("patch_rows", "out_stride", "in_offsets")
@@ -35,36 +41,52 @@ def _run_rows(plan: Plan, arena: np.ndarray, step, params: dict) -> None:
     """A pointwise layer of a patch stage, row by row (see schedule.patch)."""
     fn = KERNELS[step.kernel]
     base = {k: v for k, v in params.items() if k not in ROW_KEYS}
-    if step.kernel == "concat_s8":
+    if step.kernel in ("concat_s8", "concat_s16"):
         reads = [base["outer"] * int(c) for c in base["inner"]]
         writes = sum(reads)
     else:
         reads = [base["size"]] * len(step.inputs)
         writes = base["size"]
     out_off = plan.offset(step.outputs[0])
+    item = lambda t: np.dtype(plan.graph.tensors[t].dtype).itemsize  # noqa: E731  (offsets count elements)
+    typed = lambda t, start, n: arena[start:start + n * item(t)].view(plan.graph.tensors[t].dtype)  # noqa: E731
     for r in range(params["patch_rows"]):
         inputs = []
         for t, n, (off, stride) in zip(step.inputs, reads, params["in_offsets"]):
-            start = plan.offset(t) + off + r * stride
-            inputs.append(arena[start:start + n].copy())
-        result = fn(base, inputs) if step.kernel == "concat_s8" else fn(base, *inputs)
-        start = out_off + r * params["out_stride"]
-        arena[start:start + writes] = np.asarray(result, dtype=np.int8).reshape(-1)
+            start = plan.offset(t) + (off + r * stride) * item(t)
+            inputs.append(typed(t, start, n).copy())
+        result = fn(base, inputs) if step.kernel in ("concat_s8", "concat_s16") else fn(base, *inputs)
+        out = step.outputs[0]
+        view = typed(out, out_off + r * params["out_stride"] * item(out), writes)
+        view[:] = np.asarray(result).astype(view.dtype).reshape(-1)
+
+
+def _copy_tile(plan: Plan, arena: np.ndarray, step, params: dict, sizes: dict[str, int]) -> np.ndarray:
+    """The tile copy on the bytes of its tensors (an int16 pixel is 2 * channels bytes)."""
+    def raw(t: str) -> np.ndarray:
+        n = sizes.get(t, plan.graph.tensors[t].size) * np.dtype(plan.graph.tensors[t].dtype).itemsize
+        return arena[plan.offset(t):plan.offset(t) + n]
+
+    out = raw(step.outputs[0])
+    out[:] = KERNELS["copy_tile_s8"](params, raw(step.inputs[0]).copy(), out.copy())
+    return _view(plan, arena, step.outputs[0])
 
 
 def run_step(plan: Plan, arena: np.ndarray, step, params: dict, sizes: dict[str, int]) -> np.ndarray | None:
     if "patch_rows" in params:
         return _run_rows(plan, arena, step, params)
     fn = KERNELS[step.kernel]
+    if step.kernel == "copy_tile_s8":  # moves bytes, whatever the element type
+        return _copy_tile(plan, arena, step, params, sizes)
     inputs = [_view(plan, arena, t, sizes.get(t)).copy() for t in step.inputs]
     out = _view(plan, arena, step.outputs[0], sizes.get(step.outputs[0]))
-    if step.kernel == "concat_s8":
+    if step.kernel in ("concat_s8", "concat_s16"):
         result = fn(params, inputs)
     elif step.kernel == "copy_tile_s8":
         result = fn(params, inputs[0], out.copy())
     else:
         result = fn(params, *inputs)
-    result = np.asarray(result, dtype=np.int8).reshape(-1)
+    result = np.asarray(result).astype(out.dtype, copy=False).reshape(-1)
     if result.size != out.size:
         raise AssertionError(f"step {step.index} ({step.name}): kernel wrote {result.size} values, "
                              f"buffer has {out.size}")
@@ -85,8 +107,8 @@ def run(plan: Plan, x: np.ndarray, poison: int | None = None, keep_intermediates
     g = plan.graph
     in_t = g.tensors[plan.input]
     x = np.asarray(x)
-    if x.dtype != np.int8 or x.size != in_t.size:
-        raise ValueError(f"input must be int8 with {in_t.size} elements, got {x.dtype} {x.shape}")
+    if x.dtype != np.dtype(in_t.dtype) or x.size != in_t.size:
+        raise ValueError(f"input must be {in_t.dtype} with {in_t.size} elements, got {x.dtype} {x.shape}")
     if poison is None:
         arena = np.zeros(plan.arena_size, dtype=np.int8)
     else:
@@ -109,7 +131,7 @@ def execute(plan: Plan, arena: np.ndarray, x: np.ndarray, overrides: dict[int, d
     overrides = overrides or {}
     stream = plan.input_stream
     if not stream:
-        _view(plan, arena, plan.input)[:] = np.asarray(x, dtype=np.int8).reshape(-1)
+        _view(plan, arena, plan.input)[:] = np.asarray(x, dtype=in_t.dtype).reshape(-1)
     if inter is not None:
         inter[plan.input] = np.asarray(x).reshape(in_t.shape).copy()
     todo = list(plan.steps)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..ir import Graph, Node, Tensor
 from ..ops import Step
 
@@ -259,12 +261,15 @@ def patch_steps(graph: Graph, steps: list[Step], split: int, grid: int, stream: 
     for t in patched:
         c = _hw(graph, t)[2]
         biggest = max(tl.sizes[names[t]] for tl in tiles)
-        patch_tensors[names[t]] = Tensor(names[t], (1, 1, biggest // c, c), "int8", quant=graph.tensors[t].quant)
+        patch_tensors[names[t]] = Tensor(names[t], (1, 1, biggest // c, c), graph.tensors[t].dtype,
+                                         quant=graph.tensors[t].quant)
     rename = lambda x: names.get(x, x)  # noqa: E731
     pseudo = [dataclasses.replace(s, inputs=[rename(i) for i in s.inputs], outputs=[rename(o) for o in s.outputs],
                                   inplace="", inplace_input=-1, scratch=0) for s in stage]
     copy_node = Node(f"{tensor} (tile copy)", "copy_tile", [names[tensor]], [tensor])
-    copy_params = dict(channels=tc, tile_h=0, tile_w=0, src_w=0, src_y=0, src_x=0, dst_w=tw, dst_y=0, dst_x=0)
+    # the tile copy moves bytes: an int16 tensor's pixel is 2 * channels of them
+    item = np.dtype(graph.tensors[tensor].dtype).itemsize
+    copy_params = dict(channels=tc * item, tile_h=0, tile_w=0, src_w=0, src_y=0, src_x=0, dst_w=tw, dst_y=0, dst_x=0)
     copy_step = Step(copy_node, "copy_tile_s8", copy_params, [names[tensor]], [tensor])
     return pseudo, copy_step, patch_tensors, tiles, stage_macs, tensor, names
 

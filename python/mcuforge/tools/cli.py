@@ -56,6 +56,8 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-reorder", action="store_true",
                    help="training: no operator reordering (keep every update until the backward pass ends)")
     p.add_argument("--kernels", choices=["portable", "arm-dsp"], help="C kernel set")
+    p.add_argument("--stack-target", choices=["cortex-m4", "cortex-m3", "cortex-m7", "host", "none"],
+                   help="core whose -O2 build of the generated C gives <NAME>_STACK_SIZE (default cortex-m4)")
     p.add_argument("--kconfig", metavar="PATH", help="take the options from a Zephyr .config (CONFIG_MCUFORGE_*)")
 
 
@@ -87,8 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("run", help="build the generated C for the host and run it")
     u.add_argument("dir", help="output directory of 'compile'")
-    u.add_argument("--input", required=True, metavar="X.npy", help="input in the model's layout (int8, or float32 to quantize)")
-    u.add_argument("--output", metavar="Y.npy", help="write the int8 output here (the model's layout)")
+    u.add_argument("--input", required=True, metavar="X.npy", help="input in the model's layout (int8, int16 for a 16x8 model, or float32 to quantize)")
+    u.add_argument("--output", metavar="Y.npy", help="write the output here (int8, or int16 for a 16x8 model; the model's layout)")
+    u.add_argument("--train", metavar="LABELS.npy",
+                   help="training build: run the training step on each input with these integer labels, printing "
+                        "the losses and the trained state's checksum")
+    u.add_argument("--epochs", type=int, default=1, metavar="N", help="with --train: passes over the inputs")
+    u.add_argument("--save-state", metavar="FILE", help="with --train: write the trained state record here")
     u.add_argument("--check", action="store_true", help="compare with the NumPy reference; exit 4 on any difference")
     u.add_argument("--opt", default="-O2", help="optimisation flag for the host build (default -O2)")
     u.add_argument("--profile", action="store_true",
@@ -116,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.add_argument("--report", metavar="FILE", help="also write the JSON report to FILE")
     e.add_argument("--warn-only", action="store_true", help="over budget warns (exit 0) instead of exit 3")
+    e.add_argument("--generated", metavar="DIR", help="the model's generated C (its header gives <NAME>_STACK_SIZE)")
+    e.add_argument("--stack-objects", metavar="DIR", help="re-derive the stack from the build's objects and .su files")
+    e.add_argument("--stack-target", choices=["cortex-m4", "cortex-m3", "cortex-m7", "host"],
+                   help="the core those objects were built for (its toolchain's libraries; default cortex-m4)")
+    e.add_argument("--thread-stack", type=int, metavar="N",
+                   help="stack bytes of the thread that runs the model: fail (exit 3) when the model needs more")
+    e.add_argument("--thread-stack-symbol", metavar="SYMBOL", help=argparse.SUPPRESS)
+    e.add_argument("--verbose", action="store_true",
+                   help="with --model: also the whole image's RAM and flash by section")
     n = sub.add_parser("nas", help="search a network that fits the SRAM and flash budgets (TinyNAS)")
     n.add_argument("--data", required=True, metavar="FILE.npz", help="x (N, C, H, W) float32 images, y (N,) labels")
     n.add_argument("--sram-budget", metavar="SIZE", help="SRAM the model may use, e.g. 8K")
@@ -143,7 +159,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
     explicit = dict(
         name=args.name, calibration=args.calibration, schedule=args.schedule, patch_grid=args.patch_grid,
         patch_max_overhead=args.patch_max_overhead, input_stream=args.input_stream,
-        training=args.training, kernels=args.kernels,
+        training=args.training, kernels=args.kernels, stack_target=getattr(args, "stack_target", None),
         learning_rate=parse_float(args.learning_rate, "--learning-rate") if args.learning_rate else None,
         momentum=parse_float(args.momentum, "--momentum") if args.momentum else None,
         train_bias_layers=args.train_bias_layers,
@@ -220,6 +236,10 @@ def cmd_run(args) -> int:
     outdir = Path(args.dir)
     plan = Plan.load(outdir)
     x = hostrun.load_input(Path(args.input), plan)
+    if getattr(args, "train", None):
+        from .train_run import run as train_run
+
+        return train_run(plan, outdir, x, Path(args.train), args.epochs, args.target, args.opt, args.save_state)
     if args.flash_wait_states != 0 and not (args.profile and args.target == "qemu-cortex-m4"):
         raise McuforgeError("--flash-wait-states: only priced with --profile --target qemu-cortex-m4")
     if args.flash_wait_states < 0:
@@ -261,7 +281,7 @@ def cmd_run(args) -> int:
     if len(y) == 1 and y[0].size <= 64:
         print("output:", " ".join(str(int(v)) for v in y[0].reshape(-1)))
     else:
-        print(f"output: {y.shape[0]} x {y[0].size} int8 values" + (f" -> {args.output}" if args.output else ""))
+        print(f"output: {y.shape[0]} x {y[0].size} {y.dtype} values" + (f" -> {args.output}" if args.output else ""))
     if args.check:
         bad = 0
         for i in range(len(x)):

@@ -234,19 +234,27 @@ def _fmt(n: int) -> str:
     return f"{n:,} B" if n < 10 * 1024 else f"{n:,} B ({n / 1024:.1f} KiB)"
 
 
-def format_text(summary: dict) -> str:
+def format_text(summary: dict, sections: bool = True) -> str:
+    """The report; without `sections` (check-elf --model without --verbose) only the model's lines."""
     lines = [f"{summary['elf']}: RAM {_fmt(summary['ram_bytes'])}, flash {_fmt(summary['flash_bytes'])}"]
+    if not sections:
+        lines = []
     w = max([len(k) for k in list(summary["ram_by_section"]) + list(summary["flash_by_section"])] + [7])
     lines.append(f"  {'section':<{w}} {'RAM':>10} {'flash':>10}")
     names = sorted(set(summary["ram_by_section"]) | set(summary["flash_by_section"]),
                    key=lambda n: -(summary["ram_by_section"].get(n, 0) + summary["flash_by_section"].get(n, 0)))
-    for n in names:
+    for n in names if sections else []:
         r, f = summary["ram_by_section"].get(n, 0), summary["flash_by_section"].get(n, 0)
         lines.append(f"  {n:<{w}} {r or '':>10} {f or '':>10}")
+    if not sections:
+        lines = [ln for ln in lines if not ln.startswith("  ")]
     m = summary.get("model")
     if m:
+        stack = f", stack {m['stack_bytes']}" if m.get("stack_bytes") is not None else ""
+        if m.get("thread_stack_bytes") is not None:
+            lines.append(f"thread stack {m['thread_stack_bytes']} B, model's worst-case stack {m.get('stack_bytes')} B")
         lines.append(f"model {m['name']}: RAM {_fmt(m['ram_bytes'])} (arena {m['arena_bytes']}, other "
-                     f"{m['other_ram_bytes']}), flash {_fmt(m['flash_bytes'])} (weights {m['weights_bytes']}, "
+                     f"{m['other_ram_bytes']}{stack}), flash {_fmt(m['flash_bytes'])} (weights {m['weights_bytes']}, "
                      f"code {m['code_bytes']}: model {m['model_code_bytes']} + runtime mcf_* "
                      f"{m['runtime_code_bytes']})")
     for what in ("sram", "flash"):
@@ -306,7 +314,16 @@ def main_check(args) -> int:
     flash = parse_size(args.flash_budget, "--flash-budget") if args.flash_budget else None
     if model and summary["model"]["arena_bytes"] is None:
         raise McuforgeError(f"{args.elf}: no symbol '{model}_arena'; is --model the name given to compile?")
-    problems = check(summary, mem, sram, flash)
+    stack_problems, stack_warnings = [], []
+    if model:
+        from .elfstack import apply
+
+        stack_problems, stack_warnings = apply(summary, args)
+    problems = check(summary, mem, sram, flash) + stack_problems
+    summary["fits"] = not problems
+    summary["problems"] = problems
+    for w in stack_warnings:
+        print(f"mcuforge: WARNING: {w}", file=sys.stderr)
     report = getattr(args, "report", None)
     if report:
         Path(report).parent.mkdir(parents=True, exist_ok=True)
@@ -314,7 +331,7 @@ def main_check(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(format_text(summary))
+        print(format_text(summary, sections=not model or getattr(args, "verbose", False)))
     if problems:
         msg = f"{args.elf}: over budget: " + "; ".join(problems)
         if getattr(args, "warn_only", False):

@@ -154,7 +154,8 @@ def harness_source(plan: Plan, profile: bool = False, marks: int = 0) -> str:
     P = p.upper()
     outs = [f"{p}_output{'' if k == 0 else k}()" for k in range(len(plan.outputs))]
     sizes = [f"{P}_OUTPUT{'' if k == 0 else k}_SIZE" for k in range(len(plan.outputs))]
-    writes = "\n".join(f"        if (sh_write(out, {o}, {s}) != 0) return 5;" for o, s in zip(outs, sizes))
+    writes = "\n".join(f"        if (sh_write(out, {o}, {s} * sizeof(*{o})) != 0) return 5;"
+                       for o, s in zip(outs, sizes))
     stream_support, input_buffer, invoke = hostrun.input_source(plan)
     profile_support, profile_report = "", ""
     if marks:
@@ -211,7 +212,7 @@ int main(void)
     int in, out{", status" if marks else ""};
     long n = 0;
 {open_files("in", "out")}    if ({p}_init() != 0) return 4;
-    while (sh_read(in, {input_buffer}, {P}_INPUT_SIZE) == 0) {{
+    while (sh_read(in, {input_buffer}, {P}_INPUT_SIZE * sizeof(*{input_buffer})) == 0) {{
         uint64_t start = mcuforge_ticks(), ticks;
         if ({invoke} != 0) return 6;
         ticks = mcuforge_ticks() - start;
@@ -311,10 +312,11 @@ def run_image(t: Target, elf: Path, data: bytes, timeout: float = 600,
 
 def run(plan: Plan, elf: Path, inputs: np.ndarray, target: str | Target = "qemu-cortex-m4",
         timeout: float = 600) -> tuple[list[np.ndarray], RunStats]:
-    """inputs: int8 (N, ...) in the IR layout. Returns one (N, ...) array per output and the tick counts."""
+    """inputs: (N, ...) in the IR layout, of the input's type (int8 or int16). Returns one (N, ...)
+    array per output and the tick counts."""
     _require_tools()
     t = get_target(target) if isinstance(target, str) else target
-    x = np.ascontiguousarray(inputs, dtype=np.int8)
+    x = np.ascontiguousarray(inputs, dtype=plan.graph.tensors[plan.input].dtype)
     n = x.shape[0]
     console, out = run_image(t, elf, x.tobytes(), timeout)
     raw = np.frombuffer(out, dtype=np.int8)

@@ -407,6 +407,29 @@ typedef struct {
 
 int mcf_transpose_conv_s8(const mcf_transpose_conv_params *p, const int8_t *input, int8_t *output);
 
+/* A trained state as a record to keep across resets (mcf_state.c): header (magic, version, the
+ * state's 32-byte identity <NAME>_TRAIN_STATE_SHA256, size, CRC-32) + the state. */
+#define MCF_STATE_HEADER_SIZE 48
+#define MCF_STATE_RECORD_SIZE(state_size) (MCF_STATE_HEADER_SIZE + (state_size))
+enum {
+    MCF_STATE_OK = 0,
+    MCF_STATE_ERR_SIZE = -1,    /* record buffer too small, or a state of another size */
+    MCF_STATE_ERR_MAGIC = -2,   /* not a state record (e.g. erased flash) */
+    MCF_STATE_ERR_VERSION = -3, /* another record format */
+    MCF_STATE_ERR_CRC = -4,     /* torn or corrupted */
+    MCF_STATE_ERR_MODEL = -5    /* the state of another model or build */
+};
+uint32_t mcf_crc32(uint32_t crc, const uint8_t *data, uint32_t size);
+/* Bytes written (MCF_STATE_RECORD_SIZE(state_size)) or MCF_STATE_ERR_SIZE. */
+int32_t mcf_state_pack(const uint8_t identity[32], const void *state, uint32_t state_size, uint8_t *record,
+                       uint32_t record_size);
+/* MCF_STATE_OK when `record` is a whole, intact record of this identity and size. */
+int mcf_state_check(const uint8_t identity[32], const uint8_t *record, uint32_t record_size, uint32_t state_size);
+/* Checks, then copies the state; writes nothing to `state` unless it returns MCF_STATE_OK. */
+int mcf_state_unpack(const uint8_t identity[32], const uint8_t *record, uint32_t record_size, void *state,
+                     uint32_t state_size);
+const char *mcf_state_error(int status);
+
 #ifdef __cplusplus
 }
 #endif
