@@ -704,15 +704,11 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p, const int8_t *in
     }
 }
 
-static int dispatch_plane(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,
-                          int8_t *scratch, int32_t in_place)
+/* Not inlined into its callers: a layer outside plane_fits goes to the ring
+ * kernel from there, without this frame below it (the stack bound). */
+static __attribute__((noinline)) int dispatch_plane(const mcf_depthwise_conv2d_params *p, const int8_t *input,
+                                                    int8_t *output, int8_t *scratch)
 {
-    if (plane_scratch_size(p, in_place) < 0 || input == NULL || output == NULL || scratch == NULL) {
-        return MCF_ERR_ARG;
-    }
-    if (!plane_fits(p)) {
-        return dispatch(p, input, output, scratch, in_place);
-    }
     switch (mcf_dsp_mode(p->per_channel, p->act_min, p->act_max)) {
     case MCF_DSP_FAST_SAT:
         run_plane(p, input, output, scratch, MCF_DSP_FAST_SAT);
@@ -727,16 +723,25 @@ static int dispatch_plane(const mcf_depthwise_conv2d_params *p, const int8_t *in
     return MCF_OK;
 }
 
+static int plane_or_ring(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,
+                         int8_t *scratch, int32_t in_place)
+{
+    if (plane_scratch_size(p, in_place) < 0 || input == NULL || output == NULL || scratch == NULL) {
+        return MCF_ERR_ARG;
+    }
+    return plane_fits(p) ? dispatch_plane(p, input, output, scratch) : dispatch(p, input, output, scratch, in_place);
+}
+
 int mcf_dsp_depthwise_conv2d_s8_plane(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,
                                       int8_t *scratch)
 {
-    return dispatch_plane(p, input, output, scratch, 0);
+    return plane_or_ring(p, input, output, scratch, 0);
 }
 
 int mcf_dsp_depthwise_conv2d_s8_inplace_plane(const mcf_depthwise_conv2d_params *p, int8_t *buffer,
                                               int8_t *scratch)
 {
-    return dispatch_plane(p, buffer, buffer, scratch, 1);
+    return plane_or_ring(p, buffer, buffer, scratch, 1);
 }
 
 int mcf_dsp_depthwise_conv2d_s8(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,
