@@ -47,9 +47,10 @@ MCF_INLINE int32_t pair(const int16_t *p)
  * accumulators and 3 inputs stay in registers): per step 9 loads, 6 SMLAD
  * and 6 SMLAxy for 18 multiply-accumulates, then 12 instructions of
  * requantization and stores; then a last odd pixel when `odd` says so.
- * out_end - out: a multiple of 2 * step. The plane variant passes every
- * output row of the channel at once (`rows`): after a row, the kernel rows
- * move orow bytes down and the outputs out_row bytes on (frame words 48-68).
+ * out_end - out: a multiple of 2 * step. The _rows copies (the plane
+ * variant) take every output row of the channel at once (`rows`): after a
+ * row, the kernel rows move orow bytes down and the outputs out_row bytes on
+ * (frame words 48-68, pushed first).
  */
 typedef struct {
     int32_t w0, w1, w2;    /* 0: kernel row k's taps 0, 1 (int16 pair) */
@@ -70,15 +71,47 @@ void mcf_dsp_dw3_s1(const mcf_dw3_job *job);
 void mcf_dsp_dw3_s2(const mcf_dw3_job *job);
 void mcf_dsp_dw3_s1_lo(const mcf_dw3_job *job);
 void mcf_dsp_dw3_s2_lo(const mcf_dw3_job *job);
-#define MCF_DW3_ENTRY(name)                                                    \
-    MCF_ASM_FUNCTION(name)                                                    \
+void mcf_dsp_dw3_rows_s1(const mcf_dw3_job *job);
+void mcf_dsp_dw3_rows_s2(const mcf_dw3_job *job);
+void mcf_dsp_dw3_rows_s1_lo(const mcf_dw3_job *job);
+void mcf_dsp_dw3_rows_s2_lo(const mcf_dw3_job *job);
+/* The multi-row functions' frame words 48-68 (pushed first). */
+#define MCF_DW3_ROWS_FRAME                                                     \
     "ldr r1, [r0, #64]\n\t"        /* rows */                               \
     "ldr r2, [r0, #48]\n\t"        /* the first row's kernel row 0 */        \
     "ldr r3, [r0, #68]\n\t"        /* krow */                               \
     "ldr r4, [r0, #72]\n\t"        /* orow */                               \
     "ldr r5, [r0, #60]\n\t"        /* out */                                \
     "ldr r6, [r0, #76]\n\t"        /* out_row */                            \
-    "push {r1-r6}\n\t"              /* frame 48-68 */                         \
+    "push {r1-r6}\n\t"                                                      \
+/* The next output row of a multi-row call (label 9), if any; else return. */
+#define MCF_DW3_NEXT_ROW                                                       \
+    "ldr r2, [sp, #48]\n\t"                                                  \
+    "subs r2, r2, #1\n\t"                                                    \
+    "beq 6f\n\t"                                                             \
+    "str r2, [sp, #48]\n\t"                                                  \
+    "ldr r9, [sp, #52]\n\t"                                                  \
+    "ldr r2, [sp, #60]\n\t"                                                  \
+    "add r9, r9, r2\n\t"                                                     \
+    "str r9, [sp, #52]\n\t"                                                  \
+    "ldr r2, [sp, #56]\n\t"                                                  \
+    "add r10, r9, r2\n\t"                                                    \
+    "add r11, r10, r2\n\t"                                                   \
+    "ldr r12, [sp, #64]\n\t"                                                 \
+    "ldr r2, [sp, #68]\n\t"                                                  \
+    "add r12, r12, r2\n\t"                                                   \
+    "str r12, [sp, #64]\n\t"                                                 \
+    "ldr r3, [sp, #40]\n\t"                                                  \
+    "add r3, r3, r2\n\t"                                                     \
+    "str r3, [sp, #40]\n\t"                                                  \
+    "cmp r12, r3\n\t"                                                        \
+    "bne 1b\n\t"                                                             \
+    "b 8b\n"                                                                  \
+    "6:\n\t"                                                                 \
+    "add sp, sp, #24\n\t"
+#define MCF_DW3_ENTRY(name, PRE)                                               \
+    MCF_ASM_FUNCTION(name)                                                    \
+    PRE                                                                       \
     "ldmia r0!, {r1-r12}\n\t"                                                 \
     "push {r1-r12}\n\t"                                                       \
     "ldm r0, {r9-r12}\n\t"                                                    \
@@ -126,7 +159,7 @@ void mcf_dsp_dw3_s2_lo(const mcf_dw3_job *job);
     "ldrsh r3, [" rp ", #4]\n\t"                                             \
     "smlad r0, " w ", lr, r0\n\t"                                             \
     "smlab" h " r0, r3, " wc ", r0\n\t"
-#define MCF_DW3_EXIT(name, OUT)                                                \
+#define MCF_DW3_EXIT(name, OUT, NEXT)                                             \
     "add r2, sp, #24\n\t"                                                     \
     "ldm r2, {r4-r7}\n\t"           /* m, e, rounding, step */                \
     OUT("r0", "[r12]")                                                        \
@@ -146,44 +179,32 @@ void mcf_dsp_dw3_s2_lo(const mcf_dw3_job *job);
     "add r2, sp, #24\n\t"                                                     \
     "ldm r2, {r4-r6}\n\t"                                                     \
     OUT("r0", "[r12]")                                                        \
-    "9:\n\t"                         /* the next output row, if any */       \
-    "ldr r2, [sp, #48]\n\t"                                                  \
-    "subs r2, r2, #1\n\t"                                                    \
-    "beq 6f\n\t"                                                             \
-    "str r2, [sp, #48]\n\t"                                                  \
-    "ldr r9, [sp, #52]\n\t"                                                  \
-    "ldr r2, [sp, #60]\n\t"                                                  \
-    "add r9, r9, r2\n\t"                                                     \
-    "str r9, [sp, #52]\n\t"                                                  \
-    "ldr r2, [sp, #56]\n\t"                                                  \
-    "add r10, r9, r2\n\t"                                                    \
-    "add r11, r10, r2\n\t"                                                   \
-    "ldr r12, [sp, #64]\n\t"                                                 \
-    "ldr r2, [sp, #68]\n\t"                                                  \
-    "add r12, r12, r2\n\t"                                                   \
-    "str r12, [sp, #64]\n\t"                                                 \
-    "ldr r3, [sp, #40]\n\t"                                                  \
-    "add r3, r3, r2\n\t"                                                     \
-    "str r3, [sp, #40]\n\t"                                                  \
-    "cmp r12, r3\n\t"                                                        \
-    "bne 1b\n\t"                                                             \
-    "b 8b\n"                                                                  \
-    "6:\n\t"                                                                 \
-    "add sp, sp, #72\n\t"                                                    \
+    "9:\n\t"                                                                  \
+    NEXT                                                                      \
+    "add sp, sp, #48\n\t"                                                    \
     "pop {r4-r11, pc}\n\t"                                                    \
     ".size " name ", .-" name "\n\t"                                          \
     ".popsection"
 /* The 3x3 row function `name`: kernel rows by ROW (stride), outputs by OUT. */
-#define MCF_DW3_FUNCTION(name, ROW, OUT)                                       \
-    MCF_DW3_ENTRY(name)                                                       \
+#define MCF_DW3_FUNCTION(name, ROW, OUT, PRE, NEXT)                             \
+    MCF_DW3_ENTRY(name, PRE)                                                  \
     ROW("r9", "r4", "r7", "b")                                                \
     ROW("r10", "r5", "r7", "t")                                               \
     ROW("r11", "r6", "r8", "b")                                               \
-    MCF_DW3_EXIT(name, OUT)
-__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s1", MCF_DW3_ROW_S1, MCF_DW3_OUT));
-__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s2", MCF_DW3_ROW_S2, MCF_DW3_OUT));
-__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s1_lo", MCF_DW3_ROW_S1, MCF_DW3_OUT_LO));
-__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_LO));
+    MCF_DW3_EXIT(name, OUT, NEXT)
+/* one output row (the ring), and every row of the job (the plane) */
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s1", MCF_DW3_ROW_S1, MCF_DW3_OUT, "", ""));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s2", MCF_DW3_ROW_S2, MCF_DW3_OUT, "", ""));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s1_lo", MCF_DW3_ROW_S1, MCF_DW3_OUT_LO, "", ""));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_LO, "", ""));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s1", MCF_DW3_ROW_S1, MCF_DW3_OUT, MCF_DW3_ROWS_FRAME, MCF_DW3_NEXT_ROW));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2", MCF_DW3_ROW_S2, MCF_DW3_OUT, MCF_DW3_ROWS_FRAME, MCF_DW3_NEXT_ROW));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s1_lo", MCF_DW3_ROW_S1, MCF_DW3_OUT_LO, MCF_DW3_ROWS_FRAME,
+                         MCF_DW3_NEXT_ROW));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_LO, MCF_DW3_ROWS_FRAME,
+                         MCF_DW3_NEXT_ROW));
+#undef MCF_DW3_ROWS_FRAME
+#undef MCF_DW3_NEXT_ROW
 #undef MCF_DW3_ENTRY
 #undef MCF_DW3_ROW_S1
 #undef MCF_DW3_ROW_S2
@@ -212,8 +233,6 @@ static void __attribute__((noinline)) dw3_rows(mcf_dw3_job *jobs, const int16_t 
         job->out = out + j;
         job->out_end = out + j + (pixels & ~1) * step;
         job->odd = pixels & 1;
-        job->rows = 1;
-        job->krow = job->orow = job->out_row = 0;
         row(job);
     }
 }
@@ -648,8 +667,9 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p, const int8_t *in
     mcf_dw3_job job;
     const int use_asm = mcf_dsp_records_fit(fast, p->shift, channels);
     const int lo = mcf_dsp_records_lo(p->output_offset);
-    void (*const row_fn)(const mcf_dw3_job *) = p->stride_w == 1 ? (lo ? mcf_dsp_dw3_s1_lo : mcf_dsp_dw3_s1)
-                                                                 : (lo ? mcf_dsp_dw3_s2_lo : mcf_dsp_dw3_s2);
+    void (*const row_fn)(const mcf_dw3_job *) = p->stride_w == 1
+                                                    ? (lo ? mcf_dsp_dw3_rows_s1_lo : mcf_dsp_dw3_rows_s1)
+                                                    : (lo ? mcf_dsp_dw3_rows_s2_lo : mcf_dsp_dw3_rows_s2);
     const int32_t pairs_bytes = (p->out_w & ~1) * channels;
 #endif
     for (x = 0; x < rows * row16; ++x) { /* the padding, never overwritten */
