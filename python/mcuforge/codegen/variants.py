@@ -72,7 +72,8 @@ def estimate(step: Step, key: str, outs: int) -> int:
         return int(1.3 * macs) + 8 * outs
     if k == "add_s8":
         return 30 * outs if key == "portable" else 9 * outs
-    return 10 * max(macs, outs)
+    # any other layer (e.g. the 16x8 ones): its arm-dsp variant taken as the faster
+    return (10 if key == "portable" else 5) * max(macs, outs, 1)
 
 
 def options(step: Step, outs: int, input_dies: bool = False) -> list[Option]:
