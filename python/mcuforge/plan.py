@@ -46,6 +46,11 @@ class Plan:
         return self.graph.inputs[0]
 
     @property
+    def inputs(self) -> list[str]:
+        """Every model input, in order; a run's input record is their bytes one after the other."""
+        return list(self.graph.inputs)
+
+    @property
     def outputs(self) -> list[str]:
         return list(self.graph.outputs)
 
@@ -143,9 +148,8 @@ def plan_steps(graph: Graph, steps: list[Step], aliases, allow_inplace: bool, sc
 
 def build_plan(graph: Graph, config: BuildConfig, allow_inplace: bool = True) -> Plan:
     """Layer-by-layer plan of a quantized graph."""
-    if len(graph.inputs) != 1:
-        raise McuforgeError(f"{graph.source or graph.name}: exactly one model input is supported, "
-                            f"this model has {len(graph.inputs)}")
+    if not graph.inputs:
+        raise McuforgeError(f"{graph.source or graph.name}: the model has no input")
     steps, aliases = lower(graph)
     if not steps:
         raise McuforgeError(f"{graph.source or graph.name}: the model computes nothing (no layers)")
@@ -264,6 +268,12 @@ def plan_schedule(graph: Graph, config: BuildConfig) -> Plan:
     if config.schedule == "layer":
         return layer
     fits = lambda p: config.sram_budget is None or p.sram_bytes() <= config.sram_budget  # noqa: E731
+    if len(graph.inputs) > 1 and (config.schedule == "patch" or not fits(layer)):
+        raise (McuforgeError if config.schedule == "patch" else BudgetError)(
+            f"model '{layer.name}' has {len(graph.inputs)} inputs: the patch-based schedule needs exactly one; "
+            + ("use --schedule layer" if config.schedule == "patch" else
+               f"layer by layer it needs {layer.sram_bytes()} bytes of SRAM, the budget allows "
+               f"{config.sram_budget}: raise --sram-budget (CONFIG_MCUFORGE_SRAM_BUDGET_KB)"))
     if config.schedule == "auto" and fits(layer):
         layer.extra["auto"] = "layer by layer fits the SRAM budget"
         return layer

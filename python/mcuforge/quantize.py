@@ -19,7 +19,8 @@ import numpy as np
 from .ir import Graph, McuforgeError, Quant, Tensor
 
 # Ops whose output shares its input's quantization (TFLite requires it).
-SAME_QUANT_OPS = {"reshape", "transpose", "pad", "max_pool", "avg_pool", "strided_slice", "resize_nearest"}
+SAME_QUANT_OPS = {"reshape", "transpose", "pad", "max_pool", "avg_pool", "strided_slice", "resize_nearest",
+                  "reduce_max", "tile"}
 # Ops with an operand that is a weight tensor: op -> (weight index, channel axis)
 WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0, "transpose_conv": 0}
 
@@ -52,6 +53,11 @@ def quantize_values(x: np.ndarray, quant: Quant, dtype: str = "int8") -> np.ndar
     return np.clip(q, info.min, info.max).astype(dtype)
 
 
+def dequantize_values(q: np.ndarray, quant: Quant) -> np.ndarray:
+    """int8 -> float32 as TFLite's DEQUANTIZE: float32(scale * (q - zero point)), the product in double."""
+    return (float(quant.scale[0]) * (np.asarray(q, dtype=np.float64) - int(quant.zero_point[0]))).astype(np.float32)
+
+
 def clamp_range(node_attrs: dict, quant: Quant) -> tuple[int, int]:
     """The int8 clamp of a fused activation (TFLite CalculateActivationRangeQuantized)."""
     scale, zp = float(quant.scale[0]), int(quant.zero_point[0])
@@ -69,7 +75,7 @@ def clamp_range(node_attrs: dict, quant: Quant) -> tuple[int, int]:
 def load_calibration(path: Path | None, graph: Graph, count_hint: int = 64) -> dict[str, np.ndarray]:
     """Calibration samples per graph input, in the IR layout (N, ...)."""
     if len(graph.inputs) != 1:
-        raise McuforgeError(f"{graph.source or graph.name}: models with {len(graph.inputs)} inputs are not supported (one input only)")
+        return _load_calibration_inputs(path, graph)
     in_name = graph.inputs[0]
     in_shape = graph.tensors[in_name].shape
     if path is None:
@@ -113,6 +119,40 @@ def load_calibration(path: Path | None, graph: Graph, count_hint: int = 64) -> d
     return {in_name: to_ir_layout(graph, data)}
 
 
+def _load_calibration_inputs(path: Path | None, graph: Graph) -> dict[str, np.ndarray]:
+    """A model with several inputs: an .npz with one array (N, ...) per input name, the same N."""
+    names = list(graph.inputs)
+    if path is None:
+        warnings.warn("no calibration data given (--calibration): quantization ranges come from random "
+                      "inputs and int8 accuracy will be poor; pass real samples as .npz", CalibrationWarning,
+                      stacklevel=3)
+        rng = np.random.default_rng(0)
+        return {n: rng.standard_normal((8,) + graph.tensors[n].shape[1:]).astype(np.float32) for n in names}
+    path = Path(path)
+    if not path.is_file():
+        raise McuforgeError(f"{path}: calibration file not found")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        arrays = {k: loaded[k] for k in loaded.files} if isinstance(loaded, np.lib.npyio.NpzFile) else None
+    except Exception as err:
+        raise McuforgeError(f"{path}: not a readable .npz file ({err.__class__.__name__})") from None
+    if arrays is None or any(n not in arrays for n in names):
+        raise McuforgeError(f"{path}: the model has {len(names)} inputs: give an .npz with one array per input, "
+                            f"named {', '.join(names)}")
+    out = {}
+    for n in names:
+        data = np.asarray(arrays[n])
+        src_shape = source_shape(graph, graph.tensors[n].shape)
+        if (data.dtype.kind not in "fiu" or data.ndim != len(src_shape) or len(data) == 0
+                or tuple(data.shape[1:]) != tuple(src_shape[1:])):
+            raise McuforgeError(f"{path}: calibration array '{n}' has shape {tuple(data.shape)} and type {data.dtype}, "
+                                f"expected numbers (N, {', '.join(map(str, src_shape[1:]))}) ({graph.source_layout})")
+        out[n] = to_ir_layout(graph, data.astype(np.float32))
+    if len({len(v) for v in out.values()}) != 1:
+        raise McuforgeError(f"{path}: the inputs' calibration arrays hold different numbers of samples")
+    return out
+
+
 def source_shape(graph: Graph, ir_shape: tuple[int, ...]) -> tuple[int, ...]:
     if graph.source_layout == "NCHW" and len(ir_shape) == 4:
         n, h, w, c = ir_shape
@@ -138,11 +178,10 @@ def calibrate(graph: Graph, samples: dict[str, np.ndarray], progress=None) -> di
     from .float_exec import run_float
 
     ranges: dict[str, tuple[float, float]] = {}
-    in_name = graph.inputs[0]
-    data = samples[in_name]
-    for i in range(len(data)):
+    count = len(samples[graph.inputs[0]])
+    for i in range(count):
         with np.errstate(all="ignore"):  # an overflowing model is reported below, by tensor
-            values = run_float(graph, {in_name: data[i:i + 1]})
+            values = run_float(graph, {name: samples[name][i:i + 1] for name in graph.inputs})
         for name, v in values.items():
             if graph.tensors[name].is_const:
                 continue
@@ -151,7 +190,7 @@ def calibrate(graph: Graph, samples: dict[str, np.ndarray], progress=None) -> di
                 lo, hi = min(lo, ranges[name][0]), max(hi, ranges[name][1])
             ranges[name] = (lo, hi)
         if progress:
-            progress(i + 1, len(data))
+            progress(i + 1, count)
     return ranges
 
 
@@ -237,8 +276,10 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
 SOFTMAX_QUANT = Quant(scale=1.0 / 256.0, zero_point=-128)
 # TFLite's int8 LOGISTIC and TANH write these output parameters.
 FIXED_OUTPUT_QUANT = {"logistic": (1.0 / 256.0, -128), "tanh": (1.0 / 128.0, 0)}
-# Elementwise ops that take a single constant operand (x * c, x - c, max(x, c)).
-SCALAR_OPERAND_OPS = ("add", "sub", "mul", "maximum", "minimum")
+# Elementwise ops that take a constant operand (x * c, x - c, max(x, c)): a single value, or for
+# add / sub / mul / prelu a per-channel vector (a BatchNormalization left alone, PRELU's alpha).
+SCALAR_OPERAND_OPS = ("add", "sub", "mul", "maximum", "minimum", "prelu")
+VECTOR_OPERAND_OPS = ("add", "sub", "mul", "prelu")
 
 
 def _quantize_scalar_operands(g: Graph) -> None:
@@ -251,12 +292,16 @@ def _quantize_scalar_operands(g: Graph) -> None:
             t = g.tensors[name]
             if not t.is_const or t.dtype == "int8":
                 continue
-            if t.size != 1:
+            if t.size != 1 and node.op not in VECTOR_OPERAND_OPS:
                 raise McuforgeError(f"{g.source or g.name}: node '{node.name}' ({node.op}) has a constant operand of "
                                     f"shape {t.shape}; only a single value is supported")
-            c = float(np.asarray(t.data, np.float64).reshape(-1)[0])
-            scale = float(np.float32(abs(c) / 127.0)) if c != 0 else 1.0
-            t.data = np.array([int(round_half_away(c / scale))], np.int8).reshape(t.shape)
+            values = np.asarray(t.data, np.float64).reshape(-1)
+            if not np.all(np.isfinite(values)):
+                raise McuforgeError(f"{g.source or g.name}: node '{node.name}' ({node.op}): constant operand "
+                                    f"'{t.name}' has non-finite values")
+            c = float(np.max(np.abs(values)))
+            scale = float(np.float32(c / 127.0)) if c != 0 else 1.0
+            t.data = np.clip(round_half_away(values / scale), -127, 127).astype(np.int8).reshape(t.shape)
             t.dtype = "int8"
             t.quant = Quant(scale=scale, zero_point=0)
 

@@ -148,7 +148,25 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--population", type=int, metavar="N", help="evolution population (default 12)")
     n.add_argument("--generations", type=int, metavar="N", help="evolution generations (default 6)")
     n.add_argument("--finetune-epochs", type=int, metavar="N", help="fine-tuning epochs of the winner (default 10)")
+    n.add_argument("--space", choices=["auto", "mobilenet", "families"], default="auto",
+                   help="families: plain CNN / DS-CNN / inverted-residual families, any input shape and 1-D data; "
+                        "mobilenet: the weight-sharing inverted-residual supernet (square images); "
+                        "auto (default): mobilenet for square images, families otherwise")
+    n.add_argument("--candidates", type=int, metavar="N", help="families: candidates evaluated (default 12)")
+    n.add_argument("--proxy-epochs", type=int, metavar="N", help="families: training epochs per candidate (default 5)")
+    n.add_argument("--final-epochs", type=int, metavar="N", help="families: training epochs of the winner (default 40)")
+    n.add_argument("--latency-budget", metavar="N",
+                   help="families: Cortex-M4 instructions per inference (e.g. 2M, 500K), predicted from a per-layer "
+                        "cost table measured under QEMU")
+    n.add_argument("--widths", metavar="W,W", help="families: width multipliers to compare (default 0.25,0.5,0.75,1,1.5)")
+    n.add_argument("--scales", metavar="S,S", help="families: input scales to compare (default 0.5,1,2 where possible)")
     n.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+
+    d = sub.add_parser("datasets", help="make a data set offline (keywords: spoken words by espeak-ng, as MFCC)")
+    dsub = d.add_subparsers(dest="dataset", required=True, parser_class=_Parser)
+    from ..datasets import keywords
+    keywords.add_arguments(dsub.add_parser("keywords", parents=[common],
+                                           help="12-class keyword spotting, 49x10 MFCC (MLPerf Tiny KWS features)"))
     return parser
 
 
@@ -318,7 +336,13 @@ def cmd_nas(args) -> int:
     return main_nas(args)
 
 
-COMMANDS = {"compile": cmd_compile, "nas": cmd_nas, "report": cmd_report, "run": cmd_run, "check-elf": cmd_check_elf,
+def cmd_datasets(args) -> int:
+    from ..datasets import keywords
+
+    return keywords.main(args)
+
+
+COMMANDS = {"compile": cmd_compile, "nas": cmd_nas, "datasets": cmd_datasets, "report": cmd_report, "run": cmd_run, "check-elf": cmd_check_elf,
             "compare": cmd_compare}
 
 
