@@ -25,6 +25,9 @@ class BuildConfig:
     input_stream: bool = False  # patch schedule: the input arrives region by region through a callback
     training: str = "none"
     kernels: str = "portable"
+    # arm-dsp: "auto" (the planner chooses each layer's variant within the budgets, codegen/variants.py) or
+    # "default" (every layer its first variant, whatever its scratch: the build issue 18 measured)
+    kernel_variants: str = "auto"
     calibration: str | None = None
     activations: str = "int8"  # float models' PTQ: int8, or int16 (16x8: int16 activations, int8 weights)
     # on-device training (DESIGN.md, "Training"); None: the documented default
@@ -41,6 +44,8 @@ class BuildConfig:
     def validate(self) -> "BuildConfig":
         if self.schedule not in SCHEDULES:
             raise McuforgeError(f"--schedule: '{self.schedule}' is not one of {', '.join(SCHEDULES)}")
+        if self.kernel_variants not in ("auto", "default"):
+            raise McuforgeError(f"kernel_variants: '{self.kernel_variants}' is not one of auto, default")
         if self.training not in TRAINING_MODES:
             raise McuforgeError(f"--training: '{self.training}' is not one of {', '.join(TRAINING_MODES)}")
         if self.kernels not in KERNEL_SETS:

@@ -153,11 +153,21 @@ def build_plan(graph: Graph, config: BuildConfig, allow_inplace: bool = True) ->
     steps, aliases = lower(graph)
     if not steps:
         raise McuforgeError(f"{graph.source or graph.name}: the model computes nothing (no layers)")
-    steps, mem = plan_steps(graph, steps, aliases, allow_inplace, _scratch_size(config))
+    from .registry import backend_for
+
+    chooser = backend_for(config.kernels).choose_variants if config.kernel_variants == "auto" else None
+    chosen = None
+    if chooser is None:
+        steps, mem = plan_steps(graph, steps, aliases, allow_inplace, _scratch_size(config))
+    else:  # each layer's kernel variant, within the budgets (codegen/variants.py)
+        steps, mem, *chosen = chooser(graph, steps, aliases, allow_inplace, config, plan_steps)
     for i, st in enumerate(steps):
         st.index = i
     name = config.name or graph.name
-    return Plan(graph=graph, steps=steps, memory=mem, config=config, name=name)
+    plan = Plan(graph=graph, steps=steps, memory=mem, config=config, name=name)
+    if chosen:
+        plan.extra["variants"], plan.extra["variant_reasons"], plan.extra["variant_sram_limit"] = chosen
+    return plan
 
 
 def build_patch_plan(graph: Graph, config: BuildConfig, split: int, grid: int, layer: Plan,
