@@ -19,6 +19,7 @@ Target: searched >= 2 points more accurate than the scaled baseline, or equal
 accuracy in <= 70% of its peak SRAM.
 
     .venv/bin/python bench/nas.py            # ~30 min on 2 cores shared with other jobs
+    .venv/bin/python bench/nas.py --space families   # the family space vs hand-drawn baselines
 """
 from __future__ import annotations
 
@@ -131,6 +132,11 @@ def speedup(candidates, ctx, log) -> list[dict]:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--space" in argv and argv[argv.index("--space") + 1:][:1] == ["families"]:
+        import nas_families  # the family space against hand-drawn baselines (bench/nas_families.py)
+
+        return nas_families.main([a for a in argv if a not in ("--space", "families")])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--supernet-epochs", type=int, default=12)
     ap.add_argument("--finetune-epochs", type=int, default=8)

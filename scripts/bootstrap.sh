@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 pkgs=(gcc python3-venv python3-dev)
 if [ "$what" = test ]; then
-  pkgs+=(cmake ninja-build gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
+  pkgs+=(cmake ninja-build gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm espeak-ng)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -2,7 +2,10 @@
 
 * ``seeds/``   -- the zoo models exported to ONNX (float; QDQ-quantized by
   onnxruntime as well for two of them, and instead for the one above 400 KB),
-  and the small TFLite models of test_tflite.py;
+  the small TFLite models of test_tflite.py, and the models users bring of
+  test_tflite_models.py / test_tflite_float.py (float32 ends around an int8
+  model, folded shape arithmetic, a float model), and the 16x8 models of
+  test_int16.py (int16 activations, int8 weights, int64 biases);
 * ``hostile/`` -- hand-made hostile files, one property each, and
   ``expected.json``: the exit code and a part of the error each must give.
 
@@ -258,7 +261,27 @@ def tflite_hostile() -> dict[str, tuple[bytes, int, str]]:
     out["name_not_utf8"] = (data.replace(b"MARK", b"\xff\xfe\x7f\x00"), 0, "")
     edge = INT32_MAX - 127 * 16 * input_swing(-3)
     out["accumulator_overflow"] = (_fc_tflite(edge + 1), 2, "int32 accumulator")
+    from test_tflite import _dynamic_range_model
+
+    out["dynamic_range"] = (_dynamic_range_model(), 2, "dynamic-range")
+    float_io = _float_io_fc()
+    out["float_input_read_twice"] = (float_io[0], 2, "neither full-integer nor float")
+    out["float_io_uint8_inside"] = (float_io[1], 2, "neither full-integer nor float")
     return out
+
+
+def _float_io_fc() -> tuple[bytes, bytes]:
+    """Float-I/O models the frontend must refuse: the float input also read by an operator other than
+    its QUANTIZE; a QUANTIZE to uint8."""
+    from mcuforge.tflite_writer import build_model
+
+    t = _fc_tensors() + [dict(shape=(1, 8), dtype="float32", name="xf"), dict(shape=(1, 8), dtype="float32")]
+    twice = build_model(t, [("QUANTIZE", None, {}, [4], [0]), FC + ([0, 1, 2], [3]),
+                            ("RELU", None, {}, [4], [5])], [4], [3, 5])
+    t = _fc_tensors() + [dict(shape=(1, 8), dtype="float32", name="xf")]
+    t[0] = dict(t[0], dtype="uint8", zp=128)
+    uint8 = build_model(t, [("QUANTIZE", None, {}, [4], [0]), FC + ([0, 1, 2], [3])], [4], [3])
+    return twice, uint8
 
 
 # ------------------------------------------------------------------ seeds
@@ -289,6 +312,18 @@ def seeds() -> dict[str, bytes]:
                 out[f"zoo_{name}_qdq.onnx"] = q.read_bytes()
     for make in (_conv_net, _fc_net, _mean_net, _misc_net):
         out[f"built{make.__name__}.tflite"] = make()
+    from test_tflite_float import _image_net, _signal_net
+    from test_tflite_models import MODELS, _two_inputs
+
+    for name in ("float_io", "vector_add", "dynamic_batch", "batch_norm", "transpose_prelu"):
+        out[f"user_{name}.tflite"] = MODELS[name]()
+    out["user_two_inputs.tflite"] = _two_inputs()
+    out["user_float_image.tflite"] = _image_net()
+    out["user_float_signal.tflite"] = _signal_net()
+    from test_int16 import MODELS as INT16_MODELS
+
+    for name, make in sorted(INT16_MODELS.items()):  # 16x8: int16 activations, int8 weights, int64 biases
+        out[f"int16_{name}.tflite"] = make(0)
     return out
 
 

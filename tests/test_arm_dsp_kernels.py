@@ -30,10 +30,10 @@ def _step(kernel: str, params: dict) -> Step:
     return Step(node=None, kernel=kernel, params=params, inputs=[], outputs=[])
 
 
-def run_dsp(lib, kernel: str, p: dict, x: np.ndarray) -> np.ndarray:
-    """The arm-dsp variant the generator selects for (kernel, p), on guarded
-    buffers; returns its output bytes."""
-    variant = arm_dsp.select(_step(kernel, p))
+def run_dsp(lib, kernel: str, p: dict, x: np.ndarray, variant=None) -> np.ndarray:
+    """The arm-dsp variant the generator selects for (kernel, p) (or the
+    given one), on guarded buffers; returns its output bytes."""
+    variant = variant or arm_dsp.select(_step(kernel, p))
     assert variant is not None, _short(p)
     keep: list = []
     prepared = arm_dsp.prepared_params(kernel, p)
@@ -65,9 +65,9 @@ def run_dsp(lib, kernel: str, p: dict, x: np.ndarray) -> np.ndarray:
     return out.copy()
 
 
-def check_dsp(lib, kernel: str, p: dict, x: np.ndarray) -> None:
+def check_dsp(lib, kernel: str, p: dict, x: np.ndarray, variant=None) -> None:
     expected = KERNELS[kernel](p, x)
-    got = run_dsp(lib, kernel, p, x)
+    got = run_dsp(lib, kernel, p, x, variant)
     if not np.array_equal(got, expected):
         bad = np.flatnonzero(got != expected)
         raise AssertionError(f"{kernel} (arm-dsp): {bad.size} of {expected.size} bytes differ, first at {bad[0]}: "
@@ -422,7 +422,7 @@ def _run_on_cortex_m(target: str, tmp_path, program: str, source: str, cases: li
         start += e.size
 
 
-def cortex_m_harness(cases: list[tuple[dict, int]]) -> str:
+def cortex_m_harness(cases: list[tuple[dict, int]], variants=None, misalign: bool = True) -> str:
     """A Cortex-M program running mcf_dsp_conv2d_[1x1_]s8 on each (params,
     input size) in turn: inputs read from the semihosting input file (every
     fifth case's 2 bytes past a word boundary, the rest aligned as arena
@@ -431,11 +431,11 @@ def cortex_m_harness(cases: list[tuple[dict, int]]) -> str:
     ints = ("in_h in_w in_c out_h out_w out_c k_h k_w stride_h stride_w dilation_h dilation_w pad_top pad_left "
             "input_offset output_offset act_min act_max per_channel").split()
     decls, calls = [], []
-    biggest = max(arm_dsp.select(_step("conv2d_s8", p)).scratch for p, _ in cases)
+    variants = variants or [arm_dsp.select(_step("conv2d_s8", p)) for p, _ in cases]
+    biggest = max(max(v.scratch for v in variants), 4)
     max_in = max(n for _, n in cases)
     max_out = max(p["out_h"] * p["out_w"] * p["out_c"] for p, _ in cases)
-    for i, (p, n_in) in enumerate(cases):
-        v = arm_dsp.select(_step("conv2d_s8", p))
+    for i, ((p, n_in), v) in enumerate(zip(cases, variants)):
         q = arm_dsp.prepared_params("conv2d_s8", p)
         decls.append(_c_array(f"filter{i}", "int32_t", q["filter"]) + _c_array(f"bias{i}", "int32_t", q["bias"])
                      + _c_array(f"mult{i}", "int32_t", q["multiplier"]) + _c_array(f"shift{i}", "int32_t", q["shift"]))
@@ -448,7 +448,7 @@ def cortex_m_harness(cases: list[tuple[dict, int]]) -> str:
                      f"filter{i}, .bias = bias{i}, .multiplier = mult{i}, .shift = shift{i}, "
                      f".pw_requant = {records}}};\n")
         out_size = p["out_h"] * p["out_w"] * p["out_c"]
-        at = 2 if i % 5 == 4 else 0
+        at = 2 if i % 5 == 4 and misalign else 0
         calls.append(f"""    if (sh_read(in, in_buf.b + {at}, {n_in}) != 0) return 8;
     memset(scratch.b, 0x2D, sizeof scratch.b);
     status[0] = (char){v.function}(&p{i}, in_buf.b + {at}, output, scratch.b);
@@ -544,13 +544,14 @@ def test_depthwise_wide_rows(lib, shape, mode):
         check_dsp(lib, "depthwise_conv2d_s8_inplace", p, x)
 
 
-def dw3_harness(cases: list[tuple[str, dict]]) -> str:
+def dw3_harness(cases: list[tuple[str, dict]], variants=None) -> str:
     """A Cortex-M program running the arm-dsp depthwise kernel (normal or in
-    place) on each case in turn, like cortex_m_harness."""
+    place; the given variants, else select()'s) on each case in turn, like
+    cortex_m_harness."""
     ints = ("in_h in_w in_c out_h out_w out_c depth_multiplier k_h k_w stride_h stride_w dilation_h dilation_w "
             "pad_top pad_left input_offset output_offset act_min act_max per_channel").split()
     decls, calls = [], []
-    variants = [arm_dsp.select(_step(kernel, p)) for kernel, p in cases]
+    variants = variants or [arm_dsp.select(_step(kernel, p)) for kernel, p in cases]
     biggest = max(v.scratch for v in variants)
     max_in = max(p["in_h"] * p["in_w"] * p["in_c"] for _, p in cases)
     max_out = max(max(p["out_h"] * p["out_w"], p["in_h"] * p["in_w"]) * p["out_c"] for _, p in cases)

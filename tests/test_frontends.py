@@ -476,13 +476,14 @@ def test_channels_last_model_input(tmp_path):
     assert rel_err(got, ort_run(path, x)) < REL_TOL
 
 
-def test_batch_norm_without_layer_is_an_error():
+def test_batch_norm_without_layer_becomes_mul_add():
+    """A BatchNormalization with no layer before it to fold into: x * scale + shift per channel (as
+    TFLite's converter writes it); tests/test_onnx_models.py compares such models with onnxruntime."""
     model = _model([helper.make_node("BatchNormalization", ["x", "g", "b", "m", "v"], ["y"], name="bn0")],
                    [_f("x", [1, 3, 4, 4])], [_f("y", None)],
                    [_init(n, np.ones(3, np.float32)) for n in "gbmv"])
-    graph = onnx_frontend.load_bytes(model.SerializeToString(), source="bn.onnx")
-    with pytest.raises(UnsupportedModelError, match="bn0"):
-        canonicalize(graph)
+    graph = canonicalize(onnx_frontend.load_bytes(model.SerializeToString(), source="bn.onnx"))
+    assert [(n.name, n.op) for n in graph.nodes] == [("bn0_mul", "mul"), ("bn0_add", "add")]
 
 
 # ---- bad input ---------------------------------------------------------------------

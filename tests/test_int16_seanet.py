@@ -12,11 +12,11 @@ models where that interpreter differs from TFLM's own goldens (it computes
 the scale ratios in double; leaky_relu_common.cc and the goldens in
 float32): there the golden output is the standard.
 
-ADD and SUB models take two model inputs (and SUB's second is a rank-1
-vector) and QUANTIZE models int32 tensors; their whole-model test waits for
-multi-input support. ADD and SUB's 16x8 arithmetic is checked here against
-their goldens at the kernel level, with the parameters mcuforge's lowering
-computes, through both the NumPy twin and the C kernel.
+ADD and SUB models take two model inputs (SUB's second a rank-1 vector):
+they compile whole with the generated C's numbered inputs, and their 16x8
+arithmetic is also checked at the kernel level, with the parameters
+mcuforge's lowering computes, through both the NumPy twin and the C kernel.
+QUANTIZE models convert int32 tensors, which mcuforge refuses.
 """
 from __future__ import annotations
 
@@ -72,12 +72,36 @@ def tflm_output(model: Path, inputs: list[np.ndarray]) -> np.ndarray:
     return np.asarray(interpreter.get_output(0)).reshape(-1).astype(np.int64)
 
 
+TWO_INPUTS = ("add", "sub")
+
+
 def test_seanet_inventory():
-    """127 models; the ones mcuforge compiles whole are all those with one int16 input."""
+    """127 models; mcuforge compiles whole every one but the two int32 QUANTIZE models."""
     _need_seanet()
     every = _models(["add", "conv", "leaky_relu", "pad", "quantize", "strided_slice", "sub", "transpose_conv"])
     assert len(every) == 127
-    assert len(_models(SINGLE_INPUT)) == 103
+    assert len(_models(SINGLE_INPUT)) + len(_models(TWO_INPUTS)) == 125
+
+
+@pytest.mark.parametrize("name", _models(TWO_INPUTS) or ["(seanet absent)"])
+def test_seanet_two_input_model_equals_golden(name, tmp_path):
+    """ADD and SUB on two int16 model inputs (<name>_input() and <name>_input1() in the C):
+    the NumPy reference, the host C and TFLM's interpreter all give the golden output."""
+    _need_seanet()
+    import mcuforge
+
+    model, inputs, golden = _files(name)
+    m = mcuforge.compile(model, out=tmp_path / "out", name="m")
+    g = m.plan.graph
+    assert len(g.inputs) == 2 and all(g.tensors[i].dtype == "int16" for i in g.inputs)
+    xs = [_csv(p, np.int16).reshape(g.tensors[i].shape) for p, i in zip(inputs, g.inputs)]
+    want = _csv(golden, np.int64)
+    ref = np.asarray(m.reference(xs)).reshape(-1)
+    assert np.array_equal(ref, want), f"{name}: reference differs from TFLM's golden on {np.sum(ref != want)} values"
+    c = np.asarray(m.run(xs))
+    assert c.dtype == np.int16
+    assert np.array_equal(c.reshape(-1), want), f"{name}: host C differs from TFLM's golden"
+    assert np.array_equal(tflm_output(model, [_csv(p, np.int64) for p in inputs]), want)
 
 
 @pytest.mark.parametrize("name", _models(SINGLE_INPUT) or ["(seanet absent)"])

@@ -125,7 +125,7 @@ def _fill(struct_cls, params: dict, keep: list):
             value = params.get(name)
             if value is None:
                 continue  # NULL pointer
-            a, ptr = _arr(value, np.int8 if name in ("filter", "table") else np.int32)
+            a, ptr = _arr(value, np.int8 if name in ("filter", "table", "constant") else np.int32)
             keep.append(a)
             setattr(s, name, ptr)
     return s

@@ -310,9 +310,10 @@ def test_pad_folds_and_padding_attributes():
 # ------------------------------------------------------------------ bad files
 
 
-def _float_model() -> bytes:
-    w = np.ones((4, 8), np.float32)
-    return build_model([dict(shape=(1, 8), dtype="float32"), dict(shape=(4, 8), dtype="float32", data=w),
+def _dynamic_range_model() -> bytes:
+    """float activations, int8 weights: dynamic-range quantization (float models compile, this does not)."""
+    w = np.ones((4, 8), np.int8)
+    return build_model([dict(shape=(1, 8), dtype="float32"), dict(shape=(4, 8), data=w, scale=0.1),
                         dict(shape=(1, 4), dtype="float32")],
                        [("FULLY_CONNECTED", "FullyConnectedOptions", {}, [0, 1, -1], [2])], [0], [2])
 
@@ -356,7 +357,7 @@ def _small_int8_model() -> bytes:
 
 
 BAD_FILES = {
-    "float": (_float_model, "float model"),
+    "dynamic_range": (_dynamic_range_model, "dynamic-range"),
     "float_weights": (_float_weights_model, "float weights"),
     "uint8": (_uint8_model, "uint8"),
     "custom": (_custom_op_model, "operator 0: custom operator 'MyFancyOp'"),

@@ -81,9 +81,9 @@ def compile(model: Any, example_input: Any = None, calibration: Any = None, *, o
 
     model: a file (.onnx, .tflite, .pt2), a torch.nn.Module (with `example_input`, batch 1)
     or a Graph. calibration: samples for a float model's quantization, a .npy/.npz path or
-    an array (N, ...) in the model's own layout. options: the command line's flags
-    (sram_budget="64K", flash_budget=..., schedule="layer"|"patch"|"auto", kernels=
-    "portable"|"arm-dsp", training="none"|"bias"|"sparse"|"full", learning_rate=..., ...).
+    an array (N, ...) in the model's own layout (several inputs: a dict of arrays by input
+    name). options: the command line's flags (sram_budget="64K", flash_budget=...,
+    schedule="layer"|"patch"|"auto", kernels="portable"|"arm-dsp", training="none"|"bias"|"sparse"|"full", learning_rate=..., ...).
     """
     from .pipeline import compile_model, no_progress, stderr_progress
 
@@ -91,7 +91,10 @@ def compile(model: Any, example_input: Any = None, calibration: Any = None, *, o
     graph = _graph(model, example_input, name)
     with tempfile.TemporaryDirectory(prefix="mcuforge-calibration-") as tmp:
         calib = calibration
-        if calibration is not None and not isinstance(calibration, (str, Path)):
+        if isinstance(calibration, dict):  # a model with several inputs: one array per input name
+            calib = Path(tmp) / "calibration.npz"
+            np.savez(calib, **{k: np.asarray(v, dtype=np.float32) for k, v in calibration.items()})
+        elif calibration is not None and not isinstance(calibration, (str, Path)):
             calib = Path(tmp) / "calibration.npy"
             np.save(calib, np.asarray(calibration, dtype=np.float32))
         config = _config(name, str(calib) if calib is not None else None, options)

@@ -10,6 +10,7 @@ from .ir import McuforgeError
 SCHEDULES = ("layer", "patch", "auto")
 TRAINING_MODES = ("none", "bias", "sparse", "full")
 KERNEL_SETS = ("portable", "arm-dsp")
+ACTIVATION_TYPES = ("int8", "int16")  # a float model's activations after PTQ (int16: TFLite's 16x8 scheme)
 STACK_TARGETS = ("cortex-m4", "cortex-m3", "cortex-m7", "host", "none")
 
 
@@ -24,7 +25,11 @@ class BuildConfig:
     input_stream: bool = False  # patch schedule: the input arrives region by region through a callback
     training: str = "none"
     kernels: str = "portable"
+    # arm-dsp: "auto" (the planner chooses each layer's variant within the budgets, codegen/variants.py) or
+    # "default" (every layer its first variant, whatever its scratch: the build issue 18 measured)
+    kernel_variants: str = "auto"
     calibration: str | None = None
+    activations: str = "int8"  # float models' PTQ: int8, or int16 (16x8: int16 activations, int8 weights)
     # on-device training (DESIGN.md, "Training"); None: the documented default
     learning_rate: float | None = None
     momentum: float | None = None  # SGD momentum (0: plain SGD, no optimizer state)
@@ -39,10 +44,14 @@ class BuildConfig:
     def validate(self) -> "BuildConfig":
         if self.schedule not in SCHEDULES:
             raise McuforgeError(f"--schedule: '{self.schedule}' is not one of {', '.join(SCHEDULES)}")
+        if self.kernel_variants not in ("auto", "default"):
+            raise McuforgeError(f"kernel_variants: '{self.kernel_variants}' is not one of auto, default")
         if self.training not in TRAINING_MODES:
             raise McuforgeError(f"--training: '{self.training}' is not one of {', '.join(TRAINING_MODES)}")
         if self.kernels not in KERNEL_SETS:
             raise McuforgeError(f"--kernels: '{self.kernels}' is not one of {', '.join(KERNEL_SETS)}")
+        if self.activations not in ACTIVATION_TYPES:
+            raise McuforgeError(f"--activations: '{self.activations}' is not one of {', '.join(ACTIVATION_TYPES)}")
         if self.patch_max_overhead is not None and not 0 <= self.patch_max_overhead <= 100:
             raise McuforgeError("--patch-max-overhead: give a fraction of extra MACs, e.g. 0.3 for 30%")
         if self.patch_grid < 0:

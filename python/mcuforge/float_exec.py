@@ -156,6 +156,10 @@ def _run_node(node: Node, args: list[np.ndarray | None]) -> np.ndarray:
         return _act(_pool(node, x, "max"), node)
     if op == "mean":
         return x.mean(axis=tuple(a["axes"]), keepdims=bool(a.get("keepdims", True)))
+    if op == "tile":
+        return np.tile(x, tuple(int(m) for m in a["multiples"]))
+    if op == "reduce_max":
+        return x.max(axis=tuple(a["axes"]), keepdims=bool(a.get("keepdims", True)))
     if op == "reshape":
         return x.reshape(tuple(a["shape"]))
     if op == "transpose":
@@ -192,10 +196,12 @@ _ELEMENTWISE: dict[str, Callable[..., np.ndarray]] = {
     "sub": lambda a, x, y: x - y,
     "maximum": lambda a, x, y: np.maximum(x, y),
     "minimum": lambda a, x, y: np.minimum(x, y),
+    "prelu": lambda a, x, alpha: np.where(x >= 0, x, x * alpha),
 }
 
 OPS: tuple[str, ...] = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool", "max_pool", "mean",
-                        "reshape", "transpose", "concat", "pad", "softmax", "clamp", "batch_norm") + tuple(_ELEMENTWISE) + (
+                        "reshape", "transpose", "concat", "pad", "softmax", "clamp", "batch_norm",
+                        "reduce_max", "tile") + tuple(_ELEMENTWISE) + (
     "strided_slice", "resize_nearest", "transpose_conv")
 
 

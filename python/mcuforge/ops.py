@@ -409,6 +409,118 @@ def lower_transpose_conv(node: Node, g: Graph) -> Step:
                 weight_bytes=_const_bytes(p))
 
 
+# ---- broadcasting and constant operands, PRELU, reductions over any axes ---------
+
+BINARY_KINDS = {"add": 0, "sub": 1, "mul": 2, "prelu": 3}  # MCF_BINARY_* of mcf_binary_params
+
+
+def binary_fields(node: Node, qa: Quant, qb: Quant, qo: Quant) -> dict:
+    """Every quantization field of mcf_binary_params for node.op (add, sub,
+    mul, prelu), as TFLM prepares them; fields the kind does not read are 0."""
+    (sa, za), (sb, zb), (so, zo) = _qparams(qa), _qparams(qb), _qparams(qo)
+    act_min, act_max = clamp_range(node.attrs, qo)
+    p = dict(left_shift=0, input1_offset=-za, input1_multiplier=0, input1_shift=0, input2_offset=-zb,
+             input2_multiplier=0, input2_shift=0, output_offset=zo, output_multiplier=0, output_shift=0,
+             act_min=act_min, act_max=act_max)
+    if node.op in ("add", "sub"):
+        make = fp.add_params if node.op == "add" else fp.sub_params
+        p.update(make(sa, za, sb, zb, so, zo, act_min=act_min, act_max=act_max))
+    elif node.op == "mul":
+        p["output_multiplier"], p["output_shift"] = fp.quantize_multiplier(sa * sb / so)
+    elif node.op == "prelu":  # TFLM CalculatePreluParams: both ratios in double
+        p["input1_multiplier"], p["input1_shift"] = fp.quantize_multiplier(sa / so)
+        p["output_multiplier"], p["output_shift"] = fp.quantize_multiplier(sa * sb / so)
+        p["act_min"], p["act_max"] = -128, 127
+    else:
+        raise McuforgeError(f"node '{node.name}': no binary kernel for op {node.op}")
+    return p
+
+
+def lower_binary_broadcast(node: Node, g: Graph) -> Step:
+    """add / sub / mul / prelu on (1, H, W, C) with a per-channel (or any
+    broadcasting) operand: both activations (mcf_binary_s8), or one a
+    constant kept in flash (mcf_binary_const_s8, e.g. a BatchNormalization
+    left alone, PRELU's alpha)."""
+    a, b, out = (g.tensors[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    if a.is_const and b.is_const:
+        raise UnsupportedModelError(f"node '{node.name}' ({node.op}): both operands are constants")
+    for t in (a, b):
+        if t.quant is None or np.asarray(t.quant.scale).size != 1:
+            raise UnsupportedModelError(f"node '{node.name}' ({node.op}): operand '{t.name}' must be quantized per "
+                                        f"tensor (one scale and zero point)")
+    p = dict(kind=BINARY_KINDS[node.op], constant_first=int(a.is_const),
+             **broadcast_params(node, a.shape, b.shape, out.shape), **binary_fields(node, a.quant, b.quant, out.quant))
+    if p["size"] != out.size:
+        raise UnsupportedModelError(f"node '{node.name}' ({node.op}): shapes {a.shape} and {b.shape} do not "
+                                    f"broadcast to the output {out.shape}")
+    if a.is_const or b.is_const:
+        const, act = (a, b) if a.is_const else (b, a)
+        if np.asarray(const.data).dtype != np.int8:
+            raise UnsupportedModelError(f"node '{node.name}' ({node.op}): constant '{const.name}' is not int8")
+        p["constant"] = np.ascontiguousarray(np.asarray(const.data).astype(np.int8).reshape(-1))
+        if not p["broadcast"]:  # the constant is indexed, never sliced row by row (a patch stage would)
+            dims = [1] * (4 - len(out.shape)) + list(out.shape)
+            strides = [int(np.prod(dims[d + 1:])) if dims[d] > 1 else 0 for d in range(4)]
+            p.update(broadcast=1, out_shape=np.array(dims, np.int32), input1_stride=np.array(strides, np.int32),
+                     input2_stride=np.array(strides, np.int32))
+        inplace = "elementwise" if act.size == out.size else ""
+        return Step(node, "binary_const_s8", p, [act.name], [out.name], macs=out.size,
+                    weight_bytes=const.size, inplace=inplace)
+    return Step(node, "binary_s8", p, [a.name, b.name], [out.name], macs=out.size, inplace="elementwise")
+
+
+def lower_add_any(node: Node, g: Graph) -> Step:
+    """add: same shapes (mcf_add_s8), a scalar constant (a table), else broadcasting."""
+    a, b, out = (g.tensors[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    if (a.is_const and a.size == 1) or (b.is_const and b.size == 1):
+        return lower_binary(node, g)
+    if a.is_const or b.is_const or a.shape != b.shape or a.shape != out.shape:
+        return lower_binary_broadcast(node, g)
+    return lower_add(node, g)
+
+
+def lower_binary_any(node: Node, g: Graph) -> Step:
+    """mul / sub: a constant operand of more than one value goes to mcf_binary_const_s8."""
+    a, b = g.tensors[node.inputs[0]], g.tensors[node.inputs[1]]
+    if (a.is_const and a.size > 1) or (b.is_const and b.size > 1):
+        return lower_binary_broadcast(node, g)
+    return lower_binary(node, g)
+
+
+def lower_reduce(node: Node, g: Graph) -> Step:
+    """mean over any axes (mean_s8 keeps the (1, H, W, C) spatial mean),
+    reduce_max (TFLM: the raw values, same quantization in and out)."""
+    x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    axes = tuple(sorted(a % len(x.shape) for a in node.attrs["axes"]))
+    if node.op == "mean" and len(x.shape) == 4 and axes == (1, 2):
+        return lower_mean(node, g)
+    lead = _lead_to_4d(node, node.op, x.shape)
+    reduced = [0] * lead + [int(d in axes) for d in range(len(x.shape))]
+    in_shape = [1] * lead + list(x.shape)
+    count = int(np.prod([n for n, r in zip(in_shape, reduced) if r], dtype=np.int64))
+    p = dict(kind=0 if node.op == "mean" else 1, in_shape=np.array(in_shape, np.int32),
+             reduce=np.array(reduced, np.int32), input_offset=0, output_offset=0, multiplier=0, shift=0)
+    if node.op == "mean":
+        p.update(fp.mean_params(float(x.quant.scale[0]), int(x.quant.zero_point[0]),
+                                float(out.quant.scale[0]), int(out.quant.zero_point[0]), count))
+    elif not x.quant.same_as(out.quant):
+        raise UnsupportedModelError(f"node '{node.name}' (reduce_max): input and output quantization differ")
+    return Step(node, "reduce_s8", p, [x.name], [out.name], macs=x.size)
+
+
+def lower_tile(node: Node, g: Graph) -> Step:
+    """attrs multiples per axis of the input (a byte copy: same quantization in and out)."""
+    x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    if not x.quant.same_as(out.quant):
+        raise UnsupportedModelError(f"node '{node.name}' (tile): input and output quantization differ")
+    # axes of size 1 that are not repeated change nothing: a rank-5 (1, H, 1, W, C) of tf.repeat fits 4-D
+    dims = [(d, int(m)) for d, m in zip(x.shape, node.attrs["multiples"]) if (d, int(m)) != (1, 1)]
+    lead = _lead_to_4d(node, "tile", tuple(dims))
+    dims = [(1, 1)] * lead + dims
+    p = dict(in_shape=np.array([d for d, _ in dims], np.int32), multiples=np.array([m for _, m in dims], np.int32))
+    return Step(node, "tile_s8", p, [x.name], [out.name])
+
+
 def describe_step(step: Step, graph: Graph) -> str:
     """One-line human description of a layer, for comments and reports."""
     t = graph.tensors
@@ -437,10 +549,13 @@ OPS: dict[str, OpSpec] = {
     "conv2d": OpSpec(lower_conv2d),
     "depthwise_conv2d": OpSpec(lower_depthwise),
     "fully_connected": OpSpec(lower_fully_connected),
-    "add": OpSpec(lower_add),
+    "add": OpSpec(lower_add_any),
     "avg_pool": OpSpec(lambda n, g: _pool(n, g, "avg_pool_s8")),
     "max_pool": OpSpec(lambda n, g: _pool(n, g, "max_pool_s8")),
-    "mean": OpSpec(lower_mean),
+    "mean": OpSpec(lower_reduce),
+    "reduce_max": OpSpec(lower_reduce),
+    "prelu": OpSpec(lower_binary_broadcast),
+    "tile": OpSpec(lower_tile),
     "softmax": OpSpec(lower_softmax),
     "clamp": OpSpec(lower_clamp),
     "concat": OpSpec(lower_concat),
@@ -452,8 +567,8 @@ OPS: dict[str, OpSpec] = {
     "logistic": OpSpec(lower_unary),
     "tanh": OpSpec(lower_unary),
     "leaky_relu": OpSpec(lower_unary),
-    "mul": OpSpec(lower_binary),
-    "sub": OpSpec(lower_binary),
+    "mul": OpSpec(lower_binary_any),
+    "sub": OpSpec(lower_binary_any),
     "maximum": OpSpec(lower_binary),
     "minimum": OpSpec(lower_binary),
     "strided_slice": OpSpec(lower_strided_slice),

@@ -65,10 +65,14 @@ def canonicalize(graph: Graph) -> Graph:
     return graph
 
 
-def quantize_graph(graph: Graph, calibration: str | None, progress: Progress = no_progress) -> Graph:
+def quantize_graph(graph: Graph, calibration: str | None, progress: Progress = no_progress,
+                   activations: str = "int8") -> Graph:
     from .quantize import CalibrationWarning, load_calibration, quantize
 
     prequantized = all(graph.tensors[i].quant is not None for i in graph.inputs)
+    if prequantized and activations != "int8":
+        raise McuforgeError(f"{graph.source or graph.name}: --activations {activations}: the model is already "
+                            "quantized and keeps its own scheme; the option applies to float models")
     if prequantized:
         progress("model is already quantized: keeping its scales and zero points")
         return quantize(graph)
@@ -79,7 +83,7 @@ def quantize_graph(graph: Graph, calibration: str | None, progress: Progress = n
         print(f"\nWARNING: {w.message}\n", file=sys.stderr, flush=True)
     n = len(next(iter(samples.values())))
     progress(f"calibrating on {n} sample(s)")
-    return quantize(graph, samples)
+    return quantize(graph, samples, activations=activations)
 
 
 def _check_available(config: BuildConfig) -> None:
@@ -98,7 +102,7 @@ def plan_model(model: Path | Graph, config: BuildConfig, progress: Progress = no
         progress(f"loading {model}")
         graph = load_model(Path(model))
     graph = canonicalize(graph)
-    qgraph = quantize_graph(graph, config.calibration, progress)
+    qgraph = quantize_graph(graph, config.calibration, progress, config.activations)
     if config.training != "none":
         from .reference import training as reference_training
         from .training import Scorer, build_training_plan

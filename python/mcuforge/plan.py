@@ -46,6 +46,11 @@ class Plan:
         return self.graph.inputs[0]
 
     @property
+    def inputs(self) -> list[str]:
+        """Every model input, in order; a run's input record is their bytes one after the other."""
+        return list(self.graph.inputs)
+
+    @property
     def outputs(self) -> list[str]:
         return list(self.graph.outputs)
 
@@ -143,17 +148,26 @@ def plan_steps(graph: Graph, steps: list[Step], aliases, allow_inplace: bool, sc
 
 def build_plan(graph: Graph, config: BuildConfig, allow_inplace: bool = True) -> Plan:
     """Layer-by-layer plan of a quantized graph."""
-    if len(graph.inputs) != 1:
-        raise McuforgeError(f"{graph.source or graph.name}: exactly one model input is supported, "
-                            f"this model has {len(graph.inputs)}")
+    if not graph.inputs:
+        raise McuforgeError(f"{graph.source or graph.name}: the model has no input")
     steps, aliases = lower(graph)
     if not steps:
         raise McuforgeError(f"{graph.source or graph.name}: the model computes nothing (no layers)")
-    steps, mem = plan_steps(graph, steps, aliases, allow_inplace, _scratch_size(config))
+    from .registry import backend_for
+
+    chooser = backend_for(config.kernels).choose_variants if config.kernel_variants == "auto" else None
+    chosen = None
+    if chooser is None:
+        steps, mem = plan_steps(graph, steps, aliases, allow_inplace, _scratch_size(config))
+    else:  # each layer's kernel variant, within the budgets (codegen/variants.py)
+        steps, mem, *chosen = chooser(graph, steps, aliases, allow_inplace, config, plan_steps)
     for i, st in enumerate(steps):
         st.index = i
     name = config.name or graph.name
-    return Plan(graph=graph, steps=steps, memory=mem, config=config, name=name)
+    plan = Plan(graph=graph, steps=steps, memory=mem, config=config, name=name)
+    if chosen:
+        plan.extra["variants"], plan.extra["variant_reasons"], plan.extra["variant_sram_limit"] = chosen
+    return plan
 
 
 def build_patch_plan(graph: Graph, config: BuildConfig, split: int, grid: int, layer: Plan,
@@ -254,6 +268,12 @@ def plan_schedule(graph: Graph, config: BuildConfig) -> Plan:
     if config.schedule == "layer":
         return layer
     fits = lambda p: config.sram_budget is None or p.sram_bytes() <= config.sram_budget  # noqa: E731
+    if len(graph.inputs) > 1 and (config.schedule == "patch" or not fits(layer)):
+        raise (McuforgeError if config.schedule == "patch" else BudgetError)(
+            f"model '{layer.name}' has {len(graph.inputs)} inputs: the patch-based schedule needs exactly one; "
+            + ("use --schedule layer" if config.schedule == "patch" else
+               f"layer by layer it needs {layer.sram_bytes()} bytes of SRAM, the budget allows "
+               f"{config.sram_budget}: raise --sram-budget (CONFIG_MCUFORGE_SRAM_BUDGET_KB)"))
     if config.schedule == "auto" and fits(layer):
         layer.extra["auto"] = "layer by layer fits the SRAM budget"
         return layer

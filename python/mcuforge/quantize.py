@@ -19,7 +19,8 @@ import numpy as np
 from .ir import Graph, McuforgeError, Quant, Tensor
 
 # Ops whose output shares its input's quantization (TFLite requires it).
-SAME_QUANT_OPS = {"reshape", "transpose", "pad", "max_pool", "avg_pool", "strided_slice", "resize_nearest"}
+SAME_QUANT_OPS = {"reshape", "transpose", "pad", "max_pool", "avg_pool", "strided_slice", "resize_nearest",
+                  "reduce_max", "tile"}
 # Ops with an operand that is a weight tensor: op -> (weight index, channel axis)
 WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0, "transpose_conv": 0}
 
@@ -45,11 +46,24 @@ def activation_quant(lo: float, hi: float) -> Quant:
     return Quant(scale=np.float32(scale).astype(np.float64), zero_point=zero_point)
 
 
+def activation_quant16(lo: float, hi: float) -> Quant:
+    """16x8 activations: symmetric, zero point 0, scale max|x| / 32767 (TFLite's converter)."""
+    m = max(abs(float(lo)), abs(float(hi)))
+    if m < 1e-8:
+        m = 1e-8
+    return Quant(scale=np.float32(m / 32767.0).astype(np.float64), zero_point=0)
+
+
 def quantize_values(x: np.ndarray, quant: Quant, dtype: str = "int8") -> np.ndarray:
     """float -> int8 (or int16) with the tensor's per-tensor parameters."""
     q = round_half_away(np.asarray(x, dtype=np.float64) / quant.scale[0]) + quant.zero_point[0]
     info = np.iinfo(dtype)
     return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize_values(q: np.ndarray, quant: Quant) -> np.ndarray:
+    """int8 -> float32 as TFLite's DEQUANTIZE: float32(scale * (q - zero point)), the product in double."""
+    return (float(quant.scale[0]) * (np.asarray(q, dtype=np.float64) - int(quant.zero_point[0]))).astype(np.float32)
 
 
 def clamp_range(node_attrs: dict, quant: Quant) -> tuple[int, int]:
@@ -69,7 +83,7 @@ def clamp_range(node_attrs: dict, quant: Quant) -> tuple[int, int]:
 def load_calibration(path: Path | None, graph: Graph, count_hint: int = 64) -> dict[str, np.ndarray]:
     """Calibration samples per graph input, in the IR layout (N, ...)."""
     if len(graph.inputs) != 1:
-        raise McuforgeError(f"{graph.source or graph.name}: models with {len(graph.inputs)} inputs are not supported (one input only)")
+        return _load_calibration_inputs(path, graph)
     in_name = graph.inputs[0]
     in_shape = graph.tensors[in_name].shape
     if path is None:
@@ -113,6 +127,40 @@ def load_calibration(path: Path | None, graph: Graph, count_hint: int = 64) -> d
     return {in_name: to_ir_layout(graph, data)}
 
 
+def _load_calibration_inputs(path: Path | None, graph: Graph) -> dict[str, np.ndarray]:
+    """A model with several inputs: an .npz with one array (N, ...) per input name, the same N."""
+    names = list(graph.inputs)
+    if path is None:
+        warnings.warn("no calibration data given (--calibration): quantization ranges come from random "
+                      "inputs and int8 accuracy will be poor; pass real samples as .npz", CalibrationWarning,
+                      stacklevel=3)
+        rng = np.random.default_rng(0)
+        return {n: rng.standard_normal((8,) + graph.tensors[n].shape[1:]).astype(np.float32) for n in names}
+    path = Path(path)
+    if not path.is_file():
+        raise McuforgeError(f"{path}: calibration file not found")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        arrays = {k: loaded[k] for k in loaded.files} if isinstance(loaded, np.lib.npyio.NpzFile) else None
+    except Exception as err:
+        raise McuforgeError(f"{path}: not a readable .npz file ({err.__class__.__name__})") from None
+    if arrays is None or any(n not in arrays for n in names):
+        raise McuforgeError(f"{path}: the model has {len(names)} inputs: give an .npz with one array per input, "
+                            f"named {', '.join(names)}")
+    out = {}
+    for n in names:
+        data = np.asarray(arrays[n])
+        src_shape = source_shape(graph, graph.tensors[n].shape)
+        if (data.dtype.kind not in "fiu" or data.ndim != len(src_shape) or len(data) == 0
+                or tuple(data.shape[1:]) != tuple(src_shape[1:])):
+            raise McuforgeError(f"{path}: calibration array '{n}' has shape {tuple(data.shape)} and type {data.dtype}, "
+                                f"expected numbers (N, {', '.join(map(str, src_shape[1:]))}) ({graph.source_layout})")
+        out[n] = to_ir_layout(graph, data.astype(np.float32))
+    if len({len(v) for v in out.values()}) != 1:
+        raise McuforgeError(f"{path}: the inputs' calibration arrays hold different numbers of samples")
+    return out
+
+
 def source_shape(graph: Graph, ir_shape: tuple[int, ...]) -> tuple[int, ...]:
     if graph.source_layout == "NCHW" and len(ir_shape) == 4:
         n, h, w, c = ir_shape
@@ -138,11 +186,10 @@ def calibrate(graph: Graph, samples: dict[str, np.ndarray], progress=None) -> di
     from .float_exec import run_float
 
     ranges: dict[str, tuple[float, float]] = {}
-    in_name = graph.inputs[0]
-    data = samples[in_name]
-    for i in range(len(data)):
+    count = len(samples[graph.inputs[0]])
+    for i in range(count):
         with np.errstate(all="ignore"):  # an overflowing model is reported below, by tensor
-            values = run_float(graph, {in_name: data[i:i + 1]})
+            values = run_float(graph, {name: samples[name][i:i + 1] for name in graph.inputs})
         for name, v in values.items():
             if graph.tensors[name].is_const:
                 continue
@@ -151,16 +198,22 @@ def calibrate(graph: Graph, samples: dict[str, np.ndarray], progress=None) -> di
                 lo, hi = min(lo, ranges[name][0]), max(hi, ranges[name][1])
             ranges[name] = (lo, hi)
         if progress:
-            progress(i + 1, len(data))
+            progress(i + 1, count)
     return ranges
 
 
-def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progress=None) -> Graph:
+def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progress=None,
+             activations: str = "int8") -> Graph:
     """Return an int8 copy of `graph`.
 
     `samples` (from load_calibration) is needed unless every activation
-    already carries a Quant (pre-quantized models).
+    already carries a Quant (pre-quantized models). ``activations="int16"``
+    quantizes a float model with TFLite's 16x8 scheme instead: int16
+    activations, symmetric (zero point 0, scale max|x| / 32767 from
+    calibration; LOGISTIC, TANH and SOFTMAX write 2^-15), int8 per-channel
+    weights as for int8, int64 biases.
     """
+    wide = activations == "int16"
     g = graph.copy()
     acts = g.activations()
     prequantized = all(t.quant is not None for t in acts if t.name in g.inputs)
@@ -176,9 +229,11 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
     # activations, in execution order so SAME_QUANT_OPS can inherit
     for t in acts:
         node = producers.get(t.name)
-        if node is not None and node.op == "softmax" and t.dtype != "int16":  # 16x8 softmax: its own 2^-15
+        if wide and t.quant is None and node is not None and node.op in ("softmax", "logistic", "tanh"):
+            t.quant = Quant(scale=1.0 / 32768.0, zero_point=0)  # TFLM's 16-bit kernels write 2^-15, 0
+        elif node is not None and node.op == "softmax" and t.dtype != "int16" and not wide:  # 16x8 softmax: its own 2^-15
             t.quant = SOFTMAX_QUANT
-        elif node is not None and node.op in FIXED_OUTPUT_QUANT and t.quant is None:
+        elif node is not None and node.op in FIXED_OUTPUT_QUANT and t.quant is None and not wide:
             t.quant = Quant(*FIXED_OUTPUT_QUANT[node.op])
         elif node is not None and node.op in SAME_QUANT_OPS and g.tensors[node.inputs[0]].quant is not None \
                 and (t.quant is None or not prequantized or node.op != "avg_pool"):
@@ -195,11 +250,13 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
                     f"{graph.source or graph.name}: calibration gives non-finite values ({ranges[t.name]}) for "
                     f"tensor '{t.name}' (output of '{producers[t.name].name if t.name in producers else 'input'}'): "
                     "the float model overflows on these inputs; check its weights and the calibration data")
-            t.quant = activation_quant(*ranges[t.name])
+            t.quant = activation_quant16(*ranges[t.name]) if wide else activation_quant(*ranges[t.name])
         if t.quant.axis is not None or len(t.quant.scale) != 1:
             raise McuforgeError(f"{graph.source or graph.name}: activation '{t.name}' is quantized per channel; "
                                 "activations must be quantized per tensor")
-        if t.dtype != "int16":  # int16 activations come quantized (16x8 TFLite models) and stay int16
+        if wide:
+            t.dtype = "int16"
+        elif t.dtype != "int16":  # int16 activations come quantized (16x8 TFLite models) and stay int16
             t.dtype = "int8"
 
     _quantize_scalar_operands(g)
@@ -228,8 +285,12 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
                     raise McuforgeError(f"{graph.source or graph.name}: node '{node.name}' ({node.op}): bias "
                                         f"'{b.name}' has non-finite values (after folding batch norm, if any)")
                 q = round_half_away(b.data.astype(np.float64) / bias_scale)
-                b.data = np.clip(q, -2**31, 2**31 - 1).astype(np.int32)
-                b.dtype = "int32"
+                if wide:  # 16x8: int64 bias (TFLite's converter)
+                    b.data = np.clip(q, -2**63, 2**63 - 1024).astype(np.int64)
+                    b.dtype = "int64"
+                else:
+                    b.data = np.clip(q, -2**31, 2**31 - 1).astype(np.int32)
+                    b.dtype = "int32"
             b.quant = Quant(scale=bias_scale, zero_point=np.zeros_like(bias_scale, dtype=np.int64), axis=0)
     return g
 
@@ -237,8 +298,10 @@ def quantize(graph: Graph, samples: dict[str, np.ndarray] | None = None, progres
 SOFTMAX_QUANT = Quant(scale=1.0 / 256.0, zero_point=-128)
 # TFLite's int8 LOGISTIC and TANH write these output parameters.
 FIXED_OUTPUT_QUANT = {"logistic": (1.0 / 256.0, -128), "tanh": (1.0 / 128.0, 0)}
-# Elementwise ops that take a single constant operand (x * c, x - c, max(x, c)).
-SCALAR_OPERAND_OPS = ("add", "sub", "mul", "maximum", "minimum")
+# Elementwise ops that take a constant operand (x * c, x - c, max(x, c)): a single value, or for
+# add / sub / mul / prelu a per-channel vector (a BatchNormalization left alone, PRELU's alpha).
+SCALAR_OPERAND_OPS = ("add", "sub", "mul", "maximum", "minimum", "prelu")
+VECTOR_OPERAND_OPS = ("add", "sub", "mul", "prelu")
 
 
 def _quantize_scalar_operands(g: Graph) -> None:
@@ -251,12 +314,16 @@ def _quantize_scalar_operands(g: Graph) -> None:
             t = g.tensors[name]
             if not t.is_const or t.dtype == "int8":
                 continue
-            if t.size != 1:
+            if t.size != 1 and node.op not in VECTOR_OPERAND_OPS:
                 raise McuforgeError(f"{g.source or g.name}: node '{node.name}' ({node.op}) has a constant operand of "
                                     f"shape {t.shape}; only a single value is supported")
-            c = float(np.asarray(t.data, np.float64).reshape(-1)[0])
-            scale = float(np.float32(abs(c) / 127.0)) if c != 0 else 1.0
-            t.data = np.array([int(round_half_away(c / scale))], np.int8).reshape(t.shape)
+            values = np.asarray(t.data, np.float64).reshape(-1)
+            if not np.all(np.isfinite(values)):
+                raise McuforgeError(f"{g.source or g.name}: node '{node.name}' ({node.op}): constant operand "
+                                    f"'{t.name}' has non-finite values")
+            c = float(np.max(np.abs(values)))
+            scale = float(np.float32(c / 127.0)) if c != 0 else 1.0
+            t.data = np.clip(round_half_away(values / scale), -127, 127).astype(np.int8).reshape(t.shape)
             t.dtype = "int8"
             t.quant = Quant(scale=scale, zero_point=0)
 

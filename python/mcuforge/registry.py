@@ -69,6 +69,9 @@ class Backend:
     scratch_size: Callable[..., int] = portable_scratch_size
     # kernel_of(plan, step) -> (C function, True when it is the portable kernel: no variant)
     kernel_of: Callable[..., tuple[str, bool]] = field(default=lambda plan, step: (f"mcf_{step.kernel}", True))
+    # choose_variants(graph, steps, aliases, allow_inplace, config, plan_steps) -> (steps, MemoryPlan,
+    # {layer: variant key}, {layer: why}, SRAM limit): a layer plan with each layer's variant chosen (None: none)
+    choose_variants: Callable[..., Any] | None = None
 
 
 def backend_for(kernels: str) -> Backend:

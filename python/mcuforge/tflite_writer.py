@@ -266,3 +266,17 @@ class StableNet(Net):
         self.ops.append(("MEAN", "ReducerOptions", dict(keepDims=keep_dims),
                          [x, self.const(np.array([1, 2], np.int32), "int32")], [y]))
         return y
+
+
+def build_float_io(net: Net, out: int) -> bytes:
+    """The net with the converter's default float32 ends: a float input read by
+    QUANTIZE (to the net's int8 input) and a DEQUANTIZE of `out` to a float
+    output, as ``inference_input_type`` / ``inference_output_type`` left at
+    float32 give."""
+    tensors = list(net.tensors)
+    tensors.append(dict(shape=tensors[0]["shape"], dtype="float32", name="input_float"))
+    fin = len(tensors) - 1
+    tensors.append(dict(shape=tensors[out]["shape"], dtype="float32", name="output_float"))
+    fout = len(tensors) - 1
+    ops = [("QUANTIZE", None, {}, [fin], [0])] + list(net.ops) + [("DEQUANTIZE", None, {}, [out], [fout])]
+    return build_model(tensors, ops, [fin], [fout])

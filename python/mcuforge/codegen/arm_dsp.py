@@ -47,6 +47,7 @@ class Variant:
     source: str  # runtime/src file defining it
     what: str  # one line for the report
     scratch: int = 0  # arena bytes passed as the last argument (in place: the ring)
+    key: str = "default"  # the variant's name among a layer's candidates (variants.py)
 
 
 POINTWISE_BLOCK = 6  # output pixels per block of the 1x1 kernel (MCF_BLOCK in mcf_dsp_matmul.c)
@@ -97,6 +98,70 @@ def depthwise_scratch(p: dict, in_place: bool) -> int:
     width = (max(reach, p["pad_left"] + p["in_w"]) + 1) // 2 * 2
     three = p["k_h"] == p["k_w"] == 3 and p["dilation_w"] == 1 and p["stride_w"] in (1, 2)  # + a row of zeros
     return (ring_rows(p, in_place) + int(three)) * width * 4 * 2
+
+
+def plane_fits(p: dict) -> bool:
+    """A depthwise layer the plane variant takes (C: plane_fits): 3x3 window,
+    stride 1 or 2 and dilation 1 along the rows, no negative padding."""
+    three = p["k_h"] == p["k_w"] == 3 and p["dilation_w"] == 1 and p["stride_w"] in (1, 2)
+    return three and p["pad_top"] >= 0 and p["pad_left"] >= 0
+
+
+def plane_scratch(p: dict, in_place: bool) -> int:
+    """Bytes of the plane variant's scratch (C: plane_scratch_size): every
+    padded input row a window reads, 4 channels x an int16 row of the ring's
+    width; never below the ring."""
+    reach = (p["out_w"] - 1) * p["stride_w"] + (p["k_w"] - 1) * p["dilation_w"] + 1
+    width = (max(reach, p["pad_left"] + p["in_w"]) + 1) // 2 * 2
+    rows = (p["out_h"] - 1) * p["stride_h"] + (p["k_h"] - 1) * p["dilation_h"] + 1
+    return max(rows * width * 4 * 2, depthwise_scratch(p, in_place))
+
+
+def reuse_fits(p: dict) -> bool:
+    """A k x k layer the reuse variant takes (C: reuse_split; and records, as
+    the 2 x 4 blocks on Cortex-M need them)."""
+    pixels, kp = p["out_h"] * p["out_w"], _k_padded(p["k_h"] * p["k_w"] * p["in_c"])
+    size, at = 8 * kp, (pixels * p["out_c"] - 8 * kp) & ~3
+    if pixels < 4 or at < 4 * p["out_c"]:
+        return False
+    first = at // p["out_c"] // 4 * 4
+    if (first // p["out_w"] * p["stride_h"] - p["pad_top"]) * p["in_w"] * p["in_c"] < size:
+        return False
+    return prepared_params("conv2d_s8", p).get("pw_requant") is not None
+
+
+def candidates(step: Step) -> list[Variant]:
+    """Every arm-dsp variant of a layer, select()'s first (the portable
+    kernel is always a candidate too: variants.py)."""
+    v = select(step)
+    if v is None:
+        return []
+    out = [v]
+    p = step.params
+    if step.kernel == "conv2d_s8" and _pointwise(p) and v.scratch:
+        four = 4 if p["out_h"] * p["out_w"] >= 4 else 2
+        out.append(Variant("mcf_dsp_conv2d_1x1_s8_pw4", v.source, "1x1 conv as matmul, 2 channels x 4 pixels",
+                           four * 2 * _k_padded(p["in_c"]), key="pw4"))
+        if conv_columns(p) == POINTWISE_BLOCK:
+            out.append(Variant("mcf_dsp_conv2d_1x1_s8_tail", v.source,
+                               "1x1 conv, 2 x 4 blocks with their columns in the output's tail, no scratch", 0,
+                               key="tail"))
+        out.append(Variant("mcf_dsp_conv2d_1x1_s8_rows", v.source, "1x1 conv as fully connected rows, no scratch",
+                           0, key="rows"))
+    if step.kernel == "conv2d_s8" and not _pointwise(p) and p["out_h"] * p["out_w"] >= 4 \
+            and prepared_params("conv2d_s8", p).get("pw_requant") is not None:
+        out.append(Variant("mcf_dsp_conv2d_s8_pw4", v.source,
+                           f"{p['k_h']}x{p['k_w']} conv, im2col of 4 pixels + matmul, 2 channels x 4 pixels",
+                           4 * 2 * _k_padded(p["k_h"] * p["k_w"] * p["in_c"]), key="pw4"))
+    if step.kernel == "conv2d_s8" and not _pointwise(p) and reuse_fits(p):
+        out.append(Variant("mcf_dsp_conv2d_s8_reuse", v.source,
+                           f"{p['k_h']}x{p['k_w']} conv, 2 x 4 blocks, columns in the output's tail, then in the dead "
+                           "input (no scratch; only where the input dies with the layer)", 0, key="reuse"))
+    if step.kernel.startswith("depthwise_conv2d_s8") and plane_fits(p):
+        in_place = step.kernel.endswith("_inplace")
+        out.append(Variant(v.function + "_plane", v.source, v.what.replace("4 channels", "4 channels' whole plane,"),
+                           plane_scratch(p, in_place), key="plane"))
+    return out
 
 
 def select(step: Step) -> Variant | None:
@@ -172,13 +237,27 @@ def trained_steps(plan: Plan) -> set[int]:
     return trained(plan.training)
 
 
+def chosen(choice: dict | None, step: Step) -> Variant | None:
+    """The variant `choice` (layer name -> variant key or "portable", the
+    planner's: variants.py) names for a step; select(step) when it names none."""
+    key = (choice or {}).get(step.name)
+    if key is None:
+        return select(step)
+    if key == "portable":
+        return None
+    return next((v for v in candidates(step) if v.key == key), select(step))
+
+
 def variant(plan: Plan, step: Step) -> Variant | None:
-    """select(step), except for layers the training step updates (portable)."""
-    return None if step.index in trained_steps(plan) else select(step)
+    """The planner's choice for the step (select(step) without one), except
+    for layers the training step updates (portable)."""
+    if step.index in trained_steps(plan):
+        return None
+    return chosen(plan.extra.get("variants") if plan.schedule == "layer" else None, step)
 
 
-def scratch_size(step: Step) -> int:
-    v = select(step)
+def scratch_size(step: Step, choice: dict | None = None) -> int:
+    v = chosen(choice, step)
     return v.scratch if v is not None else portable_scratch_size(step)
 
 
@@ -295,7 +374,7 @@ def prepared_params(kernel: str, params: dict) -> dict:
         # inputs plus offset in [-255, 255], then the bias
         bound = np.abs(p["bias"].astype(np.int64)) + 255 * np.abs(taps).sum(axis=0)
     p["per_channel"] = requant_mode(bound, p["shift"])
-    if kernel == "conv2d_s8" and conv_columns(p) == POINTWISE_BLOCK:  # the 6-pixel blocks' records
+    if kernel == "conv2d_s8":  # the records of the 6-pixel and the 2 x 4 blocks
         p["pw_requant"] = pointwise_requant(p)
     return p
 
@@ -398,6 +477,13 @@ def generate(plan: Plan, outdir: Path) -> list[Path]:
     return portable.generate(plan, outdir, emitter=DspEmitter, sources=runtime_sources)
 
 
+def choose_variants(*args):
+    from .variants import choose
+
+    return choose(*args)
+
+
 BACKEND = Backend(name="arm_dsp", generate=generate,
                   description="Cortex-M DSP-extension kernels specialized per layer, bit-exact with the portable set",
-                  runtime_sources=runtime_sources, scratch_size=scratch_size, kernel_of=kernel_of)
+                  runtime_sources=runtime_sources, scratch_size=scratch_size, kernel_of=kernel_of,
+                  choose_variants=choose_variants)

@@ -44,6 +44,10 @@ STRUCT = {
     "strided_slice_s8": "mcf_strided_slice_params",
     "resize_nearest_s8": "mcf_resize_nearest_params",
     "transpose_conv_s8": "mcf_transpose_conv_params",
+    "binary_s8": "mcf_binary_params",
+    "binary_const_s8": "mcf_binary_params",
+    "reduce_s8": "mcf_reduce_params",
+    "tile_s8": "mcf_tile_params",
     # int16 activations (16x8 models): runtime/include/mcuforge/kernels_s16.h
     "conv2d_s16": "mcf_conv2d_s16_params",
     "depthwise_conv2d_s16": "mcf_depthwise_conv2d_s16_params",
@@ -71,7 +75,7 @@ WINDOW_FIELDS = ("in_h", "in_w", "out_h", "out_w", "pad_top", "pad_left")
 COPY_FIELDS = ("tile_h", "tile_w", "src_w", "src_y", "src_x", "dst_y", "dst_x")
 CONST_ARRAYS = {"table": "int8_t", "row_index": "int32_t", "col_index": "int32_t", "filter": "int8_t",
                 "bias": "int32_t", "multiplier": "int32_t", "shift": "int32_t",
-                "pw_requant": "int32_t"}
+                "pw_requant": "int32_t", "constant": "int8_t"}
 CONST_ARRAYS_S16 = {"bias": "int64_t", "exp_lut": "int16_t", "one_over_one_plus_x_lut": "int16_t"}  # 16x8 kernels
 # C element type of a tensor's dtype
 C_TYPES = {"int8": "int8_t", "int16": "int16_t"}
@@ -322,6 +326,12 @@ def render(plan: Plan, emitter: type = _Emitter) -> dict[str, str]:
          f"/* Input: {x.dtype}, channels last ({'NHWC' if len(x.shape) == 4 else 'flat'}); "
          "real = SCALE * (q - ZERO_POINT). */"]
     h += _shape_macros(P, "INPUT", x.shape, x.quant, c_type(x))
+    for k, name in enumerate(g.inputs[1:], start=1):  # inputs 1, 2, ...: numbered as the outputs
+        t = g.tensors[name]
+        h += ["", f"/* Input {k}: {t.dtype}, channels last; {p}_input{k}() points to it. */"]
+        h += _shape_macros(P, f"INPUT{k}", t.shape, t.quant, c_type(t))
+    if len(g.inputs) > 1 or len(g.outputs) > 1:
+        h += ["", f"#define {P}_NUM_INPUTS {len(g.inputs)}", f"#define {P}_NUM_OUTPUTS {len(g.outputs)}"]
     for k, o in enumerate(g.outputs):
         t = g.tensors[o]
         h += ["", f"/* Output {k}: {t.dtype}, channels last. */"]
@@ -344,6 +354,8 @@ def render(plan: Plan, emitter: type = _Emitter) -> dict[str, str]:
     else:
         h += [f"{c_type(x)} *{p}_input(void);   /* points into the arena */",
               f"int {p}_invoke(void);      /* 0 on success */"]
+    for k in range(1, len(g.inputs)):
+        h.append(f"{c_type(g.tensors[g.inputs[k]])} *{p}_input{k}(void);")
     h += [f"{c_type(g.tensors[g.outputs[0]])} *{p}_output(void);"]
     for k in range(1, len(g.outputs)):
         h.append(f"{c_type(g.tensors[g.outputs[k]])} *{p}_output{k}(void);")
@@ -361,6 +373,9 @@ def render(plan: Plan, emitter: type = _Emitter) -> dict[str, str]:
     c += [f"int {p}_init(void)", "{"] + (train.init_lines() if train else []) + ["    return 0;", "}", ""]
     if not stream:
         c += [f"{c_type(x)} *{p}_input(void)", "{", f"    return {e.tensor_ref(plan.input)};", "}", ""]
+        for k, name in enumerate(g.inputs[1:], start=1):
+            c += [f"{c_type(g.tensors[name])} *{p}_input{k}(void)", "{", f"    return {e.tensor_ref(name)};", "}",
+                  ""]
     for k, o in enumerate(g.outputs):
         c += [f"{c_type(g.tensors[o])} *{p}_output{'' if k == 0 else k}(void)", "{", f"    return {e.tensor_ref(o)};",
               "}", ""]

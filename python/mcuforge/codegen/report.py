@@ -29,6 +29,8 @@ def build_report(plan: Plan) -> dict:
             "weight_bytes": s.weight_bytes,
             "live_bytes": live,
             "scratch_bytes": s.scratch,
+            "variant": (plan.extra.get("variants") or {}).get(s.name),
+            "variant_reason": (plan.extra.get("variant_reasons") or {}).get(s.name),
             "in_place": s.inplace_input >= 0,
             "inputs": [{"tensor": t, "offset": plan.offset(t), "bytes": g.tensors[t].nbytes} for t in s.inputs],
             "output": {"tensor": s.outputs[0], "offset": plan.offset(s.outputs[0]),
@@ -65,6 +67,8 @@ def build_report(plan: Plan) -> dict:
             report["portable_trained_layers"] = [L["name"] for L in layers if L["index"] in trained]
     if plan.patch is not None:
         report["patch"] = patch_summary(plan)
+    if plan.extra.get("variant_sram_limit") is not None:
+        report["variant_sram_limit"] = plan.extra["variant_sram_limit"]
     if plan.extra.get("auto"):
         report["auto_schedule"] = plan.extra["auto"]
     if plan.training is not None:

@@ -47,9 +47,9 @@ NHWC_TO_NCHW = (0, 3, 1, 2)
 CONVERTED_OPS = (
     "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Conv", "ConvTranspose", "DequantizeLinear",
     "Div", "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish",
-    "Identity", "LeakyRelu", "MatMul", "Max", "MaxPool", "Min", "Mul", "Pad", "QuantizeLinear",
-    "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Size", "Slice", "Softmax", "Squeeze", "Sub",
-    "Tanh", "Transpose", "Unsqueeze",
+    "Identity", "LeakyRelu", "MatMul", "Max", "MaxPool", "Min", "Mul", "Pad", "PRelu", "QuantizeLinear",
+    "ReduceMax", "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Size", "Slice", "Softmax", "Squeeze", "Sub",
+    "Tanh", "Tile", "Transpose", "Unsqueeze",
 )
 # Ops that are only evaluated at import time, when all their inputs are
 # constants (shape arithmetic as written by exporters).
@@ -808,8 +808,10 @@ class _Importer:
         x, w_name = node.input[0], node.input[1]
         b_name = node.input[2] if len(node.input) > 2 else ""
         v = self._value(x)
+        if len(v.shape) == 3:
+            return self._conv1d(node, name, attrs)
         if len(v.shape) != 4:
-            raise _Unsupported(f"only 2-D convolution is supported (input shape {_shape_str(v.shape)})")
+            raise _Unsupported(f"only 1-D and 2-D convolution is supported (input shape {_shape_str(v.shape)})")
         w = self._const(w_name, "weight")
         if w.ndim != 4:
             raise _Unsupported(f"weight of shape {_shape_str(w.shape)} is not a 2-D convolution kernel")
@@ -1205,11 +1207,15 @@ class _Importer:
 
     def _op_GlobalAveragePool(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
         v = self._value(node.input[0])
+        if len(v.shape) != 4:
+            return self._reduce(node, name, "mean", list(range(2, len(v.shape))), True)
         self._emit("mean", name, [self._nhwc(node.input[0])], node.output[0], (1, v.shape[1], 1, 1), True,
                    {"axes": (1, 2), "keepdims": True})
 
     def _op_GlobalMaxPool(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
         v = self._value(node.input[0])
+        if len(v.shape) != 4:
+            return self._reduce(node, name, "reduce_max", list(range(2, len(v.shape))), True)
         src = self._nhwc(node.input[0])
         kernel = (v.shape[2], v.shape[3])
         self._emit("max_pool", name, [src], node.output[0], (1, v.shape[1], 1, 1), True,
@@ -1227,8 +1233,7 @@ class _Importer:
         axes = list(range(rank)) if axes is None else [a % rank for a in axes]
         keepdims = bool(attrs.get("keepdims", 1))
         if rank != 4 or sorted(axes) != [2, 3]:
-            raise _Unsupported(f"ReduceMean over axes {axes} of shape {_shape_str(v.shape)} is not supported "
-                               f"(only the spatial axes of a 4-D tensor: global average pooling)")
+            return self._reduce(node, name, "mean", axes, keepdims)
         if keepdims:
             self._emit("mean", name, [self._nhwc(x)], node.output[0], (1, v.shape[1], 1, 1), True,
                        {"axes": (1, 2), "keepdims": True})
@@ -1468,6 +1473,112 @@ class _Importer:
                                 {"act_min": -INF, "act_max": INF})
             self.quant[out] = quant
             self.values[node.output[0]] = _Value(out, v.shape, v.nhwc)
+
+
+    # ---- 1-D convolution, reductions over any axes, PRelu ----------------------------
+    def _conv1d(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        """Conv over (N, C, L): the 2-D convolution of a (1, 1, L, C) channels-last view with a
+        (1, k) kernel. The transposes between consecutive 1-D layers cancel in the layout clean-up."""
+        import types
+
+        x, w_name = node.input[0], node.input[1]
+        v = self._value(x)
+        w = self._const(w_name, "weight")
+        if w.ndim != 3:
+            raise _Unsupported(f"weight of shape {_shape_str(w.shape)} is not a 1-D convolution kernel")
+        if w_name in self.qconsts or self.quant.get(v.ir) is not None:
+            raise _Unsupported("quantized (QDQ) 1-D convolution is not supported: give the float model with "
+                               "calibration data")
+        _, channels, length = v.shape
+        view = self._emit_ir("reshape", f"{name}/to_2d", [self._emit_ir(
+            "transpose", f"{name}/to_nlc", [self._raw(x)], f"{x}_nlc", (1, length, channels), {"perm": (0, 2, 1)})],
+            f"{x}_2d", (1, 1, length, channels), {"shape": (1, 1, length, channels)})
+        x2, w2, y2 = f"{x}__2d", f"{w_name}__2d", f"{node.output[0]}__2d"
+        self.values[x2] = _Value(view, (1, channels, 1, length), True)
+        self.consts[w2] = np.asarray(w).reshape(w.shape[0], w.shape[1], 1, w.shape[2])
+        a2 = dict(attrs)
+        a2["strides"] = [1] + [int(s) for s in attrs.get("strides", [1])]
+        a2["dilations"] = [1] + [int(d) for d in attrs.get("dilations", [1])]
+        if "pads" in attrs:
+            a2["pads"] = [0, int(attrs["pads"][0]), 0, int(attrs["pads"][1])]
+        inputs = [x2, w2] + list(node.input[2:])
+        self._op_Conv(types.SimpleNamespace(input=inputs, output=[y2]), name, a2)
+        y = self.values[y2]
+        out_c, out_len = y.shape[1], y.shape[3]
+        flat = self._emit_ir("reshape", f"{name}/to_1d", [y.ir], f"{node.output[0]}_nlc", (1, out_len, out_c),
+                             {"shape": (1, out_len, out_c)})
+        self._emit("transpose", f"{name}/to_ncl", [flat], node.output[0], (1, out_c, out_len), False,
+                   {"perm": (0, 2, 1)})
+
+    def _reduce(self, node: Any, name: str, op: str, axes: list[int], keepdims: bool) -> None:
+        """ReduceMean / ReduceMax / global pooling over `axes` (ONNX order) of any rank: a 4-D value
+        reduces channels-last (its axes mapped), then drops the reduced axes if keepdims is 0."""
+        x = node.input[0]
+        v = self._value(x)
+        rank = len(v.shape)
+        axes = sorted({int(a) % rank for a in axes})
+        kept = tuple(1 if d in axes else n for d, n in enumerate(v.shape))
+        out_shape = kept if keepdims else tuple(n for d, n in enumerate(v.shape) if d not in axes)
+        if 0 in axes:
+            raise _Unsupported("reducing the batch axis is not supported")
+        if rank == 4:
+            ir_axes = tuple(sorted(NCHW_TO_NHWC.index(a) for a in axes))
+            mid = node.output[0] if keepdims else f"{node.output[0]}__kept"
+            self._emit(op, name, [self._nhwc(x)], mid, kept, True, {"axes": ir_axes, "keepdims": True})
+            if not keepdims:
+                self._reshape_value(f"{name}/squeeze", mid, node.output[0], out_shape)
+            return
+        self._emit(op, name, [self._raw(x)], node.output[0], out_shape, False,
+                   {"axes": tuple(axes), "keepdims": keepdims})
+
+    def _op_ReduceMax(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        v = self._value(node.input[0])
+        if self.opset >= 18:
+            axes = ([int(a) for a in np.atleast_1d(self._const(node.input[1], "axes"))]
+                    if len(node.input) > 1 and node.input[1] else None)
+        else:
+            axes = list(attrs["axes"]) if "axes" in attrs else None
+        rank = len(v.shape)
+        axes = list(range(rank)) if axes is None else [a % rank for a in axes]
+        self._reduce(node, name, "reduce_max", axes, bool(attrs.get("keepdims", 1)))
+
+    def _op_PRelu(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        x = node.input[0]
+        v = self._value(x)
+        slope = np.asarray(self._const(node.input[1], "slope"), np.float32)
+        rank = len(v.shape)
+        if slope.ndim > rank:
+            raise _Unsupported(f"slope of shape {_shape_str(slope.shape)} has more axes than the input")
+        full = slope.reshape((1,) * (rank - slope.ndim) + slope.shape)
+        if any(s not in (1, d) for s, d in zip(full.shape, v.shape)):
+            raise _Unsupported(f"slope of shape {_shape_str(slope.shape)} does not broadcast to "
+                               f"{_shape_str(v.shape)}")
+        if not np.all(np.isfinite(full)):
+            raise _Unsupported("slope has NaN or infinite values")
+        if rank == 4:
+            data = np.ascontiguousarray(full.transpose(NCHW_TO_NHWC))
+            alpha = self._new_tensor(f"{name}.slope", data.shape, "float32", data)
+            self._emit("prelu", name, [self._nhwc(x), alpha], node.output[0], v.shape, True, {})
+        else:
+            alpha = self._new_tensor(f"{name}.slope", full.shape, "float32", np.ascontiguousarray(full))
+            self._emit("prelu", name, [self._raw(x), alpha], node.output[0], v.shape, False, {})
+
+
+    def _op_Tile(self, node: Any, name: str, attrs: dict[str, Any]) -> None:
+        x = node.input[0]
+        v = self._value(x)
+        repeats = [int(r) for r in np.atleast_1d(self._const(node.input[1], "repeats"))]
+        if len(repeats) != len(v.shape) or any(r < 1 for r in repeats):
+            raise _Unsupported(f"repeats {repeats} do not fit shape {_shape_str(v.shape)}")
+        if repeats[0] != 1:
+            raise _Unsupported("tiling the batch axis is not supported")
+        out_shape = tuple(d * r for d, r in zip(v.shape, repeats))
+        if len(v.shape) == 4:
+            self._emit("tile", name, [self._nhwc(x)], node.output[0], out_shape, True,
+                       {"multiples": tuple(repeats[p] for p in NCHW_TO_NHWC)})
+        else:
+            self._emit("tile", name, [self._raw(x)], node.output[0], out_shape, False,
+                       {"multiples": tuple(repeats)})
 
 
 FRONTEND = Frontend(name="onnx", suffixes=(".onnx",), load=load)

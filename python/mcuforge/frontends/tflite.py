@@ -62,9 +62,13 @@ _NUMPY_TYPES = {"int8": np.int8, "int32": np.int32, "uint8": np.uint8, "int16": 
 # Builtin operators converted to IR ops.
 SUPPORTED_OPS = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "EXPAND_DIMS",
                  "FULLY_CONNECTED", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC", "MAXIMUM", "MAX_POOL_2D", "MEAN",
-                 "MINIMUM", "MUL", "PAD", "PADV2", "QUANTIZE", "RELU", "RELU6", "RESHAPE",
-                 "RESIZE_NEAREST_NEIGHBOR", "SOFTMAX", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH",
-                 "TRANSPOSE_CONV")
+                 "MINIMUM", "MUL", "PAD", "PADV2", "PRELU", "QUANTIZE", "REDUCE_MAX", "RELU", "RELU6", "RESHAPE",
+                 "RESIZE_NEAREST_NEIGHBOR", "SOFTMAX", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH", "TILE",
+                 "TRANSPOSE", "TRANSPOSE_CONV")
+# Builtin operators on int32 shape values, computed at compile time (batch 1) when their inputs are known:
+# the SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE of a dynamic-batch Keras export.
+FOLDED_OPS = ("SHAPE", "PACK", "CONCATENATION", "STRIDED_SLICE", "GATHER", "MUL", "ADD", "SUB", "RESHAPE",
+              "SQUEEZE", "EXPAND_DIMS", "CAST", "REDUCE_PROD", "FLOOR_DIV")
 
 # ActivationFunctionType -> float clamp range (None: not supported as a fused activation)
 _ACTIVATIONS = {0: ("NONE", -INF, INF), 1: ("RELU", 0.0, INF), 2: ("RELU_N1_TO_1", -1.0, 1.0),
@@ -309,7 +313,7 @@ def load_bytes(data: bytes, *, source: str, name: str = "model") -> Graph:
     """Like `load` for the bytes of a .tflite file; `source` names it in errors."""
     model = parse(data, source)
     try:
-        graph = _Importer(model, source).run()
+        graph = (_FloatImporter if is_float_model(model) else _Importer)(model, source).run()
     except McuforgeError:
         raise
     except Exception as err:  # inconsistent contents the checks above did not catch
@@ -470,6 +474,8 @@ class _Importer:
         self.unsupported_ops: list[str] = []
         self.node_problems: list[str] = []
         self.producer: dict[int, int] = {}
+        self.model_inputs, self.model_outputs = list(model.inputs), list(model.outputs)
+        self.skipped: set[int] = set()
 
     # ---- driver --------------------------------------------------------
     def run(self) -> Graph:
@@ -478,29 +484,32 @@ class _Importer:
             raise McuforgeError(f"{self.source}: the model has no operators; nothing to compile")
         if not m.inputs or not m.outputs:
             raise McuforgeError(f"{self.source}: the model has no {'inputs' if not m.inputs else 'outputs'}")
+        self.skipped = self._float_io() | fold_shape_arithmetic(m)
         self._check_integer_model()
         for op in m.operators:
             for k in op.outputs:
                 self.producer.setdefault(k, op.index)
         self.shape_inputs = shape_only_inputs(m)
-        for k in m.inputs:
+        for k in self.model_inputs:
             if k not in self.shape_inputs:
                 try:
                     self._activation(k, "model input")
                 except _Unsupported as err:
                     self.node_problems.append(f"model input {k}: {err}")
         for op in m.operators:
-            self._convert(op)
+            if op.index not in self.skipped:
+                self._convert(op)
         self._raise_problems()
         outputs = []
-        for k in m.outputs:
+        for k in self.model_outputs:
             name = self.names[k]
             if name not in self.tensors or self.tensors[name].is_const:
                 raise McuforgeError(f"{self.source}: output tensor {k} '{self.t[k].name}' is not computed by "
                                     f"any operator")
             outputs.append(name)
         graph = Graph(name="model", tensors=self.tensors, nodes=self.nodes,
-                      inputs=[self.names[k] for k in m.inputs if k not in self.shape_inputs], outputs=outputs)
+                      inputs=[self.names[k] for k in self.model_inputs if k not in self.shape_inputs],
+                      outputs=outputs)
         graph.toposort()
         graph.remove_unused()
         return graph
@@ -508,21 +517,23 @@ class _Importer:
     def _check_integer_model(self) -> None:
         """Float, dynamic-range, uint8 and 16x8 models: one clear error each."""
         m = self.model
-        ends = [(k, "input") for k in m.inputs] + [(k, "output") for k in m.outputs]
+        ends = [(k, "input") for k in self.model_inputs] + [(k, "output") for k in self.model_outputs]
         for k, what in ends:
             t = self.t[k]
             if t.type in _FLOAT_TYPES:
                 raise McuforgeError(
-                    f"{self.source}: model {what} {k} '{t.name}' is {t.type}: this is a float model; mcuforge "
-                    f"compiles full-integer int8 TFLite models (int8 inputs, outputs and weights): "
-                    f"{CONVERT_HINT} (or compile the float model from ONNX/PyTorch with --calibration)")
+                    f"{self.source}: model {what} {k} '{t.name}' is {t.type} but the model is neither "
+                    f"full-integer nor float (a dynamic-range or partly quantized model, e.g. int8 weights with "
+                    f"float activations); mcuforge compiles full-integer int8 TFLite models (float32 ends "
+                    f"around them are fine): {CONVERT_HINT}; or convert without quantization and compile "
+                    f"the float model with --calibration")
         for t in self.t:
             if t.type == "uint8":
                 raise McuforgeError(
                     f"{self.source}: tensor {t.index} '{t.name}' is uint8: this model uses the old uint8 "
                     f"quantization; mcuforge needs int8 tensors: {CONVERT_HINT}")
         for op in m.operators:
-            for k in op.inputs:
+            for k in op.inputs if op.index not in self.skipped else ():
                 if k >= 0 and self.t[k].data is not None and self.t[k].type in _FLOAT_TYPES:
                     t = self.t[k]
                     raise McuforgeError(
@@ -587,7 +598,8 @@ class _Importer:
             raise _Unsupported(f"{what} '{t.name}' is {t.type} (activations must be int8, or int16 in a 16x8 model)")
         if not t.shape:
             raise _Unsupported(f"{what} '{t.name}' is a scalar")
-        if t.shape[0] != 1:
+        shape = (1,) + t.shape if len(t.shape) == 1 else t.shape  # a vector: (1, C) in the IR
+        if shape[0] != 1:
             raise _Unsupported(f"{what} '{t.name}' has shape {_shape_str(t.shape)}: batch must be 1")
         quant = self._quant(t, what)
         if quant.scale.size != 1:
@@ -596,7 +608,7 @@ class _Importer:
             _check_int16_activation(t, quant, what)
         elif not -128 <= int(quant.zero_point[0]) <= 127:
             raise _Unsupported(f"{what} '{t.name}' has zero point {int(quant.zero_point[0])} outside int8")
-        self.tensors[name] = Tensor(name, t.shape, t.type, None, quant)
+        self.tensors[name] = Tensor(name, shape, t.type, None, quant)
         return name
 
     def _input(self, op: _TOp, j: int, what: str = "input") -> str:
@@ -760,8 +772,8 @@ class _Importer:
         a Keras `x * (1/6)` or `x + 3`)."""
         if j < len(op.inputs) and op.inputs[j] >= 0 and self.t[op.inputs[j]].data is not None:
             t = self._const(op, j, "constant operand")
-            if t.type != "int8" or t.data.size != 1:
-                raise _Unsupported(f"constant operand '{t.name}' must be a single int8 value "
+            if t.type != "int8" or t.data.size < 1:
+                raise _Unsupported(f"constant operand '{t.name}' must be int8 values "
                                    f"(got {t.type}{_shape_str(t.shape)})")
             q = self._quant(t, "constant operand")
             if q.scale.size != 1:
@@ -775,13 +787,13 @@ class _Importer:
         if ta.is_const and tb.is_const:
             raise _Unsupported("both operands are constants")
         rank = max(len(ta.shape), len(tb.shape))
-        if ta.is_const or tb.is_const:
+        if (ta.is_const and ta.size == 1) or (tb.is_const and tb.size == 1):
             expected = (tb if ta.is_const else ta).shape
         elif ta.shape == tb.shape:
             expected = ta.shape
-        elif ir_op == "add":
-            raise _Unsupported(f"broadcasting {_shape_str(ta.shape)} + {_shape_str(tb.shape)} is not supported "
-                               f"(same shapes, or a single constant)")
+        elif ir_op in ("maximum", "minimum") and (ta.is_const or tb.is_const):
+            raise _Unsupported(f"a constant operand of {_shape_str((ta if ta.is_const else tb).shape)} is not "
+                               f"supported (a single value only)")
         else:
             pa, pb = (1,) * (rank - len(ta.shape)) + ta.shape, (1,) * (rank - len(tb.shape)) + tb.shape
             if any(x != y and 1 not in (x, y) for x, y in zip(pa, pb)):
@@ -959,11 +971,11 @@ class _Importer:
         shape = self.tensors[x].shape
         axes = sorted({int(a) % len(shape) for a in self._int_const(op, 1, "axes")})
         keepdims = bool(_option(op.options, "KeepDims", False))
-        if len(shape) != 4 or axes != [1, 2]:
-            raise _Unsupported(f"mean over axes {axes} of shape {_shape_str(shape)} is not supported (only the "
-                               f"spatial axes 1 and 2 of a (1, H, W, C) tensor: global average pooling)")
-        self._emit(op, "mean", [x], {"axes": (1, 2), "keepdims": keepdims})
-        self._check_shape(op, self.names[op.outputs[0]], (1, 1, 1, shape[3]) if keepdims else (1, shape[3]))
+        if len(shape) == 4 and axes == [1, 2]:
+            self._emit(op, "mean", [x], {"axes": (1, 2), "keepdims": keepdims})
+            self._check_shape(op, self.names[op.outputs[0]], (1, 1, 1, shape[3]) if keepdims else (1, shape[3]))
+            return
+        self._reduce(op, "mean", x, axes, keepdims)
 
     def _alias(self, op: _TOp) -> None:
         x = self._input(op, 0)
@@ -1044,6 +1056,288 @@ class _Importer:
         self._check_shape(op, out, tuple(expected))
         for i in ins:  # TFLM's CONCATENATION copies bytes: it requires this (LiteRT rescales in float)
             self._same_quant(op, i, out)
+
+
+    # ---- models as converters write them: float ends, vectors, PRELU, TRANSPOSE, reductions ----
+    def _float_io(self) -> set[int]:
+        """A full-integer model with the converter's default float32 ends: each
+        float input read by exactly one QUANTIZE (to int8, or int16 in a 16x8
+        model), each float output written by a DEQUANTIZE (of int8 or int16).
+        Those operators are left out and the integer tensors become the
+        compiled model's input and output; the caller quantizes with the input's scale and zero point as TFLM's
+        QUANTIZE does (round(x / scale) + zero point, halves away from zero,
+        clamped) and dequantizes as DEQUANTIZE does (scale * (q - zero
+        point)), see docs/operators.md. Returns the operators left out."""
+        m = self.model
+        readers: dict[int, list[_TOp]] = {}
+        for op in m.operators:
+            for k in op.inputs:
+                readers.setdefault(k, []).append(op)
+        skipped: set[int] = set()
+        for j, k in enumerate(self.model_inputs):
+            ops = readers.get(k, [])
+            if self.t[k].type != "float32" or len(ops) != 1 or ops[0].opname != "QUANTIZE":
+                continue
+            q = ops[0]
+            if len(q.outputs) == 1 and self.t[q.outputs[0]].type in ("int8", "int16") \
+                    and q.outputs[0] not in m.outputs:
+                self.model_inputs[j] = q.outputs[0]
+                skipped.add(q.index)
+        for j, k in enumerate(self.model_outputs):
+            if self.t[k].type != "float32" or k not in self.producer_of:
+                continue
+            d = m.operators[self.producer_of[k]]
+            if d.opname == "DEQUANTIZE" and len(d.inputs) == 1 and d.inputs[0] >= 0 \
+                    and self.t[d.inputs[0]].type in ("int8", "int16") and self.t[d.inputs[0]].data is None:
+                self.model_outputs[j] = d.inputs[0]
+                skipped.add(d.index)
+        return skipped
+
+    @property
+    def producer_of(self) -> dict[int, int]:
+        return {k: op.index for op in reversed(self.model.operators) for k in op.outputs}
+
+    def _reduce(self, op: _TOp, ir_op: str, x: str, axes: list[int], keepdims: bool) -> None:
+        shape = self.tensors[x].shape
+        expected = tuple((1 if d in axes else n) for d, n in enumerate(shape) if keepdims or d not in axes)
+        self._emit(op, ir_op, [x], {"axes": tuple(axes), "keepdims": keepdims})
+        out = self.names[op.outputs[0]]
+        declared = self.tensors[out].shape
+        if declared != expected and not (len(expected) == 1 and declared == (1,) + expected):
+            self._check_shape(op, out, expected)
+        if len(shape) > 4:
+            raise _Unsupported(f"rank {len(shape)} > 4 is not supported")
+        if ir_op == "reduce_max":
+            self._same_quant(op, x, out)
+
+    def _op_REDUCE_MAX(self, op: _TOp) -> None:
+        x = self._input(op, 0)
+        shape = self.tensors[x].shape
+        axes = sorted({int(a) % len(shape) for a in self._int_const(op, 1, "axes")})
+        self._reduce(op, "reduce_max", x, axes, bool(_option(op.options, "KeepDims", False)))
+
+    def _op_TRANSPOSE(self, op: _TOp) -> None:
+        x = self._input(op, 0)
+        shape = self.tensors[x].shape
+        perm = [int(p) for p in self._int_const(op, 1, "permutation")]
+        if sorted(perm) != list(range(len(shape))):
+            raise _Unsupported(f"permutation {perm} does not fit rank {len(shape)}")
+        if len(shape) > 4:
+            raise _Unsupported(f"rank {len(shape)} > 4 is not supported")
+        if perm[0] != 0:
+            raise _Unsupported(f"permutation {perm} moves the batch axis")
+        self._emit(op, "transpose", [x], {"perm": tuple(perm)})
+        out = self.names[op.outputs[0]]
+        self._check_shape(op, out, tuple(shape[p] for p in perm))
+        self._same_quant(op, x, out)
+
+    def _op_TILE(self, op: _TOp) -> None:
+        """TILE (TFLM has no kernel for it; LiteRT does): Keras 3's UpSampling2D is RESHAPE, TILE, RESHAPE."""
+        x = self._input(op, 0)
+        shape = self.tensors[x].shape
+        multiples = [int(m) for m in self._int_const(op, 1, "multiples")]
+        if len(multiples) != len(shape) or any(m < 1 for m in multiples):
+            raise _Unsupported(f"multiples {multiples} do not fit shape {_shape_str(shape)}")
+        if sum((d, m) != (1, 1) for d, m in zip(shape, multiples)) > 4:
+            raise _Unsupported(f"tiling {_shape_str(shape)} by {multiples}: more than 4 axes that are not 1")
+        if multiples[0] != 1:
+            raise _Unsupported("tiling the batch axis is not supported")
+        self._emit(op, "tile", [x], {"multiples": tuple(multiples)})
+        out = self.names[op.outputs[0]]
+        self._check_shape(op, out, tuple(d * m for d, m in zip(shape, multiples)))
+        self._same_quant(op, x, out)
+
+    def _op_PRELU(self, op: _TOp) -> None:
+        x = self._input(op, 0)
+        if len(op.inputs) < 2 or op.inputs[1] < 0:
+            raise _Unsupported("has no alpha")
+        alpha_t = self.t[op.inputs[1]]
+        if alpha_t.data is not None:
+            if alpha_t.type != "int8":
+                raise _Unsupported(f"alpha '{alpha_t.name}' is {alpha_t.type} (int8 expected)")
+            q = self._quant(alpha_t, "alpha")
+            if q.scale.size != 1:
+                raise _Unsupported(f"alpha '{alpha_t.name}' is quantized per channel (per tensor expected)")
+            alpha = self._const_tensor(alpha_t, "int8", Quant(q.scale, q.zero_point))
+        else:
+            alpha = self._input(op, 1, "alpha")
+        shape, a_shape = self.tensors[x].shape, self.tensors[alpha].shape
+        if len(a_shape) > len(shape) or any(a not in (1, d) for a, d in zip(a_shape[::-1], shape[::-1])):
+            raise _Unsupported(f"alpha of shape {_shape_str(a_shape)} does not broadcast to {_shape_str(shape)}")
+        self._emit(op, "prelu", [x, alpha], {})
+        self._check_shape(op, self.names[op.outputs[0]], shape)
+
+
+def fold_shape_arithmetic(model: _TModel) -> set[int]:
+    """Compute at compile time, with batch 1, the int32 operators whose
+    inputs are all known (SHAPE of an activation is its shape): the
+    SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE chain a Keras model with a
+    dynamic batch dimension gets for Flatten or Reshape. The results become
+    constants (the RESHAPE keeps its output tensor's declared shape);
+    returns the indices of the folded operators."""
+    t = model.tensors
+    folded: set[int] = set()
+    for op in model.operators:
+        if op.opname not in FOLDED_OPS or len(op.outputs) != 1 or t[op.outputs[0]].type not in ("int32", "int64"):
+            continue
+        ins = [t[k] for k in op.inputs if k >= 0]
+        if op.opname == "SHAPE":
+            if not ins or ins[0].data is not None and ins[0].type not in ("int8", "int32"):
+                continue
+            value = np.array(ins[0].shape, np.int64)
+        elif not ins or any(i.data is None or i.type not in ("int32", "int64") for i in ins):
+            continue
+        else:
+            try:
+                value = _fold_one(op, [np.asarray(i.data, np.int64) for i in ins], t[op.outputs[0]].shape)
+            except (ValueError, IndexError, TypeError):
+                continue
+            if value is None:
+                continue
+        out = t[op.outputs[0]]
+        out.data = value.astype(np.int32 if out.type == "int32" else np.int64).reshape(out.shape or value.shape)
+        folded.add(op.index)
+    return folded
+
+
+def _fold_one(op: _TOp, vals: list[np.ndarray], out_shape: tuple[int, ...]) -> np.ndarray | None:
+    opt, name = op.options, op.opname
+    if name == "PACK":
+        return np.stack(vals, axis=int(_option(opt, "Axis", 0)))
+    if name == "CONCATENATION":
+        return np.concatenate([v.reshape(-1) if v.ndim == 0 else v for v in vals],
+                              axis=int(_option(opt, "Axis", 0)))
+    if name == "STRIDED_SLICE":
+        x, begin, end, strides = vals[0], vals[1].reshape(-1), vals[2].reshape(-1), vals[3].reshape(-1)
+        if _option(opt, "EllipsisMask", 0) or _option(opt, "NewAxisMask", 0) or x.ndim != begin.size:
+            return None
+        ranges = strided_slice_ranges(x.shape, begin, end, strides, _option(opt, "BeginMask", 0),
+                                      _option(opt, "EndMask", 0), _option(opt, "ShrinkAxisMask", 0),
+                                      bool(_option(opt, "Offset", False)))
+        index = tuple(slice(s, s + c * int(st), int(st)) if int(st) > 0 else
+                      np.arange(s, s + c * int(st), int(st)) for (s, c), st in zip(ranges, strides))
+        value = x[index]
+        return value.reshape(out_shape) if int(np.prod(out_shape or (1,))) == value.size else value
+    if name == "GATHER":
+        return np.take(vals[0], vals[1], axis=int(_option(opt, "Axis", 0)))
+    if name in ("MUL", "ADD", "SUB", "FLOOR_DIV"):
+        if _option(opt, "FusedActivationFunction", 0) if hasattr(opt, "FusedActivationFunction") else 0:
+            return None
+        fn = {"MUL": np.multiply, "ADD": np.add, "SUB": np.subtract, "FLOOR_DIV": np.floor_divide}[name]
+        return fn(vals[0], vals[1])
+    if name == "REDUCE_PROD":
+        axes = tuple(int(a) for a in vals[1].reshape(-1))
+        return np.prod(vals[0], axis=axes, keepdims=bool(_option(opt, "KeepDims", False)))
+    if name in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS", "CAST"):
+        return vals[0].reshape(out_shape)
+    return None
+
+
+# --------------------------------------------------------------------------
+# float models: a float graph, quantized by mcuforge's own post-training
+# quantization from --calibration (as a float ONNX model is)
+
+
+def is_float_model(model: _TModel) -> bool:
+    """Every activation float32 (no int8 / int16 / uint8 one), every weight float32: a model converted
+    without quantization. Dynamic-range models (int8 weights, float activations) are not float models."""
+    acts = [t for t in model.tensors if t.data is None and t.type not in ("int32", "int64")]
+    weights = [t for t in model.tensors if t.data is not None and t.type not in ("int32", "int64")]
+    return bool(acts) and all(t.type == "float32" for t in acts) and all(t.type == "float32" for t in weights)
+
+
+class _FloatImporter(_Importer):
+    """The operators of a float .tflite model as a float Graph: activations
+    float32 without quantization, weights and biases float32 in the IR's
+    layouts; fused activations become their float clamp range. The
+    quantizer (mcuforge.quantize) then computes every scale from the
+    calibration data."""
+
+    def _float_io(self) -> set[int]:
+        return set()
+
+    def _check_integer_model(self) -> None:
+        pass
+
+    def _activation(self, k: int, what: str = "input") -> str:
+        if k < 0:
+            raise _Unsupported(f"{what} is missing")
+        t = self.t[k]
+        name = self.names[k]
+        if name in self.tensors:
+            return name
+        if t.data is not None:
+            raise _Unsupported(f"{what} '{t.name}' is a constant where an activation is expected")
+        if t.is_variable:
+            raise _Unsupported(f"{what} '{t.name}' is a variable tensor (stateful models are not supported)")
+        if t.type != "float32":
+            raise _Unsupported(f"{what} '{t.name}' is {t.type} (a float model's activations are float32)")
+        if not t.shape:
+            raise _Unsupported(f"{what} '{t.name}' is a scalar")
+        shape = (1,) + t.shape if len(t.shape) == 1 else t.shape
+        if shape[0] != 1:
+            raise _Unsupported(f"{what} '{t.name}' has shape {_shape_str(t.shape)}: batch must be 1")
+        self.tensors[name] = Tensor(name, shape, "float32", None, None)
+        return name
+
+    def _float_const(self, op: _TOp, j: int, what: str) -> str:
+        t = self._const(op, j, what)
+        if t.type != "float32":
+            raise _Unsupported(f"{what} '{t.name}' is {t.type} in a float model (float32 expected)")
+        if t.sparse:
+            raise _Unsupported(f"{what} '{t.name}' is sparse (densify it when converting)")
+        return self._const_tensor(t, "float32", None, t.data.astype(np.float32))
+
+    def _weight(self, op: _TOp, j: int, axis: int, channels: int) -> str:
+        return self._float_const(op, j, "weights")
+
+    def _bias(self, op: _TOp, j: int, channels: int) -> str:
+        if j >= len(op.inputs) or op.inputs[j] < 0:
+            return ""
+        t = self._const(op, j, "bias")
+        if t.data.size != channels:
+            raise _Unsupported(f"bias '{t.name}' has {t.data.size} values for {channels} output channels")
+        name = self._float_const(op, j, "bias")
+        tensor = self.tensors[name]
+        tensor.data, tensor.shape = tensor.data.reshape(channels), (channels,)
+        return name
+
+    def _operand(self, op: _TOp, j: int) -> str:
+        if j < len(op.inputs) and op.inputs[j] >= 0 and self.t[op.inputs[j]].data is not None:
+            return self._float_const(op, j, "constant operand")
+        return self._input(op, j)
+
+    def _same_quant(self, op: _TOp, a: str, b: str) -> None:
+        pass
+
+    def _fixed_output(self, op: _TOp, out: str, scale: float, zp: int) -> None:
+        pass
+
+    def _fused(self, op: _TOp, out_index: int) -> tuple[float, float]:
+        code = _option(op.options, "FusedActivationFunction", 0)
+        name, lo, hi = _ACTIVATIONS.get(int(code), (f"activation {code}", None, None))
+        if lo is None:
+            raise _Unsupported(f"fused activation {name} is not supported (only NONE, RELU, RELU6, RELU_N1_TO_1)")
+        return lo, hi
+
+    def _op_RELU(self, op: _TOp) -> None:
+        self._unary(op, "clamp", {"act_min": 0.0, "act_max": INF})
+
+    def _op_RELU6(self, op: _TOp) -> None:
+        self._unary(op, "clamp", {"act_min": 0.0, "act_max": 6.0})
+
+    def _op_QUANTIZE(self, op: _TOp) -> None:
+        raise _Unsupported("QUANTIZE in a float model (a partly quantized model): convert it either fully "
+                           "quantized or as a float model")
+
+    def _op_PRELU(self, op: _TOp) -> None:
+        x = self._input(op, 0)
+        alpha = self._operand(op, 1)
+        shape, a_shape = self.tensors[x].shape, self.tensors[alpha].shape
+        if len(a_shape) > len(shape) or any(a not in (1, d) for a, d in zip(a_shape[::-1], shape[::-1])):
+            raise _Unsupported(f"alpha of shape {_shape_str(a_shape)} does not broadcast to {_shape_str(shape)}")
+        self._emit(op, "prelu", [x, alpha], {})
+        self._check_shape(op, self.names[op.outputs[0]], shape)
 
 
 FRONTEND = Frontend(name="tflite", suffixes=(".tflite",), load=load, sniff=sniff)

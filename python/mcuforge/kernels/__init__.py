@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .add import add_s8
+from .binary import binary_const_s8, binary_s8
 from .conv2d import conv2d_s8
 from .data import (concat_s8, copy_tile_s8, pad_s8, requantize_s8, resize_nearest_s8, strided_slice_s8,
                    transpose_s8)
@@ -25,7 +26,9 @@ from .elementwise import lut_s8, maximum_s8, minimum_s8, mul_s8, sub_s8
 from .fully_connected import fully_connected_s8
 from .mean import mean_s8
 from .pool import avg_pool_s8, max_pool_s8
+from .reduce import reduce_s8
 from .s16 import KERNELS_S16, RUNTIME_SOURCES_S16
+from .tile import tile_s8
 from .softmax import softmax_s8
 from .transpose_conv import transpose_conv_s8
 
@@ -52,6 +55,10 @@ KERNELS = {
     "strided_slice_s8": strided_slice_s8,
     "resize_nearest_s8": resize_nearest_s8,
     "transpose_conv_s8": transpose_conv_s8,
+    "binary_s8": binary_s8,
+    "binary_const_s8": binary_const_s8,
+    "reduce_s8": reduce_s8,
+    "tile_s8": tile_s8,
 }
 
 SCRATCH_SIZE = {
@@ -83,6 +90,10 @@ RUNTIME_SOURCES = {
     "strided_slice_s8": ["mcf_strided_slice.c"],
     "resize_nearest_s8": ["mcf_resize_nearest.c"],
     "transpose_conv_s8": ["mcf_transpose_conv.c", _FIXEDPOINT],
+    "binary_s8": ["mcf_binary.c", _BROADCAST, _FIXEDPOINT],
+    "binary_const_s8": ["mcf_binary.c", _BROADCAST, _FIXEDPOINT],
+    "reduce_s8": ["mcf_reduce.c", _FIXEDPOINT],
+    "tile_s8": ["mcf_tile.c"],
 }
 # on-device training kernels (their NumPy twins are in mcuforge.training.kernels)
 TRAINING_RUNTIME_SOURCES = {k: ["mcf_train.c"] for k in (

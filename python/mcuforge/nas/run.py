@@ -183,7 +183,12 @@ def load(directory: Path):
     except (OSError, ValueError) as err:
         raise McuforgeError(f"{directory}: no readable arch.json ({err.__class__.__name__}); "
                             "is this an output directory of 'mcuforge nas'?") from None
-    net = build(Arch.from_dict(meta["arch"]))
+    if "design" in meta:  # a search over the family space (families.py)
+        from . import families
+
+        net = families.build(families.Design.from_dict(meta["design"]))
+    else:
+        net = build(Arch.from_dict(meta["arch"]))
     net.load_state_dict(torch.load(directory / "model.pt", weights_only=True))
     return net.eval()
 
@@ -196,6 +201,18 @@ def parse_duration(text: str) -> float:
     if not m or float(m.group(1)) <= 0:
         raise McuforgeError(f"--time-budget: '{text}' is not a duration (examples: 90s, 10m, 1h)")
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def _use_families(args) -> bool:
+    space = getattr(args, "space", "mobilenet") or "mobilenet"
+    if space != "auto":
+        return space == "families"
+    try:  # auto: the family space unless the data are square images
+        with np.load(Path(args.data), allow_pickle=False) as f:
+            shape = f["x"].shape if "x" in f.files else None
+    except Exception:
+        return False  # load_data names the problem
+    return shape is not None and not (len(shape) == 4 and shape[2] == shape[3])
 
 
 def main_nas(args) -> int:
@@ -213,6 +230,10 @@ def main_nas(args) -> int:
     from ..config import BuildConfig
 
     BuildConfig(name=args.name).validate()  # a bad --name fails now, not after the search
+    if _use_families(args):
+        from .familyrun import main_families
+
+        return main_families(args, budget, time_budget)
     data = load_data(Path(args.data), seed=args.seed)
     from .engine import ray_requested
 

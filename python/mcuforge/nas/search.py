@@ -53,8 +53,8 @@ def check_data(x, y, where: str) -> tuple[np.ndarray, np.ndarray, int]:
     if x.ndim != 4:
         raise McuforgeError(f"{where}: x has shape {x.shape}; expected (N, C, H, W) images, e.g. (1797, 1, 8, 8)")
     if x.shape[2] != x.shape[3]:
-        raise McuforgeError(f"{where}: x has {x.shape[2]}x{x.shape[3]} images; the search needs square images "
-                            "(H == W): crop or pad them")
+        raise McuforgeError(f"{where}: x has {x.shape[2]}x{x.shape[3]} images; the supernet search needs square images "
+                            "(H == W): use --space families (any shape, 1-D too), or crop or pad them")
     if x.dtype.kind not in "fiu":
         raise McuforgeError(f"{where}: x has dtype {x.dtype}; expected float32 pixel values")
     x = x.astype(np.float32)

@@ -28,7 +28,7 @@ from ..registry import Pass
 CANONICAL_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool", "max_pool", "mean",
                  "reshape", "transpose", "concat", "pad", "softmax", "clamp", "hard_swish", "hard_sigmoid",
                  "logistic", "tanh", "leaky_relu", "mul", "sub", "maximum", "minimum", "strided_slice",
-                 "resize_nearest", "transpose_conv")
+                 "resize_nearest", "transpose_conv", "prelu", "reduce_max", "tile")
 FOLD_BN_INTO = ("conv2d", "depthwise_conv2d", "fully_connected")
 FUSE_ACT_INTO = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool", "max_pool", "clamp", "mul",
                  "sub", "transpose_conv")
@@ -182,9 +182,10 @@ def _fold_batch_norm(g: Graph) -> None:
         trivial_act = prev is not None and prev.attrs.get("act_min", -INF) == -INF \
             and prev.attrs.get("act_max", INF) == INF
         if prev is None or prev.op not in FOLD_BN_INTO or not trivial_act:
-            after = (f"it follows the graph input '{src}'" if prev is None
-                     else f"it follows {prev.name} ({prev.op})")
-            problems.append(f"{bn.name} (BatchNormalization): {after}")
+            if not _batch_norm_as_mul_add(g, bn):
+                after = (f"it follows the graph input '{src}'" if prev is None
+                         else f"it follows {prev.name} ({prev.op})")
+                problems.append(f"{bn.name} (BatchNormalization): {after}")
             continue
         gamma, beta, mean, var = (constant_value(g.tensors[t]) for t in bn.inputs[1:5])
         scale = gamma / np.sqrt(var + float(bn.attrs.get("epsilon", 1e-5)))
@@ -213,6 +214,31 @@ def _fold_batch_norm(g: Graph) -> None:
             f"place it directly after such a layer (before any activation) or fold it into the model "
             f"before exporting")
     g.remove_unused()
+
+
+def _batch_norm_as_mul_add(g: Graph, bn: Node) -> bool:
+    """A BatchNormalization with no layer to fold into (on the model input,
+    after an activation or a pooling): x * scale + shift with per-channel
+    constants (channels last), as TFLite's converter writes a standalone
+    one. False when the shapes do not allow it."""
+    x = g.tensors[bn.inputs[0]]
+    gamma, beta, mean, var = (constant_value(g.tensors[t]) for t in bn.inputs[1:5])
+    if x.quant is not None or not x.shape or gamma.size != x.shape[-1]:
+        return False
+    scale = gamma / np.sqrt(var + float(bn.attrs.get("epsilon", 1e-5)))
+    shift = beta - mean * scale
+    mid = unique_name(g.tensors, f"{bn.outputs[0]}_scaled")
+    g.tensors[mid] = Tensor(mid, x.shape, x.dtype)
+    names = [n.name for n in g.nodes]
+    mul = Node(unique_name(names, f"{bn.name}_mul"), "mul",
+               [bn.inputs[0], _new_const(g, f"{bn.name}.scale", scale.astype(np.float32))], [mid],
+               {"act_min": -INF, "act_max": INF})
+    add = Node(unique_name(names + [mul.name], f"{bn.name}_add"), "add",
+               [mid, _new_const(g, f"{bn.name}.shift", shift.astype(np.float32))], [bn.outputs[0]],
+               {"act_min": -INF, "act_max": INF})
+    k = g.nodes.index(bn)
+    g.nodes[k:k + 1] = [mul, add]
+    return True
 
 
 # ---- 3. activation fusion -------------------------------------------------------

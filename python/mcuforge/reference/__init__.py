@@ -105,10 +105,11 @@ def run(plan: Plan, x: np.ndarray, poison: int | None = None, keep_intermediates
     that any read of a byte the plan did not write shows up as a mismatch.
     """
     g = plan.graph
-    in_t = g.tensors[plan.input]
+    size = sum(g.tensors[i].size for i in g.inputs)  # several inputs: their bytes one after the other
     x = np.asarray(x)
-    if x.dtype != np.dtype(in_t.dtype) or x.size != in_t.size:
-        raise ValueError(f"input must be {in_t.dtype} with {in_t.size} elements, got {x.dtype} {x.shape}")
+    in_t = g.tensors[plan.input]
+    if x.dtype != np.dtype(in_t.dtype) or x.size != size:
+        raise ValueError(f"input must be {in_t.dtype} with {size} elements, got {x.dtype} {x.shape}")
     if poison is None:
         arena = np.zeros(plan.arena_size, dtype=np.int8)
     else:
@@ -130,9 +131,16 @@ def execute(plan: Plan, arena: np.ndarray, x: np.ndarray, overrides: dict[int, d
     in_t = g.tensors[plan.input]
     overrides = overrides or {}
     stream = plan.input_stream
-    if not stream:
-        _view(plan, arena, plan.input)[:] = np.asarray(x, dtype=in_t.dtype).reshape(-1)
-    if inter is not None:
+    flat, start = np.asarray(x, dtype=in_t.dtype).reshape(-1), 0
+    for name in g.inputs if len(g.inputs) > 1 else []:  # several inputs: one after the other in x
+        t = g.tensors[name]
+        _view(plan, arena, name)[:] = flat[start:start + t.size]
+        if inter is not None:
+            inter[name] = flat[start:start + t.size].reshape(t.shape).copy()
+        start += t.size
+    if not stream and len(g.inputs) == 1:
+        _view(plan, arena, plan.input)[:] = flat
+    if inter is not None and len(g.inputs) == 1:
         inter[plan.input] = np.asarray(x).reshape(in_t.shape).copy()
     todo = list(plan.steps)
     if plan.patch is not None:

@@ -31,6 +31,9 @@ class _Parser(argparse.ArgumentParser):
 def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="C identifier prefixing every generated symbol (default: the model file's stem)")
     p.add_argument("--calibration", metavar="FILE", help="calibration inputs (.npy or .npz) in the model's layout")
+    p.add_argument("--activations", choices=["int8", "int16"],
+                   help="a float model's quantized activations: int8 (default) or int16 (TFLite's 16x8 scheme: "
+                        "int16 activations, int8 weights, int64 biases)")
     p.add_argument("--sram-budget", metavar="SIZE", help="SRAM the model may use, e.g. 256K (exit 3 if it does not fit)")
     p.add_argument("--flash-budget", metavar="SIZE", help="flash the model may use, e.g. 1M")
     p.add_argument("--schedule", choices=["layer", "patch", "auto"], help="layer by layer, patch-based, or auto")
@@ -148,7 +151,25 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--population", type=int, metavar="N", help="evolution population (default 12)")
     n.add_argument("--generations", type=int, metavar="N", help="evolution generations (default 6)")
     n.add_argument("--finetune-epochs", type=int, metavar="N", help="fine-tuning epochs of the winner (default 10)")
+    n.add_argument("--space", choices=["auto", "mobilenet", "families"], default="auto",
+                   help="families: plain CNN / DS-CNN / inverted-residual families, any input shape and 1-D data; "
+                        "mobilenet: the weight-sharing inverted-residual supernet (square images); "
+                        "auto (default): mobilenet for square images, families otherwise")
+    n.add_argument("--candidates", type=int, metavar="N", help="families: candidates evaluated (default 12)")
+    n.add_argument("--proxy-epochs", type=int, metavar="N", help="families: training epochs per candidate (default 5)")
+    n.add_argument("--final-epochs", type=int, metavar="N", help="families: training epochs of the winner (default 40)")
+    n.add_argument("--latency-budget", metavar="N",
+                   help="families: Cortex-M4 instructions per inference (e.g. 2M, 500K), predicted from a per-layer "
+                        "cost table measured under QEMU")
+    n.add_argument("--widths", metavar="W,W", help="families: width multipliers to compare (default 0.25,0.5,0.75,1,1.5)")
+    n.add_argument("--scales", metavar="S,S", help="families: input scales to compare (default 0.5,1,2 where possible)")
     n.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+
+    d = sub.add_parser("datasets", help="make a data set offline (keywords: spoken words by espeak-ng, as MFCC)")
+    dsub = d.add_subparsers(dest="dataset", required=True, parser_class=_Parser)
+    from ..datasets import keywords
+    keywords.add_arguments(dsub.add_parser("keywords", parents=[common],
+                                           help="12-class keyword spotting, 49x10 MFCC (MLPerf Tiny KWS features)"))
     return parser
 
 
@@ -157,7 +178,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
     if getattr(args, "kconfig", None):
         base.update(from_kconfig(Path(args.kconfig)))
     explicit = dict(
-        name=args.name, calibration=args.calibration, schedule=args.schedule, patch_grid=args.patch_grid,
+        name=args.name, calibration=args.calibration, activations=getattr(args, "activations", None), schedule=args.schedule, patch_grid=args.patch_grid,
         patch_max_overhead=args.patch_max_overhead, input_stream=args.input_stream,
         training=args.training, kernels=args.kernels, stack_target=getattr(args, "stack_target", None),
         learning_rate=parse_float(args.learning_rate, "--learning-rate") if args.learning_rate else None,
@@ -318,7 +339,13 @@ def cmd_nas(args) -> int:
     return main_nas(args)
 
 
-COMMANDS = {"compile": cmd_compile, "nas": cmd_nas, "report": cmd_report, "run": cmd_run, "check-elf": cmd_check_elf,
+def cmd_datasets(args) -> int:
+    from ..datasets import keywords
+
+    return keywords.main(args)
+
+
+COMMANDS = {"compile": cmd_compile, "nas": cmd_nas, "datasets": cmd_datasets, "report": cmd_report, "run": cmd_run, "check-elf": cmd_check_elf,
             "compare": cmd_compare}
 
 

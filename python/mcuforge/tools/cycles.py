@@ -376,7 +376,7 @@ def run(plan: Plan, outdir: Path, inputs: np.ndarray, target: str = "qemu-cortex
         raise McuforgeError(reason)
     t = qemu.get_target(target)
     model = model or CoreModel()
-    x = np.ascontiguousarray(inputs, dtype=np.int8)[:1]
+    x = np.ascontiguousarray(inputs, dtype=plan.graph.tensors[plan.input].dtype)[:1]  # int8, or int16 (16x8)
     with tempfile.TemporaryDirectory(prefix="mcuforge-cycles-") as tmp:
         build = Path(workdir or tmp)
         marks = 2 + 2 * len(plan.steps)

@@ -52,6 +52,16 @@ static int read_region(void *context, int8_t *dst, int32_t y, int32_t x, int32_t
     return definitions, "image", f"{p}_invoke_stream(read_region, 0)"
 
 
+def more_inputs(plan: Plan, read: str, first_buffer: str) -> str:
+    """The harness's loop condition: `read` (a C expression with {buffer} and
+    {size}) for each model input in order; every input after the first is
+    read into <name>_input<k>()."""
+    p, P = plan.name, plan.name.upper()
+    parts = [read.format(buffer=first_buffer, size=f"{P}_INPUT_SIZE")]
+    parts += [read.format(buffer=f"{p}_input{k}()", size=f"{P}_INPUT{k}_SIZE") for k in range(1, len(plan.inputs))]
+    return " && ".join(parts)
+
+
 def harness_source(plan: Plan) -> str:
     p = plan.name
     P = p.upper()
@@ -72,7 +82,7 @@ int main(int argc, char **argv)
     out = fopen(argv[2], "wb");
     if (!in || !out) return 3;
     if ({p}_init() != 0) return 4;
-    while (fread({input_buffer}, sizeof(*{input_buffer}), {P}_INPUT_SIZE, in) == {P}_INPUT_SIZE) {{
+    while ({more_inputs(plan, "fread({buffer}, sizeof(*{buffer}), {size}, in) == {size}", input_buffer)}) {{
         if ({invoke} != 0) return 6;
 {writes}
         n++;
@@ -138,23 +148,50 @@ def split_outputs(plan: Plan, raw: np.ndarray, n: int, where: str) -> list[np.nd
 
 
 def load_input(path: Path, plan) -> np.ndarray:
-    """A .npy in the source layout -> (N, ...) in the IR layout, of the input's type (int8 or int16)."""
+    """A .npy in the source layout -> (N, ...) in the IR layout, of the input's type (int8 or
+    int16); a model with several inputs takes an .npz with one array per input (named as
+    the model's inputs, or in their order)."""
     if not path.is_file():
         raise McuforgeError(f"{path}: input file not found")
     try:
         x = np.load(path, allow_pickle=False)
+        if isinstance(x, np.lib.npyio.NpzFile):
+            x = {k: x[k] for k in x.files}
     except Exception as err:
-        raise McuforgeError(f"{path}: not a readable .npy file ({err.__class__.__name__})") from None
+        raise McuforgeError(f"{path}: not a readable .npy / .npz file ({err.__class__.__name__})") from None
     return prepare_input(x, plan, str(path))
 
 
-def prepare_input(x: np.ndarray, plan, where: str) -> np.ndarray:
+def prepare_input(x, plan, where: str) -> np.ndarray:
     """One sample or a batch in the source layout (int8, or int16 for a 16x8 model, as it is;
-    float quantized with the input scale) -> (N, ...) in the IR layout; `where` names it in errors."""
+    float quantized with the input scale) -> (N, ...) in the IR layout; `where` names it in
+    errors. A model with several inputs takes one array per input (a list in the model's
+    input order, or a dict by input name) and gives, per sample, the inputs' values one
+    after the other (what the reference and the harnesses read)."""
+    g = plan.graph
+    if isinstance(x, dict) and len(x) == 1 and len(g.inputs) == 1:
+        x = next(iter(x.values()))
+    if len(g.inputs) == 1 and not isinstance(x, dict):
+        return _prepare_one(x, plan, plan.input, where)
+    names = list(g.inputs)
+    if isinstance(x, dict):
+        arrays = [x[n] for n in names] if all(n in x for n in names) else list(x.values())
+    else:
+        arrays = list(x) if isinstance(x, (list, tuple)) else []
+    if len(arrays) != len(names):
+        raise McuforgeError(f"{where}: the model has {len(names)} inputs ({', '.join(names)}): give one array per "
+                            f"input (a list in this order, or an .npz / dict with one array per input name)")
+    parts = [_prepare_one(a, plan, n, f"{where} (input {k} '{n}')") for k, (a, n) in enumerate(zip(arrays, names))]
+    if len({len(p) for p in parts}) != 1:
+        raise McuforgeError(f"{where}: the inputs hold different numbers of samples {[len(p) for p in parts]}")
+    return np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1)
+
+
+def _prepare_one(x: np.ndarray, plan, name: str, where: str) -> np.ndarray:
     from ..quantize import quantize_values, source_shape, to_ir_layout
 
     g = plan.graph
-    t = g.tensors[plan.input]
+    t = g.tensors[name]
     x = np.asarray(x)
     src = source_shape(g, t.shape)
     if tuple(x.shape) == tuple(src[1:]) or tuple(x.shape) == tuple(src):

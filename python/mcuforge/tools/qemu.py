@@ -212,7 +212,7 @@ int main(void)
     int in, out{", status" if marks else ""};
     long n = 0;
 {open_files("in", "out")}    if ({p}_init() != 0) return 4;
-    while (sh_read(in, {input_buffer}, {P}_INPUT_SIZE * sizeof(*{input_buffer})) == 0) {{
+    while ({hostrun.more_inputs(plan, "sh_read(in, {buffer}, {size} * sizeof(*{buffer})) == 0", input_buffer)}) {{
         uint64_t start = mcuforge_ticks(), ticks;
         if ({invoke} != 0) return 6;
         ticks = mcuforge_ticks() - start;

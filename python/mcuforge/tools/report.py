@@ -51,6 +51,12 @@ def format_table(report: dict) -> str:
         lines.append(f"kernels {kernels}: {len(report['layers']) - len(fallback)} layers on specialized kernels; "
                      f"portable kernel (no {kernels} variant) for {len(fallback)}"
                      + (f": {', '.join(fallback)}" if fallback else ""))
+        chosen = [L for L in report["layers"] if L.get("variant_reason") and L.get("variant") != "default"
+                  and "no " + kernels + " variant" not in L["variant_reason"]]
+        if report.get("variant_sram_limit") is not None:
+            lines.append(f"  variants chosen by the planner (SRAM limit {_fmt(report['variant_sram_limit'])} bytes; "
+                         f"the other layers run their default variant, the fastest):")
+            lines += [f"    {L['name']}: {L['variant']}: {L['variant_reason']}" for L in chosen]
         if report.get("portable_trained_layers"):
             lines.append(f"  of which trained on device (their filters/biases are updated in RAM in the portable "
                          f"layout): {', '.join(report['portable_trained_layers'])}")

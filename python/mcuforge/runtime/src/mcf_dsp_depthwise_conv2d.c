@@ -47,7 +47,10 @@ MCF_INLINE int32_t pair(const int16_t *p)
  * accumulators and 3 inputs stay in registers): per step 9 loads, 6 SMLAD
  * and 6 SMLAxy for 18 multiply-accumulates, then 12 instructions of
  * requantization and stores; then a last odd pixel when `odd` says so.
- * out_end - out: a multiple of 2 * step.
+ * out_end - out: a multiple of 2 * step. The _rows copies (the plane
+ * variant) take every output row of the channel at once (`rows`): after a
+ * row, the kernel rows move orow bytes down and the outputs out_row bytes on
+ * (frame words 48-68, pushed first).
  */
 typedef struct {
     int32_t w0, w1, w2;    /* 0: kernel row k's taps 0, 1 (int16 pair) */
@@ -59,14 +62,56 @@ typedef struct {
     int32_t odd;           /* 44: 1: one more pixel after them */
     const int16_t *r0, *r1, *r2; /* 48: the window's ring rows (int16, the offset added) */
     int8_t *out;           /* 60 */
+    int32_t rows;          /* 64: output rows (the plane: each krow bytes below the last, the next row's */
+    int32_t krow, orow;    /* 68, 72: kernel rows orow bytes below the row's), >= 1 */
+    int32_t out_row;       /* 76: output bytes per row */
 } mcf_dw3_job;
 
 void mcf_dsp_dw3_s1(const mcf_dw3_job *job);
 void mcf_dsp_dw3_s2(const mcf_dw3_job *job);
 void mcf_dsp_dw3_s1_lo(const mcf_dw3_job *job);
 void mcf_dsp_dw3_s2_lo(const mcf_dw3_job *job);
-#define MCF_DW3_ENTRY(name)                                                    \
+void mcf_dsp_dw3_rows_s1(const mcf_dw3_job *job);
+void mcf_dsp_dw3_rows_s2(const mcf_dw3_job *job);
+void mcf_dsp_dw3_rows_s1_lo(const mcf_dw3_job *job);
+void mcf_dsp_dw3_rows_s2_lo(const mcf_dw3_job *job);
+/* The multi-row functions' frame words 48-68 (pushed first). */
+#define MCF_DW3_ROWS_FRAME                                                     \
+    "ldr r1, [r0, #64]\n\t"        /* rows */                               \
+    "ldr r2, [r0, #48]\n\t"        /* the first row's kernel row 0 */        \
+    "ldr r3, [r0, #68]\n\t"        /* krow */                               \
+    "ldr r4, [r0, #72]\n\t"        /* orow */                               \
+    "ldr r5, [r0, #60]\n\t"        /* out */                                \
+    "ldr r6, [r0, #76]\n\t"        /* out_row */                            \
+    "push {r1-r6}\n\t"                                                      \
+/* The next output row of a multi-row call (label 9), if any; else return. */
+#define MCF_DW3_NEXT_ROW                                                       \
+    "ldr r2, [sp, #48]\n\t"                                                  \
+    "subs r2, r2, #1\n\t"                                                    \
+    "beq 6f\n\t"                                                             \
+    "str r2, [sp, #48]\n\t"                                                  \
+    "ldr r9, [sp, #52]\n\t"                                                  \
+    "ldr r2, [sp, #60]\n\t"                                                  \
+    "add r9, r9, r2\n\t"                                                     \
+    "str r9, [sp, #52]\n\t"                                                  \
+    "ldr r2, [sp, #56]\n\t"                                                  \
+    "add r10, r9, r2\n\t"                                                    \
+    "add r11, r10, r2\n\t"                                                   \
+    "ldr r12, [sp, #64]\n\t"                                                 \
+    "ldr r2, [sp, #68]\n\t"                                                  \
+    "add r12, r12, r2\n\t"                                                   \
+    "str r12, [sp, #64]\n\t"                                                 \
+    "ldr r3, [sp, #40]\n\t"                                                  \
+    "add r3, r3, r2\n\t"                                                     \
+    "str r3, [sp, #40]\n\t"                                                  \
+    "cmp r12, r3\n\t"                                                        \
+    "bne 1b\n\t"                                                             \
+    "b 8b\n"                                                                  \
+    "6:\n\t"                                                                 \
+    "add sp, sp, #24\n\t"
+#define MCF_DW3_ENTRY(name, PRE)                                               \
     MCF_ASM_FUNCTION(name)                                                    \
+    PRE                                                                       \
     "ldmia r0!, {r1-r12}\n\t"                                                 \
     "push {r1-r12}\n\t"                                                       \
     "ldm r0, {r9-r12}\n\t"                                                    \
@@ -114,7 +159,7 @@ void mcf_dsp_dw3_s2_lo(const mcf_dw3_job *job);
     "ldrsh r3, [" rp ", #4]\n\t"                                             \
     "smlad r0, " w ", lr, r0\n\t"                                             \
     "smlab" h " r0, r3, " wc ", r0\n\t"
-#define MCF_DW3_EXIT(name, OUT)                                                \
+#define MCF_DW3_EXIT(name, OUT, NEXT)                                             \
     "add r2, sp, #24\n\t"                                                     \
     "ldm r2, {r4-r7}\n\t"           /* m, e, rounding, step */                \
     OUT("r0", "[r12]")                                                        \
@@ -135,21 +180,31 @@ void mcf_dsp_dw3_s2_lo(const mcf_dw3_job *job);
     "ldm r2, {r4-r6}\n\t"                                                     \
     OUT("r0", "[r12]")                                                        \
     "9:\n\t"                                                                  \
-    "add sp, sp, #48\n\t"                                                     \
+    NEXT                                                                      \
+    "add sp, sp, #48\n\t"                                                    \
     "pop {r4-r11, pc}\n\t"                                                    \
     ".size " name ", .-" name "\n\t"                                          \
     ".popsection"
 /* The 3x3 row function `name`: kernel rows by ROW (stride), outputs by OUT. */
-#define MCF_DW3_FUNCTION(name, ROW, OUT)                                       \
-    MCF_DW3_ENTRY(name)                                                       \
+#define MCF_DW3_FUNCTION(name, ROW, OUT, PRE, NEXT)                             \
+    MCF_DW3_ENTRY(name, PRE)                                                  \
     ROW("r9", "r4", "r7", "b")                                                \
     ROW("r10", "r5", "r7", "t")                                               \
     ROW("r11", "r6", "r8", "b")                                               \
-    MCF_DW3_EXIT(name, OUT)
-__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s1", MCF_DW3_ROW_S1, MCF_DW3_OUT));
-__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s2", MCF_DW3_ROW_S2, MCF_DW3_OUT));
-__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s1_lo", MCF_DW3_ROW_S1, MCF_DW3_OUT_LO));
-__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_LO));
+    MCF_DW3_EXIT(name, OUT, NEXT)
+/* one output row (the ring), and every row of the job (the plane) */
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s1", MCF_DW3_ROW_S1, MCF_DW3_OUT, "", ""));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s2", MCF_DW3_ROW_S2, MCF_DW3_OUT, "", ""));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s1_lo", MCF_DW3_ROW_S1, MCF_DW3_OUT_LO, "", ""));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_LO, "", ""));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s1", MCF_DW3_ROW_S1, MCF_DW3_OUT, MCF_DW3_ROWS_FRAME, MCF_DW3_NEXT_ROW));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2", MCF_DW3_ROW_S2, MCF_DW3_OUT, MCF_DW3_ROWS_FRAME, MCF_DW3_NEXT_ROW));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s1_lo", MCF_DW3_ROW_S1, MCF_DW3_OUT_LO, MCF_DW3_ROWS_FRAME,
+                         MCF_DW3_NEXT_ROW));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_LO, MCF_DW3_ROWS_FRAME,
+                         MCF_DW3_NEXT_ROW));
+#undef MCF_DW3_ROWS_FRAME
+#undef MCF_DW3_NEXT_ROW
 #undef MCF_DW3_ENTRY
 #undef MCF_DW3_ROW_S1
 #undef MCF_DW3_ROW_S2
@@ -550,6 +605,163 @@ static int dispatch(const mcf_depthwise_conv2d_params *p, const int8_t *input, i
         break;
     }
     return MCF_OK;
+}
+
+/*
+ * The plane variant (mcf_dsp_depthwise_conv2d_s8_plane, _inplace_plane): for
+ * a 3x3 window with stride 1 or 2 along the rows and no negative padding,
+ * the scratch holds every padded input row of 4 channels at once (plane row
+ * r: input row r - pad_top, the ring rows' layout), so the rows are copied
+ * in one pass per channel group and each channel's output rows follow each
+ * other with no ring bookkeeping. More scratch than the ring, fewer cycles:
+ * the generator's planner decides (codegen/arm_dsp.py). Any other layer
+ * runs the ring kernel in the same scratch (the plane size is never below
+ * the ring's).
+ */
+static int32_t plane_rows(const mcf_depthwise_conv2d_params *p)
+{
+    return (p->out_h - 1) * p->stride_h + (p->k_h - 1) * p->dilation_h + 1;
+}
+
+static int plane_fits(const mcf_depthwise_conv2d_params *p)
+{
+    return is_3x3(p) && p->pad_top >= 0 && p->pad_left >= 0;
+}
+
+static int32_t plane_scratch_size(const mcf_depthwise_conv2d_params *p, int32_t in_place)
+{
+    const int32_t ring = scratch_size(p, in_place);
+    int32_t plane;
+    if (ring < 0 || !plane_fits(p)) {
+        return ring;
+    }
+    plane = plane_rows(p) * ring_width(p) * 4 * (int32_t)sizeof(int16_t);
+    return plane > ring ? plane : ring;
+}
+
+int32_t mcf_dsp_depthwise_conv2d_s8_plane_scratch_size(const mcf_depthwise_conv2d_params *p)
+{
+    return plane_scratch_size(p, 0);
+}
+
+int32_t mcf_dsp_depthwise_conv2d_s8_inplace_plane_scratch_size(const mcf_depthwise_conv2d_params *p)
+{
+    return plane_scratch_size(p, 1);
+}
+
+MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,
+                          int8_t *plane, int fast)
+{
+    const int32_t in_w = p->in_w, channels = p->in_c, width = ring_width(p), rows = plane_rows(p);
+    const int32_t row16 = 4 * width; /* int16 per plane row */
+    const int32_t copy_w = p->pad_left + in_w < width ? in_w : width - p->pad_left;
+    const int32_t copy_h = p->pad_top + p->in_h < rows ? p->in_h : rows - p->pad_top;
+    const int32_t offset2 = (int32_t)(((uint32_t)p->input_offset & 0xFFFFu) | ((uint32_t)p->input_offset << 16));
+    const int32_t per_channel = 3 * 2, krow = p->dilation_h * row16, orow = p->stride_h * row16;
+    const uint32_t *filter = (const uint32_t *)(const void *)p->filter;
+    const dw_ctx ctx = {p->output_offset, p->act_min, p->act_max, p->out_w, p->in_c, p->k_w, p->stride_w,
+                        p->dilation_w, 2};
+    int16_t *base = (int16_t *)(void *)plane;
+    int32_t c, x, r, j, oy;
+#ifdef MCF_DSP_ASM
+    mcf_dw3_job job;
+    const int use_asm = mcf_dsp_records_fit(fast, p->shift, channels);
+    const int lo = mcf_dsp_records_lo(p->output_offset);
+    void (*const row_fn)(const mcf_dw3_job *) = p->stride_w == 1
+                                                    ? (lo ? mcf_dsp_dw3_rows_s1_lo : mcf_dsp_dw3_rows_s1)
+                                                    : (lo ? mcf_dsp_dw3_rows_s2_lo : mcf_dsp_dw3_rows_s2);
+    const int32_t pairs_bytes = (p->out_w & ~1) * channels;
+#endif
+    for (x = 0; x < rows * row16; ++x) { /* the padding, never overwritten */
+        base[x] = 0;
+    }
+    for (c = 0; c < channels; c += 4) {
+        for (r = 0; r < copy_h; ++r) {
+            const int8_t *src = input + r * in_w * channels + c;
+            int16_t *dst = base + (r + p->pad_top) * row16 + p->pad_left;
+            for (x = 0; x < copy_w; ++x, src += channels, ++dst) {
+                const uint32_t v = mcf_read32(src);
+                const int32_t x02 = __sxtab16(offset2, v), x13 = mcf_sxtab16_ror8(offset2, v);
+                dst[0] = (int16_t)x02;
+                dst[width] = (int16_t)x13;
+                dst[2 * width] = (int16_t)(x02 >> 16);
+                dst[3 * width] = (int16_t)(x13 >> 16);
+            }
+        }
+        for (j = 0; j < 4; ++j) {
+            const uint32_t *w = filter + (c + j) * per_channel;
+            const int32_t b = p->bias[c + j], m = p->multiplier[c + j], sh = p->shift[c + j];
+            const int16_t *k0 = base + j * width;
+            int8_t *out = output + c + j;
+#ifdef MCF_DSP_ASM
+            if (use_asm) {
+                job.w0 = (int32_t)w[0];
+                job.w1 = (int32_t)w[2];
+                job.w2 = (int32_t)w[4];
+                job.wc01 = (int32_t)((w[1] & 0xFFFFu) | (w[3] << 16));
+                job.wc2 = (int32_t)w[5];
+                job.bias = b;
+                mcf_dsp_record(m, sh, p->output_offset, job.record);
+                job.step = channels;
+                job.odd = p->out_w & 1;
+                job.r0 = k0;
+                job.r1 = k0 + krow;
+                job.r2 = k0 + 2 * krow;
+                job.out = out;
+                job.out_end = out + pairs_bytes;
+                job.rows = p->out_h; /* every output row of the channel in one call */
+                job.krow = krow * (int32_t)sizeof(int16_t);
+                job.orow = orow * (int32_t)sizeof(int16_t);
+                job.out_row = p->out_w * channels;
+                row_fn(&job);
+                continue;
+            }
+#endif
+            for (oy = 0; oy < p->out_h; ++oy, k0 += orow, out += p->out_w * channels) {
+                row_3x3(&ctx, k0, k0 + krow, k0 + 2 * krow, w, b, m, sh, out, fast);
+            }
+        }
+    }
+}
+
+/* Not inlined into its callers: a layer outside plane_fits goes to the ring
+ * kernel from there, without this frame below it (the stack bound). */
+static __attribute__((noinline)) int dispatch_plane(const mcf_depthwise_conv2d_params *p, const int8_t *input,
+                                                    int8_t *output, int8_t *scratch)
+{
+    switch (mcf_dsp_mode(p->per_channel, p->act_min, p->act_max)) {
+    case MCF_DSP_FAST_SAT:
+        run_plane(p, input, output, scratch, MCF_DSP_FAST_SAT);
+        break;
+    case MCF_DSP_FAST:
+        run_plane(p, input, output, scratch, MCF_DSP_FAST);
+        break;
+    default:
+        run_plane(p, input, output, scratch, MCF_DSP_GENERAL);
+        break;
+    }
+    return MCF_OK;
+}
+
+static int plane_or_ring(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,
+                         int8_t *scratch, int32_t in_place)
+{
+    if (plane_scratch_size(p, in_place) < 0 || input == NULL || output == NULL || scratch == NULL) {
+        return MCF_ERR_ARG;
+    }
+    return plane_fits(p) ? dispatch_plane(p, input, output, scratch) : dispatch(p, input, output, scratch, in_place);
+}
+
+int mcf_dsp_depthwise_conv2d_s8_plane(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,
+                                      int8_t *scratch)
+{
+    return plane_or_ring(p, input, output, scratch, 0);
+}
+
+int mcf_dsp_depthwise_conv2d_s8_inplace_plane(const mcf_depthwise_conv2d_params *p, int8_t *buffer,
+                                              int8_t *scratch)
+{
+    return plane_or_ring(p, buffer, buffer, scratch, 1);
 }
 
 int mcf_dsp_depthwise_conv2d_s8(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,

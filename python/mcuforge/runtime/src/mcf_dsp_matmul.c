@@ -906,6 +906,152 @@ __asm__(MCF_PW3_FUNCTION("mcf_dsp_pw3_lo", MCF_PW6_OUT_LO));
 #endif
 
 #ifdef MCF_DSP_ASM
+/*
+ * 2 output channels (a pair) x 4 columns (mcf_dsp_conv2d_1x1_s8_pw4): the
+ * pair's two filter words of a group, each sign-extended half by half (the
+ * odd products, then the even ones: the words are read twice, so that 8
+ * accumulators, 2 weights, 2 inputs and the two pointers fit the 14
+ * registers), meet the 4 columns' words: per group of 4 products 12 loads in
+ * 4 runs of independent loads (16 cycles), 4 SXTB16 and 16 SMLAD for 32
+ * multiply-accumulates. The order of accumulation differs from the C's;
+ * the int32 sum does not. Groups loop unrolled 4 times, entered at the group
+ * that leaves a multiple of 4. Requantization from the records as mcf_dsp_pw6_sat.
+ * Registers: r4-r7 channel a's accumulators, r8-r11 channel b's, r12 the
+ * filter words, lr the columns; r0-r3 weights and inputs.
+ */
+typedef struct {
+    const uint32_t *x;       /* 0: the columns */
+    const uint32_t *x_end;   /* 4 */
+    const int32_t *bias;     /* 8: the pair's two biases (then the next pair's) */
+    const int32_t *rec_a;    /* 12: the pair's first channel's record */
+    const int32_t *rec_b;    /* 16: its second channel's */
+    int8_t *out;             /* 20: the pair's first channel, pixel 0 */
+    int8_t *out_end;         /* 24: out past the last pair */
+    int32_t out_c;           /* 28 */
+    const uint32_t *w;       /* 32: the pair's filter words */
+} mcf_pw4_job;              /* 36: the loop entry, on the stack */
+
+void mcf_dsp_pw4x2(const mcf_pw4_job *job, int32_t groups);
+#define MCF_PW4_GROUP                                 \
+    "ldr.w r0, [r12]\n\t"                             \
+    "ldr.w r1, [r12, #4]\n\t"                         \
+    "ldr.w r2, [lr, #4]\n\t"                          \
+    "ldr.w r3, [lr, #12]\n\t"                         \
+    "sxtb16 r0, r0, ror #8\n\t"                       \
+    "sxtb16 r1, r1, ror #8\n\t"                       \
+    "smlad r4, r0, r2, r4\n\t"                        \
+    "smlad r8, r1, r2, r8\n\t"                        \
+    "smlad r5, r0, r3, r5\n\t"                        \
+    "smlad r9, r1, r3, r9\n\t"                        \
+    "ldr.w r2, [lr, #20]\n\t"                         \
+    "ldr.w r3, [lr, #28]\n\t"                         \
+    "smlad r6, r0, r2, r6\n\t"                        \
+    "smlad r10, r1, r2, r10\n\t"                      \
+    "smlad r7, r0, r3, r7\n\t"                        \
+    "smlad r11, r1, r3, r11\n\t"                      \
+    "ldr.w r1, [r12, #4]\n\t"                         \
+    "ldr.w r0, [r12], #8\n\t"                         \
+    "ldr.w r2, [lr, #8]\n\t"                          \
+    "ldr.w r3, [lr, #16]\n\t"                         \
+    "sxtb16 r0, r0\n\t"                               \
+    "sxtb16 r1, r1\n\t"                               \
+    "smlad r5, r0, r2, r5\n\t"                        \
+    "smlad r9, r1, r2, r9\n\t"                        \
+    "smlad r6, r0, r3, r6\n\t"                        \
+    "smlad r10, r1, r3, r10\n\t"                      \
+    "ldr.w r2, [lr, #24]\n\t"                         \
+    "ldr.w r3, [lr], #32\n\t"                         \
+    "smlad r7, r0, r2, r7\n\t"                        \
+    "smlad r11, r1, r2, r11\n\t"                      \
+    "smlad r4, r0, r3, r4\n\t"                        \
+    "smlad r8, r1, r3, r8\n\t"
+/* mcf_dsp_out_record of acc into addr: r0 m, r1 e, r2 the rounding; r3 scratch. */
+#define MCF_PW4_OUT(acc, addr)                        \
+    "lsl " acc ", " acc ", #1\n\t"                    \
+    "add r3, r2, " acc ", asr #31\n\t"                \
+    "smmlar r3, " acc ", r0, r3\n\t"                  \
+    "asr r3, r3, r1\n\t"                              \
+    "ssat r3, #8, r3\n\t"                             \
+    "strb r3, " addr "\n\t"
+__asm__(MCF_ASM_FUNCTION("mcf_dsp_pw4x2")
+        "adr.w r11, 1f\n\t"
+        "rsb r12, r1, #0\n\t"
+        "and r12, r12, #3\n\t"     /* groups the first pass skips */
+        "mov lr, #128\n\t"         /* bytes per group: 32 32-bit instructions */
+        "mla r11, r12, lr, r11\n\t"
+        "ldmia r0, {r2-r10}\n\t"
+        "orr r11, r11, #1\n\t"      /* entry (Thumb) */
+        "push {r2-r11}\n"
+        "5:\n\t"
+        "ldr r0, [sp, #8]\n\t"
+        "ldrd r4, r8, [r0], #8\n\t" /* the pair's biases */
+        "str r0, [sp, #8]\n\t"
+        "mov r5, r4\n\t"
+        "mov r6, r4\n\t"
+        "mov r7, r4\n\t"
+        "mov r9, r8\n\t"
+        "mov r10, r8\n\t"
+        "mov r11, r8\n\t"
+        "ldr r12, [sp, #32]\n\t"
+        "ldr lr, [sp]\n\t"
+        "ldr r0, [sp, #36]\n\t"
+        "bx r0\n\t"
+        ".p2align 2\n"
+        "1:\n\t" MCF_PW4_GROUP MCF_PW4_GROUP MCF_PW4_GROUP MCF_PW4_GROUP
+        "ldr r0, [sp, #4]\n\t"
+        "cmp lr, r0\n\t"
+        "bne 1b\n\t"
+        "str r12, [sp, #32]\n\t"
+        "ldr r12, [sp, #12]\n\t"
+        "ldmia r12!, {r0, r1, r2}\n\t"
+        "str r12, [sp, #12]\n\t"
+        "ldr r12, [sp, #20]\n\t"
+        "ldr lr, [sp, #28]\n\t"
+        MCF_PW4_OUT("r4", "[r12]")
+        MCF_PW4_OUT("r5", "[r12, lr]")
+        MCF_PW4_OUT("r6", "[r12, lr, lsl #1]")
+        "add r4, lr, lr, lsl #1\n\t"
+        MCF_PW4_OUT("r7", "[r12, r4]")
+        "ldr r12, [sp, #16]\n\t"
+        "ldmia r12!, {r0, r1, r2}\n\t"
+        "str r12, [sp, #16]\n\t"
+        "ldr r12, [sp, #20]\n\t"
+        "adds r12, r12, #1\n\t"
+        MCF_PW4_OUT("r8", "[r12]")
+        MCF_PW4_OUT("r9", "[r12, lr]")
+        MCF_PW4_OUT("r10", "[r12, lr, lsl #1]")
+        MCF_PW4_OUT("r11", "[r12, r4]")
+        "adds r12, r12, #1\n\t"
+        "str r12, [sp, #20]\n\t"
+        "ldr r3, [sp, #24]\n\t"
+        "cmp r12, r3\n\t"
+        "bne 5b\n\t"
+        "add sp, sp, #40\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".size mcf_dsp_pw4x2, .-mcf_dsp_pw4x2\n\t"
+        ".popsection");
+#undef MCF_PW4_GROUP
+#undef MCF_PW4_OUT
+
+/* Every channel pair against the 4 columns, through the assembly. */
+static void fused4(const matmul *m, const uint32_t *cols, int8_t *out)
+{
+    const int32_t pairs = m->out_c & ~1;
+    mcf_pw4_job job;
+    job.x = cols;
+    job.x_end = cols + 8 * m->groups;
+    job.bias = m->bias;
+    job.rec_a = m->pw_requant;
+    job.rec_b = m->pw_requant + 3 * (pairs / 2);
+    job.out = out;
+    job.out_end = out + pairs;
+    job.out_c = m->out_c;
+    job.w = m->filter;
+    mcf_dsp_pw4x2(&job, m->groups);
+}
+#endif
+
+#ifdef MCF_DSP_ASM
 /* Every output channel of a pair against n (6 or 3) columns, through the
  * assembly above: the pairs' first channels, then their second ones. */
 static void fused(const matmul *m, const uint32_t *cols, int32_t n, int8_t *out)
@@ -957,7 +1103,11 @@ static void matmul_n(const matmul *m, const uint32_t *cols, int32_t n, int8_t *o
     int32_t oc = 0, j;
 #ifdef MCF_DSP_ASM
     const int mode = MCF_DSP_FAST_SAT; /* records: mcf_dsp_records_fit */
-    fused(m, cols, n, out);
+    if (n == 4) {
+        fused4(m, cols, out);
+    } else {
+        fused(m, cols, n, out);
+    }
     oc = out_c & ~1;
 #else
     const int mode = m->fast;
@@ -982,14 +1132,38 @@ static void matmul_n(const matmul *m, const uint32_t *cols, int32_t n, int8_t *o
     }
 }
 
+/* A 3x3 window over 3 channels inside the input (a first layer's, rows at
+ * src, src + step, src + 2 step): its 27 products as the 7 words of 4 int8
+ * values the patch would hold, each read with one or two unaligned loads
+ * (the bytes before a row's window and after the row are the input's), then
+ * the two SXTB16 of each straight into the column (slot: its first word;
+ * groups `stride` words apart). Product 27 is 0. */
+MCF_INLINE void window_3x3x3(const int8_t *src, int32_t step, uint32_t *slot, const int32_t stride)
+{
+    const int8_t *r1 = src + step, *r2 = r1 + step;
+    uint32_t g[7];
+    int32_t i;
+    g[0] = mcf_read32(src);
+    g[1] = mcf_read32(src + 4);
+    g[2] = (uint32_t)(uint8_t)src[8] | (mcf_read32(r1 - 1) & ~0xFFu);
+    g[3] = mcf_read32(r1 + 3);
+    g[4] = (uint32_t)(uint8_t)r1[7] | ((uint32_t)(uint8_t)r1[8] << 8) | (mcf_read32(r2 - 2) & ~0xFFFFu);
+    g[5] = mcf_read32(r2 + 2);
+    g[6] = mcf_read32(r2 + 5) >> 8;
+    for (i = 0; i < 7; ++i) {
+        slot[stride * i] = (uint32_t)__sxtb16(g[i]);
+        slot[stride * i + 1] = (uint32_t)mcf_sxtb16_ror8(g[i]);
+    }
+}
+
 /* The 6 columns of output pixels n .. n + 5 (the first at oy, ox) of a
  * k x k layer. A window inside the input (dilation 1 along its rows) is read
  * kernel row by kernel row, each row one run of k_w * in_c bytes: expanded
  * straight into its column when in_c is a multiple of 4, else copied word
  * by word into one contiguous patch (K <= MCF_PATCH_MAX) expanded in one
  * pass. Any other window: im2col. */
-MCF_NO_LIBCALLS static void columns_kxk(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int32_t oy,
-                                        int32_t ox, int16_t *cols)
+MCF_NO_LIBCALLS static void columns_kxk_n(const mcf_conv2d_params *p, const int8_t *input, int32_t n,
+                                          int32_t oy, int32_t ox, int16_t *cols, const int32_t nc)
 {
     mcf_patch patch;
     const int32_t in_c = p->in_c, in_w = p->in_w, k_h = p->k_h, k_w = p->k_w, run = k_w * in_c, k = k_h * run;
@@ -999,7 +1173,7 @@ MCF_NO_LIBCALLS static void columns_kxk(const mcf_conv2d_params *p, const int8_t
     if (in_c % 4 != 0 && k <= MCF_PATCH_MAX) {
         patch.w[groups - 1] = 0; /* the products past K meet zero filter bytes */
     }
-    for (c = 0; c < MCF_BLOCK; ++c, ++ox) {
+    for (c = 0; c < nc; ++c, ++ox) {
         int32_t y0, x0;
         const int8_t *src;
         if (ox == p->out_w) {
@@ -1009,21 +1183,36 @@ MCF_NO_LIBCALLS static void columns_kxk(const mcf_conv2d_params *p, const int8_t
         y0 = oy * p->stride_h - p->pad_top;
         x0 = ox * p->stride_w - p->pad_left;
         if (!rows_ok || x0 < 0 || x0 + k_w > in_w || y0 < 0 || y0 + y_span >= p->in_h) {
-            im2col(p, input, n + c, cols, c, MCF_BLOCK);
+            im2col(p, input, n + c, cols, c, nc);
             continue;
         }
         src = input + (y0 * in_w + x0) * in_c;
-        if (in_c % 4 == 0) {
+        if (in_c == 3 && k_h == 3 && k_w == 3) {
+            window_3x3x3(src, step, (uint32_t *)(void *)cols + 2 * c, 2 * nc);
+        } else if (in_c % 4 == 0) {
             for (ky = 0; ky < k_h; ++ky, src += step) {
-                expand(src, run, cols, c, ky * run, MCF_BLOCK);
+                expand(src, run, cols, c, ky * run, nc);
             }
         } else {
             for (ky = 0; ky < k_h; ++ky, src += step) {
                 copy_run(patch.b + ky * run, src, run);
             }
-            expand_patch(&patch, groups, cols, c, MCF_BLOCK);
+            expand_patch(&patch, groups, cols, c, nc);
         }
     }
+}
+
+static void columns_kxk(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int32_t oy, int32_t ox,
+                        int16_t *cols)
+{
+    columns_kxk_n(p, input, n, oy, ox, cols, MCF_BLOCK);
+}
+
+/* The 4 columns of a k x k layer's output pixels n .. n + 3 (the pw4 blocks). */
+static void columns_kxk_4(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int16_t *cols)
+{
+    const int32_t oy = n / p->out_w;
+    columns_kxk_n(p, input, n, oy, n - oy * p->out_w, cols, 4);
 }
 
 /* The 6 columns of output pixels n .. n + 5. direct: in_c is a multiple of
@@ -1219,5 +1408,229 @@ int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t
         expand(input + row * k, k, cols, 0, 0, 2);
         matmul_1_any(&m, words, output + row * n_out);
     }
+    return MCF_OK;
+}
+
+/* The 1x1 variant without scratch (mcf_dsp_conv2d_1x1_s8_rows): each output
+ * pixel is one row of a fully connected layer read straight from the int8
+ * input, 4 output channels per input word sign-extended once (matmul_row).
+ * A little slower than the 6-pixel blocks; no arena bytes, so the planner
+ * takes it where the columns would grow the arena beyond its limit. */
+int32_t mcf_dsp_conv2d_1x1_s8_rows_scratch_size(const mcf_conv2d_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+int mcf_dsp_conv2d_1x1_s8_rows(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    static const int8_t none = 0;
+    matmul m;
+    int32_t oy, ox;
+    (void)scratch;
+    if (!conv_args_ok(p, input, output, &none) || p->k_h != 1 || p->k_w != 1 || p->pad_top != 0 ||
+        p->pad_left != 0) {
+        return MCF_ERR_ARG;
+    }
+    conv_matmul_init(&m, p);
+    for (oy = 0; oy < p->out_h; ++oy) {
+        const int8_t *row = input + oy * p->stride_h * p->in_w * p->in_c;
+        int8_t *out = output + oy * p->out_w * p->out_c;
+        for (ox = 0; ox < p->out_w; ++ox, out += p->out_c) {
+            matmul_row_any(&m, row + ox * p->stride_w * p->in_c, p->in_c, out);
+        }
+    }
+    return MCF_OK;
+}
+
+/* The 4 columns of output pixels n .. n + 3 of a 1x1 layer (the input read
+ * a word at a time, any alignment; in_c % 4 values one by one). */
+static void columns_4(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int16_t *cols)
+{
+    const int32_t in_c = p->in_c, words = in_c / 4;
+    int32_t oy = n / p->out_w, ox = n - oy * p->out_w, c, i;
+    for (c = 0; c < 4; ++c, ++ox) {
+        const int8_t *src;
+        uint32_t *slot = (uint32_t *)(void *)cols + 2 * c;
+        if (ox == p->out_w) {
+            ox = 0;
+            ++oy;
+        }
+        src = input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * in_c;
+        for (i = 0; i < words; ++i, slot += 8) {
+            const uint32_t v = mcf_read32(src + 4 * i);
+            slot[0] = (uint32_t)__sxtb16(v);
+            slot[1] = (uint32_t)mcf_sxtb16_ror8(v);
+        }
+        if (4 * words < in_c) {
+            expand(src + 4 * words, in_c - 4 * words, cols, c, 4 * words, 4);
+        }
+    }
+}
+
+/* The 1x1 variant without scratch that keeps the blocks
+ * (mcf_dsp_conv2d_1x1_s8_tail): the 4 columns of the pw4 blocks live in the
+ * last bytes of the output (word-aligned), which no block writes before the
+ * columns' last use: every block whose outputs end below them runs there;
+ * the pixels after them as fully connected rows (mcf_dsp_conv2d_1x1_s8_rows).
+ * The output never aliases the input (a convolution is never planned in
+ * place). */
+int32_t mcf_dsp_conv2d_1x1_s8_tail_scratch_size(const mcf_conv2d_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+int mcf_dsp_conv2d_1x1_s8_tail(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    static const int8_t none = 0;
+    const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c, kp = (p->in_c + 3) / 4 * 4;
+    const int32_t at = (pixels * out_c - 4 * 2 * kp) & ~3;
+    matmul m;
+    int32_t n = 0, oy, ox;
+    (void)scratch;
+    if (!conv_args_ok(p, input, output, &none) || p->k_h != 1 || p->k_w != 1 || p->pad_top != 0 ||
+        p->pad_left != 0) {
+        return MCF_ERR_ARG;
+    }
+    conv_matmul_init(&m, p);
+    m.pw_requant = mcf_dsp_records_fit(m.fast, p->shift, out_c) ? p->pw_requant : NULL;
+    if (at >= 4 * out_c && ((uintptr_t)output & 3u) == 0 && blocks_of_six(&m)) {
+        int16_t *cols = (int16_t *)(void *)(output + at);
+        clear_tail(cols, p->in_c, kp, 4);
+        for (; (n + 4) * out_c <= at; n += 4) {
+            columns_4(p, input, n, cols);
+            matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * out_c);
+        }
+    }
+    for (oy = n / p->out_w, ox = n - oy * p->out_w; n < pixels; ++n, ++ox) {
+        if (ox == p->out_w) {
+            ox = 0;
+            ++oy;
+        }
+        matmul_row_any(&m, input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * p->in_c, p->in_c,
+                       output + n * out_c);
+    }
+    return MCF_OK;
+}
+
+/* The 1x1 variant in blocks of 4 output pixels, 2 channels at a time
+ * (mcf_dsp_conv2d_1x1_s8_pw4; on Cortex-M the assembly mcf_dsp_pw4x2):
+ * each column word is loaded once per channel pair, not once per channel.
+ * Scratch: 4 columns (2 with fewer than 4 pixels); the pixels after the
+ * blocks as pairs. */
+int32_t mcf_dsp_conv2d_1x1_s8_pw4_scratch_size(const mcf_conv2d_params *p)
+{
+    return (p->out_h * p->out_w >= 4 ? 4 : 2) * 2 * ((p->in_c + 3) / 4 * 4);
+}
+
+int mcf_dsp_conv2d_1x1_s8_pw4(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    const int32_t pixels = p->out_h * p->out_w, in_c = p->in_c, kp = (in_c + 3) / 4 * 4;
+    int16_t *cols = (int16_t *)(void *)scratch;
+    matmul m;
+    int32_t n = 0;
+    if (!conv_args_ok(p, input, output, scratch) || p->k_h != 1 || p->k_w != 1 || p->pad_top != 0 ||
+        p->pad_left != 0) {
+        return MCF_ERR_ARG;
+    }
+    conv_matmul_init(&m, p);
+    m.pw_requant = mcf_dsp_records_fit(m.fast, p->shift, p->out_c) ? p->pw_requant : NULL;
+    if (pixels >= 4 && blocks_of_six(&m)) {
+        clear_tail(cols, in_c, kp, 4);
+        for (; n + 4 <= pixels; n += 4) {
+            columns_4(p, input, n, cols);
+            matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * p->out_c);
+        }
+    }
+    conv_rest(&m, p, input, output, cols, n);
+    return MCF_OK;
+}
+
+/* The k x k variant in the 2 x 4 blocks (mcf_dsp_conv2d_s8_pw4): im2col of 4
+ * output pixels, then the pw4 assembly; the pixels after the blocks as
+ * pairs. Scratch: 4 columns (2 with fewer than 4 pixels). */
+int32_t mcf_dsp_conv2d_s8_pw4_scratch_size(const mcf_conv2d_params *p)
+{
+    return (p->out_h * p->out_w >= 4 ? 4 : 2) * 2 * ((p->k_h * p->k_w * p->in_c + 3) / 4 * 4);
+}
+
+int mcf_dsp_conv2d_s8_pw4(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    const int32_t pixels = p->out_h * p->out_w, k = p->k_h * p->k_w * p->in_c, kp = (k + 3) / 4 * 4;
+    int16_t *cols = (int16_t *)(void *)scratch;
+    matmul m;
+    int32_t n = 0;
+    if (!conv_args_ok(p, input, output, scratch)) {
+        return MCF_ERR_ARG;
+    }
+    conv_matmul_init(&m, p);
+    m.pw_requant = mcf_dsp_records_fit(m.fast, p->shift, p->out_c) ? p->pw_requant : NULL;
+    if (pixels >= 4 && blocks_of_six(&m)) {
+        clear_tail(cols, k, kp, 4);
+        for (; n + 4 <= pixels; n += 4) {
+            columns_kxk_4(p, input, n, cols);
+            matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * p->out_c);
+        }
+    }
+    conv_rest(&m, p, input, output, cols, n);
+    return MCF_OK;
+}
+
+/* The k x k variant without scratch (mcf_dsp_conv2d_s8_reuse), for a layer
+ * whose input dies with it (the generator checks): its 2 x 4 blocks (as
+ * mcf_dsp_conv2d_s8_pw4) take their columns from the output's last bytes
+ * while the blocks' outputs end below them, then from the input's first
+ * bytes, which no window of the pixels left reads any more. Returns that
+ * first pixel on the input's bytes, or -1 when the layer does not allow it. */
+static int32_t reuse_split(const mcf_conv2d_params *p)
+{
+    const int32_t pixels = p->out_h * p->out_w, kp = (p->k_h * p->k_w * p->in_c + 3) / 4 * 4;
+    const int32_t bytes = 4 * 2 * kp, at = (pixels * p->out_c - bytes) & ~3;
+    int32_t first, y0;
+    if (pixels < 4 || at < 4 * p->out_c) {
+        return -1;
+    }
+    first = at / p->out_c / 4 * 4;
+    y0 = first / p->out_w * p->stride_h - p->pad_top;
+    return (int64_t)y0 * p->in_w * p->in_c >= bytes ? first : -1;
+}
+
+int32_t mcf_dsp_conv2d_s8_reuse_scratch_size(const mcf_conv2d_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+int mcf_dsp_conv2d_s8_reuse(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    static const int8_t none = 0;
+    const int32_t pixels = p->out_h * p->out_w, k = p->k_h * p->k_w * p->in_c, kp = (k + 3) / 4 * 4;
+    const int32_t first = reuse_split(p), at = (pixels * p->out_c - 4 * 2 * kp) & ~3;
+    matmul m;
+    int16_t *cols;
+    int32_t n;
+    (void)scratch;
+    if (!conv_args_ok(p, input, output, &none) || first < 0 || (((uintptr_t)input | (uintptr_t)output) & 3u) != 0) {
+        return MCF_ERR_ARG;
+    }
+    conv_matmul_init(&m, p);
+    m.pw_requant = mcf_dsp_records_fit(m.fast, p->shift, p->out_c) ? p->pw_requant : NULL;
+    if (!blocks_of_six(&m)) {
+        return MCF_ERR_ARG;
+    }
+    cols = (int16_t *)(void *)(output + at);
+    clear_tail(cols, k, kp, 4);
+    for (n = 0; n < first; n += 4) {
+        columns_kxk_4(p, input, n, cols);
+        matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * p->out_c);
+    }
+    cols = (int16_t *)(void *)(uintptr_t)input; /* its first bytes: dead (reuse_split) */
+    clear_tail(cols, k, kp, 4);
+    for (; n + 4 <= pixels; n += 4) {
+        columns_kxk_4(p, input, n, cols);
+        matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * p->out_c);
+    }
+    conv_rest(&m, p, input, output, cols, n);
     return MCF_OK;
 }

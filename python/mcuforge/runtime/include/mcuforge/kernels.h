@@ -407,6 +407,56 @@ typedef struct {
 
 int mcf_transpose_conv_s8(const mcf_transpose_conv_params *p, const int8_t *input, int8_t *output);
 
+/* ---- binary ops with broadcasting or a constant operand (mcf_binary.c) ---- */
+/* kind: MCF_BINARY_ADD / _SUB (TFLite int8 ADD / SUB: left_shift 20, three
+ * multipliers <= 1), _MUL (TFLite int8 MUL: output_multiplier/output_shift
+ * of s1 * s2 / s_out), _PRELU (TFLite int8 PRELU, input2 = alpha:
+ * x >= 0 ? x * input1_multiplier : x * alpha * output_multiplier, offsets
+ * applied first). Broadcasting as mcf_mul_params. mcf_binary_const_s8 reads
+ * one operand from `constant` (flash): input1 when constant_first. */
+#define MCF_BINARY_ADD 0
+#define MCF_BINARY_SUB 1
+#define MCF_BINARY_MUL 2
+#define MCF_BINARY_PRELU 3
+typedef struct {
+    int32_t kind, constant_first;
+    int32_t size, broadcast;
+    int32_t out_shape[4], input1_stride[4], input2_stride[4];
+    int32_t left_shift;
+    int32_t input1_offset, input1_multiplier, input1_shift;
+    int32_t input2_offset, input2_multiplier, input2_shift;
+    int32_t output_offset, output_multiplier, output_shift;
+    int32_t act_min, act_max;
+    const int8_t *constant;
+} mcf_binary_params;
+
+int mcf_binary_s8(const mcf_binary_params *p, const int8_t *input1, const int8_t *input2, int8_t *output);
+int mcf_binary_const_s8(const mcf_binary_params *p, const int8_t *input, int8_t *output);
+
+/* ---- reductions over any axes (mcf_reduce.c) ------------------------------- */
+/* The input has in_shape (4-D, channels last, leading 1s for lower ranks);
+ * the axes d with reduce[d] != 0 are reduced, the output keeps the others in
+ * order. kind MCF_REDUCE_MEAN: TFLM int8 MEAN (QuantizedMeanOrSum, as
+ * mcf_mean_s8 with n = the reduced element count); MCF_REDUCE_MAX: TFLM int8
+ * REDUCE_MAX (raw values, input and output share scale and zero point). */
+#define MCF_REDUCE_MEAN 0
+#define MCF_REDUCE_MAX 1
+typedef struct {
+    int32_t kind;
+    int32_t in_shape[4], reduce[4];
+    int32_t input_offset, output_offset;
+    int32_t multiplier, shift;          /* input_scale / output_scale (mean) */
+} mcf_reduce_params;
+
+int mcf_reduce_s8(const mcf_reduce_params *p, const int8_t *input, int8_t *output);
+
+/* ---- tile (mcf_tile.c), TFLite TILE: the input repeated multiples[d] times ---- */
+typedef struct {
+    int32_t in_shape[4], multiples[4];   /* 4-D, channels last, leading 1s */
+} mcf_tile_params;
+
+int mcf_tile_s8(const mcf_tile_params *p, const int8_t *input, int8_t *output);
+
 /* A trained state as a record to keep across resets (mcf_state.c): header (magic, version, the
  * state's 32-byte identity <NAME>_TRAIN_STATE_SHA256, size, CRC-32) + the state. */
 #define MCF_STATE_HEADER_SIZE 48

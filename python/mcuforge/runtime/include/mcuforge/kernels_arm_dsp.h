@@ -59,8 +59,29 @@ extern "C" {
 
 int32_t mcf_dsp_conv2d_s8_scratch_size(const mcf_conv2d_params *p);
 int mcf_dsp_conv2d_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* The same without scratch for a layer whose input dies with it: the
+ * 6-pixel blocks' columns in the output's last bytes, then in the input's
+ * first ones once no window reads them (the input is overwritten; input and
+ * output word-aligned; the generator checks the shape): */
+int32_t mcf_dsp_conv2d_s8_reuse_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_s8_reuse(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* The same in blocks of 4 output pixels x 2 channels (scratch: 4 columns): */
+int32_t mcf_dsp_conv2d_s8_pw4_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_s8_pw4(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 int32_t mcf_dsp_conv2d_1x1_s8_scratch_size(const mcf_conv2d_params *p);
 int mcf_dsp_conv2d_1x1_s8(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* The same without scratch (scratch may be NULL): each output pixel as one
+ * fully connected row read from the int8 input (a little slower): */
+int32_t mcf_dsp_conv2d_1x1_s8_rows_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_1x1_s8_rows(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* The same in blocks of 4 output pixels x 2 channels (scratch: 4 columns): */
+int32_t mcf_dsp_conv2d_1x1_s8_pw4_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_1x1_s8_pw4(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* The same without scratch keeping the 6-pixel blocks: their columns in the
+ * output's last bytes (output word-aligned, never the input), the pixels
+ * after them as rows: */
+int32_t mcf_dsp_conv2d_1x1_s8_tail_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_1x1_s8_tail(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 
 int32_t mcf_dsp_fully_connected_s8_scratch_size(const mcf_fully_connected_params *p);
 int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output,
@@ -71,6 +92,15 @@ int mcf_dsp_depthwise_conv2d_s8(const mcf_depthwise_conv2d_params *p, const int8
                                 int8_t *scratch);
 int32_t mcf_dsp_depthwise_conv2d_s8_inplace_scratch_size(const mcf_depthwise_conv2d_params *p);
 int mcf_dsp_depthwise_conv2d_s8_inplace(const mcf_depthwise_conv2d_params *p, int8_t *buffer, int8_t *scratch);
+/* The same with the whole padded input plane of 4 channels in the scratch
+ * (more scratch than the ring, fewer cycles; a 3x3 window with stride 1 or 2
+ * along the rows and padding >= 0, else the ring kernel): */
+int32_t mcf_dsp_depthwise_conv2d_s8_plane_scratch_size(const mcf_depthwise_conv2d_params *p);
+int mcf_dsp_depthwise_conv2d_s8_plane(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,
+                                      int8_t *scratch);
+int32_t mcf_dsp_depthwise_conv2d_s8_inplace_plane_scratch_size(const mcf_depthwise_conv2d_params *p);
+int mcf_dsp_depthwise_conv2d_s8_inplace_plane(const mcf_depthwise_conv2d_params *p, int8_t *buffer,
+                                              int8_t *scratch);
 
 /* Elementwise add (mcf_dsp_add.c) from the generator's tables: each input's
  * term by int8 value (256 words each) and the sum's requantization mode

@@ -1,0 +1,183 @@
+"""The planner's choice of each layer's kernel variant (arm-dsp builds).
+
+Every layer has candidates: the portable kernel, and the arm-dsp variants
+(codegen/arm_dsp.candidates: e.g. the depthwise ring, or the depthwise plane
+that holds the whole padded input of 4 channels). Each costs
+
+* cycles: estimated from its shape with per-variant coefficients measured
+  with the Cortex-M4 cycle model (tools/cycles.py, docs/speed.md) on the
+  MLPerf Tiny models; only their order matters to the choice;
+* scratch: arena bytes, which the memory planner places like any buffer;
+* flash: bytes beyond the layer's own weights (the ADD tables, 2 KB each).
+
+``choose`` minimizes the estimated cycles within the SRAM limit (the arena
+of --sram-budget, or without one the arena of the portable plan: arm-dsp then
+never costs SRAM the user did not allow) and the flash left by the weights
+under --flash-budget. It first tries every layer's fastest variant; when that
+plan is over a limit it starts from every layer's smallest scratch and
+upgrades layers one at a time, most cycles saved first, keeping an upgrade
+only when the planned arena and the flash stay within the limits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..ops import Step
+from ..registry import portable_scratch_size
+from . import arm_dsp
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str  # "portable" or an arm_dsp.Variant key
+    what: str
+    cycles: int  # estimated Cortex-M4 cycles (0 wait states)
+    flash: int  # bytes of flash beyond the layer's weights
+
+
+ADD_TABLE_BYTES = 4 * 513  # add_tables: 513 words
+
+
+def estimate(step: Step, key: str, outs: int) -> int:
+    """Estimated Cortex-M4 cycles of a step (outs: its output elements) on a
+    variant (coefficients fitted to the cycle model's per-layer profile of
+    VWW, portable and arm-dsp)."""
+    p, macs = step.params, step.macs
+    k = step.kernel
+    if k.startswith("depthwise_conv2d_s8"):
+        groups = (p["in_c"] + 3) // 4
+        copies = 17 * p["in_h"] * p["in_w"] * groups
+        if key == "portable":
+            return 45 * macs
+        if key == "plane":  # per output, per channel row and channel (one assembly call), the copy, the zeroing
+            rows = (p["out_h"] - 1) * p["stride_h"] + (p["k_h"] - 1) * p["dilation_h"] + 1
+            return 30 * outs + 25 * p["out_h"] * p["in_c"] + 60 * p["in_c"] + copies + 2 * rows * 4 * (p["in_w"] + 2)
+        # the ring: per channel group and output row, its bookkeeping
+        return 30 * outs + 75 * p["out_h"] * p["in_c"] + copies + 450 * p["out_h"] * groups
+    if k in ("conv2d_s8", "fully_connected_s8"):
+        if key == "portable":
+            return 13 * macs + 60 * outs
+        if key == "reuse":  # the pw4 blocks
+            return int(1.2 * macs) + 12 * outs + 1
+        if key == "pw4":  # 36 cycles per 32 multiply-accumulates, per 8 outputs a block
+            return int(1.2 * macs) + 12 * outs
+        if key == "tail":  # the pw4 blocks but the last 8 Kp output bytes' pixels, those as rows
+            pixels = outs // max(p["out_c"], 1)
+            last = min(pixels, (8 * ((p["in_c"] + 3) // 4 * 4) + 3) // max(p["out_c"], 1) + 4)
+            return int(1.2 * macs + 12 * outs + last * (1.65 * macs / max(pixels, 1) + 35 * p["out_c"] + 140))
+        if key == "rows":  # 4 channels per input word, per pixel a call
+            return int(1.65 * macs) + 35 * outs + 140 * (outs // max(p["out_c"], 1))
+        if k == "conv2d_s8" and arm_dsp.conv_columns(p) != arm_dsp.POINTWISE_BLOCK:  # 2 x 2 blocks
+            return int(1.4 * macs) + 10 * outs
+        return int(1.3 * macs) + 8 * outs
+    if k == "add_s8":
+        return 30 * outs if key == "portable" else 9 * outs
+    # any other layer (e.g. the 16x8 ones): its arm-dsp variant taken as the faster
+    return (10 if key == "portable" else 5) * max(macs, outs, 1)
+
+
+def options(step: Step, outs: int, input_dies: bool = False) -> list[Option]:
+    """A layer's candidates: the portable kernel, then its arm-dsp variants
+    (those that overwrite the input only when input_dies)."""
+    opts = [Option("portable", f"portable kernel mcf_{step.kernel}", estimate(step, "portable", outs), 0)]
+    for v in arm_dsp.candidates(step):
+        if v.key == "reuse" and not input_dies:
+            continue
+        flash = ADD_TABLE_BYTES if step.kernel == "add_s8" else 0
+        opts.append(Option(v.key, f"{v.function}: {v.what}", estimate(step, v.key, outs), flash))
+    return opts
+
+
+def scratch_of(choice: dict):
+    """The memory planner's scratch function for a choice (layer name -> key)."""
+    def size(step: Step) -> int:
+        return arm_dsp.scratch_size(step, choice)
+    return size
+
+
+def inputs_dying(graph, steps: list[Step], aliases) -> set[str]:
+    """Layers whose (first) input no later layer reads, that is not a model
+    input or output and shares its buffer with no other tensor (an alias)."""
+    aliased = {t for pair in aliases for t in pair}
+    keep = set(graph.outputs) | set(graph.inputs) | aliased
+    out = set()
+    for i, s in enumerate(steps):
+        t = s.inputs[0] if s.inputs else None
+        if t is None or t in keep or any(t in later.inputs for later in steps[i + 1:]):
+            continue
+        if s.inputs.count(t) == 1:
+            out.add(s.name)
+    return out
+
+
+def choose(graph, steps: list[Step], aliases, allow_inplace: bool, config, plan_steps):
+    """(steps, MemoryPlan, choice, reasons) of the layer plan with each
+    layer's variant chosen within the budgets (module docstring)."""
+    # a training build's backward pass reads forward activations: no layer overwrites its input there
+    dies = inputs_dying(graph, steps, aliases) if config.training == "none" else set()
+    opts = {s.name: options(s, graph.tensors[s.outputs[0]].size, s.name in dies) for s in steps}
+    portable = {s.name: "portable" for s in steps}
+    base_steps, base_mem = plan_steps(graph, steps, aliases, allow_inplace, portable_scratch_size)
+    portable_arena = base_mem.arena_size
+    if config.sram_budget is not None:
+        limit, limit_what = max(config.sram_budget, portable_arena), f"--sram-budget {config.sram_budget}"
+        if config.sram_budget < portable_arena:
+            limit_what = f"the portable plan's arena {portable_arena} (over --sram-budget)"
+    else:
+        limit, limit_what = portable_arena, f"the portable plan's arena ({portable_arena} B; no --sram-budget)"
+    weights = sum(s.weight_bytes for s in steps)
+    spare_flash = None if config.flash_budget is None else config.flash_budget - weights
+
+    def flash_of(choice):
+        return sum(next(o.flash for o in opts[n] if o.key == k) for n, k in choice.items())
+
+    def fits_flash(choice):
+        return spare_flash is None or flash_of(choice) <= spare_flash
+
+    def plan(choice):
+        return plan_steps(graph, steps, aliases, allow_inplace, scratch_of(choice))
+
+    def cycles(name, key):
+        return next(o.cycles for o in opts[name] if o.key == key)
+
+    fastest = {n: min(o, key=lambda x: x.cycles).key for n, o in opts.items()}
+    planned, mem = plan(fastest)
+    reasons = {}
+    if mem.arena_size <= limit and fits_flash(fastest):
+        for n, k in fastest.items():
+            reasons[n] = _reason(opts[n], k, None)
+        return planned, mem, fastest, reasons, limit
+    # smallest scratch first (portable where an arm-dsp variant needs more), then upgrades
+    choice = dict(portable)
+    best = (base_steps, base_mem)
+    blocked: dict[str, tuple[str, str]] = {}
+    order = sorted(((cycles(n, "portable") - o.cycles, n, o.key) for n, os_ in opts.items() for o in os_
+                    if o.key != "portable"), reverse=True)
+    for saved, name, key in order:
+        if saved <= 0 or cycles(name, choice[name]) <= cycles(name, key):
+            continue
+        trial = {**choice, name: key}
+        if not fits_flash(trial):
+            blocked.setdefault(name, (key, f"its {next(o.flash for o in opts[name] if o.key == key)} B of flash "
+                                           f"do not fit --flash-budget {config.flash_budget} beside the weights"))
+            continue
+        p_steps, p_mem = plan(trial)
+        if p_mem.arena_size > limit:
+            blocked.setdefault(name, (key, f"its scratch would grow the arena to {p_mem.arena_size} B, beyond "
+                                           f"{limit_what}"))
+            continue
+        choice, best = trial, (p_steps, p_mem)
+    for n, k in choice.items():
+        reasons[n] = _reason(opts[n], k, blocked.get(n) if k != fastest[n] else None)
+    return best[0], best[1], choice, reasons, limit
+
+
+def _reason(opts: list[Option], key: str, blocked) -> str:
+    o = next(x for x in opts if x.key == key)
+    if len(opts) == 1:
+        return f"{o.what}: no arm-dsp variant"
+    if blocked is None:
+        return f"{o.what}: the fastest of {len(opts)} (estimated {o.cycles:,} cycles)"
+    faster = next(x for x in opts if x.key == blocked[0])
+    return (f"{o.what} (estimated {o.cycles:,} cycles): {faster.key} (estimated {faster.cycles:,}) is faster but "
+            f"{blocked[1]}")

@@ -1,0 +1,1 @@
+"""Data sets made offline for benchmarks and the search (nothing downloaded)."""

@@ -1,0 +1,304 @@
+"""TinyNAS over the families of `families`, for any input shape.
+
+1. Space optimization (MCUNet's first step, extended to families): for every
+   (family, width, scale), sample networks, measure each one's exact peak
+   SRAM and flash (plan + linked Cortex-M4 ELF, as `measure` does), and pick
+   the triple whose fitting networks have the most MACs on average (among
+   triples where at least a fifth of the samples fit). The table of what was
+   compared is returned for report.json.
+2. Evolution inside the chosen space: every candidate is measured for real;
+   one that fits is trained from scratch for a few epochs (the proxy) and
+   scored on the held-out split. There is no weight-sharing supernet here:
+   for data sets of this size a short training per candidate is affordable
+   and is not biased by shared weights.
+3. The winner is trained for the full recipe, compiled, its Cortex-M4 ELF
+   checked against the budgets, and its int8 accuracy measured by running the
+   generated C on the host (`finish`).
+
+Data is (N, C, H, W); 1-D data (N, C, L) is taken as (N, C, L, 1).
+"""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import BuildConfig
+from ..ir import McuforgeError
+from .families import FAMILIES, WIDTHS, Design, FamilySpace, build, export, scales_for
+from .measure import ELF_OPT, ELF_TARGET, Budget, torch_module, accuracy, elf_memory, plan_for, train, workdir
+
+
+@dataclass
+class Split:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(int(d) for d in self.x_train.shape[1:])  # type: ignore[return-value]
+
+
+def as_images(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) as is; (N, C, L) -> (N, C, L, 1)."""
+    x = np.asarray(x, np.float32)
+    if x.ndim == 3:
+        return x[..., None]
+    if x.ndim != 4:
+        raise McuforgeError(f"data has shape {x.shape}; expected (N, C, H, W) or 1-D (N, C, L)")
+    return x
+
+
+# ---- measurement ---------------------------------------------------------------------------
+
+def measure_design(design: Design, budget: Budget, calibration: np.ndarray, latency=None,
+                   latency_budget: int | None = None) -> dict:
+    """Exact peak SRAM and flash of `design` under `budget`: the plan, and
+    when it fits, the linked Cortex-M4 ELF (weights + code). With a latency
+    cost table (`latency.CostTable`), the predicted Cortex-M4 instructions
+    too, checked against `latency_budget`."""
+    torch = torch_module()
+    torch.manual_seed(0)
+    net = build(design)
+    with torch.no_grad():  # an untrained classifier's bias can overflow int32 after quantization
+        net.classifier.bias.zero_()
+    cal = workdir() / f"calibration-{'x'.join(map(str, design.input_shape))}.npy"
+    if not cal.exists():
+        np.save(cal, calibration.astype(np.float32))
+    plan, peak, reason = plan_for(export(net, design.input_shape), budget, str(cal))
+    row = {"design": design.key(), "family": design.family, "width": design.width, "scale": design.scale,
+           "fits": False, "sram_bytes": peak, "flash_bytes": None, "reason": reason}
+    if plan is None:
+        return row
+    row.update(macs=int(plan.patch.layer_macs if plan.patch is not None else plan.macs),
+               plan_weight_bytes=int(plan.weight_bytes))
+    if latency is not None:
+        row["instructions_predicted"] = latency.predict(plan)
+    if reason or plan.sram_bytes() > budget.sram:
+        row["reason"] = reason or "over the SRAM budget"
+        return row
+    if latency_budget is not None and row["instructions_predicted"] > latency_budget:
+        row["reason"] = "over the latency budget"
+        return row
+    if plan.weight_bytes > budget.flash:
+        row.update(reason="weights alone over the flash budget", flash_bytes=int(plan.weight_bytes))
+        return row
+    scratch = Path(tempfile.mkdtemp(dir=workdir()))
+    try:
+        mem = elf_memory(plan, scratch / "c", scratch / "build")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    row.update(sram_bytes=mem["ram_bytes"], flash_bytes=mem["flash_bytes"], code_bytes=mem["code_bytes"],
+               arena_bytes=mem["arena_bytes"])
+    over = [w for w, used, b in (("SRAM", mem["ram_bytes"], budget.sram), ("flash", mem["flash_bytes"], budget.flash))
+            if used > b]
+    row["fits"] = not over
+    row["reason"] = " and ".join(f"over the {w} budget" for w in over)
+    return row
+
+
+# ---- step 1 ----------------------------------------------------------------------------------
+
+@dataclass
+class SpaceChoice:
+    family: str
+    width: float
+    scale: float
+    table: list[dict]
+    rows: list[dict]
+
+    def fitting(self) -> list[Design]:
+        return [Design.from_dict(json.loads(r["design"])) for r in self.rows
+                if r["fits"] and (r["family"], r["width"], r["scale"]) == (self.family, self.width, self.scale)]
+
+
+def choose_space(split: Split, budget: Budget, families=tuple(FAMILIES), widths=WIDTHS, scales=None,
+                 samples: int = 4, seed: int = 0, min_fit_fraction: float = 0.2, say=None, latency=None,
+                 latency_budget: int | None = None) -> SpaceChoice:
+    """MCUNet's space optimization over (family, width, scale) (module doc)."""
+    shape = split.input_shape
+    scales = scales or scales_for(shape)
+    calibration = split.x_train[:32]
+    rows, table = [], []
+    for family in families:
+        for width in widths:
+            for scale in scales:
+                space = FamilySpace(family, shape, split.classes, width, scale)
+                rng = random.Random(f"{seed}-{family}-{width}-{scale}")
+                designs = [space.smallest()] + [space.sample(rng) for _ in range(samples - 1)]
+                mine = [measure_design(d, budget, calibration, latency, latency_budget) for d in designs]
+                rows += mine
+                fit = [r for r in mine if r["fits"]]
+                macs = [r["macs"] for r in fit]
+                peaks = [r["sram_bytes"] for r in mine if r["sram_bytes"] is not None]
+                table.append({"family": family, "width": width, "scale": scale, "sampled": len(mine),
+                              "fitting": len(fit), "fit_fraction": round(len(fit) / len(mine), 3),
+                              "mean_macs_fitting": float(np.mean(macs)) if macs else 0.0,
+                              "max_macs_fitting": int(max(macs)) if macs else 0,
+                              "min_sram_bytes": int(min(peaks)) if peaks else None, "chosen": False})
+                if say:
+                    t = table[-1]
+                    say(f"space {family} width {width} scale {scale}: {t['fitting']}/{t['sampled']} fit, "
+                        f"mean {t['mean_macs_fitting']:,.0f} MACs")
+    candidates = [t for t in table if t["fitting"] and t["fit_fraction"] >= min_fit_fraction] or \
+        [t for t in table if t["fitting"]]
+    if not candidates:
+        low = min((r for r in rows if r["sram_bytes"] is not None), key=lambda r: r["sram_bytes"], default=None)
+        from ..ir import BudgetError
+
+        raise BudgetError(f"no network of the search space fits {budget.sram} bytes of SRAM and {budget.flash} "
+                          f"bytes of flash" + (f"; the smallest peak SRAM found is {low['sram_bytes']} bytes "
+                                               f"({low['family']}, width {low['width']}): raise the budgets"
+                                               if low else ""))
+    best = max(candidates, key=lambda t: (t["mean_macs_fitting"], t["fit_fraction"], -t["width"], -t["scale"]))
+    best["chosen"] = True
+    return SpaceChoice(best["family"], best["width"], best["scale"], table, rows)
+
+
+# ---- step 2 ----------------------------------------------------------------------------------
+
+def train_design(design: Design, split: Split, epochs: int, seed: int, lr: float = 3e-3, deadline=None):
+    torch = torch_module()
+    torch.manual_seed(seed)
+    net = build(design)
+    train(net, split.x_train, split.y_train, epochs, lr, seed, deadline)
+    return net
+
+
+@dataclass
+class Result:
+    design: Design
+    model: object
+    accuracy: float  # held-out, float, after the full training
+    choice: SpaceChoice | None
+    evaluated: list[dict] = field(default_factory=list)
+    latency: object = None  # the cost table when a latency budget was given
+    seconds: dict = field(default_factory=dict)
+
+
+def evolve(space: FamilySpace, split: Split, budget: Budget, candidates: int, proxy_epochs: int, seed: int,
+           seeds: list[Design] = (), deadline=None, say=None, latency=None,
+           latency_budget: int | None = None) -> list[dict]:
+    """Evolution until `candidates` fitting networks were proxy-trained
+    (every proposal is measured; those over a budget cost a compile, not a
+    training, and do not count, up to 6 x `candidates` proposals); returns
+    every measured row, the fitting ones first, best first."""
+    rng = random.Random(seed)
+    calibration = split.x_train[:32]
+    seen: dict[str, dict] = {}
+
+    def evaluate(d: Design) -> None:
+        if d.key() in seen:
+            return
+        row = measure_design(d, budget, calibration, latency, latency_budget)
+        if row["fits"]:
+            net = train_design(d, split, proxy_epochs, seed)
+            row["accuracy"] = accuracy(net, split.x_val, split.y_val)
+        row["design_obj"] = d
+        seen[d.key()] = row
+        if say:
+            say(f"proposal {len(seen)} ({sum(r['fits'] for r in seen.values())}/{candidates} trained): " + (f"{row['accuracy']:.1%}, {row['macs']:,} MACs, "
+                                                           f"{row['sram_bytes']} B SRAM, {row['flash_bytes']} B flash"
+                                                           if row["fits"] else row["reason"]))
+
+    def ranked():
+        return sorted((r for r in seen.values() if r["fits"]),
+                      key=lambda r: (-r["accuracy"], r["sram_bytes"], r["flash_bytes"], r["design"]))
+
+    pool = list(seeds)[:max(1, candidates // 3)]
+    attempts = 0
+    while sum(r["fits"] for r in seen.values()) < candidates and attempts < 6 * candidates:
+        attempts += 1
+        if deadline is not None and time.monotonic() > deadline and ranked():
+            break
+        if pool:
+            evaluate(pool.pop(0))
+            continue
+        top = ranked()[:4]
+        if top and rng.random() < 0.7:
+            evaluate(space.mutate(rng.choice(top)["design_obj"], rng))
+        else:
+            evaluate(space.sample(rng))
+    return ranked() + [r for r in seen.values() if not r["fits"]]
+
+
+def search(split: Split, budget: Budget, seed: int = 0, families=tuple(FAMILIES), widths=WIDTHS, scales=None,
+           space_samples: int = 4, candidates: int = 12, proxy_epochs: int = 5, final_epochs: int = 40,
+           time_budget: float | None = None, say=None, latency_budget: int | None = None) -> Result:
+    """The three steps (module doc); with `latency_budget` (Cortex-M4
+    instructions) a cost table is measured under QEMU first and every
+    candidate's predicted instructions must be within it."""
+    start = time.monotonic()
+    latency = None
+    if latency_budget is not None:
+        from .latency import measure_table
+
+        latency = measure_table(split.input_shape, split.classes, split.x_train[:32], say=say)
+    t0 = time.monotonic()
+    choice = choose_space(split, budget, families, widths, scales, space_samples, seed, say=say, latency=latency,
+                          latency_budget=latency_budget)
+    t_space = time.monotonic() - t0
+    if say:
+        say(f"chose {choice.family}, width {choice.width}, scale {choice.scale}")
+    space = FamilySpace(choice.family, split.input_shape, split.classes, choice.width, choice.scale)
+    t0 = time.monotonic()
+    deadline = None if time_budget is None else start + 0.7 * time_budget
+    rows = evolve(space, split, budget, candidates, proxy_epochs, seed, choice.fitting(), deadline, say, latency,
+                  latency_budget)
+    t_evolve = time.monotonic() - t0
+    best = rows[0]
+    if not best["fits"]:
+        raise McuforgeError("the evolution found no fitting network (the space step did): raise --candidates")
+    t0 = time.monotonic()
+    net = train_design(best["design_obj"], split, final_epochs, seed)
+    acc = accuracy(net, split.x_val, split.y_val)
+    return Result(best["design_obj"], net, acc, choice, [{k: v for k, v in r.items() if k != "design_obj"}
+                                                         for r in rows], latency,
+                  {"space": t_space, "evolution": t_evolve, "final_training": time.monotonic() - t0,
+                   "total": time.monotonic() - start})
+
+
+# ---- step 3 ----------------------------------------------------------------------------------
+
+def finish(net, input_shape, split: Split, budget: Budget, outdir: Path, name: str = "nas", latency=None) -> dict:
+    """Compile `net`, link and check its Cortex-M4 ELF against the budgets,
+    run the generated C on the held-out split: int8 accuracy, MACs, arena,
+    RAM and flash from the ELF."""
+    from ..tools import elfcheck, hostrun, qemu
+    from ..pipeline import compile_model
+    from ..quantize import quantize_values, to_ir_layout
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    calib = outdir / "calibration.npy"
+    np.save(calib, split.x_train[:256])
+    graph = export(net, input_shape, name)
+    cfg = BuildConfig(name=name, calibration=str(calib), schedule=budget.schedule, sram_budget=budget.sram,
+                      flash_budget=budget.flash)
+    plan = compile_model(graph, cfg, outdir / "c")
+    elf = qemu.build(plan, outdir / "c", outdir / "build", target=ELF_TARGET, opt=ELF_OPT)
+    mem = elfcheck.read_elf(elf)
+    check = elfcheck.summarize(mem, name)
+    problems = elfcheck.check(check, mem, budget.sram, budget.flash)
+    exe = hostrun.build(plan, outdir / "c", outdir / "host")
+    xq = to_ir_layout(plan.graph, quantize_values(split.x_val, plan.graph.tensors[plan.input].quant))
+    (y,) = hostrun.run(plan, exe, xq)
+    int8 = float((y.reshape(len(xq), -1).argmax(1) == split.y_val).mean())
+    m = check["model"]
+    timing = {}
+    if latency is not None:  # the prediction against the ELF run once under QEMU
+        _, stats = qemu.run(plan, elf, xq[:1], ELF_TARGET)
+        timing = {"instructions": int(stats.instructions[0]), "instructions_predicted": latency.predict(plan)}
+    return {**timing, "int8_accuracy": int8, "macs": int(plan.macs), "arena_bytes": int(plan.arena_size),
+            "sram_bytes": m["ram_bytes"], "flash_bytes": m["flash_bytes"], "code_bytes": m["code_bytes"],
+            "weights_bytes": m["weights_bytes"], "fits": not problems, "problems": problems,
+            "elf": str(elf)}
