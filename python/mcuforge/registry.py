@@ -31,7 +31,7 @@ _BUILTIN = {
         "tflite": "mcuforge.frontends.tflite:FRONTEND",
     },
     "pass": {"canonicalize": "mcuforge.passes.canonicalize:PASS"},
-    "backend": {"portable": "mcuforge.codegen.portable:BACKEND", "arm_dsp": "mcuforge.codegen.arm_dsp:BACKEND"},
+    "backend": {"portable": "mcuforge.codegen.portable:BACKEND", "arm_dsp": "mcuforge.codegen.arm_dsp_backend:BACKEND"},
 }
 
 

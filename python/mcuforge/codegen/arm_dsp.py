@@ -37,7 +37,7 @@ import numpy as np
 
 from ..ops import Step
 from ..plan import Plan
-from ..registry import Backend, portable_scratch_size
+from ..registry import portable_scratch_size
 from . import portable
 
 
@@ -475,15 +475,3 @@ def runtime_sources(plan: Plan) -> list[str]:
 
 def generate(plan: Plan, outdir: Path) -> list[Path]:
     return portable.generate(plan, outdir, emitter=DspEmitter, sources=runtime_sources)
-
-
-def choose_variants(*args):
-    from .variants import choose
-
-    return choose(*args)
-
-
-BACKEND = Backend(name="arm_dsp", generate=generate,
-                  description="Cortex-M DSP-extension kernels specialized per layer, bit-exact with the portable set",
-                  runtime_sources=runtime_sources, scratch_size=scratch_size, kernel_of=kernel_of,
-                  choose_variants=choose_variants)
