@@ -172,6 +172,19 @@ TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS;STAC
     endforeach()
   endif()
 
+  # arm-dsp on a core compiled without the DSP extension (Zephyr builds some
+  # Cortex-M33/M55 SoCs with -mcpu=...+nodsp, e.g. mps2/an521/cpu0): the
+  # kernels then run their plain-C fallback, with the same bytes; say so.
+  if(zephyr AND "${MF_KERNELS}" STREQUAL "arm-dsp")
+    if(CONFIG_ARMV8_M_DSP OR CONFIG_CPU_CORTEX_M4 OR CONFIG_CPU_CORTEX_M7)
+      message(STATUS "mcuforge: ${name}: arm-dsp kernels with the DSP extension's instructions (SMLAD, SXTB16)")
+    else()
+      message(STATUS "mcuforge: ${name}: NOTE: arm-dsp kernels on a core built without the DSP extension "
+                     "(CONFIG_ARMV8_M_DSP is not set: ${CONFIG_SOC}): they run as plain C (their fallback, the "
+                     "same bytes, slower); choose a SoC with the extension for SMLAD/SXTB16")
+    endif()
+  endif()
+
   # Configure time: can the generator's Python import what this model needs?
   execute_process(COMMAND ${MCUFORGE_PYTHON} "${MCUFORGE_PACKAGE_DIR}/tools/envcheck.py" "${model}"
                   RESULT_VARIABLE _mf_env OUTPUT_VARIABLE _mf_missing OUTPUT_STRIP_TRAILING_WHITESPACE)

@@ -32,7 +32,17 @@ HARNESS = r"""
 #include "mcuforge/kernels.h"
 #include "{p}.h"
 
-static uint8_t record[{P}_STATE_RECORD_SIZE + 16];
+static uint8_t record[{P}_STATE_RECORD_SIZE + 16], record2[{P}_STATE_RECORD_SIZE + 16];
+
+static long load(const char *path, uint8_t *buf)
+{{
+    long n;
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    n = (long)fread(buf, 1, {P}_STATE_RECORD_SIZE + 16, f);
+    fclose(f);
+    return n;
+}}
 
 int main(int argc, char **argv)
 {{
@@ -41,17 +51,33 @@ int main(int argc, char **argv)
     int i, status;
     if ({p}_init() != 0) return 2;
     memset({p}_input(), 7, {P}_INPUT_SIZE);
-    if (strcmp(argv[1], "train") == 0) {{
+    if (strncmp(argv[1], "train", 5) == 0) {{  /* trainG: save as generation G (default 1) */
+        const uint32_t generation = argv[1][5] ? (uint32_t)strtoul(argv[1] + 5, NULL, 10) : 1u;
         for (i = 3; i < argc; ++i) {{
             float loss;
             if ({p}_train_step(atoi(argv[i]), &loss) != 0) return 3;
         }}
-        n = {p}_state_save(record, sizeof record);
+        n = {p}_state_save(record, sizeof record, generation);
         if (n != {P}_STATE_RECORD_SIZE) return 4;
         f = fopen(argv[2], "wb");
         if (!f || fwrite(record, 1, (size_t)n, f) != (size_t)n) return 5;
         fclose(f);
-        if ({p}_state_save(record, {P}_STATE_RECORD_SIZE - 1) != MCF_STATE_ERR_SIZE) return 9;
+        if ({p}_state_save(record, {P}_STATE_RECORD_SIZE - 1, 1) != MCF_STATE_ERR_SIZE) return 9;
+    }} else if (strcmp(argv[1], "slots") == 0) {{  /* two slots: restore the newest valid one */
+        const uint8_t *records[2] = {{record, record2}};
+        uint32_t sizes[2];
+        int st[2], best;
+        n = load(argv[2], record);
+        sizes[0] = n < 0 ? 0u : (uint32_t)n;
+        n = load(argv[3], record2);
+        sizes[1] = n < 0 ? 0u : (uint32_t)n;
+        best = {p}_state_newest(records, sizes, 2, st);
+        printf("newest %d %d %d", best, st[0], st[1]);
+        if (best >= 0) {{
+            printf(" generation %u restore %d", (unsigned)mcf_state_generation(records[best]),
+                   {p}_state_restore(records[best], sizes[best]));
+        }}
+        printf("\n");
     }} else {{
         f = fopen(argv[2], "rb");
         if (!f) return 6;
@@ -192,3 +218,34 @@ def test_cli_run_train_prints_reference_losses_and_checksum(builds, tmp_path):
                           "--train", str(tmp_path / "x.npy")], capture_output=True, text=True,
                          env={"PYTHONPATH": str(root / "python"), "PATH": "/usr/bin:/bin"})
     assert bad.returncode == 2 and "--train" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_two_slots_restore_the_newest_valid_record(builds):
+    """Saves alternate between two slots with a growing generation: the newest valid slot is
+    restored; when it is corrupted (a reset during its write), the previous generation is, and
+    when both are bad, the flash weights stay; a generation counter that wrapped still orders."""
+    tmp, (exe, plan), _ = builds
+    old, new = tmp / "slot_old.bin", tmp / "slot_new.bin"
+    first = _run(exe, "train1", old, 1, 0).splitlines()[-1]
+    second = _run(exe, "train2", new, 1, 0, 1, 1, 0, 1).splitlines()[-1]
+    assert first != second
+    assert state_record.generation(old.read_bytes()) == 1 and state_record.generation(new.read_bytes()) == 2
+    out = _run(exe, "slots", old, new).splitlines()
+    assert out[0] == "newest 1 0 0 generation 2 restore 0" and out[-1] == second
+    assert _run(exe, "slots", new, old).splitlines()[0] == "newest 0 0 0 generation 2 restore 0"
+    torn = tmp / "slot_torn.bin"
+    data = bytearray(new.read_bytes())
+    data[len(data) // 2:] = b"\xff" * (len(data) - len(data) // 2)
+    torn.write_bytes(bytes(data))
+    out = _run(exe, "slots", old, torn).splitlines()
+    assert out[0] == "newest 0 0 -4 generation 1 restore 0" and out[-1] == first
+    erased = tmp / "slot_erased.bin"
+    erased.write_bytes(b"\xff" * len(data))
+    baseline = _run(exe, "train", tmp / "none.bin").splitlines()[-1]
+    out = _run(exe, "slots", erased, torn).splitlines()
+    assert out[0] == "newest -1 -2 -4" and out[-1] == baseline
+    wrapped = tmp / "slot_wrapped.bin"
+    _run(exe, "train4294967295", wrapped, 1, 0)
+    zero = tmp / "slot_zero.bin"
+    _run(exe, "train0", zero, 1, 0, 1, 1, 0, 1)
+    assert _run(exe, "slots", wrapped, zero).splitlines()[0] == "newest 1 0 0 generation 0 restore 0"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import os
 import re
 import select
@@ -102,9 +103,11 @@ def load_script(path: Path):
     return module
 
 
-def on_device_learning_reference(tmp: Path) -> list[str]:
+def on_device_learning_reference(tmp: Path, more_epochs: int = 0) -> list[str]:
     """The console lines of samples/on_device_learning as the host's NumPy reference of the
-    training step computes them, with the options of its prj.conf."""
+    training step computes them, with the options of its prj.conf; then, for each of
+    `more_epochs`, what a boot that restored the previous state prints after its one more epoch
+    ("epoch N accuracy", "train state checksum")."""
     training = pytest.importorskip("mcuforge.reference.training", reason="no training engine in this tree")
     app = SAMPLES / "on_device_learning"
     subprocess.run([sys.executable, str(app / "model" / "make_model.py"), str(tmp / "model")], check=True)
@@ -121,14 +124,24 @@ def on_device_learning_reference(tmp: Path) -> list[str]:
     def accuracy() -> int:
         return sum(int(np.argmax(training.infer(plan, state, x)) == y) for x, y in zip(data["x_test"], data["y_test"]))
 
-    lines = [f"accuracy before {accuracy()}/{n}"]
-    for epoch in range(1, make_data.EPOCHS + 1):
+    def epoch() -> None:
         for x, y in zip(data["x_train"], data["y_train"]):
             training.train_step(plan, state, x, int(y))
-        lines.append(f"epoch {epoch} accuracy {accuracy()}/{n}")
+
+    def checksum() -> str:
+        return f"train state checksum 0x{fnv1a(np.frombuffer(state.to_bytes(plan), np.uint8)):08x}"
+
+    lines = [f"accuracy before {accuracy()}/{n}"]
+    for e in range(1, make_data.EPOCHS + 1):
+        epoch()
+        lines.append(f"epoch {e} accuracy {accuracy()}/{n}")
     lines.append(f"accuracy after {accuracy()}/{n}")
-    lines.append(f"train state checksum 0x{fnv1a(np.frombuffer(state.to_bytes(plan), np.uint8)):08x}")
-    return [f"on_device_learning: {line}" for line in lines] + ["on_device_learning: done"]
+    lines.append(checksum())
+    lines.append("done")
+    for e in range(make_data.EPOCHS + 1, make_data.EPOCHS + 1 + more_epochs):
+        epoch()
+        lines += [f"epoch {e} accuracy {accuracy()}/{n}", checksum()]
+    return [f"on_device_learning: {line}" for line in lines]
 
 
 def test_on_device_learning_harness_expects_the_host_reference(tmp_path):
@@ -179,10 +192,15 @@ def test_scenarios_use_real_symbols_and_cover_the_platforms():
             assert re.search(r"CONFIG_BOARD_\w+", sc.get("filter", "")), f"{path}: {name}: no board filter"
     inference = yaml.safe_load((ZTESTS / "inference" / "testcase.yaml").read_text())
     boards = set(re.findall(r"CONFIG_BOARD_(\w+)", inference["common"]["filter"]))
-    # native_posix_64 too (3.x); the Cortex-M33 of mps2_an521 for the arm-dsp scenario
-    assert boards == {"NATIVE_SIM", "NATIVE_POSIX", "QEMU_CORTEX_M3", "MPS2_AN385", "MPS2_AN521_CPU0"}
-    # Twister ANDs a scenario's filter with the common one: arm-dsp runs on the DSP core only
-    assert inference["tests"]["mcuforge.inference.kernels_arm_dsp"]["filter"] == "CONFIG_BOARD_MPS2_AN521_CPU0"
+    # native_posix_64 too (3.x); the Cortex-M33 of mps2_an521 (built +nodsp) and the Cortex-M55 of
+    # mps3_an547 (4.x: mps3/corstone300/an547), the latter for the arm-dsp scenario only
+    assert boards == {"NATIVE_SIM", "NATIVE_POSIX", "QEMU_CORTEX_M3", "MPS2_AN385", "MPS2_AN521_CPU0",
+                      "MPS3_CORSTONE300_AN547", "MPS3_AN547"}
+    assert "(CONFIG_MCUFORGE_KERNELS_ARM_DSP and (CONFIG_BOARD_MPS3_CORSTONE300_AN547 or CONFIG_BOARD_MPS3_AN547))" \
+        in inference["common"]["filter"]
+    # Twister ANDs a scenario's filter with the common one: arm-dsp runs on the DSP cores only
+    assert inference["tests"]["mcuforge.inference.kernels_arm_dsp"]["filter"] == (
+        "CONFIG_BOARD_MPS2_AN521_CPU0 or CONFIG_BOARD_MPS3_CORSTONE300_AN547 or CONFIG_BOARD_MPS3_AN547")
     configs = " ".join(" ".join(sc.get("extra_configs", [])) for sc in inference["tests"].values() if sc)
     for needle in ("SRAM_BUDGET_KB", "KERNELS_", "SCHEDULE_PATCH", "SCHEDULE_AUTO", "MEMORY_CHECK_FAIL=n"):
         assert needle in configs
@@ -267,6 +285,8 @@ BOARDS = {
     "qemu_cortex_m3": ("qemu_cortex_m3", "qemu_cortex_m3"),
     "qemu_cortex_m0": ("qemu_cortex_m0", "qemu_cortex_m0"),
     "mps2_an385": ("mps2_an385", "mps2/an385"),
+    "mps2_an521": ("mps2_an521", "mps2/an521/cpu0"),  # Cortex-M33, built without DSP (+nodsp)
+    "dsp": ("mps3_an547", "mps3/corstone300/an547"),  # Cortex-M55 with DSP, run by qemu-system-arm
 }
 
 
@@ -516,34 +536,47 @@ def test_explicit_argument_overrides_kconfig_and_says_so(tmp_path):
     assert "--sram-budget 48K" in ninja_file and "--schedule auto" in ninja_file
 
 
-def flip_state_record(flash: Path, out: Path, other_model: bool) -> None:
-    """A copy of a flash image whose one state record (mcf_state_pack's format: 'MCFS', version,
-    header size, 32-byte identity, state size, CRC-32, state) is either torn (one bit of the state
-    flipped, CRC left as it was) or of another model (identity changed, CRC made valid again)."""
+def state_records(image: bytes) -> dict[int, int]:
+    """generation -> offset of every state record (mcf_state_pack's format: 'MCFS', version 2,
+    header size 52, 32-byte identity, state size, generation, CRC-32, state) in a flash image."""
+    found, at = {}, image.find(b"MCFS")
+    while at >= 0:
+        if image[at + 4:at + 8] == (2).to_bytes(2, "little") + (52).to_bytes(2, "little"):
+            found[int.from_bytes(image[at + 44:at + 48], "little")] = at
+        at = image.find(b"MCFS", at + 1)
+    return found
+
+
+def damage_state_record(flash: Path, out: Path, generation: int, other_model: bool) -> None:
+    """A copy of a flash image in which the record of one generation is either torn (one bit of
+    the state flipped, CRC left as it was) or of another model (identity changed, CRC made valid
+    again)."""
     data = bytearray(flash.read_bytes())
-    at = data.find(b"MCFS")
-    assert at >= 0 and data.find(b"MCFS", at + 1) < 0, "one state record expected in the flash image"
+    at = state_records(bytes(data))[generation]
     size = int.from_bytes(data[at + 40:at + 44], "little")
     if other_model:
         data[at + 8] ^= 0xFF
-        crc = zlib.crc32(bytes(data[at:at + 44]) + bytes(data[at + 48:at + 48 + size]))
-        data[at + 44:at + 48] = crc.to_bytes(4, "little")
+        crc = zlib.crc32(bytes(data[at:at + 48]) + bytes(data[at + 52:at + 52 + size]))
+        data[at + 48:at + 52] = crc.to_bytes(4, "little")
     else:
-        data[at + 48 + size // 2] ^= 0x01
+        data[at + 52 + size // 2] ^= 0x01
     out.write_bytes(bytes(data))
 
 
 @needs_zephyr
 def test_on_device_learning_state_survives_a_reset_and_bad_records_are_refused(tmp_path):
     # The sample's "persist" scenario on the POSIX board, whose flash simulator keeps the storage
-    # partition in a file (-flash=): learn and save; boot again and restore (inference as before the
-    # reset); then a torn record and another model's record, each refused with its reason.
+    # partition in a file (-flash=): learn and save generation 1 in slot 0; boot again, restore it
+    # (inference as before the reset), learn one more epoch and save generation 2 in slot 1. Then:
+    # generation 2 corrupted (a reset during its write) is refused and generation 1 restored; the
+    # only record torn, or of another model, is refused and the model starts from its flash weights.
     scenario = yaml.safe_load((SAMPLES / "on_device_learning" / "sample.yaml").read_text())["tests"][
         "sample.mcuforge.on_device_learning.persist"]
     name, build = board("posix"), tmp_path / "build"
     res = west_build(SAMPLES / "on_device_learning", name, build, *(f"-D{c}" for c in scenario["extra_configs"]))
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    want = on_device_learning_reference(tmp_path / "host")
+    want = on_device_learning_reference(tmp_path / "host", more_epochs=1)
+    first_boot, fourth_epoch, fourth_checksum = want[:-2], want[-2], want[-1]
     env, exe, flash = zephyr_env(name), str(build / "zephyr" / "zephyr.exe"), tmp_path / "flash.bin"
 
     def boot(image: Path) -> str:
@@ -551,19 +584,36 @@ def test_on_device_learning_state_survives_a_reset_and_bad_records_are_refused(t
 
     first = boot(flash)
     assert "no usable saved state (none saved): starting from the flash weights" in first, first
-    assert all(line in first for line in want), (want, first)
-    assert re.search(r"on_device_learning: saved the trained state \(\d+ bytes\)", first), first
-    after, checksum = want[-3].split()[-1], want[-2]
+    assert all(line in first for line in first_boot), (first_boot, first)
+    assert re.search(r"on_device_learning: saved the trained state \(generation 1, slot 0, \d+ bytes\)", first), first
+    after, checksum = first_boot[-3].split()[-1], first_boot[-2]
+    one_record = tmp_path / "flash_gen1.bin"
+    shutil.copy(flash, one_record)
     second = boot(flash)
-    assert "on_device_learning: restored the trained state" in second, second
+    assert "on_device_learning: restored the trained state (generation 1, slot 0)" in second, second
     assert f"on_device_learning: accuracy restored {after}" in second and checksum in second, second
-    assert "accuracy before" not in second and "epoch 1" not in second, second
+    assert "accuracy before" not in second and "epoch 1 " not in second, second
+    assert fourth_epoch in second and fourth_checksum in second and fourth_checksum != checksum, second
+    assert re.search(r"saved the trained state \(generation 2, slot 1, \d+ bytes\)", second), second
+    assert set(state_records(flash.read_bytes())) == {1, 2}
+    # the newest record damaged: refused, the previous generation restored
     for other_model, reason in ((False, "CRC mismatch"), (True, "state of another model or build")):
-        image = tmp_path / f"flash_{'other' if other_model else 'torn'}.bin"
-        flip_state_record(flash, image, other_model)
+        image = tmp_path / f"flash_gen2_{'other' if other_model else 'torn'}.bin"
+        damage_state_record(flash, image, 2, other_model)
+        out = boot(image)
+        assert f"on_device_learning: slot 1 refused ({reason}" in out, out
+        assert "on_device_learning: restored the trained state (generation 1, slot 0)" in out, out
+        assert f"on_device_learning: accuracy restored {after}" in out and checksum in out, out
+        # learning goes on from generation 1, and the next save does not touch it (slot 1 again)
+        assert fourth_checksum in out and "saved the trained state (generation 2, slot 1," in out, out
+    # the only record damaged: refused, the flash weights
+    for other_model, reason in ((False, "CRC mismatch"), (True, "state of another model or build")):
+        image = tmp_path / f"flash_gen1_{'other' if other_model else 'torn'}.bin"
+        damage_state_record(one_record, image, 1, other_model)
         out = boot(image)
         assert re.search(rf"no usable saved state \({reason}[^)]*\)*: starting from the flash weights", out), out
-        assert want[0] in out and checksum in out, out  # learns again from the flash weights
+        assert first_boot[0] in out and checksum in out, out  # learns again from the flash weights
+        assert "saved the trained state (generation 1, slot 0," in out, out
 
 
 @needs_zephyr
@@ -578,3 +628,69 @@ def test_post_link_check_fails_a_thread_stack_smaller_than_the_models(tmp_path):
     assert need > 128 and res.returncode != 0, out[-4000:]
     assert (f"model hello needs {need} bytes of stack on its deepest path, the thread that runs it has 128 bytes; "
             f"raise CONFIG_MAIN_STACK_SIZE to at least {need}") in out, out[-4000:]
+
+
+@needs_zephyr
+def test_model_in_its_own_thread_is_checked_against_that_threads_stack(tmp_path):
+    # on_device_learning runs its model in a thread of CONFIG_MCUFORGE_THREAD_STACK_SIZE bytes: the
+    # post-link check compares the model's stack with that, not with CONFIG_MAIN_STACK_SIZE. A main
+    # stack smaller than the model's passes; a thread stack smaller fails naming the symbol.
+    build = tmp_path / "build"
+    res = west_build(SAMPLES / "on_device_learning", "qemu_cortex_m3", build, "-DCONFIG_MAIN_STACK_SIZE=256")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    header = (build / "mcuforge" / "odl" / "odl.h").read_text()
+    need = max(int(v) for v in re.findall(r"#define ODL_(?:TRAIN_STEP_)?STACK_SIZE (\d+)", header))
+    assert 256 < need < 3072
+    report = json.loads((build / "mcuforge" / "odl_memory.json").read_text())
+    assert report["model"]["thread_stack_bytes"] == 3072 and report["model"]["stack_bytes"] == need
+    res = west_build(SAMPLES / "on_device_learning", "qemu_cortex_m3", tmp_path / "small",
+                     "-DCONFIG_MCUFORGE_THREAD_STACK_SIZE=256")
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out[-4000:]
+    assert (f"model odl needs {need} bytes of stack on its deepest path, the thread that runs it has 256 bytes; "
+            f"raise CONFIG_MCUFORGE_THREAD_STACK_SIZE to at least {need}") in out, out[-4000:]
+
+
+def functions_with(elf: Path, mnemonic: str) -> set[str]:
+    """Functions of an Arm ELF whose disassembly (arm-none-eabi-objdump) has the instruction."""
+    objdump = shutil.which("arm-none-eabi-objdump")
+    if objdump is None:
+        pytest.skip("arm-none-eabi-objdump not found (binutils-arm-none-eabi)")
+    text = subprocess.run([objdump, "-d", str(elf)], capture_output=True, text=True, check=True).stdout
+    found, function = set(), None
+    for line in text.splitlines():
+        m = re.match(r"^[0-9a-f]+ <([^>]+)>:$", line)
+        if m:
+            function = m.group(1)
+        elif function and re.search(rf"\t{mnemonic}(\.w)?\t", line):
+            found.add(function)
+    return found
+
+
+@needs_zephyr
+def test_arm_dsp_executes_the_dsp_instructions_under_qemu(tmp_path):
+    # The arm-dsp scenario of tests/zephyr/inference on the Cortex-M55 of mps3_an547: Zephyr compiles
+    # it with the DSP extension, the kernels' SMLAD is in the ELF, and QEMU runs the ztest suite
+    # (the reference's bytes). On mps2/an521/cpu0, which Zephyr builds +nodsp, the build says
+    # that the kernels run as plain C.
+    scenario = yaml.safe_load((ZTESTS / "inference" / "testcase.yaml").read_text())["tests"][
+        "mcuforge.inference.kernels_arm_dsp"]
+    configs = [f"-D{c}" for c in scenario["extra_configs"]]
+    name, build = board("dsp"), tmp_path / "build"
+    res = west_build(ZTESTS / "inference", name, build, *configs)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    assert "mcuforge: testnet: arm-dsp kernels with the DSP extension's instructions (SMLAD, SXTB16)" in out, out[-4000:]
+    assert "run as plain C" not in out
+    assert "CONFIG_ARMV8_M_DSP=y" in (build / "zephyr" / ".config").read_text()
+    smlad = functions_with(build / "zephyr" / "zephyr.elf", "smlad")
+    assert any(f.startswith("mcf_dsp") for f in smlad), sorted(smlad)
+    ran = run_until([shutil.which("ninja") or "ninja", "-C", str(build), "run"], "PROJECT EXECUTION",
+                    zephyr_env(name), tmp_path, timeout=300)
+    assert "PROJECT EXECUTION SUCCESSFUL" in ran and re.search(r"PASS - test_outputs_equal_reference", ran), ran[-3000:]
+    nodsp = west_build(ZTESTS / "inference", board("mps2_an521"), tmp_path / "an521", *configs, cmake_only=True)
+    out = nodsp.stdout + nodsp.stderr
+    assert nodsp.returncode == 0, out[-4000:]
+    assert re.search(r"mcuforge: testnet: NOTE: arm-dsp kernels on a core built without the DSP extension "
+                     r"\(CONFIG_ARMV8_M_DSP is not set: [^)]*\): they run as plain C", out), out[-4000:]

@@ -1,8 +1,9 @@
 """The trained-state record (the same bytes as the runtime's mcf_state.c): what a device saves
 after training and restores at boot.
 
-Layout, little-endian: ``"MCFS"``, uint16 version 1, uint16 header size 48, the state's 32-byte
-identity, uint32 state size, uint32 CRC-32 (zlib's) of bytes 0..43 and the state, then the state.
+Layout, little-endian: ``"MCFS"``, uint16 version 2, uint16 header size 52, the state's 32-byte
+identity, uint32 state size, uint32 generation (which save it is: of two slots, the newer valid
+one is restored), uint32 CRC-32 (zlib's) of bytes 0..47 and the state, then the state.
 
 The identity (``<NAME>_TRAIN_STATE_SHA256``) is the sha256 of the model file's sha256 and the
 trained state's layout (every array: layer, what, C type, length), so a record from another model,
@@ -17,9 +18,10 @@ import zlib
 from .errors import McuforgeError
 
 MAGIC = b"MCFS"
-VERSION = 1
-HEADER_SIZE = 48
-_HEAD = struct.Struct("<4sHH32sI")  # up to the CRC
+VERSION = 2
+HEADER_SIZE = 52
+CRC_OFFSET = 48
+_HEAD = struct.Struct("<4sHH32sII")  # up to the CRC
 
 
 class StateRecordError(McuforgeError):
@@ -43,10 +45,10 @@ def identity(plan) -> bytes:
     return h.digest()
 
 
-def pack(ident: bytes, state: bytes) -> bytes:
+def pack(ident: bytes, state: bytes, generation: int = 1) -> bytes:
     if len(ident) != 32:
         raise McuforgeError("a state identity is 32 bytes (the header's <NAME>_TRAIN_STATE_SHA256)")
-    head = _HEAD.pack(MAGIC, VERSION, HEADER_SIZE, ident, len(state))
+    head = _HEAD.pack(MAGIC, VERSION, HEADER_SIZE, ident, len(state), generation & 0xFFFFFFFF)
     crc = zlib.crc32(state, zlib.crc32(head))
     return head + struct.pack("<I", crc) + bytes(state)
 
@@ -56,19 +58,24 @@ def unpack(ident: bytes, record: bytes, state_size: int) -> bytes:
     record = bytes(record)
     if len(record) < HEADER_SIZE or record[:4] != MAGIC:
         raise StateRecordError("MAGIC", "not a state record")
-    magic, version, header_size, rid, size = _HEAD.unpack_from(record)
+    magic, version, header_size, rid, size, _generation = _HEAD.unpack_from(record)
     if version != VERSION or header_size != HEADER_SIZE:
         raise StateRecordError("VERSION", f"state record version {version}, expected {VERSION}")
     if size != state_size or len(record) - HEADER_SIZE < state_size:
         raise StateRecordError("SIZE", f"state record of {size} bytes ({len(record) - HEADER_SIZE} present), "
                                        f"the model's state is {state_size}")
     state = record[HEADER_SIZE:HEADER_SIZE + state_size]
-    crc = struct.unpack_from("<I", record, 44)[0]
-    if zlib.crc32(state, zlib.crc32(record[:44])) != crc:
+    crc = struct.unpack_from("<I", record, CRC_OFFSET)[0]
+    if zlib.crc32(state, zlib.crc32(record[:CRC_OFFSET])) != crc:
         raise StateRecordError("CRC", "state record CRC mismatch (torn or corrupted write)")
     if rid != ident:
         raise StateRecordError("MODEL", "state record of another model or build")
     return state
+
+
+def generation(record: bytes) -> int:
+    """The generation of a record (check it with unpack first)."""
+    return struct.unpack_from("<I", bytes(record), 44)[0]
 
 
 def c_initializer(ident: bytes) -> str:

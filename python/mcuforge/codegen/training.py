@@ -7,7 +7,7 @@ import numpy as np
 
 from .cwriter import c_comment, c_float, c_int
 from ..plan import Plan
-from ..state_record import c_initializer, identity
+from ..state_record import HEADER_SIZE, c_initializer, identity
 from ..training.autodiff import STATE_COPIES
 
 STRUCTS = {
@@ -177,12 +177,16 @@ class TrainingEmitter:
                 "", "    return status == MCF_OK ? 0 : -1;", "}", "",
                 f"void *{p}_train_state(void)", "{", f"    return &{state_name(self.plan)};", "}", "",
                 f"static const uint8_t {p}_state_identity[32] = {P}_TRAIN_STATE_SHA256;", "",
-                f"int32_t {p}_state_save(uint8_t *record, uint32_t record_size)", "{",
-                f"    return mcf_state_pack({p}_state_identity, &{state_name(self.plan)}, {P}_TRAIN_STATE_SIZE, "
-                "record, record_size);", "}", "",
+                f"int32_t {p}_state_save(uint8_t *record, uint32_t record_size, uint32_t generation)", "{",
+                f"    return mcf_state_pack({p}_state_identity, generation, &{state_name(self.plan)}, "
+                f"{P}_TRAIN_STATE_SIZE, record, record_size);", "}", "",
                 f"int {p}_state_restore(const uint8_t *record, uint32_t record_size)", "{",
                 f"    return mcf_state_unpack({p}_state_identity, record, record_size, &{state_name(self.plan)}, "
-                f"{P}_TRAIN_STATE_SIZE);", "}", ""]
+                f"{P}_TRAIN_STATE_SIZE);", "}", "",
+                f"int {p}_state_newest(const uint8_t *const records[], const uint32_t record_sizes[], int count, "
+                "int status[])", "{",
+                f"    return mcf_state_newest({p}_state_identity, records, record_sizes, count, {P}_TRAIN_STATE_SIZE, "
+                "status);", "}", ""]
 
     def header(self) -> list[str]:
         tp, P, p = self.tp, self.p.upper(), self.p
@@ -208,7 +212,7 @@ class TrainingEmitter:
                   " * sha256 of the model file's sha256 and the state's layout; a record of another model or",
                   f" * build, or a torn one, is refused by {p}_state_restore(). */",
                   f"#define {P}_TRAIN_STATE_SHA256 {c_initializer(identity(self.plan))}",
-                  f"#define {P}_STATE_RECORD_SIZE ({tp.state_bytes} + 48)"]
+                  f"#define {P}_STATE_RECORD_SIZE ({tp.state_bytes} + {HEADER_SIZE})"]
         return lines
 
     def prototypes(self) -> list[str]:
@@ -218,8 +222,13 @@ class TrainingEmitter:
         return ["/* 0 on success, -1 on a bad label (or a failed read); *loss = cross-entropy of the forward",
                 " * pass. */", train,
                 f"void *{p}_train_state(void);  /* {self.p.upper()}_TRAIN_STATE_SIZE bytes */",
-                f"/* The state as a record of {self.p.upper()}_STATE_RECORD_SIZE bytes: bytes written, or < 0. */",
-                f"int32_t {p}_state_save(uint8_t *record, uint32_t record_size);",
+                f"/* The state as a record of {self.p.upper()}_STATE_RECORD_SIZE bytes: bytes written, or < 0.",
+                " * `generation` numbers the saves: with two slots, mcf_state_newest() picks the newer. */",
+                f"int32_t {p}_state_save(uint8_t *record, uint32_t record_size, uint32_t generation);",
                 "/* Restores a record saved by a build of this very model and policy: 0, or < 0 (an",
                 " * MCF_STATE_ERR_*, mcf_state_error() says which) leaving the state untouched. */",
-                f"int {p}_state_restore(const uint8_t *record, uint32_t record_size);"]
+                f"int {p}_state_restore(const uint8_t *record, uint32_t record_size);",
+                "/* Of `count` slots, the valid record of this model with the newest generation (-1: none);",
+                " * status[i] says why slot i is not usable (an MCF_STATE_ERR_*). */",
+                f"int {p}_state_newest(const uint8_t *const records[], const uint32_t record_sizes[], int count, "
+                "int status[]);"]

@@ -60,7 +60,7 @@ def run(plan: Plan, outdir: Path, x: np.ndarray, labels_path: Path, epochs: int 
     print(f"{plan.name}: {target}, {len(all_labels)} training step(s), mean loss "
           f"{float(np.mean(result.losses)):.6f}")
     print(f"train state checksum 0x{fnv1a(result.state):08x}")
-    print(f"state record {len(record)} bytes, CRC-32 0x{int.from_bytes(record[44:48], 'little'):08x}")
+    print(f"state record {len(record)} bytes, CRC-32 0x{int.from_bytes(record[state_record.CRC_OFFSET:][:4], 'little'):08x}")
     if save_state:
         Path(save_state).write_bytes(record)
         print(f"state record written to {save_state}")

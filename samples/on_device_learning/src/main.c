@@ -8,14 +8,17 @@
  * bit), including a checksum of what was learned (odl_train_state()).
  *
  * With CONFIG_SETTINGS (the "persist" scenario of sample.yaml: settings on
- * NVS in the board's storage partition) the learned state survives a reset:
- * it is saved after training as a record (odl_state_save(): the state's
- * identity, its size and a CRC-32 around it) and restored at boot before any
- * inference (odl_state_restore()). A record of another model or build, or
- * one torn by a reset during its write, is refused and the model starts
- * from its flash weights, saying so. NVS writes are atomic (an entry counts
- * only once its CRC-checked allocation entry is written), so a reset during
- * a save leaves the previous record in place.
+ * NVS in the board's storage partition) the learned state survives a reset
+ * and keeps learning: after training it is saved as a record
+ * (odl_state_save(): the state's identity, its size, a generation number and
+ * a CRC-32 around it) and at boot, before any inference, the newest valid
+ * record is restored, after which the device trains one more epoch and
+ * saves again. Saves alternate between two settings keys, odl/state0 and
+ * odl/state1, and never overwrite the newest valid record: a reset during a
+ * save, or a record corrupted later, leaves the previous generation, which is
+ * restored instead (odl_state_newest()). A record of another model or build,
+ * or a torn one, is refused, saying so; with none usable the model starts
+ * from its flash weights.
  */
 #include <stdint.h>
 #include <string.h>
@@ -31,31 +34,42 @@
 #include "odl_data.h"
 
 #ifdef CONFIG_SETTINGS
-static uint8_t record[ODL_STATE_RECORD_SIZE];
-static int restore_status = MCF_STATE_ERR_MAGIC; /* no record found */
+/* The two slots as read at boot (settings keys odl/state0 and odl/state1). */
+static uint8_t slots[2][ODL_STATE_RECORD_SIZE];
+static uint32_t slot_sizes[2];
+static int newest = -1;       /* the slot of the newest valid record, -1: none */
+static uint32_t generation;   /* of the state in RAM (0: the flash weights) */
 
-/* settings handler of "odl/state": restores the record as it is read at boot */
+/* settings handler of "odl/state0" and "odl/state1": keeps the records read at boot */
 static int odl_settings_set(const char *key, size_t len, settings_read_cb read_cb, void *cb_arg)
 {
 	const char *next;
+	int slot;
 	ssize_t n;
 
-	if (!settings_name_steq(key, "state", &next) || next != NULL) {
+	if (settings_name_steq(key, "state0", &next) && next == NULL) {
+		slot = 0;
+	} else if (settings_name_steq(key, "state1", &next) && next == NULL) {
+		slot = 1;
+	} else {
 		return -ENOENT;
 	}
-	n = read_cb(cb_arg, record, len < sizeof(record) ? len : sizeof(record));
+	n = read_cb(cb_arg, slots[slot], len < sizeof(slots[slot]) ? len : sizeof(slots[slot]));
 	if (n < 0) {
 		return (int)n;
 	}
-	restore_status = odl_state_restore(record, (uint32_t)n);
+	slot_sizes[slot] = (uint32_t)n;
 	return 0;
 }
 
 SETTINGS_STATIC_HANDLER_DEFINE(odl, "odl", NULL, odl_settings_set, NULL, NULL);
 
-/* 1 when a saved state was restored */
+/* 1 when a saved state was restored: the newest valid one of the two slots */
 static int restore_state(void)
 {
+	const uint8_t *const records[2] = {slots[0], slots[1]};
+	const char *why = "none saved";
+	int status[2];
 	int err = settings_subsys_init();
 
 	if (err == 0) {
@@ -65,25 +79,40 @@ static int restore_state(void)
 		printk("on_device_learning: settings unavailable (%d): starting from the flash weights\n", err);
 		return 0;
 	}
-	if (restore_status == MCF_STATE_OK) {
-		printk("on_device_learning: restored the trained state\n");
-		return 1;
+	newest = odl_state_newest(records, slot_sizes, 2, status);
+	for (int slot = 0; slot < 2; slot++) {
+		if (slot_sizes[slot] > 0 && status[slot] != MCF_STATE_OK) {
+			printk("on_device_learning: slot %d refused (%s)\n", slot, mcf_state_error(status[slot]));
+			why = mcf_state_error(status[slot]);
+		}
 	}
-	printk("on_device_learning: no usable saved state (%s): starting from the flash weights\n",
-	       restore_status == MCF_STATE_ERR_MAGIC ? "none saved" : mcf_state_error(restore_status));
-	return 0;
+	if (newest < 0 || odl_state_restore(records[newest], slot_sizes[newest]) != MCF_STATE_OK) {
+		printk("on_device_learning: no usable saved state (%s): starting from the flash weights\n", why);
+		newest = -1;
+		return 0;
+	}
+	generation = mcf_state_generation(records[newest]);
+	printk("on_device_learning: restored the trained state (generation %u, slot %d)\n", (unsigned int)generation,
+	       newest);
+	return 1;
 }
 
+/* The next generation goes to the slot that does not hold the newest valid record. */
 static void save_state(void)
 {
-	const int32_t n = odl_state_save(record, sizeof(record));
-	const int err = n < 0 ? (int)n : settings_save_one("odl/state", record, (size_t)n);
+	const int slot = newest < 0 ? 0 : 1 - newest;
+	const int32_t n = odl_state_save(slots[slot], sizeof(slots[slot]), generation + 1);
+	const int err = n < 0 ? (int)n
+			      : settings_save_one(slot ? "odl/state1" : "odl/state0", slots[slot], (size_t)n);
 
 	if (err != 0) {
 		printk("on_device_learning: saving the trained state failed (%d)\n", err);
 		return;
 	}
-	printk("on_device_learning: saved the trained state (%d bytes)\n", (int)n);
+	generation++;
+	newest = slot;
+	printk("on_device_learning: saved the trained state (generation %u, slot %d, %d bytes)\n",
+	       (unsigned int)generation, slot, (int)n);
 }
 #endif
 
@@ -123,6 +152,26 @@ static int accuracy(void)
 	return correct;
 }
 
+/* One epoch over the training samples; 0 on success. */
+static int train_epoch(void)
+{
+	for (int n = 0; n < ODL_TRAIN_SAMPLES; n++) {
+		float loss;
+
+		memcpy(odl_input(), odl_train_x[n], ODL_INPUT_SIZE);
+		if (odl_train_step(odl_train_y[n], &loss) != 0) {
+			printk("on_device_learning: train step failed\n");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void print_checksum(void)
+{
+	printk("on_device_learning: train state checksum 0x%08x\n", checksum(odl_train_state(), ODL_TRAIN_STATE_SIZE));
+}
+
 /* A thread rather than main(): its signature is the same in every Zephyr
  * release (main() returns void before 3.4 and int after).
  */
@@ -140,40 +189,42 @@ static void on_device_learning(void *p1, void *p2, void *p3)
 	}
 #ifdef CONFIG_SETTINGS
 	if (restore_state()) {
-		/* what was learned before the reset: inference as it was then */
+		/* what was learned before the reset: inference as it was then; then one more epoch
+		 * (generation g holds ODL_EPOCHS + g - 1 epochs), saved as generation g + 1
+		 */
 		printk("on_device_learning: accuracy restored %d/%d\n", accuracy(), ODL_TEST_SAMPLES);
-		printk("on_device_learning: train state checksum 0x%08x\n",
-		       checksum(odl_train_state(), ODL_TRAIN_STATE_SIZE));
+		print_checksum();
+		if (train_epoch() != 0) {
+			return;
+		}
+		printk("on_device_learning: epoch %d accuracy %d/%d\n", ODL_EPOCHS + (int)generation, accuracy(),
+		       ODL_TEST_SAMPLES);
+		print_checksum();
+		save_state();
 		printk("on_device_learning: done\n");
 		return;
 	}
 #endif
 	printk("on_device_learning: accuracy before %d/%d\n", accuracy(), ODL_TEST_SAMPLES);
 	for (int epoch = 1; epoch <= ODL_EPOCHS; epoch++) {
-		for (int n = 0; n < ODL_TRAIN_SAMPLES; n++) {
-			float loss;
-
-			memcpy(odl_input(), odl_train_x[n], ODL_INPUT_SIZE);
-			if (odl_train_step(odl_train_y[n], &loss) != 0) {
-				printk("on_device_learning: train step failed\n");
-				return;
-			}
+		if (train_epoch() != 0) {
+			return;
 		}
 		printk("on_device_learning: epoch %d accuracy %d/%d\n", epoch, accuracy(), ODL_TEST_SAMPLES);
 	}
 	printk("on_device_learning: accuracy after %d/%d\n", accuracy(), ODL_TEST_SAMPLES);
-	printk("on_device_learning: train state checksum 0x%08x\n",
-	       checksum(odl_train_state(), ODL_TRAIN_STATE_SIZE));
+	print_checksum();
 #ifdef CONFIG_SETTINGS
 	save_state();
 #endif
 	printk("on_device_learning: done\n");
 }
 
-/* The thread's stack: the model's worst-case stack, computed at build time from the compiled
- * kernels (ODL_TRAIN_STEP_STACK_SIZE, which covers odl_init and odl_invoke too), plus this
- * application's own frames (printk's formatting, the settings/NVS calls).
+/* The thread that runs the model: CONFIG_MCUFORGE_THREAD_STACK_SIZE (prj.conf) bytes of stack,
+ * which the post-link check compares with the model's worst-case stack computed from the
+ * compiled kernels (ODL_TRAIN_STEP_STACK_SIZE, covering odl_init and odl_invoke too) and fails
+ * the build when smaller; the rest is for this application's own frames (printk's formatting,
+ * the settings/NVS calls).
  */
-#define APPLICATION_STACK_SIZE 2048
-K_THREAD_DEFINE(on_device_learning_thread, ODL_TRAIN_STEP_STACK_SIZE + APPLICATION_STACK_SIZE, on_device_learning,
-		NULL, NULL, NULL, 5, 0, 0);
+K_THREAD_DEFINE(on_device_learning_thread, CONFIG_MCUFORGE_THREAD_STACK_SIZE, on_device_learning, NULL, NULL, NULL,
+		5, 0, 0);

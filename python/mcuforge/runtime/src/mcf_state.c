@@ -1,24 +1,31 @@
 /*
  * mcf_state: a record that carries a model's trained state across a reset.
  *
- * Layout (little-endian, MCF_STATE_HEADER_SIZE = 48 bytes, then the state):
+ * Layout (little-endian, MCF_STATE_HEADER_SIZE = 52 bytes, then the state):
  *   0  "MCFS"                       magic
- *   4  uint16 version (1)           format version
- *   6  uint16 header size (48)
+ *   4  uint16 version (2)           format version
+ *   6  uint16 header size (52)
  *   8  32 bytes                     identity of the state: <NAME>_TRAIN_STATE_SHA256, the sha256 of
  *                                   the model file's sha256 and the trained state's layout
  *  40  uint32 state size            <NAME>_TRAIN_STATE_SIZE
- *  44  uint32 CRC-32                IEEE 802.3 (zlib's crc32) of bytes 0..43 and the state
- *  48  the state                    what <name>_train_state() points to
+ *  44  uint32 generation            which save this is (the application counts them)
+ *  48  uint32 CRC-32                IEEE 802.3 (zlib's crc32) of bytes 0..47 and the state
+ *  52  the state                    what <name>_train_state() points to
  *
  * mcf_state_unpack() writes nothing unless every check passes, so a record
  * from another model or build, or one torn by a reset during its write, leaves
  * the model's state as it was (its flash weights after <name>_init()).
+ *
+ * Power-fail safety with two slots: save generation g + 1 over the slot that
+ * does not hold the newest valid record (mcf_state_newest() says which does),
+ * so that a reset during the write, or a slot corrupted later, leaves the
+ * previous generation in the other slot; at boot restore the newest valid one.
  * Cost: the CRC is a bitwise loop, 8 steps a byte, no table in flash.
  */
 #include "mcuforge/kernels.h"
 
-#define MCF_STATE_VERSION 1u
+#define MCF_STATE_VERSION 2u
+#define MCF_STATE_CRC_AT 48u
 
 uint32_t mcf_crc32(uint32_t crc, const uint8_t *data, uint32_t size)
 {
@@ -56,8 +63,8 @@ static uint32_t get_u32(const uint8_t *p)
     return get_u16(p) | (get_u16(p + 2) << 16);
 }
 
-int32_t mcf_state_pack(const uint8_t identity[32], const void *state, uint32_t state_size, uint8_t *record,
-                       uint32_t record_size)
+int32_t mcf_state_pack(const uint8_t identity[32], uint32_t generation, const void *state, uint32_t state_size,
+                       uint8_t *record, uint32_t record_size)
 {
     const uint8_t *s = (const uint8_t *)state;
     uint32_t i, crc;
@@ -74,12 +81,13 @@ int32_t mcf_state_pack(const uint8_t identity[32], const void *state, uint32_t s
         record[8 + i] = identity[i];
     }
     put_u32(record + 40, state_size);
+    put_u32(record + 44, generation);
     for (i = 0; i < state_size; ++i) {
         record[MCF_STATE_HEADER_SIZE + i] = s[i];
     }
-    crc = mcf_crc32(0, record, 44);
+    crc = mcf_crc32(0, record, MCF_STATE_CRC_AT);
     crc = mcf_crc32(crc, record + MCF_STATE_HEADER_SIZE, state_size);
-    put_u32(record + 44, crc);
+    put_u32(record + MCF_STATE_CRC_AT, crc);
     return (int32_t)(MCF_STATE_HEADER_SIZE + state_size);
 }
 
@@ -96,9 +104,9 @@ int mcf_state_check(const uint8_t identity[32], const uint8_t *record, uint32_t 
     if (get_u32(record + 40) != state_size || record_size - MCF_STATE_HEADER_SIZE < state_size) {
         return MCF_STATE_ERR_SIZE;
     }
-    crc = mcf_crc32(0, record, 44);
+    crc = mcf_crc32(0, record, MCF_STATE_CRC_AT);
     crc = mcf_crc32(crc, record + MCF_STATE_HEADER_SIZE, state_size);
-    if (crc != get_u32(record + 44)) {
+    if (crc != get_u32(record + MCF_STATE_CRC_AT)) {
         return MCF_STATE_ERR_CRC;
     }
     for (i = 0; i < 32; ++i) {
@@ -122,6 +130,27 @@ int mcf_state_unpack(const uint8_t identity[32], const uint8_t *record, uint32_t
         s[i] = record[MCF_STATE_HEADER_SIZE + i];
     }
     return MCF_STATE_OK;
+}
+
+uint32_t mcf_state_generation(const uint8_t *record)
+{
+    return get_u32(record + 44);
+}
+
+int mcf_state_newest(const uint8_t identity[32], const uint8_t *const records[], const uint32_t record_sizes[],
+                     int count, uint32_t state_size, int status[])
+{
+    int i, best = -1;
+    for (i = 0; i < count; ++i) {
+        status[i] = records[i] == 0 ? MCF_STATE_ERR_MAGIC
+                                    : mcf_state_check(identity, records[i], record_sizes[i], state_size);
+        /* newer: ahead by less than half the counter's range, so that it may wrap around */
+        if (status[i] == MCF_STATE_OK &&
+            (best < 0 || (int32_t)(mcf_state_generation(records[i]) - mcf_state_generation(records[best])) > 0)) {
+            best = i;
+        }
+    }
+    return best;
 }
 
 const char *mcf_state_error(int status)

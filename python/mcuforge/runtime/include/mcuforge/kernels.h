@@ -458,8 +458,8 @@ typedef struct {
 int mcf_tile_s8(const mcf_tile_params *p, const int8_t *input, int8_t *output);
 
 /* A trained state as a record to keep across resets (mcf_state.c): header (magic, version, the
- * state's 32-byte identity <NAME>_TRAIN_STATE_SHA256, size, CRC-32) + the state. */
-#define MCF_STATE_HEADER_SIZE 48
+ * state's 32-byte identity <NAME>_TRAIN_STATE_SHA256, size, generation, CRC-32) + the state. */
+#define MCF_STATE_HEADER_SIZE 52
 #define MCF_STATE_RECORD_SIZE(state_size) (MCF_STATE_HEADER_SIZE + (state_size))
 enum {
     MCF_STATE_OK = 0,
@@ -470,14 +470,22 @@ enum {
     MCF_STATE_ERR_MODEL = -5    /* the state of another model or build */
 };
 uint32_t mcf_crc32(uint32_t crc, const uint8_t *data, uint32_t size);
-/* Bytes written (MCF_STATE_RECORD_SIZE(state_size)) or MCF_STATE_ERR_SIZE. */
-int32_t mcf_state_pack(const uint8_t identity[32], const void *state, uint32_t state_size, uint8_t *record,
-                       uint32_t record_size);
+/* Bytes written (MCF_STATE_RECORD_SIZE(state_size)) or MCF_STATE_ERR_SIZE. `generation` numbers
+ * the saves (1, 2, ...), so that of two slots the newer can be told (mcf_state_newest). */
+int32_t mcf_state_pack(const uint8_t identity[32], uint32_t generation, const void *state, uint32_t state_size,
+                       uint8_t *record, uint32_t record_size);
 /* MCF_STATE_OK when `record` is a whole, intact record of this identity and size. */
 int mcf_state_check(const uint8_t identity[32], const uint8_t *record, uint32_t record_size, uint32_t state_size);
 /* Checks, then copies the state; writes nothing to `state` unless it returns MCF_STATE_OK. */
 int mcf_state_unpack(const uint8_t identity[32], const uint8_t *record, uint32_t record_size, void *state,
                      uint32_t state_size);
+/* The generation of a record that mcf_state_check() accepted. */
+uint32_t mcf_state_generation(const uint8_t *record);
+/* Two (or more) slots: the index of the valid record with the newest generation, or -1 when
+ * none is valid; status[i] is mcf_state_check()'s verdict on slot i (a NULL record: MAGIC).
+ * Write the next save (generation + 1) over any other slot: the newest stays intact. */
+int mcf_state_newest(const uint8_t identity[32], const uint8_t *const records[], const uint32_t record_sizes[],
+                     int count, uint32_t state_size, int status[]);
 const char *mcf_state_error(int status);
 
 #ifdef __cplusplus
