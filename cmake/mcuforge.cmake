@@ -180,7 +180,7 @@ TRAIN_BIAS_LAYERS;TRAIN_WEIGHT_LAYERS;TRAIN_WEIGHT_RATIO;TRAIN_DATA;KERNELS;STAC
       message(STATUS "mcuforge: ${name}: arm-dsp kernels with the DSP extension's instructions (SMLAD, SXTB16)")
     else()
       message(STATUS "mcuforge: ${name}: NOTE: arm-dsp kernels on a core built without the DSP extension "
-                     "(CONFIG_ARMV8_M_DSP is not set: ${CONFIG_SOC}): they run as plain C (their fallback, the "
+                     "(CONFIG_ARMV8_M_DSP is not set on ${BOARD}${BOARD_QUALIFIERS}): they run as plain C (their fallback, the "
                      "same bytes, slower); choose a SoC with the extension for SMLAD/SXTB16")
     endif()
   endif()
