@@ -2,8 +2,11 @@
 #   Zephyr 3.1 - 3.6: the ztest API of the tests (ZTEST, ZTEST_SUITE) must be
 #                     chosen with CONFIG_ZTEST_NEW_API=y (it is the only API
 #                     from 3.7 on, where that symbol no longer exists);
-#   POSIX boards:     native_posix / native_posix_64 up to 3.x, native_sim in
-#                     4.x (listed side by side in testcase.yaml's platform_allow).
+#   boards:           native_posix / native_posix_64 and mps3_an547 up to 3.x,
+#                     native_sim and mps3/corstone300/an547 in 4.x: testcase.yaml
+#                     selects them by Kconfig symbol (filter:), never by name;
+#                     the board names of the Python tests are in
+#                     tests/test_zephyr.py (BOARDS).
 # Include it before find_package(Zephyr).
 set(_mcuforge_zephyr_base "${ZEPHYR_BASE}")
 if(NOT _mcuforge_zephyr_base)
