@@ -683,7 +683,8 @@ def test_arm_dsp_executes_the_dsp_instructions_under_qemu(tmp_path):
     res = west_build(ZTESTS / "inference", name, build, *configs)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-4000:]
-    assert "mcuforge: testnet: arm-dsp kernels with the DSP extension's instructions (SMLAD, SXTB16)" in out, out[-4000:]
+    assert "mcuforge: testnet: arm-dsp kernels with the DSP extension's instructions (SMLAD, SXTB16)" in out, \
+        out[-4000:]
     assert "run as plain C" not in out
     assert "CONFIG_ARMV8_M_DSP=y" in (build / "zephyr" / ".config").read_text()
     smlad = functions_with(build / "zephyr" / "zephyr.elf", "smlad")
