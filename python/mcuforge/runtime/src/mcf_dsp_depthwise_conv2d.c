@@ -644,6 +644,48 @@ static row_wide_fn wide_row_of(const mcf_depthwise_conv2d_params *p, int fit)
     return NULL;
 }
 
+/* One input pixel's 4 channels (one word, the input offset added by
+ * SXTAB16) into the plane rows of channels 0-3 at dst, width int16 apart. */
+MCF_INLINE void plane_one(int16_t *dst, int32_t width, uint32_t v, int32_t offset2)
+{
+    const int32_t x02 = __sxtab16(offset2, v), x13 = mcf_sxtab16_ror8(offset2, v);
+    dst[0] = (int16_t)x02;
+    dst[width] = (int16_t)x13;
+    dst[2 * width] = (int16_t)(x02 >> 16);
+    dst[3 * width] = (int16_t)(x13 >> 16);
+}
+
+/* Two neighbouring pixels (v0, v1) at a 4-byte aligned dst: each channel's
+ * two int16 values packed into one word (PKHBT / PKHTB), 4 word stores. */
+MCF_INLINE void plane_two(int16_t *dst, int32_t width, uint32_t v0, uint32_t v1, int32_t offset2)
+{
+    const uint32_t a02 = (uint32_t)__sxtab16(offset2, v0), a13 = (uint32_t)mcf_sxtab16_ror8(offset2, v0);
+    const uint32_t b02 = (uint32_t)__sxtab16(offset2, v1), b13 = (uint32_t)mcf_sxtab16_ror8(offset2, v1);
+    mcf_write32(dst, mcf_pack_lo(a02, b02));
+    mcf_write32(dst + width, mcf_pack_lo(a13, b13));
+    mcf_write32(dst + 2 * width, mcf_pack_hi(a02, b02));
+    mcf_write32(dst + 3 * width, mcf_pack_hi(a13, b13));
+}
+
+/* n input pixels' 4 channels (src, `channels` bytes apart) into the int16
+ * rows of channels 0-3 at dst (width apart), the input offset added: one
+ * pixel first when dst is not 4-byte aligned, then two per step. */
+MCF_INLINE void copy_row4(int16_t *dst, int32_t width, const int8_t *src, int32_t n, int32_t channels,
+                          int32_t offset2)
+{
+    if (n > 0 && ((uintptr_t)dst & 2u) != 0) {
+        plane_one(dst++, width, mcf_read32(src), offset2);
+        src += channels;
+        --n;
+    }
+    for (; n >= 2; n -= 2, src += 2 * channels, dst += 2) {
+        plane_two(dst, width, mcf_read32(src), mcf_read32(src + channels), offset2);
+    }
+    if (n) {
+        plane_one(dst, width, mcf_read32(src), offset2);
+    }
+}
+
 MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
                     int8_t *output, int8_t *ring, int32_t in_place, int fast)
 {
@@ -698,16 +740,9 @@ MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
             for (r = copied + 1 > lo ? copied + 1 : lo; r <= hi; ++r) {
                 /* ring column j holds input column j - pad_left (a patch may start inside the input:
                  * negative padding); channel k's row at k * width */
-                const int8_t *src = input + (r * in_w + copy_start - p->pad_left) * channels + c;
-                int16_t *dst = (int16_t *)(void *)(ring + (r % rows) * row_bytes) + copy_start;
-                for (x = 0; x < copy_end - copy_start; ++x, src += channels, ++dst) {
-                    const uint32_t v = mcf_read32(src);
-                    const int32_t x02 = __sxtab16(offset2, v), x13 = mcf_sxtab16_ror8(offset2, v);
-                    dst[0] = (int16_t)x02;
-                    dst[width] = (int16_t)x13;
-                    dst[2 * width] = (int16_t)(x02 >> 16);
-                    dst[3 * width] = (int16_t)(x13 >> 16);
-                }
+                copy_row4((int16_t *)(void *)(ring + (r % rows) * row_bytes) + copy_start, width,
+                          input + (r * in_w + copy_start - p->pad_left) * channels + c, copy_end - copy_start,
+                          channels, offset2);
             }
             copied = hi > copied ? hi : copied;
             if (full3x3) { /* channel 0's window rows; channel j's follow at j * width */
@@ -811,29 +846,6 @@ int32_t mcf_dsp_depthwise_conv2d_s8_inplace_plane_scratch_size(const mcf_depthwi
     return plane_scratch_size(p, 1);
 }
 
-/* One input pixel's 4 channels (one word, the input offset added by
- * SXTAB16) into the plane rows of channels 0-3 at dst, width int16 apart. */
-MCF_INLINE void plane_one(int16_t *dst, int32_t width, uint32_t v, int32_t offset2)
-{
-    const int32_t x02 = __sxtab16(offset2, v), x13 = mcf_sxtab16_ror8(offset2, v);
-    dst[0] = (int16_t)x02;
-    dst[width] = (int16_t)x13;
-    dst[2 * width] = (int16_t)(x02 >> 16);
-    dst[3 * width] = (int16_t)(x13 >> 16);
-}
-
-/* Two neighbouring pixels (v0, v1) at a 4-byte aligned dst: each channel's
- * two int16 values packed into one word (PKHBT / PKHTB), 4 word stores. */
-MCF_INLINE void plane_two(int16_t *dst, int32_t width, uint32_t v0, uint32_t v1, int32_t offset2)
-{
-    const uint32_t a02 = (uint32_t)__sxtab16(offset2, v0), a13 = (uint32_t)mcf_sxtab16_ror8(offset2, v0);
-    const uint32_t b02 = (uint32_t)__sxtab16(offset2, v1), b13 = (uint32_t)mcf_sxtab16_ror8(offset2, v1);
-    mcf_write32(dst, mcf_pack_lo(a02, b02));
-    mcf_write32(dst + width, mcf_pack_lo(a13, b13));
-    mcf_write32(dst + 2 * width, mcf_pack_hi(a02, b02));
-    mcf_write32(dst + 3 * width, mcf_pack_hi(a13, b13));
-}
-
 MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,
                           int8_t *plane, int fast)
 {
@@ -862,20 +874,8 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p, const int8_t *in
     }
     for (c = 0; c < channels; c += 4) {
         for (r = 0; r < copy_h; ++r) {
-            const int8_t *src = input + r * in_w * channels + c;
-            int16_t *dst = base + (r + p->pad_top) * row16 + p->pad_left;
-            x = copy_w;
-            if (p->pad_left & 1) { /* then the pairs below start at a 4-byte boundary */
-                plane_one(dst++, width, mcf_read32(src), offset2);
-                src += channels;
-                --x;
-            }
-            for (; x >= 2; x -= 2, src += 2 * channels, dst += 2) {
-                plane_two(dst, width, mcf_read32(src), mcf_read32(src + channels), offset2);
-            }
-            if (x) {
-                plane_one(dst, width, mcf_read32(src), offset2);
-            }
+            copy_row4(base + (r + p->pad_top) * row16 + p->pad_left, width, input + r * in_w * channels + c, copy_w,
+                      channels, offset2);
         }
         for (j = 0; j < 4; ++j) {
             const uint32_t *w = filter + (c + j) * per_channel;
