@@ -955,6 +955,8 @@ typedef struct {
 
 void mcf_dsp_pw4x2(const mcf_pw4_job *job, int32_t groups);
 void mcf_dsp_pw4x2w(const mcf_pw4_job *job, int32_t groups);
+void mcf_dsp_pw4x2_lo(const mcf_pw4_job *job, int32_t groups);
+void mcf_dsp_pw4x2w_lo(const mcf_pw4_job *job, int32_t groups);
 #define MCF_PW4_GROUP                                 \
     "ldr.w r0, [r12]\n\t"                             \
     "ldr.w r1, [r12, #4]\n\t"                         \
@@ -996,6 +998,13 @@ void mcf_dsp_pw4x2w(const mcf_pw4_job *job, int32_t groups);
     "asr r3, r3, r1\n\t"                              \
     "ssat r3, #8, r3\n\t"                             \
     "strb r3, " addr "\n\t"
+/* the same when output_offset = -128 (mcf_dsp_out_record_lo): no sign term */
+#define MCF_PW4_OUT_LO(acc, addr)                     \
+    "lsl " acc ", " acc ", #1\n\t"                    \
+    "smmlar r3, " acc ", r0, r2\n\t"                  \
+    "asr r3, r3, r1\n\t"                              \
+    "ssat r3, #8, r3\n\t"                             \
+    "strb r3, " addr "\n\t"
 /* The wide layout's group (mcf_dsp_pw4x2w): the pair's 4 words of int16
  * pairs, a's (w0, w2), b's (w0, w2), a's (w1, w3), b's (w1, w3), made offline
  * (codegen/arm_dsp.py pack_wide): no SXTB16, 12 loads and 16 SMLAD. */
@@ -1028,7 +1037,7 @@ void mcf_dsp_pw4x2w(const mcf_pw4_job *job, int32_t groups);
     "smlad r11, r1, r2, r11\n\t"                      \
     "smlad r4, r0, r3, r4\n\t"                        \
     "smlad r8, r1, r3, r8\n\t"
-#define MCF_PW4_FUNCTION(name, GROUP, GROUP_BYTES)                              \
+#define MCF_PW4_FUNCTION(name, GROUP, GROUP_BYTES, OUT)                         \
     MCF_ASM_FUNCTION(name)                                                    \
     "adr.w r11, 1f\n\t" \
     "rsb r12, r1, #0\n\t" \
@@ -1063,20 +1072,20 @@ void mcf_dsp_pw4x2w(const mcf_pw4_job *job, int32_t groups);
     "str r12, [sp, #12]\n\t" \
     "ldr r12, [sp, #20]\n\t" \
     "ldr lr, [sp, #28]\n\t" \
-    MCF_PW4_OUT("r4", "[r12]") \
-    MCF_PW4_OUT("r5", "[r12, lr]") \
-    MCF_PW4_OUT("r6", "[r12, lr, lsl #1]") \
+    OUT("r4", "[r12]") \
+    OUT("r5", "[r12, lr]") \
+    OUT("r6", "[r12, lr, lsl #1]") \
     "add r4, lr, lr, lsl #1\n\t" \
-    MCF_PW4_OUT("r7", "[r12, r4]") \
+    OUT("r7", "[r12, r4]") \
     "ldr r12, [sp, #16]\n\t" \
     "ldmia r12!, {r0, r1, r2}\n\t" \
     "str r12, [sp, #16]\n\t" \
     "ldr r12, [sp, #20]\n\t" \
     "adds r12, r12, #1\n\t" \
-    MCF_PW4_OUT("r8", "[r12]") \
-    MCF_PW4_OUT("r9", "[r12, lr]") \
-    MCF_PW4_OUT("r10", "[r12, lr, lsl #1]") \
-    MCF_PW4_OUT("r11", "[r12, r4]") \
+    OUT("r8", "[r12]") \
+    OUT("r9", "[r12, lr]") \
+    OUT("r10", "[r12, lr, lsl #1]") \
+    OUT("r11", "[r12, r4]") \
     "adds r12, r12, #1\n\t" \
     "str r12, [sp, #20]\n\t" \
     "ldr r3, [sp, #24]\n\t" \
@@ -1086,12 +1095,15 @@ void mcf_dsp_pw4x2w(const mcf_pw4_job *job, int32_t groups);
     "pop {r4-r11, pc}\n\t" \
     ".size " name ", .-" name "\n\t" \
     ".popsection"
-__asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2", MCF_PW4_GROUP, "128"));
-__asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2w", MCF_PW4W_GROUP, "112"));
+__asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2", MCF_PW4_GROUP, "128", MCF_PW4_OUT));
+__asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2w", MCF_PW4W_GROUP, "112", MCF_PW4_OUT));
+__asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2_lo", MCF_PW4_GROUP, "128", MCF_PW4_OUT_LO));
+__asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2w_lo", MCF_PW4W_GROUP, "112", MCF_PW4_OUT_LO));
 #undef MCF_PW4_GROUP
 #undef MCF_PW4W_GROUP
 #undef MCF_PW4_FUNCTION
 #undef MCF_PW4_OUT
+#undef MCF_PW4_OUT_LO
 
 /* Every channel pair against the 4 columns, through the assembly. */
 static void fused4(const matmul *m, const uint32_t *cols, int8_t *out)
@@ -1107,10 +1119,10 @@ static void fused4(const matmul *m, const uint32_t *cols, int8_t *out)
     job.out_end = out + pairs;
     job.out_c = m->out_c;
     job.w = m->filter;
-    if (m->wide) {
-        mcf_dsp_pw4x2w(&job, m->groups);
+    if (mcf_dsp_records_lo(m->output_offset)) {
+        (m->wide ? mcf_dsp_pw4x2w_lo : mcf_dsp_pw4x2_lo)(&job, m->groups);
     } else {
-        mcf_dsp_pw4x2(&job, m->groups);
+        (m->wide ? mcf_dsp_pw4x2w : mcf_dsp_pw4x2)(&job, m->groups);
     }
 }
 #endif
@@ -1227,6 +1239,35 @@ MCF_INLINE void window_3x3x3(const int8_t *src, int32_t step, uint32_t *slot, co
 #undef MCF_W333_PUT
 }
 
+/* columns_kxk_n for a 3x3 window over 3 channels with dilation 1 along the
+ * rows (first layers): windows inside the input by window_3x3x3, a pointer
+ * and the window's corner stepped column by column, the others by im2col.
+ * Inlined with nc a constant at each call, so the stores take immediate
+ * offsets. */
+MCF_INLINE void columns_333(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int32_t oy, int32_t ox,
+                            int16_t *cols, const int32_t nc)
+{
+    const int32_t in_w = p->in_w, sw = p->stride_w, out_w = p->out_w, step = p->dilation_h * in_w * 3;
+    const int32_t x_hi = in_w - 3, y_hi = p->in_h - 1 - 2 * p->dilation_h;
+    int32_t y0 = oy * p->stride_h - p->pad_top, x0 = ox * sw - p->pad_left, c;
+    const int8_t *src = input + (y0 * in_w + x0) * 3;
+    for (c = 0; c < nc; ++c) {
+        if (x0 >= 0 && x0 <= x_hi && y0 >= 0 && y0 <= y_hi) {
+            window_3x3x3(src, step, (uint32_t *)(void *)cols + 2 * c, 2 * nc);
+        } else {
+            im2col(p, input, n + c, cols, c, nc);
+        }
+        x0 += sw;
+        src += 3 * sw;
+        if (++ox == out_w) {
+            ox = 0;
+            y0 += p->stride_h;
+            x0 = -p->pad_left;
+            src = input + (y0 * in_w + x0) * 3;
+        }
+    }
+}
+
 /* The 6 columns of output pixels n .. n + 5 (the first at oy, ox) of a
  * k x k layer. A window inside the input (dilation 1 along its rows) is read
  * kernel row by kernel row, each row one run of k_w * in_c bytes: expanded
@@ -1245,6 +1286,16 @@ MCF_NO_LIBCALLS static void columns_kxk_n(const mcf_conv2d_params *p, const int8
     const int w333 = in_c == 3 && k_h == 3 && k_w == 3;
     const int32_t x_last = in_w - k_w;
     int32_t c, ky, y0 = oy * p->stride_h - p->pad_top, x0 = ox * stride_w - p->pad_left;
+    if (w333 && p->dilation_w == 1) {
+        if (nc == 4) {
+            columns_333(p, input, n, oy, ox, cols, 4);
+        } else if (nc == MCF_BLOCK) {
+            columns_333(p, input, n, oy, ox, cols, MCF_BLOCK);
+        } else {
+            columns_333(p, input, n, oy, ox, cols, nc);
+        }
+        return;
+    }
     if (in_c % 4 != 0 && k <= MCF_PATCH_MAX) {
         patch.w[groups - 1] = 0; /* the products past K meet zero filter bytes */
     }
