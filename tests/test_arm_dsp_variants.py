@@ -492,3 +492,15 @@ def test_avg_pool_on_cortex_m(target, tmp_path):
     _run_on_cortex_m(target, tmp_path, pool_harness(cases), "mcf_dsp_pool.c", [_short(p) for p, _ in cases],
                      [x for _, x in cases],
                      [np.append(KERNELS["avg_pool_s8"](p, x).reshape(-1), np.int8(0)) for p, x in cases])
+
+
+def test_small_flash_budget_keeps_the_variants_without_flash(tmp_path):
+    """A --flash-budget below the weights plus the code reserve rules out only
+    the variants that cost flash (tables, widened filters), not the others."""
+    model = _model("kws_ref_model.tflite")
+    free = _plan(model, tmp_path, "free", kernels="arm-dsp")
+    small = _plan(model, tmp_path, "small", kernels="arm-dsp", flash_budget=free.weight_bytes + 1024)
+    assert not any(getattr(arm_dsp.chosen(small.extra["variants"], s), "wide", False) for s in small.steps)
+    assert arm_dsp.fallback_layers(small) == arm_dsp.fallback_layers(free)
+    assert [s.name for s in small.steps if small.extra["variants"][s.name] == "portable"] == \
+        [s.name for s in free.steps if free.extra["variants"][s.name] == "portable"]

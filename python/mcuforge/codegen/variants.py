@@ -154,7 +154,7 @@ def choose(graph, steps: list[Step], aliases, allow_inplace: bool, config, plan_
     else:
         limit, limit_what = portable_arena, f"the portable plan's arena ({portable_arena} B; no --sram-budget)"
     weights = sum(s.weight_bytes for s in steps)
-    spare_flash = None if config.flash_budget is None else config.flash_budget - weights - CODE_RESERVE
+    spare_flash = None if config.flash_budget is None else max(0, config.flash_budget - weights - CODE_RESERVE)
 
     def flash_of(choice):
         return sum(next(o.flash for o in opts[n] if o.key == k) for n, k in choice.items())
