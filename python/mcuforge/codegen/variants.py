@@ -16,9 +16,8 @@ of --sram-budget, or without one the arena of the portable plan: arm-dsp then
 never costs SRAM the user did not allow) and the flash left by the weights
 and CODE_RESERVE under --flash-budget. It first tries every layer's fastest
 variant; when that plan is over a limit it starts from every layer's smallest
-scratch and
-upgrades layers one at a time, most cycles saved first, keeping an upgrade
-only when the planned arena and the flash stay within the limits.
+scratch and upgrades layers one at a time, most cycles saved first, keeping
+an upgrade only when the planned arena and the flash stay within the limits.
 """
 from __future__ import annotations
 
