@@ -328,7 +328,7 @@ def headline(results) -> str:
 TASK_DEFAULTS = {
     # digits: tiny nets, a small held-out part: 3-fold cross-validation over the training part
     "digits": dict(budgets=["2K/16K", "8K/32K", "32K/128K"], epochs=60, widths=[0.5, 0.75, 1.0], scales=None,
-                   space_samples=3, space_per_family=3, candidates=10, proxy_epochs=8, folds=3),
+                   space_samples=3, space_per_family=3, candidates=12, proxy_epochs=20, folds=3),
     # keywords: 7,272 clips; the MFCC input is not upsampled (scale 1)
     "keywords": dict(budgets=["4K/32K", "8K/64K", "32K/128K"], epochs=15, widths=[0.5, 1.0], scales=[1.0],
                      space_samples=2, space_per_family=2, candidates=6, proxy_epochs=3, folds=1),

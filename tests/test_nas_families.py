@@ -7,6 +7,11 @@ search over it (mcuforge.nas.designsearch): small, bounded runs.
 * the space step, on a fixed seed, picks the plain-CNN family at a tiny
   budget (1 KB SRAM / 8 KB flash) and the inverted-residual family at a large
   one (64 KB / 256 KB): the compute of the networks that fit decides;
+* the space step by short training (the default of `search`) scores the
+  triples it trained, records that in the table and picks the smallest SRAM
+  among those tied with the best proxy accuracy;
+* the plain family at width 1 holds the hand-drawn 16-24 CNN and its
+  narrower versions; a k-fold proxy scores every sample once, reproducibly;
 * every design of every family builds, runs a batch and exports at batch 1
   with the same outputs (the resize's batch-1 form is the compiled one).
 """
@@ -21,8 +26,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from mcuforge.nas.designsearch import Split, choose_space, finish, search  # noqa: E402
-from mcuforge.nas.families import FAMILIES, FamilySpace, build, scales_for  # noqa: E402
+from mcuforge.nas.designsearch import (Split, choose_space, finish, prefer_small, proxy_score, search,  # noqa: E402
+                                       tie_tolerance)
+from mcuforge.nas.families import FAMILIES, FamilySpace, build, hand_cnn, scales_for  # noqa: E402
 from mcuforge.nas.measure import Budget  # noqa: E402
 
 from marks import needs_qemu  # noqa: E402
@@ -106,6 +112,48 @@ def test_space_step_picks_plain_at_tiny_and_inverted_residual_at_large_budget():
                                                   if t["fitting"] and t["fit_fraction"] >= 0.2)
     # at the tiny budget the depthwise families do not fit at all
     assert all(t["fitting"] == 0 for t in tiny.table if t["family"] == "dscnn")
+
+
+@needs_qemu
+def test_space_step_by_short_training_prefers_the_smallest_sram_among_ties():
+    split = _digits()
+    choice = choose_space(split, Budget(2048, 16 * 1024), widths=(0.5, 1.0), scales=(1.0,), samples=2, seed=0,
+                          criterion="train", proxy_epochs=3, per_family=2)
+    trained = [t for t in choice.table if "proxy_accuracy" in t]
+    assert {t["family"] for t in trained} == {t["family"] for t in choice.table if t["fitting"]}
+    assert len(trained) <= 2 * len(FAMILIES) and all(t["proxy_scored"] == len(split.y_val) for t in trained)
+    chosen = next(t for t in choice.table if t["chosen"])
+    top = max(t["proxy_accuracy"] for t in trained)
+    tied = [t for t in trained if t["proxy_accuracy"] >= top - tie_tolerance(top, len(split.y_val)) - 1e-12]
+    assert chosen in tied
+    assert chosen["proxy_sram_bytes"] == min(t["proxy_sram_bytes"] for t in tied)
+    # prefer_small: ties by SRAM, the rest by accuracy
+    rows = [{"design": str(i), "fits": True, "accuracy": a, "scored": 1000, "sram_bytes": s, "flash_bytes": 1}
+            for i, (a, s) in enumerate([(0.990, 900), (0.989, 600), (0.950, 100), (0.970, 300)])]
+    assert [r["design"] for r in prefer_small(rows)] == ["1", "0", "3", "2"]
+
+
+def test_plain_family_holds_the_hand_cnn_and_narrower_versions():
+    space = FamilySpace("plain", (1, 8, 8), 10, 1.0, 1.0)
+    assert {8, 12, 16} <= set(space.channel_choices(0)) and {12, 24} <= set(space.channel_choices(1))
+    f = FAMILIES["plain"]
+    hand = hand_cnn((1, 8, 8), 10)
+    assert len(hand.stages) in f.stages and hand.head in f.heads
+    for i, st in enumerate(hand.stages):
+        assert st.block in f.blocks and st.depth in f.depths and st.kernel in f.kernels
+        assert st.downsample in f.downsamples and st.channels in space.channel_choices(i)
+    # the space step samples it first (with the 8-12 version) in the width-1 plain space
+    assert (space.widest().stages, space.widest().head) == (hand.stages, hand.head)
+    assert [st.channels for st in space.smallest().stages] == [8, 12]
+
+
+def test_k_fold_proxy_scores_every_sample_reproducibly():
+    split = _digits()
+    design = FamilySpace("plain", split.input_shape, 10, 0.5, 1.0).smallest()
+    first = proxy_score(design, split, 1, 0, folds=3)
+    assert first[1] == len(split.y_train) + len(split.y_val)
+    assert proxy_score(design, split, 1, 0, folds=3) == first
+    assert 0.1 < first[0] <= 1.0
 
 
 @needs_qemu

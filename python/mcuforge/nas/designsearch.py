@@ -209,7 +209,8 @@ def choose_space(split: Split, budget: Budget, families=tuple(FAMILIES), widths=
             for scale in scales:
                 space = FamilySpace(family, shape, split.classes, width, scale)
                 rng = random.Random(f"{seed}-{family}-{width}-{scale}")
-                designs = [space.smallest()] + [space.sample(rng) for _ in range(samples - 1)]
+                fixed = [space.smallest(), space.widest()][:samples]
+                designs = fixed + [space.sample(rng) for _ in range(samples - len(fixed))]
                 mine = [measure_design(d, budget, calibration, latency, latency_budget) for d in designs]
                 rows += mine
                 fit = [r for r in mine if r["fits"]]

@@ -208,6 +208,13 @@ class FamilySpace:
                         min(f.expands), down) for i in range(n)]
         return self._design(self._stem(None), stages, "pool" if "pool" in f.heads else f.heads[0])
 
+    def widest(self) -> Design:
+        """`smallest` with every stage at its most channels and the family's first head: the shallow
+        end of the space at full width (for the plain family at width 1, the hand-drawn 16-24 CNN)."""
+        d = self.smallest()
+        return replace(d, stages=tuple(replace(st, channels=max(self.channel_choices(i)))
+                                       for i, st in enumerate(d.stages)), head=self.family.heads[0])
+
     def mutate(self, design: Design, rng: random.Random, prob: float = 0.25) -> Design:
         f = self.family
         for _ in range(20):
