@@ -232,7 +232,7 @@ def run_task(task, x_train, x_test, y_train, y_test, classes, budget, args, log)
     res = search(split, budget, seed=0, widths=tuple(args.widths), scales=scales, space_samples=args.space_samples,
                  candidates=args.candidates, proxy_epochs=args.proxy_epochs, final_epochs=1,
                  say=(lambda m: log("    " + m)) if args.verbose else None, space_criterion=args.space_criterion,
-                 folds=args.folds, space_per_family=args.space_per_family)
+                 folds=args.folds, space_per_family=args.space_per_family, time_budget=args.search_seconds)
     search_seconds = time.monotonic() - t
     trained = {t_["proxy_design"] for t_ in res.choice.table if t_.get("proxy_design")} | \
         {r["design"] for r in res.evaluated if r.get("accuracy") is not None}
@@ -327,11 +327,14 @@ def headline(results) -> str:
 
 TASK_DEFAULTS = {
     # digits: tiny nets, a small held-out part: 3-fold cross-validation over the training part
-    "digits": dict(budgets=["2K/16K", "8K/32K", "32K/128K"], epochs=60, widths=[0.5, 0.75, 1.0], scales=None,
-                   space_samples=3, space_per_family=3, candidates=12, proxy_epochs=20, folds=3),
+    # scales 1/2 and 1 (the 2x upsampled 16x16 input makes every proxy 4x slower)
+    "digits": dict(budgets=["2K/16K", "8K/32K", "32K/128K"], epochs=60, widths=[0.5, 0.75, 1.0], scales=[0.5, 1.0],
+                   space_samples=3, space_per_family=3, candidates=12, proxy_epochs=20, folds=3,
+                   search_seconds=240),
     # keywords: 7,272 clips; the MFCC input is not upsampled (scale 1)
-    "keywords": dict(budgets=["4K/32K", "8K/64K", "32K/128K"], epochs=15, widths=[0.5, 1.0], scales=[1.0],
-                     space_samples=2, space_per_family=2, candidates=6, proxy_epochs=3, folds=1),
+    "keywords": dict(budgets=["4K/32K", "8K/64K", "32K/128K"], epochs=10, widths=[0.5, 1.0], scales=[1.0],
+                     space_samples=2, space_per_family=2, candidates=6, proxy_epochs=3, folds=1,
+                     search_seconds=200),
 }
 
 
@@ -350,6 +353,8 @@ def main(argv=None) -> int:
     ap.add_argument("--candidates", type=int)
     ap.add_argument("--proxy-epochs", type=int)
     ap.add_argument("--folds", type=int)
+    ap.add_argument("--search-seconds", type=float,
+                    help="the search's time budget (its evolution stops at 70%% of it; per task default)")
     ap.add_argument("--widths", type=float, nargs="+")
     ap.add_argument("--scales", type=float, nargs="+")
     ap.add_argument("--dscnn-widths", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])
