@@ -195,7 +195,9 @@ def choose_space(split: Split, budget: Budget, families=tuple(FAMILIES), widths=
     criterion "macs": the triple whose fitting samples have the most MACs on
     average (MCUNet's rule). criterion "train": per family, `per_family`
     triples spread over its range of MACs are scored by a short training
-    (`proxy_score`) of their fitting sample with the most MACs; the best
+    (`proxy_score`) of their `widest` network (the shallowest at the most
+    channels: comparable across triples, and cheap to train) when it fits,
+    else of their fitting sample with the most MACs; the best
     proxy accuracy wins, and among ties (`tie_tolerance`) the one with the
     smallest SRAM."""
     if criterion not in ("macs", "train"):
@@ -245,7 +247,9 @@ def choose_space(split: Split, budget: Budget, families=tuple(FAMILIES), widths=
             for t in _spread(mine, per_family):
                 fit = [r for r in rows if r["fits"] and (r["family"], r["width"], r["scale"]) ==
                        (t["family"], t["width"], t["scale"])]
-                r = max(fit, key=lambda r: (r["macs"], r["design"]))
+                widest = FamilySpace(t["family"], shape, split.classes, t["width"], t["scale"]).widest().key()
+                r = next((r for r in fit if r["design"] == widest), None) or \
+                    max(fit, key=lambda r: (r["macs"], r["design"]))
                 acc, n = proxy_score(Design.from_dict(json.loads(r["design"])), split, proxy_epochs, seed, folds)
                 t.update(proxy_accuracy=acc, proxy_scored=n, proxy_design=r["design"], proxy_macs=r["macs"],
                          proxy_sram_bytes=r["sram_bytes"])
