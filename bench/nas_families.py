@@ -354,7 +354,8 @@ def main(argv=None) -> int:
     ap.add_argument("--proxy-epochs", type=int)
     ap.add_argument("--folds", type=int)
     ap.add_argument("--search-seconds", type=float,
-                    help="the search's time budget (its evolution stops at 70%% of it; per task default)")
+                    help="the search's time budget (its evolution stops at 70%% of it and runs at least 30%% of it "
+                         "after the space step; per task default)")
     ap.add_argument("--widths", type=float, nargs="+")
     ap.add_argument("--scales", type=float, nargs="+")
     ap.add_argument("--dscnn-widths", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])

@@ -346,7 +346,8 @@ def search(split: Split, budget: Budget, seed: int = 0, families=tuple(FAMILIES)
         say(f"chose {choice.family}, width {choice.width}, scale {choice.scale}")
     space = FamilySpace(choice.family, split.input_shape, split.classes, choice.width, choice.scale)
     t0 = time.monotonic()
-    deadline = None if time_budget is None else start + 0.7 * time_budget
+    # the evolution stops at 70% of the time budget, and runs for at least 30% of it after the space step
+    deadline = None if time_budget is None else max(start + 0.7 * time_budget, time.monotonic() + 0.3 * time_budget)
     seeds = choice.fitting()
     known = {t["proxy_design"]: (t["proxy_accuracy"], t["proxy_scored"]) for t in choice.table
              if t.get("proxy_design")}
