@@ -211,7 +211,8 @@ def choose_space(split: Split, budget: Budget, families=tuple(FAMILIES), widths=
             for scale in scales:
                 space = FamilySpace(family, shape, split.classes, width, scale)
                 rng = random.Random(f"{seed}-{family}-{width}-{scale}")
-                fixed = [space.smallest(), space.widest()][:samples]
+                # the widest network represents the triple in a short training (criterion "train")
+                fixed = ([space.smallest(), space.widest()] if criterion == "train" else [space.smallest()])[:samples]
                 designs = fixed + [space.sample(rng) for _ in range(samples - len(fixed))]
                 mine = [measure_design(d, budget, calibration, latency, latency_budget) for d in designs]
                 rows += mine
