@@ -173,8 +173,8 @@ def test_cli_tiny_search_on_1d_data(tmp_path, capsys):
     np.savez(path, x=split.x_train[..., 0], y=split.y_train, x_val=split.x_val[..., 0], y_val=split.y_val)
     out = tmp_path / "out"
     rc = cli.main(["-q", "nas", "--data", str(path), "--sram-budget", "4K", "--flash-budget", "32K",
-                   "--space-samples", "1", "--widths", "0.5", "--scales", "1", "--candidates", "3", "--proxy-epochs", "1", "--final-epochs", "10",
-                   "-o", str(out)])
+                   "--space-samples", "1", "--widths", "0.5", "--scales", "1", "--candidates", "3", "--proxy-epochs", "1", "--final-epochs", "20",
+                   "--space-criterion", "macs", "-o", str(out)])
     assert rc == 0, capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())
     assert report["data"]["input_shape"] == [2, 64, 1] and report["data"]["held_out"] == len(split.y_val)
@@ -182,6 +182,7 @@ def test_cli_tiny_search_on_1d_data(tmp_path, capsys):
     assert json.loads((out / "elf_check.json").read_text())["fits"]
     table = report["search_space"]["table"]
     assert {t["family"] for t in table} == {"plain", "dscnn", "mbconv"} and sum(t["chosen"] for t in table) == 1
+    assert report["search_space"]["criterion"] == "macs"
     assert report["design"]["input_shape"] == [2, 64, 1]
     assert all(s["kernel"] in (3, 5, 7) for s in report["design"]["stages"])
     assert report["accuracy"]["int8_c"] > 1.5 / split.classes
