@@ -264,8 +264,9 @@ def markdown(rows: list[dict]) -> str:
              "now run the arm-dsp variant (mcf_dsp_add_s8), so IC is below the issue's figure by design (with the "
              "portable ADD the model reproduces it: docs/speed.md).\n\n")
     head = ("| model | MACs | M4 portable | M4 arm-dsp | MAC/instr M4 | M7 portable | M7 arm-dsp | "
-            "TFLM / CMSIS-NN / TinyEngine (M4) | target M4 | code B portable → arm-dsp | arena B (scratch) | "
-            "outputs equal |\n|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---|\n")
+            "TFLM / CMSIS-NN / TinyEngine (M4) | target M4 | code B portable → arm-dsp | "
+            "weights + tables B portable → arm-dsp | arena B (scratch) | "
+            "outputs equal |\n|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---|\n")
     lines = []
     for r in rows:
         p, d = r["portable"], r["arm-dsp"]
@@ -279,12 +280,15 @@ def markdown(rows: list[dict]) -> str:
             f"| {r['model']} | {r['macs']:,} | {_m(p['instructions_m4'])} | {_m(d['instructions_m4'])} "
             f"({r['speedup_m4']}x) | {p['macs_per_instruction_m4']} → {d['macs_per_instruction_m4']} | "
             f"{_m(p['instructions_m7'])} | {_m(d['instructions_m7'])} | {anchors} | {target} | "
-            f"{p['code_bytes']:,} → {d['code_bytes']:,} | {d['arena_bytes']:,} (+{r['scratch_bytes']}) | "
+            f"{p['code_bytes']:,} → {d['code_bytes']:,} | {p['constant_bytes']:,} → {d['constant_bytes']:,} | "
+            f"{d['arena_bytes']:,} (+{r['scratch_bytes']}) | "
             f"{'yes' if r['outputs_equal'] else 'NO'} |")
     note = ("\nInstructions per invoke: M4 traced (every executed instruction of the invoke), M7 under QEMU "
             "`-icount shift=0` (SysTick x 40; Cortex-M7 is counted, not priced in cycles); arm-none-eabi-gcc -O2, "
             "one seeded random input; M4 = mps2-an386, M7 = mps2-an500. Anchors: issue 9, instructions, same "
-            "machine and method. Arena: arm-dsp, with (+) the scratch it adds over the portable arena.\n")
+            "machine and method. Weights + tables: .rodata of the model's objects (arm-dsp: filters widened to int16 "
+            "where the planner chose a `w` variant, no --flash-budget given). Arena: arm-dsp, with (+) the scratch "
+            "it adds over the portable arena.\n")
     head2 = ("\n| model | 1x1 layers: MAC/cycle M4 (share of cycles) | 1x1 MAC/instr by input channels K | "
              "depthwise: MAC/cycle M4 (share) | kernels by share of cycles |\n|---|---|---|---|---|\n")
     lines2 = []

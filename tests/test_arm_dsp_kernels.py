@@ -36,8 +36,9 @@ def run_dsp(lib, kernel: str, p: dict, x: np.ndarray, variant=None) -> np.ndarra
     variant = variant or arm_dsp.select(_step(kernel, p))
     assert variant is not None, _short(p)
     keep: list = []
-    prepared = arm_dsp.prepared_params(kernel, p)
-    prepared["filter"] = prepared["filter"].astype("<i4").view(np.int8)  # the words' bytes, as in flash
+    prepared = arm_dsp.prepared_params(kernel, p, variant)
+    if "filter" in prepared:
+        prepared["filter"] = prepared["filter"].astype("<i4").view(np.int8)  # the words' bytes, as in flash
     s = _fill(STRUCTS[kernel], prepared, keep)
     guard = 64
     out_size = KERNELS[kernel](p, x).size
@@ -436,7 +437,7 @@ def cortex_m_harness(cases: list[tuple[dict, int]], variants=None, misalign: boo
     max_in = max(n for _, n in cases)
     max_out = max(p["out_h"] * p["out_w"] * p["out_c"] for p, _ in cases)
     for i, ((p, n_in), v) in enumerate(zip(cases, variants)):
-        q = arm_dsp.prepared_params("conv2d_s8", p)
+        q = arm_dsp.prepared_params("conv2d_s8", p, v)
         decls.append(_c_array(f"filter{i}", "int32_t", q["filter"]) + _c_array(f"bias{i}", "int32_t", q["bias"])
                      + _c_array(f"mult{i}", "int32_t", q["multiplier"]) + _c_array(f"shift{i}", "int32_t", q["shift"]))
         fields = ", ".join(f".{f} = {int(q[f])}" for f in ints)

@@ -178,11 +178,17 @@ def test_add_tables_within_flash_budget(tmp_path):
     adds = [s for s in free.steps if s.kernel == "add_s8"]
     assert adds and all(free.extra["variants"][s.name] == "default" for s in adds)
     weights = free.weight_bytes
+
+    def extra_flash(plan):  # flash of the chosen variants beyond the weights: tables, widened filters
+        return sum(next(o.flash for o in variant_choice.options(s, plan.graph.tensors[s.outputs[0]].size, True)
+                        if o.key == plan.extra["variants"][s.name]) for s in plan.steps)
+
     for room in (0, 1):
         plan = _plan(model, tmp_path, f"flash{room}", kernels="arm-dsp", sram_budget=1 << 20,
-                     flash_budget=weights + room * variant_choice.ADD_TABLE_BYTES)
+                     flash_budget=weights + variant_choice.CODE_RESERVE + room * variant_choice.ADD_TABLE_BYTES)
         tables = [s for s in plan.steps if s.kernel == "add_s8" and plan.extra["variants"][s.name] != "portable"]
-        assert len(tables) == room
+        assert len(tables) <= room and 0 < extra_flash(plan) <= variant_choice.ADD_TABLE_BYTES if room else \
+            extra_flash(plan) == 0
         for s in plan.steps:
             if s.kernel == "add_s8" and s not in tables:
                 assert "--flash-budget" in plan.extra["variant_reasons"][s.name]
@@ -206,22 +212,24 @@ REUSE_SHAPES = [
 ]
 
 
-def reuse_cases():
+def reuse_cases(key: str = "reuse"):
+    """key: reuse, or reusew (its blocks on the filter widened to int16 offline)."""
     for shape in REUSE_SHAPES:
         for mode in ("sat", "sat_lo"):  # the modes with records (the 6-pixel blocks on Cortex-M)
             rng = rng_for("dsp-kxk-reuse", *shape[:2], *shape[2], mode)
             p = kxk_params(rng, *shape, mode)
-            vs = [v for v in arm_dsp.candidates(_step("conv2d_s8", p)) if v.key == "reuse"]
-            assert len(vs) == 1 and vs[0].scratch == 0, _short(p)
+            vs = [v for v in arm_dsp.candidates(_step("conv2d_s8", p)) if v.key == key]
+            assert len(vs) == 1 and vs[0].scratch == 0 and vs[0].wide == (key == "reusew"), _short(p)
             yield p, rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"]), vs[0]
 
 
-def test_conv2d_reuse_host(lib):
+@pytest.mark.parametrize("key", ["reuse", "reusew"])
+def test_conv2d_reuse_host(lib, key):
     """Bit-exact, on guarded buffers; the input is overwritten (it dies with
     the layer), nothing outside input and output is."""
-    for p, x, v in reuse_cases():
+    for p, x, v in reuse_cases(key):
         keep: list = []
-        q = arm_dsp.prepared_params("conv2d_s8", p)
+        q = arm_dsp.prepared_params("conv2d_s8", p, v)
         q["filter"] = q["filter"].astype("<i4").view(np.int8)
         s = _fill(STRUCTS["conv2d_s8"], q, keep)
         expected = KERNELS["conv2d_s8"](p, x).reshape(-1)
@@ -243,7 +251,7 @@ def test_reuse_needs_room():
 @needs_qemu
 @pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
 def test_conv2d_reuse_on_cortex_m(target, tmp_path):
-    cases = list(reuse_cases())
+    cases = list(reuse_cases()) + list(reuse_cases("reusew"))
     _run_on_cortex_m(target, tmp_path, cortex_m_harness([(p, x.size) for p, x, _ in cases], [v for *_, v in cases],
                                                         misalign=False),
                      "mcf_dsp_matmul.c", [_short(p) for p, *_ in cases], [x for _, x, _ in cases],
@@ -283,3 +291,216 @@ def test_conv2d_pw4_on_cortex_m(target, tmp_path):
     _run_on_cortex_m(target, tmp_path, cortex_m_harness([(p, x.size) for p, x, _ in cases], [v for *_, v in cases]),
                      "mcf_dsp_matmul.c", [_short(p) for p, *_ in cases], [x for _, x, _ in cases],
                      [np.append(KERNELS["conv2d_s8"](p, x).reshape(-1), np.int8(0)) for p, x, _ in cases])
+
+
+# ------------------- the 2 x 4 blocks on the filter widened to int16 offline (pw4w)
+
+def wide_cases():
+    """Every 1x1 shape and mode of the rows tests and every k x k shape of the
+    pw4 tests, with the pw4w variant wherever the generator offers it: 4
+    output pixels or more and the requantization records (the pw4 blocks'
+    condition); the pixels after the blocks as one last block of 1-3."""
+    for p, x in rows_cases():
+        pr = arm_dsp.prepared_params("conv2d_s8", p).get("pw_requant")
+        vs = [v for v in arm_dsp.candidates(_step("conv2d_s8", p)) if v.key == "pw4w"]
+        assert len(vs) == int(pr is not None and p["out_h"] * p["out_w"] >= 4), _short(p)
+        if vs:
+            yield p, x, vs[0]
+    for p, x, _ in kxk_pw4_cases():
+        vs = [v for v in arm_dsp.candidates(_step("conv2d_s8", p)) if v.key == "pw4w"]
+        assert len(vs) == 1 and vs[0].wide, _short(p)
+        yield p, x, vs[0]
+    for p, x in tail_cases():  # tailw: the tail's blocks on the wide layout, its last pixels read in place
+        pr = arm_dsp.prepared_params("conv2d_s8", p).get("pw_requant")
+        vs = [v for v in arm_dsp.candidates(_step("conv2d_s8", p)) if v.key == "tailw"]
+        assert len(vs) == int(pr is not None) and all(v.scratch == 0 for v in vs), _short(p)
+        if vs:
+            yield p, x, vs[0]
+
+
+def test_pack_wide_layout():
+    """The wide words hold each group's (w0, w2), (w1, w3) int16 pairs: pairs
+    interleaved a, b, a, b; a last odd channel on its own; K padded with 0."""
+    w = np.arange(-30, 30, dtype=np.int8).reshape(3, 20)[:, :18]  # 3 channels, K = 18 (5 groups)
+    words = arm_dsp.pack_wide(w).astype("<i4").view("<i2").reshape(-1, 2)
+    assert words.shape == (2 * 5 * 2 + 5 * 2, 2)
+    pad = np.zeros((3, 20), dtype=np.int16)
+    pad[:, :18] = w
+    for g in range(5):
+        a, b = pad[0, 4 * g:4 * g + 4], pad[1, 4 * g:4 * g + 4]
+        assert words[4 * g].tolist() == [a[0], a[2]] and words[4 * g + 1].tolist() == [b[0], b[2]]
+        assert words[4 * g + 2].tolist() == [a[1], a[3]] and words[4 * g + 3].tolist() == [b[1], b[3]]
+        c = pad[2, 4 * g:4 * g + 4]
+        assert words[20 + 2 * g].tolist() == [c[0], c[2]] and words[20 + 2 * g + 1].tolist() == [c[1], c[3]]
+
+
+def test_conv2d_wide_host(lib):
+    cases = list(wide_cases())
+    assert len(cases) >= 60 and any(p["k_h"] > 1 for p, _, _ in cases)
+    assert {v.key for _, _, v in cases} == {"pw4w", "tailw"}
+    for p, x, v in cases:
+        check_dsp(lib, "conv2d_s8", p, x, v)
+
+
+@needs_qemu
+@pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
+def test_conv2d_wide_on_cortex_m(target, tmp_path):
+    """pw4w's assembly (mcf_dsp_pw4x2w) on the real DSP instructions, every shape and mode above."""
+    cases = list(wide_cases())
+    _run_on_cortex_m(target, tmp_path, cortex_m_harness([(p, x.size) for p, x, _ in cases], [v for *_, v in cases]),
+                     "mcf_dsp_matmul.c", [_short(p) for p, *_ in cases], [x for _, x, _ in cases],
+                     [np.append(KERNELS["conv2d_s8"](p, x).reshape(-1), np.int8(0)) for p, x, _ in cases])
+
+
+def test_wide_filters_within_flash_budget(tmp_path):
+    """A filter widened to int16 costs its int8 size once more in flash: no
+    budget takes it where it is fastest; a --flash-budget of the weights and
+    the code reserve alone leaves every layer on an int8 layout, saying why."""
+    model = _model("kws_ref_model.tflite")
+    free = _plan(model, tmp_path, "free", kernels="arm-dsp")
+    wide = [s for s in free.steps if getattr(arm_dsp.chosen(free.extra["variants"], s), "wide", False)]
+    assert wide, "KWS's convolutions take the widened filters without a flash budget"
+    tight = _plan(model, tmp_path, "tight", kernels="arm-dsp",
+                  flash_budget=free.weight_bytes + variant_choice.CODE_RESERVE)
+    assert not any(getattr(arm_dsp.chosen(tight.extra["variants"], s), "wide", False) for s in tight.steps)
+    for s in wide:
+        assert "--flash-budget" in tight.extra["variant_reasons"][s.name], tight.extra["variant_reasons"][s.name]
+
+
+# ------------------- fully connected, one input row, on the filter widened to int16 offline (w6)
+
+from test_arm_dsp_kernels import _c_array, _program  # noqa: E402
+from test_kernels import fc_params, rand_requant  # noqa: E402
+
+
+def w6_cases():
+    """Random layers (K 1-299: every K % 4, no whole group at all; N 1-39:
+    every N % 6), each requantization, and two MLPerf-AD-sized ones."""
+    layers = []
+    for seed in range(36):
+        rng = rng_for("dsp-fc-w6", seed)
+        p = dict(fc_params(rng, seed), rows=1)
+        layers.append((p, rand_i8(rng, p["in_features"])))
+    for k, n in ((640, 13), (37, 128)):
+        rng = rng_for("dsp-fc-w6-big", k, n)
+        p = dict(fc_params(rng, 1), rows=1, in_features=k, out_features=n, filter=rand_i8(rng, n * k),
+                 bias=rng.integers(-(1 << 20), 1 << 20, n).astype(np.int32))
+        p["multiplier"], p["shift"] = rand_requant(rng, n, bool(p["per_channel"]))
+        layers.append((p, rand_i8(rng, k)))
+    for p, x in layers:
+        vs = [v for v in arm_dsp.candidates(_step("fully_connected_s8", p)) if v.key == "w6"]
+        assert len(vs) == 1 and vs[0].wide and vs[0].scratch == 0, _short(p)
+        yield p, x, vs[0]
+
+
+def test_fully_connected_w6_host(lib):
+    cases = list(w6_cases())
+    assert {p["out_features"] % 6 for p, _, _ in cases} == set(range(6))
+    assert {p["in_features"] % 4 for p, _, _ in cases} == set(range(4))
+    for p, x, v in cases:
+        check_dsp(lib, "fully_connected_s8", p, x, v)
+    assert "w6" not in [v.key for v in arm_dsp.candidates(_step("fully_connected_s8", dict(p, rows=2)))]
+
+
+def fc_harness(cases) -> str:
+    ints = "rows in_features out_features input_offset output_offset act_min act_max per_channel".split()
+    decls, calls = [], []
+    for i, (p, x, v) in enumerate(cases):
+        q = arm_dsp.prepared_params("fully_connected_s8", p, v)
+        decls.append(_c_array(f"filter{i}", "int32_t", q["filter"]) + _c_array(f"bias{i}", "int32_t", q["bias"])
+                     + _c_array(f"mult{i}", "int32_t", q["multiplier"]) + _c_array(f"shift{i}", "int32_t", q["shift"]))
+        fields = ", ".join(f".{f} = {int(q[f])}" for f in ints)
+        decls.append(f"static const mcf_fully_connected_params p{i} = {{{fields}, .filter = (const int8_t *)"
+                     f"(const void *)filter{i}, .bias = bias{i}, .multiplier = mult{i}, .shift = shift{i}}};\n")
+        at = 1 if i % 3 == 2 else 0  # the input row at any alignment
+        calls.append(f"""    if (sh_read(in, in_buf.b + {at}, {x.size}) != 0) return 8;
+    status[0] = (char){v.function}(&p{i}, in_buf.b + {at}, output, scratch.b);
+    for (i = 0; i < 4; ++i) if (scratch.b[i] != 0) status[0] = 99; /* no scratch planned: none written */
+    if (sh_write(out, output, {p["out_features"]}) != 0 || sh_write(out, status, 1) != 0) return 5;
+""")
+    return _program(decls, calls, max(x.size for _, x, _ in cases), max(p["out_features"] for p, _, _ in cases), 4)
+
+
+@needs_qemu
+@pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
+def test_fully_connected_w6_on_cortex_m(target, tmp_path):
+    """w6's assembly (mcf_dsp_fc6w) on the real DSP instructions, every layer above."""
+    cases = list(w6_cases())
+    _run_on_cortex_m(target, tmp_path, fc_harness(cases), "mcf_dsp_matmul.c", [_short(p) for p, *_ in cases],
+                     [x for _, x, _ in cases],
+                     [np.append(KERNELS["fully_connected_s8"](p, x).reshape(-1), np.int8(0)) for p, x, _ in cases])
+
+
+# ------------------- average pooling, 4 channels per SIMD step
+
+from test_kernels import pool_params  # noqa: E402
+
+
+def pool_cases():
+    """Random pools (windows clipped by the padding, strides, requantize or
+    not) with 4-12 channels, global pools up to the 255-tap limit, and the
+    extreme inputs that fill the int16 sums."""
+    for seed in range(40):
+        rng = rng_for("dsp-pool", seed)
+        p = dict(pool_params(rng, requantize=seed % 2 == 1))
+        p["channels"] = 4 * int(rng.integers(1, 4))
+        yield p, rand_i8(rng, p["in_h"] * p["in_w"] * p["channels"])
+    for (h, w), fill in (((25, 5), -128), ((15, 17), 127), ((15, 17), -128), ((8, 8), None)):
+        rng = rng_for("dsp-pool-global", h, w)
+        p = dict(pool_params(rng), in_h=h, in_w=w, channels=8, out_h=1, out_w=1, k_h=h, k_w=w, stride_h=h,
+                 stride_w=w, pad_top=0, pad_left=0, act_min=-128, act_max=127)
+        n = h * w * 8
+        yield p, (np.full(n, fill, np.int8) if fill is not None else rand_i8(rng, n))
+
+
+def pool_variant(p):
+    return arm_dsp.select(_step("avg_pool_s8", p))
+
+
+def test_avg_pool_host(lib):
+    cases = list(pool_cases())
+    assert any(p["requantize"] for p, _ in cases) and any(p["k_h"] * p["k_w"] == 255 for p, _ in cases)
+    for p, x in cases:
+        check_dsp(lib, "avg_pool_s8", p, x, pool_variant(p))
+    p = cases[-1][0]
+    assert pool_variant(dict(p, channels=6)) is None  # not a multiple of 4
+    assert pool_variant(dict(p, k_h=16, k_w=16)) is None  # 256 taps: beyond the int16 sums
+
+
+def pool_harness(cases) -> str:
+    ints = ("in_h in_w channels out_h out_w k_h k_w stride_h stride_w pad_top pad_left act_min act_max requantize "
+            "input_offset output_offset multiplier shift").split()
+    decls, calls = [], []
+    for i, (p, x) in enumerate(cases):
+        fields = ", ".join(f".{f} = {int(p.get(f, 0))}" for f in ints)
+        decls.append(f"static const mcf_pool_params p{i} = {{{fields}}};\n")
+        n_out = p["out_h"] * p["out_w"] * p["channels"]
+        at = 1 if i % 3 == 2 else 0  # any alignment
+        calls.append(f"""    if (sh_read(in, in_buf.b + {at}, {x.size}) != 0) return 8;
+    status[0] = (char)mcf_dsp_avg_pool_s8(&p{i}, in_buf.b + {at}, output, scratch.b);
+    for (i = 0; i < 4; ++i) if (scratch.b[i] != 0) status[0] = 99;
+    if (sh_write(out, output, {n_out}) != 0 || sh_write(out, status, 1) != 0) return 5;
+""")
+    return _program(decls, calls, max(x.size for _, x in cases),
+                    max(p["out_h"] * p["out_w"] * p["channels"] for p, _ in cases), 4)
+
+
+@needs_qemu
+@pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
+def test_avg_pool_on_cortex_m(target, tmp_path):
+    cases = list(pool_cases())
+    _run_on_cortex_m(target, tmp_path, pool_harness(cases), "mcf_dsp_pool.c", [_short(p) for p, _ in cases],
+                     [x for _, x in cases],
+                     [np.append(KERNELS["avg_pool_s8"](p, x).reshape(-1), np.int8(0)) for p, x in cases])
+
+
+def test_small_flash_budget_keeps_the_variants_without_flash(tmp_path):
+    """A --flash-budget below the weights plus the code reserve rules out only
+    the variants that cost flash (tables, widened filters), not the others."""
+    model = _model("kws_ref_model.tflite")
+    free = _plan(model, tmp_path, "free", kernels="arm-dsp")
+    small = _plan(model, tmp_path, "small", kernels="arm-dsp", flash_budget=free.weight_bytes + 1024)
+    assert not any(getattr(arm_dsp.chosen(small.extra["variants"], s), "wide", False) for s in small.steps)
+    assert arm_dsp.fallback_layers(small) == arm_dsp.fallback_layers(free)
+    assert [s.name for s in small.steps if small.extra["variants"][s.name] == "portable"] == \
+        [s.name for s in free.steps if free.extra["variants"][s.name] == "portable"]

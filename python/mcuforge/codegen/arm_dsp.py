@@ -48,8 +48,10 @@ class Variant:
     what: str  # one line for the report
     scratch: int = 0  # arena bytes passed as the last argument (in place: the ring)
     key: str = "default"  # the variant's name among a layer's candidates (variants.py)
+    wide: bool = False  # the filter widened to int16 pairs offline (pack_wide), else int8 words (pack_matmul)
 
 
+POOL_MAX_TAPS = 255  # MCF_DSP_POOL_MAX_TAPS in mcf_dsp_pool.c: int16 sums of the window
 POINTWISE_BLOCK = 6  # output pixels per block of the 1x1 kernel (MCF_BLOCK in mcf_dsp_matmul.c)
 
 
@@ -142,10 +144,18 @@ def candidates(step: Step) -> list[Variant]:
         four = 4 if p["out_h"] * p["out_w"] >= 4 else 2
         out.append(Variant("mcf_dsp_conv2d_1x1_s8_pw4", v.source, "1x1 conv as matmul, 2 channels x 4 pixels",
                            four * 2 * _k_padded(p["in_c"]), key="pw4"))
+        if four == 4 and prepared_params("conv2d_s8", p).get("pw_requant") is not None:
+            out.append(Variant("mcf_dsp_conv2d_1x1_s8_pw4w", v.source, "1x1 conv as matmul, 2 channels x 4 pixels, "
+                               "the filter widened to int16 offline", 4 * 2 * _k_padded(p["in_c"]), key="pw4w",
+                               wide=True))
         if conv_columns(p) == POINTWISE_BLOCK:
             out.append(Variant("mcf_dsp_conv2d_1x1_s8_tail", v.source,
                                "1x1 conv, 2 x 4 blocks with their columns in the output's tail, no scratch", 0,
                                key="tail"))
+            if prepared_params("conv2d_s8", p).get("pw_requant") is not None:
+                out.append(Variant("mcf_dsp_conv2d_1x1_s8_tailw", v.source,
+                                   "1x1 conv, tail's blocks on the filter widened to int16 offline, no scratch", 0,
+                                   key="tailw", wide=True))
         out.append(Variant("mcf_dsp_conv2d_1x1_s8_rows", v.source, "1x1 conv as fully connected rows, no scratch",
                            0, key="rows"))
     if step.kernel == "conv2d_s8" and not _pointwise(p) and p["out_h"] * p["out_w"] >= 4 \
@@ -153,10 +163,21 @@ def candidates(step: Step) -> list[Variant]:
         out.append(Variant("mcf_dsp_conv2d_s8_pw4", v.source,
                            f"{p['k_h']}x{p['k_w']} conv, im2col of 4 pixels + matmul, 2 channels x 4 pixels",
                            4 * 2 * _k_padded(p["k_h"] * p["k_w"] * p["in_c"]), key="pw4"))
+        out.append(Variant("mcf_dsp_conv2d_s8_pw4w", v.source,
+                           f"{p['k_h']}x{p['k_w']} conv, im2col of 4 pixels + matmul, 2 channels x 4 pixels, the "
+                           "filter widened to int16 offline", 4 * 2 * _k_padded(p["k_h"] * p["k_w"] * p["in_c"]),
+                           key="pw4w", wide=True))
+    if step.kernel == "fully_connected_s8" and p["rows"] == 1:
+        out.append(Variant("mcf_dsp_fully_connected_s8_w6", v.source,
+                           "fully connected, 6 output rows at once, the filter widened to int16 offline", 0,
+                           key="w6", wide=True))
     if step.kernel == "conv2d_s8" and not _pointwise(p) and reuse_fits(p):
         out.append(Variant("mcf_dsp_conv2d_s8_reuse", v.source,
                            f"{p['k_h']}x{p['k_w']} conv, 2 x 4 blocks, columns in the output's tail, then in the dead "
                            "input (no scratch; only where the input dies with the layer)", 0, key="reuse"))
+        out.append(Variant("mcf_dsp_conv2d_s8_reusew", v.source,
+                           f"{p['k_h']}x{p['k_w']} conv, 2 x 4 blocks as reuse, the filter widened to int16 offline "
+                           "(no scratch; only where the input dies with the layer)", 0, key="reusew", wide=True))
     if step.kernel.startswith("depthwise_conv2d_s8") and plane_fits(p):
         in_place = step.kernel.endswith("_inplace")
         out.append(Variant(v.function + "_plane", v.source, v.what.replace("4 channels", "4 channels' whole plane,"),
@@ -185,6 +206,10 @@ def select(step: Step) -> Variant | None:
                        2 * 2 * _k_padded(p["in_features"]))
     if step.kernel == "add_s8":
         return Variant("mcf_dsp_add_s8", "mcf_dsp_add.c", "add, both inputs' terms from 2 KB tables")
+    if step.kernel == "avg_pool_s8":
+        if p["channels"] % 4 or p["k_h"] * p["k_w"] > POOL_MAX_TAPS:
+            return None
+        return Variant("mcf_dsp_avg_pool_s8", "mcf_dsp_pool.c", "average pool, 4 channels per SIMD step")
     if step.kernel in ("depthwise_conv2d_s8", "depthwise_conv2d_s8_inplace"):
         if p["depth_multiplier"] != 1 or p["in_c"] % 4:
             return None
@@ -301,6 +326,46 @@ def pack_matmul(filter_rows: np.ndarray) -> np.ndarray:
     return np.concatenate(parts).astype(np.int32)
 
 
+def _int16_pairs(filter_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(out_c, K) int8 -> per channel and group of 4 products (w0..w3, K
+    zero-padded to a multiple of 4) the words of int16 pairs (w0, w2) and
+    (w1, w3), low half first: the pairs SXTB16 makes of the int8 word."""
+    w = np.asarray(filter_rows, dtype=np.int8)
+    padded = np.zeros((w.shape[0], _k_padded(w.shape[1])), dtype=np.int64)
+    padded[:, :w.shape[1]] = w
+    g = padded.reshape(w.shape[0], -1, 4)
+    return (g[..., 0] & 0xFFFF) | ((g[..., 2] & 0xFFFF) << 16), (g[..., 1] & 0xFFFF) | ((g[..., 3] & 0xFFFF) << 16)
+
+
+def pack_wide(filter_rows: np.ndarray) -> np.ndarray:
+    """(out_c, K) int8 -> the pw4w kernels' int32 words (kernels_arm_dsp.h):
+    K zero-padded to a multiple of 4, each group of 4 products (w0..w3) as
+    the int16 pairs (w0, w2) and (w1, w3) (low half first: the pairs SXTB16
+    would make of the int8 word); per channel pair and group a's (w0, w2),
+    b's (w0, w2), a's (w1, w3), b's (w1, w3); a last odd channel's two pairs
+    per group. Twice the flash of pack_matmul's words."""
+    even, odd = _int16_pairs(filter_rows)
+    out_c = even.shape[0]
+    parts = []
+    for oc in range(0, out_c - 1, 2):
+        parts.append(np.stack([even[oc], even[oc + 1], odd[oc], odd[oc + 1]], axis=1).reshape(-1))
+    if out_c % 2:
+        parts.append(np.stack([even[-1], odd[-1]], axis=1).reshape(-1))
+    return _wrap32(np.concatenate(parts))
+
+
+def pack_fc_wide(filter_rows: np.ndarray) -> np.ndarray:
+    """(N, K) int8 -> mcf_dsp_fully_connected_s8_w6's int32 words
+    (kernels_arm_dsp.h): K zero-padded to a multiple of 4, output rows in
+    blocks of 6 (a last one of 1-5), per block and group of 4 products the
+    rows' int16 pairs (w0, w2), then their (w1, w3). Twice the flash of
+    pack_matmul's words."""
+    even, odd = _int16_pairs(filter_rows)
+    n = even.shape[0]
+    parts = [np.concatenate([even[o:o + 6].T, odd[o:o + 6].T], axis=1).reshape(-1) for o in range(0, n, 6)]
+    return _wrap32(np.concatenate(parts))
+
+
 def fold_bias(filter_rows: np.ndarray, bias: np.ndarray | None, input_offset: int) -> np.ndarray:
     """bias + input_offset * sum_k filter[oc][k], wrapping as int32 (the kernel
     then multiplies raw inputs; padding taps hold the zero point, which the
@@ -349,11 +414,14 @@ def constant_channels(p: dict, dead: np.ndarray) -> None:
         p["bias"][c], p["multiplier"][c], p["shift"][c] = 4 * d, 1 << 30, -1
 
 
-def prepared_params(kernel: str, params: dict) -> dict:
-    """A layer's parameter struct as the arm-dsp kernel reads it (same C
-    struct; `filter` becomes int32 words)."""
+def prepared_params(kernel: str, params: dict, variant: Variant | None = None) -> dict:
+    """A layer's parameter struct as the arm-dsp kernel (the variant, when
+    given) reads it (same C struct; `filter` becomes int32 words: int8
+    products, or int16 pairs for a wide variant)."""
     if kernel in S16_VARIANTS:
         return prepared_params_s16(params)
+    if kernel == "avg_pool_s8":
+        return dict(params)  # the portable struct as it is
     p = dict(params)
     out_c = p["out_features"] if "out_features" in p else p["out_c"]
     p["multiplier"] = _per_channel(p["multiplier"], out_c).copy()
@@ -362,7 +430,10 @@ def prepared_params(kernel: str, params: dict) -> dict:
         rows = np.asarray(p["filter"], dtype=np.int8).reshape(out_c, -1)
         p["bias"] = fold_bias(rows, p["bias"], p["input_offset"])
         constant_channels(p, ~rows.any(axis=1))
-        p["filter"] = pack_matmul(rows)
+        if variant is not None and variant.wide:
+            p["filter"] = pack_fc_wide(rows) if kernel == "fully_connected_s8" else pack_wide(rows)
+        else:
+            p["filter"] = pack_matmul(rows)
         # raw inputs in [-128, 127] against the folded bias
         bound = np.abs(p["bias"].astype(np.int64)) + 128 * np.abs(rows.astype(np.int64)).sum(axis=1)
     else:
@@ -445,9 +516,9 @@ class DspEmitter(portable._Emitter):
         self.externs_named: set[str] = set()
 
     def struct_fields(self, step: Step, ident: str) -> list[str]:
-        if variant(self.plan, step) is None or step.kernel == "add_s8":
+        if variant(self.plan, step) is None or step.kernel in ("add_s8", "avg_pool_s8"):
             return super().struct_fields(step, ident)
-        params = prepared_params(step.kernel, step.params)
+        params = prepared_params(step.kernel, step.params, variant(self.plan, step))
         words = params.pop("filter")
         fields = super().struct_fields(replace(step, params=params), ident)
         packed = f"{ident}_filter"

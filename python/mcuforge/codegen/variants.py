@@ -8,15 +8,16 @@ that holds the whole padded input of 4 channels). Each costs
   with the Cortex-M4 cycle model (tools/cycles.py, docs/speed.md) on the
   MLPerf Tiny models; only their order matters to the choice;
 * scratch: arena bytes, which the memory planner places like any buffer;
-* flash: bytes beyond the layer's own weights (the ADD tables, 2 KB each).
+* flash: bytes beyond the layer's own weights (the ADD tables, 2 KB each;
+  a filter widened to int16 offline, its int8 size once more).
 
 ``choose`` minimizes the estimated cycles within the SRAM limit (the arena
 of --sram-budget, or without one the arena of the portable plan: arm-dsp then
 never costs SRAM the user did not allow) and the flash left by the weights
-under --flash-budget. It first tries every layer's fastest variant; when that
-plan is over a limit it starts from every layer's smallest scratch and
-upgrades layers one at a time, most cycles saved first, keeping an upgrade
-only when the planned arena and the flash stay within the limits.
+and CODE_RESERVE under --flash-budget. It first tries every layer's fastest
+variant; when that plan is over a limit it starts from every layer's smallest
+scratch and upgrades layers one at a time, most cycles saved first, keeping
+an upgrade only when the planned arena and the flash stay within the limits.
 """
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ class Option:
 
 
 ADD_TABLE_BYTES = 4 * 513  # add_tables: 513 words
+# Flash of --flash-budget that variants never spend on tables or widened filters: it is kept for the code
+# (the arm-dsp kernels and the model's C link 22-42 KB on the benchmark's models, bench/results/speed.md)
+CODE_RESERVE = 48 * 1024
 
 
 def estimate(step: Step, key: str, outs: int) -> int:
@@ -59,19 +63,36 @@ def estimate(step: Step, key: str, outs: int) -> int:
             return 13 * macs + 60 * outs
         if key == "reuse":  # the pw4 blocks
             return int(1.2 * macs) + 12 * outs + 1
+        if key == "reusew":  # the pw4w blocks
+            return int(1.07 * macs) + 12 * outs + 1
         if key == "pw4":  # 36 cycles per 32 multiply-accumulates, per 8 outputs a block
             return int(1.2 * macs) + 12 * outs
+        if key == "pw4w":  # the same blocks without SXTB16 (32 cycles per 32); the last block overlaps
+            pixels = max(outs // max(p["out_c"], 1), 1)
+            done = (pixels + 3) // 4 * 4 / pixels
+            return int((1.07 * macs + 12 * outs) * done)
         if key == "tail":  # the pw4 blocks but the last 8 Kp output bytes' pixels, those as rows
             pixels = outs // max(p["out_c"], 1)
             last = min(pixels, (8 * ((p["in_c"] + 3) // 4 * 4) + 3) // max(p["out_c"], 1) + 4)
             return int(1.2 * macs + 12 * outs + last * (1.65 * macs / max(pixels, 1) + 35 * p["out_c"] + 140))
+        if key == "tailw":  # tail on the pw4w blocks
+            pixels = outs // max(p["out_c"], 1)
+            last = min(pixels, (8 * ((p["in_c"] + 3) // 4 * 4) + 3) // max(p["out_c"], 1) + 4)
+            return int(1.07 * macs + 12 * outs + last * (2.3 * macs / max(pixels, 1) + 12 * p["out_c"] + 40))
         if key == "rows":  # 4 channels per input word, per pixel a call
             return int(1.65 * macs) + 35 * outs + 140 * (outs // max(p["out_c"], 1))
+        if key == "w6":  # 31 cycles per 24 multiply-accumulates, requantization in C
+            return int(1.35 * macs) + 15 * outs
+        if k == "fully_connected_s8":  # rows of 4 (one input row) or 2 x 2 blocks
+            return int(1.9 * macs) + 10 * outs
         if k == "conv2d_s8" and arm_dsp.conv_columns(p) != arm_dsp.POINTWISE_BLOCK:  # 2 x 2 blocks
             return int(1.4 * macs) + 10 * outs
         return int(1.3 * macs) + 8 * outs
     if k == "add_s8":
         return 30 * outs if key == "portable" else 9 * outs
+    if k == "avg_pool_s8":  # per tap and channel about 11 cycles; 4 channels in about 5
+        taps = p["k_h"] * p["k_w"]
+        return (11 * taps + 40) * outs if key == "portable" else (taps * 5 // 4 + 45) * outs
     # any other layer (e.g. the 16x8 ones): its arm-dsp variant taken as the faster
     return (10 if key == "portable" else 5) * max(macs, outs, 1)
 
@@ -81,9 +102,15 @@ def options(step: Step, outs: int, input_dies: bool = False) -> list[Option]:
     (those that overwrite the input only when input_dies)."""
     opts = [Option("portable", f"portable kernel mcf_{step.kernel}", estimate(step, "portable", outs), 0)]
     for v in arm_dsp.candidates(step):
-        if v.key == "reuse" and not input_dies:
+        if v.key in ("reuse", "reusew") and not input_dies:
             continue
         flash = ADD_TABLE_BYTES if step.kernel == "add_s8" else 0
+        if v.wide:  # int16 pairs: the int8 filter's bytes (K padded to 4) once more
+            p = step.params
+            if step.kernel == "fully_connected_s8":
+                flash = p["out_features"] * ((p["in_features"] + 3) // 4 * 4)
+            else:
+                flash = p["out_c"] * ((p["k_h"] * p["k_w"] * p["in_c"] + 3) // 4 * 4)
         opts.append(Option(v.key, f"{v.function}: {v.what}", estimate(step, v.key, outs), flash))
     return opts
 
@@ -126,7 +153,7 @@ def choose(graph, steps: list[Step], aliases, allow_inplace: bool, config, plan_
     else:
         limit, limit_what = portable_arena, f"the portable plan's arena ({portable_arena} B; no --sram-budget)"
     weights = sum(s.weight_bytes for s in steps)
-    spare_flash = None if config.flash_budget is None else config.flash_budget - weights
+    spare_flash = None if config.flash_budget is None else max(0, config.flash_budget - weights - CODE_RESERVE)
 
     def flash_of(choice):
         return sum(next(o.flash for o in opts[n] if o.key == k) for n, k in choice.items())
@@ -159,7 +186,8 @@ def choose(graph, steps: list[Step], aliases, allow_inplace: bool, config, plan_
         trial = {**choice, name: key}
         if not fits_flash(trial):
             blocked.setdefault(name, (key, f"its {next(o.flash for o in opts[name] if o.key == key)} B of flash "
-                                           f"do not fit --flash-budget {config.flash_budget} beside the weights"))
+                                           f"do not fit --flash-budget {config.flash_budget} beside the weights and "
+                                           f"{CODE_RESERVE} B kept for code"))
             continue
         p_steps, p_mem = plan(trial)
         if p_mem.arena_size > limit:

@@ -48,7 +48,8 @@ MCF_INLINE int32_t pair(const int16_t *p)
  * and 6 SMLAxy for 18 multiply-accumulates, then 12 instructions of
  * requantization and stores; then a last odd pixel when `odd` says so.
  * out_end - out: a multiple of 2 * step. The _rows copies (the plane
- * variant) take every output row of the channel at once (`rows`): after a
+ * variant with stride 2 along the rows; stride 1 takes mcf_dsp_dw3q_s1
+ * below) take every output row of the channel at once (`rows`): after a
  * row, the kernel rows move orow bytes down and the outputs out_row bytes on
  * (frame words 48-68, pushed first).
  */
@@ -71,9 +72,7 @@ void mcf_dsp_dw3_s1(const mcf_dw3_job *job);
 void mcf_dsp_dw3_s2(const mcf_dw3_job *job);
 void mcf_dsp_dw3_s1_lo(const mcf_dw3_job *job);
 void mcf_dsp_dw3_s2_lo(const mcf_dw3_job *job);
-void mcf_dsp_dw3_rows_s1(const mcf_dw3_job *job);
 void mcf_dsp_dw3_rows_s2(const mcf_dw3_job *job);
-void mcf_dsp_dw3_rows_s1_lo(const mcf_dw3_job *job);
 void mcf_dsp_dw3_rows_s2_lo(const mcf_dw3_job *job);
 /* The multi-row functions' frame words 48-68 (pushed first). */
 #define MCF_DW3_ROWS_FRAME                                                     \
@@ -197,12 +196,175 @@ __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s1", MCF_DW3_ROW_S1, MCF_DW3_OUT, "", ""))
 __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s2", MCF_DW3_ROW_S2, MCF_DW3_OUT, "", ""));
 __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s1_lo", MCF_DW3_ROW_S1, MCF_DW3_OUT_LO, "", ""));
 __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_LO, "", ""));
-__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s1", MCF_DW3_ROW_S1, MCF_DW3_OUT, MCF_DW3_ROWS_FRAME, MCF_DW3_NEXT_ROW));
 __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2", MCF_DW3_ROW_S2, MCF_DW3_OUT, MCF_DW3_ROWS_FRAME, MCF_DW3_NEXT_ROW));
-__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s1_lo", MCF_DW3_ROW_S1, MCF_DW3_OUT_LO, MCF_DW3_ROWS_FRAME,
-                         MCF_DW3_NEXT_ROW));
 __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_LO, MCF_DW3_ROWS_FRAME,
                          MCF_DW3_NEXT_ROW));
+/*
+ * The plane's stride-1 rows four output pixels a step (mcf_dsp_dw3q_s1,
+ * _lo): the weights stay in r4-r8 through the step's multiply-accumulates, one
+ * pointer walks the 3 kernel rows (krow bytes apart), and per kernel row 5
+ * loads (x0x1, x1x2, x2x3, x3x4, x4x5), 4 SMLAD and 4 SMLAxy give 12 of the 4
+ * pixels' multiply-accumulates; then the record (m, e, rounding, step) and 4
+ * requantizations. A row's last out_w % 4 pixels (`odd` of the job): two
+ * in one step, then one. The job as mcf_dw3_job, except: out_end - out is the row's span of
+ * whole steps (out_w & ~3 pixels, in output bytes) and odd the pixels after
+ * them; every output row of the channel in one call.
+ * Frame: 0-36 the job's words 0-36 (w0, w1, w2, wc01, wc2, bias, m, e,
+ * rounding, step), 40 the span, 44 the pixels after it, 48 the row's plane
+ * pointer, 52 its output, 56 rows left, 60 krow, 64 orow, 68 out_row, 72 the
+ * row's end of whole steps.
+ */
+#define MCF_DW3Q_ROW(w, wc, h)                                                  \
+    "ldr r11, [r9]\n\t"             /* x0 x1 */                              \
+    "ldr r12, [r9, #2]\n\t"         /* x1 x2 */                              \
+    "smlad r0, " w ", r11, r0\n\t"                                            \
+    "smlad r1, " w ", r12, r1\n\t"                                            \
+    "ldr r11, [r9, #4]\n\t"         /* x2 x3 */                              \
+    "ldr r12, [r9, #6]\n\t"         /* x3 x4 */                              \
+    "smlad r2, " w ", r11, r2\n\t"                                            \
+    "smlad r3, " w ", r12, r3\n\t"                                            \
+    "smlab" h " r0, r11, " wc ", r0\n\t"                                      \
+    "smlat" h " r1, r11, " wc ", r1\n\t"                                      \
+    "ldr r11, [r9, #8]\n\t"         /* x4 x5 */                              \
+    "smlab" h " r2, r11, " wc ", r2\n\t"                                      \
+    "smlat" h " r3, r11, " wc ", r3\n\t"
+/* the same for two pixels */
+#define MCF_DW3Q_PAIR(w, wc, h)                                                 \
+    "ldr r11, [r9]\n\t"                                                        \
+    "ldr r12, [r9, #2]\n\t"                                                    \
+    "smlad r0, " w ", r11, r0\n\t"                                            \
+    "smlad r1, " w ", r12, r1\n\t"                                            \
+    "ldr r11, [r9, #4]\n\t"                                                    \
+    "smlab" h " r0, r11, " wc ", r0\n\t"                                      \
+    "smlat" h " r1, r11, " wc ", r1\n\t"
+/* The 3 kernel rows by ROW (one pointer, krow bytes apart), the pointer
+ * `advance` bytes on, then the record (m, e, rounding, step) into r4-r7. */
+#define MCF_DW3Q_WINDOW(ROW, advance)                                           \
+    ROW("r4", "r7", "b")                                                      \
+    "add r9, r9, r10\n\t"                                                     \
+    ROW("r5", "r7", "t")                                                      \
+    "add r9, r9, r10\n\t"                                                     \
+    ROW("r6", "r8", "b")                                                      \
+    "sub r9, r9, r10, lsl #1\n\t"                                             \
+    "add r9, r9, #" advance "\n\t"                                            \
+    "add r11, sp, #24\n\t"                                                    \
+    "ldm r11, {r4-r7}\n\t"
+/* requantization of acc with r4 m, r5 e, r6 the rounding (r12 scratch) */
+#define MCF_DW3Q_OUT(acc)                                                       \
+    "lsl " acc ", " acc ", #1\n\t"                                            \
+    "add r12, r6, " acc ", asr #31\n\t"                                       \
+    "smmlar " acc ", " acc ", r4, r12\n\t"                                    \
+    "asr " acc ", " acc ", r5\n\t"                                            \
+    "ssat " acc ", #8, " acc "\n\t"
+#define MCF_DW3Q_OUT_LO(acc)                                                    \
+    "lsl " acc ", " acc ", #1\n\t"                                            \
+    "smmlar " acc ", " acc ", r4, r6\n\t"                                     \
+    "asr " acc ", " acc ", r5\n\t"                                            \
+    "ssat " acc ", #8, " acc "\n\t"
+#define MCF_DW3Q_FUNCTION(name, OUT)                                            \
+    MCF_ASM_FUNCTION(name)                                                    \
+    "sub sp, sp, #76\n\t"                                                     \
+    "ldmia r0!, {r1-r10}\n\t"                                                 \
+    "stmia sp, {r1-r10}\n\t"                                                  \
+    "ldmia r0, {r1-r10}\n\t"       /* out_end, odd, r0, -, -, out, rows, krow, orow, out_row */ \
+    "sub r1, r1, r6\n\t"                                                      \
+    "add r11, sp, #40\n\t"                                                    \
+    "stmia r11, {r1, r2, r3, r6, r7, r8, r9, r10}\n"                          \
+    "2:\n\t"                        /* an output row */                       \
+    "ldr r9, [sp, #48]\n\t"                                                   \
+    "ldr lr, [sp, #52]\n\t"                                                   \
+    "ldr r10, [sp, #60]\n\t"                                                  \
+    "ldr r11, [sp, #40]\n\t"                                                  \
+    "add r11, lr, r11\n\t"                                                    \
+    "str r11, [sp, #72]\n\t"                                                  \
+    "cmp lr, r11\n\t"                                                         \
+    "beq 4f\n"                                                                \
+    "1:\n\t"                        /* 4 pixels */                            \
+    "ldm sp, {r4-r8}\n\t"                                                     \
+    "ldr r0, [sp, #20]\n\t"                                                   \
+    "mov r1, r0\n\t"                                                          \
+    "mov r2, r0\n\t"                                                          \
+    "mov r3, r0\n\t"                                                          \
+    MCF_DW3Q_WINDOW(MCF_DW3Q_ROW, "8")                                        \
+    OUT("r0") OUT("r1") OUT("r2") OUT("r3")                                   \
+    "strb r0, [lr]\n\t"                                                       \
+    "strb r1, [lr, r7]\n\t"                                                   \
+    "add lr, lr, r7, lsl #1\n\t"                                              \
+    "strb r2, [lr]\n\t"                                                       \
+    "strb r3, [lr, r7]\n\t"                                                   \
+    "add lr, lr, r7, lsl #1\n\t"                                              \
+    "ldr r11, [sp, #72]\n\t"                                                  \
+    "cmp lr, r11\n\t"                                                         \
+    "bne 1b\n"                                                                \
+    "4:\n\t"                        /* the pixels after the steps */         \
+    "ldr r3, [sp, #44]\n\t"                                                   \
+    "cmp r3, #2\n\t"                                                          \
+    "blt 7f\n\t"                                                              \
+    "ldm sp, {r4-r8}\n\t"          /* two of them */                        \
+    "ldr r0, [sp, #20]\n\t"                                                   \
+    "mov r1, r0\n\t"                                                          \
+    MCF_DW3Q_WINDOW(MCF_DW3Q_PAIR, "4")                                       \
+    OUT("r0") OUT("r1")                                                       \
+    "strb r0, [lr]\n\t"                                                       \
+    "strb r1, [lr, r7]\n\t"                                                   \
+    "add lr, lr, r7, lsl #1\n\t"                                              \
+    "subs r3, r3, #2\n"                                                       \
+    "7:\n\t"                                                                  \
+    "cbz r3, 5f\n"                                                            \
+    "3:\n\t"                                                                  \
+    "ldm sp, {r4-r8}\n\t"                                                     \
+    "ldr r0, [sp, #20]\n\t"                                                   \
+    "ldr r1, [r9]\n\t"                                                        \
+    "ldrsh r2, [r9, #4]\n\t"                                                  \
+    "smlad r0, r4, r1, r0\n\t"                                                \
+    "smlabb r0, r2, r7, r0\n\t"                                               \
+    "add r12, r9, r10\n\t"                                                    \
+    "ldr r1, [r12]\n\t"                                                       \
+    "ldrsh r2, [r12, #4]\n\t"                                                 \
+    "smlad r0, r5, r1, r0\n\t"                                                \
+    "smlabt r0, r2, r7, r0\n\t"                                               \
+    "add r12, r12, r10\n\t"                                                   \
+    "ldr r1, [r12]\n\t"                                                       \
+    "ldrsh r2, [r12, #4]\n\t"                                                 \
+    "smlad r0, r6, r1, r0\n\t"                                                \
+    "smlabb r0, r2, r8, r0\n\t"                                               \
+    "add r11, sp, #24\n\t"                                                    \
+    "ldm r11, {r4-r7}\n\t"                                                    \
+    OUT("r0")                                                                 \
+    "strb r0, [lr]\n\t"                                                       \
+    "add lr, lr, r7\n\t"                                                      \
+    "add r9, r9, #2\n\t"                                                      \
+    "subs r3, r3, #1\n\t"                                                     \
+    "bne 3b\n"                                                                \
+    "5:\n\t"                        /* the next row, if any */                \
+    "ldr r1, [sp, #56]\n\t"                                                   \
+    "subs r1, r1, #1\n\t"                                                     \
+    "beq 6f\n\t"                                                              \
+    "str r1, [sp, #56]\n\t"                                                   \
+    "ldr r2, [sp, #48]\n\t"                                                   \
+    "ldr r3, [sp, #64]\n\t"                                                   \
+    "add r2, r2, r3\n\t"                                                      \
+    "str r2, [sp, #48]\n\t"                                                   \
+    "ldr r2, [sp, #52]\n\t"                                                   \
+    "ldr r3, [sp, #68]\n\t"                                                   \
+    "add r2, r2, r3\n\t"                                                      \
+    "str r2, [sp, #52]\n\t"                                                   \
+    "b 2b\n"                                                                  \
+    "6:\n\t"                                                                  \
+    "add sp, sp, #76\n\t"                                                     \
+    "pop {r4-r11, pc}\n\t"                                                    \
+    ".size " name ", .-" name "\n\t"                                          \
+    ".popsection"
+void mcf_dsp_dw3q_s1(const mcf_dw3_job *job);
+void mcf_dsp_dw3q_s1_lo(const mcf_dw3_job *job);
+__asm__(MCF_DW3Q_FUNCTION("mcf_dsp_dw3q_s1", MCF_DW3Q_OUT));
+__asm__(MCF_DW3Q_FUNCTION("mcf_dsp_dw3q_s1_lo", MCF_DW3Q_OUT_LO));
+#undef MCF_DW3Q_ROW
+#undef MCF_DW3Q_PAIR
+#undef MCF_DW3Q_WINDOW
+#undef MCF_DW3Q_OUT
+#undef MCF_DW3Q_OUT_LO
+#undef MCF_DW3Q_FUNCTION
 #undef MCF_DW3_ROWS_FRAME
 #undef MCF_DW3_NEXT_ROW
 #undef MCF_DW3_ENTRY
@@ -482,6 +644,48 @@ static row_wide_fn wide_row_of(const mcf_depthwise_conv2d_params *p, int fit)
     return NULL;
 }
 
+/* One input pixel's 4 channels (one word, the input offset added by
+ * SXTAB16) into the plane rows of channels 0-3 at dst, width int16 apart. */
+MCF_INLINE void plane_one(int16_t *dst, int32_t width, uint32_t v, int32_t offset2)
+{
+    const int32_t x02 = __sxtab16(offset2, v), x13 = mcf_sxtab16_ror8(offset2, v);
+    dst[0] = (int16_t)x02;
+    dst[width] = (int16_t)x13;
+    dst[2 * width] = (int16_t)(x02 >> 16);
+    dst[3 * width] = (int16_t)(x13 >> 16);
+}
+
+/* Two neighbouring pixels (v0, v1) at a 4-byte aligned dst: each channel's
+ * two int16 values packed into one word (PKHBT / PKHTB), 4 word stores. */
+MCF_INLINE void plane_two(int16_t *dst, int32_t width, uint32_t v0, uint32_t v1, int32_t offset2)
+{
+    const uint32_t a02 = (uint32_t)__sxtab16(offset2, v0), a13 = (uint32_t)mcf_sxtab16_ror8(offset2, v0);
+    const uint32_t b02 = (uint32_t)__sxtab16(offset2, v1), b13 = (uint32_t)mcf_sxtab16_ror8(offset2, v1);
+    mcf_write32(dst, mcf_pack_lo(a02, b02));
+    mcf_write32(dst + width, mcf_pack_lo(a13, b13));
+    mcf_write32(dst + 2 * width, mcf_pack_hi(a02, b02));
+    mcf_write32(dst + 3 * width, mcf_pack_hi(a13, b13));
+}
+
+/* n input pixels' 4 channels (src, `channels` bytes apart) into the int16
+ * rows of channels 0-3 at dst (width apart), the input offset added: one
+ * pixel first when dst is not 4-byte aligned, then two per step. */
+MCF_INLINE void copy_row4(int16_t *dst, int32_t width, const int8_t *src, int32_t n, int32_t channels,
+                          int32_t offset2)
+{
+    if (n > 0 && ((uintptr_t)dst & 2u) != 0) {
+        plane_one(dst++, width, mcf_read32(src), offset2);
+        src += channels;
+        --n;
+    }
+    for (; n >= 2; n -= 2, src += 2 * channels, dst += 2) {
+        plane_two(dst, width, mcf_read32(src), mcf_read32(src + channels), offset2);
+    }
+    if (n) {
+        plane_one(dst, width, mcf_read32(src), offset2);
+    }
+}
+
 MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
                     int8_t *output, int8_t *ring, int32_t in_place, int fast)
 {
@@ -536,16 +740,9 @@ MCF_INLINE void run(const mcf_depthwise_conv2d_params *p, const int8_t *input,
             for (r = copied + 1 > lo ? copied + 1 : lo; r <= hi; ++r) {
                 /* ring column j holds input column j - pad_left (a patch may start inside the input:
                  * negative padding); channel k's row at k * width */
-                const int8_t *src = input + (r * in_w + copy_start - p->pad_left) * channels + c;
-                int16_t *dst = (int16_t *)(void *)(ring + (r % rows) * row_bytes) + copy_start;
-                for (x = 0; x < copy_end - copy_start; ++x, src += channels, ++dst) {
-                    const uint32_t v = mcf_read32(src);
-                    const int32_t x02 = __sxtab16(offset2, v), x13 = mcf_sxtab16_ror8(offset2, v);
-                    dst[0] = (int16_t)x02;
-                    dst[width] = (int16_t)x13;
-                    dst[2 * width] = (int16_t)(x02 >> 16);
-                    dst[3 * width] = (int16_t)(x13 >> 16);
-                }
+                copy_row4((int16_t *)(void *)(ring + (r % rows) * row_bytes) + copy_start, width,
+                          input + (r * in_w + copy_start - p->pad_left) * channels + c, copy_end - copy_start,
+                          channels, offset2);
             }
             copied = hi > copied ? hi : copied;
             if (full3x3) { /* channel 0's window rows; channel j's follow at j * width */
@@ -667,26 +864,18 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p, const int8_t *in
     mcf_dw3_job job;
     const int use_asm = mcf_dsp_records_fit(fast, p->shift, channels);
     const int lo = mcf_dsp_records_lo(p->output_offset);
-    void (*const row_fn)(const mcf_dw3_job *) = p->stride_w == 1
-                                                    ? (lo ? mcf_dsp_dw3_rows_s1_lo : mcf_dsp_dw3_rows_s1)
-                                                    : (lo ? mcf_dsp_dw3_rows_s2_lo : mcf_dsp_dw3_rows_s2);
-    const int32_t pairs_bytes = (p->out_w & ~1) * channels;
+    const int quads = p->stride_w == 1; /* mcf_dsp_dw3q_s1: 4 pixels a step */
+    void (*const row_fn)(const mcf_dw3_job *) = quads ? (lo ? mcf_dsp_dw3q_s1_lo : mcf_dsp_dw3q_s1)
+                                                      : (lo ? mcf_dsp_dw3_rows_s2_lo : mcf_dsp_dw3_rows_s2);
+    const int32_t span_bytes = (p->out_w & (quads ? ~3 : ~1)) * channels;
 #endif
     for (x = 0; x < rows * row16; ++x) { /* the padding, never overwritten */
         base[x] = 0;
     }
     for (c = 0; c < channels; c += 4) {
         for (r = 0; r < copy_h; ++r) {
-            const int8_t *src = input + r * in_w * channels + c;
-            int16_t *dst = base + (r + p->pad_top) * row16 + p->pad_left;
-            for (x = 0; x < copy_w; ++x, src += channels, ++dst) {
-                const uint32_t v = mcf_read32(src);
-                const int32_t x02 = __sxtab16(offset2, v), x13 = mcf_sxtab16_ror8(offset2, v);
-                dst[0] = (int16_t)x02;
-                dst[width] = (int16_t)x13;
-                dst[2 * width] = (int16_t)(x02 >> 16);
-                dst[3 * width] = (int16_t)(x13 >> 16);
-            }
+            copy_row4(base + (r + p->pad_top) * row16 + p->pad_left, width, input + r * in_w * channels + c, copy_w,
+                      channels, offset2);
         }
         for (j = 0; j < 4; ++j) {
             const uint32_t *w = filter + (c + j) * per_channel;
@@ -703,12 +892,12 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p, const int8_t *in
                 job.bias = b;
                 mcf_dsp_record(m, sh, p->output_offset, job.record);
                 job.step = channels;
-                job.odd = p->out_w & 1;
+                job.odd = p->out_w & (quads ? 3 : 1);
                 job.r0 = k0;
                 job.r1 = k0 + krow;
                 job.r2 = k0 + 2 * krow;
                 job.out = out;
-                job.out_end = out + pairs_bytes;
+                job.out_end = out + span_bytes;
                 job.rows = p->out_h; /* every output row of the channel in one call */
                 job.krow = krow * (int32_t)sizeof(int16_t);
                 job.orow = orow * (int32_t)sizeof(int16_t);

@@ -93,6 +93,7 @@ typedef struct {
     int32_t output_offset, act_min, act_max;
     int fast; /* requantization mode, MCF_DSP_GENERAL .. MCF_DSP_FAST_SAT (mcf_dsp.h) */
     const int32_t *pw_requant; /* the 1x1 kernel's records (kernels_arm_dsp.h) when mcf_dsp_records_fit, or NULL */
+    int wide; /* filter in the wide layout (the pw4w variants, kernels_arm_dsp.h): only matmul_n reads it */
 } matmul;
 
 MCF_INLINE int8_t out_of(const matmul *m, int32_t acc, int32_t oc, int fast)
@@ -459,6 +460,7 @@ static void matmul_init(matmul *m, const int8_t *filter, const int32_t *bias, co
     m->act_max = act_max;
     m->fast = 0;
     m->pw_requant = NULL;
+    m->wide = 0;
 }
 
 /* The requantization mode is a constant inside each copy; the parameters
@@ -708,6 +710,26 @@ static void dot_c(int32_t *acc, const uint32_t *w, int32_t stride, const uint32_
     }
 }
 
+/* dot_c for the wide layout: the channel's int16 pairs (w0, w2) at w and
+ * (w1, w3) `odd` words after them, group after group `stride` words apart. */
+static void dot_wide(int32_t *acc, const uint32_t *w, int32_t stride, int32_t odd, const uint32_t *x,
+                     int32_t groups, int32_t n)
+{
+    int32_t a[MCF_BLOCK], g, j;
+    for (j = 0; j < n; ++j) {
+        a[j] = acc[0];
+    }
+    for (g = 0; g < groups; ++g, w += stride, x += 2 * n) {
+        const int32_t even = (int32_t)w[0], high = (int32_t)w[odd];
+        for (j = 0; j < n; ++j) {
+            a[j] = __smlad(high, (int32_t)x[2 * j + 1], __smlad(even, (int32_t)x[2 * j], a[j]));
+        }
+    }
+    for (j = 0; j < n; ++j) {
+        acc[j] = a[j];
+    }
+}
+
 #ifdef MCF_DSP_ASM
 /*
  * The whole block for a layer with requantization records (m->pw_requant,
@@ -932,6 +954,9 @@ typedef struct {
 } mcf_pw4_job;              /* 36: the loop entry, on the stack */
 
 void mcf_dsp_pw4x2(const mcf_pw4_job *job, int32_t groups);
+void mcf_dsp_pw4x2w(const mcf_pw4_job *job, int32_t groups);
+void mcf_dsp_pw4x2_lo(const mcf_pw4_job *job, int32_t groups);
+void mcf_dsp_pw4x2w_lo(const mcf_pw4_job *job, int32_t groups);
 #define MCF_PW4_GROUP                                 \
     "ldr.w r0, [r12]\n\t"                             \
     "ldr.w r1, [r12, #4]\n\t"                         \
@@ -973,65 +998,112 @@ void mcf_dsp_pw4x2(const mcf_pw4_job *job, int32_t groups);
     "asr r3, r3, r1\n\t"                              \
     "ssat r3, #8, r3\n\t"                             \
     "strb r3, " addr "\n\t"
-__asm__(MCF_ASM_FUNCTION("mcf_dsp_pw4x2")
-        "adr.w r11, 1f\n\t"
-        "rsb r12, r1, #0\n\t"
-        "and r12, r12, #3\n\t"     /* groups the first pass skips */
-        "mov lr, #128\n\t"         /* bytes per group: 32 32-bit instructions */
-        "mla r11, r12, lr, r11\n\t"
-        "ldmia r0, {r2-r10}\n\t"
-        "orr r11, r11, #1\n\t"      /* entry (Thumb) */
-        "push {r2-r11}\n"
-        "5:\n\t"
-        "ldr r0, [sp, #8]\n\t"
-        "ldrd r4, r8, [r0], #8\n\t" /* the pair's biases */
-        "str r0, [sp, #8]\n\t"
-        "mov r5, r4\n\t"
-        "mov r6, r4\n\t"
-        "mov r7, r4\n\t"
-        "mov r9, r8\n\t"
-        "mov r10, r8\n\t"
-        "mov r11, r8\n\t"
-        "ldr r12, [sp, #32]\n\t"
-        "ldr lr, [sp]\n\t"
-        "ldr r0, [sp, #36]\n\t"
-        "bx r0\n\t"
-        ".p2align 2\n"
-        "1:\n\t" MCF_PW4_GROUP MCF_PW4_GROUP MCF_PW4_GROUP MCF_PW4_GROUP
-        "ldr r0, [sp, #4]\n\t"
-        "cmp lr, r0\n\t"
-        "bne 1b\n\t"
-        "str r12, [sp, #32]\n\t"
-        "ldr r12, [sp, #12]\n\t"
-        "ldmia r12!, {r0, r1, r2}\n\t"
-        "str r12, [sp, #12]\n\t"
-        "ldr r12, [sp, #20]\n\t"
-        "ldr lr, [sp, #28]\n\t"
-        MCF_PW4_OUT("r4", "[r12]")
-        MCF_PW4_OUT("r5", "[r12, lr]")
-        MCF_PW4_OUT("r6", "[r12, lr, lsl #1]")
-        "add r4, lr, lr, lsl #1\n\t"
-        MCF_PW4_OUT("r7", "[r12, r4]")
-        "ldr r12, [sp, #16]\n\t"
-        "ldmia r12!, {r0, r1, r2}\n\t"
-        "str r12, [sp, #16]\n\t"
-        "ldr r12, [sp, #20]\n\t"
-        "adds r12, r12, #1\n\t"
-        MCF_PW4_OUT("r8", "[r12]")
-        MCF_PW4_OUT("r9", "[r12, lr]")
-        MCF_PW4_OUT("r10", "[r12, lr, lsl #1]")
-        MCF_PW4_OUT("r11", "[r12, r4]")
-        "adds r12, r12, #1\n\t"
-        "str r12, [sp, #20]\n\t"
-        "ldr r3, [sp, #24]\n\t"
-        "cmp r12, r3\n\t"
-        "bne 5b\n\t"
-        "add sp, sp, #40\n\t"
-        "pop {r4-r11, pc}\n\t"
-        ".size mcf_dsp_pw4x2, .-mcf_dsp_pw4x2\n\t"
-        ".popsection");
+/* the same when output_offset = -128 (mcf_dsp_out_record_lo): no sign term */
+#define MCF_PW4_OUT_LO(acc, addr)                     \
+    "lsl " acc ", " acc ", #1\n\t"                    \
+    "smmlar r3, " acc ", r0, r2\n\t"                  \
+    "asr r3, r3, r1\n\t"                              \
+    "ssat r3, #8, r3\n\t"                             \
+    "strb r3, " addr "\n\t"
+/* The wide layout's group (mcf_dsp_pw4x2w): the pair's 4 words of int16
+ * pairs, a's (w0, w2), b's (w0, w2), a's (w1, w3), b's (w1, w3), made offline
+ * (codegen/arm_dsp.py pack_wide): no SXTB16, 12 loads and 16 SMLAD. */
+#define MCF_PW4W_GROUP                                \
+    "ldr.w r0, [r12, #8]\n\t"                         \
+    "ldr.w r1, [r12, #12]\n\t"                        \
+    "ldr.w r2, [lr, #4]\n\t"                          \
+    "ldr.w r3, [lr, #12]\n\t"                         \
+    "smlad r4, r0, r2, r4\n\t"                        \
+    "smlad r8, r1, r2, r8\n\t"                        \
+    "smlad r5, r0, r3, r5\n\t"                        \
+    "smlad r9, r1, r3, r9\n\t"                        \
+    "ldr.w r2, [lr, #20]\n\t"                         \
+    "ldr.w r3, [lr, #28]\n\t"                         \
+    "smlad r6, r0, r2, r6\n\t"                        \
+    "smlad r10, r1, r2, r10\n\t"                      \
+    "smlad r7, r0, r3, r7\n\t"                        \
+    "smlad r11, r1, r3, r11\n\t"                      \
+    "ldr.w r1, [r12, #4]\n\t"                         \
+    "ldr.w r0, [r12], #16\n\t"                        \
+    "ldr.w r2, [lr, #8]\n\t"                          \
+    "ldr.w r3, [lr, #16]\n\t"                         \
+    "smlad r5, r0, r2, r5\n\t"                        \
+    "smlad r9, r1, r2, r9\n\t"                        \
+    "smlad r6, r0, r3, r6\n\t"                        \
+    "smlad r10, r1, r3, r10\n\t"                      \
+    "ldr.w r2, [lr, #24]\n\t"                         \
+    "ldr.w r3, [lr], #32\n\t"                         \
+    "smlad r7, r0, r2, r7\n\t"                        \
+    "smlad r11, r1, r2, r11\n\t"                      \
+    "smlad r4, r0, r3, r4\n\t"                        \
+    "smlad r8, r1, r3, r8\n\t"
+#define MCF_PW4_FUNCTION(name, GROUP, GROUP_BYTES, OUT)                         \
+    MCF_ASM_FUNCTION(name)                                                    \
+    "adr.w r11, 1f\n\t" \
+    "rsb r12, r1, #0\n\t" \
+    "and r12, r12, #3\n\t"     /* groups the first pass skips */ \
+    "mov lr, #" GROUP_BYTES "\n\t" /* bytes per group: its 32-bit instructions */ \
+    "mla r11, r12, lr, r11\n\t" \
+    "ldmia r0, {r2-r10}\n\t" \
+    "orr r11, r11, #1\n\t"      /* entry (Thumb) */ \
+    "push {r2-r11}\n" \
+    "5:\n\t" \
+    "ldr r0, [sp, #8]\n\t" \
+    "ldrd r4, r8, [r0], #8\n\t" /* the pair's biases */ \
+    "str r0, [sp, #8]\n\t" \
+    "mov r5, r4\n\t" \
+    "mov r6, r4\n\t" \
+    "mov r7, r4\n\t" \
+    "mov r9, r8\n\t" \
+    "mov r10, r8\n\t" \
+    "mov r11, r8\n\t" \
+    "ldr r12, [sp, #32]\n\t" \
+    "ldr lr, [sp]\n\t" \
+    "ldr r0, [sp, #36]\n\t" \
+    "bx r0\n\t" \
+    ".p2align 2\n" \
+    "1:\n\t" GROUP GROUP GROUP GROUP \
+    "ldr r0, [sp, #4]\n\t" \
+    "cmp lr, r0\n\t" \
+    "bne 1b\n\t" \
+    "str r12, [sp, #32]\n\t" \
+    "ldr r12, [sp, #12]\n\t" \
+    "ldmia r12!, {r0, r1, r2}\n\t" \
+    "str r12, [sp, #12]\n\t" \
+    "ldr r12, [sp, #20]\n\t" \
+    "ldr lr, [sp, #28]\n\t" \
+    OUT("r4", "[r12]") \
+    OUT("r5", "[r12, lr]") \
+    OUT("r6", "[r12, lr, lsl #1]") \
+    "add r4, lr, lr, lsl #1\n\t" \
+    OUT("r7", "[r12, r4]") \
+    "ldr r12, [sp, #16]\n\t" \
+    "ldmia r12!, {r0, r1, r2}\n\t" \
+    "str r12, [sp, #16]\n\t" \
+    "ldr r12, [sp, #20]\n\t" \
+    "adds r12, r12, #1\n\t" \
+    OUT("r8", "[r12]") \
+    OUT("r9", "[r12, lr]") \
+    OUT("r10", "[r12, lr, lsl #1]") \
+    OUT("r11", "[r12, r4]") \
+    "adds r12, r12, #1\n\t" \
+    "str r12, [sp, #20]\n\t" \
+    "ldr r3, [sp, #24]\n\t" \
+    "cmp r12, r3\n\t" \
+    "bne 5b\n\t" \
+    "add sp, sp, #40\n\t" \
+    "pop {r4-r11, pc}\n\t" \
+    ".size " name ", .-" name "\n\t" \
+    ".popsection"
+__asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2", MCF_PW4_GROUP, "128", MCF_PW4_OUT));
+__asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2w", MCF_PW4W_GROUP, "112", MCF_PW4_OUT));
+__asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2_lo", MCF_PW4_GROUP, "128", MCF_PW4_OUT_LO));
+__asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2w_lo", MCF_PW4W_GROUP, "112", MCF_PW4_OUT_LO));
 #undef MCF_PW4_GROUP
+#undef MCF_PW4W_GROUP
+#undef MCF_PW4_FUNCTION
 #undef MCF_PW4_OUT
+#undef MCF_PW4_OUT_LO
 
 /* Every channel pair against the 4 columns, through the assembly. */
 static void fused4(const matmul *m, const uint32_t *cols, int8_t *out)
@@ -1047,7 +1119,11 @@ static void fused4(const matmul *m, const uint32_t *cols, int8_t *out)
     job.out_end = out + pairs;
     job.out_c = m->out_c;
     job.w = m->filter;
-    mcf_dsp_pw4x2(&job, m->groups);
+    if (mcf_dsp_records_lo(m->output_offset)) {
+        (m->wide ? mcf_dsp_pw4x2w_lo : mcf_dsp_pw4x2_lo)(&job, m->groups);
+    } else {
+        (m->wide ? mcf_dsp_pw4x2w : mcf_dsp_pw4x2)(&job, m->groups);
+    }
 }
 #endif
 
@@ -1105,18 +1181,23 @@ static void matmul_n(const matmul *m, const uint32_t *cols, int32_t n, int8_t *o
     const int mode = MCF_DSP_FAST_SAT; /* records: mcf_dsp_records_fit */
     if (n == 4) {
         fused4(m, cols, out);
-    } else {
+        oc = out_c & ~1;
+    } else if (!m->wide) {
         fused(m, cols, n, out);
+        oc = out_c & ~1;
     }
-    oc = out_c & ~1;
 #else
     const int mode = m->fast;
 #endif
     for (; oc < out_c; ++oc) {
-        /* channel oc's words: in its pair, every other word; a last odd channel on its own */
-        const uint32_t *w = m->filter + (oc & ~1) * groups + (oc & 1);
         acc[0] = m->bias[oc];
-        dot_c(acc, w, (oc | 1) < out_c ? 2 : 1, cols, groups, n);
+        if (m->wide) { /* in its pair 4 words a group, (w0, w2) then (w1, w3) 2 words on; a last odd channel 2 */
+            const int32_t paired = (oc | 1) < out_c;
+            dot_wide(acc, m->filter + 2 * (oc & ~1) * groups + (oc & 1), paired ? 4 : 2, paired ? 2 : 1, cols,
+                     groups, n);
+        } else { /* channel oc's words: in its pair, every other word; a last odd channel on its own */
+            dot_c(acc, m->filter + (oc & ~1) * groups + (oc & 1), (oc | 1) < out_c ? 2 : 1, cols, groups, n);
+        }
         if (m->pw_requant != NULL && (oc | 1) < out_c) {
             /* what the assembly computes, from the channel's record */
             const int32_t *rq = m->pw_requant + 3 * ((oc & 1) * (out_c / 2) + oc / 2);
@@ -1141,18 +1222,49 @@ static void matmul_n(const matmul *m, const uint32_t *cols, int32_t n, int8_t *o
 MCF_INLINE void window_3x3x3(const int8_t *src, int32_t step, uint32_t *slot, const int32_t stride)
 {
     const int8_t *r1 = src + step, *r2 = r1 + step;
-    uint32_t g[7];
-    int32_t i;
-    g[0] = mcf_read32(src);
-    g[1] = mcf_read32(src + 4);
-    g[2] = (uint32_t)(uint8_t)src[8] | (mcf_read32(r1 - 1) & ~0xFFu);
-    g[3] = mcf_read32(r1 + 3);
-    g[4] = (uint32_t)(uint8_t)r1[7] | ((uint32_t)(uint8_t)r1[8] << 8) | (mcf_read32(r2 - 2) & ~0xFFFFu);
-    g[5] = mcf_read32(r2 + 2);
-    g[6] = mcf_read32(r2 + 5) >> 8;
-    for (i = 0; i < 7; ++i) {
-        slot[stride * i] = (uint32_t)__sxtb16(g[i]);
-        slot[stride * i + 1] = (uint32_t)mcf_sxtb16_ror8(g[i]);
+    /* unrolled: each group's word goes straight from its loads to its two slots */
+#define MCF_W333_PUT(i, value)                                                  \
+    do {                                                                       \
+        const uint32_t g_ = (value);                                           \
+        slot[stride * (i)] = (uint32_t)__sxtb16(g_);                           \
+        slot[stride * (i) + 1] = (uint32_t)mcf_sxtb16_ror8(g_);                \
+    } while (0)
+    MCF_W333_PUT(0, mcf_read32(src));
+    MCF_W333_PUT(1, mcf_read32(src + 4));
+    MCF_W333_PUT(2, (uint32_t)(uint8_t)src[8] | (mcf_read32(r1 - 1) & ~0xFFu));
+    MCF_W333_PUT(3, mcf_read32(r1 + 3));
+    MCF_W333_PUT(4, (uint32_t)(uint8_t)r1[7] | ((uint32_t)(uint8_t)r1[8] << 8) | (mcf_read32(r2 - 2) & ~0xFFFFu));
+    MCF_W333_PUT(5, mcf_read32(r2 + 2));
+    MCF_W333_PUT(6, mcf_read32(r2 + 5) >> 8);
+#undef MCF_W333_PUT
+}
+
+/* columns_kxk_n for a 3x3 window over 3 channels with dilation 1 along the
+ * rows (first layers): windows inside the input by window_3x3x3, a pointer
+ * and the window's corner stepped column by column, the others by im2col.
+ * Inlined with nc a constant at each call, so the stores take immediate
+ * offsets. */
+MCF_INLINE void columns_333(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int32_t oy, int32_t ox,
+                            int16_t *cols, const int32_t nc)
+{
+    const int32_t in_w = p->in_w, sw = p->stride_w, out_w = p->out_w, step = p->dilation_h * in_w * 3;
+    const int32_t x_hi = in_w - 3, y_hi = p->in_h - 1 - 2 * p->dilation_h;
+    int32_t y0 = oy * p->stride_h - p->pad_top, x0 = ox * sw - p->pad_left, c;
+    const int8_t *src = input + (y0 * in_w + x0) * 3;
+    for (c = 0; c < nc; ++c) {
+        if (x0 >= 0 && x0 <= x_hi && y0 >= 0 && y0 <= y_hi) {
+            window_3x3x3(src, step, (uint32_t *)(void *)cols + 2 * c, 2 * nc);
+        } else {
+            im2col(p, input, n + c, cols, c, nc);
+        }
+        x0 += sw;
+        src += 3 * sw;
+        if (++ox == out_w) {
+            ox = 0;
+            y0 += p->stride_h;
+            x0 = -p->pad_left;
+            src = input + (y0 * in_w + x0) * 3;
+        }
     }
 }
 
@@ -1169,25 +1281,37 @@ MCF_NO_LIBCALLS static void columns_kxk_n(const mcf_conv2d_params *p, const int8
     const int32_t in_c = p->in_c, in_w = p->in_w, k_h = p->k_h, k_w = p->k_w, run = k_w * in_c, k = k_h * run;
     const int32_t step = p->dilation_h * in_w * in_c, groups = (k + 3) / 4, y_span = (k_h - 1) * p->dilation_h;
     const int rows_ok = p->dilation_w == 1 && (in_c % 4 == 0 || k <= MCF_PATCH_MAX);
-    int32_t c, ky;
+    /* the loop's parameters in locals: the column stores could alias *p */
+    const int32_t out_w = p->out_w, stride_w = p->stride_w, in_h = p->in_h;
+    const int w333 = in_c == 3 && k_h == 3 && k_w == 3;
+    const int32_t x_last = in_w - k_w;
+    int32_t c, ky, y0 = oy * p->stride_h - p->pad_top, x0 = ox * stride_w - p->pad_left;
+    if (w333 && p->dilation_w == 1) {
+        if (nc == 4) {
+            columns_333(p, input, n, oy, ox, cols, 4);
+        } else if (nc == MCF_BLOCK) {
+            columns_333(p, input, n, oy, ox, cols, MCF_BLOCK);
+        } else {
+            columns_333(p, input, n, oy, ox, cols, nc);
+        }
+        return;
+    }
     if (in_c % 4 != 0 && k <= MCF_PATCH_MAX) {
         patch.w[groups - 1] = 0; /* the products past K meet zero filter bytes */
     }
-    for (c = 0; c < nc; ++c, ++ox) {
-        int32_t y0, x0;
+    for (c = 0; c < nc; ++c, ++ox, x0 += stride_w) {
         const int8_t *src;
-        if (ox == p->out_w) {
+        if (ox == out_w) {
             ox = 0;
-            ++oy;
+            y0 += p->stride_h;
+            x0 = -p->pad_left;
         }
-        y0 = oy * p->stride_h - p->pad_top;
-        x0 = ox * p->stride_w - p->pad_left;
-        if (!rows_ok || x0 < 0 || x0 + k_w > in_w || y0 < 0 || y0 + y_span >= p->in_h) {
+        if (!rows_ok || x0 < 0 || x0 > x_last || y0 < 0 || y0 + y_span >= in_h) {
             im2col(p, input, n + c, cols, c, nc);
             continue;
         }
         src = input + (y0 * in_w + x0) * in_c;
-        if (in_c == 3 && k_h == 3 && k_w == 3) {
+        if (w333) {
             window_3x3x3(src, step, (uint32_t *)(void *)cols + 2 * c, 2 * nc);
         } else if (in_c % 4 == 0) {
             for (ky = 0; ky < k_h; ++ky, src += step) {
@@ -1416,6 +1540,152 @@ int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t
  * input, 4 output channels per input word sign-extended once (matmul_row).
  * A little slower than the 6-pixel blocks; no arena bytes, so the planner
  * takes it where the columns would grow the arena beyond its limit. */
+/*
+ * Fully connected with one input row on the wide layout
+ * (mcf_dsp_fully_connected_s8_w6): the generator widens the filter to int16
+ * offline, 6 output rows a block: per block and group of 4 products, the 6
+ * rows' (w0, w2) then their (w1, w3), 12 words (a last block of 1-5 rows:
+ * 2 words a row). On Cortex-M the block in assembly (mcf_dsp_fc6w): per
+ * group one input word, its two SXTB16 halves, 3 LDM of 4 filter words and
+ * 12 SMLAD for 24 multiply-accumulates, 4 groups unrolled; a last partial
+ * group (K % 4 products) and the requantization in C.
+ */
+#ifdef MCF_DSP_ASM
+void mcf_dsp_fc6w(const uint32_t *w, const int8_t *x, int32_t groups, int32_t *acc);
+#define MCF_FC6W_GROUP                          \
+    "ldr.w r6, [lr], #4\n\t"                    \
+    "sxtb16 r7, r6, ror #8\n\t"                 \
+    "sxtb16 r6, r6\n\t"                         \
+    "ldmia.w r12!, {r8-r11}\n\t"                \
+    "smlad r0, r8, r6, r0\n\t"                  \
+    "smlad r1, r9, r6, r1\n\t"                  \
+    "smlad r2, r10, r6, r2\n\t"                 \
+    "smlad r3, r11, r6, r3\n\t"                 \
+    "ldmia.w r12!, {r8-r11}\n\t"                \
+    "smlad r4, r8, r6, r4\n\t"                  \
+    "smlad r5, r9, r6, r5\n\t"                  \
+    "smlad r0, r10, r7, r0\n\t"                 \
+    "smlad r1, r11, r7, r1\n\t"                 \
+    "ldmia.w r12!, {r8-r11}\n\t"                \
+    "smlad r2, r8, r7, r2\n\t"                  \
+    "smlad r3, r9, r7, r3\n\t"                  \
+    "smlad r4, r10, r7, r4\n\t"                 \
+    "smlad r5, r11, r7, r5\n\t"
+/* acc[0..5]: the biases in, the sums out; groups >= 1 whole groups of x (any alignment). */
+__asm__(MCF_ASM_FUNCTION("mcf_dsp_fc6w")
+        "add r2, r1, r2, lsl #2\n\t"  /* the input's end */
+        "push {r2, r3}\n\t"
+        "mov r12, r0\n\t"
+        "mov lr, r1\n\t"
+        "sub r6, r2, r1\n\t"
+        "lsr r6, r6, #2\n\t"
+        "rsb r6, r6, #0\n\t"
+        "and r6, r6, #3\n\t"          /* groups the first pass skips */
+        "adr.w r7, 1f\n\t"
+        "mov r8, #72\n\t"             /* bytes per group: 18 32-bit instructions */
+        "mla r7, r6, r8, r7\n\t"
+        "orr r7, r7, #1\n\t"          /* entry (Thumb) */
+        "ldm r3, {r0-r5}\n\t"
+        "bx r7\n\t"
+        ".p2align 2\n"
+        "1:\n\t" MCF_FC6W_GROUP MCF_FC6W_GROUP MCF_FC6W_GROUP MCF_FC6W_GROUP
+        "ldr r8, [sp]\n\t"
+        "cmp lr, r8\n\t"
+        "bne 1b\n\t"
+        "ldr r8, [sp, #4]\n\t"
+        "stm r8, {r0-r5}\n\t"
+        "add sp, sp, #8\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".size mcf_dsp_fc6w, .-mcf_dsp_fc6w\n\t"
+        ".popsection");
+#undef MCF_FC6W_GROUP
+#endif
+
+/* rows (1-6) sums of a block: acc[] holds the biases in, the sums out; w the
+ * block's words (per group the rows' (w0, w2), then their (w1, w3)). */
+static void fc_block_c(const uint32_t *w, const int8_t *x, int32_t groups, int32_t rows, int32_t *acc)
+{
+    int32_t g, r;
+    for (g = 0; g < groups; ++g, w += 2 * rows) {
+        const uint32_t v = mcf_read32(x + 4 * g);
+        const int32_t even = __sxtb16(v), odd = mcf_sxtb16_ror8(v);
+        for (r = 0; r < rows; ++r) {
+            acc[r] = __smlad((int32_t)w[rows + r], odd, __smlad((int32_t)w[r], even, acc[r]));
+        }
+    }
+}
+
+int32_t mcf_dsp_fully_connected_s8_w6_scratch_size(const mcf_fully_connected_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+/* The layer in one requantization mode (a constant in each copy). */
+MCF_INLINE void fc_w6_run(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output, int mode)
+{
+    const int32_t k = p->in_features, n_out = p->out_features, full = k / 4, groups = (k + 3) / 4;
+    const int32_t output_offset = p->output_offset, act_min = p->act_min, act_max = p->act_max;
+    const int32_t *bias = p->bias, *multiplier = p->multiplier, *shift = p->shift;
+    const uint32_t *w = (const uint32_t *)(const void *)p->filter;
+    uint32_t last = 0;
+    int32_t oc, r, i;
+    for (i = 0; i < k - 4 * full; ++i) { /* the last partial group: products past K read 0 */
+        last |= (uint32_t)(uint8_t)input[4 * full + i] << (8 * i);
+    }
+    for (oc = 0; oc < n_out; oc += 6) {
+        const int32_t rows = n_out - oc < 6 ? n_out - oc : 6;
+        int32_t acc[6];
+        for (r = 0; r < rows; ++r) {
+            acc[r] = bias[oc + r];
+        }
+#ifdef MCF_DSP_ASM
+        if (rows == 6 && full > 0) {
+            mcf_dsp_fc6w(w, input, full, acc);
+        } else {
+            fc_block_c(w, input, full, rows, acc);
+        }
+#else
+        fc_block_c(w, input, full, rows, acc);
+#endif
+        w += 2 * rows * full;
+        if (full < groups) {
+            const int32_t even = __sxtb16(last), odd = mcf_sxtb16_ror8(last);
+            for (r = 0; r < rows; ++r) {
+                acc[r] = __smlad((int32_t)w[rows + r], odd, __smlad((int32_t)w[r], even, acc[r]));
+            }
+            w += 2 * rows;
+        }
+        for (r = 0; r < rows; ++r) {
+            output[oc + r] = mcf_dsp_out(acc[r], multiplier[oc + r], shift[oc + r], output_offset, act_min, act_max,
+                                         mode);
+        }
+    }
+}
+
+int mcf_dsp_fully_connected_s8_w6(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output,
+                                  int8_t *scratch)
+{
+    (void)scratch;
+    if (p->rows != 1 || p->in_features <= 0 || p->out_features <= 0 || p->act_min < -128 || p->act_max > 127 ||
+        p->act_min > p->act_max || p->filter == NULL || p->bias == NULL || p->multiplier == NULL ||
+        p->shift == NULL || input == NULL || output == NULL || !shifts_valid(p->shift, p->out_features)) {
+        return MCF_ERR_ARG;
+    }
+    switch (mcf_dsp_mode(p->per_channel, p->act_min, p->act_max)) {
+    case MCF_DSP_FAST_SAT:
+        fc_w6_run(p, input, output, MCF_DSP_FAST_SAT);
+        break;
+    case MCF_DSP_FAST:
+        fc_w6_run(p, input, output, MCF_DSP_FAST);
+        break;
+    default:
+        fc_w6_run(p, input, output, MCF_DSP_GENERAL);
+        break;
+    }
+    return MCF_OK;
+}
+
 int32_t mcf_dsp_conv2d_1x1_s8_rows_scratch_size(const mcf_conv2d_params *p)
 {
     (void)p;
@@ -1481,20 +1751,75 @@ int32_t mcf_dsp_conv2d_1x1_s8_tail_scratch_size(const mcf_conv2d_params *p)
     return 0;
 }
 
-int mcf_dsp_conv2d_1x1_s8_tail(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+/* One pixel's outputs on the wide layout, its K int8 inputs read in place
+ * (the tailw variant's last pixels): per channel pair and group, the input
+ * word's SXTB16 halves against the pair's 4 words; a last partial group's
+ * products past K read 0; a last odd channel on its own. */
+MCF_INLINE int8_t wide_out(const matmul *m, int32_t acc, int32_t oc, int lo)
+{
+    if (m->pw_requant != NULL && (oc | 1) < m->out_c) {
+        return mcf_dsp_out_records(acc, m->pw_requant + 3 * ((oc & 1) * (m->out_c / 2) + oc / 2), lo);
+    }
+    return mcf_dsp_out(acc, m->multiplier[oc], m->shift[oc], m->output_offset, m->act_min, m->act_max, m->fast);
+}
+
+static void wide_row(const matmul *m, const int8_t *x, int32_t k, int8_t *out)
+{
+    const int32_t out_c = m->out_c, groups = m->groups, full = k / 4;
+    const int lo = mcf_dsp_records_lo(m->output_offset);
+    uint32_t last = 0;
+    int32_t oc, g, i;
+    for (i = 0; i < k - 4 * full; ++i) {
+        last |= (uint32_t)(uint8_t)x[4 * full + i] << (8 * i);
+    }
+    for (oc = 0; oc + 1 < out_c; oc += 2) {
+        const uint32_t *w = m->filter + 2 * oc * groups;
+        const int8_t *xg = x;
+        int32_t a = m->bias[oc], b = m->bias[oc + 1];
+        for (g = full; g > 0; --g, w += 4, xg += 4) {
+            const uint32_t v = mcf_read32(xg);
+            const int32_t even = __sxtb16(v), odd = mcf_sxtb16_ror8(v);
+            a = __smlad((int32_t)w[0], even, a);
+            b = __smlad((int32_t)w[1], even, b);
+            a = __smlad((int32_t)w[2], odd, a);
+            b = __smlad((int32_t)w[3], odd, b);
+        }
+        if (full < groups) {
+            const int32_t even = __sxtb16(last), odd = mcf_sxtb16_ror8(last);
+            a = __smlad((int32_t)w[2], odd, __smlad((int32_t)w[0], even, a));
+            b = __smlad((int32_t)w[3], odd, __smlad((int32_t)w[1], even, b));
+        }
+        out[oc] = wide_out(m, a, oc, lo);
+        out[oc + 1] = wide_out(m, b, oc + 1, lo);
+    }
+    if (oc < out_c) {
+        const uint32_t *w = m->filter + 2 * oc * groups;
+        int32_t a = m->bias[oc];
+        for (g = 0; g < groups; ++g, w += 2) {
+            const uint32_t v = g < full ? mcf_read32(x + 4 * g) : last;
+            a = __smlad((int32_t)w[1], mcf_sxtb16_ror8(v), __smlad((int32_t)w[0], __sxtb16(v), a));
+        }
+        out[oc] = wide_out(m, a, oc, lo);
+    }
+}
+
+static int tail_blocks(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int wide)
 {
     static const int8_t none = 0;
     const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c, kp = (p->in_c + 3) / 4 * 4;
     const int32_t at = (pixels * out_c - 4 * 2 * kp) & ~3;
     matmul m;
     int32_t n = 0, oy, ox;
-    (void)scratch;
     if (!conv_args_ok(p, input, output, &none) || p->k_h != 1 || p->k_w != 1 || p->pad_top != 0 ||
         p->pad_left != 0) {
         return MCF_ERR_ARG;
     }
     conv_matmul_init(&m, p);
+    m.wide = wide;
     m.pw_requant = mcf_dsp_records_fit(m.fast, p->shift, out_c) ? p->pw_requant : NULL;
+    if (wide && m.pw_requant == NULL) {
+        return MCF_ERR_ARG;
+    }
     if (at >= 4 * out_c && ((uintptr_t)output & 3u) == 0 && blocks_of_six(&m)) {
         int16_t *cols = (int16_t *)(void *)(output + at);
         clear_tail(cols, p->in_c, kp, 4);
@@ -1508,11 +1833,35 @@ int mcf_dsp_conv2d_1x1_s8_tail(const mcf_conv2d_params *p, const int8_t *input, 
             ox = 0;
             ++oy;
         }
-        matmul_row_any(&m, input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * p->in_c, p->in_c,
-                       output + n * out_c);
+        const int8_t *x = input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * p->in_c;
+        if (wide) {
+            wide_row(&m, x, p->in_c, output + n * out_c);
+        } else {
+            matmul_row_any(&m, x, p->in_c, output + n * out_c);
+        }
     }
     return MCF_OK;
 }
+
+/* A variant without scratch on the int8 words, and its twin on the wide layout. */
+#define MCF_NO_SCRATCH_PAIR(name, blocks)                                                                    \
+    int name(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)                  \
+    {                                                                                                          \
+        (void)scratch;                                                                                         \
+        return blocks(p, input, output, 0);                                                                    \
+    }                                                                                                          \
+    int32_t name##w_scratch_size(const mcf_conv2d_params *p)                                                   \
+    {                                                                                                          \
+        (void)p;                                                                                               \
+        return 0;                                                                                              \
+    }                                                                                                          \
+    int name##w(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)               \
+    {                                                                                                          \
+        (void)scratch;                                                                                         \
+        return blocks(p, input, output, 1);                                                                    \
+    }
+/* tailw: the pw4w blocks, the last pixels by wide_row */
+MCF_NO_SCRATCH_PAIR(mcf_dsp_conv2d_1x1_s8_tail, tail_blocks)
 
 /* The 1x1 variant in blocks of 4 output pixels, 2 channels at a time
  * (mcf_dsp_conv2d_1x1_s8_pw4; on Cortex-M the assembly mcf_dsp_pw4x2):
@@ -1577,6 +1926,93 @@ int mcf_dsp_conv2d_s8_pw4(const mcf_conv2d_params *p, const int8_t *input, int8_
     return MCF_OK;
 }
 
+/*
+ * The pw4 variants on the wide layout (mcf_dsp_conv2d_1x1_s8_pw4w,
+ * mcf_dsp_conv2d_s8_pw4w): the generator widens the filter to int16 pairs
+ * offline (twice the int8 filter's flash), so the blocks' assembly loads
+ * them with no SXTB16 (mcf_dsp_pw4x2w); the pixels after the blocks as one
+ * last block of 1-3 columns. Requires the records (the generator offers the
+ * variant only then). Scratch as pw4.
+ */
+/* The pixels from n on (fewer than 4): with 4 pixels or more in the layer,
+ * one more block of 4 ending at the last pixel (the earlier pixels in it are
+ * computed again, to the same bytes), when its columns may start at pixel
+ * `lowest` or later; else one block of that many columns (C). */
+static void wide_rest(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
+                      int16_t *cols, int32_t n, int pointwise, int32_t lowest)
+{
+    const int32_t pixels = p->out_h * p->out_w, k = p->k_h * p->k_w * p->in_c, kp = (k + 3) / 4 * 4;
+    if (n >= pixels) {
+        return;
+    }
+    if (pixels >= 4 && pixels - 4 >= lowest) { /* the columns of 4 are in place (clear_tail) */
+        n = pixels - 4;
+        if (pointwise) {
+            columns_4(p, input, n, cols);
+        } else {
+            columns_kxk_4(p, input, n, cols);
+        }
+        matmul_n(m, (const uint32_t *)(const void *)cols, 4, output + n * p->out_c);
+    } else {
+        const int32_t rest = pixels - n, oy = n / p->out_w;
+        clear_tail(cols, k, kp, rest);
+        columns_kxk_n(p, input, n, oy, n - oy * p->out_w, cols, rest);
+        matmul_n(m, (const uint32_t *)(const void *)cols, rest, output + n * p->out_c);
+    }
+}
+
+static int conv_wide(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch,
+                     int pointwise)
+{
+    const int32_t pixels = p->out_h * p->out_w, k = p->k_h * p->k_w * p->in_c, kp = (k + 3) / 4 * 4;
+    int16_t *cols = (int16_t *)(void *)scratch;
+    matmul m;
+    int32_t n = 0;
+    if (!conv_args_ok(p, input, output, scratch) || p->pw_requant == NULL ||
+        (pointwise && (p->k_h != 1 || p->k_w != 1 || p->pad_top != 0 || p->pad_left != 0))) {
+        return MCF_ERR_ARG;
+    }
+    conv_matmul_init(&m, p);
+    m.wide = 1;
+    if (!mcf_dsp_records_fit(m.fast, p->shift, p->out_c)) {
+        return MCF_ERR_ARG;
+    }
+    m.pw_requant = p->pw_requant;
+    if (pixels >= 4) {
+        clear_tail(cols, k, kp, 4);
+        for (; n + 4 <= pixels; n += 4) {
+            if (pointwise) {
+                columns_4(p, input, n, cols);
+            } else {
+                columns_kxk_4(p, input, n, cols);
+            }
+            matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * p->out_c);
+        }
+    }
+    wide_rest(&m, p, input, output, cols, n, pointwise, 0);
+    return MCF_OK;
+}
+
+int32_t mcf_dsp_conv2d_1x1_s8_pw4w_scratch_size(const mcf_conv2d_params *p)
+{
+    return mcf_dsp_conv2d_1x1_s8_pw4_scratch_size(p);
+}
+
+int mcf_dsp_conv2d_1x1_s8_pw4w(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    return conv_wide(p, input, output, scratch, 1);
+}
+
+int32_t mcf_dsp_conv2d_s8_pw4w_scratch_size(const mcf_conv2d_params *p)
+{
+    return mcf_dsp_conv2d_s8_pw4_scratch_size(p);
+}
+
+int mcf_dsp_conv2d_s8_pw4w(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    return conv_wide(p, input, output, scratch, 0);
+}
+
 /* The k x k variant without scratch (mcf_dsp_conv2d_s8_reuse), for a layer
  * whose input dies with it (the generator checks): its 2 x 4 blocks (as
  * mcf_dsp_conv2d_s8_pw4) take their columns from the output's last bytes
@@ -1602,7 +2038,7 @@ int32_t mcf_dsp_conv2d_s8_reuse_scratch_size(const mcf_conv2d_params *p)
     return 0;
 }
 
-int mcf_dsp_conv2d_s8_reuse(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+static int reuse_blocks(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int wide)
 {
     static const int8_t none = 0;
     const int32_t pixels = p->out_h * p->out_w, k = p->k_h * p->k_w * p->in_c, kp = (k + 3) / 4 * 4;
@@ -1610,13 +2046,13 @@ int mcf_dsp_conv2d_s8_reuse(const mcf_conv2d_params *p, const int8_t *input, int
     matmul m;
     int16_t *cols;
     int32_t n;
-    (void)scratch;
     if (!conv_args_ok(p, input, output, &none) || first < 0 || (((uintptr_t)input | (uintptr_t)output) & 3u) != 0) {
         return MCF_ERR_ARG;
     }
     conv_matmul_init(&m, p);
+    m.wide = wide;
     m.pw_requant = mcf_dsp_records_fit(m.fast, p->shift, p->out_c) ? p->pw_requant : NULL;
-    if (!blocks_of_six(&m)) {
+    if (!blocks_of_six(&m) || (wide && m.pw_requant == NULL)) {
         return MCF_ERR_ARG;
     }
     cols = (int16_t *)(void *)(output + at);
@@ -1631,6 +2067,14 @@ int mcf_dsp_conv2d_s8_reuse(const mcf_conv2d_params *p, const int8_t *input, int
         columns_kxk_4(p, input, n, cols);
         matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * p->out_c);
     }
-    conv_rest(&m, p, input, output, cols, n);
+    if (wide) {
+        wide_rest(&m, p, input, output, cols, n, 0, first);
+    } else {
+        conv_rest(&m, p, input, output, cols, n);
+    }
     return MCF_OK;
 }
+
+/* reusew: mcf_dsp_conv2d_s8_pw4w's blocks and last block */
+MCF_NO_SCRATCH_PAIR(mcf_dsp_conv2d_s8_reuse, reuse_blocks)
+#undef MCF_NO_SCRATCH_PAIR

@@ -77,6 +77,16 @@ int mcf_dsp_conv2d_1x1_s8_rows(const mcf_conv2d_params *p, const int8_t *input, 
 /* The same in blocks of 4 output pixels x 2 channels (scratch: 4 columns): */
 int32_t mcf_dsp_conv2d_1x1_s8_pw4_scratch_size(const mcf_conv2d_params *p);
 int mcf_dsp_conv2d_1x1_s8_pw4(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* the pw4 variants on the wide layout: per channel pair and group of 4 products, a's (w0, w2), b's (w0, w2),
+ * a's (w1, w3), b's (w1, w3) as int16 pairs (low half first); a last odd channel's (w0, w2), (w1, w3) */
+int32_t mcf_dsp_conv2d_1x1_s8_pw4w_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_1x1_s8_pw4w(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+int32_t mcf_dsp_conv2d_s8_pw4w_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_s8_pw4w(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+int32_t mcf_dsp_conv2d_s8_reusew_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_s8_reusew(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+int32_t mcf_dsp_conv2d_1x1_s8_tailw_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_1x1_s8_tailw(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 /* The same without scratch keeping the 6-pixel blocks: their columns in the
  * output's last bytes (output word-aligned, never the input), the pixels
  * after them as rows: */
@@ -86,6 +96,15 @@ int mcf_dsp_conv2d_1x1_s8_tail(const mcf_conv2d_params *p, const int8_t *input, 
 int32_t mcf_dsp_fully_connected_s8_scratch_size(const mcf_fully_connected_params *p);
 int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output,
                                int8_t *scratch);
+/* one input row, the filter widened to int16 offline (pack_fc_wide): per block of 6 output rows (a last one of
+ * 1-5) and group of 4 products, the rows' (w0, w2) pairs, then their (w1, w3) */
+/* average pooling, 4 channels per SIMD step (mcf_dsp_pool.c): channels a multiple of 4, windows of at most
+ * 255 taps; no scratch (the argument is unused) */
+int32_t mcf_dsp_avg_pool_s8_scratch_size(const mcf_pool_params *p);
+int mcf_dsp_avg_pool_s8(const mcf_pool_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+int32_t mcf_dsp_fully_connected_s8_w6_scratch_size(const mcf_fully_connected_params *p);
+int mcf_dsp_fully_connected_s8_w6(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output,
+                                  int8_t *scratch);
 
 int32_t mcf_dsp_depthwise_conv2d_s8_scratch_size(const mcf_depthwise_conv2d_params *p);
 int mcf_dsp_depthwise_conv2d_s8(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,
