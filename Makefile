@@ -31,6 +31,7 @@ bench:
 	$(PY) bench/patch.py
 	$(PY) bench/speed.py
 	$(PY) bench/nas.py
+	$(PY) bench/nas.py --space families
 	$(PY) bench/int16.py
 
 clean:

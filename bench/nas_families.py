@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT  # noqa: E402
+from _common import ROOT, update_readme  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -73,7 +73,8 @@ def mlp(input_shape, classes, hidden=32):
 
 
 def evaluate(name, net_or_design, full, budget, epochs, log, seed=0, extra=None) -> dict:
-    """Train from scratch with the recipe, compile, check-elf, int8 C accuracy on the test split."""
+    """Train from scratch with the recipe, compile, check-elf, int8 C accuracy on the test split,
+    Cortex-M4 cycles of one inference."""
     import torch
 
     from mcuforge.nas.designsearch import finish
@@ -87,94 +88,254 @@ def evaluate(name, net_or_design, full, budget, epochs, log, seed=0, extra=None)
     float_acc = accuracy(net, full.x_val, full.y_val)
     with tempfile.TemporaryDirectory(prefix="mcuforge-bench-nasf-") as tmp:
         try:
-            out = finish(net, full.input_shape, full, budget, Path(tmp))
+            out = finish(net, full.input_shape, full, budget, Path(tmp), cycles=True)
         except Exception as err:  # over budget: reported, not hidden
             out = {"error": f"{err.__class__.__name__}: {err}"}
     out.pop("elf", None)
     row = dict(name=name, float_accuracy=float_acc, train_seconds=round(time.monotonic() - t, 1), **out,
                **(extra or {}))
+    if hasattr(net_or_design, "stages"):
+        row.setdefault("design", net_or_design.to_dict())
     log(f"  {name}: float {float_acc:.2%}, " + (f"int8 C {row['int8_accuracy']:.2%}, {row['macs']:,} MACs, "
                                                  f"arena {row['arena_bytes']} B, RAM {row['sram_bytes']} B, "
-                                                 f"flash {row['flash_bytes']} B, fits {row['fits']}"
+                                                 f"flash {row['flash_bytes']} B, {row['cycles_m4']:,} cycles, "
+                                                 f"fits {row['fits']}"
                                                  if "int8_accuracy" in row else row["error"]))
     return row
 
 
-def random_search(split, budget, candidates, proxy_epochs, seed, families, widths, log):
-    """Random designs from every family, width and scale; the same evaluation as the search."""
-    from mcuforge.nas.designsearch import measure_design, train_design
-    from mcuforge.nas.families import FamilySpace, scales_for
-    from mcuforge.nas.measure import accuracy
+def random_search(split, budget, candidates, seconds, proxy_epochs, folds, seed, families, widths, scales, log):
+    """Random designs from every family, width and scale, scored by the search's proxy and chosen by
+    its rule (`prefer_small`); stops at the search's number of trained candidates or its wall time,
+    whichever comes first."""
+    from mcuforge.nas.designsearch import measure_design, prefer_small, proxy_score
+    from mcuforge.nas.families import FamilySpace
 
     rng = random.Random(f"random-{seed}")
-    best, evaluated, trained, t = None, 0, 0, time.monotonic()
-    while trained < candidates and evaluated < 6 * candidates:  # the search's rule: fitting ones count
+    rows, evaluated, t = [], 0, time.monotonic()
+    while len(rows) < candidates and evaluated < 6 * candidates and time.monotonic() - t < seconds:
         space = FamilySpace(rng.choice(families), split.input_shape, split.classes, rng.choice(widths),
-                            rng.choice(scales_for(split.input_shape)))
+                            rng.choice(scales))
         d = space.sample(rng)
         row = measure_design(d, budget, split.x_train[:32])
         evaluated += 1
         if row["fits"]:
-            trained += 1
-            acc = accuracy(train_design(d, split, proxy_epochs, seed), split.x_val, split.y_val)
-            if best is None or acc > best[0]:
-                best = (acc, d)
-    log(f"  random search: {trained} trained of {evaluated} proposed in {time.monotonic() - t:.0f} s, best proxy "
-        f"{best[0]:.2%}" if best else "  random search: nothing fitted")
-    return best, time.monotonic() - t
+            row["accuracy"], row["scored"] = proxy_score(d, split, proxy_epochs, seed, folds)
+            row["design_obj"] = d
+            rows.append(row)
+    ranked = prefer_small(rows)
+    elapsed = time.monotonic() - t
+    log(f"  random search: {len(rows)} trained of {evaluated} proposed in {elapsed:.0f} s, chosen proxy "
+        f"{ranked[0]['accuracy']:.2%} ({ranked[0]['sram_bytes']} B)" if ranked else "  random search: nothing fitted")
+    return (ranked[0]["design_obj"] if ranked else None), elapsed, len(rows), evaluated
+
+
+def fitting(members, split, budget):
+    """The members (name, Design or module) whose compile and Cortex-M4 ELF fit, with their rows."""
+    from mcuforge.nas.designsearch import measure_design, measure_module
+
+    out = []
+    for name, m in members:
+        row = (measure_design(m, budget, split.x_train[:32]) if hasattr(m, "stages")
+               else measure_module(m, split.input_shape, budget, split.x_train[:32]))
+        if row["fits"]:
+            out.append((name, m, row))
+    return out
+
+
+def best_by_proxy(members, split, args, log, family):
+    """The most accurate member by the search's proxy (same epochs, same split or folds), the
+    smallest SRAM among ties (`prefer_small`): a hand-designed family's best member that fits."""
+    from mcuforge.nas.designsearch import prefer_small, proxy_score
+
+    if len(members) == 1:
+        return members[0][:2]
+    rows = []
+    for name, d, row in members:
+        acc, n = proxy_score(d, split, args.proxy_epochs, 0, args.folds)
+        rows.append({**row, "design": name, "accuracy": acc, "scored": n, "member": (name, d)})
+        log(f"    {family} member {name}: proxy {acc:.2%}, {row['sram_bytes']} B")
+    return prefer_small(rows)[0]["member"]
+
+
+def baselines(task, full, split, budget, args, log) -> list[dict]:
+    """Every hand-designed family's best member that fits, trained with the same recipe."""
+    from mcuforge.nas.families import ds_cnn, hand_cnn, mobilenet_v2
+
+    shape, classes, rows = full.input_shape, full.classes, []
+    widths = (2.0, 1.5, 1.0, 0.75, 0.5, 0.25)
+
+    def widest(make):  # the first member of `make(width)` over decreasing widths that fits
+        for w in widths:
+            found = fitting([make(w)], split, budget)
+            if found:
+                return found[0]
+        return None
+
+    if task == "digits":  # the issue's hand-drawn reference, as given
+        rows.append(evaluate("hand CNN 16-24", hand_cnn(shape, classes), full, budget, args.epochs, log))
+    # plain CNNs of 2, 3 and 4 convolutions, each followed by 2x2 max pooling, flatten + linear
+    plain = [m for m in (widest(lambda w, n=n: (f"plain CNN {'-'.join(str(max(4, int(c * w))) for c in (16, 24, 32, 48)[:n])}",
+                                                 hand_cnn(shape, classes, tuple(max(4, int(c * w))
+                                                                                for c in (16, 24, 32, 48)[:n]))))
+                             for n in (2, 3, 4)) if m]
+    if plain:
+        name, d = best_by_proxy(plain, split, args, log, "plain CNN")
+        rows.append(evaluate(f"{name} (best plain CNN)", d, full, budget, args.epochs, log))
+    # MLPs with one hidden layer, the widest that fits
+    for hidden in (256, 128, 64, 32, 16):
+        if fitting([("mlp", mlp(shape, classes, hidden))], split, budget):
+            rows.append(evaluate(f"MLP {int(np.prod(shape))}-{hidden}-{classes}", mlp(shape, classes, hidden), full,
+                                 budget, args.epochs, log))
+            break
+    # the DS-CNN scaled in width: the widest that fits
+    for w in sorted(args.dscnn_widths, reverse=True):
+        found = fitting([(f"DS-CNN x{w}", ds_cnn(shape, classes, w))], split, budget)
+        if found:
+            rows.append(evaluate(found[0][0], found[0][1], full, budget, args.epochs, log))
+            break
+    else:
+        log("  no width of the DS-CNN fits")
+    # MobileNetV2 scaled in width, depth and resolution: per depth the widest that fits (at the data's
+    # resolution, else at half of it), the best of those by the proxy
+    from mcuforge.nas.families import scales_for
+
+    mbv2 = []
+    for depth in (1.0, 0.5, 0.0):
+        for scale in [r for r in (1.0, 0.5) if r in scales_for(shape)]:
+            for w in (1.0, 0.75, 0.5, 0.35, 0.25, 0.1):
+                found = fitting([(f"MobileNetV2 x{w} d{depth} r{scale}", mobilenet_v2(shape, classes, w, depth, scale))],
+                                split, budget)
+                if found:
+                    mbv2.append(found[0])
+                    break
+            if mbv2 and mbv2[-1][0].endswith(f"d{depth} r{scale}"):
+                break
+    if mbv2:
+        name, d = best_by_proxy(mbv2, split, args, log, "MobileNetV2")
+        rows.append(evaluate(name, d, full, budget, args.epochs, log))
+    else:
+        log("  no MobileNetV2 fits")
+    return rows
 
 
 def run_task(task, x_train, x_test, y_train, y_test, classes, budget, args, log) -> dict:
-    from mcuforge.nas.designsearch import Split, measure_design, search
-    from mcuforge.nas.families import FAMILIES, ds_cnn, hand_cnn
+    from mcuforge.nas.designsearch import Split, search
+    from mcuforge.nas.families import FAMILIES, scales_for
 
     full = Split(x_train, y_train, x_test, y_test, classes)
     split = inner_split(x_train, y_train, classes)
+    scales = tuple(args.scales) if args.scales else scales_for(full.input_shape)
     rows = []
     log(f"{task} at {budget.sram // 1024}K/{budget.flash // 1024}K: search")
     t = time.monotonic()
-    res = search(split, budget, seed=0, widths=tuple(args.widths), scales=None, space_samples=args.space_samples,
+    res = search(split, budget, seed=0, widths=tuple(args.widths), scales=scales, space_samples=args.space_samples,
                  candidates=args.candidates, proxy_epochs=args.proxy_epochs, final_epochs=1,
-                 say=(lambda m: log("    " + m)) if args.verbose else None)
+                 say=(lambda m: log("    " + m)) if args.verbose else None, space_criterion=args.space_criterion,
+                 folds=args.folds, space_per_family=args.space_per_family, time_budget=args.search_seconds)
     search_seconds = time.monotonic() - t
+    trained = {t_["proxy_design"] for t_ in res.choice.table if t_.get("proxy_design")} | \
+        {r["design"] for r in res.evaluated if r.get("accuracy") is not None}
+    log(f"  search: chose {res.choice.family} w{res.choice.width} s{res.choice.scale}, {len(trained)} trained "
+        f"candidates in {search_seconds:.0f} s")
     rows.append(evaluate("searched", res.design, full, budget, args.epochs, log,
-                         extra={"design": res.design.to_dict(), "search_seconds": round(search_seconds, 1),
-                                "space_table": res.choice.table,
+                         extra={"search_seconds": round(search_seconds, 1), "space_table": res.choice.table,
+                                "space_criterion": res.choice.criterion,
                                 "chosen": [res.choice.family, res.choice.width, res.choice.scale],
-                                "candidates": len(res.evaluated)}))
-    if task == "digits":
-        rows.append(evaluate("hand CNN 16-24", hand_cnn(full.input_shape, classes), full, budget, args.epochs, log))
-        rows.append(evaluate("MLP 64-32-10", mlp(full.input_shape, classes), full, budget, args.epochs, log))
-    else:
-        for w in sorted(args.dscnn_widths, reverse=True):  # the widest DS-CNN that fits
-            d = ds_cnn(full.input_shape, classes, w)
-            if measure_design(d, budget, split.x_train[:32])["fits"]:
-                rows.append(evaluate(f"DS-CNN x{w}", d, full, budget, args.epochs, log))
-                break
-        else:
-            log("  no width of the DS-CNN fits")
-    best, seconds = random_search(split, budget, args.candidates, args.proxy_epochs, 0, tuple(FAMILIES),
-                                  tuple(args.widths), log)
+                                "trained_candidates": len(trained), "candidates": res.evaluated}))
+    rows += baselines(task, full, split, budget, args, log)
+    best, seconds, n_trained, n_proposed = random_search(split, budget, len(trained), search_seconds,
+                                                         args.proxy_epochs, args.folds, 0, tuple(FAMILIES),
+                                                         tuple(args.widths), scales, log)
     if best:
-        rows.append(evaluate("random search", best[1], full, budget, args.epochs, log,
-                             extra={"design": best[1].to_dict(), "search_seconds": round(seconds, 1)}))
-    return {"task": task, "budget": [budget.sram, budget.flash], "rows": rows}
+        rows.append(evaluate("random search", best, full, budget, args.epochs, log,
+                             extra={"search_seconds": round(seconds, 1), "trained_candidates": n_trained,
+                                    "proposed": n_proposed}))
+    return {"task": task, "budget": [budget.sram, budget.flash], "rows": rows, "verdict": verdict(task, budget, rows)}
+
+
+def verdict(task, budget, rows) -> dict:
+    """The issue's targets for this budget, from the test-split figures."""
+    ok = [r for r in rows if "int8_accuracy" in r]
+    searched = next((r for r in ok if r["name"] == "searched"), None)
+    base = [r for r in ok if r["name"] != "searched"]
+    if searched is None or not base:
+        return {"met": False, "text": "no searched model or no baseline"}
+    top = max(r["int8_accuracy"] for r in base)
+    best = min((r for r in base if r["int8_accuracy"] == top), key=lambda r: r["sram_bytes"])
+    gain = searched["int8_accuracy"] - top
+    ratio = searched["sram_bytes"] / best["sram_bytes"]
+    met = gain >= 0.01 - 1e-9 or (gain >= -1e-9 and ratio <= 0.7)
+    text = (f"{gain * 100:+.2f} points int8 vs the best baseline ({best['name']}, {top:.2%}), at "
+            f"{ratio:.0%} of its SRAM")
+    extra = {}
+    if task == "digits" and budget.sram == 2048:
+        extra["at_least_98"] = searched["int8_accuracy"] >= 0.98
+    if task == "keywords":
+        ds = next((r for r in ok if r["name"].startswith("DS-CNN")), None)
+        extra["above_dscnn"] = bool(ds) and searched["int8_accuracy"] > ds["int8_accuracy"]
+    return {"met": bool(met), "gain_points": round(gain * 100, 2), "sram_ratio": round(ratio, 3),
+            "best_baseline": best["name"], "text": text, **extra}
 
 
 def markdown(results) -> str:
     lines = ["| task | budget (SRAM/flash) | model | int8 C acc. | float acc. | MACs | arena | RAM (ELF) | flash (ELF) | "
-             "search time |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "Cortex-M4 cycles | search time |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         b = f"{r['budget'][0] // 1024}K/{r['budget'][1] // 1024}K"
         for row in r["rows"]:
             if "int8_accuracy" not in row:
-                lines.append(f"| {r['task']} | {b} | {row['name']} | {row['error']} | | | | | | |")
+                lines.append(f"| {r['task']} | {b} | {row['name']} | {row['error']} | | | | | | | |")
                 continue
             st = f"{row['search_seconds']:.0f} s" if "search_seconds" in row else ""
-            lines.append(f"| {r['task']} | {b} | {row['name']} | {row['int8_accuracy']:.2%} | "
+            if "trained_candidates" in row:
+                st += f" ({row['trained_candidates']} trained)"
+            cyc = f"{row['cycles_m4']:,}" if "cycles_m4" in row else ""
+            name = row["name"]
+            if name == "searched" and "chosen" in row:
+                name += f" ({row['chosen'][0]} w{row['chosen'][1]} s{row['chosen'][2]})"
+            lines.append(f"| {r['task']} | {b} | {name} | {row['int8_accuracy']:.2%} | "
                          f"{row['float_accuracy']:.2%} | {row['macs']:,} | {row['arena_bytes']:,} | "
-                         f"{row['sram_bytes']:,} | {row['flash_bytes']:,} | {st} |")
+                         f"{row['sram_bytes']:,} | {row['flash_bytes']:,} | {cyc} | {st} |")
+    lines.append("")
+    for r in results:
+        v = r.get("verdict")
+        if v:
+            b = f"{r['budget'][0] // 1024}K/{r['budget'][1] // 1024}K"
+            extra = "".join(f"; {k.replace('_', ' ')}: {'yes' if val else 'no'}" for k, val in v.items()
+                            if k in ("at_least_98", "above_dscnn"))
+            lines.append(f"* {r['task']} {b}: {v['text']}: target {'met' if v['met'] else 'not met'}{extra}")
     return "\n".join(lines) + "\n"
+
+
+def headline(results) -> str:
+    """The README's headline rows: per budget the searched model against the best baseline."""
+    lines = ["| task | budget (SRAM / flash) | searched, int8 C | best baseline, int8 C | target |",
+             "|---|---|---|---|---|"]
+    for r in results:
+        ok = {row["name"]: row for row in r["rows"] if "int8_accuracy" in row}
+        v = r.get("verdict") or {}
+        s = ok.get("searched")
+        b = ok.get(v.get("best_baseline"))
+        if not s or not b:
+            continue
+        lines.append(f"| {r['task']} | {r['budget'][0] // 1024} KB / {r['budget'][1] // 1024} KB | "
+                     f"{s['int8_accuracy']:.2%}, {s['sram_bytes']:,} B | {b['name']}: {b['int8_accuracy']:.2%}, "
+                     f"{b['sram_bytes']:,} B | {'met' if v['met'] else 'not met'} |")
+    return "\n".join(lines) + "\n"
+
+
+TASK_DEFAULTS = {
+    # digits: tiny nets, a small held-out part: 3-fold cross-validation over the training part
+    # scales 1/2 and 1 (the 2x upsampled 16x16 input makes every proxy 4x slower)
+    "digits": dict(budgets=["2K/16K", "8K/32K", "32K/128K"], epochs=60, widths=[0.5, 0.75, 1.0], scales=[0.5, 1.0],
+                   space_samples=3, space_per_family=3, candidates=12, proxy_epochs=20, folds=3,
+                   search_seconds=240),
+    # keywords: 7,272 clips; the MFCC input is not upsampled (scale 1)
+    "keywords": dict(budgets=["4K/32K", "8K/64K", "32K/128K"], epochs=10, widths=[0.5, 1.0], scales=[1.0],
+                     space_samples=2, space_per_family=2, candidates=6, proxy_epochs=3, folds=1,
+                     search_seconds=200),
+}
 
 
 def main(argv=None) -> int:
@@ -183,14 +344,20 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", nargs="+", default=["digits", "keywords"])
-    ap.add_argument("--digits-budgets", nargs="+", default=["2K/16K"])
-    ap.add_argument("--keywords-budgets", nargs="+", default=["8K/64K"])
-    ap.add_argument("--epochs", type=int, default=60, help="training epochs of every reported network")
-    ap.add_argument("--keywords-epochs", type=int, default=20)
-    ap.add_argument("--space-samples", type=int, default=3)
-    ap.add_argument("--candidates", type=int, default=10)
-    ap.add_argument("--proxy-epochs", type=int, default=8)
-    ap.add_argument("--widths", type=float, nargs="+", default=[0.5, 0.75, 1.0])
+    ap.add_argument("--digits-budgets", nargs="+")
+    ap.add_argument("--keywords-budgets", nargs="+")
+    ap.add_argument("--epochs", type=int, help="training epochs of every reported network (per task default)")
+    ap.add_argument("--space-samples", type=int)
+    ap.add_argument("--space-per-family", type=int)
+    ap.add_argument("--space-criterion", default="train", choices=["train", "macs"])
+    ap.add_argument("--candidates", type=int)
+    ap.add_argument("--proxy-epochs", type=int)
+    ap.add_argument("--folds", type=int)
+    ap.add_argument("--search-seconds", type=float,
+                    help="the search's time budget (its evolution stops at 70%% of it and runs at least 30%% of it "
+                         "after the space step; per task default)")
+    ap.add_argument("--widths", type=float, nargs="+")
+    ap.add_argument("--scales", type=float, nargs="+")
     ap.add_argument("--dscnn-widths", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])
     ap.add_argument("--keywords-data", default=str(ROOT / "out" / "keywords.npz"))
     ap.add_argument("--speakers", type=int, default=256)
@@ -210,26 +377,33 @@ def main(argv=None) -> int:
     kept = json.loads(previous.read_text())["results"] if previous.exists() else []
     for task in args.tasks:
         if task == "digits":
-            data, budgets, epochs = digits(), args.digits_budgets, args.epochs
+            data = digits()
         else:
             Path(args.keywords_data).parent.mkdir(parents=True, exist_ok=True)
-            data, budgets, epochs = keywords(Path(args.keywords_data), args.speakers, args.copies), \
-                args.keywords_budgets, args.keywords_epochs
+            data = keywords(Path(args.keywords_data), args.speakers, args.copies)
         x_train, x_test, y_train, y_test = data
         classes = int(max(y_train.max(), y_test.max()) + 1)
+        a = argparse.Namespace(**vars(args))
+        for k, v in TASK_DEFAULTS[task].items():
+            if getattr(a, k, None) is None:
+                setattr(a, k, v)
+        budgets = getattr(args, f"{task}_budgets") or a.budgets
         for b in budgets:
             sram, flash = (parse_size(v, b) for v in b.split("/"))
-            a = argparse.Namespace(**vars(args))
-            a.epochs = epochs
             r = run_task(task, x_train, x_test, y_train, y_test, classes, Budget(sram, flash), a, log)
-            r["args"] = {k: v for k, v in vars(a).items() if k not in ("tasks", "verbose")}
+            r["args"] = {k: v for k, v in vars(a).items()
+                         if k not in ("tasks", "verbose", "budgets", "digits_budgets", "keywords_budgets")}
+            r["seconds"] = round(time.monotonic() - start, 1)
             results.append(r)
             kept = [k for k in kept if (k["task"], k["budget"]) != (r["task"], r["budget"])] + [r]
             kept.sort(key=lambda k: (k["task"], k["budget"]))
             RESULTS.mkdir(parents=True, exist_ok=True)
             previous.write_text(json.dumps({"results": kept}, indent=2) + "\n")
             (RESULTS / "nas_families.md").write_text(markdown(kept))
+            update_readme(markdown(kept), "nas_families")
+            update_readme(headline(kept), "nas_headline")
     print(markdown(kept))
+    log("done")
     return 0
 
 

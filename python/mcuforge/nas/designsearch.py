@@ -71,12 +71,18 @@ def measure_design(design: Design, budget: Budget, calibration: np.ndarray, late
     net = build(design)
     with torch.no_grad():  # an untrained classifier's bias can overflow int32 after quantization
         net.classifier.bias.zero_()
-    cal = workdir() / f"calibration-{'x'.join(map(str, design.input_shape))}.npy"
+    row = {"design": design.key(), "family": design.family, "width": design.width, "scale": design.scale}
+    return measure_module(net, design.input_shape, budget, calibration, latency, latency_budget, row)
+
+
+def measure_module(net, input_shape, budget: Budget, calibration: np.ndarray, latency=None,
+                   latency_budget: int | None = None, row: dict | None = None) -> dict:
+    """`measure_design` for any PyTorch module taking (1, C, H, W) (a baseline that is not a Design)."""
+    cal = workdir() / f"calibration-{'x'.join(map(str, input_shape))}.npy"
     if not cal.exists():
         np.save(cal, calibration.astype(np.float32))
-    plan, peak, reason = plan_for(export(net, design.input_shape), budget, str(cal))
-    row = {"design": design.key(), "family": design.family, "width": design.width, "scale": design.scale,
-           "fits": False, "sram_bytes": peak, "flash_bytes": None, "reason": reason}
+    plan, peak, reason = plan_for(export(net, input_shape), budget, str(cal))
+    row = {**(row or {}), "fits": False, "sram_bytes": peak, "flash_bytes": None, "reason": reason}
     if plan is None:
         return row
     row.update(macs=int(plan.patch.layer_macs if plan.patch is not None else plan.macs),
@@ -106,6 +112,57 @@ def measure_design(design: Design, budget: Budget, calibration: np.ndarray, late
     return row
 
 
+# ---- scoring ---------------------------------------------------------------------------------
+
+def train_design(design: Design, split: Split, epochs: int, seed: int, lr: float = 3e-3, deadline=None):
+    torch = torch_module()
+    torch.manual_seed(seed)
+    net = build(design)
+    train(net, split.x_train, split.y_train, epochs, lr, seed, deadline)
+    return net
+
+
+def proxy_score(design: Design, split: Split, epochs: int, seed: int, folds: int = 1) -> tuple[float, int]:
+    """(accuracy, samples scored) of `design` after `epochs` of training from
+    scratch: on the held-out split, or with `folds` > 1 by k-fold cross-
+    validation over training + held-out together (every sample scored once,
+    by a network that did not train on it)."""
+    if folds <= 1:
+        net = train_design(design, split, epochs, seed)
+        return accuracy(net, split.x_val, split.y_val), len(split.y_val)
+    x = np.concatenate([split.x_train, split.x_val])
+    y = np.concatenate([split.y_train, split.y_val])
+    order = np.random.default_rng(seed).permutation(len(y))
+    correct = 0
+    for part in np.array_split(order, folds):
+        rest = np.setdiff1d(order, part)
+        net = train_design(design, Split(x[rest], y[rest], x[part], y[part], split.classes), epochs, seed)
+        correct += int(round(accuracy(net, x[part], y[part]) * len(part)))
+    return correct / len(y), len(y)
+
+
+def tie_tolerance(best: float, scored: int) -> float:
+    """How far below the best proxy accuracy a candidate still ties with it:
+    half the binomial standard error of the best on the scored samples, and
+    at least one sample."""
+    return max(1.0 / scored, 0.5 * float(np.sqrt(max(best * (1 - best), 0.0) / scored)))
+
+
+def prefer_small(rows: list[dict]) -> list[dict]:
+    """Fitting rows with an accuracy, best first: those tied with the most
+    accurate (`tie_tolerance`) by SRAM, then flash, then the rest by accuracy."""
+    scored = [r for r in rows if r.get("fits") and r.get("accuracy") is not None]
+    if not scored:
+        return []
+    top = max(r["accuracy"] for r in scored)
+    tol = tie_tolerance(top, max(r.get("scored", 1) for r in scored))
+    tied = sorted((r for r in scored if r["accuracy"] >= top - tol - 1e-12),
+                  key=lambda r: (r["sram_bytes"], r["flash_bytes"], -r["accuracy"], r["design"]))
+    rest = sorted((r for r in scored if r["accuracy"] < top - tol - 1e-12),
+                  key=lambda r: (-r["accuracy"], r["sram_bytes"], r["flash_bytes"], r["design"]))
+    return tied + rest
+
+
 # ---- step 1 ----------------------------------------------------------------------------------
 
 @dataclass
@@ -115,16 +172,36 @@ class SpaceChoice:
     scale: float
     table: list[dict]
     rows: list[dict]
+    criterion: str = "macs"
 
     def fitting(self) -> list[Design]:
         return [Design.from_dict(json.loads(r["design"])) for r in self.rows
                 if r["fits"] and (r["family"], r["width"], r["scale"]) == (self.family, self.width, self.scale)]
 
 
+def _spread(items: list, n: int) -> list:
+    """n items evenly spread over `items` (its first and last included)."""
+    if len(items) <= n:
+        return list(items)
+    return [items[int(round(i))] for i in np.linspace(0, len(items) - 1, n)]
+
+
 def choose_space(split: Split, budget: Budget, families=tuple(FAMILIES), widths=WIDTHS, scales=None,
                  samples: int = 4, seed: int = 0, min_fit_fraction: float = 0.2, say=None, latency=None,
-                 latency_budget: int | None = None) -> SpaceChoice:
-    """MCUNet's space optimization over (family, width, scale) (module doc)."""
+                 latency_budget: int | None = None, criterion: str = "macs", proxy_epochs: int = 5,
+                 folds: int = 1, per_family: int = 3) -> SpaceChoice:
+    """MCUNet's space optimization over (family, width, scale) (module doc).
+
+    criterion "macs": the triple whose fitting samples have the most MACs on
+    average (MCUNet's rule). criterion "train": per family, `per_family`
+    triples spread over its range of MACs are scored by a short training
+    (`proxy_score`) of their `widest` network (the shallowest at the most
+    channels: comparable across triples, and cheap to train) when it fits,
+    else of their fitting sample with the most MACs; the best
+    proxy accuracy wins, and among ties (`tie_tolerance`) the one with the
+    smallest SRAM."""
+    if criterion not in ("macs", "train"):
+        raise McuforgeError(f"space criterion '{criterion}': expected macs or train")
     shape = split.input_shape
     scales = scales or scales_for(shape)
     calibration = split.x_train[:32]
@@ -134,7 +211,9 @@ def choose_space(split: Split, budget: Budget, families=tuple(FAMILIES), widths=
             for scale in scales:
                 space = FamilySpace(family, shape, split.classes, width, scale)
                 rng = random.Random(f"{seed}-{family}-{width}-{scale}")
-                designs = [space.smallest()] + [space.sample(rng) for _ in range(samples - 1)]
+                # the widest network represents the triple in a short training (criterion "train")
+                fixed = ([space.smallest(), space.widest()] if criterion == "train" else [space.smallest()])[:samples]
+                designs = fixed + [space.sample(rng) for _ in range(samples - len(fixed))]
                 mine = [measure_design(d, budget, calibration, latency, latency_budget) for d in designs]
                 rows += mine
                 fit = [r for r in mine if r["fits"]]
@@ -159,20 +238,33 @@ def choose_space(split: Split, budget: Budget, families=tuple(FAMILIES), widths=
                           f"bytes of flash" + (f"; the smallest peak SRAM found is {low['sram_bytes']} bytes "
                                                f"({low['family']}, width {low['width']}): raise the budgets"
                                                if low else ""))
-    best = max(candidates, key=lambda t: (t["mean_macs_fitting"], t["fit_fraction"], -t["width"], -t["scale"]))
+    if criterion == "macs":
+        best = max(candidates, key=lambda t: (t["mean_macs_fitting"], t["fit_fraction"], -t["width"], -t["scale"]))
+    else:
+        trained = []
+        for family in families:
+            mine = sorted((t for t in candidates if t["family"] == family),
+                          key=lambda t: (t["mean_macs_fitting"], -t["width"], -t["scale"]))
+            for t in _spread(mine, per_family):
+                fit = [r for r in rows if r["fits"] and (r["family"], r["width"], r["scale"]) ==
+                       (t["family"], t["width"], t["scale"])]
+                widest = FamilySpace(t["family"], shape, split.classes, t["width"], t["scale"]).widest().key()
+                r = next((r for r in fit if r["design"] == widest), None) or \
+                    max(fit, key=lambda r: (r["macs"], r["design"]))
+                acc, n = proxy_score(Design.from_dict(json.loads(r["design"])), split, proxy_epochs, seed, folds)
+                t.update(proxy_accuracy=acc, proxy_scored=n, proxy_design=r["design"], proxy_macs=r["macs"],
+                         proxy_sram_bytes=r["sram_bytes"])
+                trained.append({"design": r["design"], "fits": True, "accuracy": acc, "scored": n,
+                                "sram_bytes": r["sram_bytes"], "flash_bytes": r["flash_bytes"], "table": t})
+                if say:
+                    say(f"space {family} width {t['width']} scale {t['scale']}: proxy {acc:.2%} "
+                        f"({r['macs']:,} MACs, {r['sram_bytes']} B SRAM)")
+        best = prefer_small(trained)[0]["table"]
     best["chosen"] = True
-    return SpaceChoice(best["family"], best["width"], best["scale"], table, rows)
+    return SpaceChoice(best["family"], best["width"], best["scale"], table, rows, criterion)
 
 
 # ---- step 2 ----------------------------------------------------------------------------------
-
-def train_design(design: Design, split: Split, epochs: int, seed: int, lr: float = 3e-3, deadline=None):
-    torch = torch_module()
-    torch.manual_seed(seed)
-    net = build(design)
-    train(net, split.x_train, split.y_train, epochs, lr, seed, deadline)
-    return net
-
 
 @dataclass
 class Result:
@@ -187,12 +279,15 @@ class Result:
 
 def evolve(space: FamilySpace, split: Split, budget: Budget, candidates: int, proxy_epochs: int, seed: int,
            seeds: list[Design] = (), deadline=None, say=None, latency=None,
-           latency_budget: int | None = None) -> list[dict]:
+           latency_budget: int | None = None, folds: int = 1, known: dict | None = None) -> list[dict]:
     """Evolution until `candidates` fitting networks were proxy-trained
     (every proposal is measured; those over a budget cost a compile, not a
     training, and do not count, up to 6 x `candidates` proposals); returns
-    every measured row, the fitting ones first, best first."""
+    every measured row, the fitting ones first, best first (`prefer_small`:
+    the smallest SRAM among those tied with the most accurate). `known`:
+    design key -> (accuracy, scored) already measured with the same proxy."""
     rng = random.Random(seed)
+    known = known or {}
     calibration = split.x_train[:32]
     seen: dict[str, dict] = {}
 
@@ -201,18 +296,16 @@ def evolve(space: FamilySpace, split: Split, budget: Budget, candidates: int, pr
             return
         row = measure_design(d, budget, calibration, latency, latency_budget)
         if row["fits"]:
-            net = train_design(d, split, proxy_epochs, seed)
-            row["accuracy"] = accuracy(net, split.x_val, split.y_val)
+            row["accuracy"], row["scored"] = known.get(d.key()) or proxy_score(d, split, proxy_epochs, seed, folds)
         row["design_obj"] = d
         seen[d.key()] = row
         if say:
-            say(f"proposal {len(seen)} ({sum(r['fits'] for r in seen.values())}/{candidates} trained): " + (f"{row['accuracy']:.1%}, {row['macs']:,} MACs, "
-                                                           f"{row['sram_bytes']} B SRAM, {row['flash_bytes']} B flash"
-                                                           if row["fits"] else row["reason"]))
+            say(f"proposal {len(seen)} ({sum(r['fits'] for r in seen.values())}/{candidates} trained): "
+                + (f"{row['accuracy']:.2%}, {row['macs']:,} MACs, {row['sram_bytes']} B SRAM, "
+                   f"{row['flash_bytes']} B flash" if row["fits"] else row["reason"]))
 
     def ranked():
-        return sorted((r for r in seen.values() if r["fits"]),
-                      key=lambda r: (-r["accuracy"], r["sram_bytes"], r["flash_bytes"], r["design"]))
+        return prefer_small(list(seen.values()))
 
     pool = list(seeds)[:max(1, candidates // 3)]
     attempts = 0
@@ -233,10 +326,12 @@ def evolve(space: FamilySpace, split: Split, budget: Budget, candidates: int, pr
 
 def search(split: Split, budget: Budget, seed: int = 0, families=tuple(FAMILIES), widths=WIDTHS, scales=None,
            space_samples: int = 4, candidates: int = 12, proxy_epochs: int = 5, final_epochs: int = 40,
-           time_budget: float | None = None, say=None, latency_budget: int | None = None) -> Result:
+           time_budget: float | None = None, say=None, latency_budget: int | None = None,
+           space_criterion: str = "train", folds: int = 1, space_per_family: int = 3) -> Result:
     """The three steps (module doc); with `latency_budget` (Cortex-M4
     instructions) a cost table is measured under QEMU first and every
-    candidate's predicted instructions must be within it."""
+    candidate's predicted instructions must be within it. `folds` > 1 scores
+    every proxy by k-fold cross-validation over training + held-out."""
     start = time.monotonic()
     latency = None
     if latency_budget is not None:
@@ -245,15 +340,24 @@ def search(split: Split, budget: Budget, seed: int = 0, families=tuple(FAMILIES)
         latency = measure_table(split.input_shape, split.classes, split.x_train[:32], say=say)
     t0 = time.monotonic()
     choice = choose_space(split, budget, families, widths, scales, space_samples, seed, say=say, latency=latency,
-                          latency_budget=latency_budget)
+                          latency_budget=latency_budget, criterion=space_criterion, proxy_epochs=proxy_epochs,
+                          folds=folds, per_family=space_per_family)
     t_space = time.monotonic() - t0
     if say:
         say(f"chose {choice.family}, width {choice.width}, scale {choice.scale}")
     space = FamilySpace(choice.family, split.input_shape, split.classes, choice.width, choice.scale)
     t0 = time.monotonic()
-    deadline = None if time_budget is None else start + 0.7 * time_budget
-    rows = evolve(space, split, budget, candidates, proxy_epochs, seed, choice.fitting(), deadline, say, latency,
-                  latency_budget)
+    # the evolution stops at 70% of the time budget, and runs for at least 30% of it after the space step
+    deadline = None if time_budget is None else max(start + 0.7 * time_budget, time.monotonic() + 0.3 * time_budget)
+    seeds = choice.fitting()
+    known = {t["proxy_design"]: (t["proxy_accuracy"], t["proxy_scored"]) for t in choice.table
+             if t.get("proxy_design")}
+    proxy = [t["proxy_design"] for t in choice.table if t["chosen"] and t.get("proxy_design")]
+    if proxy:  # the network the space step trained goes first (its score is reused)
+        first = Design.from_dict(json.loads(proxy[0]))
+        seeds = [first] + [d for d in seeds if d != first]
+    rows = evolve(space, split, budget, candidates, proxy_epochs, seed, seeds, deadline, say, latency,
+                  latency_budget, folds, known)
     t_evolve = time.monotonic() - t0
     best = rows[0]
     if not best["fits"]:
@@ -269,10 +373,12 @@ def search(split: Split, budget: Budget, seed: int = 0, families=tuple(FAMILIES)
 
 # ---- step 3 ----------------------------------------------------------------------------------
 
-def finish(net, input_shape, split: Split, budget: Budget, outdir: Path, name: str = "nas", latency=None) -> dict:
+def finish(net, input_shape, split: Split, budget: Budget, outdir: Path, name: str = "nas", latency=None,
+           cycles: bool = False) -> dict:
     """Compile `net`, link and check its Cortex-M4 ELF against the budgets,
     run the generated C on the held-out split: int8 accuracy, MACs, arena,
-    RAM and flash from the ELF."""
+    RAM and flash from the ELF; with `cycles`, the Cortex-M4 cycles and
+    instructions of one inference (`tools.cycles`, the same -Os build)."""
     from ..tools import elfcheck, hostrun, qemu
     from ..pipeline import compile_model
     from ..quantize import quantize_values, to_ir_layout
@@ -298,6 +404,11 @@ def finish(net, input_shape, split: Split, budget: Budget, outdir: Path, name: s
     if latency is not None:  # the prediction against the ELF run once under QEMU
         _, stats = qemu.run(plan, elf, xq[:1], ELF_TARGET)
         timing = {"instructions": int(stats.instructions[0]), "instructions_predicted": latency.predict(plan)}
+    if cycles:
+        from ..tools import cycles as cycle_model
+
+        run = cycle_model.run(plan, outdir / "c", xq[:1], ELF_TARGET, opt=ELF_OPT, workdir=outdir / "cycles")
+        timing.update(cycles_m4=int(round(run.total.cycles)), instructions_m4=int(run.total.instructions))
     return {**timing, "int8_accuracy": int8, "macs": int(plan.macs), "arena_bytes": int(plan.arena_size),
             "sram_bytes": m["ram_bytes"], "flash_bytes": m["flash_bytes"], "code_bytes": m["code_bytes"],
             "weights_bytes": m["weights_bytes"], "fits": not problems, "problems": problems,

@@ -43,6 +43,7 @@ DOWNSAMPLES = ("stride", "maxpool", "none")
 HEADS = ("pool", "flatten")
 SCALES = (0.5, 1.0, 2.0)
 WIDTHS = (0.25, 0.5, 0.75, 1.0, 1.5)
+CHANNEL_FACTORS = (0.5, 0.75, 1.0)  # a stage's channels: the family's at this width times one of these
 
 
 @dataclass(frozen=True)
@@ -174,9 +175,15 @@ class FamilySpace:
         h = self.input_shape[1] * self.scale
         return make_divisible(f.stem * self.width), (2 if h >= 16 else 1)
 
+    def channel_choices(self, index: int) -> tuple[int, ...]:
+        """A stage's channel counts: the family's at this width times 1/2, 3/4 or 1 (so a width-1
+        plain space holds the 16-24 hand CNN and its 8-12 and 12-20 versions)."""
+        base = self.family.channels[index] * self.width
+        return tuple(sorted({make_divisible(base * f) for f in CHANNEL_FACTORS}))
+
     def stage(self, index: int, rng: random.Random) -> Stage:
         f = self.family
-        return Stage(rng.choice(f.blocks), rng.choice(f.depths), make_divisible(f.channels[index] * self.width),
+        return Stage(rng.choice(f.blocks), rng.choice(f.depths), rng.choice(self.channel_choices(index)),
                      rng.choice(f.kernels), rng.choice(f.expands), rng.choice(f.downsamples))
 
     def _design(self, stem: tuple[int, int], stages: list[Stage], head: str) -> Design:
@@ -192,13 +199,21 @@ class FamilySpace:
         return self.smallest()
 
     def smallest(self) -> Design:
-        """Fewest stages, depth 1, the smallest kernel and expansion, downsampling at every stage."""
+        """Fewest stages, depth 1, the fewest channels, the smallest kernel and expansion, downsampling
+        at every stage."""
         f = self.family
         n = min(f.stages)
         down = "maxpool" if "maxpool" in f.downsamples else f.downsamples[0]
-        stages = [Stage(f.blocks[0], min(f.depths), make_divisible(f.channels[i] * self.width), min(f.kernels),
+        stages = [Stage(f.blocks[0], min(f.depths), min(self.channel_choices(i)), min(f.kernels),
                         min(f.expands), down) for i in range(n)]
         return self._design(self._stem(None), stages, "pool" if "pool" in f.heads else f.heads[0])
+
+    def widest(self) -> Design:
+        """`smallest` with every stage at its most channels and the family's first head: the shallow
+        end of the space at full width (for the plain family at width 1, the hand-drawn 16-24 CNN)."""
+        d = self.smallest()
+        return replace(d, stages=tuple(replace(st, channels=max(self.channel_choices(i)))
+                                       for i, st in enumerate(d.stages)), head=self.family.heads[0])
 
     def mutate(self, design: Design, rng: random.Random, prob: float = 0.25) -> Design:
         f = self.family
@@ -209,9 +224,9 @@ class FamilySpace:
                 stages = stages[:n] + [self.stage(i, rng) for i in range(len(stages), n)]
             stages = [Stage(*(rng.choice(choices) if rng.random() < prob else value
                               for value, choices in ((s.block, f.blocks), (s.depth, f.depths),
-                                                     (s.channels, (s.channels,)), (s.kernel, f.kernels),
+                                                     (s.channels, self.channel_choices(i)), (s.kernel, f.kernels),
                                                      (s.expand, f.expands), (s.downsample, f.downsamples))))
-                      for s in stages]
+                      for i, s in enumerate(stages)]
             head = rng.choice(f.heads) if rng.random() < prob else design.head
             d = replace(design, stages=tuple(stages), head=head)
             if valid(d) and d != design:
@@ -348,3 +363,22 @@ def ds_cnn(input_shape: tuple[int, int, int], classes: int, width: float = 1.0) 
     c = make_divisible(64 * width)
     return Design(tuple(input_shape), classes, "ds-cnn", width, 1.0, c, 2, (Stage("ds", 4, c, 3, 1, "none"),),
                   "pool")
+
+
+# MobileNetV2 (Sandler et al.): (expansion, channels, blocks, stride) per stage after a 32-channel stem
+MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                (6, 320, 1, 1))
+
+
+def mobilenet_v2(input_shape: tuple[int, int, int], classes: int, width: float = 1.0, depth: float = 1.0,
+                 scale: float = 1.0) -> Design:
+    """MobileNetV2 scaled in width, depth (blocks per stage, at least one) and
+    resolution (`scale`), in the family space's terms: the stem (3x3, stride 2
+    when the resized input is at least 16 high), the seven inverted-residual
+    stages, global pooling and one linear layer (the 1280-channel last 1x1
+    convolution is left out, as in MCUNet's small models)."""
+    h = input_shape[1] * scale
+    stages = tuple(Stage("mb", max(1, int(round(n * depth))), make_divisible(c * width), 3, t,
+                         "stride" if s == 2 else "none") for t, c, n, s in MOBILENET_V2)
+    return Design(tuple(input_shape), classes, "mobilenetv2", width, scale, make_divisible(32 * width),
+                  2 if h >= 16 else 1, stages, "pool")

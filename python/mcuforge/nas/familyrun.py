@@ -73,7 +73,7 @@ def main_families(args, budget: Budget, time_budget: float | None) -> int:
     progress.say(f"data: {len(data.y_train)} training, {len(data.y_val)} held-out samples of shape "
                  f"{c}x{h}x{w}{' (1-D)' if w == 1 else ''}, {data.classes} classes; budget {budget.sram} B SRAM, "
                  f"{budget.flash} B flash")
-    opts = {k: getattr(args, k) for k in ("space_samples", "candidates", "proxy_epochs", "final_epochs")
+    opts = {k: getattr(args, k) for k in ("space_samples", "candidates", "proxy_epochs", "final_epochs", "folds")
             if getattr(args, k, None) is not None}
     for k, v in opts.items():
         if v < 1:
@@ -90,6 +90,8 @@ def main_families(args, budget: Budget, time_budget: float | None) -> int:
                 raise McuforgeError(f"--{flag}: {text} has a value out of range"
                                     + (f" (for this data: {', '.join(map(str, allowed))})" if allowed else ""))
             opts[flag] = values
+    if getattr(args, "space_criterion", None):
+        opts["space_criterion"] = args.space_criterion
     latency_budget = None
     if getattr(args, "latency_budget", None):
         latency_budget = parse_count(args.latency_budget, "--latency-budget")
@@ -121,7 +123,8 @@ def main_families(args, budget: Budget, time_budget: float | None) -> int:
                   **{k: out[k] for k in ("macs", "arena_bytes", "sram_bytes", "flash_bytes", "code_bytes",
                                           "weights_bytes")},
                   "search_space": {"chosen": {"family": result.choice.family, "width": result.choice.width,
-                                              "scale": result.choice.scale}, "table": result.choice.table},
+                                              "scale": result.choice.scale}, "criterion": result.choice.criterion,
+                                   "table": result.choice.table},
                   "candidates": result.evaluated,
                   **({"latency": {"budget_instructions": latency_budget, "table": result.latency.to_dict(),
                                   "predicted_instructions": out["instructions_predicted"],
@@ -152,10 +155,11 @@ def parse_count(text: str, flag: str) -> int:
 
 
 def format_table(table: list[dict]) -> str:
-    lines = ["| family | width | scale | fitting / sampled | mean MACs of fitting | min peak SRAM (B) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| family | width | scale | fitting / sampled | mean MACs of fitting | min peak SRAM (B) | proxy accuracy |",
+             "|---|---|---|---|---|---|---|"]
     for t in table:
         mark = " **chosen**" if t["chosen"] else ""
+        proxy = f"{t['proxy_accuracy']:.2%}" if "proxy_accuracy" in t else ""
         lines.append(f"| {t['family']}{mark} | {t['width']} | {t['scale']} | {t['fitting']} / {t['sampled']} | "
-                     f"{t['mean_macs_fitting']:,.0f} | {t['min_sram_bytes']} |")
+                     f"{t['mean_macs_fitting']:,.0f} | {t['min_sram_bytes']} | {proxy} |")
     return "\n".join(lines)

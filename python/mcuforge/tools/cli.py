@@ -161,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--latency-budget", metavar="N",
                    help="families: Cortex-M4 instructions per inference (e.g. 2M, 500K), predicted from a per-layer "
                         "cost table measured under QEMU")
+    n.add_argument("--space-criterion", choices=["train", "macs"],
+                   help="families: how the space step picks (family, width, scale): train (default: a short "
+                        "training of a few per family, the smallest SRAM among ties) or macs (MCUNet's rule)")
+    n.add_argument("--folds", type=int, metavar="K",
+                   help="families: score candidates by K-fold cross-validation over all the data (default 1: "
+                        "the held-out split); for small data sets")
     n.add_argument("--widths", metavar="W,W", help="families: width multipliers to compare (default 0.25,0.5,0.75,1,1.5)")
     n.add_argument("--scales", metavar="S,S", help="families: input scales to compare (default 0.5,1,2 where possible)")
     n.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
