@@ -12,7 +12,7 @@ test:
 	@bash scripts/bootstrap.sh test
 	$(PY) -m pytest -n $(JOBS) -q tests
 
-# Long fuzzing run (the suite runs about a minute of it) over the corpus tests/make_fuzz_corpus.py
+# Long fuzzing run (the suite runs about half a minute of it) over the corpus tests/make_fuzz_corpus.py
 # builds first (no model file is committed): every distinct crash is written to
 # tests/fuzz_corpus/crashes as a text recipe (corpus file + byte edits; the suite rebuilds and
 # replays them); every 10th model that compiles also runs under ASan+UBSan.

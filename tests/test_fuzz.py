@@ -38,7 +38,7 @@ EXPECTED = json.loads((CORPUS / "hostile" / "expected.json").read_text())
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
 CRASHES = fuzzing.crash_names()
 SEEDS = sorted(n.partition("/")[2] for n in MANIFEST["files"] if n.startswith("seeds/"))
-FUZZ_SECONDS = 50
+FUZZ_SECONDS = 30
 MEMORY_MB = 3072
 
 
