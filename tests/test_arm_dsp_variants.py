@@ -375,17 +375,23 @@ from test_kernels import fc_params, rand_requant  # noqa: E402
 
 def w6_cases():
     """Random layers (K 1-299: every K % 4, no whole group at all; N 1-39:
-    every N % 6), each requantization, and two MLPerf-AD-sized ones."""
+    every N % 6), each requantization, two MLPerf-AD-sized ones, and layers
+    with requantization records (the full clamp range: one assembly call
+    per layer for K % 4 = 0 and N >= 6, a last block of 0-5 rows)."""
     layers = []
     for seed in range(36):
         rng = rng_for("dsp-fc-w6", seed)
         p = dict(fc_params(rng, seed), rows=1)
         layers.append((p, rand_i8(rng, p["in_features"])))
-    for k, n in ((640, 13), (37, 128)):
+    for k, n, full_range in ((640, 13, False), (37, 128, False), (640, 128, True), (8, 6, True), (4, 7, True),
+                             (44, 35, True), (128, 8, True), (36, 5, True), (30, 12, True), (64, 9, True),
+                             (20, 10, True)):
         rng = rng_for("dsp-fc-w6-big", k, n)
         p = dict(fc_params(rng, 1), rows=1, in_features=k, out_features=n, filter=rand_i8(rng, n * k),
                  bias=rng.integers(-(1 << 20), 1 << 20, n).astype(np.int32))
         p["multiplier"], p["shift"] = rand_requant(rng, n, bool(p["per_channel"]))
+        if full_range:
+            p["act_min"], p["act_max"] = -128, 127
         layers.append((p, rand_i8(rng, k)))
     for p, x in layers:
         vs = [v for v in arm_dsp.candidates(_step("fully_connected_s8", p)) if v.key == "w6"]
@@ -397,6 +403,9 @@ def test_fully_connected_w6_host(lib):
     cases = list(w6_cases())
     assert {p["out_features"] % 6 for p, _, _ in cases} == set(range(6))
     assert {p["in_features"] % 4 for p, _, _ in cases} == set(range(4))
+    records = [(p["in_features"] % 4, p["out_features"]) for p, _, v in cases
+               if arm_dsp.prepared_params("fully_connected_s8", p, v).get("pw_requant") is not None]
+    assert {n % 6 for k, n in records if k == 0 and n >= 6} == set(range(6)) and any(k for k, _ in records)
     for p, x, v in cases:
         check_dsp(lib, "fully_connected_s8", p, x, v)
     assert "w6" not in [v.key for v in arm_dsp.candidates(_step("fully_connected_s8", dict(p, rows=2)))]
@@ -409,9 +418,14 @@ def fc_harness(cases) -> str:
         q = arm_dsp.prepared_params("fully_connected_s8", p, v)
         decls.append(_c_array(f"filter{i}", "int32_t", q["filter"]) + _c_array(f"bias{i}", "int32_t", q["bias"])
                      + _c_array(f"mult{i}", "int32_t", q["multiplier"]) + _c_array(f"shift{i}", "int32_t", q["shift"]))
+        records = "NULL"
+        if q.get("pw_requant") is not None:
+            decls.append(_c_array(f"rec{i}", "int32_t", q["pw_requant"]))
+            records = f"rec{i}"
         fields = ", ".join(f".{f} = {int(q[f])}" for f in ints)
         decls.append(f"static const mcf_fully_connected_params p{i} = {{{fields}, .filter = (const int8_t *)"
-                     f"(const void *)filter{i}, .bias = bias{i}, .multiplier = mult{i}, .shift = shift{i}}};\n")
+                     f"(const void *)filter{i}, .bias = bias{i}, .multiplier = mult{i}, .shift = shift{i}, "
+                     f".pw_requant = {records}}};\n")
         at = 1 if i % 3 == 2 else 0  # the input row at any alignment
         calls.append(f"""    if (sh_read(in, in_buf.b + {at}, {x.size}) != 0) return 8;
     status[0] = (char){v.function}(&p{i}, in_buf.b + {at}, output, scratch.b);

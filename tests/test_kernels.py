@@ -49,7 +49,7 @@ Depthwise = _struct("Depthwise", _ints("in_h in_w in_c out_h out_w out_c depth_m
                     [("filter", P8), ("bias", P32), ("multiplier", P32), ("shift", P32)])
 FullyConnected = _struct("FullyConnected", _ints("rows in_features out_features input_offset output_offset "
                                                  "act_min act_max per_channel"),
-                         [("filter", P8), ("bias", P32), ("multiplier", P32), ("shift", P32)])
+                         [("filter", P8), ("bias", P32), ("multiplier", P32), ("shift", P32), ("pw_requant", P32)])
 Add = _struct("Add", _ints("size left_shift input1_offset input1_multiplier input1_shift input2_offset "
                            "input2_multiplier input2_shift output_offset output_multiplier output_shift "
                            "act_min act_max"))

@@ -356,13 +356,15 @@ def pack_wide(filter_rows: np.ndarray) -> np.ndarray:
 
 def pack_fc_wide(filter_rows: np.ndarray) -> np.ndarray:
     """(N, K) int8 -> mcf_dsp_fully_connected_s8_w6's int32 words
-    (kernels_arm_dsp.h): K zero-padded to a multiple of 4, output rows in
-    blocks of 6 (a last one of 1-5), per block and group of 4 products the
+    (kernels_arm_dsp.h): K zero-padded to a multiple of 4, N to a multiple of
+    6, output rows in blocks of 6, per block and group of 4 products the
     rows' int16 pairs (w0, w2), then their (w1, w3). Twice the flash of
-    pack_matmul's words."""
-    even, odd = _int16_pairs(filter_rows)
-    n = even.shape[0]
-    parts = [np.concatenate([even[o:o + 6].T, odd[o:o + 6].T], axis=1).reshape(-1) for o in range(0, n, 6)]
+    pack_matmul's words, and the padding rows'."""
+    rows = np.asarray(filter_rows)
+    n = rows.shape[0]
+    rows = np.concatenate([rows, np.zeros((-n % 6, rows.shape[1]), dtype=rows.dtype)])
+    even, odd = _int16_pairs(rows)
+    parts = [np.concatenate([even[o:o + 6].T, odd[o:o + 6].T], axis=1).reshape(-1) for o in range(0, len(rows), 6)]
     return _wrap32(np.concatenate(parts))
 
 
@@ -447,6 +449,12 @@ def prepared_params(kernel: str, params: dict, variant: Variant | None = None) -
     p["per_channel"] = requant_mode(bound, p["shift"])
     if kernel == "conv2d_s8":  # the records of the 6-pixel and the 2 x 4 blocks
         p["pw_requant"] = pointwise_requant(p)
+    if variant is not None and variant.key == "w6":  # every row's record, in order; bias and records padded
+        rows = requant_records(p, out_c)  # to whole blocks of 6 rows, as the filter (their words are read, unused)
+        pad = -out_c % 6
+        p["bias"] = np.concatenate([p["bias"], np.zeros(pad, dtype=np.int32)])
+        p["pw_requant"] = None if rows is None else np.concatenate(
+            [rows, np.repeat(rows[-1:], pad, axis=0)]).reshape(-1).astype(np.int32)
     return p
 
 
@@ -474,20 +482,27 @@ def add_tables(p: dict) -> np.ndarray:
     return np.concatenate([terms[0], terms[1], [mode]]).astype(np.int32)
 
 
-def pointwise_requant(p: dict) -> np.ndarray | None:
-    """The 1x1 kernel's requantization records (kernels_arm_dsp.h): for a
-    layer on the fast requantization with the full clamp range and every
-    shift in [-22, -1], per output channel of a pair (the pairs' first
-    channels, then their second ones) its multiplier, e = -shift and
-    output_offset * 2^e + 2^(e-1), which its assembly loads with one LDM;
-    None for any other layer."""
+def requant_records(p: dict, out_c: int) -> np.ndarray | None:
+    """Per output channel its requantization record (kernels_arm_dsp.h):
+    multiplier, e = -shift and output_offset * 2^e + 2^(e-1), as (out_c, 3),
+    for a layer on the fast requantization with the full clamp range and
+    every shift in [-22, -1]; None for any other layer."""
     shift = np.asarray(p["shift"], dtype=np.int64)
-    if (p["per_channel"] != FAST_REQUANT or (p["act_min"], p["act_max"]) != (-128, 127) or p["out_c"] < 2
+    if (p["per_channel"] != FAST_REQUANT or (p["act_min"], p["act_max"]) != (-128, 127)
             or not np.all((shift >= -22) & (shift <= -1))):
         return None
     e = -shift
-    rows = np.stack([np.asarray(p["multiplier"], dtype=np.int64), e,
+    return np.stack([np.asarray(p["multiplier"], dtype=np.int64)[:out_c], e,
                      p["output_offset"] * (1 << e) + (1 << (e - 1))], axis=1)
+
+
+def pointwise_requant(p: dict) -> np.ndarray | None:
+    """The 1x1 kernel's records (requant_records), which its assembly loads
+    with one LDM: the channel pairs' first channels, then their second ones;
+    None for a layer without records or of one output channel."""
+    rows = requant_records(p, p["out_c"]) if p["out_c"] >= 2 else None
+    if rows is None:
+        return None
     pairs = p["out_c"] & ~1
     return np.concatenate([rows[0:pairs:2], rows[1:pairs:2]]).reshape(-1).astype(np.int32)
 

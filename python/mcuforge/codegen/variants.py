@@ -81,10 +81,14 @@ def estimate(step: Step, key: str, outs: int) -> int:
             return int(1.07 * macs + 12 * outs + last * (2.3 * macs / max(pixels, 1) + 12 * p["out_c"] + 40))
         if key == "rows":  # 4 channels per input word, per pixel a call
             return int(1.65 * macs) + 35 * outs + 140 * (outs // max(p["out_c"], 1))
-        if key == "w6":  # 31 cycles per 24 multiply-accumulates, requantization in C
-            return int(1.35 * macs) + 15 * outs
+        if key == "w6":  # 31 cycles per 24 multiply-accumulates over rows padded to blocks of 6
+            n, kp = p["out_features"], (p["in_features"] + 3) // 4 * 4
+            rows = n + -n % 6
+            if p["in_features"] % 4 == 0 and arm_dsp.requant_records(arm_dsp.prepared_params(k, p), n) is not None:
+                return int(1.3 * rows * kp) + 21 * rows  # in assembly from bias to output
+            return int(1.35 * rows * kp) + 35 * rows  # requantization in C
         if k == "fully_connected_s8":  # rows of 4 (one input row) or 2 x 2 blocks
-            return int(1.9 * macs) + 10 * outs
+            return int(1.9 * macs) + 40 * outs
         if k == "conv2d_s8" and arm_dsp.conv_columns(p) != arm_dsp.POINTWISE_BLOCK:  # 2 x 2 blocks
             return int(1.4 * macs) + 10 * outs
         return int(1.3 * macs) + 8 * outs
@@ -107,8 +111,11 @@ def options(step: Step, outs: int, input_dies: bool = False) -> list[Option]:
         flash = ADD_TABLE_BYTES if step.kernel == "add_s8" else 0
         if v.wide:  # int16 pairs: the int8 filter's bytes (K padded to 4) once more
             p = step.params
-            if step.kernel == "fully_connected_s8":
-                flash = p["out_features"] * ((p["in_features"] + 3) // 4 * 4)
+            if step.kernel == "fully_connected_s8":  # rows padded to blocks of 6; records, 3 words a row
+                n = p["out_features"]
+                flash = (2 * (n + -n % 6) - n) * ((p["in_features"] + 3) // 4 * 4) + 4 * (-n % 6)
+                if arm_dsp.requant_records(arm_dsp.prepared_params(step.kernel, p), n) is not None:
+                    flash += 12 * (n + (-n % 6))
             else:
                 flash = p["out_c"] * ((p["k_h"] * p["k_w"] * p["in_c"] + 3) // 4 * 4)
         opts.append(Option(v.key, f"{v.function}: {v.what}", estimate(step, v.key, outs), flash))

@@ -157,6 +157,23 @@ static inline void mcf_dsp_record(int32_t multiplier, int32_t shift, int32_t out
     ".thumb_func\n" name ":\n\t"                                              \
     "push {r4-r11, lr}\n\t"
 
+/* mcf_dsp_out_record of accumulator acc as assembly text: dst the saturated
+ * int8, tmp scratch for the rounding term, m, e, r the record's registers
+ * (multiplier, right shift, output_offset * 2^e + 2^(e-1)); acc is doubled.
+ * tmp may be dst; dst may be acc. */
+#define MCF_ASM_REQUANT(acc, dst, tmp, m, e, r)                                \
+    "lsl " acc ", " acc ", #1\n\t"                                            \
+    "add " tmp ", " r ", " acc ", asr #31\n\t"                               \
+    "smmlar " dst ", " acc ", " m ", " tmp "\n\t"                            \
+    "asr " dst ", " dst ", " e "\n\t"                                         \
+    "ssat " dst ", #8, " dst "\n\t"
+/* The same when output_offset = -128 (mcf_dsp_out_record_lo): no sign term. */
+#define MCF_ASM_REQUANT_LO(acc, dst, m, e, r)                                  \
+    "lsl " acc ", " acc ", #1\n\t"                                            \
+    "smmlar " dst ", " acc ", " m ", " r "\n\t"                              \
+    "asr " dst ", " dst ", " e "\n\t"                                         \
+    "ssat " dst ", #8, " dst "\n\t"
+
 /* Whether every one of `count` shifts lies in [lo, hi]. */
 static inline int mcf_dsp_shifts_in(const int32_t *shift, int32_t count, int32_t lo, int32_t hi)
 {

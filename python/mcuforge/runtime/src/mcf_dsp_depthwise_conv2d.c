@@ -138,20 +138,9 @@ void mcf_dsp_dw3_rows_s2_lo(const mcf_dw3_job *job);
     "smlad r1, " w ", r3, r1\n\t"                                             \
     "smlab" h " r0, r3, " wc ", r0\n\t"                                       \
     "smlab" h " r1, r2, " wc ", r1\n\t"
-#define MCF_DW3_OUT(acc, addr)                                                 \
-    "lsl " acc ", " acc ", #1\n\t"                                            \
-    "add r2, r6, " acc ", asr #31\n\t"                                        \
-    "smmlar " acc ", " acc ", r4, r2\n\t"                                     \
-    "asr " acc ", " acc ", r5\n\t"                                            \
-    "ssat " acc ", #8, " acc "\n\t"                                           \
-    "strb " acc ", " addr "\n\t"
+#define MCF_DW3_OUT(acc, addr) MCF_ASM_REQUANT(acc, acc, "r2", "r4", "r5", "r6") "strb " acc ", " addr "\n\t"
 /* The same when output_offset = -128 (mcf_dsp_out_record_lo). */
-#define MCF_DW3_OUT_LO(acc, addr)                                              \
-    "lsl " acc ", " acc ", #1\n\t"                                            \
-    "smmlar " acc ", " acc ", r4, r6\n\t"                                     \
-    "asr " acc ", " acc ", r5\n\t"                                            \
-    "ssat " acc ", #8, " acc "\n\t"                                           \
-    "strb " acc ", " addr "\n\t"
+#define MCF_DW3_OUT_LO(acc, addr) MCF_ASM_REQUANT_LO(acc, acc, "r4", "r5", "r6") "strb " acc ", " addr "\n\t"
 /* One output pixel's kernel row at rp (taps 0-2). */
 #define MCF_DW3_ROW_1(rp, w, wc, h)                                            \
     "ldr lr, [" rp "]\n\t"                                                   \
@@ -250,17 +239,8 @@ __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_L
     "add r11, sp, #24\n\t"                                                    \
     "ldm r11, {r4-r7}\n\t"
 /* requantization of acc with r4 m, r5 e, r6 the rounding (r12 scratch) */
-#define MCF_DW3Q_OUT(acc)                                                       \
-    "lsl " acc ", " acc ", #1\n\t"                                            \
-    "add r12, r6, " acc ", asr #31\n\t"                                       \
-    "smmlar " acc ", " acc ", r4, r12\n\t"                                    \
-    "asr " acc ", " acc ", r5\n\t"                                            \
-    "ssat " acc ", #8, " acc "\n\t"
-#define MCF_DW3Q_OUT_LO(acc)                                                    \
-    "lsl " acc ", " acc ", #1\n\t"                                            \
-    "smmlar " acc ", " acc ", r4, r6\n\t"                                     \
-    "asr " acc ", " acc ", r5\n\t"                                            \
-    "ssat " acc ", #8, " acc "\n\t"
+#define MCF_DW3Q_OUT(acc) MCF_ASM_REQUANT(acc, acc, "r12", "r4", "r5", "r6")
+#define MCF_DW3Q_OUT_LO(acc) MCF_ASM_REQUANT_LO(acc, acc, "r4", "r5", "r6")
 #define MCF_DW3Q_FUNCTION(name, OUT)                                            \
     MCF_ASM_FUNCTION(name)                                                    \
     "sub sp, sp, #76\n\t"                                                     \

@@ -773,20 +773,9 @@ void mcf_dsp_pw6_lo(const mcf_pw6_job *job, int32_t groups);
     "sxtb16 r3, r3, ror #8\n\t"
 #define MCF_PW6_GROUP MCF_PW6_WORD MCF_PW6_LOADS("r4", "r5", "r4", "r5") \
     MCF_PW6_LOADS("r6", "r7", "r6", "r7") MCF_PW6_LOADS("r8", "r9", "r8", "r9")
-#define MCF_PW6_OUT(acc, addr)             \
-    "lsl " acc ", " acc ", #1\n\t"         \
-    "add r2, r11, " acc ", asr #31\n\t"    \
-    "smmlar r2, " acc ", r0, r2\n\t"       \
-    "asr r2, r2, r10\n\t"                  \
-    "ssat r2, #8, r2\n\t"                  \
-    "strb r2, " addr "\n\t"
+#define MCF_PW6_OUT(acc, addr) MCF_ASM_REQUANT(acc, "r2", "r2", "r0", "r10", "r11") "strb r2, " addr "\n\t"
 /* The same when output_offset = -128 (mcf_dsp_out_record_lo): 5 instructions. */
-#define MCF_PW6_OUT_LO(acc, addr)          \
-    "lsl " acc ", " acc ", #1\n\t"         \
-    "smmlar r2, " acc ", r0, r11\n\t"      \
-    "asr r2, r2, r10\n\t"                  \
-    "ssat r2, #8, r2\n\t"                  \
-    "strb r2, " addr "\n\t"
+#define MCF_PW6_OUT_LO(acc, addr) MCF_ASM_REQUANT_LO(acc, "r2", "r0", "r10", "r11") "strb r2, " addr "\n\t"
 /* A channel's requantization in registers, for MCF_PW6_OUT: r0 its multiplier,
  * r10 the right shift e, r11 output_offset * 2^e + 2^(e-1) (its record); then
  * r12 the output pointer, lr the output stride. */
@@ -957,13 +946,15 @@ void mcf_dsp_pw4x2(const mcf_pw4_job *job, int32_t groups);
 void mcf_dsp_pw4x2w(const mcf_pw4_job *job, int32_t groups);
 void mcf_dsp_pw4x2_lo(const mcf_pw4_job *job, int32_t groups);
 void mcf_dsp_pw4x2w_lo(const mcf_pw4_job *job, int32_t groups);
-#define MCF_PW4_GROUP                                 \
-    "ldr.w r0, [r12]\n\t"                             \
-    "ldr.w r1, [r12, #4]\n\t"                         \
+/* One group of the pair: 16 SMLAD over 4 columns (lr) and the 2 channels'
+ * filter words (r12). FIRST loads a's and b's odd taps into r0, r1 and ODD
+ * makes them int16 pairs; then the even taps from [r12], [r12, #4], r12 STEP
+ * bytes on, EVEN makes them pairs. */
+#define MCF_PW4_GROUP_OF(FIRST, ODD, STEP, EVEN)      \
+    FIRST                                             \
     "ldr.w r2, [lr, #4]\n\t"                          \
     "ldr.w r3, [lr, #12]\n\t"                         \
-    "sxtb16 r0, r0, ror #8\n\t"                       \
-    "sxtb16 r1, r1, ror #8\n\t"                       \
+    ODD                                               \
     "smlad r4, r0, r2, r4\n\t"                        \
     "smlad r8, r1, r2, r8\n\t"                        \
     "smlad r5, r0, r3, r5\n\t"                        \
@@ -975,11 +966,10 @@ void mcf_dsp_pw4x2w_lo(const mcf_pw4_job *job, int32_t groups);
     "smlad r7, r0, r3, r7\n\t"                        \
     "smlad r11, r1, r3, r11\n\t"                      \
     "ldr.w r1, [r12, #4]\n\t"                         \
-    "ldr.w r0, [r12], #8\n\t"                         \
+    "ldr.w r0, [r12], #" STEP "\n\t"                  \
     "ldr.w r2, [lr, #8]\n\t"                          \
     "ldr.w r3, [lr, #16]\n\t"                         \
-    "sxtb16 r0, r0\n\t"                               \
-    "sxtb16 r1, r1\n\t"                               \
+    EVEN                                              \
     "smlad r5, r0, r2, r5\n\t"                        \
     "smlad r9, r1, r2, r9\n\t"                        \
     "smlad r6, r0, r3, r6\n\t"                        \
@@ -990,53 +980,19 @@ void mcf_dsp_pw4x2w_lo(const mcf_pw4_job *job, int32_t groups);
     "smlad r11, r1, r2, r11\n\t"                      \
     "smlad r4, r0, r3, r4\n\t"                        \
     "smlad r8, r1, r3, r8\n\t"
+/* int8 filter words (4 taps each): SXTB16 makes the pairs. */
+#define MCF_PW4_GROUP                                                          \
+    MCF_PW4_GROUP_OF("ldr.w r0, [r12]\n\tldr.w r1, [r12, #4]\n\t",              \
+                     "sxtb16 r0, r0, ror #8\n\tsxtb16 r1, r1, ror #8\n\t", "8",    \
+                     "sxtb16 r0, r0\n\tsxtb16 r1, r1\n\t")
 /* mcf_dsp_out_record of acc into addr: r0 m, r1 e, r2 the rounding; r3 scratch. */
-#define MCF_PW4_OUT(acc, addr)                        \
-    "lsl " acc ", " acc ", #1\n\t"                    \
-    "add r3, r2, " acc ", asr #31\n\t"                \
-    "smmlar r3, " acc ", r0, r3\n\t"                  \
-    "asr r3, r3, r1\n\t"                              \
-    "ssat r3, #8, r3\n\t"                             \
-    "strb r3, " addr "\n\t"
+#define MCF_PW4_OUT(acc, addr) MCF_ASM_REQUANT(acc, "r3", "r3", "r0", "r1", "r2") "strb r3, " addr "\n\t"
 /* the same when output_offset = -128 (mcf_dsp_out_record_lo): no sign term */
-#define MCF_PW4_OUT_LO(acc, addr)                     \
-    "lsl " acc ", " acc ", #1\n\t"                    \
-    "smmlar r3, " acc ", r0, r2\n\t"                  \
-    "asr r3, r3, r1\n\t"                              \
-    "ssat r3, #8, r3\n\t"                             \
-    "strb r3, " addr "\n\t"
+#define MCF_PW4_OUT_LO(acc, addr) MCF_ASM_REQUANT_LO(acc, "r3", "r0", "r1", "r2") "strb r3, " addr "\n\t"
 /* The wide layout's group (mcf_dsp_pw4x2w): the pair's 4 words of int16
  * pairs, a's (w0, w2), b's (w0, w2), a's (w1, w3), b's (w1, w3), made offline
  * (codegen/arm_dsp.py pack_wide): no SXTB16, 12 loads and 16 SMLAD. */
-#define MCF_PW4W_GROUP                                \
-    "ldr.w r0, [r12, #8]\n\t"                         \
-    "ldr.w r1, [r12, #12]\n\t"                        \
-    "ldr.w r2, [lr, #4]\n\t"                          \
-    "ldr.w r3, [lr, #12]\n\t"                         \
-    "smlad r4, r0, r2, r4\n\t"                        \
-    "smlad r8, r1, r2, r8\n\t"                        \
-    "smlad r5, r0, r3, r5\n\t"                        \
-    "smlad r9, r1, r3, r9\n\t"                        \
-    "ldr.w r2, [lr, #20]\n\t"                         \
-    "ldr.w r3, [lr, #28]\n\t"                         \
-    "smlad r6, r0, r2, r6\n\t"                        \
-    "smlad r10, r1, r2, r10\n\t"                      \
-    "smlad r7, r0, r3, r7\n\t"                        \
-    "smlad r11, r1, r3, r11\n\t"                      \
-    "ldr.w r1, [r12, #4]\n\t"                         \
-    "ldr.w r0, [r12], #16\n\t"                        \
-    "ldr.w r2, [lr, #8]\n\t"                          \
-    "ldr.w r3, [lr, #16]\n\t"                         \
-    "smlad r5, r0, r2, r5\n\t"                        \
-    "smlad r9, r1, r2, r9\n\t"                        \
-    "smlad r6, r0, r3, r6\n\t"                        \
-    "smlad r10, r1, r3, r10\n\t"                      \
-    "ldr.w r2, [lr, #24]\n\t"                         \
-    "ldr.w r3, [lr], #32\n\t"                         \
-    "smlad r7, r0, r2, r7\n\t"                        \
-    "smlad r11, r1, r2, r11\n\t"                      \
-    "smlad r4, r0, r3, r4\n\t"                        \
-    "smlad r8, r1, r3, r8\n\t"
+#define MCF_PW4W_GROUP MCF_PW4_GROUP_OF("ldr.w r0, [r12, #8]\n\tldr.w r1, [r12, #12]\n\t", "", "16", "")
 #define MCF_PW4_FUNCTION(name, GROUP, GROUP_BYTES, OUT)                         \
     MCF_ASM_FUNCTION(name)                                                    \
     "adr.w r11, 1f\n\t" \
@@ -1101,6 +1057,7 @@ __asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2_lo", MCF_PW4_GROUP, "128", MCF_PW4_OUT_L
 __asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2w_lo", MCF_PW4W_GROUP, "112", MCF_PW4_OUT_LO));
 #undef MCF_PW4_GROUP
 #undef MCF_PW4W_GROUP
+#undef MCF_PW4_GROUP_OF
 #undef MCF_PW4_FUNCTION
 #undef MCF_PW4_OUT
 #undef MCF_PW4_OUT_LO
@@ -1598,22 +1555,82 @@ __asm__(MCF_ASM_FUNCTION("mcf_dsp_fc6w")
         "pop {r4-r11, pc}\n\t"
         ".size mcf_dsp_fc6w, .-mcf_dsp_fc6w\n\t"
         ".popsection");
+/*
+ * The whole layer when it has records (mcf_dsp_fc6w_records): per block of 6
+ * rows the biases by one LDM, the groups 8 at a time, then each row's record
+ * by one LDM and its requantization (mcf_dsp_out_record) straight to the
+ * output.
+ */
+typedef struct {
+    const int8_t *x;     /* 0: the input row, any alignment */
+    const int8_t *x_end; /* 4: x + K, K a multiple of 4 */
+    const uint32_t *w;   /* 8: the first block's words */
+    const int32_t *bias; /* 12 */
+    const int32_t *rec;  /* 16: 3 words a row */
+    int8_t *out;         /* 20 */
+    int8_t *out_end;     /* 24: out + 6 x the blocks (>= 1) */
+} mcf_fc6_job;
+void mcf_dsp_fc6w_records(const mcf_fc6_job *job);
+/* a row's record into r7-r9 (m, e, rounding), its requantized acc to the output (r10) */
+#define MCF_FC6W_OUT(acc) "ldmia r6!, {r7-r9}\n\t" MCF_ASM_REQUANT(acc, acc, "r9", "r7", "r8", "r9") \
+    "strb " acc ", [r10], #1\n\t"
+__asm__(MCF_ASM_FUNCTION("mcf_dsp_fc6w_records")
+        "ldmia r0, {r1-r7}\n\t"
+        "sub r8, r2, r1\n\t"
+        "lsr r8, r8, #2\n\t"
+        "rsb r8, r8, #0\n\t"
+        "and r8, r8, #7\n\t"          /* groups the first pass skips */
+        "adr.w r9, 1f\n\t"
+        "mov r10, #72\n\t"            /* bytes per group */
+        "mla r9, r8, r10, r9\n\t"
+        "orr r9, r9, #1\n\t"          /* entry (Thumb) */
+        "push {r1, r2, r4, r5, r6, r7, r9}\n\t" /* 0 x, 4 x_end, 8 bias, 12 rec, 16 out, 20 out_end, 24 entry */
+        "mov r12, r3\n"
+        "5:\n\t"
+        "ldr lr, [sp, #8]\n\t"
+        "ldmia lr!, {r0-r5}\n\t"       /* the block's biases */
+        "str lr, [sp, #8]\n\t"
+        "ldr lr, [sp]\n\t"
+        "ldr r6, [sp, #24]\n\t"
+        "bx r6\n\t"
+        ".p2align 2\n"
+        "1:\n\t" MCF_FC6W_GROUP MCF_FC6W_GROUP MCF_FC6W_GROUP MCF_FC6W_GROUP
+        MCF_FC6W_GROUP MCF_FC6W_GROUP MCF_FC6W_GROUP MCF_FC6W_GROUP
+        "ldr r8, [sp, #4]\n\t"
+        "cmp lr, r8\n\t"
+        "bne 1b\n\t"
+        "ldr r6, [sp, #12]\n\t"
+        "ldr r10, [sp, #16]\n\t"
+        MCF_FC6W_OUT("r0") MCF_FC6W_OUT("r1") MCF_FC6W_OUT("r2")
+        MCF_FC6W_OUT("r3") MCF_FC6W_OUT("r4") MCF_FC6W_OUT("r5")
+        "str r6, [sp, #12]\n\t"
+        "str r10, [sp, #16]\n\t"
+        "ldr r11, [sp, #20]\n\t"
+        "cmp r10, r11\n\t"
+        "bne 5b\n\t"
+        "add sp, sp, #28\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".size mcf_dsp_fc6w_records, .-mcf_dsp_fc6w_records\n\t"
+        ".popsection");
+#undef MCF_FC6W_OUT
 #undef MCF_FC6W_GROUP
 #endif
 
-/* rows (1-6) sums of a block: acc[] holds the biases in, the sums out; w the
+#ifndef MCF_DSP_ASM
+/* the 6 rows' sums of a block: acc[] holds the biases in, the sums out; w the
  * block's words (per group the rows' (w0, w2), then their (w1, w3)). */
-static void fc_block_c(const uint32_t *w, const int8_t *x, int32_t groups, int32_t rows, int32_t *acc)
+static void fc_block_c(const uint32_t *w, const int8_t *x, int32_t groups, int32_t *acc)
 {
     int32_t g, r;
-    for (g = 0; g < groups; ++g, w += 2 * rows) {
+    for (g = 0; g < groups; ++g, w += 12) {
         const uint32_t v = mcf_read32(x + 4 * g);
         const int32_t even = __sxtb16(v), odd = mcf_sxtb16_ror8(v);
-        for (r = 0; r < rows; ++r) {
-            acc[r] = __smlad((int32_t)w[rows + r], odd, __smlad((int32_t)w[r], even, acc[r]));
+        for (r = 0; r < 6; ++r) {
+            acc[r] = __smlad((int32_t)w[6 + r], odd, __smlad((int32_t)w[r], even, acc[r]));
         }
     }
 }
+#endif
 
 int32_t mcf_dsp_fully_connected_s8_w6_scratch_size(const mcf_fully_connected_params *p)
 {
@@ -1621,66 +1638,104 @@ int32_t mcf_dsp_fully_connected_s8_w6_scratch_size(const mcf_fully_connected_par
     return 0;
 }
 
-/* The layer in one requantization mode (a constant in each copy). */
-MCF_INLINE void fc_w6_run(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output, int mode)
+/* The layer's rows from `first` (a multiple of 6) in one requantization mode
+ * (a constant in each copy); from the records when it has them. Every block
+ * has 6 rows of words (a last block's padding rows are zero). */
+MCF_INLINE void fc_w6_run(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output, int mode,
+                          int32_t first)
 {
     const int32_t k = p->in_features, n_out = p->out_features, full = k / 4, groups = (k + 3) / 4;
     const int32_t output_offset = p->output_offset, act_min = p->act_min, act_max = p->act_max;
-    const int32_t *bias = p->bias, *multiplier = p->multiplier, *shift = p->shift;
-    const uint32_t *w = (const uint32_t *)(const void *)p->filter;
+    const int32_t *bias = p->bias, *multiplier = p->multiplier, *shift = p->shift, *rec = p->pw_requant;
+    const uint32_t *w = (const uint32_t *)(const void *)p->filter + 2 * first * groups;
     uint32_t last = 0;
     int32_t oc, r, i;
     for (i = 0; i < k - 4 * full; ++i) { /* the last partial group: products past K read 0 */
         last |= (uint32_t)(uint8_t)input[4 * full + i] << (8 * i);
     }
-    for (oc = 0; oc < n_out; oc += 6) {
+    for (oc = first; oc < n_out; oc += 6) {
         const int32_t rows = n_out - oc < 6 ? n_out - oc : 6;
-        int32_t acc[6];
+        int32_t acc[6] = {0, 0, 0, 0, 0, 0};
         for (r = 0; r < rows; ++r) {
             acc[r] = bias[oc + r];
         }
+        if (full > 0) {
 #ifdef MCF_DSP_ASM
-        if (rows == 6 && full > 0) {
             mcf_dsp_fc6w(w, input, full, acc);
-        } else {
-            fc_block_c(w, input, full, rows, acc);
-        }
 #else
-        fc_block_c(w, input, full, rows, acc);
+            fc_block_c(w, input, full, acc);
 #endif
-        w += 2 * rows * full;
+        }
+        w += 12 * full;
         if (full < groups) {
             const int32_t even = __sxtb16(last), odd = mcf_sxtb16_ror8(last);
             for (r = 0; r < rows; ++r) {
-                acc[r] = __smlad((int32_t)w[rows + r], odd, __smlad((int32_t)w[r], even, acc[r]));
+                acc[r] = __smlad((int32_t)w[6 + r], odd, __smlad((int32_t)w[r], even, acc[r]));
             }
-            w += 2 * rows;
+            w += 12;
         }
         for (r = 0; r < rows; ++r) {
-            output[oc + r] = mcf_dsp_out(acc[r], multiplier[oc + r], shift[oc + r], output_offset, act_min, act_max,
-                                         mode);
+            output[oc + r] = mode == MCF_DSP_FAST_SAT && rec != NULL
+                                 ? mcf_dsp_out_record(acc[r], rec + 3 * (oc + r))
+                                 : mcf_dsp_out(acc[r], multiplier[oc + r], shift[oc + r], output_offset, act_min,
+                                               act_max, mode);
         }
     }
 }
 
+#ifdef MCF_DSP_ASM
+#define MCF_FC_RECORDS_ASM 1
+#else
+#define MCF_FC_RECORDS_ASM 0
+#endif
 int mcf_dsp_fully_connected_s8_w6(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output,
                                   int8_t *scratch)
 {
     (void)scratch;
+    const int mode = mcf_dsp_mode(p->per_channel, p->act_min, p->act_max);
     if (p->rows != 1 || p->in_features <= 0 || p->out_features <= 0 || p->act_min < -128 || p->act_max > 127 ||
         p->act_min > p->act_max || p->filter == NULL || p->bias == NULL || p->multiplier == NULL ||
-        p->shift == NULL || input == NULL || output == NULL || !shifts_valid(p->shift, p->out_features)) {
+        p->shift == NULL || input == NULL || output == NULL) {
         return MCF_ERR_ARG;
     }
-    switch (mcf_dsp_mode(p->per_channel, p->act_min, p->act_max)) {
+    /* the records path reads no shift; the others check them */
+    if (!(MCF_FC_RECORDS_ASM && mode == MCF_DSP_FAST_SAT && p->pw_requant != NULL && p->in_features % 4 == 0) &&
+        !shifts_valid(p->shift, p->out_features)) {
+        return MCF_ERR_ARG;
+    }
+    switch (mode) {
     case MCF_DSP_FAST_SAT:
-        fc_w6_run(p, input, output, MCF_DSP_FAST_SAT);
+#ifdef MCF_DSP_ASM
+        if (p->pw_requant != NULL && p->in_features % 4 == 0) {
+            /* the blocks of 6 rows, then a last one of 1-5 (its padding rows' words, biases and records are
+             * there: kernels_arm_dsp.h) into a buffer */
+            const int32_t blocks = p->out_features / 6, rows = p->out_features - 6 * blocks;
+            const uint32_t *w = (const uint32_t *)(const void *)p->filter;
+            int8_t last[6];
+            mcf_fc6_job job = {input, input + p->in_features, w, p->bias, p->pw_requant, output,
+                               output + 6 * blocks};
+            if (blocks > 0) {
+                mcf_dsp_fc6w_records(&job);
+            }
+            if (rows > 0) {
+                job.w = w + 3 * p->in_features * blocks;
+                job.bias = p->bias + 6 * blocks;
+                job.rec = p->pw_requant + 18 * blocks;
+                job.out = last;
+                job.out_end = last + 6;
+                mcf_dsp_fc6w_records(&job);
+                memcpy(output + 6 * blocks, last, (size_t)rows);
+            }
+            break;
+        }
+#endif
+        fc_w6_run(p, input, output, MCF_DSP_FAST_SAT, 0);
         break;
     case MCF_DSP_FAST:
-        fc_w6_run(p, input, output, MCF_DSP_FAST);
+        fc_w6_run(p, input, output, MCF_DSP_FAST, 0);
         break;
     default:
-        fc_w6_run(p, input, output, MCF_DSP_GENERAL);
+        fc_w6_run(p, input, output, MCF_DSP_GENERAL, 0);
         break;
     }
     return MCF_OK;

@@ -108,6 +108,7 @@ typedef struct {
     const int32_t *bias;   /* (N) or NULL */
     const int32_t *multiplier;
     const int32_t *shift;
+    const int32_t *pw_requant; /* arm-dsp w6 only (kernels_arm_dsp.h), else NULL */
 } mcf_fully_connected_params;
 
 int mcf_fully_connected_s8(const mcf_fully_connected_params *p,

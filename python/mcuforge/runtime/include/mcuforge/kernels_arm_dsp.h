@@ -96,12 +96,15 @@ int mcf_dsp_conv2d_1x1_s8_tail(const mcf_conv2d_params *p, const int8_t *input, 
 int32_t mcf_dsp_fully_connected_s8_scratch_size(const mcf_fully_connected_params *p);
 int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output,
                                int8_t *scratch);
-/* one input row, the filter widened to int16 offline (pack_fc_wide): per block of 6 output rows (a last one of
- * 1-5) and group of 4 products, the rows' (w0, w2) pairs, then their (w1, w3) */
 /* average pooling, 4 channels per SIMD step (mcf_dsp_pool.c): channels a multiple of 4, windows of at most
  * 255 taps; no scratch (the argument is unused) */
 int32_t mcf_dsp_avg_pool_s8_scratch_size(const mcf_pool_params *p);
 int mcf_dsp_avg_pool_s8(const mcf_pool_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* one input row, the filter widened to int16 offline (pack_fc_wide): N padded with zero rows to blocks of 6
+ * output rows, per block and group of 4 products the rows' (w0, w2) pairs, then their (w1, w3); bias padded
+ * likewise. pw_requant: under the same conditions as the 1x1 kernel's, the records of every output row in
+ * order (3 words each, padded likewise), else NULL; with them and K a multiple of 4, the layer runs in
+ * assembly from bias to output on Cortex-M. */
 int32_t mcf_dsp_fully_connected_s8_w6_scratch_size(const mcf_fully_connected_params *p);
 int mcf_dsp_fully_connected_s8_w6(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output,
                                   int8_t *scratch);
