@@ -31,20 +31,9 @@ pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 from mcuforge.tflite_writer import build_model  # noqa: E402
 from marks import needs_qemu  # noqa: E402
 from test_int16_seanet import SEANET, _csv, _files  # noqa: E402
+from test_tflite import tflm_outputs  # noqa: E402
 
 N_INPUTS = 3
-
-
-def tflm_outputs(data: bytes, xs: np.ndarray) -> np.ndarray:
-    from tflite_micro.python.tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_bytes(data, arena_size=1 << 21)
-    outs = []
-    for x in xs:
-        interpreter.set_input(np.ascontiguousarray(x[None]), 0)
-        interpreter.invoke()
-        outs.append(np.asarray(interpreter.get_output(0)).reshape(-1).copy())
-    return np.stack(outs)
 
 
 class Model16:

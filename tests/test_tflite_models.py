@@ -26,6 +26,7 @@ from mcuforge.pipeline import compile_model, plan_model
 from mcuforge.quantize import dequantize_values, quantize_values
 from mcuforge.tflite_writer import Net, build_float_io, build_model
 from marks import needs_qemu
+from test_tflite import tflm_outputs
 
 runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 
@@ -139,16 +140,6 @@ MODELS = {"vector_add": _vector_add, "dynamic_batch": _dynamic_batch, "one_d": _
 
 # ------------------------------------------------------------------ oracle
 
-def tflm_run(data: bytes, xs: np.ndarray) -> np.ndarray:
-    interpreter = runtime.Interpreter.from_bytes(data, arena_size=1 << 20)
-    outs = []
-    for x in xs:
-        interpreter.set_input(np.ascontiguousarray(x[None]), 0)
-        interpreter.invoke()
-        outs.append(np.asarray(interpreter.get_output(0)).reshape(-1).copy())
-    return np.stack(outs)
-
-
 def inputs_for(plan, name: str, count: int = 10) -> np.ndarray:
     """int8 inputs; for the float-I/O model, float32 values over the input's range and beyond."""
     if name != "float_io":
@@ -177,7 +168,7 @@ def model(request, tmp_path_factory):
     path.write_bytes(data)
     plan = plan_model(path, BuildConfig(name=name))
     xs = inputs_for(plan, name)
-    return name, path, plan, xs, tflm_run(data, xs)
+    return name, path, plan, xs, tflm_outputs(data, xs)
 
 
 def test_reference_equals_tflm(model):
@@ -213,7 +204,7 @@ def test_cortex_m4_under_qemu_equals_tflm(name, tmp_path):
     xs = inputs_for(plan, name, 4)
     elf = qemu.build(plan, tmp_path / "gen", tmp_path / "qemu", "qemu-cortex-m4")
     got = qemu.run(plan, elf, xs, "qemu-cortex-m4")[0][0].reshape(len(xs), -1)
-    assert np.array_equal(got, tflm_run(data, xs))
+    assert np.array_equal(got, tflm_outputs(data, xs))
 
 
 def test_shape_arithmetic_is_folded():
@@ -337,7 +328,7 @@ def test_mean_keeping_the_quantization_equals_tflm(axes, shape, keep, tmp_path):
     plan = plan_model(path, BuildConfig(name="mean"))
     xs = random_inputs(plan, 16, seed=1)
     got = np.stack([reference.run(plan, x).outputs[plan.outputs[0]].reshape(-1) for x in xs])
-    assert np.array_equal(got, tflm_run(data, xs))
+    assert np.array_equal(got, tflm_outputs(data, xs))
 
 
 # ------------------------------------------------------------------ TILE (LiteRT as the oracle: TFLM has no TILE)
@@ -407,5 +398,5 @@ def test_float_ends_around_a_16x8_model(tmp_path):
     exe = hostrun.build(plan, tmp_path / "gen", tmp_path / "build")
     got = hostrun.run(plan, exe, quantize_values(xs, tin.quant, "int16"))[0].reshape(len(xs), -1)
     got = dequantize_values(got, tout.quant)
-    want = tflm_run(data, xs)
+    want = tflm_outputs(data, xs)
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32)) and len(np.unique(want)) > 20

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +30,7 @@ import numpy as np
 from ..config import BuildConfig
 from ..ir import McuforgeError
 from .families import FAMILIES, WIDTHS, Design, FamilySpace, build, export, scales_for
-from .measure import ELF_OPT, ELF_TARGET, Budget, torch_module, accuracy, elf_memory, plan_for, train, workdir
+from .measure import ELF_OPT, ELF_TARGET, Budget, accuracy, elf_fit, plan_for, torch_module, train, workdir
 
 
 @dataclass
@@ -95,21 +93,7 @@ def measure_module(net, input_shape, budget: Budget, calibration: np.ndarray, la
     if latency_budget is not None and row["instructions_predicted"] > latency_budget:
         row["reason"] = "over the latency budget"
         return row
-    if plan.weight_bytes > budget.flash:
-        row.update(reason="weights alone over the flash budget", flash_bytes=int(plan.weight_bytes))
-        return row
-    scratch = Path(tempfile.mkdtemp(dir=workdir()))
-    try:
-        mem = elf_memory(plan, scratch / "c", scratch / "build")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    row.update(sram_bytes=mem["ram_bytes"], flash_bytes=mem["flash_bytes"], code_bytes=mem["code_bytes"],
-               arena_bytes=mem["arena_bytes"])
-    over = [w for w, used, b in (("SRAM", mem["ram_bytes"], budget.sram), ("flash", mem["flash_bytes"], budget.flash))
-            if used > b]
-    row["fits"] = not over
-    row["reason"] = " and ".join(f"over the {w} budget" for w in over)
-    return row
+    return elf_fit(plan, budget, row)
 
 
 # ---- scoring ---------------------------------------------------------------------------------

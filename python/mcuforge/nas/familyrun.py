@@ -26,22 +26,10 @@ from .measure import Budget, torch_module
 def load_split(path: Path, seed: int = 0) -> Split:
     """x (N, C, H, W) or (N, C, L) and y; x_val / y_val when the file has
     them (e.g. the keyword set's unseen speakers), else a stratified fifth."""
-    from .search import check_data, split
+    from .search import check_data, read_npz, split
 
     path = Path(path)
-    if not path.is_file():
-        raise McuforgeError(f"{path}: data file not found (expected an .npz with arrays x and y)")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("x", "y") if k not in f.files]
-            if missing:
-                raise McuforgeError(f"{path}: no array named {' or '.join(missing)}; the .npz needs x (N, C, H, W) "
-                                    f"or (N, C, L) and y (N,)")
-            arrays = {k: f[k] for k in ("x", "y", "x_val", "y_val") if k in f.files}
-    except McuforgeError:
-        raise
-    except Exception as err:
-        raise McuforgeError(f"{path}: not a readable .npz file ({err.__class__.__name__})") from None
+    arrays = read_npz(path, "(N, C, H, W) or (N, C, L)", ("x_val", "y_val"))
 
     def checked(x, y, where):
         x = as_images(x) if np.asarray(x).ndim in (3, 4) else np.asarray(x)

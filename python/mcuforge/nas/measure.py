@@ -141,9 +141,15 @@ def measure(arch, budget: Budget, calibration_samples: np.ndarray) -> dict:
     if plan.sram_bytes() > budget.sram:
         row["reason"] = "over the SRAM budget"
         return row
+    return elf_fit(plan, budget, row)
+
+
+def elf_fit(plan, budget: Budget, row: dict) -> dict:
+    """`row` with the plan's ELF figures (SRAM, flash, code, arena), `fits`
+    and the reason it does not; a plan whose weights alone are over the
+    flash budget is not built."""
     if plan.weight_bytes > budget.flash:
-        row["reason"] = "weights alone over the flash budget"
-        row["flash_bytes"] = int(plan.weight_bytes)
+        row.update(reason="weights alone over the flash budget", flash_bytes=int(plan.weight_bytes))
         return row
     scratch = Path(tempfile.mkdtemp(dir=workdir()))
     try:

@@ -90,7 +90,10 @@ def split(x: np.ndarray, y: np.ndarray, classes: int, val_fraction: float = 0.2,
     return Data(x[~mask], y[~mask], x[mask], y[mask], classes)
 
 
-def load_data(path: Path, seed: int = 0) -> Data:
+def read_npz(path: Path, layout: str, optional: tuple[str, ...] = ()) -> dict:
+    """x, y and those of `optional` the file has, from an .npz; one clear
+    error for a missing or unreadable file or a missing x or y (layout: what
+    x must be, for the message)."""
     path = Path(path)
     if not path.is_file():
         raise McuforgeError(f"{path}: data file not found (expected an .npz with arrays x and y)")
@@ -98,14 +101,18 @@ def load_data(path: Path, seed: int = 0) -> Data:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in ("x", "y") if k not in f.files]
             if missing:
-                raise McuforgeError(f"{path}: no array named {' or '.join(missing)}; the .npz needs x (N, C, H, W) "
+                raise McuforgeError(f"{path}: no array named {' or '.join(missing)}; the .npz needs x {layout} "
                                     f"and y (N,) (it has: {', '.join(f.files) or 'nothing'})")
-            x, y = f["x"], f["y"]
+            return {k: f[k] for k in ("x", "y") + optional if k in f.files}
     except McuforgeError:
         raise
     except Exception as err:
         raise McuforgeError(f"{path}: not a readable .npz file ({err.__class__.__name__})") from None
-    x, y, classes = check_data(x, y, str(path))
+
+
+def load_data(path: Path, seed: int = 0) -> Data:
+    arrays = read_npz(path, "(N, C, H, W)")
+    x, y, classes = check_data(arrays["x"], arrays["y"], str(path))
     return split(x, y, classes, seed=seed)
 
 
