@@ -381,7 +381,8 @@ def west_build(app: Path, board_name: str, build: Path, *cmake_args: str,
 
 
 def run_until(cmd: list[str], done: str, env: dict, cwd: Path, timeout: float = 120) -> str:
-    """Run a never-ending target (QEMU, native_sim) until `done` is printed.
+    """Run a never-ending target (QEMU, native_sim) until the line with `done` is printed
+    whole (up to its line end: "PROJECT EXECUTION" is followed by the verdict).
 
     Reads the pipe's file descriptor directly (os.read), so that select() and the reads
     agree on what has arrived: nothing waits unseen in a file object's buffer."""
@@ -389,8 +390,13 @@ def run_until(cmd: list[str], done: str, env: dict, cwd: Path, timeout: float = 
                             start_new_session=True)
     fd, data, end = proc.stdout.fileno(), b"", time.monotonic() + timeout
     wanted = done.encode()
+
+    def line_done() -> bool:
+        at = data.find(wanted)
+        return at >= 0 and data.find(b"\n", at) >= 0
+
     try:
-        while time.monotonic() < end and wanted not in data:
+        while time.monotonic() < end and not line_done():
             ready, _, _ = select.select([fd], [], [], 1.0)
             if ready:
                 chunk = os.read(fd, 65536)
@@ -414,6 +420,14 @@ def test_run_until_sees_lines_already_read_ahead(tmp_path):
     out = run_until([sys.executable, "-c", script], "sample: done", dict(os.environ), tmp_path, timeout=20)
     assert out.splitlines()[:2] == ["line 0", "line 1"] and "line 199\nsample: done" in out
     assert time.monotonic() - start < 15
+
+
+def test_run_until_waits_for_the_rest_of_the_line(tmp_path):
+    # ztest's verdict comes after "PROJECT EXECUTION" on the same line, possibly in a later write.
+    script = ("import sys, time\nsys.stdout.write('PROJECT EXECUTION '); sys.stdout.flush()\n"
+              "time.sleep(1)\nsys.stdout.write('SUCCESSFUL\\r\\n'); sys.stdout.flush()\ntime.sleep(60)\n")
+    out = run_until([sys.executable, "-c", script], "PROJECT EXECUTION", dict(os.environ), tmp_path, timeout=20)
+    assert "PROJECT EXECUTION SUCCESSFUL" in out
 
 
 @needs_zephyr
