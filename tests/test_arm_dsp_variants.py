@@ -200,7 +200,7 @@ def test_add_tables_within_flash_budget(tmp_path):
 
 import ctypes as ct  # noqa: E402
 
-from test_arm_dsp_kernels import kxk_params  # noqa: E402
+from test_arm_dsp_kernels import kxk_params, pointwise_params  # noqa: E402
 from test_kernels import P8, STRUCTS, _fill  # noqa: E402
 
 # in_c, out_c, (h, w), (k_h, k_w), stride, (pad_top, pad_left), dilation
@@ -209,15 +209,25 @@ REUSE_SHAPES = [
     (3, 16, (20, 20), (3, 3), 2, (1, 1), 1), (5, 7, (30, 13), (3, 3), 1, (0, 0), 1),
     (4, 6, (60, 11), (5, 5), 1, (2, 2), 1), (4, 9, (27, 15), (3, 3), 2, (0, 0), 2),
     (16, 32, (20, 20), (3, 3), 1, (1, 1), 1), (7, 5, (40, 9), (3, 3), 1, (1, 1), 1),
+    # a 1x1 layer padded below and right (out_h = in_h + 1): not one the 1x1 kernels take
+    (16, 12, (25, 5), (1, 1), 1, (0, 0), 1),
 ]
+# 1x1 layers (their columns read straight from the input words): in_c, out_c, (h, w), stride; KWS's shape,
+# in_c % 4 != 0, stride 2
+REUSE_POINTWISE = [(64, 64, (25, 5), 1), (13, 10, (20, 7), 1), (16, 24, (21, 21), 2)]
 
 
 def reuse_cases(key: str = "reuse"):
     """key: reuse, or reusew (its blocks on the filter widened to int16 offline)."""
-    for shape in REUSE_SHAPES:
+    for shape in REUSE_SHAPES + REUSE_POINTWISE:
         for mode in ("sat", "sat_lo"):  # the modes with records (the 6-pixel blocks on Cortex-M)
             rng = rng_for("dsp-kxk-reuse", *shape[:2], *shape[2], mode)
-            p = kxk_params(rng, *shape, mode)
+            if len(shape) == 4:
+                p = pointwise_params(rng, *shape[:3], mode, stride=shape[3])
+                assert arm_dsp._pointwise(p)
+            else:
+                p = kxk_params(rng, *shape, mode)
+                assert not arm_dsp._pointwise(p)
             vs = [v for v in arm_dsp.candidates(_step("conv2d_s8", p)) if v.key == key]
             assert len(vs) == 1 and vs[0].scratch == 0 and vs[0].wide == (key == "reusew"), _short(p)
             yield p, rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"]), vs[0]
@@ -239,6 +249,20 @@ def test_conv2d_reuse_host(lib, key):
         assert status == 0, _short(p)
         assert np.all(out[expected.size:] == 0x55) and np.all(xin[x.size:] == 0x3C), _short(p)
         assert np.array_equal(out[:expected.size], expected), _short(p)
+
+
+def test_padded_1x1_takes_no_1x1_kernel(lib):
+    """A 1x1 layer with an output row or column in the padding (out_h = in_h + 1) reads no input there:
+    the 1x1 kernels, which read every output pixel's input words, are not offered; the k x k ones are,
+    and give TFLM's bytes."""
+    rng = rng_for("dsp-1x1-padded")
+    p = kxk_params(rng, 16, 12, (25, 5), (1, 1), 1, (0, 0), 1, "sat")
+    assert p["out_h"] == p["in_h"] + 1
+    vs = arm_dsp.candidates(_step("conv2d_s8", p))
+    assert vs and not any("1x1" in v.function for v in vs), [v.function for v in vs]
+    for v in vs:
+        if not v.key.startswith("reuse"):  # reuse overwrites its input (test_conv2d_reuse_host)
+            check_dsp(lib, "conv2d_s8", p, rand_i8(rng, 25 * 5 * 16), v)
 
 
 def test_reuse_needs_room():

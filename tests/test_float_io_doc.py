@@ -14,7 +14,7 @@ from mcuforge.codegen.portable import c_sources, include_dirs
 from mcuforge.config import BuildConfig
 from mcuforge.tools.hostrun import WARNING_FLAGS
 from mcuforge.pipeline import compile_model
-from test_tflite_models import _float_io, tflm_run
+from test_tflite_models import _float_io, tflm_outputs
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "operators.md"
 
@@ -66,7 +66,7 @@ def test_float_io_code_of_the_docs_equals_tflm(tmp_path):
     res = subprocess.run([str(exe), str(tmp_path / "x.bin"), str(tmp_path / "y.bin")], capture_output=True)
     assert res.returncode == 0, res.stderr
     got = np.frombuffer((tmp_path / "y.bin").read_bytes(), np.float32).reshape(len(xs), -1)
-    want = tflm_run(data, xs)
+    want = tflm_outputs(data, xs)
     assert want.dtype == np.float32
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
     assert len(np.unique(want)) > 10

@@ -9,7 +9,7 @@ import pytest
 from mcuforge.config import BuildConfig
 from mcuforge.pipeline import compile_model
 from mcuforge.tools import hostrun
-from test_tflite_models import MODELS, as_compiled, as_source, inputs_for, tflm_run
+from test_tflite_models import MODELS, as_compiled, as_source, inputs_for, tflm_outputs
 
 
 @pytest.mark.parametrize("name,options", [("vector_add", dict(schedule="patch")),
@@ -28,7 +28,7 @@ def test_patch_schedule_and_arm_dsp_kernels_equal_tflm(name, options, tmp_path):
     xs = inputs_for(plan, name, 6)
     exe = hostrun.build(plan, tmp_path / "gen", tmp_path / "build")
     got = as_source(plan, name, hostrun.run(plan, exe, as_compiled(plan, name, xs))[0].reshape(len(xs), -1))
-    assert np.array_equal(got.view(np.uint8), tflm_run(data, xs).view(np.uint8))
+    assert np.array_equal(got.view(np.uint8), tflm_outputs(data, xs).view(np.uint8))
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -52,7 +52,7 @@ def test_under_sanitizers(name, tmp_path, monkeypatch):
     if name != "float_io":
         xs = np.concatenate([xs, np.full((1,) + xs.shape[1:], -128, np.int8), np.full((1,) + xs.shape[1:], 127, np.int8)])
     got = as_source(plan, name, hostrun.run(plan, exe, as_compiled(plan, name, xs))[0].reshape(len(xs), -1))
-    assert np.array_equal(got.view(np.uint8), tflm_run(data, xs).view(np.uint8))
+    assert np.array_equal(got.view(np.uint8), tflm_outputs(data, xs).view(np.uint8))
 
 
 def test_constant_of_the_full_shape_equals_tflm_and_stays_out_of_patch_stages(tmp_path):
@@ -70,9 +70,9 @@ def test_constant_of_the_full_shape_equals_tflm_and_stays_out_of_patch_stages(tm
     assert "binary_const_s8" in [s.kernel for s in plan.steps]
     xs = inputs_for(plan, "full", 6)
     exe = hostrun.build(plan, tmp_path / "gen", tmp_path / "build")
-    assert np.array_equal(hostrun.run(plan, exe, xs)[0].reshape(len(xs), -1), tflm_run(data, xs))
+    assert np.array_equal(hostrun.run(plan, exe, xs)[0].reshape(len(xs), -1), tflm_outputs(data, xs))
     patch = compile_model(path, BuildConfig(name="full", schedule="patch"), tmp_path / "patch")
     stage = [s.node.op for s in patch.steps[:patch.patch.split]]
     assert "mul" not in stage, stage
     exe = hostrun.build(patch, tmp_path / "patch", tmp_path / "build_patch")
-    assert np.array_equal(hostrun.run(patch, exe, xs)[0].reshape(len(xs), -1), tflm_run(data, xs))
+    assert np.array_equal(hostrun.run(patch, exe, xs)[0].reshape(len(xs), -1), tflm_outputs(data, xs))

@@ -63,8 +63,11 @@ def _k_padded(k: int) -> int:
 
 
 def _pointwise(p: dict) -> bool:
-    """A convolution the 1x1 kernel takes (mcf_dsp_conv2d_1x1_s8)."""
-    return p["k_h"] == p["k_w"] == 1 and p["pad_top"] == p["pad_left"] == 0
+    """A convolution the 1x1 kernels take (mcf_dsp_conv2d_1x1_s8 and its
+    variants; C: inside_1x1): every output pixel reads an input pixel, no
+    padding on any side."""
+    return (p["k_h"] == p["k_w"] == 1 and p["pad_top"] == p["pad_left"] == 0
+            and (p["out_h"] - 1) * p["stride_h"] < p["in_h"] and (p["out_w"] - 1) * p["stride_w"] < p["in_w"])
 
 
 def conv_columns(p: dict) -> int:
@@ -171,7 +174,7 @@ def candidates(step: Step) -> list[Variant]:
         out.append(Variant("mcf_dsp_fully_connected_s8_w6", v.source,
                            "fully connected, 6 output rows at once, the filter widened to int16 offline", 0,
                            key="w6", wide=True))
-    if step.kernel == "conv2d_s8" and not _pointwise(p) and reuse_fits(p):
+    if step.kernel == "conv2d_s8" and reuse_fits(p):  # k x k, and 1x1 (its columns read straight)
         out.append(Variant("mcf_dsp_conv2d_s8_reuse", v.source,
                            f"{p['k_h']}x{p['k_w']} conv, 2 x 4 blocks, columns in the output's tail, then in the dead "
                            "input (no scratch; only where the input dies with the layer)", 0, key="reuse"))

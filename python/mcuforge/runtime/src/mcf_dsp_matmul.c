@@ -1367,6 +1367,14 @@ static void columns_6(const mcf_conv2d_params *p, const int8_t *input, int32_t n
     }
 }
 
+/* A 1x1 layer every output pixel of which reads an input pixel (no padding
+ * on any side): its columns come straight from the input words (columns_4). */
+static int inside_1x1(const mcf_conv2d_params *p)
+{
+    return p->k_h == 1 && p->k_w == 1 && p->pad_top == 0 && p->pad_left == 0 &&
+           (p->out_h - 1) * p->stride_h < p->in_h && (p->out_w - 1) * p->stride_w < p->in_w;
+}
+
 /* Every block of 6 output pixels (their 6 columns, then every output
  * channel against them), then 3 of the 3 to 5 pixels left as a block of 3
  * columns. Returns the first pixel not done. */
@@ -1376,9 +1384,7 @@ static int32_t conv_blocks(const matmul *m, const mcf_conv2d_params *p, const in
     const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c, k = p->k_h * p->k_w * p->in_c;
     const int32_t kp = (k + 3) / 4 * 4;
     const uint32_t *words = (const uint32_t *)(void *)cols;
-    const int direct = p->k_h == 1 && p->k_w == 1 && p->in_c % 4 == 0 && ((uintptr_t)input & 3u) == 0 &&
-                       p->pad_top == 0 && p->pad_left == 0 &&
-                       (p->out_h - 1) * p->stride_h < p->in_h && (p->out_w - 1) * p->stride_w < p->in_w;
+    const int direct = inside_1x1(p) && p->in_c % 4 == 0 && ((uintptr_t)input & 3u) == 0;
     int32_t n, c;
     clear_tail(cols, k, kp, MCF_BLOCK);
     for (n = 0; n + MCF_BLOCK <= pixels; n += MCF_BLOCK) {
@@ -1753,8 +1759,7 @@ int mcf_dsp_conv2d_1x1_s8_rows(const mcf_conv2d_params *p, const int8_t *input, 
     matmul m;
     int32_t oy, ox;
     (void)scratch;
-    if (!conv_args_ok(p, input, output, &none) || p->k_h != 1 || p->k_w != 1 || p->pad_top != 0 ||
-        p->pad_left != 0) {
+    if (!conv_args_ok(p, input, output, &none) || !inside_1x1(p)) {
         return MCF_ERR_ARG;
     }
     conv_matmul_init(&m, p);
@@ -1865,8 +1870,7 @@ static int tail_blocks(const mcf_conv2d_params *p, const int8_t *input, int8_t *
     const int32_t at = (pixels * out_c - 4 * 2 * kp) & ~3;
     matmul m;
     int32_t n = 0, oy, ox;
-    if (!conv_args_ok(p, input, output, &none) || p->k_h != 1 || p->k_w != 1 || p->pad_top != 0 ||
-        p->pad_left != 0) {
+    if (!conv_args_ok(p, input, output, &none) || !inside_1x1(p)) {
         return MCF_ERR_ARG;
     }
     conv_matmul_init(&m, p);
@@ -1934,8 +1938,7 @@ int mcf_dsp_conv2d_1x1_s8_pw4(const mcf_conv2d_params *p, const int8_t *input, i
     int16_t *cols = (int16_t *)(void *)scratch;
     matmul m;
     int32_t n = 0;
-    if (!conv_args_ok(p, input, output, scratch) || p->k_h != 1 || p->k_w != 1 || p->pad_top != 0 ||
-        p->pad_left != 0) {
+    if (!conv_args_ok(p, input, output, scratch) || !inside_1x1(p)) {
         return MCF_ERR_ARG;
     }
     conv_matmul_init(&m, p);
@@ -1993,6 +1996,16 @@ int mcf_dsp_conv2d_s8_pw4(const mcf_conv2d_params *p, const int8_t *input, int8_
  * one more block of 4 ending at the last pixel (the earlier pixels in it are
  * computed again, to the same bytes), when its columns may start at pixel
  * `lowest` or later; else one block of that many columns (C). */
+/* The 4 columns of pixels n .. n + 3: a 1x1 layer's read straight from its input words. */
+static void columns_of_4(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int16_t *cols, int pointwise)
+{
+    if (pointwise) {
+        columns_4(p, input, n, cols);
+    } else {
+        columns_kxk_4(p, input, n, cols);
+    }
+}
+
 static void wide_rest(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
                       int16_t *cols, int32_t n, int pointwise, int32_t lowest)
 {
@@ -2002,11 +2015,7 @@ static void wide_rest(const matmul *m, const mcf_conv2d_params *p, const int8_t 
     }
     if (pixels >= 4 && pixels - 4 >= lowest) { /* the columns of 4 are in place (clear_tail) */
         n = pixels - 4;
-        if (pointwise) {
-            columns_4(p, input, n, cols);
-        } else {
-            columns_kxk_4(p, input, n, cols);
-        }
+        columns_of_4(p, input, n, cols, pointwise);
         matmul_n(m, (const uint32_t *)(const void *)cols, 4, output + n * p->out_c);
     } else {
         const int32_t rest = pixels - n, oy = n / p->out_w;
@@ -2024,7 +2033,7 @@ static int conv_wide(const mcf_conv2d_params *p, const int8_t *input, int8_t *ou
     matmul m;
     int32_t n = 0;
     if (!conv_args_ok(p, input, output, scratch) || p->pw_requant == NULL ||
-        (pointwise && (p->k_h != 1 || p->k_w != 1 || p->pad_top != 0 || p->pad_left != 0))) {
+        (pointwise && !inside_1x1(p))) {
         return MCF_ERR_ARG;
     }
     conv_matmul_init(&m, p);
@@ -2036,11 +2045,7 @@ static int conv_wide(const mcf_conv2d_params *p, const int8_t *input, int8_t *ou
     if (pixels >= 4) {
         clear_tail(cols, k, kp, 4);
         for (; n + 4 <= pixels; n += 4) {
-            if (pointwise) {
-                columns_4(p, input, n, cols);
-            } else {
-                columns_kxk_4(p, input, n, cols);
-            }
+            columns_of_4(p, input, n, cols, pointwise);
             matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * p->out_c);
         }
     }
@@ -2098,6 +2103,7 @@ static int reuse_blocks(const mcf_conv2d_params *p, const int8_t *input, int8_t 
     static const int8_t none = 0;
     const int32_t pixels = p->out_h * p->out_w, k = p->k_h * p->k_w * p->in_c, kp = (k + 3) / 4 * 4;
     const int32_t first = reuse_split(p), at = (pixels * p->out_c - 4 * 2 * kp) & ~3;
+    const int pointwise = inside_1x1(p);
     matmul m;
     int16_t *cols;
     int32_t n;
@@ -2113,17 +2119,17 @@ static int reuse_blocks(const mcf_conv2d_params *p, const int8_t *input, int8_t 
     cols = (int16_t *)(void *)(output + at);
     clear_tail(cols, k, kp, 4);
     for (n = 0; n < first; n += 4) {
-        columns_kxk_4(p, input, n, cols);
+        columns_of_4(p, input, n, cols, pointwise);
         matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * p->out_c);
     }
     cols = (int16_t *)(void *)(uintptr_t)input; /* its first bytes: dead (reuse_split) */
     clear_tail(cols, k, kp, 4);
     for (; n + 4 <= pixels; n += 4) {
-        columns_kxk_4(p, input, n, cols);
+        columns_of_4(p, input, n, cols, pointwise);
         matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * p->out_c);
     }
     if (wide) {
-        wide_rest(&m, p, input, output, cols, n, 0, first);
+        wide_rest(&m, p, input, output, cols, n, pointwise, first);
     } else {
         conv_rest(&m, p, input, output, cols, n);
     }
