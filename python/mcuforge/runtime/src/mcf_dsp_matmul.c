@@ -67,6 +67,36 @@ static void expand(const int8_t *src, int32_t count, int16_t *cols, int32_t c, i
     }
 }
 
+/* `runs` runs of `words` words of int8 values each (`step` bytes apart)
+ * -> one column's consecutive groups from `slot` on (n columns): two words
+ * 4 words a step, their loads and stores back to back. */
+MCF_INLINE void expand_runs(const int8_t *src, int32_t step, int32_t runs, int32_t words, int16_t *slot, int32_t n)
+{
+    const int32_t stride = 4 * n; /* int16 per group */
+    int32_t r, i;
+    for (r = 0; r < runs; ++r, src += step) {
+        const int8_t *s = src;
+        for (i = words; i >= 4; i -= 4, s += 16, slot += 4 * stride) {
+            const uint32_t a = mcf_read32(s), b = mcf_read32(s + 4), c = mcf_read32(s + 8), d = mcf_read32(s + 12);
+            const uint32_t a0 = (uint32_t)__sxtb16(a), a1 = (uint32_t)mcf_sxtb16_ror8(a);
+            const uint32_t b0 = (uint32_t)__sxtb16(b), b1 = (uint32_t)mcf_sxtb16_ror8(b);
+            const uint32_t c0 = (uint32_t)__sxtb16(c), c1 = (uint32_t)mcf_sxtb16_ror8(c);
+            const uint32_t d0 = (uint32_t)__sxtb16(d), d1 = (uint32_t)mcf_sxtb16_ror8(d);
+            mcf_write32(slot, a0);
+            mcf_write32(slot + 2, a1);
+            mcf_write32(slot + stride, b0);
+            mcf_write32(slot + stride + 2, b1);
+            mcf_write32(slot + 2 * stride, c0);
+            mcf_write32(slot + 2 * stride + 2, c1);
+            mcf_write32(slot + 3 * stride, d0);
+            mcf_write32(slot + 3 * stride + 2, d1);
+        }
+        for (; i > 0; --i, s += 4, slot += stride) {
+            expand_word(slot, mcf_read32(s));
+        }
+    }
+}
+
 static void fill(int16_t value, int32_t count, int16_t *cols, int32_t c, int32_t k0, int32_t n)
 {
     int32_t i;
@@ -1271,9 +1301,7 @@ MCF_NO_LIBCALLS static void columns_kxk_n(const mcf_conv2d_params *p, const int8
         if (w333) {
             window_3x3x3(src, step, (uint32_t *)(void *)cols + 2 * c, 2 * nc);
         } else if (in_c % 4 == 0) {
-            for (ky = 0; ky < k_h; ++ky, src += step) {
-                expand(src, run, cols, c, ky * run, nc);
-            }
+            expand_runs(src, step, k_h, run / 4, cols + 4 * c, nc);
         } else {
             for (ky = 0; ky < k_h; ++ky, src += step) {
                 copy_run(patch.b + ky * run, src, run);
