@@ -196,6 +196,14 @@ def test_add_tables_within_flash_budget(tmp_path):
                                                  if arm_dsp.variant(plan, s) is None and s.kernel != "copy_tile_s8"]
 
 
+def conv_on_cortex_m(target, tmp_path, cases, misalign=True) -> None:
+    """(params, input, variant) convolutions through their variants under QEMU, against the NumPy twin."""
+    _run_on_cortex_m(target, tmp_path, cortex_m_harness([(p, x.size) for p, x, _ in cases], [v for *_, v in cases],
+                                                        misalign=misalign),
+                     "mcf_dsp_matmul.c", [_short(p) for p, *_ in cases], [x for _, x, _ in cases],
+                     [np.append(KERNELS["conv2d_s8"](p, x).reshape(-1), np.int8(0)) for p, x, _ in cases])
+
+
 # ------------------- the k x k convolution without scratch (columns in the output's tail, then the dead input)
 
 import ctypes as ct  # noqa: E402
@@ -275,11 +283,50 @@ def test_reuse_needs_room():
 @needs_qemu
 @pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
 def test_conv2d_reuse_on_cortex_m(target, tmp_path):
-    cases = list(reuse_cases()) + list(reuse_cases("reusew"))
-    _run_on_cortex_m(target, tmp_path, cortex_m_harness([(p, x.size) for p, x, _ in cases], [v for *_, v in cases],
-                                                        misalign=False),
-                     "mcf_dsp_matmul.c", [_short(p) for p, *_ in cases], [x for _, x, _ in cases],
-                     [np.append(KERNELS["conv2d_s8"](p, x).reshape(-1), np.int8(0)) for p, x, _ in cases])
+    conv_on_cortex_m(target, tmp_path, list(reuse_cases()) + list(reuse_cases("reusew")), misalign=False)
+
+
+# ------------------- the k x k convolution without im2col (a window of widened input rows per output row)
+
+# in_c, out_c, (h, w), (k_h, k_w), stride, (pad_top, pad_left): every column stride of WIN_STRIDES but 768,
+# padding on every side and none, rows of 4n + 0..3 output pixels, a 3x5 window
+WIN_SHAPES = [
+    (16, 16, (12, 12), (3, 3), 1, (1, 1)), (16, 32, (13, 11), (3, 3), 2, (1, 1)),
+    (32, 8, (9, 10), (3, 3), 1, (1, 1)), (8, 6, (10, 9), (3, 3), 1, (0, 0)),
+    (8, 4, (11, 9), (3, 5), 1, (1, 2)), (16, 12, (8, 16), (3, 3), 2, (0, 1)),
+    (64, 4, (6, 6), (3, 3), 1, (1, 1)),
+]
+
+
+def win_cases():
+    for shape in WIN_SHAPES:
+        for mode in ("sat", "sat_lo"):  # the modes with records
+            rng = rng_for("dsp-kxk-win", *shape[:2], *shape[2], *shape[3], mode)
+            p = kxk_params(rng, *shape, 1, mode)
+            vs = [v for v in arm_dsp.candidates(_step("conv2d_s8", p)) if v.key == "winw"]
+            assert len(vs) == 1 and vs[0].wide and vs[0].scratch == arm_dsp.win_scratch(p), _short(p)
+            yield p, rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"]), vs[0]
+
+
+def test_conv2d_window_host(lib):
+    cases = list(win_cases())
+    assert {2 * p["k_h"] * p["in_c"] * p["stride_w"] for p, _, _ in cases} == set(arm_dsp.WIN_STRIDES) - {768}
+    assert {p["out_w"] % 4 for p, _, _ in cases} == {0, 1, 2, 3}
+    for p, x, v in cases:
+        check_dsp(lib, "conv2d_s8", p, x, v)
+    rng = rng_for("dsp-kxk-win-no")
+    for shape in [(12, 8, (9, 9), (3, 3), 1, (1, 1), 1), (16, 8, (9, 9), (3, 3), 1, (1, 1), 2),
+                  (16, 7, (9, 9), (3, 3), 1, (1, 1), 1)]:  # no instance for S = 72; dilation 2; odd out_c
+        p = kxk_params(rng, *shape, "sat")
+        assert "winw" not in [v.key for v in arm_dsp.candidates(_step("conv2d_s8", p))], shape
+
+
+@needs_qemu
+@pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
+def test_conv2d_window_on_cortex_m(target, tmp_path):
+    """The window variant's pw4w instances (one per column stride) on the real DSP instructions."""
+    cases = list(win_cases())
+    conv_on_cortex_m(target, tmp_path, cases)
 
 
 # ------------------- the k x k convolution in the 2 x 4 blocks
@@ -312,9 +359,7 @@ def test_conv2d_pw4_host(lib):
 @pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
 def test_conv2d_pw4_on_cortex_m(target, tmp_path):
     cases = list(kxk_pw4_cases())
-    _run_on_cortex_m(target, tmp_path, cortex_m_harness([(p, x.size) for p, x, _ in cases], [v for *_, v in cases]),
-                     "mcf_dsp_matmul.c", [_short(p) for p, *_ in cases], [x for _, x, _ in cases],
-                     [np.append(KERNELS["conv2d_s8"](p, x).reshape(-1), np.int8(0)) for p, x, _ in cases])
+    conv_on_cortex_m(target, tmp_path, cases)
 
 
 # ------------------- the 2 x 4 blocks on the filter widened to int16 offline (pw4w)
@@ -371,9 +416,7 @@ def test_conv2d_wide_host(lib):
 def test_conv2d_wide_on_cortex_m(target, tmp_path):
     """pw4w's assembly (mcf_dsp_pw4x2w) on the real DSP instructions, every shape and mode above."""
     cases = list(wide_cases())
-    _run_on_cortex_m(target, tmp_path, cortex_m_harness([(p, x.size) for p, x, _ in cases], [v for *_, v in cases]),
-                     "mcf_dsp_matmul.c", [_short(p) for p, *_ in cases], [x for _, x, _ in cases],
-                     [np.append(KERNELS["conv2d_s8"](p, x).reshape(-1), np.int8(0)) for p, x, _ in cases])
+    conv_on_cortex_m(target, tmp_path, cases)
 
 
 def test_wide_filters_within_flash_budget(tmp_path):

@@ -135,6 +135,25 @@ def reuse_fits(p: dict) -> bool:
     return prepared_params("conv2d_s8", p).get("pw_requant") is not None
 
 
+WIN_STRIDES = (48, 96, 192, 384, 768)  # MCF_WIN_STRIDES in mcf_dsp_matmul.c: column strides with an assembly instance
+
+
+def win_fits(p: dict) -> bool:
+    """A k x k layer the window variant takes (C: mcf_dsp_conv2d_s8_winw):
+    dilation 1, in_c a multiple of 4, out_c even, at least 4 output pixels a
+    row, its column stride (2 k_h in_c stride_w bytes) one of WIN_STRIDES,
+    and the records (its blocks are the pw4w assembly)."""
+    return (p["dilation_h"] == p["dilation_w"] == 1 and p["in_c"] % 4 == 0 and p["out_c"] % 2 == 0
+            and p["out_w"] >= 4 and 2 * p["k_h"] * p["in_c"] * p["stride_w"] in WIN_STRIDES
+            and prepared_params("conv2d_s8", p).get("pw_requant") is not None)
+
+
+def win_scratch(p: dict) -> int:
+    """Bytes of the window variant's scratch (C: mcf_dsp_conv2d_s8_winw_scratch_size): the padded row's
+    pixels an output row reads, k_h x in_c int16 each."""
+    return ((p["out_w"] - 1) * p["stride_w"] + p["k_w"]) * p["k_h"] * p["in_c"] * 2
+
+
 def candidates(step: Step) -> list[Variant]:
     """Every arm-dsp variant of a layer, select()'s first (the portable
     kernel is always a candidate too: variants.py)."""
@@ -170,6 +189,11 @@ def candidates(step: Step) -> list[Variant]:
                            f"{p['k_h']}x{p['k_w']} conv, im2col of 4 pixels + matmul, 2 channels x 4 pixels, the "
                            "filter widened to int16 offline", 4 * 2 * _k_padded(p["k_h"] * p["k_w"] * p["in_c"]),
                            key="pw4w", wide=True))
+    if step.kernel == "conv2d_s8" and not _pointwise(p) and win_fits(p):
+        out.append(Variant("mcf_dsp_conv2d_s8_winw", v.source,
+                           f"{p['k_h']}x{p['k_w']} conv without im2col: 2 x 4 blocks on each output row's window of "
+                           "input rows widened once, the filter widened to int16 offline", win_scratch(p),
+                           key="winw", wide=True))
     if step.kernel == "fully_connected_s8" and p["rows"] == 1:
         out.append(Variant("mcf_dsp_fully_connected_s8_w6", v.source,
                            "fully connected, 6 output rows at once, the filter widened to int16 offline", 0,
@@ -435,7 +459,10 @@ def prepared_params(kernel: str, params: dict, variant: Variant | None = None) -
         rows = np.asarray(p["filter"], dtype=np.int8).reshape(out_c, -1)
         p["bias"] = fold_bias(rows, p["bias"], p["input_offset"])
         constant_channels(p, ~rows.any(axis=1))
-        if variant is not None and variant.wide:
+        if variant is not None and variant.key == "winw":  # products in (kx, ky, c) order: the window's runs
+            p["filter"] = pack_wide(rows.reshape(out_c, p["k_h"], p["k_w"], p["in_c"]).transpose(0, 2, 1, 3)
+                                    .reshape(out_c, -1))
+        elif variant is not None and variant.wide:
             p["filter"] = pack_fc_wide(rows) if kernel == "fully_connected_s8" else pack_wide(rows)
         else:
             p["filter"] = pack_matmul(rows)

@@ -65,6 +65,9 @@ def estimate(step: Step, key: str, outs: int) -> int:
             return int(1.2 * macs) + 12 * outs + 1
         if key == "reusew":  # the pw4w blocks
             return int(1.07 * macs) + 12 * outs + 1
+        if key == "winw":  # the pw4w blocks without the columns; per output row its window widened once
+            win = ((p["out_w"] - 1) * p["stride_w"] + p["k_w"]) * p["k_h"] * p["in_c"]
+            return int(1.0 * macs) + 12 * outs + 2 * p["out_h"] * win
         if key == "pw4":  # 36 cycles per 32 multiply-accumulates, per 8 outputs a block
             return int(1.2 * macs) + 12 * outs
         if key == "pw4w":  # the same blocks without SXTB16 (32 cycles per 32); the last block overlaps

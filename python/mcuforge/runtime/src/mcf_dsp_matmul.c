@@ -165,6 +165,11 @@ MCF_INLINE void block_2x2(const uint32_t *x, uint32_t wa, uint32_t wb, int32_t *
  * Filter words and columns are 4-byte aligned (LDRD): int32 arrays, and
  * scratch at an aligned arena offset.
  */
+/* The column strides (bytes: 2 x k_h x in_c x stride_w) the window variant
+ * (mcf_dsp_conv2d_s8_winw) has an assembly instance for (codegen/arm_dsp.py
+ * WIN_STRIDES). */
+#define MCF_WIN_STRIDES(X) X(48) X(96) X(192) X(384) X(768)
+
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__) && defined(__thumb2__) && defined(__OPTIMIZE__)
 #define MCF_DSP_ASM 1
 
@@ -979,37 +984,40 @@ void mcf_dsp_pw4x2w_lo(const mcf_pw4_job *job, int32_t groups);
 /* One group of the pair: 16 SMLAD over 4 columns (lr) and the 2 channels'
  * filter words (r12). FIRST loads a's and b's odd taps into r0, r1 and ODD
  * makes them int16 pairs; then the even taps from [r12], [r12, #4], r12 STEP
- * bytes on, EVEN makes them pairs. */
-#define MCF_PW4_GROUP_OF(FIRST, ODD, STEP, EVEN)      \
+ * bytes on, EVEN makes them pairs. Column c's two words (k0, k2), (k1, k3)
+ * are at lr + c x S and 4 bytes on; lr then moves ADV bytes on. */
+#define MCF_PW4_GROUP_AT(FIRST, ODD, STEP, EVEN, S, ADV) \
     FIRST                                             \
     "ldr.w r2, [lr, #4]\n\t"                          \
-    "ldr.w r3, [lr, #12]\n\t"                         \
+    "ldr.w r3, [lr, #(" S "+4)]\n\t"                  \
     ODD                                               \
     "smlad r4, r0, r2, r4\n\t"                        \
     "smlad r8, r1, r2, r8\n\t"                        \
     "smlad r5, r0, r3, r5\n\t"                        \
     "smlad r9, r1, r3, r9\n\t"                        \
-    "ldr.w r2, [lr, #20]\n\t"                         \
-    "ldr.w r3, [lr, #28]\n\t"                         \
+    "ldr.w r2, [lr, #(2*" S "+4)]\n\t"                \
+    "ldr.w r3, [lr, #(3*" S "+4)]\n\t"                \
     "smlad r6, r0, r2, r6\n\t"                        \
     "smlad r10, r1, r2, r10\n\t"                      \
     "smlad r7, r0, r3, r7\n\t"                        \
     "smlad r11, r1, r3, r11\n\t"                      \
     "ldr.w r1, [r12, #4]\n\t"                         \
     "ldr.w r0, [r12], #" STEP "\n\t"                  \
-    "ldr.w r2, [lr, #8]\n\t"                          \
-    "ldr.w r3, [lr, #16]\n\t"                         \
+    "ldr.w r2, [lr, #(" S ")]\n\t"                    \
+    "ldr.w r3, [lr, #(2*" S ")]\n\t"                  \
     EVEN                                              \
     "smlad r5, r0, r2, r5\n\t"                        \
     "smlad r9, r1, r2, r9\n\t"                        \
     "smlad r6, r0, r3, r6\n\t"                        \
     "smlad r10, r1, r3, r10\n\t"                      \
-    "ldr.w r2, [lr, #24]\n\t"                         \
-    "ldr.w r3, [lr], #32\n\t"                         \
+    "ldr.w r2, [lr, #(3*" S ")]\n\t"                  \
+    "ldr.w r3, [lr], #" ADV "\n\t"                    \
     "smlad r7, r0, r2, r7\n\t"                        \
     "smlad r11, r1, r2, r11\n\t"                      \
     "smlad r4, r0, r3, r4\n\t"                        \
     "smlad r8, r1, r3, r8\n\t"
+/* the interleaved columns of the scratch: column c's words at 8 c, 32 bytes a group */
+#define MCF_PW4_GROUP_OF(FIRST, ODD, STEP, EVEN) MCF_PW4_GROUP_AT(FIRST, ODD, STEP, EVEN, "8", "32")
 /* int8 filter words (4 taps each): SXTB16 makes the pairs. */
 #define MCF_PW4_GROUP                                                          \
     MCF_PW4_GROUP_OF("ldr.w r0, [r12]\n\tldr.w r1, [r12, #4]\n\t",              \
@@ -1085,20 +1093,49 @@ __asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2", MCF_PW4_GROUP, "128", MCF_PW4_OUT));
 __asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2w", MCF_PW4W_GROUP, "112", MCF_PW4_OUT));
 __asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2_lo", MCF_PW4_GROUP, "128", MCF_PW4_OUT_LO));
 __asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2w_lo", MCF_PW4W_GROUP, "112", MCF_PW4_OUT_LO));
+/* The wide group on columns S bytes apart, each contiguous (mcf_dsp_conv2d_s8_winw: a window of widened input
+ * rows read in place), one instance per S of MCF_WIN_STRIDES. */
+#define MCF_PW4W_GROUP_S(S) \
+    MCF_PW4_GROUP_AT("ldr.w r0, [r12, #8]\n\tldr.w r1, [r12, #12]\n\t", "", "16", "", S, "8")
+#define MCF_PW4W_S(S)                                                                                  \
+    void mcf_dsp_pw4x2w_s##S(const mcf_pw4_job *job, int32_t groups);                                    \
+    void mcf_dsp_pw4x2w_s##S##_lo(const mcf_pw4_job *job, int32_t groups);                               \
+    __asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2w_s" #S, MCF_PW4W_GROUP_S(#S), "112", MCF_PW4_OUT));         \
+    __asm__(MCF_PW4_FUNCTION("mcf_dsp_pw4x2w_s" #S "_lo", MCF_PW4W_GROUP_S(#S), "112", MCF_PW4_OUT_LO));
+MCF_WIN_STRIDES(MCF_PW4W_S)
+#undef MCF_PW4W_S
+#undef MCF_PW4W_GROUP_S
 #undef MCF_PW4_GROUP
 #undef MCF_PW4W_GROUP
 #undef MCF_PW4_GROUP_OF
+#undef MCF_PW4_GROUP_AT
 #undef MCF_PW4_FUNCTION
 #undef MCF_PW4_OUT
 #undef MCF_PW4_OUT_LO
 
 /* Every channel pair against the 4 columns, through the assembly. */
+static void fused4_with(const matmul *m, const uint32_t *cols, int8_t *out, int32_t group_words,
+                        void (*fn)(const mcf_pw4_job *, int32_t));
+
 static void fused4(const matmul *m, const uint32_t *cols, int8_t *out)
+{
+    void (*fn)(const mcf_pw4_job *, int32_t);
+    if (mcf_dsp_records_lo(m->output_offset)) {
+        fn = m->wide ? mcf_dsp_pw4x2w_lo : mcf_dsp_pw4x2_lo;
+    } else {
+        fn = m->wide ? mcf_dsp_pw4x2w : mcf_dsp_pw4x2;
+    }
+    fused4_with(m, cols, out, 8, fn);
+}
+
+/* Every channel pair against 4 columns through `fn`; the columns' words span group_words words a group. */
+static void fused4_with(const matmul *m, const uint32_t *cols, int8_t *out, int32_t group_words,
+                        void (*fn)(const mcf_pw4_job *, int32_t))
 {
     const int32_t pairs = m->out_c & ~1;
     mcf_pw4_job job;
     job.x = cols;
-    job.x_end = cols + 8 * m->groups;
+    job.x_end = cols + group_words * m->groups;
     job.bias = m->bias;
     job.rec_a = m->pw_requant;
     job.rec_b = m->pw_requant + 3 * (pairs / 2);
@@ -1106,11 +1143,7 @@ static void fused4(const matmul *m, const uint32_t *cols, int8_t *out)
     job.out_end = out + pairs;
     job.out_c = m->out_c;
     job.w = m->filter;
-    if (mcf_dsp_records_lo(m->output_offset)) {
-        (m->wide ? mcf_dsp_pw4x2w_lo : mcf_dsp_pw4x2_lo)(&job, m->groups);
-    } else {
-        (m->wide ? mcf_dsp_pw4x2w : mcf_dsp_pw4x2)(&job, m->groups);
-    }
+    fn(&job, m->groups);
 }
 #endif
 
@@ -2099,6 +2132,103 @@ int32_t mcf_dsp_conv2d_s8_pw4w_scratch_size(const mcf_conv2d_params *p)
 int mcf_dsp_conv2d_s8_pw4w(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
 {
     return conv_wide(p, input, output, scratch, 0);
+}
+
+/*
+ * The k x k variant without im2col (mcf_dsp_conv2d_s8_winw): per output row,
+ * the window of input rows it reads is widened once into the scratch, pixel
+ * by pixel (x of the padded row), each pixel's k_h rows of in_c values (the
+ * pairs SXTB16 makes of each word; the zero point in the padding). Output
+ * pixel x's column is then the contiguous run of pixels x .. x + k_w - 1:
+ * the generator orders the filter's products (kx, ky, c) to match. Blocks of
+ * 4 pixels of a row through the pw4w assembly on columns S bytes apart (an
+ * instance per S of MCF_WIN_STRIDES), the row's last pixels one by one.
+ * Requires dilation 1, in_c a multiple of 4, out_c even and the records.
+ */
+static int32_t win_pixels(const mcf_conv2d_params *p)
+{
+    return (p->out_w - 1) * p->stride_w + p->k_w;
+}
+
+int32_t mcf_dsp_conv2d_s8_winw_scratch_size(const mcf_conv2d_params *p)
+{
+    return win_pixels(p) * p->k_h * p->in_c * (int32_t)sizeof(int16_t);
+}
+
+/* Input rows y0 .. y0 + k_h - 1 of the window, x from -pad_left, into win. */
+static void win_fill(const mcf_conv2d_params *p, const int8_t *input, int32_t y0, int16_t *win)
+{
+    const int32_t in_c = p->in_c, k_h = p->k_h, words = in_c / 4, n = win_pixels(p);
+    const int16_t zero = (int16_t)(-p->input_offset);
+    const uint32_t zero2 = (uint16_t)zero | ((uint32_t)(uint16_t)zero << 16);
+    int32_t i, ky, w;
+    uint32_t *out = (uint32_t *)(void *)win;
+    for (i = 0; i < n; ++i) {
+        const int32_t x = i - p->pad_left;
+        for (ky = 0; ky < k_h; ++ky) {
+            const int32_t y = y0 + ky;
+            if (x < 0 || x >= p->in_w || y < 0 || y >= p->in_h) {
+                for (w = 0; w < 2 * words; ++w) {
+                    *out++ = zero2;
+                }
+                continue;
+            }
+            {
+                const int8_t *src = input + (y * p->in_w + x) * in_c;
+                for (w = 0; w < words; ++w, out += 2) {
+                    const uint32_t v = mcf_read32(src + 4 * w);
+                    out[0] = (uint32_t)__sxtb16(v);
+                    out[1] = (uint32_t)mcf_sxtb16_ror8(v);
+                }
+            }
+        }
+    }
+}
+
+int mcf_dsp_conv2d_s8_winw(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    const int32_t in_c = p->in_c, out_c = p->out_c, pixel = p->k_h * in_c; /* int16 per window pixel */
+    int16_t *win = (int16_t *)(void *)scratch;
+    matmul m;
+    int32_t oy, ox;
+#ifdef MCF_DSP_ASM
+    void (*fn)(const mcf_pw4_job *, int32_t) = NULL;
+    const int32_t stride_bytes = 2 * pixel * p->stride_w;
+    const int lo = mcf_dsp_records_lo(p->output_offset);
+#define MCF_WIN_PICK(S) \
+    if (stride_bytes == (S)) { \
+        fn = lo ? mcf_dsp_pw4x2w_s##S##_lo : mcf_dsp_pw4x2w_s##S; \
+    }
+    MCF_WIN_STRIDES(MCF_WIN_PICK)
+#undef MCF_WIN_PICK
+#endif
+    if (!conv_args_ok(p, input, output, scratch) || p->pw_requant == NULL || in_c % 4 != 0 || out_c % 2 != 0 ||
+        p->dilation_h != 1 || p->dilation_w != 1 || ((uintptr_t)scratch & 3u) != 0) {
+        return MCF_ERR_ARG;
+    }
+    conv_matmul_init(&m, p);
+    m.wide = 1;
+    if (!mcf_dsp_records_fit(m.fast, p->shift, out_c)) {
+        return MCF_ERR_ARG;
+    }
+    m.pw_requant = p->pw_requant;
+    for (oy = 0; oy < p->out_h; ++oy) {
+        int8_t *out = output + oy * p->out_w * out_c;
+        win_fill(p, input, oy * p->stride_h - p->pad_top, win);
+        ox = 0;
+#ifdef MCF_DSP_ASM
+        if (fn != NULL) {
+            for (; ox + 4 <= p->out_w; ox += 4) {
+                fused4_with(&m, (const uint32_t *)(const void *)(win + ox * p->stride_w * pixel), out + ox * out_c,
+                            2, fn);
+            }
+        }
+#endif
+        for (; ox < p->out_w; ++ox) { /* one column: the run itself (the layout of n = 1) */
+            matmul_n(&m, (const uint32_t *)(const void *)(win + ox * p->stride_w * pixel), 1, out + ox * out_c);
+        }
+    }
+    return MCF_OK;
 }
 
 /* The k x k variant without scratch (mcf_dsp_conv2d_s8_reuse), for a layer

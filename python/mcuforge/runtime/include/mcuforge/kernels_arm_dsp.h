@@ -96,6 +96,11 @@ int mcf_dsp_conv2d_1x1_s8_tail(const mcf_conv2d_params *p, const int8_t *input, 
 int32_t mcf_dsp_fully_connected_s8_scratch_size(const mcf_fully_connected_params *p);
 int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output,
                                int8_t *scratch);
+/* k x k without im2col (mcf_dsp_matmul.c): each output row's window of input rows widened once into the
+ * scratch, the filter widened as pw4w with its products in (kx, ky, c) order; dilation 1, in_c a multiple of
+ * 4, out_c even, the records */
+int32_t mcf_dsp_conv2d_s8_winw_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_s8_winw(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 /* average pooling, 4 channels per SIMD step (mcf_dsp_pool.c): channels a multiple of 4, windows of at most
  * 255 taps; no scratch (the argument is unused) */
 int32_t mcf_dsp_avg_pool_s8_scratch_size(const mcf_pool_params *p);
