@@ -246,17 +246,23 @@ def test_conv2d_reuse_host(lib, key):
     """Bit-exact, on guarded buffers; the input is overwritten (it dies with
     the layer), nothing outside input and output is."""
     for p, x, v in reuse_cases(key):
-        keep: list = []
-        q = arm_dsp.prepared_params("conv2d_s8", p, v)
-        q["filter"] = q["filter"].astype("<i4").view(np.int8)
-        s = _fill(STRUCTS["conv2d_s8"], q, keep)
-        expected = KERNELS["conv2d_s8"](p, x).reshape(-1)
-        xin = np.concatenate([x, np.full(64, 0x3C, dtype=np.int8)])
-        out = np.full(expected.size + 64, 0x55, dtype=np.int8)
-        status = getattr(lib, v.function)(ct.byref(s), xin.ctypes.data_as(P8), out.ctypes.data_as(P8), None)
-        assert status == 0, _short(p)
-        assert np.all(out[expected.size:] == 0x55) and np.all(xin[x.size:] == 0x3C), _short(p)
-        assert np.array_equal(out[:expected.size], expected), _short(p)
+        check_input_dying(lib, p, x, v)
+
+
+def check_input_dying(lib, p, x, v) -> None:
+    """A variant without scratch that may overwrite its input: bit-exact, on
+    guarded buffers, nothing outside input and output written."""
+    keep: list = []
+    q = arm_dsp.prepared_params("conv2d_s8", p, v)
+    q["filter"] = q["filter"].astype("<i4").view(np.int8)
+    s = _fill(STRUCTS["conv2d_s8"], q, keep)
+    expected = KERNELS["conv2d_s8"](p, x).reshape(-1)
+    xin = np.concatenate([x, np.full(64, 0x3C, dtype=np.int8)])
+    out = np.full(expected.size + 64, 0x55, dtype=np.int8)
+    status = getattr(lib, v.function)(ct.byref(s), xin.ctypes.data_as(P8), out.ctypes.data_as(P8), None)
+    assert status == 0, _short(p)
+    assert np.all(out[expected.size:] == 0x55) and np.all(xin[x.size:] == 0x3C), _short(p)
+    assert np.array_equal(out[:expected.size], expected), _short(p)
 
 
 def test_padded_1x1_takes_no_1x1_kernel(lib):
@@ -269,7 +275,7 @@ def test_padded_1x1_takes_no_1x1_kernel(lib):
     vs = arm_dsp.candidates(_step("conv2d_s8", p))
     assert vs and not any("1x1" in v.function for v in vs), [v.function for v in vs]
     for v in vs:
-        if not v.key.startswith("reuse"):  # reuse overwrites its input (test_conv2d_reuse_host)
+        if "reuse" not in v.key:  # those overwrite their input (check_input_dying)
             check_dsp(lib, "conv2d_s8", p, rand_i8(rng, 25 * 5 * 16), v)
 
 
@@ -298,8 +304,15 @@ WIN_SHAPES = [
 ]
 
 
-def win_cases():
-    for shape in WIN_SHAPES:
+# larger layers, whose window fits the output's last bytes, then the dead input (winreusew)
+WIN_REUSE_SHAPES = [
+    (16, 16, (32, 32), (3, 3), 1, (1, 1)), (16, 32, (32, 24), (3, 3), 2, (1, 1)),
+    (32, 32, (20, 18), (3, 3), 1, (1, 1)), (64, 64, (16, 16), (3, 3), 1, (1, 1)),
+]
+
+
+def win_cases(shapes=WIN_SHAPES):
+    for shape in shapes:
         for mode in ("sat", "sat_lo"):  # the modes with records
             rng = rng_for("dsp-kxk-win", *shape[:2], *shape[2], *shape[3], mode)
             p = kxk_params(rng, *shape, 1, mode)
@@ -308,8 +321,19 @@ def win_cases():
             yield p, rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"]), vs[0]
 
 
+def win_reuse_cases():
+    """The window cases whose window fits the output's last bytes, then the dead input (winreusew)."""
+    for p, x, _ in win_cases(WIN_REUSE_SHAPES):
+        vs = [v for v in arm_dsp.candidates(_step("conv2d_s8", p)) if v.key == "winreusew"]
+        assert arm_dsp.win_split(p) is not None and len(vs) == 1 and vs[0].scratch == 0 and vs[0].wide, _short(p)
+        yield p, x, vs[0]
+
+
 def test_conv2d_window_host(lib):
+    for p, x, v in win_reuse_cases():
+        check_input_dying(lib, p, x, v)
     cases = list(win_cases())
+    assert all(arm_dsp.win_split(p) is None for p, _, _ in cases)  # small layers: no room in their outputs
     assert {2 * p["k_h"] * p["in_c"] * p["stride_w"] for p, _, _ in cases} == set(arm_dsp.WIN_STRIDES) - {768}
     assert {p["out_w"] % 4 for p, _, _ in cases} == {0, 1, 2, 3}
     for p, x, v in cases:
@@ -324,9 +348,11 @@ def test_conv2d_window_host(lib):
 @needs_qemu
 @pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
 def test_conv2d_window_on_cortex_m(target, tmp_path):
-    """The window variant's pw4w instances (one per column stride) on the real DSP instructions."""
-    cases = list(win_cases())
-    conv_on_cortex_m(target, tmp_path, cases)
+    """The window variant's pw4w instances (one per column stride) on the real DSP instructions; and with its
+    window in the output's tail and the dead input."""
+    conv_on_cortex_m(target, tmp_path, list(win_cases()))
+    (tmp_path / "reuse").mkdir()
+    conv_on_cortex_m(target, tmp_path / "reuse", list(win_reuse_cases()), misalign=False)
 
 
 # ------------------- the k x k convolution in the 2 x 4 blocks

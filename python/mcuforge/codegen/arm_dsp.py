@@ -154,6 +154,18 @@ def win_scratch(p: dict) -> int:
     return ((p["out_w"] - 1) * p["stride_w"] + p["k_w"]) * p["k_h"] * p["in_c"] * 2
 
 
+def win_split(p: dict) -> int | None:
+    """The first output row whose window lives in the input's dead first
+    bytes, the rows before it with theirs in the output's last bytes (C:
+    win_split, for mcf_dsp_conv2d_s8_winreusew); None where that does not fit."""
+    size, row = win_scratch(p), p["out_w"] * p["out_c"]
+    at = (p["out_h"] * row - size) & ~3
+    for oy in range(p["out_h"]):
+        if (oy * p["stride_h"] - p["pad_top"]) * p["in_w"] * p["in_c"] >= size:
+            return oy if oy * row <= at else None
+    return None
+
+
 def candidates(step: Step) -> list[Variant]:
     """Every arm-dsp variant of a layer, select()'s first (the portable
     kernel is always a candidate too: variants.py)."""
@@ -194,6 +206,11 @@ def candidates(step: Step) -> list[Variant]:
                            f"{p['k_h']}x{p['k_w']} conv without im2col: 2 x 4 blocks on each output row's window of "
                            "input rows widened once, the filter widened to int16 offline", win_scratch(p),
                            key="winw", wide=True))
+        if win_split(p) is not None:
+            out.append(Variant("mcf_dsp_conv2d_s8_winreusew", v.source,
+                               f"{p['k_h']}x{p['k_w']} conv as winw, its window in the output's last bytes, then in "
+                               "the dead input (no scratch; only where the input dies with the layer)", 0,
+                               key="winreusew", wide=True))
     if step.kernel == "fully_connected_s8" and p["rows"] == 1:
         out.append(Variant("mcf_dsp_fully_connected_s8_w6", v.source,
                            "fully connected, 6 output rows at once, the filter widened to int16 offline", 0,
@@ -459,7 +476,7 @@ def prepared_params(kernel: str, params: dict, variant: Variant | None = None) -
         rows = np.asarray(p["filter"], dtype=np.int8).reshape(out_c, -1)
         p["bias"] = fold_bias(rows, p["bias"], p["input_offset"])
         constant_channels(p, ~rows.any(axis=1))
-        if variant is not None and variant.key == "winw":  # products in (kx, ky, c) order: the window's runs
+        if variant is not None and variant.key in ("winw", "winreusew"):  # products (kx, ky, c): the window's runs
             p["filter"] = pack_wide(rows.reshape(out_c, p["k_h"], p["k_w"], p["in_c"]).transpose(0, 2, 1, 3)
                                     .reshape(out_c, -1))
         elif variant is not None and variant.wide:

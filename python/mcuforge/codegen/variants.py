@@ -65,7 +65,7 @@ def estimate(step: Step, key: str, outs: int) -> int:
             return int(1.2 * macs) + 12 * outs + 1
         if key == "reusew":  # the pw4w blocks
             return int(1.07 * macs) + 12 * outs + 1
-        if key == "winw":  # the pw4w blocks without the columns; per output row its window widened once
+        if key in ("winw", "winreusew"):  # the pw4w blocks without the columns; per output row its window widened
             win = ((p["out_w"] - 1) * p["stride_w"] + p["k_w"]) * p["k_h"] * p["in_c"]
             return int(1.0 * macs) + 12 * outs + 2 * p["out_h"] * win
         if key == "pw4":  # 36 cycles per 32 multiply-accumulates, per 8 outputs a block
@@ -109,7 +109,7 @@ def options(step: Step, outs: int, input_dies: bool = False) -> list[Option]:
     (those that overwrite the input only when input_dies)."""
     opts = [Option("portable", f"portable kernel mcf_{step.kernel}", estimate(step, "portable", outs), 0)]
     for v in arm_dsp.candidates(step):
-        if v.key in ("reuse", "reusew") and not input_dies:
+        if v.key in ("reuse", "reusew", "winreusew") and not input_dies:
             continue
         flash = ADD_TABLE_BYTES if step.kernel == "add_s8" else 0
         if v.wide:  # int16 pairs: the int8 filter's bytes (K padded to 4) once more

@@ -2155,40 +2155,110 @@ int32_t mcf_dsp_conv2d_s8_winw_scratch_size(const mcf_conv2d_params *p)
     return win_pixels(p) * p->k_h * p->in_c * (int32_t)sizeof(int16_t);
 }
 
-/* Input rows y0 .. y0 + k_h - 1 of the window, x from -pad_left, into win. */
+#ifdef MCF_DSP_ASM
+/* `pixels` pixels of 4 x `groups` int8 values (src word-aligned, contiguous)
+ * -> per pixel 8 x `groups` bytes of int16 pairs at dst (SXTB16, then ROR
+ * #8, per word), then `gap` bytes on: per 4 words one LDM, 8 SXTB16, one STM. */
+void mcf_dsp_widen(const int8_t *src, int32_t pixels, int32_t groups, uint32_t *dst, int32_t gap);
+__asm__(MCF_ASM_FUNCTION("mcf_dsp_widen")
+        "ldr r12, [sp, #36]\n"       /* gap: the fifth argument, above the 9 registers pushed */
+        "1:\n\t"
+        "mov lr, r2\n"
+        "2:\n\t"
+        "ldmia r0!, {r8-r11}\n\t"
+        "sxtb16 r4, r8\n\t"
+        "sxtb16 r5, r8, ror #8\n\t"
+        "sxtb16 r6, r9\n\t"
+        "sxtb16 r7, r9, ror #8\n\t"
+        "sxtb16 r8, r10\n\t"
+        "sxtb16 r9, r10, ror #8\n\t"
+        "sxtb16 r10, r11\n\t"
+        "sxtb16 r11, r11, ror #8\n\t"
+        "stmia r3!, {r4-r11}\n\t"
+        "subs lr, lr, #1\n\t"
+        "bne 2b\n\t"
+        "add r3, r3, r12\n\t"
+        "subs r1, r1, #1\n\t"
+        "bne 1b\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".size mcf_dsp_widen, .-mcf_dsp_widen\n\t"
+        ".popsection");
+#endif
+
+/* Input rows y0 .. y0 + k_h - 1 of the window, x from -pad_left, into win:
+ * row by row, its pixels inside the input two words a step, the zero point
+ * elsewhere. */
 static void win_fill(const mcf_conv2d_params *p, const int8_t *input, int32_t y0, int16_t *win)
 {
-    const int32_t in_c = p->in_c, k_h = p->k_h, words = in_c / 4, n = win_pixels(p);
+    const int32_t in_c = p->in_c, n = win_pixels(p), pitch = p->k_h * in_c / 2; /* words per window pixel */
+    const int32_t half = in_c / 2, words = in_c / 4;
+    const int32_t xa = p->pad_left < n ? p->pad_left : n;
+    const int32_t xb = p->pad_left + p->in_w < n ? p->pad_left + p->in_w : n;
     const int16_t zero = (int16_t)(-p->input_offset);
     const uint32_t zero2 = (uint16_t)zero | ((uint32_t)(uint16_t)zero << 16);
-    int32_t i, ky, w;
-    uint32_t *out = (uint32_t *)(void *)win;
-    for (i = 0; i < n; ++i) {
-        const int32_t x = i - p->pad_left;
-        for (ky = 0; ky < k_h; ++ky) {
-            const int32_t y = y0 + ky;
-            if (x < 0 || x >= p->in_w || y < 0 || y >= p->in_h) {
-                for (w = 0; w < 2 * words; ++w) {
-                    *out++ = zero2;
+    int32_t ky, i, w;
+    for (ky = 0; ky < p->k_h; ++ky) {
+        const int32_t y = y0 + ky;
+        uint32_t *row = (uint32_t *)(void *)win + ky * half;
+        const int inside = y >= 0 && y < p->in_h;
+        for (i = 0; i < n; ++i) {
+            if (!inside || i < xa || i >= xb) {
+                for (w = 0; w < half; ++w) {
+                    row[i * pitch + w] = zero2;
                 }
+            }
+        }
+        if (inside && xa < xb) {
+            const int8_t *src = input + (y * p->in_w + xa - p->pad_left) * in_c;
+#ifdef MCF_DSP_ASM
+            if (words % 4 == 0 && ((uintptr_t)src & 3u) == 0) {
+                mcf_dsp_widen(src, xb - xa, words / 4, row + xa * pitch, 4 * (pitch - half));
                 continue;
             }
-            {
-                const int8_t *src = input + (y * p->in_w + x) * in_c;
-                for (w = 0; w < words; ++w, out += 2) {
-                    const uint32_t v = mcf_read32(src + 4 * w);
-                    out[0] = (uint32_t)__sxtb16(v);
-                    out[1] = (uint32_t)mcf_sxtb16_ror8(v);
+#endif
+            for (i = xa; i < xb; ++i, src += in_c) {
+                uint32_t *d = row + i * pitch;
+                for (w = 0; w + 2 <= words; w += 2, d += 4) {
+                    const uint32_t u = mcf_read32(src + 4 * w), v = mcf_read32(src + 4 * w + 4);
+                    const uint32_t u0 = (uint32_t)__sxtb16(u), u1 = (uint32_t)mcf_sxtb16_ror8(u);
+                    const uint32_t v0 = (uint32_t)__sxtb16(v), v1 = (uint32_t)mcf_sxtb16_ror8(v);
+                    d[0] = u0;
+                    d[1] = u1;
+                    d[2] = v0;
+                    d[3] = v1;
+                }
+                if (w < words) {
+                    const uint32_t u = mcf_read32(src + 4 * w);
+                    d[0] = (uint32_t)__sxtb16(u);
+                    d[1] = (uint32_t)mcf_sxtb16_ror8(u);
                 }
             }
         }
     }
 }
 
-int mcf_dsp_conv2d_s8_winw(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+/* The first output row whose window can live in the input's first bytes (the
+ * rows above it dead: the layer's input dies with it), the rows before it
+ * with their window in the output's last bytes (below which they end); -1
+ * when the layer does not allow that (mcf_dsp_conv2d_s8_winreusew). */
+static int32_t win_split(const mcf_conv2d_params *p)
+{
+    const int32_t bytes = mcf_dsp_conv2d_s8_winw_scratch_size(p), row = p->out_w * p->out_c;
+    const int32_t at = (p->out_h * row - bytes) & ~3;
+    int32_t oy;
+    for (oy = 0; oy < p->out_h; ++oy) {
+        if ((int64_t)(oy * p->stride_h - p->pad_top) * p->in_w * p->in_c >= bytes) {
+            break;
+        }
+    }
+    return oy < p->out_h && (int64_t)oy * row <= at ? oy : -1;
+}
+
+/* Rows before `first` with their window at win_a, the others at win_b. */
+static int win_run(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int16_t *win_a,
+                   int16_t *win_b, int32_t first)
 {
     const int32_t in_c = p->in_c, out_c = p->out_c, pixel = p->k_h * in_c; /* int16 per window pixel */
-    int16_t *win = (int16_t *)(void *)scratch;
     matmul m;
     int32_t oy, ox;
 #ifdef MCF_DSP_ASM
@@ -2202,8 +2272,8 @@ int mcf_dsp_conv2d_s8_winw(const mcf_conv2d_params *p, const int8_t *input, int8
     MCF_WIN_STRIDES(MCF_WIN_PICK)
 #undef MCF_WIN_PICK
 #endif
-    if (!conv_args_ok(p, input, output, scratch) || p->pw_requant == NULL || in_c % 4 != 0 || out_c % 2 != 0 ||
-        p->dilation_h != 1 || p->dilation_w != 1 || ((uintptr_t)scratch & 3u) != 0) {
+    if (p->pw_requant == NULL || in_c % 4 != 0 || out_c % 2 != 0 || p->dilation_h != 1 || p->dilation_w != 1 ||
+        (((uintptr_t)win_a | (uintptr_t)win_b) & 3u) != 0) {
         return MCF_ERR_ARG;
     }
     conv_matmul_init(&m, p);
@@ -2214,6 +2284,7 @@ int mcf_dsp_conv2d_s8_winw(const mcf_conv2d_params *p, const int8_t *input, int8
     m.pw_requant = p->pw_requant;
     for (oy = 0; oy < p->out_h; ++oy) {
         int8_t *out = output + oy * p->out_w * out_c;
+        int16_t *win = oy < first ? win_a : win_b;
         win_fill(p, input, oy * p->stride_h - p->pad_top, win);
         ox = 0;
 #ifdef MCF_DSP_ASM
@@ -2229,6 +2300,35 @@ int mcf_dsp_conv2d_s8_winw(const mcf_conv2d_params *p, const int8_t *input, int8
         }
     }
     return MCF_OK;
+}
+
+int mcf_dsp_conv2d_s8_winw(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    if (!conv_args_ok(p, input, output, scratch)) {
+        return MCF_ERR_ARG;
+    }
+    return win_run(p, input, output, (int16_t *)(void *)scratch, (int16_t *)(void *)scratch, 0);
+}
+
+int32_t mcf_dsp_conv2d_s8_winreusew_scratch_size(const mcf_conv2d_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+/* winw without scratch, for a layer whose input dies with it (the generator
+ * checks): the window in the output's last bytes, then in the input's first
+ * (win_split). The input is overwritten. */
+int mcf_dsp_conv2d_s8_winreusew(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch)
+{
+    static const int8_t none = 0;
+    int32_t first, at;
+    (void)scratch;
+    if (!conv_args_ok(p, input, output, &none) || (first = win_split(p)) < 0) {
+        return MCF_ERR_ARG;
+    }
+    at = (p->out_h * p->out_w * p->out_c - mcf_dsp_conv2d_s8_winw_scratch_size(p)) & ~3;
+    return win_run(p, input, output, (int16_t *)(void *)(output + at), (int16_t *)(void *)(uintptr_t)input, first);
 }
 
 /* The k x k variant without scratch (mcf_dsp_conv2d_s8_reuse), for a layer

@@ -101,6 +101,10 @@ int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t
  * 4, out_c even, the records */
 int32_t mcf_dsp_conv2d_s8_winw_scratch_size(const mcf_conv2d_params *p);
 int mcf_dsp_conv2d_s8_winw(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* winw without scratch where the input dies with the layer: the window in the output's last bytes, then in the
+ * input's dead first rows (the input is overwritten) */
+int32_t mcf_dsp_conv2d_s8_winreusew_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_s8_winreusew(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 /* average pooling, 4 channels per SIMD step (mcf_dsp_pool.c): channels a multiple of 4, windows of at most
  * 255 taps; no scratch (the argument is unused) */
 int32_t mcf_dsp_avg_pool_s8_scratch_size(const mcf_pool_params *p);
