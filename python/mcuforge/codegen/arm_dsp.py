@@ -132,7 +132,7 @@ def reuse_fits(p: dict) -> bool:
     first = at // p["out_c"] // 4 * 4
     if (first // p["out_w"] * p["stride_h"] - p["pad_top"]) * p["in_w"] * p["in_c"] < size:
         return False
-    return prepared_params("conv2d_s8", p).get("pw_requant") is not None
+    return has_records("conv2d_s8", p)
 
 
 WIN_STRIDES = (48, 96, 192, 384, 768)  # MCF_WIN_STRIDES in mcf_dsp_matmul.c: column strides with an assembly instance
@@ -145,7 +145,7 @@ def win_fits(p: dict) -> bool:
     and the records (its blocks are the pw4w assembly)."""
     return (p["dilation_h"] == p["dilation_w"] == 1 and p["in_c"] % 4 == 0 and p["out_c"] % 2 == 0
             and p["out_w"] >= 4 and 2 * p["k_h"] * p["in_c"] * p["stride_w"] in WIN_STRIDES
-            and prepared_params("conv2d_s8", p).get("pw_requant") is not None)
+            and has_records("conv2d_s8", p))
 
 
 def win_scratch(p: dict) -> int:
@@ -178,7 +178,7 @@ def candidates(step: Step) -> list[Variant]:
         four = 4 if p["out_h"] * p["out_w"] >= 4 else 2
         out.append(Variant("mcf_dsp_conv2d_1x1_s8_pw4", v.source, "1x1 conv as matmul, 2 channels x 4 pixels",
                            four * 2 * _k_padded(p["in_c"]), key="pw4"))
-        if four == 4 and prepared_params("conv2d_s8", p).get("pw_requant") is not None:
+        if four == 4 and has_records("conv2d_s8", p):
             out.append(Variant("mcf_dsp_conv2d_1x1_s8_pw4w", v.source, "1x1 conv as matmul, 2 channels x 4 pixels, "
                                "the filter widened to int16 offline", 4 * 2 * _k_padded(p["in_c"]), key="pw4w",
                                wide=True))
@@ -186,14 +186,14 @@ def candidates(step: Step) -> list[Variant]:
             out.append(Variant("mcf_dsp_conv2d_1x1_s8_tail", v.source,
                                "1x1 conv, 2 x 4 blocks with their columns in the output's tail, no scratch", 0,
                                key="tail"))
-            if prepared_params("conv2d_s8", p).get("pw_requant") is not None:
+            if has_records("conv2d_s8", p):
                 out.append(Variant("mcf_dsp_conv2d_1x1_s8_tailw", v.source,
                                    "1x1 conv, tail's blocks on the filter widened to int16 offline, no scratch", 0,
                                    key="tailw", wide=True))
         out.append(Variant("mcf_dsp_conv2d_1x1_s8_rows", v.source, "1x1 conv as fully connected rows, no scratch",
                            0, key="rows"))
     if step.kernel == "conv2d_s8" and not _pointwise(p) and p["out_h"] * p["out_w"] >= 4 \
-            and prepared_params("conv2d_s8", p).get("pw_requant") is not None:
+            and has_records("conv2d_s8", p):
         out.append(Variant("mcf_dsp_conv2d_s8_pw4", v.source,
                            f"{p['k_h']}x{p['k_w']} conv, im2col of 4 pixels + matmul, 2 channels x 4 pixels",
                            4 * 2 * _k_padded(p["k_h"] * p["k_w"] * p["in_c"]), key="pw4"))
@@ -541,6 +541,16 @@ def requant_records(p: dict, out_c: int) -> np.ndarray | None:
     e = -shift
     return np.stack([np.asarray(p["multiplier"], dtype=np.int64)[:out_c], e,
                      p["output_offset"] * (1 << e) + (1 << (e - 1))], axis=1)
+
+
+def has_records(kernel: str, p: dict) -> bool:
+    """Whether a convolution or fully connected layer gets requantization
+    records (requant_records of its prepared parameters; a convolution's
+    pointwise_requant, which also needs 2 output channels)."""
+    q = prepared_params(kernel, p)
+    if kernel == "conv2d_s8":
+        return q.get("pw_requant") is not None
+    return requant_records(q, q["out_features"]) is not None
 
 
 def pointwise_requant(p: dict) -> np.ndarray | None:

@@ -66,8 +66,7 @@ def estimate(step: Step, key: str, outs: int) -> int:
         if key == "reusew":  # the pw4w blocks
             return int(1.07 * macs) + 12 * outs + 1
         if key in ("winw", "winreusew"):  # the pw4w blocks without the columns; per output row its window widened
-            win = ((p["out_w"] - 1) * p["stride_w"] + p["k_w"]) * p["k_h"] * p["in_c"]
-            return int(1.0 * macs) + 12 * outs + 2 * p["out_h"] * win
+            return int(1.0 * macs) + 12 * outs + p["out_h"] * arm_dsp.win_scratch(p)  # 2 cycles per int16
         if key == "pw4":  # 36 cycles per 32 multiply-accumulates, per 8 outputs a block
             return int(1.2 * macs) + 12 * outs
         if key == "pw4w":  # the same blocks without SXTB16 (32 cycles per 32); the last block overlaps
@@ -87,7 +86,7 @@ def estimate(step: Step, key: str, outs: int) -> int:
         if key == "w6":  # 31 cycles per 24 multiply-accumulates over rows padded to blocks of 6
             n, kp = p["out_features"], (p["in_features"] + 3) // 4 * 4
             rows = n + -n % 6
-            if p["in_features"] % 4 == 0 and arm_dsp.requant_records(arm_dsp.prepared_params(k, p), n) is not None:
+            if p["in_features"] % 4 == 0 and arm_dsp.has_records(k, p):
                 return int(1.3 * rows * kp) + 21 * rows  # in assembly from bias to output
             return int(1.35 * rows * kp) + 35 * rows  # requantization in C
         if k == "fully_connected_s8":  # rows of 4 (one input row) or 2 x 2 blocks
@@ -117,7 +116,7 @@ def options(step: Step, outs: int, input_dies: bool = False) -> list[Option]:
             if step.kernel == "fully_connected_s8":  # rows padded to blocks of 6; records, 3 words a row
                 n = p["out_features"]
                 flash = (2 * (n + -n % 6) - n) * ((p["in_features"] + 3) // 4 * 4) + 4 * (-n % 6)
-                if arm_dsp.requant_records(arm_dsp.prepared_params(step.kernel, p), n) is not None:
+                if arm_dsp.has_records(step.kernel, p):
                     flash += 12 * (n + (-n % 6))
             else:
                 flash = p["out_c"] * ((p["k_h"] * p["k_w"] * p["in_c"] + 3) // 4 * 4)
