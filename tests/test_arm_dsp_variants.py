@@ -16,9 +16,13 @@ from test_arm_dsp_kernels import (DW3_SHAPES, _run_on_cortex_m, _short, _step, c
                                   rand_i8, rng_for)
 from test_kernels import lib  # noqa: F401
 
-# the 3x3 shapes above plus a tall one (rows of the plane far below the ring) and a dilated one
+# the 3x3 shapes above plus a tall one (rows of the plane far below the ring), one more, and maps of
+# short rows the plane holds transposed (KWS's 25 x 5; stride 2; padding on one side only)
 PLANE_SHAPES = [s + ((3, 3),) for s in DW3_SHAPES] + [((11, 5), 8, 1, (1, 1, 1, 1), (3, 3)),
-                                                      ((10, 6), 4, 2, (1, 0, 1, 0), (3, 3))]
+                                                      ((10, 6), 4, 2, (1, 0, 1, 0), (3, 3)),
+                                                      ((25, 5), 8, 1, (1, 1, 1, 1), (3, 3)),
+                                                      ((13, 4), 4, 2, (0, 1, 1, 0), (3, 3)),
+                                                      ((9, 3), 12, 1, (2, 0, 0, 1), (3, 3))]
 
 
 def plane_of(kernel: str, p: dict):
@@ -45,6 +49,18 @@ def test_depthwise_plane_host(lib):
         v = plane_of(kernel, p)
         assert v.scratch >= arm_dsp.select(_step(kernel, p)).scratch
         check_dsp(lib, kernel, p, x, v)
+
+
+def test_plane_transposed_where_rows_are_short():
+    """A map of short rows goes into the plane transposed (cheaper per-row
+    work); a square or wide one does not; both ways bit-exact (above)."""
+    rng = rng_for("dsp-dw-plane-t")
+    kws = dw3_params(rng, (25, 5), 64, 1, (1, 1, 1, 1), "sat", (3, 3))
+    wide = dw3_params(rng, (5, 25), 64, 1, (1, 1, 1, 1), "sat", (3, 3))
+    square = dw3_params(rng, (12, 12), 8, 2, (0, 1, 0, 1), "sat", (3, 3))
+    assert arm_dsp.plane_transposed(kws) and not arm_dsp.plane_transposed(wide)
+    assert not arm_dsp.plane_transposed(square)
+    assert sum(arm_dsp.plane_transposed(p) for _, p, _ in plane_cases()) >= 12
 
 
 def test_plane_only_where_it_fits():

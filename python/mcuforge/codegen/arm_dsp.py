@@ -112,14 +112,45 @@ def plane_fits(p: dict) -> bool:
     return three and p["pad_top"] >= 0 and p["pad_left"] >= 0
 
 
+def _plane_row_cost(n: int, s: int) -> int:
+    """Cycles of one channel's plane row of n output pixels, stride s along it (C: row_cost)."""
+    if s == 1:  # steps of 4 pixels, then 2, then 1
+        return 30 + 105 * (n // 4) + 60 * ((n % 4) // 2) + 45 * (n % 2)
+    return 30 + 60 * (n // 2) + 45 * (n % 2)
+
+
+def _transposed(p: dict) -> dict:
+    """The layer with rows and columns swapped (C: transposed)."""
+    q = dict(p)
+    for a, b in (("in_h", "in_w"), ("out_h", "out_w"), ("k_h", "k_w"), ("stride_h", "stride_w"),
+                 ("dilation_h", "dilation_w"), ("pad_top", "pad_left")):
+        q[a], q[b] = p[b], p[a]
+    return q
+
+
+def plane_transposed(p: dict) -> bool:
+    """Whether the plane variant holds the layer transposed, input column by
+    column (C: plane_transposed): when those rows cost fewer cycles."""
+    q = _transposed(p)
+    return plane_fits(q) and (q["out_h"] * _plane_row_cost(q["out_w"], q["stride_w"])
+                              < p["out_h"] * _plane_row_cost(p["out_w"], p["stride_w"]))
+
+
+def plane_oriented(p: dict) -> dict:
+    """The layer as the plane variant's scratch holds it (transposed or not)."""
+    return _transposed(p) if plane_transposed(p) else p
+
+
 def plane_scratch(p: dict, in_place: bool) -> int:
     """Bytes of the plane variant's scratch (C: plane_scratch_size): every
-    padded input row a window reads, 4 channels x an int16 row of the ring's
-    width; never below the ring."""
+    padded input row a window reads (in the plane's orientation), 4 channels
+    x an int16 row of the ring's width; never below the ring."""
+    ring = depthwise_scratch(p, in_place)
+    p = plane_oriented(p)
     reach = (p["out_w"] - 1) * p["stride_w"] + (p["k_w"] - 1) * p["dilation_w"] + 1
     width = (max(reach, p["pad_left"] + p["in_w"]) + 1) // 2 * 2
     rows = (p["out_h"] - 1) * p["stride_h"] + (p["k_h"] - 1) * p["dilation_h"] + 1
-    return max(rows * width * 4 * 2, depthwise_scratch(p, in_place))
+    return max(rows * width * 4 * 2, ring)
 
 
 def reuse_fits(p: dict) -> bool:

@@ -54,8 +54,9 @@ def estimate(step: Step, key: str, outs: int) -> int:
         if key == "portable":
             return 45 * macs
         if key == "plane":  # per output, per channel row and channel (one assembly call), the copy, the zeroing
-            rows = (p["out_h"] - 1) * p["stride_h"] + (p["k_h"] - 1) * p["dilation_h"] + 1
-            return 30 * outs + 25 * p["out_h"] * p["in_c"] + 60 * p["in_c"] + copies + 2 * rows * 4 * (p["in_w"] + 2)
+            q = arm_dsp.plane_oriented(p)  # a map of short rows goes in transposed
+            rows = (q["out_h"] - 1) * q["stride_h"] + (q["k_h"] - 1) * q["dilation_h"] + 1
+            return 30 * outs + 25 * q["out_h"] * p["in_c"] + 60 * p["in_c"] + copies + 2 * rows * 4 * (q["in_w"] + 2)
         # the ring: per channel group and output row, its bookkeeping
         return 30 * outs + 75 * p["out_h"] * p["in_c"] + copies + 450 * p["out_h"] * groups
     if k in ("conv2d_s8", "fully_connected_s8"):

@@ -794,6 +794,14 @@ static int dispatch(const mcf_depthwise_conv2d_params *p, const int8_t *input, i
  * the generator's planner decides (codegen/arm_dsp.py). Any other layer
  * runs the ring kernel in the same scratch (the plane size is never below
  * the ring's).
+ *
+ * A map whose rows are short next to its columns (KWS's 25 x 5) goes in
+ * transposed: plane row r holds input column r - pad_left, the filter's
+ * taps are transposed, and the outputs along a plane row are out_w * in_c
+ * bytes apart. Its rows are then long, and the per-row work (a row's set-up
+ * and its last pixels, one at a time) comes once per input column instead
+ * of once per input row. plane_transposed decides, by the per-row costs of
+ * the assembly (row_cost: cycles under the Cortex-M4 model).
  */
 static int32_t plane_rows(const mcf_depthwise_conv2d_params *p)
 {
@@ -805,14 +813,52 @@ static int plane_fits(const mcf_depthwise_conv2d_params *p)
     return is_3x3(p) && p->pad_top >= 0 && p->pad_left >= 0;
 }
 
+/* Cycles of one channel's output row of n pixels (stride s along it). */
+static int32_t row_cost(int32_t n, int32_t s)
+{
+    if (s == 1) { /* steps of 4 pixels, then 2, then 1 */
+        return 30 + 105 * (n / 4) + 60 * ((n % 4) / 2) + 45 * (n % 2);
+    }
+    return 30 + 60 * (n / 2) + 45 * (n % 2);
+}
+
+/* The layer seen column by column (rows and columns swapped), as a plane
+ * transposed holds it. */
+static mcf_depthwise_conv2d_params transposed(const mcf_depthwise_conv2d_params *p)
+{
+    mcf_depthwise_conv2d_params q = *p;
+    q.in_h = p->in_w;
+    q.in_w = p->in_h;
+    q.out_h = p->out_w;
+    q.out_w = p->out_h;
+    q.k_h = p->k_w;
+    q.k_w = p->k_h;
+    q.stride_h = p->stride_w;
+    q.stride_w = p->stride_h;
+    q.dilation_h = p->dilation_w;
+    q.dilation_w = p->dilation_h;
+    q.pad_top = p->pad_left;
+    q.pad_left = p->pad_top;
+    return q;
+}
+
+/* A plane layer whose transposed rows cost fewer cycles (plane_fits both ways). */
+static int plane_transposed(const mcf_depthwise_conv2d_params *p)
+{
+    const mcf_depthwise_conv2d_params q = transposed(p);
+    return plane_fits(&q) && q.out_h * row_cost(q.out_w, q.stride_w) < p->out_h * row_cost(p->out_w, p->stride_w);
+}
+
 static int32_t plane_scratch_size(const mcf_depthwise_conv2d_params *p, int32_t in_place)
 {
     const int32_t ring = scratch_size(p, in_place);
     int32_t plane;
+    mcf_depthwise_conv2d_params q;
     if (ring < 0 || !plane_fits(p)) {
         return ring;
     }
-    plane = plane_rows(p) * ring_width(p) * 4 * (int32_t)sizeof(int16_t);
+    q = plane_transposed(p) ? transposed(p) : *p;
+    plane = plane_rows(&q) * ring_width(&q) * 4 * (int32_t)sizeof(int16_t);
     return plane > ring ? plane : ring;
 }
 
@@ -826,17 +872,43 @@ int32_t mcf_dsp_depthwise_conv2d_s8_inplace_plane_scratch_size(const mcf_depthwi
     return plane_scratch_size(p, 1);
 }
 
-MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p, const int8_t *input, int8_t *output,
+/* Channel filter w (the generator's 6 words: per kernel row the int16 pairs
+ * (tap 0, tap 1), (tap 2, 0)) in the plane's orientation: as it is, or its
+ * taps transposed. */
+static void plane_filter(const uint32_t *w, int t, uint32_t *out)
+{
+    int32_t r;
+    for (r = 0; r < 3; ++r) {
+        uint32_t g[3];
+        int32_t k;
+        for (k = 0; k < 3; ++k) { /* tap (r, k) of the oriented filter: (k, r) of w when transposed */
+            const int32_t ky = t ? k : r, kx = t ? r : k;
+            g[k] = (w[2 * ky + kx / 2] >> (16 * (kx & 1))) & 0xFFFFu;
+        }
+        out[2 * r] = g[0] | (g[1] << 16);
+        out[2 * r + 1] = g[2];
+    }
+}
+
+/* The plane kernel on layer p0 as its plane holds it (transposed or not):
+ * p is the layer in that orientation; along a plane row the input pixels are
+ * in_along bytes apart, the outputs out_along, and from one plane row to the
+ * next in_next and out_next. */
+MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p0, const int8_t *input, int8_t *output,
                           int8_t *plane, int fast)
 {
-    const int32_t in_w = p->in_w, channels = p->in_c, width = ring_width(p), rows = plane_rows(p);
+    const int t = plane_transposed(p0);
+    const mcf_depthwise_conv2d_params q = t ? transposed(p0) : *p0, *const p = &q;
+    const int32_t channels = p->in_c, width = ring_width(p), rows = plane_rows(p);
+    const int32_t in_along = t ? p0->in_w * channels : channels, in_next = t ? channels : p0->in_w * channels;
+    const int32_t out_along = t ? p0->out_w * channels : channels, out_next = t ? channels : p0->out_w * channels;
     const int32_t row16 = 4 * width; /* int16 per plane row */
-    const int32_t copy_w = p->pad_left + in_w < width ? in_w : width - p->pad_left;
+    const int32_t copy_w = p->pad_left + p->in_w < width ? p->in_w : width - p->pad_left;
     const int32_t copy_h = p->pad_top + p->in_h < rows ? p->in_h : rows - p->pad_top;
     const int32_t offset2 = (int32_t)(((uint32_t)p->input_offset & 0xFFFFu) | ((uint32_t)p->input_offset << 16));
     const int32_t per_channel = 3 * 2, krow = p->dilation_h * row16, orow = p->stride_h * row16;
     const uint32_t *filter = (const uint32_t *)(const void *)p->filter;
-    const dw_ctx ctx = {p->output_offset, p->act_min, p->act_max, p->out_w, p->in_c, p->k_w, p->stride_w,
+    const dw_ctx ctx = {p->output_offset, p->act_min, p->act_max, p->out_w, out_along, p->k_w, p->stride_w,
                         p->dilation_w, 2};
     int16_t *base = (int16_t *)(void *)plane;
     int32_t c, x, r, j, oy;
@@ -847,21 +919,22 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p, const int8_t *in
     const int quads = p->stride_w == 1; /* mcf_dsp_dw3q_s1: 4 pixels a step */
     void (*const row_fn)(const mcf_dw3_job *) = quads ? (lo ? mcf_dsp_dw3q_s1_lo : mcf_dsp_dw3q_s1)
                                                       : (lo ? mcf_dsp_dw3_rows_s2_lo : mcf_dsp_dw3_rows_s2);
-    const int32_t span_bytes = (p->out_w & (quads ? ~3 : ~1)) * channels;
+    const int32_t span_bytes = (p->out_w & (quads ? ~3 : ~1)) * out_along;
 #endif
     for (x = 0; x < rows * row16; ++x) { /* the padding, never overwritten */
         base[x] = 0;
     }
     for (c = 0; c < channels; c += 4) {
         for (r = 0; r < copy_h; ++r) {
-            copy_row4(base + (r + p->pad_top) * row16 + p->pad_left, width, input + r * in_w * channels + c, copy_w,
-                      channels, offset2);
+            copy_row4(base + (r + p->pad_top) * row16 + p->pad_left, width, input + r * in_next + c, copy_w,
+                      in_along, offset2);
         }
         for (j = 0; j < 4; ++j) {
-            const uint32_t *w = filter + (c + j) * per_channel;
+            uint32_t w[6];
             const int32_t b = p->bias[c + j], m = p->multiplier[c + j], sh = p->shift[c + j];
             const int16_t *k0 = base + j * width;
             int8_t *out = output + c + j;
+            plane_filter(filter + (c + j) * per_channel, t, w);
 #ifdef MCF_DSP_ASM
             if (use_asm) {
                 job.w0 = (int32_t)w[0];
@@ -871,7 +944,7 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p, const int8_t *in
                 job.wc2 = (int32_t)w[5];
                 job.bias = b;
                 mcf_dsp_record(m, sh, p->output_offset, job.record);
-                job.step = channels;
+                job.step = out_along;
                 job.odd = p->out_w & (quads ? 3 : 1);
                 job.r0 = k0;
                 job.r1 = k0 + krow;
@@ -881,12 +954,12 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p, const int8_t *in
                 job.rows = p->out_h; /* every output row of the channel in one call */
                 job.krow = krow * (int32_t)sizeof(int16_t);
                 job.orow = orow * (int32_t)sizeof(int16_t);
-                job.out_row = p->out_w * channels;
+                job.out_row = out_next;
                 row_fn(&job);
                 continue;
             }
 #endif
-            for (oy = 0; oy < p->out_h; ++oy, k0 += orow, out += p->out_w * channels) {
+            for (oy = 0; oy < p->out_h; ++oy, k0 += orow, out += out_next) {
                 row_3x3(&ctx, k0, k0 + krow, k0 + 2 * krow, w, b, m, sh, out, fast);
             }
         }

@@ -590,6 +590,18 @@ MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_
                 }
             }
         }
+    } else if (p->dilation_w == 1) { /* the zero point everywhere, then each kernel row's run inside the input */
+        const int32_t lo = x0 < 0 ? -x0 : 0, hi = x0 + k_w > p->in_w ? p->in_w - x0 : k_w;
+        const uint32_t zero4 = (uint32_t)(uint8_t)zero * 0x01010101u;
+        for (i = 0; i < groups; ++i) {
+            patch.w[i] = zero4; /* past K too: those products meet zero filter bytes */
+        }
+        for (ky = 0; ky < k_h && hi > lo; ++ky) {
+            const int32_t iy = y0 + ky * p->dilation_h;
+            if (iy >= 0 && iy < p->in_h) {
+                copy_run(dst + ky * run + lo * in_c, input + (iy * p->in_w + x0 + lo) * in_c, (hi - lo) * in_c);
+            }
+        }
     } else {
         for (ky = 0; ky < k_h; ++ky) {
             const int32_t iy = y0 + ky * p->dilation_h;
