@@ -557,7 +557,7 @@ def dw3_harness(cases: list[tuple[str, dict]], variants=None) -> str:
     max_in = max(p["in_h"] * p["in_w"] * p["in_c"] for _, p in cases)
     max_out = max(max(p["out_h"] * p["out_w"], p["in_h"] * p["in_w"]) * p["out_c"] for _, p in cases)
     for i, ((kernel, p), v) in enumerate(zip(cases, variants)):
-        q = arm_dsp.prepared_params(kernel, p)
+        q = arm_dsp.prepared_params(kernel, p, v)
         decls.append(_c_array(f"filter{i}", "int32_t", q["filter"]) + _c_array(f"bias{i}", "int32_t", q["bias"])
                      + _c_array(f"mult{i}", "int32_t", q["multiplier"]) + _c_array(f"shift{i}", "int32_t", q["shift"]))
         fields = ", ".join(f".{f} = {int(q[f])}" for f in ints)

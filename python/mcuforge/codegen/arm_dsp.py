@@ -521,7 +521,11 @@ def prepared_params(kernel: str, params: dict, variant: Variant | None = None) -
         taps = np.asarray(p["filter"], dtype=np.int64).reshape(-1, out_c)
         p["bias"] = p["bias"].copy()
         constant_channels(p, ~taps.any(axis=0))
-        p["filter"] = pack_depthwise(taps, p["k_h"], p["k_w"], out_c)
+        if variant is not None and variant.key == "plane" and plane_transposed(p):  # as the plane holds the map
+            taps = taps.reshape(p["k_h"], p["k_w"], out_c).transpose(1, 0, 2).reshape(-1, out_c)
+            p["filter"] = pack_depthwise(taps, p["k_w"], p["k_h"], out_c)
+        else:
+            p["filter"] = pack_depthwise(taps, p["k_h"], p["k_w"], out_c)
         # inputs plus offset in [-255, 255], then the bias
         bound = np.abs(p["bias"].astype(np.int64)) + 255 * np.abs(taps).sum(axis=0)
     p["per_channel"] = requant_mode(bound, p["shift"])

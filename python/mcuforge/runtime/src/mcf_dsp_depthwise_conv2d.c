@@ -796,12 +796,13 @@ static int dispatch(const mcf_depthwise_conv2d_params *p, const int8_t *input, i
  * the ring's).
  *
  * A map whose rows are short next to its columns (KWS's 25 x 5) goes in
- * transposed: plane row r holds input column r - pad_left, the filter's
- * taps are transposed, and the outputs along a plane row are out_w * in_c
- * bytes apart. Its rows are then long, and the per-row work (a row's set-up
- * and its last pixels, one at a time) comes once per input column instead
- * of once per input row. plane_transposed decides, by the per-row costs of
- * the assembly (row_cost: cycles under the Cortex-M4 model).
+ * transposed: plane row r holds input column r - pad_left, the generator
+ * stores the filter's taps transposed (codegen/arm_dsp.py), and the
+ * outputs along a plane row are out_w * in_c bytes apart. Its rows are then
+ * long, and the per-row work (a row's set-up and its last pixels, one at a
+ * time) comes once per input column instead of once per input row.
+ * plane_transposed decides, by the per-row costs of the assembly (row_cost:
+ * cycles under the Cortex-M4 model).
  */
 static int32_t plane_rows(const mcf_depthwise_conv2d_params *p)
 {
@@ -872,24 +873,6 @@ int32_t mcf_dsp_depthwise_conv2d_s8_inplace_plane_scratch_size(const mcf_depthwi
     return plane_scratch_size(p, 1);
 }
 
-/* Channel filter w (the generator's 6 words: per kernel row the int16 pairs
- * (tap 0, tap 1), (tap 2, 0)) in the plane's orientation: as it is, or its
- * taps transposed. */
-static void plane_filter(const uint32_t *w, int t, uint32_t *out)
-{
-    int32_t r;
-    for (r = 0; r < 3; ++r) {
-        uint32_t g[3];
-        int32_t k;
-        for (k = 0; k < 3; ++k) { /* tap (r, k) of the oriented filter: (k, r) of w when transposed */
-            const int32_t ky = t ? k : r, kx = t ? r : k;
-            g[k] = (w[2 * ky + kx / 2] >> (16 * (kx & 1))) & 0xFFFFu;
-        }
-        out[2 * r] = g[0] | (g[1] << 16);
-        out[2 * r + 1] = g[2];
-    }
-}
-
 /* The plane kernel on layer p0 as its plane holds it (transposed or not):
  * p is the layer in that orientation; along a plane row the input pixels are
  * in_along bytes apart, the outputs out_along, and from one plane row to the
@@ -930,11 +913,10 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p0, const int8_t *i
                       in_along, offset2);
         }
         for (j = 0; j < 4; ++j) {
-            uint32_t w[6];
+            const uint32_t *w = filter + (c + j) * per_channel;
             const int32_t b = p->bias[c + j], m = p->multiplier[c + j], sh = p->shift[c + j];
             const int16_t *k0 = base + j * width;
             int8_t *out = output + c + j;
-            plane_filter(filter + (c + j) * per_channel, t, w);
 #ifdef MCF_DSP_ASM
             if (use_asm) {
                 job.w0 = (int32_t)w[0];

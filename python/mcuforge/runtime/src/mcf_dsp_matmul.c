@@ -1848,26 +1848,65 @@ int mcf_dsp_conv2d_1x1_s8_rows(const mcf_conv2d_params *p, const int8_t *input, 
 
 /* The 4 columns of output pixels n .. n + 3 of a 1x1 layer (the input read
  * a word at a time, any alignment; in_c % 4 values one by one). */
+#ifdef MCF_DSP_ASM
+/* `words` words of each of 4 pixels (src[0..3], any alignment) -> the
+ * columns of 4 (one group, 8 words, per word): per group 4 loads back to
+ * back, 8 SXTB16, one STM. words >= 1. */
+void mcf_dsp_cols4(const int8_t *const *src, int32_t words, uint32_t *dst);
+__asm__(MCF_ASM_FUNCTION("mcf_dsp_cols4")
+        "mov lr, r1\n\t"
+        "mov r3, r2\n\t"
+        "ldm r0, {r0, r1, r2, r12}\n"
+        "1:\n\t"
+        "ldr r8, [r0], #4\n\t"
+        "ldr r9, [r1], #4\n\t"
+        "ldr r10, [r2], #4\n\t"
+        "ldr r11, [r12], #4\n\t"
+        "sxtb16 r4, r8\n\t"
+        "sxtb16 r5, r8, ror #8\n\t"
+        "sxtb16 r6, r9\n\t"
+        "sxtb16 r7, r9, ror #8\n\t"
+        "sxtb16 r8, r10\n\t"
+        "sxtb16 r9, r10, ror #8\n\t"
+        "sxtb16 r10, r11\n\t"
+        "sxtb16 r11, r11, ror #8\n\t"
+        "stmia r3!, {r4-r11}\n\t"
+        "subs lr, lr, #1\n\t"
+        "bne 1b\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".size mcf_dsp_cols4, .-mcf_dsp_cols4\n\t"
+        ".popsection");
+#endif
+
 static void columns_4(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int16_t *cols)
 {
     const int32_t in_c = p->in_c, words = in_c / 4;
-    int32_t oy = n / p->out_w, ox = n - oy * p->out_w, c, i;
+    const int8_t *src[4];
+    int32_t oy = n / p->out_w, ox = n - oy * p->out_w, c;
     for (c = 0; c < 4; ++c, ++ox) {
-        const int8_t *src;
-        uint32_t *slot = (uint32_t *)(void *)cols + 2 * c;
         if (ox == p->out_w) {
             ox = 0;
             ++oy;
         }
-        src = input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * in_c;
+        src[c] = input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * in_c;
+    }
+#ifdef MCF_DSP_ASM
+    if (words > 0) {
+        mcf_dsp_cols4(src, words, (uint32_t *)(void *)cols);
+    }
+#else
+    for (c = 0; c < 4; ++c) {
+        uint32_t *slot = (uint32_t *)(void *)cols + 2 * c;
+        int32_t i;
         for (i = 0; i < words; ++i, slot += 8) {
-            const uint32_t v = mcf_read32(src + 4 * i);
+            const uint32_t v = mcf_read32(src[c] + 4 * i);
             slot[0] = (uint32_t)__sxtb16(v);
             slot[1] = (uint32_t)mcf_sxtb16_ror8(v);
         }
-        if (4 * words < in_c) {
-            expand(src + 4 * words, in_c - 4 * words, cols, c, 4 * words, 4);
-        }
+    }
+#endif
+    for (c = 0; c < 4 && 4 * words < in_c; ++c) {
+        expand(src[c] + 4 * words, in_c - 4 * words, cols, c, 4 * words, 4);
     }
 }
 
