@@ -190,33 +190,36 @@ __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_L
                          MCF_DW3_NEXT_ROW));
 /*
  * The plane's stride-1 rows four output pixels a step (mcf_dsp_dw3q_s1,
- * _lo): the weights stay in r4-r8 through the step's multiply-accumulates, one
- * pointer walks the 3 kernel rows (krow bytes apart), and per kernel row 5
- * loads (x0x1, x1x2, x2x3, x3x4, x4x5), 4 SMLAD and 4 SMLAxy give 12 of the 4
- * pixels' multiply-accumulates; then the record (m, e, rounding, step) and 4
- * requantizations. A row's last out_w % 4 pixels (`odd` of the job): two
- * in one step, then one. The job as mcf_dw3_job, except: out_end - out is the row's span of
- * whole steps (out_w & ~3 pixels, in output bytes) and odd the pixels after
- * them; every output row of the channel in one call.
+ * _lo): one pointer walks the 3 kernel rows (krow bytes apart, word-aligned:
+ * a step starts 8 bytes after the last). Per kernel row one LDM brings
+ * x0x1, x2x3, x4x5 and one LDRD the row's weights w01 = (w0, w1) and
+ * w12 = (w1, w2); the pixels at odd offsets take the halves: pixel 0
+ * x0x1.w01 + x2 w2, pixel 1 x1 w0 + x2x3.w12, pixel 2 x2x3.w01 + x4 w2,
+ * pixel 3 x3 w0 + x4x5.w12 (4 SMLAD and 4 SMLAxy for 12 multiply-
+ * accumulates; the first kernel row adds to the bias). Then the record
+ * (m, e, rounding, step) and 4 requantizations. A row's last out_w % 4
+ * pixels (`odd` of the job): two in one step, then one. The job as
+ * mcf_dw3_job, except: out_end - out is the row's span of whole steps
+ * (out_w & ~3 pixels, in output bytes) and odd the pixels after them; every
+ * output row of the channel in one call.
  * Frame: 0-36 the job's words 0-36 (w0, w1, w2, wc01, wc2, bias, m, e,
  * rounding, step), 40 the span, 44 the pixels after it, 48 the row's plane
- * pointer, 52 its output, 56 rows left, 60 krow, 64 orow, 68 out_row, 72 the
- * row's end of whole steps.
+ * pointer, 52 its output, 56 rows left, 60 krow, 64 orow, 68 out_row, 72
+ * unused, 76-96 per kernel row w01, w12.
  */
-#define MCF_DW3Q_ROW(w, wc, h)                                                  \
-    "ldr r11, [r9]\n\t"             /* x0 x1 */                              \
-    "ldr r12, [r9, #2]\n\t"         /* x1 x2 */                              \
-    "smlad r0, " w ", r11, r0\n\t"                                            \
-    "smlad r1, " w ", r12, r1\n\t"                                            \
-    "ldr r11, [r9, #4]\n\t"         /* x2 x3 */                              \
-    "ldr r12, [r9, #6]\n\t"         /* x3 x4 */                              \
-    "smlad r2, " w ", r11, r2\n\t"                                            \
-    "smlad r3, " w ", r12, r3\n\t"                                            \
-    "smlab" h " r0, r11, " wc ", r0\n\t"                                      \
-    "smlat" h " r1, r11, " wc ", r1\n\t"                                      \
-    "ldr r11, [r9, #8]\n\t"         /* x4 x5 */                              \
-    "smlab" h " r2, r11, " wc ", r2\n\t"                                      \
-    "smlat" h " r3, r11, " wc ", r3\n\t"
+/* Kernel row at r9 (weights at frame offset `at`) for the 4 pixels into
+ * r0-r3, which start from a0-a3. */
+#define MCF_DW3Q_ROW(at, a0, a1, a2, a3)                                       \
+    "ldm r9, {r6, r7, r8}\n\t"     /* x0x1 x2x3 x4x5 */                      \
+    "ldrd r4, r5, [sp, #" at "]\n\t" /* w01 w12 */                           \
+    "smlad r0, r6, r4, " a0 "\n\t"                                            \
+    "smlabt r0, r7, r5, r0\n\t"                                               \
+    "smlatb r1, r6, r4, " a1 "\n\t"                                           \
+    "smlad r1, r7, r5, r1\n\t"                                                \
+    "smlad r2, r7, r4, " a2 "\n\t"                                            \
+    "smlabt r2, r8, r5, r2\n\t"                                               \
+    "smlatb r3, r7, r4, " a3 "\n\t"                                           \
+    "smlad r3, r8, r5, r3\n\t"
 /* the same for two pixels */
 #define MCF_DW3Q_PAIR(w, wc, h)                                                 \
     "ldr r11, [r9]\n\t"                                                        \
@@ -243,9 +246,17 @@ __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_L
 #define MCF_DW3Q_OUT_LO(acc) MCF_ASM_REQUANT_LO(acc, acc, "r4", "r5", "r6")
 #define MCF_DW3Q_FUNCTION(name, OUT)                                            \
     MCF_ASM_FUNCTION(name)                                                    \
-    "sub sp, sp, #76\n\t"                                                     \
+    "sub sp, sp, #100\n\t"                                                    \
     "ldmia r0!, {r1-r10}\n\t"                                                 \
     "stmia sp, {r1-r10}\n\t"                                                  \
+    "lsr r6, r1, #16\n\t"          /* per kernel row w01 and w12 */         \
+    "pkhbt r6, r6, r4, lsl #16\n\t"                                           \
+    "strd r1, r6, [sp, #76]\n\t"                                              \
+    "pkhtb r6, r4, r2, asr #16\n\t"                                           \
+    "strd r2, r6, [sp, #84]\n\t"                                              \
+    "lsr r6, r3, #16\n\t"                                                     \
+    "pkhbt r6, r6, r5, lsl #16\n\t"                                           \
+    "strd r3, r6, [sp, #92]\n\t"                                              \
     "ldmia r0, {r1-r10}\n\t"       /* out_end, odd, r0, -, -, out, rows, krow, orow, out_row */ \
     "sub r1, r1, r6\n\t"                                                      \
     "add r11, sp, #40\n\t"                                                    \
@@ -255,17 +266,20 @@ __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_L
     "ldr lr, [sp, #52]\n\t"                                                   \
     "ldr r10, [sp, #60]\n\t"                                                  \
     "ldr r11, [sp, #40]\n\t"                                                  \
-    "add r11, lr, r11\n\t"                                                    \
-    "str r11, [sp, #72]\n\t"                                                  \
+    "add r11, lr, r11\n\t"        /* the row's end of whole steps */       \
     "cmp lr, r11\n\t"                                                         \
     "beq 4f\n"                                                                \
     "1:\n\t"                        /* 4 pixels */                            \
-    "ldm sp, {r4-r8}\n\t"                                                     \
-    "ldr r0, [sp, #20]\n\t"                                                   \
-    "mov r1, r0\n\t"                                                          \
-    "mov r2, r0\n\t"                                                          \
-    "mov r3, r0\n\t"                                                          \
-    MCF_DW3Q_WINDOW(MCF_DW3Q_ROW, "8")                                        \
+    "ldr r12, [sp, #20]\n\t"       /* the bias */                           \
+    MCF_DW3Q_ROW("76", "r12", "r12", "r12", "r12")                            \
+    "add r9, r9, r10\n\t"                                                     \
+    MCF_DW3Q_ROW("84", "r0", "r1", "r2", "r3")                                \
+    "add r9, r9, r10\n\t"                                                     \
+    MCF_DW3Q_ROW("92", "r0", "r1", "r2", "r3")                                \
+    "sub r9, r9, r10, lsl #1\n\t"                                             \
+    "add r9, r9, #8\n\t"                                                      \
+    "add r12, sp, #24\n\t"                                                    \
+    "ldm r12, {r4-r7}\n\t"                                                    \
     OUT("r0") OUT("r1") OUT("r2") OUT("r3")                                   \
     "strb r0, [lr]\n\t"                                                       \
     "strb r1, [lr, r7]\n\t"                                                   \
@@ -273,7 +287,6 @@ __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_L
     "strb r2, [lr]\n\t"                                                       \
     "strb r3, [lr, r7]\n\t"                                                   \
     "add lr, lr, r7, lsl #1\n\t"                                              \
-    "ldr r11, [sp, #72]\n\t"                                                  \
     "cmp lr, r11\n\t"                                                         \
     "bne 1b\n"                                                                \
     "4:\n\t"                        /* the pixels after the steps */         \
@@ -331,7 +344,7 @@ __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_L
     "str r2, [sp, #52]\n\t"                                                   \
     "b 2b\n"                                                                  \
     "6:\n\t"                                                                  \
-    "add sp, sp, #76\n\t"                                                     \
+    "add sp, sp, #100\n\t"                                                    \
     "pop {r4-r11, pc}\n\t"                                                    \
     ".size " name ", .-" name "\n\t"                                          \
     ".popsection"

@@ -97,6 +97,23 @@ MCF_INLINE void expand_runs(const int8_t *src, int32_t step, int32_t runs, int32
     }
 }
 
+/* expand_runs for short runs (a kernel row of a few words: KWS's first
+ * layer, one word), out of line and a word a step: in the column builders,
+ * GCC spills the unrolled loop's counters on every row. */
+static __attribute__((noinline)) void expand_rows(const int8_t *src, int32_t step, int32_t runs, int32_t words,
+                                                  int16_t *slot, int32_t n)
+{
+    uint32_t *dst = (uint32_t *)(void *)slot;
+    int32_t r, i;
+    for (r = 0; r < runs; ++r, src += step) {
+        for (i = 0; i < words; ++i, dst += 2 * n) {
+            const uint32_t v = mcf_read32(src + 4 * i);
+            dst[0] = (uint32_t)__sxtb16(v);
+            dst[1] = (uint32_t)mcf_sxtb16_ror8(v);
+        }
+    }
+}
+
 static void fill(int16_t value, int32_t count, int16_t *cols, int32_t c, int32_t k0, int32_t n)
 {
     int32_t i;
@@ -972,8 +989,8 @@ __asm__(MCF_PW3_FUNCTION("mcf_dsp_pw3_lo", MCF_PW6_OUT_LO));
  * registers), meet the 4 columns' words: per group of 4 products 12 loads in
  * 4 runs of independent loads (16 cycles), 4 SXTB16 and 16 SMLAD for 32
  * multiply-accumulates. The order of accumulation differs from the C's;
- * the int32 sum does not. Groups loop unrolled 4 times, entered at the group
- * that leaves a multiple of 4. Requantization from the records as mcf_dsp_pw6_sat.
+ * the int32 sum does not. Groups loop unrolled 8 times, entered at the group
+ * that leaves a multiple of 8. Requantization from the records as mcf_dsp_pw6_sat.
  * Registers: r4-r7 channel a's accumulators, r8-r11 channel b's, r12 the
  * filter words, lr the columns; r0-r3 weights and inputs.
  */
@@ -1047,7 +1064,7 @@ void mcf_dsp_pw4x2w_lo(const mcf_pw4_job *job, int32_t groups);
     MCF_ASM_FUNCTION(name)                                                    \
     "adr.w r11, 1f\n\t" \
     "rsb r12, r1, #0\n\t" \
-    "and r12, r12, #3\n\t"     /* groups the first pass skips */ \
+    "and r12, r12, #7\n\t"     /* groups the first pass skips */ \
     "mov lr, #" GROUP_BYTES "\n\t" /* bytes per group: its 32-bit instructions */ \
     "mla r11, r12, lr, r11\n\t" \
     "ldmia r0, {r2-r10}\n\t" \
@@ -1068,7 +1085,7 @@ void mcf_dsp_pw4x2w_lo(const mcf_pw4_job *job, int32_t groups);
     "ldr r0, [sp, #36]\n\t" \
     "bx r0\n\t" \
     ".p2align 2\n" \
-    "1:\n\t" GROUP GROUP GROUP GROUP \
+    "1:\n\t" GROUP GROUP GROUP GROUP GROUP GROUP GROUP GROUP \
     "ldr r0, [sp, #4]\n\t" \
     "cmp lr, r0\n\t" \
     "bne 1b\n\t" \
@@ -1312,7 +1329,7 @@ MCF_NO_LIBCALLS static void columns_kxk_n(const mcf_conv2d_params *p, const int8
     mcf_patch patch;
     const int32_t in_c = p->in_c, in_w = p->in_w, k_h = p->k_h, k_w = p->k_w, run = k_w * in_c, k = k_h * run;
     const int32_t step = p->dilation_h * in_w * in_c, groups = (k + 3) / 4, y_span = (k_h - 1) * p->dilation_h;
-    const int rows_ok = p->dilation_w == 1 && (in_c % 4 == 0 || k <= MCF_PATCH_MAX);
+    const int rows_ok = p->dilation_w == 1 && (run % 4 == 0 || k <= MCF_PATCH_MAX);
     /* the loop's parameters in locals: the column stores could alias *p */
     const int32_t out_w = p->out_w, stride_w = p->stride_w, in_h = p->in_h;
     const int w333 = in_c == 3 && k_h == 3 && k_w == 3;
@@ -1328,7 +1345,7 @@ MCF_NO_LIBCALLS static void columns_kxk_n(const mcf_conv2d_params *p, const int8
         }
         return;
     }
-    if (in_c % 4 != 0 && k <= MCF_PATCH_MAX) {
+    if (run % 4 != 0 && k <= MCF_PATCH_MAX) {
         patch.w[groups - 1] = 0; /* the products past K meet zero filter bytes */
     }
     for (c = 0; c < nc; ++c, ++ox, x0 += stride_w) {
@@ -1345,8 +1362,12 @@ MCF_NO_LIBCALLS static void columns_kxk_n(const mcf_conv2d_params *p, const int8
         src = input + (y0 * in_w + x0) * in_c;
         if (w333) {
             window_3x3x3(src, step, (uint32_t *)(void *)cols + 2 * c, 2 * nc);
-        } else if (in_c % 4 == 0) {
-            expand_runs(src, step, k_h, run / 4, cols + 4 * c, nc);
+        } else if (run % 4 == 0) { /* whole words per kernel row */
+            if (run < 16) {
+                expand_rows(src, step, k_h, run / 4, cols + 4 * c, nc);
+            } else {
+                expand_runs(src, step, k_h, run / 4, cols + 4 * c, nc);
+            }
         } else {
             for (ky = 0; ky < k_h; ++ky, src += step) {
                 copy_run(patch.b + ky * run, src, run);
@@ -1849,6 +1870,19 @@ int mcf_dsp_conv2d_1x1_s8_rows(const mcf_conv2d_params *p, const int8_t *input, 
 /* The 4 columns of output pixels n .. n + 3 of a 1x1 layer (the input read
  * a word at a time, any alignment; in_c % 4 values one by one). */
 #ifdef MCF_DSP_ASM
+/* The 4 words in r8-r11 -> 8 words of int16 pairs (SXTB16, then ROR #8, per
+ * word) stored at r3 on (r3 moves past them; r4-r11 are overwritten). */
+#define MCF_ASM_WIDEN4                                                          \
+    "sxtb16 r4, r8\n\t"                                                        \
+    "sxtb16 r5, r8, ror #8\n\t"                                                \
+    "sxtb16 r6, r9\n\t"                                                        \
+    "sxtb16 r7, r9, ror #8\n\t"                                                \
+    "sxtb16 r8, r10\n\t"                                                       \
+    "sxtb16 r9, r10, ror #8\n\t"                                               \
+    "sxtb16 r10, r11\n\t"                                                      \
+    "sxtb16 r11, r11, ror #8\n\t"                                              \
+    "stmia r3!, {r4-r11}\n\t"
+
 /* `words` words of each of 4 pixels (src[0..3], any alignment) -> the
  * columns of 4 (one group, 8 words, per word): per group 4 loads back to
  * back, 8 SXTB16, one STM. words >= 1. */
@@ -1862,15 +1896,7 @@ __asm__(MCF_ASM_FUNCTION("mcf_dsp_cols4")
         "ldr r9, [r1], #4\n\t"
         "ldr r10, [r2], #4\n\t"
         "ldr r11, [r12], #4\n\t"
-        "sxtb16 r4, r8\n\t"
-        "sxtb16 r5, r8, ror #8\n\t"
-        "sxtb16 r6, r9\n\t"
-        "sxtb16 r7, r9, ror #8\n\t"
-        "sxtb16 r8, r10\n\t"
-        "sxtb16 r9, r10, ror #8\n\t"
-        "sxtb16 r10, r11\n\t"
-        "sxtb16 r11, r11, ror #8\n\t"
-        "stmia r3!, {r4-r11}\n\t"
+        MCF_ASM_WIDEN4
         "subs lr, lr, #1\n\t"
         "bne 1b\n\t"
         "pop {r4-r11, pc}\n\t"
@@ -2217,15 +2243,7 @@ __asm__(MCF_ASM_FUNCTION("mcf_dsp_widen")
         "mov lr, r2\n"
         "2:\n\t"
         "ldmia r0!, {r8-r11}\n\t"
-        "sxtb16 r4, r8\n\t"
-        "sxtb16 r5, r8, ror #8\n\t"
-        "sxtb16 r6, r9\n\t"
-        "sxtb16 r7, r9, ror #8\n\t"
-        "sxtb16 r8, r10\n\t"
-        "sxtb16 r9, r10, ror #8\n\t"
-        "sxtb16 r10, r11\n\t"
-        "sxtb16 r11, r11, ror #8\n\t"
-        "stmia r3!, {r4-r11}\n\t"
+        MCF_ASM_WIDEN4
         "subs lr, lr, #1\n\t"
         "bne 2b\n\t"
         "add r3, r3, r12\n\t"
