@@ -125,6 +125,17 @@ def test_hand_counted_snippet(case, plugin, tmp_path):
     assert cost.cycles == want_cycles
 
 
+def test_page_end_is_no_taken_branch(plugin, tmp_path):
+    """Loads and a move up to a 1 KB page's last halfword: QEMU ends its
+    translation blocks there and the trace reports the flow leaving the
+    instruction before it, but only a write of the PC is charged a refill."""
+    body = ("    b 3f\n    .balign 1024\n    .space 1016\n3:\n"  # the loads at the page's last 8 bytes
+            "    ldr r2, [r1]\n    ldr r3, [r1, #4]\n    ldr r4, [r1, #8]\n    movs r5, #1\n    adds r5, #1")
+    # b taken (1 + P), 3 independent loads (3 + 1), movs, adds, the closing movs
+    cost = priced(tmp_path, plugin, body, P2)
+    assert (cost.instructions, cost.cycles) == (7, 3 + 4 + 1 + 1 + 1)
+
+
 def test_pipeline_refill_is_charged_per_taken_branch(plugin, tmp_path):
     # the loop of branch_loop with P = 1 and P = 3: 9 taken branches
     body = CASES["branch_loop"][0]
@@ -234,7 +245,10 @@ ISSUE_18 = {"vww_96_int8.tflite": (16.6e6, 17.0e6), "kws_ref_model.tflite": (6.1
 
 @pytest.mark.parametrize("model", sorted(ISSUE_18))
 def test_issue_18_estimates_reproduced(model, tmp_path):
-    """The model reproduces issue 18's table within 3%: P = 1 against its low end, P = 2 against its high end."""
+    """The model reproduces issue 18's table: P = 1 against its low end, P = 2 against its high end, within
+    4%. The issue priced the kernels of commit 48c8aa4 (docs/speed.md: within 2% of those); the default
+    variants' kernels have gained since (VWW's P = 2 figure 17.06 M at 48c8aa4, 16.45 M now), so the check
+    on today's default variants allows 4%."""
     from mcuforge.config import BuildConfig
     from mcuforge.pipeline import compile_model
     from mcuforge.tools.compare import random_inputs
@@ -247,7 +261,7 @@ def test_issue_18_estimates_reproduced(model, tmp_path):
     result = cycles.run(plan, out, random_inputs(plan, 1, seed=7), M4)
     low, high = ISSUE_18[model]
     p1 = result.reprice(cycles.CoreModel(branch_refill=1)).total.cycles
-    assert abs(p1 / low - 1) < 0.03 and abs(result.total.cycles / high - 1) < 0.03, (p1, result.total.cycles)
+    assert abs(p1 / low - 1) < 0.04 and abs(result.total.cycles / high - 1) < 0.04, (p1, result.total.cycles)
 
 
 @pytest.mark.skipif(not AD_MODEL.is_file(), reason=f"{AD_MODEL} absent (the shared MLPerf Tiny models)")

@@ -86,6 +86,18 @@ class Instruction:
     registers: int = 0  # registers moved by a multiple / double
     target: int | None = None  # direct branch target
 
+    @property
+    def writes_pc(self) -> bool:
+        """Whether the instruction can move the flow elsewhere: a branch, a
+        table branch, a load or pop of the PC, or an ALU write of the PC."""
+        if self.kind in ("branch", "table"):
+            return True
+        if self.kind == "multiple":
+            return self.mnemonic.startswith(("ldm", "pop")) and "pc" in _registers(self.operands)
+        if self.kind == "load":
+            return "pc" in self.destinations
+        return self.kind == "other" and self.operands.replace(" ", "").startswith("pc,")
+
 
 def base_mnemonic(mnemonic: str) -> str:
     """'ldr.w' -> 'ldr', 'ldrbeq' -> 'ldrb', 'bne' -> 'b', 'pople' -> 'pop' (conditions of IT blocks)."""
@@ -264,7 +276,11 @@ def price(counts: dict[int, tuple[int, int, int]], code: dict[int, Instruction],
 
     A load pipelines on the runs that reached it by falling through from an
     independent load just before it: the earlier load's runs less its taken
-    exits (a segment starts after a mark's return, never mid-chain)."""
+    exits (a segment starts after a mark's return, never mid-chain). Only an
+    instruction that writes the PC is charged for taken exits: the trace
+    also reports the flow leaving the instruction before a 1 KB page's last
+    halfword (QEMU ends its translation blocks there), which the core does
+    not see."""
     P, W = model.branch_refill, model.flash_wait_states
     cost = Cost()
     for a, (runs, taken, flash) in counts.items():
@@ -273,6 +289,7 @@ def price(counts: dict[int, tuple[int, int, int]], code: dict[int, Instruction],
         ins = code.get(a)
         if ins is None:
             raise McuforgeError(f"the trace ran an instruction at {a:#x} that the disassembly does not hold")
+        taken = taken if ins.writes_pc else 0
         pipelined = 0
         kind = ins.kind
         if kind == "load":
@@ -281,7 +298,7 @@ def price(counts: dict[int, tuple[int, int, int]], code: dict[int, Instruction],
             if before is not None and before.address + before.size == a and before.kind == "load" \
                     and not (before.destinations & ins.address_registers):
                 b_runs, b_taken, _ = counts.get(before.address, (0, 0, 0))
-                pipelined = min(runs, max(0, b_runs - b_taken))
+                pipelined = min(runs, max(0, b_runs - (b_taken if before.writes_pc else 0)))
         elif kind == "store":
             base = 2
         elif kind in ("double", "multiple"):

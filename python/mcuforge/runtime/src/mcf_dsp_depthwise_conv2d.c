@@ -920,6 +920,14 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p0, const int8_t *i
     for (x = 0; x < rows * row16; ++x) { /* the padding, never overwritten */
         base[x] = 0;
     }
+#ifdef MCF_DSP_ASM
+    job.step = out_along; /* the same for every channel */
+    job.odd = p->out_w & (quads ? 3 : 1);
+    job.rows = p->out_h; /* every output row of the channel in one call */
+    job.krow = krow * (int32_t)sizeof(int16_t);
+    job.orow = orow * (int32_t)sizeof(int16_t);
+    job.out_row = out_next;
+#endif
     for (c = 0; c < channels; c += 4) {
         for (r = 0; r < copy_h; ++r) {
             copy_row4(base + (r + p->pad_top) * row16 + p->pad_left, width, input + r * in_next + c, copy_w,
@@ -939,18 +947,12 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p0, const int8_t *i
                 job.wc2 = (int32_t)w[5];
                 job.bias = b;
                 mcf_dsp_record(m, sh, p->output_offset, job.record);
-                job.step = out_along;
-                job.odd = p->out_w & (quads ? 3 : 1);
                 job.r0 = k0;
                 job.r1 = k0 + krow;
                 job.r2 = k0 + 2 * krow;
                 job.out = out;
                 job.out_end = out + span_bytes;
-                job.rows = p->out_h; /* every output row of the channel in one call */
-                job.krow = krow * (int32_t)sizeof(int16_t);
-                job.orow = orow * (int32_t)sizeof(int16_t);
-                job.out_row = out_next;
-                row_fn(&job);
+                row_fn(&job); /* reads the job, changes nothing in it */
                 continue;
             }
 #endif

@@ -584,6 +584,28 @@ MCF_INLINE void expand_patch(const mcf_patch *patch, int32_t groups, int16_t *co
     }
 }
 
+/* A patch of `groups` words of the zero point (zero4), then `rows` kernel
+ * rows' runs of `bytes` bytes from src (step bytes apart) at dst (`run`
+ * bytes apart): a window the padding cuts, dilation 1 along its rows. Out
+ * of line, so that its loops keep their registers. */
+static __attribute__((noinline)) MCF_NO_LIBCALLS void patch_cut(mcf_patch *patch, int32_t groups, uint32_t zero4,
+                                                                 int8_t *dst, const int8_t *src, int32_t step,
+                                                                 int32_t rows, int32_t run, int32_t bytes)
+{
+    int32_t i, r;
+    for (i = 0; i < groups; ++i) {
+        patch->w[i] = zero4; /* past K too: those products meet zero filter bytes */
+    }
+    for (r = 0; r < rows; ++r, src += step, dst += run) {
+        for (i = 0; i + 4 <= bytes; i += 4) {
+            mcf_write32(dst + i, mcf_read32(src + i));
+        }
+        for (; i < bytes; ++i) {
+            dst[i] = src[i];
+        }
+    }
+}
+
 MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_t *input, int32_t y0, int32_t x0,
                                          int16_t *cols, int32_t c, int32_t n)
 {
@@ -591,35 +613,21 @@ MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_
     const int32_t in_c = p->in_c, k_w = p->k_w, k_h = p->k_h, run = k_w * in_c;
     const int32_t groups = (run * k_h + 3) / 4;
     const int8_t zero = (int8_t)(-p->input_offset);
-    const int32_t row_bytes = p->in_w * in_c;
     int8_t *dst = patch.b;
     int32_t ky, kx, i;
-    patch.w[groups - 1] = 0; /* the products past K meet zero filter bytes */
-    if (p->dilation_w == 1 && x0 >= 0 && x0 + k_w <= p->in_w) { /* whole kernel rows inside */
-        const int8_t *src = input + x0 * in_c;
-        for (ky = 0; ky < k_h; ++ky, dst += run) {
-            const int32_t iy = y0 + ky * p->dilation_h;
-            if (iy >= 0 && iy < p->in_h) {
-                copy_run(dst, src + iy * row_bytes, run);
-            } else {
-                for (i = 0; i < run; ++i) {
-                    dst[i] = zero;
-                }
-            }
-        }
-    } else if (p->dilation_w == 1) { /* the zero point everywhere, then each kernel row's run inside the input */
+    if (p->dilation_w == 1) { /* per kernel row inside the input, its columns lo .. hi - 1 inside */
         const int32_t lo = x0 < 0 ? -x0 : 0, hi = x0 + k_w > p->in_w ? p->in_w - x0 : k_w;
-        const uint32_t zero4 = (uint32_t)(uint8_t)zero * 0x01010101u;
-        for (i = 0; i < groups; ++i) {
-            patch.w[i] = zero4; /* past K too: those products meet zero filter bytes */
+        const int32_t ky0 = mcf_first_tap(y0, p->dilation_h), ky1 = mcf_end_tap(y0, p->dilation_h, p->in_h, k_h);
+        const int32_t rows = hi > lo && ky1 > ky0 ? ky1 - ky0 : 0;
+        const int8_t *src = input;
+        if (rows > 0) {
+            src += ((y0 + ky0 * p->dilation_h) * p->in_w + x0 + lo) * in_c;
+            dst += ky0 * run + lo * in_c;
         }
-        for (ky = 0; ky < k_h && hi > lo; ++ky) {
-            const int32_t iy = y0 + ky * p->dilation_h;
-            if (iy >= 0 && iy < p->in_h) {
-                copy_run(dst + ky * run + lo * in_c, input + (iy * p->in_w + x0 + lo) * in_c, (hi - lo) * in_c);
-            }
-        }
+        patch_cut(&patch, groups, (uint32_t)(uint8_t)zero * 0x01010101u, dst, src, p->dilation_h * p->in_w * in_c,
+                  rows, run, rows > 0 ? (hi - lo) * in_c : 0);
     } else {
+        patch.w[groups - 1] = 0; /* the products past K meet zero filter bytes */
         for (ky = 0; ky < k_h; ++ky) {
             const int32_t iy = y0 + ky * p->dilation_h;
             const int row_in = iy >= 0 && iy < p->in_h;
