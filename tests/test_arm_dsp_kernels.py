@@ -318,6 +318,10 @@ KXK_SHAPES = [
     (4, 7, (8, 9), (5, 5), 2, (2, 2), 1), (14, 3, (5, 4), (3, 3), 1, (1, 1), 1),
     (3, 6, (9, 10), (3, 3), 1, (2, 2), 2), (5, 3, (7, 7), (2, 3), 1, (0, 1), 1),
     (56, 4, (4, 4), (1, 3), 1, (0, 1), 1), (20, 4, (5, 5), (3, 3), 1, (1, 1), 1),
+    # kernel rows of one word (expand_rows, expand_rows_cut): cut 2 bytes on either side; 2 channels; rows of
+    # fewer than 4 bytes (the byte-wise fallback); one channel with dilation 2 down the rows (and along them)
+    (1, 4, (12, 7), (5, 4), 1, (2, 2), 1), (2, 6, (7, 5), (3, 2), 1, (1, 1), 1),
+    (2, 3, (5, 1), (2, 2), 1, (1, 1), 1), (4, 5, (6, 3), (3, 1), 2, (1, 0), 2),
 ]
 
 

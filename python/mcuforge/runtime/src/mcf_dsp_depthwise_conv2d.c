@@ -260,11 +260,10 @@ __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_L
     "ldmia r0, {r1-r10}\n\t"       /* out_end, odd, r0, -, -, out, rows, krow, orow, out_row */ \
     "sub r1, r1, r6\n\t"                                                      \
     "add r11, sp, #40\n\t"                                                    \
-    "stmia r11, {r1, r2, r3, r6, r7, r8, r9, r10}\n"                          \
+    "stmia r11, {r1, r2, r3, r6, r7, r8, r9, r10}\n\t"                        \
+    "mov r10, r8\n\t"               /* krow, for the whole call */           \
+    "ldrd r9, lr, [sp, #48]\n"      /* the first row's plane pointer, output */ \
     "2:\n\t"                        /* an output row */                       \
-    "ldr r9, [sp, #48]\n\t"                                                   \
-    "ldr lr, [sp, #52]\n\t"                                                   \
-    "ldr r10, [sp, #60]\n\t"                                                  \
     "ldr r11, [sp, #40]\n\t"                                                  \
     "add r11, lr, r11\n\t"        /* the row's end of whole steps */       \
     "cmp lr, r11\n\t"                                                         \
@@ -334,14 +333,11 @@ __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_L
     "subs r1, r1, #1\n\t"                                                     \
     "beq 6f\n\t"                                                              \
     "str r1, [sp, #56]\n\t"                                                   \
-    "ldr r2, [sp, #48]\n\t"                                                   \
-    "ldr r3, [sp, #64]\n\t"                                                   \
-    "add r2, r2, r3\n\t"                                                      \
-    "str r2, [sp, #48]\n\t"                                                   \
-    "ldr r2, [sp, #52]\n\t"                                                   \
-    "ldr r3, [sp, #68]\n\t"                                                   \
-    "add r2, r2, r3\n\t"                                                      \
-    "str r2, [sp, #52]\n\t"                                                   \
+    "ldrd r9, lr, [sp, #48]\n\t"                                              \
+    "ldrd r2, r3, [sp, #64]\n\t"  /* orow, out_row */                        \
+    "add r9, r9, r2\n\t"                                                      \
+    "add lr, lr, r3\n\t"                                                      \
+    "strd r9, lr, [sp, #48]\n\t"                                              \
     "b 2b\n"                                                                  \
     "6:\n\t"                                                                  \
     "add sp, sp, #100\n\t"                                                    \

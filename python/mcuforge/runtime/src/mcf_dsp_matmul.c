@@ -1325,6 +1325,45 @@ MCF_INLINE void columns_333(const mcf_conv2d_params *p, const int8_t *input, int
     }
 }
 
+/* expand_rows for a window the padding cuts (dilation 1 along its rows, a
+ * kernel row of one word: 4 bytes, columns lo .. hi - 1 inside the input):
+ * per kernel row, the word of its bytes inside the input and the zero
+ * point elsewhere, then expanded into column slot (n columns). A row cut on
+ * one side reads the word that starts (ends) at its first (last) byte
+ * inside, when that stays within the input, and shifts the zero point in. */
+static __attribute__((noinline)) void expand_rows_cut(const mcf_conv2d_params *p, const int8_t *input, int32_t y0,
+                                                      int32_t x0, int16_t *slot, int32_t n)
+{
+    const int32_t in_c = p->in_c, in_w = p->in_w, in_h = p->in_h, k_h = p->k_h, dilation = p->dilation_h;
+    const int32_t lo = x0 < 0 ? -x0 : 0, hi = x0 + p->k_w > in_w ? in_w - x0 : p->k_w;
+    const int32_t first = lo * in_c, end = hi > lo ? hi * in_c : first; /* bytes [first, end) of a row inside */
+    const int32_t total = in_h * in_w * in_c, row_bytes = in_w * in_c;
+    const uint32_t zero4 = (uint32_t)(uint8_t)(-p->input_offset) * 0x01010101u;
+    const uint32_t left = 8u * (uint32_t)first, right = 8u * (uint32_t)(4 - end);
+    const int32_t step = 2 * n;
+    uint32_t *dst = (uint32_t *)(void *)slot;
+    int32_t ky, j, at = (y0 * in_w + x0) * in_c; /* byte j of kernel row ky: input[at + j] */
+    for (ky = 0; ky < k_h; ++ky, at += dilation * row_bytes, dst += step) {
+        const int32_t iy = y0 + ky * dilation;
+        uint32_t v = zero4;
+        if (iy < 0 || iy >= in_h || end <= first) {
+            /* the zero point */
+        } else if (first == 0 && end == 4) {
+            v = mcf_read32(input + at);
+        } else if (end == 4 && at + first + 4 <= total) { /* cut on the left */
+            v = (mcf_read32(input + at + first) << left) | (zero4 & ((1u << left) - 1u));
+        } else if (first == 0 && at + end >= 4) { /* cut on the right */
+            v = (mcf_read32(input + at + end - 4) >> right) | (zero4 & ~(0xFFFFFFFFu >> right));
+        } else {
+            for (j = first; j < end; ++j) {
+                v = (v & ~(0xFFu << (8 * j))) | ((uint32_t)(uint8_t)input[at + j] << (8 * j));
+            }
+        }
+        dst[0] = (uint32_t)__sxtb16(v);
+        dst[1] = (uint32_t)mcf_sxtb16_ror8(v);
+    }
+}
+
 /* The 6 columns of output pixels n .. n + 5 (the first at oy, ox) of a
  * k x k layer. A window inside the input (dilation 1 along its rows) is read
  * kernel row by kernel row, each row one run of k_w * in_c bytes: expanded
@@ -1364,7 +1403,11 @@ MCF_NO_LIBCALLS static void columns_kxk_n(const mcf_conv2d_params *p, const int8
             x0 = -p->pad_left;
         }
         if (!rows_ok || x0 < 0 || x0 > x_last || y0 < 0 || y0 + y_span >= in_h) {
-            im2col(p, input, n + c, cols, c, nc);
+            if (p->dilation_w == 1 && run == 4) {
+                expand_rows_cut(p, input, y0, x0, cols + 4 * c, nc);
+            } else {
+                im2col(p, input, n + c, cols, c, nc);
+            }
             continue;
         }
         src = input + (y0 * in_w + x0) * in_c;
@@ -1916,13 +1959,20 @@ static void columns_4(const mcf_conv2d_params *p, const int8_t *input, int32_t n
 {
     const int32_t in_c = p->in_c, words = in_c / 4;
     const int8_t *src[4];
-    int32_t oy = n / p->out_w, ox = n - oy * p->out_w, c;
-    for (c = 0; c < 4; ++c, ++ox) {
-        if (ox == p->out_w) {
-            ox = 0;
-            ++oy;
+    int32_t c;
+    if (p->stride_h == 1 && p->stride_w == 1 && p->in_w == p->out_w) { /* pixel n is input pixel n */
+        for (c = 0; c < 4; ++c) {
+            src[c] = input + (n + c) * in_c;
         }
-        src[c] = input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * in_c;
+    } else {
+        int32_t oy = n / p->out_w, ox = n - oy * p->out_w;
+        for (c = 0; c < 4; ++c, ++ox) {
+            if (ox == p->out_w) {
+                ox = 0;
+                ++oy;
+            }
+            src[c] = input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * in_c;
+        }
     }
 #ifdef MCF_DSP_ASM
     if (words > 0) {
