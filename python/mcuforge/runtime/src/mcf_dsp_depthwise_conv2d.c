@@ -198,15 +198,29 @@ __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_L
  * pixel 3 x3 w0 + x4x5.w12 (4 SMLAD and 4 SMLAxy for 12 multiply-
  * accumulates; the first kernel row adds to the bias). Then the record
  * (m, e, rounding, step) and 4 requantizations. A row's last out_w % 4
- * pixels (`odd` of the job): two in one step, then one. The job as
- * mcf_dw3_job, except: out_end - out is the row's span of whole steps
- * (out_w & ~3 pixels, in output bytes) and odd the pixels after them; every
- * output row of the channel in one call.
- * Frame: 0-36 the job's words 0-36 (w0, w1, w2, wc01, wc2, bias, m, e,
- * rounding, step), 40 the span, 44 the pixels after it, 48 the row's plane
- * pointer, 52 its output, 56 rows left, 60 krow, 64 orow, 68 out_row, 72
- * unused, 76-96 per kernel row w01, w12.
+ * pixels (`odd` of the job): two in one step, then one. Every output row of
+ * the job's channels (a group of 4) in one call, channel after channel.
+ * Frame: 0-32 the channel's words (w0, w1, w2, wc01, wc2, bias, m, e,
+ * rounding), 36 step, 40 the span, 44 the pixels after it, 48 the row's
+ * plane pointer, 52 its output, 56 rows left, 60 krow, 64 orow, 68
+ * out_row, 72 the next channel's words, 76-96 per kernel row w01, w12, 100
+ * channels left, 104 the channel's first plane row, 108 its first output,
+ * 112 plane_step, 116 rows.
  */
+typedef struct {
+    const int32_t *ch;      /* 0: per channel w0, w1, w2, wc01, wc2 (as mcf_dw3_job), bias, m, e, rounding */
+    int32_t channels;       /* 4: channels of the call, >= 1 */
+    int32_t step;           /* 8: output bytes from a pixel to the next along a row */
+    int32_t span;           /* 12: output bytes of a row's whole steps (out_w & ~3 pixels) */
+    int32_t odd;            /* 16: the row's pixels after them */
+    const int16_t *r0;      /* 20: the first channel's first kernel row (word-aligned) */
+    int8_t *out;            /* 24: the first channel's first output */
+    int32_t rows;           /* 28: output rows */
+    int32_t krow, orow;     /* 32, 36: bytes from a kernel row to the next, from an output row's to the next's */
+    int32_t out_row;        /* 40: output bytes from a row to the next */
+    int32_t plane_step;     /* 44: bytes from a channel's plane rows to the next channel's (its output: 1 on) */
+} mcf_dw3q_job;
+
 /* Kernel row at r9 (weights at frame offset `at`) for the 4 pixels into
  * r0-r3, which start from a0-a3. */
 #define MCF_DW3Q_ROW(at, a0, a1, a2, a3)                                       \
@@ -246,9 +260,22 @@ __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_L
 #define MCF_DW3Q_OUT_LO(acc) MCF_ASM_REQUANT_LO(acc, acc, "r4", "r5", "r6")
 #define MCF_DW3Q_FUNCTION(name, OUT)                                            \
     MCF_ASM_FUNCTION(name)                                                    \
-    "sub sp, sp, #100\n\t"                                                    \
-    "ldmia r0!, {r1-r10}\n\t"                                                 \
-    "stmia sp, {r1-r10}\n\t"                                                  \
+    "sub sp, sp, #124\n\t"                                                    \
+    "ldmia r0, {r1-r12}\n\t"       /* the job */                             \
+    "str r1, [sp, #72]\n\t"                                                   \
+    "str r2, [sp, #100]\n\t"                                                  \
+    "add r1, sp, #36\n\t"                                                     \
+    "stmia r1, {r3, r4, r5}\n\t"   /* step, span, odd */                     \
+    "strd r6, r7, [sp, #104]\n\t"  /* the channel's first plane row, output */ \
+    "str r8, [sp, #116]\n\t"                                                  \
+    "add r1, sp, #60\n\t"                                                     \
+    "stmia r1, {r9, r10, r11}\n\t" /* krow, orow, out_row */                 \
+    "str r12, [sp, #112]\n"                                                   \
+    "8:\n\t"                        /* a channel */                           \
+    "ldr r0, [sp, #72]\n\t"                                                   \
+    "ldmia r0!, {r1-r9}\n\t"                                                  \
+    "str r0, [sp, #72]\n\t"                                                   \
+    "stmia sp, {r1-r9}\n\t"                                                   \
     "lsr r6, r1, #16\n\t"          /* per kernel row w01 and w12 */         \
     "pkhbt r6, r6, r4, lsl #16\n\t"                                           \
     "strd r1, r6, [sp, #76]\n\t"                                              \
@@ -257,12 +284,11 @@ __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_L
     "lsr r6, r3, #16\n\t"                                                     \
     "pkhbt r6, r6, r5, lsl #16\n\t"                                           \
     "strd r3, r6, [sp, #92]\n\t"                                              \
-    "ldmia r0, {r1-r10}\n\t"       /* out_end, odd, r0, -, -, out, rows, krow, orow, out_row */ \
-    "sub r1, r1, r6\n\t"                                                      \
-    "add r11, sp, #40\n\t"                                                    \
-    "stmia r11, {r1, r2, r3, r6, r7, r8, r9, r10}\n\t"                        \
-    "mov r10, r8\n\t"               /* krow, for the whole call */           \
-    "ldrd r9, lr, [sp, #48]\n"      /* the first row's plane pointer, output */ \
+    "ldr r10, [sp, #60]\n\t"       /* krow, for the whole channel */        \
+    "ldr r1, [sp, #116]\n\t"                                                  \
+    "str r1, [sp, #56]\n\t"        /* rows left */                           \
+    "ldrd r9, lr, [sp, #104]\n\t"  /* the first row's plane pointer, output */ \
+    "strd r9, lr, [sp, #48]\n"                                                \
     "2:\n\t"                        /* an output row */                       \
     "ldr r11, [sp, #40]\n\t"                                                  \
     "add r11, lr, r11\n\t"        /* the row's end of whole steps */       \
@@ -339,13 +365,24 @@ __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_L
     "add lr, lr, r3\n\t"                                                      \
     "strd r9, lr, [sp, #48]\n\t"                                              \
     "b 2b\n"                                                                  \
-    "6:\n\t"                                                                  \
-    "add sp, sp, #100\n\t"                                                    \
+    "6:\n\t"                        /* the next channel, if any */            \
+    "ldr r1, [sp, #100]\n\t"                                                  \
+    "subs r1, r1, #1\n\t"                                                     \
+    "beq 9f\n\t"                                                              \
+    "str r1, [sp, #100]\n\t"                                                  \
+    "ldrd r2, r3, [sp, #104]\n\t"                                             \
+    "ldr r1, [sp, #112]\n\t"                                                  \
+    "add r2, r2, r1\n\t"                                                      \
+    "add r3, r3, #1\n\t"                                                      \
+    "strd r2, r3, [sp, #104]\n\t"                                             \
+    "b 8b\n"                                                                  \
+    "9:\n\t"                                                                  \
+    "add sp, sp, #124\n\t"                                                    \
     "pop {r4-r11, pc}\n\t"                                                    \
     ".size " name ", .-" name "\n\t"                                          \
     ".popsection"
-void mcf_dsp_dw3q_s1(const mcf_dw3_job *job);
-void mcf_dsp_dw3q_s1_lo(const mcf_dw3_job *job);
+void mcf_dsp_dw3q_s1(const mcf_dw3q_job *job);
+void mcf_dsp_dw3q_s1_lo(const mcf_dw3q_job *job);
 __asm__(MCF_DW3Q_FUNCTION("mcf_dsp_dw3q_s1", MCF_DW3Q_OUT));
 __asm__(MCF_DW3Q_FUNCTION("mcf_dsp_dw3q_s1_lo", MCF_DW3Q_OUT_LO));
 #undef MCF_DW3Q_ROW
@@ -906,11 +943,13 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p0, const int8_t *i
     int32_t c, x, r, j, oy;
 #ifdef MCF_DSP_ASM
     mcf_dw3_job job;
+    mcf_dw3q_job qjob;
+    int32_t words[4 * 9]; /* mcf_dw3q_job.ch: the group's channels */
     const int use_asm = mcf_dsp_records_fit(fast, p->shift, channels);
     const int lo = mcf_dsp_records_lo(p->output_offset);
-    const int quads = p->stride_w == 1; /* mcf_dsp_dw3q_s1: 4 pixels a step */
-    void (*const row_fn)(const mcf_dw3_job *) = quads ? (lo ? mcf_dsp_dw3q_s1_lo : mcf_dsp_dw3q_s1)
-                                                      : (lo ? mcf_dsp_dw3_rows_s2_lo : mcf_dsp_dw3_rows_s2);
+    const int quads = p->stride_w == 1; /* mcf_dsp_dw3q_s1: 4 pixels a step, the group's 4 channels a call */
+    void (*const quad_fn)(const mcf_dw3q_job *) = lo ? mcf_dsp_dw3q_s1_lo : mcf_dsp_dw3q_s1;
+    void (*const row_fn)(const mcf_dw3_job *) = lo ? mcf_dsp_dw3_rows_s2_lo : mcf_dsp_dw3_rows_s2;
     const int32_t span_bytes = (p->out_w & (quads ? ~3 : ~1)) * out_along;
 #endif
     for (x = 0; x < rows * row16; ++x) { /* the padding, never overwritten */
@@ -918,17 +957,46 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p0, const int8_t *i
     }
 #ifdef MCF_DSP_ASM
     job.step = out_along; /* the same for every channel */
-    job.odd = p->out_w & (quads ? 3 : 1);
+    job.odd = p->out_w & 1;
     job.rows = p->out_h; /* every output row of the channel in one call */
     job.krow = krow * (int32_t)sizeof(int16_t);
     job.orow = orow * (int32_t)sizeof(int16_t);
     job.out_row = out_next;
+    qjob.ch = words;
+    qjob.channels = 4;
+    qjob.step = out_along;
+    qjob.span = span_bytes;
+    qjob.odd = p->out_w & 3;
+    qjob.rows = p->out_h;
+    qjob.krow = job.krow;
+    qjob.orow = job.orow;
+    qjob.out_row = out_next;
+    qjob.plane_step = width * (int32_t)sizeof(int16_t);
 #endif
     for (c = 0; c < channels; c += 4) {
         for (r = 0; r < copy_h; ++r) {
             copy_row4(base + (r + p->pad_top) * row16 + p->pad_left, width, input + r * in_next + c, copy_w,
                       in_along, offset2);
         }
+#ifdef MCF_DSP_ASM
+        if (use_asm && quads) {
+            for (j = 0; j < 4; ++j) {
+                const uint32_t *w = filter + (c + j) * per_channel;
+                int32_t *ch = words + 9 * j;
+                ch[0] = (int32_t)w[0];
+                ch[1] = (int32_t)w[2];
+                ch[2] = (int32_t)w[4];
+                ch[3] = (int32_t)((w[1] & 0xFFFFu) | (w[3] << 16));
+                ch[4] = (int32_t)w[5];
+                ch[5] = p->bias[c + j];
+                mcf_dsp_record(p->multiplier[c + j], p->shift[c + j], p->output_offset, ch + 6);
+            }
+            qjob.r0 = base;
+            qjob.out = output + c;
+            quad_fn(&qjob); /* reads the job and its words, changes nothing in them */
+            continue;
+        }
+#endif
         for (j = 0; j < 4; ++j) {
             const uint32_t *w = filter + (c + j) * per_channel;
             const int32_t b = p->bias[c + j], m = p->multiplier[c + j], sh = p->shift[c + j];
