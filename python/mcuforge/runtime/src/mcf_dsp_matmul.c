@@ -1151,20 +1151,6 @@ MCF_WIN_STRIDES(MCF_PW4W_S)
 #undef MCF_PW4_OUT_LO
 
 /* Every channel pair against the 4 columns, through the assembly. */
-static void fused4_with(const matmul *m, const uint32_t *cols, int8_t *out, int32_t group_words,
-                        void (*fn)(const mcf_pw4_job *, int32_t));
-
-static void fused4(const matmul *m, const uint32_t *cols, int8_t *out)
-{
-    void (*fn)(const mcf_pw4_job *, int32_t);
-    if (mcf_dsp_records_lo(m->output_offset)) {
-        fn = m->wide ? mcf_dsp_pw4x2w_lo : mcf_dsp_pw4x2_lo;
-    } else {
-        fn = m->wide ? mcf_dsp_pw4x2w : mcf_dsp_pw4x2;
-    }
-    fused4_with(m, cols, out, 8, fn);
-}
-
 /* Every channel pair against 4 columns through `fn`; the columns' words span group_words words a group. */
 static void fused4_with(const matmul *m, const uint32_t *cols, int8_t *out, int32_t group_words,
                         void (*fn)(const mcf_pw4_job *, int32_t))
@@ -1182,6 +1168,18 @@ static void fused4_with(const matmul *m, const uint32_t *cols, int8_t *out, int3
     job.w = m->filter;
     fn(&job, m->groups);
 }
+
+static void fused4(const matmul *m, const uint32_t *cols, int8_t *out)
+{
+    void (*fn)(const mcf_pw4_job *, int32_t);
+    if (mcf_dsp_records_lo(m->output_offset)) {
+        fn = m->wide ? mcf_dsp_pw4x2w_lo : mcf_dsp_pw4x2_lo;
+    } else {
+        fn = m->wide ? mcf_dsp_pw4x2w : mcf_dsp_pw4x2;
+    }
+    fused4_with(m, cols, out, 8, fn);
+}
+
 #endif
 
 #ifdef MCF_DSP_ASM
@@ -1789,22 +1787,21 @@ int32_t mcf_dsp_fully_connected_s8_w6_scratch_size(const mcf_fully_connected_par
     return 0;
 }
 
-/* The layer's rows from `first` (a multiple of 6) in one requantization mode
- * (a constant in each copy); from the records when it has them. Every block
- * has 6 rows of words (a last block's padding rows are zero). */
-MCF_INLINE void fc_w6_run(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output, int mode,
-                          int32_t first)
+/* The layer in one requantization mode (a constant in each copy); from the
+ * records when it has them. Every block has 6 rows of words (a last block's
+ * padding rows are zero). */
+MCF_INLINE void fc_w6_run(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output, int mode)
 {
     const int32_t k = p->in_features, n_out = p->out_features, full = k / 4, groups = (k + 3) / 4;
     const int32_t output_offset = p->output_offset, act_min = p->act_min, act_max = p->act_max;
     const int32_t *bias = p->bias, *multiplier = p->multiplier, *shift = p->shift, *rec = p->pw_requant;
-    const uint32_t *w = (const uint32_t *)(const void *)p->filter + 2 * first * groups;
+    const uint32_t *w = (const uint32_t *)(const void *)p->filter;
     uint32_t last = 0;
     int32_t oc, r, i;
     for (i = 0; i < k - 4 * full; ++i) { /* the last partial group: products past K read 0 */
         last |= (uint32_t)(uint8_t)input[4 * full + i] << (8 * i);
     }
-    for (oc = first; oc < n_out; oc += 6) {
+    for (oc = 0; oc < n_out; oc += 6) {
         const int32_t rows = n_out - oc < 6 ? n_out - oc : 6;
         int32_t acc[6] = {0, 0, 0, 0, 0, 0};
         for (r = 0; r < rows; ++r) {
@@ -1835,58 +1832,58 @@ MCF_INLINE void fc_w6_run(const mcf_fully_connected_params *p, const int8_t *inp
 }
 
 #ifdef MCF_DSP_ASM
-#define MCF_FC_RECORDS_ASM 1
-#else
-#define MCF_FC_RECORDS_ASM 0
+/* The layer with records and K a multiple of 4 in assembly: the blocks of 6
+ * rows, then a last one of 1-5 (its padding rows' words, biases and records
+ * are there: kernels_arm_dsp.h) into a buffer. Reads no shift. */
+MCF_INLINE void fc_w6_records(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output)
+{
+    const int32_t blocks = p->out_features / 6, rows = p->out_features - 6 * blocks;
+    const uint32_t *w = (const uint32_t *)(const void *)p->filter;
+    int8_t last[6];
+    mcf_fc6_job job = {input, input + p->in_features, w, p->bias, p->pw_requant, output, output + 6 * blocks};
+    if (blocks > 0) {
+        mcf_dsp_fc6w_records(&job);
+    }
+    if (rows > 0) {
+        job.w = w + 3 * p->in_features * blocks;
+        job.bias = p->bias + 6 * blocks;
+        job.rec = p->pw_requant + 18 * blocks;
+        job.out = last;
+        job.out_end = last + 6;
+        mcf_dsp_fc6w_records(&job);
+        memcpy(output + 6 * blocks, last, (size_t)rows);
+    }
+}
 #endif
+
 int mcf_dsp_fully_connected_s8_w6(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output,
                                   int8_t *scratch)
 {
-    (void)scratch;
     const int mode = mcf_dsp_mode(p->per_channel, p->act_min, p->act_max);
+    (void)scratch;
     if (p->rows != 1 || p->in_features <= 0 || p->out_features <= 0 || p->act_min < -128 || p->act_max > 127 ||
         p->act_min > p->act_max || p->filter == NULL || p->bias == NULL || p->multiplier == NULL ||
         p->shift == NULL || input == NULL || output == NULL) {
         return MCF_ERR_ARG;
     }
-    /* the records path reads no shift; the others check them */
-    if (!(MCF_FC_RECORDS_ASM && mode == MCF_DSP_FAST_SAT && p->pw_requant != NULL && p->in_features % 4 == 0) &&
-        !shifts_valid(p->shift, p->out_features)) {
+#ifdef MCF_DSP_ASM
+    if (mode == MCF_DSP_FAST_SAT && p->pw_requant != NULL && p->in_features % 4 == 0) {
+        fc_w6_records(p, input, output);
+        return MCF_OK;
+    }
+#endif
+    if (!shifts_valid(p->shift, p->out_features)) {
         return MCF_ERR_ARG;
     }
     switch (mode) {
     case MCF_DSP_FAST_SAT:
-#ifdef MCF_DSP_ASM
-        if (p->pw_requant != NULL && p->in_features % 4 == 0) {
-            /* the blocks of 6 rows, then a last one of 1-5 (its padding rows' words, biases and records are
-             * there: kernels_arm_dsp.h) into a buffer */
-            const int32_t blocks = p->out_features / 6, rows = p->out_features - 6 * blocks;
-            const uint32_t *w = (const uint32_t *)(const void *)p->filter;
-            int8_t last[6];
-            mcf_fc6_job job = {input, input + p->in_features, w, p->bias, p->pw_requant, output,
-                               output + 6 * blocks};
-            if (blocks > 0) {
-                mcf_dsp_fc6w_records(&job);
-            }
-            if (rows > 0) {
-                job.w = w + 3 * p->in_features * blocks;
-                job.bias = p->bias + 6 * blocks;
-                job.rec = p->pw_requant + 18 * blocks;
-                job.out = last;
-                job.out_end = last + 6;
-                mcf_dsp_fc6w_records(&job);
-                memcpy(output + 6 * blocks, last, (size_t)rows);
-            }
-            break;
-        }
-#endif
-        fc_w6_run(p, input, output, MCF_DSP_FAST_SAT, 0);
+        fc_w6_run(p, input, output, MCF_DSP_FAST_SAT);
         break;
     case MCF_DSP_FAST:
-        fc_w6_run(p, input, output, MCF_DSP_FAST, 0);
+        fc_w6_run(p, input, output, MCF_DSP_FAST);
         break;
     default:
-        fc_w6_run(p, input, output, MCF_DSP_GENERAL, 0);
+        fc_w6_run(p, input, output, MCF_DSP_GENERAL);
         break;
     }
     return MCF_OK;
@@ -2007,6 +2004,17 @@ int32_t mcf_dsp_conv2d_1x1_s8_tail_scratch_size(const mcf_conv2d_params *p)
     return 0;
 }
 
+/* m for the 2 x 4 (and 6-pixel) blocks: the records when the layer's
+ * requantization fits them (mcf_dsp_records_fit), the wide layout or not;
+ * 0 when wide and without records (the wide blocks requantize from them). */
+static int blocks_matmul_init(matmul *m, const mcf_conv2d_params *p, int wide)
+{
+    conv_matmul_init(m, p);
+    m->wide = wide;
+    m->pw_requant = mcf_dsp_records_fit(m->fast, p->shift, p->out_c) ? p->pw_requant : NULL;
+    return !wide || m->pw_requant != NULL;
+}
+
 /* One pixel's outputs on the wide layout, its K int8 inputs read in place
  * (the tailw variant's last pixels): per channel pair and group, the input
  * word's SXTB16 halves against the pair's 4 words; a last partial group's
@@ -2069,10 +2077,7 @@ static int tail_blocks(const mcf_conv2d_params *p, const int8_t *input, int8_t *
     if (!conv_args_ok(p, input, output, &none) || !inside_1x1(p)) {
         return MCF_ERR_ARG;
     }
-    conv_matmul_init(&m, p);
-    m.wide = wide;
-    m.pw_requant = mcf_dsp_records_fit(m.fast, p->shift, out_c) ? p->pw_requant : NULL;
-    if (wide && m.pw_requant == NULL) {
+    if (!blocks_matmul_init(&m, p, wide)) {
         return MCF_ERR_ARG;
     }
     if (at >= 4 * out_c && ((uintptr_t)output & 3u) == 0 && blocks_of_six(&m)) {
@@ -2228,16 +2233,12 @@ static int conv_wide(const mcf_conv2d_params *p, const int8_t *input, int8_t *ou
     int16_t *cols = (int16_t *)(void *)scratch;
     matmul m;
     int32_t n = 0;
-    if (!conv_args_ok(p, input, output, scratch) || p->pw_requant == NULL ||
-        (pointwise && !inside_1x1(p))) {
+    if (!conv_args_ok(p, input, output, scratch) || (pointwise && !inside_1x1(p))) {
         return MCF_ERR_ARG;
     }
-    conv_matmul_init(&m, p);
-    m.wide = 1;
-    if (!mcf_dsp_records_fit(m.fast, p->shift, p->out_c)) {
+    if (!blocks_matmul_init(&m, p, 1)) {
         return MCF_ERR_ARG;
     }
-    m.pw_requant = p->pw_requant;
     if (pixels >= 4) {
         clear_tail(cols, k, kp, 4);
         for (; n + 4 <= pixels; n += 4) {
@@ -2399,16 +2400,13 @@ static int win_run(const mcf_conv2d_params *p, const int8_t *input, int8_t *outp
     MCF_WIN_STRIDES(MCF_WIN_PICK)
 #undef MCF_WIN_PICK
 #endif
-    if (p->pw_requant == NULL || in_c % 4 != 0 || out_c % 2 != 0 || p->dilation_h != 1 || p->dilation_w != 1 ||
+    if (in_c % 4 != 0 || out_c % 2 != 0 || p->dilation_h != 1 || p->dilation_w != 1 ||
         (((uintptr_t)win_a | (uintptr_t)win_b) & 3u) != 0) {
         return MCF_ERR_ARG;
     }
-    conv_matmul_init(&m, p);
-    m.wide = 1;
-    if (!mcf_dsp_records_fit(m.fast, p->shift, out_c)) {
+    if (!blocks_matmul_init(&m, p, 1)) {
         return MCF_ERR_ARG;
     }
-    m.pw_requant = p->pw_requant;
     for (oy = 0; oy < p->out_h; ++oy) {
         int8_t *out = output + oy * p->out_w * out_c;
         int16_t *win = oy < first ? win_a : win_b;
@@ -2495,10 +2493,7 @@ static int reuse_blocks(const mcf_conv2d_params *p, const int8_t *input, int8_t 
     if (!conv_args_ok(p, input, output, &none) || first < 0 || (((uintptr_t)input | (uintptr_t)output) & 3u) != 0) {
         return MCF_ERR_ARG;
     }
-    conv_matmul_init(&m, p);
-    m.wide = wide;
-    m.pw_requant = mcf_dsp_records_fit(m.fast, p->shift, p->out_c) ? p->pw_requant : NULL;
-    if (!blocks_of_six(&m) || (wide && m.pw_requant == NULL)) {
+    if (!blocks_matmul_init(&m, p, wide) || !blocks_of_six(&m)) {
         return MCF_ERR_ARG;
     }
     cols = (int16_t *)(void *)(output + at);
