@@ -948,7 +948,6 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p0, const int8_t *i
     const int use_asm = mcf_dsp_records_fit(fast, p->shift, channels);
     const int lo = mcf_dsp_records_lo(p->output_offset);
     const int quads = p->stride_w == 1; /* mcf_dsp_dw3q_s1: 4 pixels a step, the group's 4 channels a call */
-    void (*const quad_fn)(const mcf_dw3q_job *) = lo ? mcf_dsp_dw3q_s1_lo : mcf_dsp_dw3q_s1;
     void (*const row_fn)(const mcf_dw3_job *) = lo ? mcf_dsp_dw3_rows_s2_lo : mcf_dsp_dw3_rows_s2;
     const int32_t span_bytes = (p->out_w & (quads ? ~3 : ~1)) * out_along;
 #endif
@@ -993,7 +992,11 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p0, const int8_t *i
             }
             qjob.r0 = base;
             qjob.out = output + c;
-            quad_fn(&qjob); /* reads the job and its words, changes nothing in them */
+            if (lo) { /* called directly: no pointer to them, so the ring's row calls cannot reach them */
+                mcf_dsp_dw3q_s1_lo(&qjob); /* reads the job and its words, changes nothing in them */
+            } else {
+                mcf_dsp_dw3q_s1(&qjob);
+            }
             continue;
         }
 #endif
