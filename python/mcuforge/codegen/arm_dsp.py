@@ -128,17 +128,18 @@ def _transposed(p: dict) -> dict:
     return q
 
 
-def plane_transposed(p: dict) -> bool:
-    """Whether the plane variant holds the layer transposed, input column by
-    column (C: plane_transposed): when those rows cost fewer cycles."""
-    q = _transposed(p)
-    return plane_fits(q) and (q["out_h"] * _plane_row_cost(q["out_w"], q["stride_w"])
-                              < p["out_h"] * _plane_row_cost(p["out_w"], p["stride_w"]))
-
-
 def plane_oriented(p: dict) -> dict:
-    """The layer as the plane variant's scratch holds it (transposed or not)."""
-    return _transposed(p) if plane_transposed(p) else p
+    """The layer as the plane variant's scratch holds it: transposed, input
+    column by column, when those rows cost fewer cycles (C: plane_transposed)."""
+    q = _transposed(p)
+    cheaper = (q["out_h"] * _plane_row_cost(q["out_w"], q["stride_w"])
+               < p["out_h"] * _plane_row_cost(p["out_w"], p["stride_w"]))
+    return q if plane_fits(q) and cheaper else p
+
+
+def plane_transposed(p: dict) -> bool:
+    """Whether the plane variant holds the layer transposed (plane_oriented)."""
+    return plane_oriented(p) is not p
 
 
 def plane_scratch(p: dict, in_place: bool) -> int:
