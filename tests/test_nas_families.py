@@ -9,8 +9,12 @@ search over it (mcuforge.nas.designsearch): small, bounded runs.
   and the inverted-residual family over the plain one at a large budget
   (64 KB / 256 KB): the compute of the networks that fit decides;
 * the space step by short training (the default of `search`) scores the
-  triples it trained, records that in the table and picks the smallest SRAM
-  among those tied with the best proxy accuracy;
+  triples it trained (by their hand-drawn members), records that in the
+  table and picks the smallest SRAM among those tied with the best proxy
+  accuracy; the finalists of a search are ranked again by a longer training;
+* the columns layout (a 2-D input read as a 1-D signal with W x C channels)
+  compiles to one reshape of the same bytes, and the generated C computes
+  what the PyTorch network computes;
 * the plain family at width 1 holds the hand-drawn 16-24 CNN and its
   narrower versions; a k-fold proxy scores every sample once, reproducibly;
 * every design of every family builds, runs a batch and exports at batch 1
@@ -27,9 +31,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from mcuforge.nas.designsearch import (Split, choose_space, finish, prefer_small, proxy_score, search,  # noqa: E402
-                                       tie_tolerance)
-from mcuforge.nas.families import FAMILIES, FamilySpace, build, hand_cnn, scales_for  # noqa: E402
+from mcuforge.nas.designsearch import (Split, choose_space, finish, prefer_small, proxy_score,  # noqa: E402
+                                       rescore_best, search, tie_tolerance)
+from mcuforge.nas.families import (FAMILIES, FamilySpace, build, export, hand_cnn, layouts_for,  # noqa: E402
+                                   scales_for)
 from mcuforge.nas.measure import Budget  # noqa: E402
 
 from marks import needs_qemu  # noqa: E402
@@ -65,12 +70,13 @@ def _signals() -> Split:
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 49, 10), (2, 64, 1)])
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 49, 10), (2, 64, 1), (2, 12, 6)])
 def test_designs_run_batched_and_at_batch_one(family, shape):
     rng = random.Random(0)
-    for scale in scales_for(shape):
-        space = FamilySpace(family, shape, 5, 0.5, scale)
+    for layout, scale in [(lo, s) for lo in layouts_for(shape) for s in scales_for(shape, lo)]:
+        space = FamilySpace(family, shape, 5, 0.5, scale, layout)
         for design in (space.smallest(), space.sample(rng), space.mutate(space.sample(rng), rng)):
+            assert design.layout == layout
             net = build(design).eval()
             x = torch.randn(3, *shape)
             with torch.no_grad():
@@ -102,11 +108,12 @@ def test_tiny_search_on_non_square_images_compiles_within_budget(tmp_path):
 @needs_qemu
 def test_space_step_picks_plain_at_tiny_and_inverted_residual_at_large_budget():
     split = _digits()
-    tiny = choose_space(split, Budget(1024, 8 * 1024), widths=(0.5, 1.0), scales=(1.0,), samples=3, seed=0)
+    tiny = choose_space(split, Budget(1024, 8 * 1024), widths=(0.5, 1.0), scales=(1.0,), samples=3, seed=0,
+                        layouts=("image",))
     # at the large budget plain against inverted residual (with the DS-CNN family too, seed 0 gives the
     # DS-CNN: mean 0.49 M MACs of its fitting width-1 samples against 0.29 M for inverted residual)
     large = choose_space(split, Budget(64 * 1024, 256 * 1024), families=("plain", "mbconv"), widths=(0.5, 1.0),
-                         scales=(1.0,), samples=3, seed=0)
+                         scales=(1.0,), samples=3, seed=0, layouts=("image",))
     assert tiny.family == "plain"
     assert large.family == "mbconv"
     # the choice is the triple whose fitting networks have the most MACs on average
@@ -124,8 +131,17 @@ def test_space_step_by_short_training_prefers_the_smallest_sram_among_ties():
     choice = choose_space(split, Budget(2048, 16 * 1024), widths=(0.5, 1.0), scales=(1.0,), samples=2, seed=0,
                           criterion="train", proxy_epochs=3, per_family=2)
     trained = [t for t in choice.table if "proxy_accuracy" in t]
-    assert {t["family"] for t in trained} == {t["family"] for t in choice.table if t["fitting"]}
-    assert len(trained) <= 2 * len(FAMILIES) and all(t["proxy_scored"] == len(split.y_val) for t in trained)
+    pairs = {(t["family"], t["layout"]) for t in choice.table if t["fitting"]}
+    assert {(t["family"], t["layout"]) for t in trained} == pairs and {lo for _, lo in pairs} == {"image", "columns"}
+    assert len(trained) <= 2 * len(pairs) and all(t["proxy_scored"] == len(split.y_val) for t in trained)
+    # a triple is represented by its hand-drawn member with the most MACs when one fits
+    for t in trained:
+        space = FamilySpace(t["family"], split.input_shape, 10, t["width"], t["scale"], t["layout"])
+        fit = [r for r in choice.rows if r["fits"] and (r["family"], r["width"], r["scale"], r["layout"]) ==
+               (t["family"], t["width"], t["scale"], t["layout"])]
+        anchors = [r for r in fit if r["design"] in {d.key() for d in space.anchors()}]
+        if anchors:
+            assert t["proxy_design"] == max(anchors, key=lambda r: (r["macs"], r["design"]))["design"]
     chosen = next(t for t in choice.table if t["chosen"])
     top = max(t["proxy_accuracy"] for t in trained)
     tied = [t for t in trained if t["proxy_accuracy"] >= top - tie_tolerance(top, len(split.y_val)) - 1e-12]
@@ -149,6 +165,65 @@ def test_plain_family_holds_the_hand_cnn_and_narrower_versions():
     # the space step samples it first (with the 8-12 version) in the width-1 plain space
     assert (space.widest().stages, space.widest().head) == (hand.stages, hand.head)
     assert [st.channels for st in space.smallest().stages] == [8, 12]
+
+
+def test_anchors_are_the_hand_drawn_cnns_of_two_to_four_convolutions():
+    space = FamilySpace("plain", (1, 8, 8), 10, 1.0, 1.0)
+    got = [(d.stages, d.head) for d in space.anchors()]
+    want = [(h.stages, h.head) for h in (hand_cnn((1, 8, 8), 10, c) for c in ((16, 24), (16, 24, 32),
+                                                                              (16, 24, 32, 48)))]
+    assert got == want
+    # on a map too short for four poolings the four-stage member is left out (valid() keeps one pixel)
+    assert len(FamilySpace("plain", (1, 8, 1), 10, 1.0, 1.0).anchors()) == 3  # 8 -> 4 -> 2 -> 1 -> 1
+    assert [len(d.stages) for d in FamilySpace("dscnn", (1, 49, 10), 12, 0.5, 1.0, "columns").anchors()] == [2, 3, 4]
+
+
+@pytest.mark.parametrize("shape", [(1, 49, 10), (2, 12, 6)])
+def test_columns_layout_compiles_to_a_reshape_of_the_same_bytes(tmp_path, shape):
+    """(N, C, H, W) read as (N, W x C, H, 1): in the NHWC buffer the C reads that is the same bytes, so
+    the compiled graph holds one reshape and no transpose, its input is the data's shape, and the
+    generated C's int8 output (equal to the Python reference) follows the PyTorch network's."""
+    import mcuforge
+    from mcuforge.config import BuildConfig
+    from mcuforge.pipeline import compile_model
+    from mcuforge.quantize import dequantize_values
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, *shape)).astype(np.float32)
+    design = FamilySpace("plain", shape, 4, 1.0, 1.0, "columns").anchors()[0]
+    assert design.net_shape == (shape[2] * shape[0], shape[1], 1) and design.one_d
+    torch.manual_seed(0)
+    net = build(design).eval()
+    np.save(tmp_path / "cal.npy", x)
+    plan = compile_model(export(net, shape), BuildConfig(name="cols", calibration=str(tmp_path / "cal.npy")),
+                         tmp_path / "c")
+    ops = [n.op for n in plan.graph.nodes]
+    assert ops[0] == "reshape" and "transpose" not in ops
+    m = mcuforge.load(tmp_path / "c")
+    y = m.run(x)
+    assert np.array_equal(y, m.reference(x))
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    out = dequantize_values(y, plan.graph.tensors[plan.outputs[0]].quant).reshape(ref.shape)
+    # the int8 network tracks the float one: a wrong channel order would not
+    assert np.abs(out - ref).max() <= 0.1 * np.abs(ref).max()
+    assert (out.argmax(1) == ref.argmax(1)).mean() >= 0.75
+
+
+def test_rescoring_ranks_the_finalists_by_the_longer_training():
+    split = _digits()
+    space = FamilySpace("plain", split.input_shape, 10, 0.5, 1.0)
+    designs = [space.smallest(), space.anchors()[0], space.anchors()[1]]
+    rows = [{"design": d.key(), "design_obj": d, "fits": True, "accuracy": 0.5, "scored": 150, "sram_bytes": 100 * i,
+             "flash_bytes": 1, "macs": 1} for i, d in enumerate(designs, 1)]
+    rows.append({"design": "over", "fits": False})
+    best = rescore_best(rows, split, 3, 4, 0)
+    scores = [r["rescored_accuracy"] for r in rows[:3]]
+    assert all(r["rescored"] == len(split.y_val) for r in rows[:3])
+    assert scores[0] == proxy_score(designs[0], split, 4, 0)[0]  # the longer training, reproducibly
+    ranked = prefer_small([{**r, "accuracy": r["rescored_accuracy"], "scored": r["rescored"]} for r in rows[:3]])
+    assert best is rows[[r["design"] for r in rows[:3]].index(ranked[0]["design"])]
+    assert rescore_best(rows[:1], split, 3, 4, 0) is rows[0] and "rescored_accuracy" in rows[0]
 
 
 def test_k_fold_proxy_scores_every_sample_reproducibly():
@@ -238,3 +313,18 @@ def test_python_api_search_writes_what_the_command_writes(tmp_path):
     with pytest.raises(mcuforge.BadInput):
         mcuforge.nas.search((x[..., 0], split.y_val[:4]), sram_budget="4K", flash_budget="32K", out=tmp_path / "bad",
                             candidates=0.5)
+
+
+def test_cli_layouts_bad_value_is_one_clear_error(tmp_path, capsys):
+    """--layouts names what the data allows: columns is for 2-D inputs, not 1-D signals."""
+    from mcuforge.tools import cli
+
+    split = _signals()
+    path = tmp_path / "signals.npz"
+    np.savez(path, x=split.x_train[..., 0], y=split.y_train)
+    for value, allowed in (("columns", "image (columns is for 2-D inputs)"), ("rows", "image")):
+        rc = cli.main(["-q", "nas", "--data", str(path), "--sram-budget", "4K", "--flash-budget", "32K",
+                       "--space", "families", "--layouts", value, "-o", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert rc == 2 and f"--layouts: '{value}': for this data choose from {allowed}" in err and "Traceback" not in err
+        assert not (tmp_path / "out").exists()

@@ -1,16 +1,20 @@
 """TinyNAS over the families of `families`, for any input shape.
 
-1. Space optimization (MCUNet's first step, extended to families): for every
-   (family, width, scale), sample networks, measure each one's exact peak
+1. Space optimization (MCUNet's first step, extended to families and
+   layouts): for every (family, width, scale, layout), sample networks (the
+   family's hand-drawn members among them), measure each one's exact peak
    SRAM and flash (plan + linked Cortex-M4 ELF, as `measure` does), and pick
-   the triple whose fitting networks have the most MACs on average (among
-   triples where at least a fifth of the samples fit). The table of what was
-   compared is returned for report.json.
-2. Evolution inside the chosen space: every candidate is measured for real;
-   one that fits is trained from scratch for a few epochs (the proxy) and
-   scored on the held-out split. There is no weight-sharing supernet here:
-   for data sets of this size a short training per candidate is affordable
-   and is not biased by shared weights.
+   the quadruple by a short training of its best-placed network (criterion
+   "train", the default) or by the mean MACs of its fitting networks
+   (MCUNet's rule). The table of what was compared is returned for
+   report.json.
+2. Evolution inside the chosen space, from the hand-drawn members that fit:
+   every candidate is measured for real; one that fits is trained from
+   scratch for a few epochs (the proxy) and scored on the held-out split.
+   There is no weight-sharing supernet here: for data sets of this size a
+   short training per candidate is affordable and is not biased by shared
+   weights. The best few are trained again for longer and ranked by that
+   (`rescore_best`).
 3. The winner is trained for the full recipe, compiled, its Cortex-M4 ELF
    checked against the budgets, and its int8 accuracy measured by running the
    generated C on the host (`finish`).
@@ -29,7 +33,7 @@ import numpy as np
 
 from ..config import BuildConfig
 from ..ir import McuforgeError
-from .families import FAMILIES, WIDTHS, Design, FamilySpace, build, export, scales_for
+from .families import FAMILIES, WIDTHS, Design, FamilySpace, build, export, layouts_for, scales_for
 from .measure import ELF_OPT, ELF_TARGET, Budget, accuracy, elf_fit, plan_for, torch_module, train, workdir
 
 
@@ -69,7 +73,8 @@ def measure_design(design: Design, budget: Budget, calibration: np.ndarray, late
     net = build(design)
     with torch.no_grad():  # an untrained classifier's bias can overflow int32 after quantization
         net.classifier.bias.zero_()
-    row = {"design": design.key(), "family": design.family, "width": design.width, "scale": design.scale}
+    row = {"design": design.key(), "family": design.family, "width": design.width, "scale": design.scale,
+           "layout": design.layout}
     return measure_module(net, design.input_shape, budget, calibration, latency, latency_budget, row)
 
 
@@ -157,10 +162,18 @@ class SpaceChoice:
     table: list[dict]
     rows: list[dict]
     criterion: str = "macs"
+    layout: str = "image"
+
+    def key(self) -> tuple:
+        return (self.family, self.width, self.scale, self.layout)
 
     def fitting(self) -> list[Design]:
-        return [Design.from_dict(json.loads(r["design"])) for r in self.rows
-                if r["fits"] and (r["family"], r["width"], r["scale"]) == (self.family, self.width, self.scale)]
+        return [Design.from_dict(json.loads(r["design"])) for r in self.rows if r["fits"] and _key(r) == self.key()]
+
+
+def _key(r: dict) -> tuple:
+    """The (family, width, scale, layout) of a space-table entry or a measured row."""
+    return (r["family"], r["width"], r["scale"], r.get("layout", "image"))
 
 
 def _spread(items: list, n: int) -> list:
@@ -173,45 +186,50 @@ def _spread(items: list, n: int) -> list:
 def choose_space(split: Split, budget: Budget, families=tuple(FAMILIES), widths=WIDTHS, scales=None,
                  samples: int = 4, seed: int = 0, min_fit_fraction: float = 0.2, say=None, latency=None,
                  latency_budget: int | None = None, criterion: str = "macs", proxy_epochs: int = 5,
-                 folds: int = 1, per_family: int = 3) -> SpaceChoice:
-    """MCUNet's space optimization over (family, width, scale) (module doc).
+                 folds: int = 1, per_family: int = 3, layouts=None) -> SpaceChoice:
+    """MCUNet's space optimization over (family, width, scale, layout)
+    (module doc; `layouts` defaults to every layout the input allows,
+    `families.layouts_for`).
 
     criterion "macs": the triple whose fitting samples have the most MACs on
-    average (MCUNet's rule). criterion "train": per family, `per_family`
-    triples spread over its range of MACs are scored by a short training
-    (`proxy_score`) of their `widest` network (the shallowest at the most
-    channels: comparable across triples, and cheap to train) when it fits,
-    else of their fitting sample with the most MACs; the best
-    proxy accuracy wins, and among ties (`tie_tolerance`) the one with the
-    smallest SRAM."""
+    average (MCUNet's rule). criterion "train": per family and layout,
+    `per_family` triples spread over its range of MACs are scored by a short
+    training (`proxy_score`) of their fitting hand-drawn member
+    (`FamilySpace.anchors`) with the most MACs, else of their fitting sample
+    with the most MACs; the best proxy accuracy wins, and among ties
+    (`tie_tolerance`) the one with the smallest SRAM."""
     if criterion not in ("macs", "train"):
         raise McuforgeError(f"space criterion '{criterion}': expected macs or train")
     shape = split.input_shape
-    scales = scales or scales_for(shape)
+    layouts = tuple(layouts or layouts_for(shape))
     calibration = split.x_train[:32]
     rows, table = [], []
     for family in families:
-        for width in widths:
-            for scale in scales:
-                space = FamilySpace(family, shape, split.classes, width, scale)
-                rng = random.Random(f"{seed}-{family}-{width}-{scale}")
-                # the widest network represents the triple in a short training (criterion "train")
-                fixed = ([space.smallest(), space.widest()] if criterion == "train" else [space.smallest()])[:samples]
-                designs = fixed + [space.sample(rng) for _ in range(samples - len(fixed))]
-                mine = [measure_design(d, budget, calibration, latency, latency_budget) for d in designs]
-                rows += mine
-                fit = [r for r in mine if r["fits"]]
-                macs = [r["macs"] for r in fit]
-                peaks = [r["sram_bytes"] for r in mine if r["sram_bytes"] is not None]
-                table.append({"family": family, "width": width, "scale": scale, "sampled": len(mine),
-                              "fitting": len(fit), "fit_fraction": round(len(fit) / len(mine), 3),
-                              "mean_macs_fitting": float(np.mean(macs)) if macs else 0.0,
-                              "max_macs_fitting": int(max(macs)) if macs else 0,
-                              "min_sram_bytes": int(min(peaks)) if peaks else None, "chosen": False})
-                if say:
-                    t = table[-1]
-                    say(f"space {family} width {width} scale {scale}: {t['fitting']}/{t['sampled']} fit, "
-                        f"mean {t['mean_macs_fitting']:,.0f} MACs")
+        for layout in layouts:
+            for width in widths:
+                for scale in [s for s in (scales or scales_for(shape, layout)) if s in scales_for(shape, layout)]:
+                    space = FamilySpace(family, shape, split.classes, width, scale, layout)
+                    rng = random.Random(f"{seed}-{family}-{width}-{scale}" + ("" if layout == "image" else layout))
+                    # the hand-drawn members represent the triple in a short training (criterion "train")
+                    fixed = [space.smallest()][:samples]
+                    if criterion == "train":
+                        fixed += [d for d in space.anchors() if d not in fixed]
+                    designs = fixed + [space.sample(rng) for _ in range(samples - len(fixed))]
+                    mine = [measure_design(d, budget, calibration, latency, latency_budget) for d in designs]
+                    rows += mine
+                    fit = [r for r in mine if r["fits"]]
+                    macs = [r["macs"] for r in fit]
+                    peaks = [r["sram_bytes"] for r in mine if r["sram_bytes"] is not None]
+                    table.append({"family": family, "width": width, "scale": scale, "layout": layout,
+                                  "sampled": len(mine), "fitting": len(fit),
+                                  "fit_fraction": round(len(fit) / len(mine), 3),
+                                  "mean_macs_fitting": float(np.mean(macs)) if macs else 0.0,
+                                  "max_macs_fitting": int(max(macs)) if macs else 0,
+                                  "min_sram_bytes": int(min(peaks)) if peaks else None, "chosen": False})
+                    if say:
+                        t = table[-1]
+                        say(f"space {family} {layout} width {width} scale {scale}: {t['fitting']}/{t['sampled']} "
+                            f"fit, mean {t['mean_macs_fitting']:,.0f} MACs")
     candidates = [t for t in table if t["fitting"] and t["fit_fraction"] >= min_fit_fraction] or \
         [t for t in table if t["fitting"]]
     if not candidates:
@@ -226,26 +244,25 @@ def choose_space(split: Split, budget: Budget, families=tuple(FAMILIES), widths=
         best = max(candidates, key=lambda t: (t["mean_macs_fitting"], t["fit_fraction"], -t["width"], -t["scale"]))
     else:
         trained = []
-        for family in families:
-            mine = sorted((t for t in candidates if t["family"] == family),
+        for family, layout in [(f, lo) for f in families for lo in layouts]:
+            mine = sorted((t for t in candidates if (t["family"], t["layout"]) == (family, layout)),
                           key=lambda t: (t["mean_macs_fitting"], -t["width"], -t["scale"]))
             for t in _spread(mine, per_family):
-                fit = [r for r in rows if r["fits"] and (r["family"], r["width"], r["scale"]) ==
-                       (t["family"], t["width"], t["scale"])]
-                widest = FamilySpace(t["family"], shape, split.classes, t["width"], t["scale"]).widest().key()
-                r = next((r for r in fit if r["design"] == widest), None) or \
-                    max(fit, key=lambda r: (r["macs"], r["design"]))
+                fit = [r for r in rows if r["fits"] and _key(r) == _key(t)]
+                anchors = {d.key() for d in FamilySpace(family, shape, split.classes, t["width"], t["scale"],
+                                                        layout).anchors()}
+                r = max(fit, key=lambda r: (r["design"] in anchors, r["macs"], r["design"]))
                 acc, n = proxy_score(Design.from_dict(json.loads(r["design"])), split, proxy_epochs, seed, folds)
                 t.update(proxy_accuracy=acc, proxy_scored=n, proxy_design=r["design"], proxy_macs=r["macs"],
                          proxy_sram_bytes=r["sram_bytes"])
                 trained.append({"design": r["design"], "fits": True, "accuracy": acc, "scored": n,
                                 "sram_bytes": r["sram_bytes"], "flash_bytes": r["flash_bytes"], "table": t})
                 if say:
-                    say(f"space {family} width {t['width']} scale {t['scale']}: proxy {acc:.2%} "
+                    say(f"space {family} {layout} width {t['width']} scale {t['scale']}: proxy {acc:.2%} "
                         f"({r['macs']:,} MACs, {r['sram_bytes']} B SRAM)")
         best = prefer_small(trained)[0]["table"]
     best["chosen"] = True
-    return SpaceChoice(best["family"], best["width"], best["scale"], table, rows, criterion)
+    return SpaceChoice(best["family"], best["width"], best["scale"], table, rows, criterion, best["layout"])
 
 
 # ---- step 2 ----------------------------------------------------------------------------------
@@ -308,14 +325,37 @@ def evolve(space: FamilySpace, split: Split, budget: Budget, candidates: int, pr
     return ranked() + [r for r in seen.values() if not r["fits"]]
 
 
+def rescore_best(rows: list[dict], split: Split, count: int, epochs: int, seed: int, folds: int = 1,
+                 say=None) -> dict:
+    """The best of the first `count` fitting rows (ranked by the proxy) after
+    `epochs` of training each (`proxy_score`; the rows gain
+    ``rescored_accuracy``): a short proxy favours networks that learn fast,
+    the longer one ranks the finalists the way the full training will. The
+    choice among them is `prefer_small`'s on the longer score."""
+    finalists = [r for r in rows if r["fits"]][:max(1, count)]
+    if len(finalists) == 1:
+        return finalists[0]
+    for r in finalists:
+        r["rescored_accuracy"], r["rescored"] = proxy_score(r["design_obj"], split, epochs, seed, folds)
+        if say:
+            say(f"rescored with {epochs} epochs: {r['rescored_accuracy']:.2%} (proxy {r['accuracy']:.2%}), "
+                f"{r['macs']:,} MACs, {r['sram_bytes']} B SRAM")
+    ranked = prefer_small([{**r, "accuracy": r["rescored_accuracy"], "scored": r["rescored"]} for r in finalists])
+    return next(r for r in finalists if r["design"] == ranked[0]["design"])
+
+
 def search(split: Split, budget: Budget, seed: int = 0, families=tuple(FAMILIES), widths=WIDTHS, scales=None,
            space_samples: int = 4, candidates: int = 12, proxy_epochs: int = 5, final_epochs: int = 40,
            time_budget: float | None = None, say=None, latency_budget: int | None = None,
-           space_criterion: str = "train", folds: int = 1, space_per_family: int = 3) -> Result:
+           space_criterion: str = "train", folds: int = 1, space_per_family: int = 3, rescore: int = 3,
+           rescore_epochs: int | None = None, layouts=None) -> Result:
     """The three steps (module doc); with `latency_budget` (Cortex-M4
     instructions) a cost table is measured under QEMU first and every
     candidate's predicted instructions must be within it. `folds` > 1 scores
-    every proxy by k-fold cross-validation over training + held-out."""
+    every proxy by k-fold cross-validation over training + held-out. The
+    evolution's `rescore` best are trained again for `rescore_epochs`
+    (default twice the proxy's) and the winner is chosen among them by that
+    longer training (`rescore_best`)."""
     start = time.monotonic()
     latency = None
     if latency_budget is not None:
@@ -325,15 +365,16 @@ def search(split: Split, budget: Budget, seed: int = 0, families=tuple(FAMILIES)
     t0 = time.monotonic()
     choice = choose_space(split, budget, families, widths, scales, space_samples, seed, say=say, latency=latency,
                           latency_budget=latency_budget, criterion=space_criterion, proxy_epochs=proxy_epochs,
-                          folds=folds, per_family=space_per_family)
+                          folds=folds, per_family=space_per_family, layouts=layouts)
     t_space = time.monotonic() - t0
     if say:
-        say(f"chose {choice.family}, width {choice.width}, scale {choice.scale}")
-    space = FamilySpace(choice.family, split.input_shape, split.classes, choice.width, choice.scale)
+        say(f"chose {choice.family}, width {choice.width}, scale {choice.scale}, layout {choice.layout}")
+    space = FamilySpace(choice.family, split.input_shape, split.classes, choice.width, choice.scale, choice.layout)
     t0 = time.monotonic()
     # the evolution stops at 70% of the time budget, and runs for at least 30% of it after the space step
     deadline = None if time_budget is None else max(start + 0.7 * time_budget, time.monotonic() + 0.3 * time_budget)
-    seeds = choice.fitting()
+    anchors = space.anchors()  # the hand-drawn members that fit go before the space step's samples
+    seeds = sorted(choice.fitting(), key=lambda d: d not in anchors)
     known = {t["proxy_design"]: (t["proxy_accuracy"], t["proxy_scored"]) for t in choice.table
              if t.get("proxy_design")}
     proxy = [t["proxy_design"] for t in choice.table if t["chosen"] and t.get("proxy_design")]
@@ -343,15 +384,18 @@ def search(split: Split, budget: Budget, seed: int = 0, families=tuple(FAMILIES)
     rows = evolve(space, split, budget, candidates, proxy_epochs, seed, seeds, deadline, say, latency,
                   latency_budget, folds, known)
     t_evolve = time.monotonic() - t0
-    best = rows[0]
-    if not best["fits"]:
+    if not rows[0]["fits"]:
         raise McuforgeError("the evolution found no fitting network (the space step did): raise --candidates")
+    t0 = time.monotonic()
+    best = rescore_best(rows, split, rescore, rescore_epochs or 2 * proxy_epochs, seed, folds, say)
+    t_rescore = time.monotonic() - t0
     t0 = time.monotonic()
     net = train_design(best["design_obj"], split, final_epochs, seed)
     acc = accuracy(net, split.x_val, split.y_val)
     return Result(best["design_obj"], net, acc, choice, [{k: v for k, v in r.items() if k != "design_obj"}
                                                          for r in rows], latency,
-                  {"space": t_space, "evolution": t_evolve, "final_training": time.monotonic() - t0,
+                  {"space": t_space, "evolution": t_evolve, "rescore": t_rescore,
+                   "final_training": time.monotonic() - t0,
                    "total": time.monotonic() - start})
 
 

@@ -12,7 +12,14 @@ A network is a `Design` (plain data, JSON round-trip):
 * ``stages``: per stage the block type, depth, channels, kernel, expansion
   and how it downsamples (the first block's stride 2, a 2x2 max pooling
   after it, or not at all);
-* ``head``: global average pooling or flatten, then one linear layer.
+* ``head``: global average pooling or flatten, then one linear layer;
+* ``layout``: ``image`` computes on (C, H, W) as given; ``columns`` reads a
+  2-D input (C, H, W) as a 1-D signal of length H with W x C channels (the
+  input row of W x C values at each step of H becomes one step's channels:
+  an MFCC map's 10 coefficients per 20 ms frame, as temporal-convolution
+  keyword spotters read them). In the NHWC buffer the generated C reads,
+  both are the same bytes: the view compiles to a reshape, the user's data
+  and the C's input are unchanged.
 
 Block types: ``conv`` (k x k convolution, BN, ReLU), ``ds`` (depthwise k x k
 + pointwise, each with BN and ReLU) and ``mb`` (inverted residual: 1x1
@@ -94,21 +101,27 @@ class Design:
     stem_stride: int
     stages: tuple[Stage, ...]
     head: str
+    layout: str = "image"  # image | columns (module doc)
 
     # ---- derived -------------------------------------------------------------
     @property
+    def net_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) the layers compute on: the input's, or for `columns` (W x C, H, 1)."""
+        return net_shape(self.input_shape, self.layout)
+
+    @property
     def one_d(self) -> bool:
-        return self.input_shape[2] == 1
+        return self.net_shape[2] == 1
 
     def resolution(self) -> tuple[int, int]:
-        h, w = self.input_shape[1:]
+        h, w = self.net_shape[1:]
         return int(h * self.scale), (w if self.one_d else int(w * self.scale))
 
     def feature_shapes(self) -> list[tuple[int, int, int]]:
         """(C, H, W) after the stem and after every stage."""
         h, w = self.resolution()
         out = []
-        c = self.input_shape[0]
+        c = self.net_shape[0]
         if self.stem_channels:
             h, w = _down(h, self.stem_stride), (w if self.one_d else _down(w, self.stem_stride))
             c = self.stem_channels
@@ -133,7 +146,7 @@ class Design:
     def from_dict(d: dict) -> "Design":
         return Design(tuple(int(x) for x in d["input_shape"]), int(d["classes"]), str(d["family"]),
                       float(d["width"]), float(d["scale"]), int(d["stem_channels"]), int(d["stem_stride"]),
-                      tuple(Stage(**s) for s in d["stages"]), str(d["head"]))
+                      tuple(Stage(**s) for s in d["stages"]), str(d["head"]), str(d.get("layout", "image")))
 
     def module(self):
         return build(self)
@@ -143,9 +156,24 @@ def _down(n: int, stride: int) -> int:
     return (n + stride - 1) // stride  # 'same' padding, as the convolutions use
 
 
-def scales_for(input_shape: tuple[int, int, int]) -> tuple[float, ...]:
+def net_shape(input_shape: tuple[int, int, int], layout: str = "image") -> tuple[int, int, int]:
+    """(C, H, W) the layers compute on (`Design.layout`)."""
+    c, h, w = input_shape
+    if layout == "image":
+        return tuple(input_shape)
+    if layout == "columns":
+        return (w * c, h, 1)
+    raise ValueError(f"layout '{layout}': expected image or columns")
+
+
+def layouts_for(input_shape: tuple[int, int, int]) -> tuple[str, ...]:
+    """`columns` is a choice for 2-D inputs only (1-D data already is a signal)."""
+    return ("image", "columns") if input_shape[2] > 1 else ("image",)
+
+
+def scales_for(input_shape: tuple[int, int, int], layout: str = "image") -> tuple[float, ...]:
     """Scales the resize ops reach for this shape: 1/2 needs even sides of 8 or more."""
-    _, h, w = input_shape
+    _, h, w = net_shape(input_shape, layout)
     one_d = w == 1
     half = h % 2 == 0 and h >= 8 and (one_d or (w % 2 == 0 and w >= 8))
     return tuple(s for s in SCALES if s != 0.5 or half)
@@ -161,18 +189,19 @@ def valid(design: Design) -> bool:
 
 
 class FamilySpace:
-    """What the search may choose within one family at one (width, scale)."""
+    """What the search may choose within one family at one (width, scale, layout)."""
 
     def __init__(self, family: Family | str, input_shape: tuple[int, int, int], classes: int, width: float,
-                 scale: float):
+                 scale: float, layout: str = "image"):
         self.family = FAMILIES[family] if isinstance(family, str) else family
         self.input_shape, self.classes, self.width, self.scale = tuple(input_shape), classes, width, scale
+        self.layout = layout
 
     def _stem(self, rng: random.Random | None) -> tuple[int, int]:
         f = self.family
         if not f.stem:
             return 0, 1
-        h = self.input_shape[1] * self.scale
+        h = net_shape(self.input_shape, self.layout)[1] * self.scale
         return make_divisible(f.stem * self.width), (2 if h >= 16 else 1)
 
     def channel_choices(self, index: int) -> tuple[int, ...]:
@@ -188,7 +217,7 @@ class FamilySpace:
 
     def _design(self, stem: tuple[int, int], stages: list[Stage], head: str) -> Design:
         return Design(self.input_shape, self.classes, self.family.name, self.width, self.scale, stem[0], stem[1],
-                      tuple(stages), head)
+                      tuple(stages), head, self.layout)
 
     def sample(self, rng: random.Random, tries: int = 50) -> Design:
         for _ in range(tries):
@@ -214,6 +243,19 @@ class FamilySpace:
         d = self.smallest()
         return replace(d, stages=tuple(replace(st, channels=max(self.channel_choices(i)))
                                        for i, st in enumerate(d.stages)), head=self.family.heads[0])
+
+    def anchors(self) -> list[Design]:
+        """The family's hand-drawn members at this width: for every number of stages, `widest`
+        with that many stages (for the plain family: the 2-, 3- and 4-convolution CNNs with pooling
+        that the hand-designed baselines are), the valid ones. The evolution starts from them."""
+        base = self.widest()
+        out = []
+        for n in sorted(self.family.stages):
+            stages = [replace(base.stages[0], channels=max(self.channel_choices(i))) for i in range(n)]
+            d = replace(base, stages=tuple(stages))
+            if valid(d) and d not in out:
+                out.append(d)
+        return out
 
     def mutate(self, design: Design, rng: random.Random, prob: float = 0.25) -> Design:
         f = self.family
@@ -305,7 +347,7 @@ def build(design: Design):
             return x + y if self.residual else y
 
     layers = []
-    c = design.input_shape[0]
+    c = design.net_shape[0]
     if design.stem_channels:
         layers.append(conv_bn(c, design.stem_channels, 3, design.stem_stride))
         c = design.stem_channels
@@ -323,7 +365,8 @@ def build(design: Design):
             layers.append(nn.MaxPool2d(s2(2), s2(2), ceil_mode=True))
     c_last, h_last, w_last = design.feature_shapes()[-1]
     features = c_last if design.head == "pool" else c_last * h_last * w_last
-    resize = resize_module(design.input_shape[0], design.input_shape[1:], design.scale, one_d)
+    resize = resize_module(design.net_shape[0], design.net_shape[1:], design.scale, one_d)
+    columns = design.layout == "columns"
 
     class Net(nn.Module):
         def __init__(self):
@@ -333,6 +376,10 @@ def build(design: Design):
             self.classifier = nn.Linear(features, design.classes)
 
         def forward(self, x):
+            if columns:  # (N, C, H, W) -> (N, W x C, H, 1), channel w * C + c: NHWC's own byte order
+                n, c_in, h, w = x.shape
+                x = (x.permute(0, 3, 2, 1) if c_in == 1 else
+                     x.permute(0, 2, 3, 1).reshape(n, h, w * c_in, 1).permute(0, 2, 1, 3))
             y = self.features(self.resize(x))
             y = y.mean((2, 3)) if design.head == "pool" else y.flatten(1)
             return self.classifier(y)

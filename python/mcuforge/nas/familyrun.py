@@ -19,7 +19,7 @@ import numpy as np
 
 from ..ir import BudgetError, McuforgeError
 from .designsearch import Split, as_images, finish, search
-from .families import scales_for
+from .families import layouts_for, scales_for
 from .measure import Budget, torch_module
 
 
@@ -78,6 +78,14 @@ def main_families(args, budget: Budget, time_budget: float | None) -> int:
                 raise McuforgeError(f"--{flag}: {text} has a value out of range"
                                     + (f" (for this data: {', '.join(map(str, allowed))})" if allowed else ""))
             opts[flag] = values
+    text = getattr(args, "layouts", None)
+    if text:
+        layouts = tuple(v.strip() for v in str(text).split(","))
+        allowed = layouts_for(data.input_shape)
+        if not layouts or any(v not in allowed for v in layouts):
+            raise McuforgeError(f"--layouts: '{text}': for this data choose from {', '.join(allowed)}"
+                                + ("" if "columns" in allowed else " (columns is for 2-D inputs)"))
+        opts["layouts"] = layouts
     if getattr(args, "space_criterion", None):
         opts["space_criterion"] = args.space_criterion
     latency_budget = None
@@ -111,7 +119,8 @@ def main_families(args, budget: Budget, time_budget: float | None) -> int:
                   **{k: out[k] for k in ("macs", "arena_bytes", "sram_bytes", "flash_bytes", "code_bytes",
                                           "weights_bytes")},
                   "search_space": {"chosen": {"family": result.choice.family, "width": result.choice.width,
-                                              "scale": result.choice.scale}, "criterion": result.choice.criterion,
+                                              "scale": result.choice.scale, "layout": result.choice.layout},
+                                   "criterion": result.choice.criterion,
                                    "table": result.choice.table},
                   "candidates": result.evaluated,
                   **({"latency": {"budget_instructions": latency_budget, "table": result.latency.to_dict(),
@@ -126,6 +135,7 @@ def main_families(args, budget: Budget, time_budget: float | None) -> int:
     if not args.quiet:
         print(format_table(result.choice.table))
     print(f"wrote {args.output}: {result.design.family}, width {result.design.width}, scale {result.design.scale}, "
+          f"layout {result.design.layout}, "
           f"{len(result.design.stages)} stage(s); held-out accuracy {result.accuracy:.2%} (int8 C "
           f"{out['int8_accuracy']:.2%}), {out['macs']:,} MACs, RAM {out['sram_bytes']} B, flash "
           f"{out['flash_bytes']} B (Cortex-M4 ELF checked)")
@@ -143,11 +153,12 @@ def parse_count(text: str, flag: str) -> int:
 
 
 def format_table(table: list[dict]) -> str:
-    lines = ["| family | width | scale | fitting / sampled | mean MACs of fitting | min peak SRAM (B) | proxy accuracy |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| family | layout | width | scale | fitting / sampled | mean MACs of fitting | min peak SRAM (B) | "
+             "proxy accuracy |", "|---|---|---|---|---|---|---|---|"]
     for t in table:
         mark = " **chosen**" if t["chosen"] else ""
         proxy = f"{t['proxy_accuracy']:.2%}" if "proxy_accuracy" in t else ""
-        lines.append(f"| {t['family']}{mark} | {t['width']} | {t['scale']} | {t['fitting']} / {t['sampled']} | "
+        lines.append(f"| {t['family']}{mark} | {t.get('layout', 'image')} | {t['width']} | {t['scale']} | "
+                     f"{t['fitting']} / {t['sampled']} | "
                      f"{t['mean_macs_fitting']:,.0f} | {t['min_sram_bytes']} | {proxy} |")
     return "\n".join(lines)

@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the held-out split); for small data sets")
     n.add_argument("--widths", metavar="W,W", help="families: width multipliers to compare (default 0.25,0.5,0.75,1,1.5)")
     n.add_argument("--scales", metavar="S,S", help="families: input scales to compare (default 0.5,1,2 where possible)")
+    n.add_argument("--layouts", metavar="L,L",
+                   help="families: input layouts to compare: image (C x H x W as given) and columns (a 2-D input "
+                        "read as a 1-D signal along H with W x C channels, the same bytes; default both for 2-D data)")
     n.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
 
     d = sub.add_parser("datasets", help="make a data set offline (keywords: spoken words by espeak-ng, as MFCC)")
