@@ -128,7 +128,7 @@ def test_space_step_picks_plain_at_tiny_and_inverted_residual_at_large_budget():
 @needs_qemu
 def test_space_step_by_short_training_prefers_the_smallest_sram_among_ties():
     split = _digits()
-    choice = choose_space(split, Budget(2048, 16 * 1024), widths=(0.5, 1.0), scales=(1.0,), samples=2, seed=0,
+    choice = choose_space(split, Budget(2048, 16 * 1024), widths=(1.0,), scales=(1.0,), samples=2, seed=0,
                           criterion="train", proxy_epochs=3, per_family=2)
     trained = [t for t in choice.table if "proxy_accuracy" in t]
     pairs = {(t["family"], t["layout"]) for t in choice.table if t["fitting"]}
