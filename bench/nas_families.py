@@ -178,37 +178,33 @@ def baselines(task, full, split, budget, args, log) -> list[dict]:
     shape, classes, rows = full.input_shape, full.classes, []
     widths = (2.0, 1.5, 1.0, 0.75, 0.5, 0.25)
 
-    def widest_of(ws, make):  # the first member of `make(width)` over the decreasing widths `ws` that fits
+    def widest(make, ws=widths):  # the first member of `make(width)` over the decreasing widths `ws` that fits
         for w in ws:
             found = fitting([make(w)], split, budget)
             if found:
                 return found[0]
         return None
 
-    def widest(make):
-        return widest_of(widths, make)
+    def best_cnn(kind, ws, layout):
+        """CNNs of 2, 3 and 4 convolutions (16-24-32-48 channels times a width), each followed by 2x2
+        max pooling, flatten + linear: per depth the widest that fits, the best of those by the proxy."""
+        def make(w, n):
+            channels = tuple(max(4, int(c * w)) for c in (16, 24, 32, 48)[:n])
+            return f"{kind} {'-'.join(map(str, channels))}", replace(hand_cnn(shape, classes, channels), layout=layout)
+
+        members = [m for m in (widest(lambda w, n=n: make(w, n), ws) for n in (2, 3, 4)) if m]
+        if members:
+            name, d = best_by_proxy(members, split, args, log, kind)
+            rows.append(evaluate(f"{name} (best {kind})", d, full, budget, args.epochs, log))
 
     if task == "digits":  # the issue's hand-drawn reference, as given
         rows.append(evaluate("hand CNN 16-24", hand_cnn(shape, classes), full, budget, args.epochs, log))
-    # plain CNNs of 2, 3 and 4 convolutions, each followed by 2x2 max pooling, flatten + linear
-    plain = [m for m in (widest(lambda w, n=n: (f"plain CNN {'-'.join(str(max(4, int(c * w))) for c in (16, 24, 32, 48)[:n])}",
-                                                 hand_cnn(shape, classes, tuple(max(4, int(c * w))
-                                                                                for c in (16, 24, 32, 48)[:n]))))
-                             for n in (2, 3, 4)) if m]
-    if plain:
-        name, d = best_by_proxy(plain, split, args, log, "plain CNN")
-        rows.append(evaluate(f"{name} (best plain CNN)", d, full, budget, args.epochs, log))
+    best_cnn("plain CNN", widths, "image")
     # the same CNNs on the input read as a 1-D signal (the search's `columns` layout: an MFCC map's
     # coefficients as channels, convolutions along time, as temporal-convolution keyword spotters
     # are drawn), widths up to 4 (1-D maps are small)
     if "columns" in layouts_for(shape):
-        temporal = [m for m in (widest_of((4.0, 3.0, 2.0) + widths[1:], lambda w, n=n: (
-            f"temporal CNN {'-'.join(str(max(4, int(c * w))) for c in (16, 24, 32, 48)[:n])}",
-            replace(hand_cnn(shape, classes, tuple(max(4, int(c * w)) for c in (16, 24, 32, 48)[:n])),
-                    layout="columns"))) for n in (2, 3, 4)) if m]
-        if temporal:
-            name, d = best_by_proxy(temporal, split, args, log, "temporal CNN")
-            rows.append(evaluate(f"{name} (best temporal CNN)", d, full, budget, args.epochs, log))
+        best_cnn("temporal CNN", (4.0, 3.0, 2.0) + widths[1:], "columns")
     # MLPs with one hidden layer, the widest that fits
     for hidden in (256, 128, 64, 32, 16):
         if fitting([("mlp", mlp(shape, classes, hidden))], split, budget):

@@ -164,11 +164,9 @@ class SpaceChoice:
     criterion: str = "macs"
     layout: str = "image"
 
-    def key(self) -> tuple:
-        return (self.family, self.width, self.scale, self.layout)
-
     def fitting(self) -> list[Design]:
-        return [Design.from_dict(json.loads(r["design"])) for r in self.rows if r["fits"] and _key(r) == self.key()]
+        mine = _key(vars(self))
+        return [Design.from_dict(json.loads(r["design"])) for r in self.rows if r["fits"] and _key(r) == mine]
 
 
 def _key(r: dict) -> tuple:
@@ -206,8 +204,9 @@ def choose_space(split: Split, budget: Budget, families=tuple(FAMILIES), widths=
     rows, table = [], []
     for family in families:
         for layout in layouts:
+            allowed = scales_for(shape, layout)
             for width in widths:
-                for scale in [s for s in (scales or scales_for(shape, layout)) if s in scales_for(shape, layout)]:
+                for scale in [s for s in (scales or allowed) if s in allowed]:
                     space = FamilySpace(family, shape, split.classes, width, scale, layout)
                     rng = random.Random(f"{seed}-{family}-{width}-{scale}" + ("" if layout == "image" else layout))
                     # the hand-drawn members represent the triple in a short training (criterion "train")
