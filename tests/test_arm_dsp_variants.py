@@ -224,7 +224,7 @@ def conv_on_cortex_m(target, tmp_path, cases, misalign=True) -> None:
 
 import ctypes as ct  # noqa: E402
 
-from test_arm_dsp_kernels import kxk_params, pointwise_params  # noqa: E402
+from test_arm_dsp_kernels import KXK_SHAPES, kxk_params, pointwise_params  # noqa: E402
 from test_kernels import P8, STRUCTS, _fill  # noqa: E402
 
 # in_c, out_c, (h, w), (k_h, k_w), stride, (pad_top, pad_left), dilation
@@ -265,9 +265,10 @@ def test_conv2d_reuse_host(lib, key):
         check_input_dying(lib, p, x, v)
 
 
-def check_input_dying(lib, p, x, v) -> None:
+def check_input_dying(lib, p, x, v, keeps_input: bool = False) -> None:
     """A variant without scratch that may overwrite its input: bit-exact, on
-    guarded buffers, nothing outside input and output written."""
+    guarded buffers, nothing outside input and output written (nor the
+    input, when keeps_input)."""
     keep: list = []
     q = arm_dsp.prepared_params("conv2d_s8", p, v)
     q["filter"] = q["filter"].astype("<i4").view(np.int8)
@@ -279,6 +280,7 @@ def check_input_dying(lib, p, x, v) -> None:
     assert status == 0, _short(p)
     assert np.all(out[expected.size:] == 0x55) and np.all(xin[x.size:] == 0x3C), _short(p)
     assert np.array_equal(out[:expected.size], expected), _short(p)
+    assert not keeps_input or np.array_equal(xin[:x.size], x), _short(p)
 
 
 def test_padded_1x1_takes_no_1x1_kernel(lib):
@@ -306,6 +308,44 @@ def test_reuse_needs_room():
 @pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
 def test_conv2d_reuse_on_cortex_m(target, tmp_path):
     conv_on_cortex_m(target, tmp_path, list(reuse_cases()) + list(reuse_cases("reusew")), misalign=False)
+
+
+def kxk_tail_cases(key: str):
+    """The k x k shapes of the pw4 and reuse tests, through the tail variant
+    (key: tail, or tailw on the widened filter) wherever it is offered: a
+    window of at most PATCH_MAX products (a first layer over 3 channels,
+    dilation 2, padding on every side or none, a padded 1x1) and room for a
+    block below the columns in the output's tail."""
+    for shape in KXK_SHAPES + REUSE_SHAPES:
+        for mode in ("sat", "sat_lo"):
+            rng = rng_for("dsp-kxk-tail", *shape[:2], *shape[2], *shape[3], mode)
+            p = kxk_params(rng, *shape, mode)
+            vs = [v for v in arm_dsp.candidates(_step("conv2d_s8", p)) if v.key == key]
+            assert len(vs) == int(arm_dsp.kxk_tail_fits(p)), _short(p)
+            if vs:
+                assert vs[0].scratch == 0 and vs[0].wide == (key == "tailw") and "1x1" not in vs[0].function
+                yield p, rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"]), vs[0]
+
+
+@pytest.mark.parametrize("key", ["tail", "tailw"])
+def test_conv2d_kxk_tail_host(lib, key):
+    """Bit-exact on guarded buffers, the input left as it is (a model input
+    may be one), nothing outside the output written."""
+    cases = list(kxk_tail_cases(key))
+    assert len(cases) >= 16 and any(p["dilation_h"] == 2 for p, _, _ in cases)
+    assert any(p["in_c"] == 3 and p["stride_h"] == 2 for p, _, _ in cases)
+    for p, x, v in cases:
+        check_input_dying(lib, p, x, v, keeps_input=True)
+    rng = rng_for("dsp-kxk-tail-no")
+    for shape in [(16, 5, (6, 7), (3, 3), 1, (1, 1), 1), (3, 8, (4, 4), (3, 3), 1, (1, 1), 1)]:
+        p = kxk_params(rng, *shape, "sat")  # K = 144 > PATCH_MAX; 16 outputs: no block below the columns
+        assert not arm_dsp.kxk_tail_fits(p), shape
+
+
+@needs_qemu
+@pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
+def test_conv2d_kxk_tail_on_cortex_m(target, tmp_path):
+    conv_on_cortex_m(target, tmp_path, list(kxk_tail_cases("tail")) + list(kxk_tail_cases("tailw")))
 
 
 # ------------------- the k x k convolution without im2col (a window of widened input rows per output row)
@@ -373,7 +413,6 @@ def test_conv2d_window_on_cortex_m(target, tmp_path):
 
 # ------------------- the k x k convolution in the 2 x 4 blocks
 
-from test_arm_dsp_kernels import KXK_SHAPES  # noqa: E402
 
 
 def kxk_pw4_cases():

@@ -56,6 +56,7 @@ POINTWISE_BLOCK = 6  # output pixels per block of the 1x1 kernel (MCF_BLOCK in m
 
 
 KXK_BLOCK_BYTES = 2048  # MCF_KXK_BLOCK_BYTES in mcf_dsp_matmul.c
+PATCH_MAX = 64  # MCF_PATCH_MAX in mcf_dsp_matmul.c: the products of a window gathered on the stack
 
 
 def _k_padded(k: int) -> int:
@@ -167,6 +168,15 @@ def reuse_fits(p: dict) -> bool:
     return has_records("conv2d_s8", p)
 
 
+def kxk_tail_fits(p: dict) -> bool:
+    """A k x k layer the tail variants take (C: tail_blocks): a window of at
+    most PATCH_MAX products, at least one 2 x 4 block below the columns in
+    the output's last bytes, and the records (the blocks' assembly)."""
+    pixels, kp = p["out_h"] * p["out_w"], _k_padded(p["k_h"] * p["k_w"] * p["in_c"])
+    return (not _pointwise(p) and p["k_h"] * p["k_w"] * p["in_c"] <= PATCH_MAX and pixels >= 4
+            and (pixels * p["out_c"] - 8 * kp) // 4 * 4 >= 4 * p["out_c"] and has_records("conv2d_s8", p))
+
+
 WIN_STRIDES = (48, 96, 192, 384, 768)  # MCF_WIN_STRIDES in mcf_dsp_matmul.c: column strides with an assembly instance
 
 
@@ -233,6 +243,12 @@ def candidates(step: Step) -> list[Variant]:
                            f"{p['k_h']}x{p['k_w']} conv, im2col of 4 pixels + matmul, 2 channels x 4 pixels, the "
                            "filter widened to int16 offline", 4 * 2 * _k_padded(p["k_h"] * p["k_w"] * p["in_c"]),
                            key="pw4w", wide=True))
+    if step.kernel == "conv2d_s8" and kxk_tail_fits(p):
+        kxk = f"{p['k_h']}x{p['k_w']} conv"
+        out.append(Variant("mcf_dsp_conv2d_s8_tail", v.source, f"{kxk}, 2 x 4 blocks with their columns in the "
+                           "output's tail, the last pixels' windows gathered on the stack, no scratch", 0, key="tail"))
+        out.append(Variant("mcf_dsp_conv2d_s8_tailw", v.source, f"{kxk}, tail's blocks on the filter widened to "
+                           "int16 offline, no scratch", 0, key="tailw", wide=True))
     if step.kernel == "conv2d_s8" and not _pointwise(p) and win_fits(p):
         out.append(Variant("mcf_dsp_conv2d_s8_winw", v.source,
                            f"{p['k_h']}x{p['k_w']} conv without im2col: 2 x 4 blocks on each output row's window of "

@@ -74,14 +74,15 @@ def estimate(step: Step, key: str, outs: int) -> int:
             pixels = max(outs // max(p["out_c"], 1), 1)
             done = (pixels + 3) // 4 * 4 / pixels
             return int((1.07 * macs + 12 * outs) * done)
-        if key == "tail":  # the pw4 blocks but the last 8 Kp output bytes' pixels, those as rows
-            pixels = outs // max(p["out_c"], 1)
-            last = min(pixels, (8 * ((p["in_c"] + 3) // 4 * 4) + 3) // max(p["out_c"], 1) + 4)
-            return int(1.2 * macs + 12 * outs + last * (1.65 * macs / max(pixels, 1) + 35 * p["out_c"] + 140))
-        if key == "tailw":  # tail on the pw4w blocks
-            pixels = outs // max(p["out_c"], 1)
-            last = min(pixels, (8 * ((p["in_c"] + 3) // 4 * 4) + 3) // max(p["out_c"], 1) + 4)
-            return int(1.07 * macs + 12 * outs + last * (2.3 * macs / max(pixels, 1) + 12 * p["out_c"] + 40))
+        if key in ("tail", "tailw"):  # the pw4 (pw4w) blocks but the last 8 Kp output bytes' pixels, those as
+            pixels = outs // max(p["out_c"], 1)  # rows (a k x k window gathered first)
+            kp = (p["k_h"] * p["k_w"] * p["in_c"] + 3) // 4 * 4
+            last = min(pixels, (8 * kp + 3) // max(p["out_c"], 1) + 4)
+            gather = 0 if arm_dsp._pointwise(p) else 4 * kp + 60
+            if key == "tail":
+                return int(1.2 * macs + 12 * outs + last * (1.65 * macs / max(pixels, 1) + 35 * p["out_c"] + 140
+                                                            + gather))
+            return int(1.07 * macs + 12 * outs + last * (2.3 * macs / max(pixels, 1) + 12 * p["out_c"] + 40 + gather))
         if key == "rows":  # 4 channels per input word, per pixel a call
             return int(1.65 * macs) + 35 * outs + 140 * (outs // max(p["out_c"], 1))
         if key == "w6":  # 31 cycles per 24 multiply-accumulates over rows padded to blocks of 6

@@ -606,14 +606,16 @@ static __attribute__((noinline)) MCF_NO_LIBCALLS void patch_cut(mcf_patch *patch
     }
 }
 
-MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_t *input, int32_t y0, int32_t x0,
-                                         int16_t *cols, int32_t c, int32_t n)
+/* The window at (y0, x0) as one contiguous patch of int8 values (products
+ * (ky, kx, c), K <= MCF_PATCH_MAX, the padding the zero point); returns its
+ * words. */
+MCF_NO_LIBCALLS static int32_t gather_patch(const mcf_conv2d_params *p, const int8_t *input, int32_t y0, int32_t x0,
+                                            mcf_patch *patch)
 {
-    mcf_patch patch;
     const int32_t in_c = p->in_c, k_w = p->k_w, k_h = p->k_h, run = k_w * in_c;
     const int32_t groups = (run * k_h + 3) / 4;
     const int8_t zero = (int8_t)(-p->input_offset);
-    int8_t *dst = patch.b;
+    int8_t *dst = patch->b;
     int32_t ky, kx, i;
     if (p->dilation_w == 1) { /* per kernel row inside the input, its columns lo .. hi - 1 inside */
         const int32_t lo = x0 < 0 ? -x0 : 0, hi = x0 + k_w > p->in_w ? p->in_w - x0 : k_w;
@@ -624,10 +626,10 @@ MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_
             src += ((y0 + ky0 * p->dilation_h) * p->in_w + x0 + lo) * in_c;
             dst += ky0 * run + lo * in_c;
         }
-        patch_cut(&patch, groups, (uint32_t)(uint8_t)zero * 0x01010101u, dst, src, p->dilation_h * p->in_w * in_c,
+        patch_cut(patch, groups, (uint32_t)(uint8_t)zero * 0x01010101u, dst, src, p->dilation_h * p->in_w * in_c,
                   rows, run, rows > 0 ? (hi - lo) * in_c : 0);
     } else {
-        patch.w[groups - 1] = 0; /* the products past K meet zero filter bytes */
+        patch->w[groups - 1] = 0; /* the products past K meet zero filter bytes */
         for (ky = 0; ky < k_h; ++ky) {
             const int32_t iy = y0 + ky * p->dilation_h;
             const int row_in = iy >= 0 && iy < p->in_h;
@@ -640,7 +642,14 @@ MCF_NO_LIBCALLS static void im2col_patch(const mcf_conv2d_params *p, const int8_
             }
         }
     }
-    expand_patch(&patch, groups, cols, c, n);
+    return groups;
+}
+
+static void im2col_patch(const mcf_conv2d_params *p, const int8_t *input, int32_t y0, int32_t x0, int16_t *cols,
+                         int32_t c, int32_t n)
+{
+    mcf_patch patch;
+    expand_patch(&patch, gather_patch(p, input, y0, x0, &patch), cols, c, n);
 }
 
 /* im2col of output pixel `pixel` into column c of n: K = k_h * k_w * in_c products. */
@@ -1991,17 +2000,35 @@ static void columns_4(const mcf_conv2d_params *p, const int8_t *input, int32_t n
     }
 }
 
-/* The 1x1 variant without scratch that keeps the blocks
- * (mcf_dsp_conv2d_1x1_s8_tail): the 4 columns of the pw4 blocks live in the
- * last bytes of the output (word-aligned), which no block writes before the
- * columns' last use: every block whose outputs end below them runs there;
- * the pixels after them as fully connected rows (mcf_dsp_conv2d_1x1_s8_rows).
- * The output never aliases the input (a convolution is never planned in
- * place). */
+/* The variants without scratch that keep the blocks and leave the input as
+ * it is (mcf_dsp_conv2d_1x1_s8_tail, and mcf_dsp_conv2d_s8_tail for a k x k
+ * window of K <= MCF_PATCH_MAX products, e.g. a first layer whose input is
+ * the model's): the 4 columns of the pw4 blocks live in the last bytes of
+ * the output (word-aligned), which no block writes before the columns' last
+ * use: every block whose outputs end below them runs there; the pixels after
+ * them as fully connected rows, read in place (1x1) or from the window
+ * gathered into a patch on the stack (k x k). The output never aliases the
+ * input (a convolution is never planned in place). */
 int32_t mcf_dsp_conv2d_1x1_s8_tail_scratch_size(const mcf_conv2d_params *p)
 {
     (void)p;
     return 0;
+}
+
+int32_t mcf_dsp_conv2d_s8_tail_scratch_size(const mcf_conv2d_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+/* The 4 columns of pixels n .. n + 3: a 1x1 layer's read straight from its input words. */
+static void columns_of_4(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int16_t *cols, int pointwise)
+{
+    if (pointwise) {
+        columns_4(p, input, n, cols);
+    } else {
+        columns_kxk_4(p, input, n, cols);
+    }
 }
 
 /* m for the 2 x 4 (and 6-pixel) blocks: the records when the layer's
@@ -2070,11 +2097,12 @@ static void wide_row(const matmul *m, const int8_t *x, int32_t k, int8_t *out)
 static int tail_blocks(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int wide)
 {
     static const int8_t none = 0;
-    const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c, kp = (p->in_c + 3) / 4 * 4;
-    const int32_t at = (pixels * out_c - 4 * 2 * kp) & ~3;
+    const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c, k = p->k_h * p->k_w * p->in_c;
+    const int32_t at = (pixels * out_c - 4 * 2 * ((k + 3) / 4 * 4)) & ~3;
+    const int pointwise = inside_1x1(p);
     matmul m;
     int32_t n = 0, oy, ox;
-    if (!conv_args_ok(p, input, output, &none) || !inside_1x1(p)) {
+    if (!conv_args_ok(p, input, output, &none) || (!pointwise && k > MCF_PATCH_MAX)) {
         return MCF_ERR_ARG;
     }
     if (!blocks_matmul_init(&m, p, wide)) {
@@ -2082,22 +2110,29 @@ static int tail_blocks(const mcf_conv2d_params *p, const int8_t *input, int8_t *
     }
     if (at >= 4 * out_c && ((uintptr_t)output & 3u) == 0 && blocks_of_six(&m)) {
         int16_t *cols = (int16_t *)(void *)(output + at);
-        clear_tail(cols, p->in_c, kp, 4);
+        clear_tail(cols, k, (k + 3) / 4 * 4, 4);
         for (; (n + 4) * out_c <= at; n += 4) {
-            columns_4(p, input, n, cols);
+            columns_of_4(p, input, n, cols, pointwise);
             matmul_n(&m, (const uint32_t *)(const void *)cols, 4, output + n * out_c);
         }
     }
     for (oy = n / p->out_w, ox = n - oy * p->out_w; n < pixels; ++n, ++ox) {
+        mcf_patch patch;
+        const int8_t *x;
         if (ox == p->out_w) {
             ox = 0;
             ++oy;
         }
-        const int8_t *x = input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * p->in_c;
-        if (wide) {
-            wide_row(&m, x, p->in_c, output + n * out_c);
+        if (pointwise) {
+            x = input + (oy * p->stride_h * p->in_w + ox * p->stride_w) * p->in_c;
         } else {
-            matmul_row_any(&m, x, p->in_c, output + n * out_c);
+            gather_patch(p, input, oy * p->stride_h - p->pad_top, ox * p->stride_w - p->pad_left, &patch);
+            x = patch.b;
+        }
+        if (wide) {
+            wide_row(&m, x, k, output + n * out_c);
+        } else {
+            matmul_row_any(&m, x, k, output + n * out_c);
         }
     }
     return MCF_OK;
@@ -2122,6 +2157,7 @@ static int tail_blocks(const mcf_conv2d_params *p, const int8_t *input, int8_t *
     }
 /* tailw: the pw4w blocks, the last pixels by wide_row */
 MCF_NO_SCRATCH_PAIR(mcf_dsp_conv2d_1x1_s8_tail, tail_blocks)
+MCF_NO_SCRATCH_PAIR(mcf_dsp_conv2d_s8_tail, tail_blocks)
 
 /* The 1x1 variant in blocks of 4 output pixels, 2 channels at a time
  * (mcf_dsp_conv2d_1x1_s8_pw4; on Cortex-M the assembly mcf_dsp_pw4x2):
@@ -2197,16 +2233,6 @@ int mcf_dsp_conv2d_s8_pw4(const mcf_conv2d_params *p, const int8_t *input, int8_
  * one more block of 4 ending at the last pixel (the earlier pixels in it are
  * computed again, to the same bytes), when its columns may start at pixel
  * `lowest` or later; else one block of that many columns (C). */
-/* The 4 columns of pixels n .. n + 3: a 1x1 layer's read straight from its input words. */
-static void columns_of_4(const mcf_conv2d_params *p, const int8_t *input, int32_t n, int16_t *cols, int pointwise)
-{
-    if (pointwise) {
-        columns_4(p, input, n, cols);
-    } else {
-        columns_kxk_4(p, input, n, cols);
-    }
-}
-
 static void wide_rest(const matmul *m, const mcf_conv2d_params *p, const int8_t *input, int8_t *output,
                       int16_t *cols, int32_t n, int pointwise, int32_t lowest)
 {

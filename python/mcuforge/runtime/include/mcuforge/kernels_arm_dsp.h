@@ -92,6 +92,12 @@ int mcf_dsp_conv2d_1x1_s8_tailw(const mcf_conv2d_params *p, const int8_t *input,
  * after them as rows: */
 int32_t mcf_dsp_conv2d_1x1_s8_tail_scratch_size(const mcf_conv2d_params *p);
 int mcf_dsp_conv2d_1x1_s8_tail(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* The same for a k x k window of K <= 64 products (its last pixels' windows gathered on the stack), and on
+ * the wide layout: */
+int32_t mcf_dsp_conv2d_s8_tail_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_s8_tail(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+int32_t mcf_dsp_conv2d_s8_tailw_scratch_size(const mcf_conv2d_params *p);
+int mcf_dsp_conv2d_s8_tailw(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 
 int32_t mcf_dsp_fully_connected_s8_scratch_size(const mcf_fully_connected_params *p);
 int mcf_dsp_fully_connected_s8(const mcf_fully_connected_params *p, const int8_t *input, int8_t *output,
