@@ -186,6 +186,23 @@ def test_variants_within_sram_budget(tmp_path):
         assert s.scratch == arm_dsp.scratch_size(s, mid.extra["variants"])
 
 
+def test_peak_stem_on_a_model_input_keeps_the_blocks(tmp_path):
+    """MobileNetV3-small's 3x3 stem is the arena's peak and reads the model's
+    input, which no variant may overwrite: without a budget it takes a tail
+    variant (no scratch, the input kept) rather than the portable kernel, and
+    the arena stays the portable plan's."""
+    from mcuforge import zoo
+
+    model = tmp_path / "mbv3.tflite"
+    model.write_bytes(zoo.mbv3_small_tflite())
+    portable = _plan(model, tmp_path, "portable", kernels="portable")
+    plan = _plan(model, tmp_path, "dsp", kernels="arm-dsp")
+    stem = plan.steps[0]
+    assert stem.kernel == "conv2d_s8" and stem.params["in_c"] == 3 and stem.inputs[0] in plan.graph.inputs
+    assert plan.extra["variants"][stem.name] in ("tail", "tailw"), plan.extra["variant_reasons"][stem.name]
+    assert plan.arena_size == portable.arena_size
+
+
 def test_add_tables_within_flash_budget(tmp_path):
     """The ADD tables (2 KB of flash each) only where --flash-budget leaves room
     beside the weights."""
