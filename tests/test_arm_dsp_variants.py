@@ -683,3 +683,125 @@ def test_small_flash_budget_keeps_the_variants_without_flash(tmp_path):
     assert arm_dsp.fallback_layers(small) == arm_dsp.fallback_layers(free)
     assert [s.name for s in small.steps if small.extra["variants"][s.name] == "portable"] == \
         [s.name for s in free.steps if free.extra["variants"][s.name] == "portable"]
+
+
+# ------------------- table lookup and multiply (mcf_dsp_elementwise.c)
+
+from test_kernels import binary_quant, binary_shapes  # noqa: E402
+
+
+def lut_cases():
+    """Sizes around the 4-value words (0-3 left over), MobileNetV3's, one value."""
+    for i, size in enumerate((1, 3, 4, 5, 7, 8, 63, 701, 4608)):
+        rng = rng_for("dsp-lut", i)
+        yield dict(size=size, table=rand_i8(rng, 256)), rand_i8(rng, size)
+    rng = rng_for("dsp-lut-all")
+    yield dict(size=256, table=rand_i8(rng, 256)), np.arange(-128, 128, dtype=np.int8)  # every index
+
+
+def mul_cases():
+    """Random broadcasts, squeeze-and-excitation's (1, H, W, C) x (1, 1, 1, C)
+    either way round, no broadcast; shifts below 0 (the fast forms, full
+    clamp range or not) and above (the general form); extreme operands."""
+    from mcuforge.ir import Node
+    from mcuforge.ops import broadcast_params
+
+    for seed in range(24):
+        rng = rng_for("dsp-mul", seed)
+        if seed % 4 == 0:
+            a_shape = b_shape = tuple(int(v) for v in rng.integers(1, 6, 4))
+            shape = broadcast_params(Node("n", "mul", [], []), a_shape, a_shape, a_shape)
+        elif seed % 4 == 1:
+            hwc = tuple(int(v) for v in rng.integers(1, 9, 3))
+            a_shape, b_shape = (1, *hwc), (1, 1, 1, hwc[2])
+            if seed % 8 == 5:
+                a_shape, b_shape = b_shape, a_shape
+            shape = broadcast_params(Node("n", "mul", [], []), a_shape, b_shape, (1, *hwc))
+        else:
+            a_shape, b_shape, shape = binary_shapes(rng)
+        q = binary_quant(rng, "mul_s8")
+        if seed % 3 == 2:  # a real scale ratio above 1: shift >= 0, the general form
+            from mcuforge import fixedpoint as fp
+            q["multiplier"], q["shift"] = fp.quantize_multiplier(float(np.exp2(rng.uniform(0.1, 3))))
+        if seed % 5 == 3:
+            q["act_min"], q["act_max"] = -128, 127
+        a, b = rand_i8(rng, int(np.prod(a_shape))), rand_i8(rng, int(np.prod(b_shape)))
+        if seed % 7 == 6:
+            a, b = np.full_like(a, -128), np.full_like(b, 127 if seed % 2 else -128)
+        yield {**shape, **q}, a, b
+
+
+def test_lut_and_mul_host(lib):
+    """Bit-exact with the portable kernels (the NumPy twins), on guarded
+    buffers; both in place where the portable ones may be."""
+    for p, x in lut_cases():
+        v = arm_dsp.select(_step("lut_s8", p))
+        check_dsp(lib, "lut_s8", p, x, v)
+        buf = x.copy()
+        keep: list = []
+        assert lib.mcf_dsp_lut_s8(ct.byref(_fill(STRUCTS["lut_s8"], p, keep)), buf.ctypes.data_as(P8),
+                                  buf.ctypes.data_as(P8), None) == 0
+        assert np.array_equal(buf, p["table"][x.astype(np.int64) + 128])
+    cases = list(mul_cases())
+    assert {p["shift"] >= 0 for p, _, _ in cases} == {True, False} and {p["broadcast"] for p, _, _ in cases} == {0, 1}
+    assert any((p["act_min"], p["act_max"]) == (-128, 127) for p, _, _ in cases)
+    for p, a, b in cases:
+        v = arm_dsp.select(_step("mul_s8", p))
+        assert v is not None and v.function == "mcf_dsp_mul_s8" and v.scratch == 0
+        keep = []
+        s = _fill(STRUCTS["mul_s8"], p, keep)
+        expected = KERNELS["mul_s8"](p, a, b).reshape(-1)
+        out = np.full(expected.size + 64, 0x55, dtype=np.int8)
+        assert lib.mcf_dsp_mul_s8(ct.byref(s), a.ctypes.data_as(P8), b.ctypes.data_as(P8),
+                                  out.ctypes.data_as(P8), None) == 0
+        assert np.all(out[expected.size:] == 0x55) and np.array_equal(out[:expected.size], expected), _short(p)
+        if not p["broadcast"]:
+            buf = a.copy()
+            assert lib.mcf_dsp_mul_s8(ct.byref(s), buf.ctypes.data_as(P8), b.ctypes.data_as(P8),
+                                      buf.ctypes.data_as(P8), None) == 0
+            assert np.array_equal(buf, expected), _short(p)
+
+
+def _c_ints(values) -> str:
+    return "{" + ", ".join(str(int(v)) for v in values) + "}"
+
+
+def elementwise_harness(luts, muls) -> str:
+    """A Cortex-M program running mcf_dsp_lut_s8 and mcf_dsp_mul_s8 on each
+    case: inputs from the semihosting file (a mul's two operands one after
+    the other; every other case's past a word boundary)."""
+    decls, calls = [], []
+    for i, (p, x) in enumerate(luts):
+        decls.append(f"static const int8_t t{i}[256] = {_c_ints(p['table'])};\n"
+                     f"static const mcf_lut_params l{i} = {{.size = {p['size']}, .table = t{i}}};\n")
+        at = i % 2
+        calls.append(f"""    if (sh_read(in, in_buf.b + {at}, {x.size}) != 0) return 8;
+    status[0] = (char)mcf_dsp_lut_s8(&l{i}, in_buf.b + {at}, output, scratch.b);
+    for (i = 0; i < 4; ++i) if (scratch.b[i] != 0) status[0] = 99;
+    if (sh_write(out, output, {x.size}) != 0 || sh_write(out, status, 1) != 0) return 5;
+""")
+    ints = "size broadcast input1_offset input2_offset output_offset multiplier shift act_min act_max".split()
+    for i, (p, a, b) in enumerate(muls):
+        fields = ", ".join(f".{f} = {int(p[f])}" for f in ints)
+        arrays = ", ".join(f".{f} = {_c_ints(p[f])}" for f in ("out_shape", "input1_stride", "input2_stride"))
+        decls.append(f"static const mcf_mul_params m{i} = {{{fields}, {arrays}}};\n")
+        at = i % 2
+        n_out = int(np.prod(p["out_shape"])) if p["broadcast"] else p["size"]
+        calls.append(f"""    if (sh_read(in, in_buf.b + {at}, {a.size + b.size}) != 0) return 8;
+    status[0] = (char)mcf_dsp_mul_s8(&m{i}, in_buf.b + {at}, in_buf.b + {at + a.size}, output, scratch.b);
+    for (i = 0; i < 4; ++i) if (scratch.b[i] != 0) status[0] = 99;
+    if (sh_write(out, output, {n_out}) != 0 || sh_write(out, status, 1) != 0) return 5;
+""")
+    return _program(decls, calls, max([x.size for _, x in luts] + [a.size + b.size for _, a, b in muls]),
+                    max([x.size for _, x in luts] + [int(np.prod(p["out_shape"])) for p, _, _ in muls]), 4)
+
+
+@needs_qemu
+@pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
+def test_lut_and_mul_on_cortex_m(target, tmp_path):
+    luts, muls = list(lut_cases()), list(mul_cases())
+    _run_on_cortex_m(target, tmp_path, elementwise_harness(luts, muls), "mcf_dsp_elementwise.c",
+                     [f"lut {p['size']}" for p, _ in luts] + [_short(p) for p, _, _ in muls],
+                     [x for _, x in luts] + [np.concatenate([a, b]) for _, a, b in muls],
+                     [np.append(KERNELS["lut_s8"](p, x).reshape(-1), np.int8(0)) for p, x in luts]
+                     + [np.append(KERNELS["mul_s8"](p, a, b).reshape(-1), np.int8(0)) for p, a, b in muls])

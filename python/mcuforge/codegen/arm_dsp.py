@@ -51,6 +51,7 @@ class Variant:
     wide: bool = False  # the filter widened to int16 pairs offline (pack_wide), else int8 words (pack_matmul)
 
 
+PORTABLE_STRUCT = ("avg_pool_s8", "lut_s8", "mul_s8")  # arm-dsp kernels that read the portable struct as it is
 POOL_MAX_TAPS = 255  # MCF_DSP_POOL_MAX_TAPS in mcf_dsp_pool.c: int16 sums of the window
 POINTWISE_BLOCK = 6  # output pixels per block of the 1x1 kernel (MCF_BLOCK in mcf_dsp_matmul.c)
 
@@ -298,6 +299,11 @@ def select(step: Step) -> Variant | None:
                        2 * 2 * _k_padded(p["in_features"]))
     if step.kernel == "add_s8":
         return Variant("mcf_dsp_add_s8", "mcf_dsp_add.c", "add, both inputs' terms from 2 KB tables")
+    if step.kernel == "lut_s8":
+        return Variant("mcf_dsp_lut_s8", "mcf_dsp_elementwise.c", "table lookup, 4 values a word")
+    if step.kernel == "mul_s8" and p["multiplier"] >= 0:
+        return Variant("mcf_dsp_mul_s8", "mcf_dsp_elementwise.c",
+                       "multiply, the broadcast's innermost axis one loop per requantization mode")
     if step.kernel == "avg_pool_s8":
         if p["channels"] % 4 or p["k_h"] * p["k_w"] > POOL_MAX_TAPS:
             return None
@@ -514,7 +520,7 @@ def prepared_params(kernel: str, params: dict, variant: Variant | None = None) -
     products, or int16 pairs for a wide variant)."""
     if kernel in S16_VARIANTS:
         return prepared_params_s16(params)
-    if kernel == "avg_pool_s8":
+    if kernel in PORTABLE_STRUCT:
         return dict(params)  # the portable struct as it is
     p = dict(params)
     out_c = p["out_features"] if "out_features" in p else p["out_c"]
@@ -640,7 +646,7 @@ class DspEmitter(portable._Emitter):
         self.externs_named: set[str] = set()
 
     def struct_fields(self, step: Step, ident: str) -> list[str]:
-        if variant(self.plan, step) is None or step.kernel in ("add_s8", "avg_pool_s8"):
+        if variant(self.plan, step) is None or step.kernel == "add_s8" or step.kernel in PORTABLE_STRUCT:
             return super().struct_fields(step, ident)
         params = prepared_params(step.kernel, step.params, variant(self.plan, step))
         words = params.pop("filter")

@@ -98,6 +98,11 @@ def estimate(step: Step, key: str, outs: int) -> int:
         return int(1.3 * macs) + 8 * outs
     if k == "add_s8":
         return 30 * outs if key == "portable" else 9 * outs
+    if k == "lut_s8":  # per value a byte loop; 4 values a word
+        return 18 * outs if key == "portable" else 5 * outs + 40
+    if k == "mul_s8":  # per value a call through the broadcast walk; one loop per innermost axis
+        runs = outs // max(int(p["out_shape"][3]), 1) if p["broadcast"] else 1
+        return 105 * outs if key == "portable" else 20 * outs + 30 * runs + 60
     if k == "avg_pool_s8":  # per tap and channel about 11 cycles; 4 channels in about 5
         taps = p["k_h"] * p["k_w"]
         return (11 * taps + 40) * outs if key == "portable" else (taps * 5 // 4 + 45) * outs

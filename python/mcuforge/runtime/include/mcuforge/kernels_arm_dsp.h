@@ -115,6 +115,14 @@ int mcf_dsp_conv2d_s8_winreusew(const mcf_conv2d_params *p, const int8_t *input,
  * 255 taps; no scratch (the argument is unused) */
 int32_t mcf_dsp_avg_pool_s8_scratch_size(const mcf_pool_params *p);
 int mcf_dsp_avg_pool_s8(const mcf_pool_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* table lookup (mcf_dsp_elementwise.c), 4 values a word; output may equal input; no scratch */
+int32_t mcf_dsp_lut_s8_scratch_size(const mcf_lut_params *p);
+int mcf_dsp_lut_s8(const mcf_lut_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
+/* multiply with broadcasting (mcf_dsp_elementwise.c): the innermost axis one loop per requantization mode;
+ * multiplier >= 0 (as quantize_multiplier gives); output may equal input1 when broadcast == 0; no scratch */
+int32_t mcf_dsp_mul_s8_scratch_size(const mcf_mul_params *p);
+int mcf_dsp_mul_s8(const mcf_mul_params *p, const int8_t *input1, const int8_t *input2, int8_t *output,
+                   int8_t *scratch);
 /* one input row, the filter widened to int16 offline (pack_fc_wide): N padded with zero rows to blocks of 6
  * output rows, per block and group of 4 products the rows' (w0, w2) pairs, then their (w1, w3); bias padded
  * likewise. pw_requant: under the same conditions as the 1x1 kernel's, the records of every output row in
