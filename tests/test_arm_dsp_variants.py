@@ -685,9 +685,11 @@ def test_small_flash_budget_keeps_the_variants_without_flash(tmp_path):
         [s.name for s in free.steps if free.extra["variants"][s.name] == "portable"]
 
 
-# ------------------- table lookup and multiply (mcf_dsp_elementwise.c)
+# ------------------- table lookup and the binary ops with broadcasting (mcf_dsp_elementwise.c)
 
 from test_kernels import binary_quant, binary_shapes  # noqa: E402
+
+BINARY_KERNELS = ("mul_s8", "sub_s8", "maximum_s8", "minimum_s8")
 
 
 def lut_cases():
@@ -699,15 +701,18 @@ def lut_cases():
     yield dict(size=256, table=rand_i8(rng, 256)), np.arange(-128, 128, dtype=np.int8)  # every index
 
 
-def mul_cases():
+def binary_cases(kernel: str):
     """Random broadcasts, squeeze-and-excitation's (1, H, W, C) x (1, 1, 1, C)
-    either way round, no broadcast; shifts below 0 (the fast forms, full
-    clamp range or not) and above (the general form); extreme operands."""
+    either way round, no broadcast; the quantizations of the portable tests
+    (MAXIMUM / MINIMUM on raw values or requantized); MUL with shifts below 0
+    (the fast forms, full clamp range or not) and above (the general form);
+    the full clamp range; extreme operands."""
+    from mcuforge import fixedpoint as fp
     from mcuforge.ir import Node
     from mcuforge.ops import broadcast_params
 
-    for seed in range(24):
-        rng = rng_for("dsp-mul", seed)
+    for seed in range(16):
+        rng = rng_for("dsp-binary", kernel, seed)
         if seed % 4 == 0:
             a_shape = b_shape = tuple(int(v) for v in rng.integers(1, 6, 4))
             shape = broadcast_params(Node("n", "mul", [], []), a_shape, a_shape, a_shape)
@@ -719,11 +724,16 @@ def mul_cases():
             shape = broadcast_params(Node("n", "mul", [], []), a_shape, b_shape, (1, *hwc))
         else:
             a_shape, b_shape, shape = binary_shapes(rng)
-        q = binary_quant(rng, "mul_s8")
-        if seed % 3 == 2:  # a real scale ratio above 1: shift >= 0, the general form
-            from mcuforge import fixedpoint as fp
+        q = binary_quant(rng, kernel)
+        if kernel == "mul_s8" and seed % 3 == 2:  # a real scale ratio above 1: shift >= 0, the general form
             q["multiplier"], q["shift"] = fp.quantize_multiplier(float(np.exp2(rng.uniform(0.1, 3))))
-        if seed % 5 == 3:
+        if kernel == "sub_s8" and seed % 3 == 2:  # an output shift of 0: the general requantization
+            q["output_shift"] = 0
+        if kernel in ("maximum_s8", "minimum_s8") and seed % 4 == 2:  # both inputs in the output's quantization
+            for k in (1, 2):
+                q.update({f"input{k}_offset": -q["output_offset"], f"input{k}_multiplier": 1 << 30,
+                          f"input{k}_shift": 1})
+        if seed % 5 == 3 and "act_min" in q:
             q["act_min"], q["act_max"] = -128, 127
         a, b = rand_i8(rng, int(np.prod(a_shape))), rand_i8(rng, int(np.prod(b_shape)))
         if seed % 7 == 6:
@@ -731,9 +741,17 @@ def mul_cases():
         yield {**shape, **q}, a, b
 
 
-def test_lut_and_mul_host(lib):
+def tables_of(kernel: str, p: dict) -> np.ndarray | None:
+    """A binary kernel's generator-made tables (arm_dsp.TABLES), or None (MUL has none)."""
+    if kernel not in arm_dsp.TABLES:
+        return None
+    ctype, make = arm_dsp.TABLES[kernel]
+    return np.ascontiguousarray(make(p), dtype=np.int32 if ctype == "int32_t" else np.int8)
+
+
+def test_lut_and_binary_host(lib):
     """Bit-exact with the portable kernels (the NumPy twins), on guarded
-    buffers; both in place where the portable ones may be."""
+    buffers; in place where the portable ones may be."""
     for p, x in lut_cases():
         v = arm_dsp.select(_step("lut_s8", p))
         check_dsp(lib, "lut_s8", p, x, v)
@@ -742,34 +760,60 @@ def test_lut_and_mul_host(lib):
         assert lib.mcf_dsp_lut_s8(ct.byref(_fill(STRUCTS["lut_s8"], p, keep)), buf.ctypes.data_as(P8),
                                   buf.ctypes.data_as(P8), None) == 0
         assert np.array_equal(buf, p["table"][x.astype(np.int64) + 128])
-    cases = list(mul_cases())
-    assert {p["shift"] >= 0 for p, _, _ in cases} == {True, False} and {p["broadcast"] for p, _, _ in cases} == {0, 1}
-    assert any((p["act_min"], p["act_max"]) == (-128, 127) for p, _, _ in cases)
-    for p, a, b in cases:
-        v = arm_dsp.select(_step("mul_s8", p))
-        assert v is not None and v.function == "mcf_dsp_mul_s8" and v.scratch == 0
-        keep = []
-        s = _fill(STRUCTS["mul_s8"], p, keep)
-        expected = KERNELS["mul_s8"](p, a, b).reshape(-1)
-        out = np.full(expected.size + 64, 0x55, dtype=np.int8)
-        assert lib.mcf_dsp_mul_s8(ct.byref(s), a.ctypes.data_as(P8), b.ctypes.data_as(P8),
-                                  out.ctypes.data_as(P8), None) == 0
-        assert np.all(out[expected.size:] == 0x55) and np.array_equal(out[:expected.size], expected), _short(p)
-        if not p["broadcast"]:
-            buf = a.copy()
-            assert lib.mcf_dsp_mul_s8(ct.byref(s), buf.ctypes.data_as(P8), b.ctypes.data_as(P8),
-                                      buf.ctypes.data_as(P8), None) == 0
-            assert np.array_equal(buf, expected), _short(p)
+    for kernel in BINARY_KERNELS:
+        cases = list(binary_cases(kernel))
+        assert {p["broadcast"] for p, _, _ in cases} == {0, 1}
+        if kernel == "mul_s8":
+            assert {p["shift"] >= 0 for p, _, _ in cases} == {True, False}
+        if kernel == "sub_s8":  # every requantization mode of the tables
+            assert {int(tables_of(kernel, p)[512]) for p, _, _ in cases} == {0, 1, 2}
+        for p, a, b in cases:
+            v = arm_dsp.select(_step(kernel, p))
+            assert v is not None and v.function == f"mcf_dsp_{kernel}" and v.scratch == 0, kernel
+            keep = []
+            s = _fill(STRUCTS[kernel], p, keep)
+            t = tables_of(kernel, p)
+            extra = t.ctypes.data_as(ct.c_void_p) if t is not None else None
+            expected = KERNELS[kernel](p, a, b).reshape(-1)
+            out = np.full(expected.size + 64, 0x55, dtype=np.int8)
+            fn = getattr(lib, v.function)
+            assert fn(ct.byref(s), a.ctypes.data_as(P8), b.ctypes.data_as(P8), out.ctypes.data_as(P8), extra) == 0
+            assert np.all(out[expected.size:] == 0x55) and np.array_equal(out[:expected.size], expected), \
+                (kernel, _short(p))
+            if not p["broadcast"]:
+                buf = a.copy()
+                assert fn(ct.byref(s), buf.ctypes.data_as(P8), b.ctypes.data_as(P8), buf.ctypes.data_as(P8),
+                          extra) == 0
+                assert np.array_equal(buf, expected), (kernel, _short(p))
+
+
+def test_sub_tables_are_add_tables_negated():
+    """SUB's tables: ADD's terms for the same parameters with input2's negated; MAXIMUM's: each input's
+    values in the output's quantization (identity: the values themselves)."""
+    for p, _, _ in binary_cases("sub_s8"):
+        add, sub = arm_dsp.add_tables(p), arm_dsp.TABLES["sub_s8"][1](p)
+        assert np.array_equal(sub[:256], add[:256]) and np.array_equal(sub[256:512], -add[256:512])
+    raw = [p for p, _, _ in binary_cases("maximum_s8") if p["input1_multiplier"] == p["input2_multiplier"]
+           == 1 << 30 and p["input1_shift"] == p["input2_shift"] == 1 and p["input1_offset"]
+           == p["input2_offset"] == -p["output_offset"]]
+    assert raw
+    for p in raw:
+        x = np.arange(-128, 128)
+        assert np.array_equal(arm_dsp.max_min_tables(p), np.concatenate([x, x]).astype(np.int8))
 
 
 def _c_ints(values) -> str:
     return "{" + ", ".join(str(int(v)) for v in values) + "}"
 
 
-def elementwise_harness(luts, muls) -> str:
-    """A Cortex-M program running mcf_dsp_lut_s8 and mcf_dsp_mul_s8 on each
-    case: inputs from the semihosting file (a mul's two operands one after
-    the other; every other case's past a word boundary)."""
+BINARY_STRUCT = {"mul_s8": "mcf_mul_params", "sub_s8": "mcf_sub_params", "maximum_s8": "mcf_maximum_minimum_params",
+                 "minimum_s8": "mcf_maximum_minimum_params"}
+
+
+def elementwise_harness(luts, binaries) -> str:
+    """A Cortex-M program running mcf_dsp_lut_s8 and the binary kernels on
+    each case: inputs from the semihosting file (a binary op's two operands
+    one after the other; every other case's past a word boundary)."""
     decls, calls = [], []
     for i, (p, x) in enumerate(luts):
         decls.append(f"static const int8_t t{i}[256] = {_c_ints(p['table'])};\n"
@@ -780,28 +824,36 @@ def elementwise_harness(luts, muls) -> str:
     for (i = 0; i < 4; ++i) if (scratch.b[i] != 0) status[0] = 99;
     if (sh_write(out, output, {x.size}) != 0 || sh_write(out, status, 1) != 0) return 5;
 """)
-    ints = "size broadcast input1_offset input2_offset output_offset multiplier shift act_min act_max".split()
-    for i, (p, a, b) in enumerate(muls):
-        fields = ", ".join(f".{f} = {int(p[f])}" for f in ints)
-        arrays = ", ".join(f".{f} = {_c_ints(p[f])}" for f in ("out_shape", "input1_stride", "input2_stride"))
-        decls.append(f"static const mcf_mul_params m{i} = {{{fields}, {arrays}}};\n")
+    arrays = ("out_shape", "input1_stride", "input2_stride")
+    for i, (kernel, p, a, b) in enumerate(binaries):
+        fields = ", ".join(f".{f} = {int(v)}" for f, v in p.items() if f not in arrays)
+        fields += ", " + ", ".join(f".{f} = {_c_ints(p[f])}" for f in arrays)
+        decls.append(f"static const {BINARY_STRUCT[kernel]} m{i} = {{{fields}}};\n")
+        t = tables_of(kernel, p)
+        if t is not None:
+            ctype = arm_dsp.TABLES[kernel][0]
+            decls.append(f"static const {ctype} mt{i}[{t.size}] = {_c_ints(t)};\n")
+            last = f"mt{i}"
+        else:
+            last = "scratch.b"
         at = i % 2
         n_out = int(np.prod(p["out_shape"])) if p["broadcast"] else p["size"]
         calls.append(f"""    if (sh_read(in, in_buf.b + {at}, {a.size + b.size}) != 0) return 8;
-    status[0] = (char)mcf_dsp_mul_s8(&m{i}, in_buf.b + {at}, in_buf.b + {at + a.size}, output, scratch.b);
+    status[0] = (char)mcf_dsp_{kernel}(&m{i}, in_buf.b + {at}, in_buf.b + {at + a.size}, output, {last});
     for (i = 0; i < 4; ++i) if (scratch.b[i] != 0) status[0] = 99;
     if (sh_write(out, output, {n_out}) != 0 || sh_write(out, status, 1) != 0) return 5;
 """)
-    return _program(decls, calls, max([x.size for _, x in luts] + [a.size + b.size for _, a, b in muls]),
-                    max([x.size for _, x in luts] + [int(np.prod(p["out_shape"])) for p, _, _ in muls]), 4)
+    return _program(decls, calls, max([x.size for _, x in luts] + [a.size + b.size for _, _, a, b in binaries]),
+                    max([x.size for _, x in luts] + [int(np.prod(p["out_shape"])) for _, p, _, _ in binaries]), 4)
 
 
 @needs_qemu
 @pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
-def test_lut_and_mul_on_cortex_m(target, tmp_path):
-    luts, muls = list(lut_cases()), list(mul_cases())
-    _run_on_cortex_m(target, tmp_path, elementwise_harness(luts, muls), "mcf_dsp_elementwise.c",
-                     [f"lut {p['size']}" for p, _ in luts] + [_short(p) for p, _, _ in muls],
-                     [x for _, x in luts] + [np.concatenate([a, b]) for _, a, b in muls],
+def test_lut_and_binary_on_cortex_m(target, tmp_path):
+    luts = list(lut_cases())
+    binaries = [(k, p, a, b) for k in BINARY_KERNELS for p, a, b in binary_cases(k)]
+    _run_on_cortex_m(target, tmp_path, elementwise_harness(luts, binaries), "mcf_dsp_elementwise.c",
+                     [f"lut {p['size']}" for p, _ in luts] + [f"{k} {_short(p)}" for k, p, _, _ in binaries],
+                     [x for _, x in luts] + [np.concatenate([a, b]) for _, _, a, b in binaries],
                      [np.append(KERNELS["lut_s8"](p, x).reshape(-1), np.int8(0)) for p, x in luts]
-                     + [np.append(KERNELS["mul_s8"](p, a, b).reshape(-1), np.int8(0)) for p, a, b in muls])
+                     + [np.append(KERNELS[k](p, a, b).reshape(-1), np.int8(0)) for k, p, a, b in binaries])

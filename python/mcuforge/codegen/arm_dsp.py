@@ -51,7 +51,12 @@ class Variant:
     wide: bool = False  # the filter widened to int16 pairs offline (pack_wide), else int8 words (pack_matmul)
 
 
-PORTABLE_STRUCT = ("avg_pool_s8", "lut_s8", "mul_s8")  # arm-dsp kernels that read the portable struct as it is
+# binary ops with broadcasting on mcf_dsp_elementwise.c's runs (multipliers >= 0)
+BINARY = {"mul_s8": "multiply", "sub_s8": "subtract, both inputs' terms from tables",
+          "maximum_s8": "maximum, both inputs in the output's quantization from tables",
+          "minimum_s8": "minimum, both inputs in the output's quantization from tables"}
+# arm-dsp kernels that read the portable struct as it is
+PORTABLE_STRUCT = ("avg_pool_s8", "lut_s8", *BINARY)
 POOL_MAX_TAPS = 255  # MCF_DSP_POOL_MAX_TAPS in mcf_dsp_pool.c: int16 sums of the window
 POINTWISE_BLOCK = 6  # output pixels per block of the 1x1 kernel (MCF_BLOCK in mcf_dsp_matmul.c)
 
@@ -167,6 +172,13 @@ def reuse_fits(p: dict) -> bool:
     if (first // p["out_w"] * p["stride_h"] - p["pad_top"]) * p["in_w"] * p["in_c"] < size:
         return False
     return has_records("conv2d_s8", p)
+
+
+def binary_fits(kernel: str, p: dict) -> bool:
+    """A binary op mcf_dsp_elementwise.c takes (C: its argument checks): the
+    multiplier it requantizes with >= 0 (MUL's, SUB's output one; MAXIMUM's
+    and MINIMUM's are all in the tables)."""
+    return int(p.get("output_multiplier" if kernel == "sub_s8" else "multiplier", 0)) >= 0
 
 
 def kxk_tail_fits(p: dict) -> bool:
@@ -301,9 +313,9 @@ def select(step: Step) -> Variant | None:
         return Variant("mcf_dsp_add_s8", "mcf_dsp_add.c", "add, both inputs' terms from 2 KB tables")
     if step.kernel == "lut_s8":
         return Variant("mcf_dsp_lut_s8", "mcf_dsp_elementwise.c", "table lookup, 4 values a word")
-    if step.kernel == "mul_s8" and p["multiplier"] >= 0:
-        return Variant("mcf_dsp_mul_s8", "mcf_dsp_elementwise.c",
-                       "multiply, the broadcast's innermost axis one loop per requantization mode")
+    if step.kernel in BINARY and binary_fits(step.kernel, p):
+        return Variant(f"mcf_dsp_{step.kernel}", "mcf_dsp_elementwise.c",
+                       f"{BINARY[step.kernel]}, the broadcast's innermost axis one loop, the constants in registers")
     if step.kernel == "avg_pool_s8":
         if p["channels"] % 4 or p["k_h"] * p["k_w"] > POOL_MAX_TAPS:
             return None
@@ -566,12 +578,14 @@ def prepared_params(kernel: str, params: dict, variant: Variant | None = None) -
 ADD_MODE_GENERAL, ADD_MODE_FAST, ADD_MODE_FAST_SAT = 0, 1, 2  # MCF_DSP_GENERAL, _FAST, _FAST_SAT (mcf_dsp.h)
 
 
-def add_tables(p: dict) -> np.ndarray:
+def add_tables(p: dict, negate_second: bool = False) -> np.ndarray:
     """mcf_dsp_add_s8's 513 words: input1's and input2's terms for x = -128..127
     (TFLM's RoundingDivideByPOT(SRDHM((x + offset) << left_shift, m), -shift),
     computed by the portable kernel's NumPy twin), then the requantization
     mode of their sum (fast when |term1 + term2| < 2^30 and the output shift
-    is in [-31, -1]; with one SSAT when the clamp is [-128, 127])."""
+    is in [-31, -1]; with one SSAT when the clamp is [-128, 127]).
+    negate_second: input2's terms negated (mcf_dsp_sub_s8: SUB is ADD's
+    arithmetic with the second term subtracted)."""
     from .. import fixedpoint as fp
 
     x = np.arange(-128, 128, dtype=np.int64)
@@ -580,11 +594,34 @@ def add_tables(p: dict) -> np.ndarray:
         shifted = fp.wrap_int32((x + int(p[f"{k}_offset"])) << int(p["left_shift"]))
         high = fp.saturating_rounding_doubling_high_mul(shifted, int(p[f"{k}_multiplier"]))
         terms.append(np.asarray(fp.rounding_divide_by_pot(high, -int(p[f"{k}_shift"])), dtype=np.int64))
+    if negate_second:
+        terms[1] = -terms[1]
     bound = int(np.abs(terms[0]).max() + np.abs(terms[1]).max())
     mode = ADD_MODE_GENERAL
     if bound < 1 << 30 and -31 <= int(p["output_shift"]) <= -1 and int(p["output_multiplier"]) >= 0:
         mode = ADD_MODE_FAST_SAT if (p["act_min"], p["act_max"]) == (-128, 127) else ADD_MODE_FAST
     return np.concatenate([terms[0], terms[1], [mode]]).astype(np.int32)
+
+
+def max_min_tables(p: dict) -> np.ndarray:
+    """mcf_dsp_maximum_s8's / _minimum_s8's 512 bytes: input1's value x =
+    -128..127 in the output's quantization, then input2's (the portable
+    kernel's NumPy twin)."""
+    from ..kernels.elementwise import to_output
+
+    x = np.arange(-128, 128, dtype=np.int64)
+    return np.concatenate([to_output(p, x, 1), to_output(p, x, 2)]).astype(np.int8)
+
+
+# The kernels whose arm-dsp variant reads tables the generator makes (in flash, passed for the scratch):
+# (C type, the tables of a layer's parameters)
+TABLES = {"add_s8": ("int32_t", add_tables), "sub_s8": ("int32_t", lambda p: add_tables(p, negate_second=True)),
+          "maximum_s8": ("int8_t", max_min_tables), "minimum_s8": ("int8_t", max_min_tables)}
+
+
+def table_bytes(kernel: str) -> int:
+    """Flash of a layer's tables (TABLES): 513 words, or 512 bytes."""
+    return 4 * 513 if TABLES[kernel][0] == "int32_t" else 512
 
 
 def requant_records(p: dict, out_c: int) -> np.ndarray | None:
@@ -631,11 +668,12 @@ class DspEmitter(portable._Emitter):
 
     def scratch_argument(self, step: Step) -> str | None:
         v = variant(self.plan, step)
-        if v is not None and step.kernel == "add_s8":  # the tables, in flash
-            name = f"{self.p}_l{step.index}_add_tables"
+        if v is not None and step.kernel in TABLES:  # the tables, in flash
+            name = f"{self.p}_l{step.index}_tables"
             if name not in self.externs_named:
                 self.externs_named.add(name)
-                self.const_array(name, "int32_t", add_tables(step.params))
+                ctype, make = TABLES[step.kernel]
+                self.const_array(name, ctype, make(step.params))
             return name
         if v is None or step.kernel.endswith("_inplace"):
             return None  # the in-place call passes its scratch already
@@ -646,7 +684,7 @@ class DspEmitter(portable._Emitter):
         self.externs_named: set[str] = set()
 
     def struct_fields(self, step: Step, ident: str) -> list[str]:
-        if variant(self.plan, step) is None or step.kernel == "add_s8" or step.kernel in PORTABLE_STRUCT:
+        if variant(self.plan, step) is None or step.kernel in TABLES or step.kernel in PORTABLE_STRUCT:
             return super().struct_fields(step, ident)
         params = prepared_params(step.kernel, step.params, variant(self.plan, step))
         words = params.pop("filter")

@@ -8,7 +8,7 @@ that holds the whole padded input of 4 channels). Each costs
   with the Cortex-M4 cycle model (tools/cycles.py, docs/speed.md) on the
   MLPerf Tiny models; only their order matters to the choice;
 * scratch: arena bytes, which the memory planner places like any buffer;
-* flash: bytes beyond the layer's own weights (the ADD tables, 2 KB each;
+XX
   a filter widened to int16 offline, its int8 size once more).
 
 ``choose`` minimizes the estimated cycles within the SRAM limit (the arena
@@ -36,7 +36,7 @@ class Option:
     flash: int  # bytes of flash beyond the layer's weights
 
 
-ADD_TABLE_BYTES = 4 * 513  # add_tables: 513 words
+ADD_TABLE_BYTES = arm_dsp.table_bytes("add_s8")  # add_tables: 513 words
 # Flash of --flash-budget that variants never spend on tables or widened filters: it is kept for the code
 # (the arm-dsp kernels and the model's C link 22-42 KB on the benchmark's models, bench/results/speed.md)
 CODE_RESERVE = 48 * 1024
@@ -100,9 +100,10 @@ def estimate(step: Step, key: str, outs: int) -> int:
         return 30 * outs if key == "portable" else 9 * outs
     if k == "lut_s8":  # per value a byte loop; 4 values a word
         return 18 * outs if key == "portable" else 5 * outs + 40
-    if k == "mul_s8":  # per value a call through the broadcast walk; one loop per innermost axis
+    if k in arm_dsp.BINARY:  # per value a call through the broadcast walk; one loop per innermost axis
         runs = outs // max(int(p["out_shape"][3]), 1) if p["broadcast"] else 1
-        return 105 * outs if key == "portable" else 20 * outs + 30 * runs + 60
+        per = {"mul_s8": (105, 20), "sub_s8": (185, 12)}.get(k, (155, 10))
+        return per[0] * outs if key == "portable" else per[1] * outs + 30 * runs + 60
     if k == "avg_pool_s8":  # per tap and channel about 11 cycles; 4 channels in about 5
         taps = p["k_h"] * p["k_w"]
         return (11 * taps + 40) * outs if key == "portable" else (taps * 5 // 4 + 45) * outs
@@ -117,7 +118,7 @@ def options(step: Step, outs: int, input_dies: bool = False) -> list[Option]:
     for v in arm_dsp.candidates(step):
         if v.key in ("reuse", "reusew", "winreusew") and not input_dies:
             continue
-        flash = ADD_TABLE_BYTES if step.kernel == "add_s8" else 0
+        flash = arm_dsp.table_bytes(step.kernel) if step.kernel in arm_dsp.TABLES else 0
         if v.wide:  # int16 pairs: the int8 filter's bytes (K padded to 4) once more
             p = step.params
             if step.kernel == "fully_connected_s8":  # rows padded to blocks of 6; records, 3 words a row

@@ -75,7 +75,8 @@ def sub_s8(params: dict, a, b) -> np.ndarray:
     return np.clip(out, lo, hi).astype(np.int8)
 
 
-def _to_output(p: dict, x: np.ndarray, k: int) -> np.ndarray:
+def to_output(p: dict, x: np.ndarray, k: int) -> np.ndarray:
+    """Input k's values x in the output's quantization (raw when identity)."""
     offset, mult, shift = (int(p[f"input{k}_{f}"]) for f in ("offset", "multiplier", "shift"))
     if not -31 <= shift <= 31:
         raise ValueError("shift out of [-31, 31]")
@@ -86,7 +87,7 @@ def _to_output(p: dict, x: np.ndarray, k: int) -> np.ndarray:
 
 def _max_min(params: dict, a, b, fn) -> np.ndarray:
     x, y = _operands(params, a, b)
-    return fn(_to_output(params, x, 1), _to_output(params, y, 2)).astype(np.int8)
+    return fn(to_output(params, x, 1), to_output(params, y, 2)).astype(np.int8)
 
 
 def maximum_s8(params: dict, a, b) -> np.ndarray:

@@ -1,43 +1,32 @@
 /*
  * mcuforge runtime: the element walk of the binary elementwise kernels
- * (see mcf_broadcast.h).
+ * (see mcf_broadcast.h): mcf_binary_walk's runs, one call of fn per element.
  */
 #include "mcf_broadcast.h"
+
+typedef struct {
+    mcf_binary_fn fn;
+    const void *params;
+} element_job;
+
+static void element_run(const void *job, const int8_t *a, int32_t sa, const int8_t *b, int32_t sb, int8_t *out,
+                        int32_t n)
+{
+    const element_job *j = (const element_job *)job;
+    int32_t i;
+    for (i = 0; i < n; ++i, a += sa, b += sb) {
+        out[i] = j->fn(j->params, *a, *b);
+    }
+}
 
 int mcf_binary_apply(int32_t size, int32_t broadcast, const int32_t *out_shape,
                      const int32_t *input1_stride, const int32_t *input2_stride,
                      const int8_t *input1, const int8_t *input2, int8_t *output,
                      mcf_binary_fn fn, const void *params)
 {
-    int32_t i, d, i0, i1, i2, i3;
-
-    if (size < 0 || input1 == NULL || input2 == NULL || output == NULL) {
-        return MCF_ERR_ARG;
-    }
-    if (!broadcast) {
-        for (i = 0; i < size; ++i) {
-            output[i] = fn(params, input1[i], input2[i]);
-        }
-        return MCF_OK;
-    }
-    for (d = 0; d < 4; ++d) {
-        if (out_shape[d] < 0 || input1_stride[d] < 0 || input2_stride[d] < 0) {
-            return MCF_ERR_ARG;
-        }
-    }
-    if (out_shape[0] * out_shape[1] * out_shape[2] * out_shape[3] != size) {
-        return MCF_ERR_ARG;
-    }
-    for (i0 = 0; i0 < out_shape[0]; ++i0) {
-        for (i1 = 0; i1 < out_shape[1]; ++i1) {
-            for (i2 = 0; i2 < out_shape[2]; ++i2) {
-                const int8_t *a = input1 + i0 * input1_stride[0] + i1 * input1_stride[1] + i2 * input1_stride[2];
-                const int8_t *b = input2 + i0 * input2_stride[0] + i1 * input2_stride[1] + i2 * input2_stride[2];
-                for (i3 = 0; i3 < out_shape[3]; ++i3) {
-                    *output++ = fn(params, a[i3 * input1_stride[3]], b[i3 * input2_stride[3]]);
-                }
-            }
-        }
-    }
-    return MCF_OK;
+    element_job job;
+    job.fn = fn;
+    job.params = params;
+    return mcf_binary_walk(size, broadcast, out_shape, input1_stride, input2_stride, input1, input2, output,
+                           element_run, &job);
 }

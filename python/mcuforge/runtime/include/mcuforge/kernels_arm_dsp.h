@@ -123,6 +123,15 @@ int mcf_dsp_lut_s8(const mcf_lut_params *p, const int8_t *input, int8_t *output,
 int32_t mcf_dsp_mul_s8_scratch_size(const mcf_mul_params *p);
 int mcf_dsp_mul_s8(const mcf_mul_params *p, const int8_t *input1, const int8_t *input2, int8_t *output,
                    int8_t *scratch);
+/* subtract with broadcasting from the generator's tables, mcf_dsp_add_s8's layout with input2's term negated */
+int mcf_dsp_sub_s8(const mcf_sub_params *p, const int8_t *input1, const int8_t *input2, int8_t *output,
+                   const int32_t *tables);
+/* maximum / minimum with broadcasting from the generator's tables: tables[x + 128] input1's value x in the
+ * output's quantization, tables[256 + x + 128] input2's */
+int mcf_dsp_maximum_s8(const mcf_maximum_minimum_params *p, const int8_t *input1, const int8_t *input2,
+                       int8_t *output, const int8_t *tables);
+int mcf_dsp_minimum_s8(const mcf_maximum_minimum_params *p, const int8_t *input1, const int8_t *input2,
+                       int8_t *output, const int8_t *tables);
 /* one input row, the filter widened to int16 offline (pack_fc_wide): N padded with zero rows to blocks of 6
  * output rows, per block and group of 4 products the rows' (w0, w2) pairs, then their (w1, w3); bias padded
  * likewise. pw_requant: under the same conditions as the 1x1 kernel's, the records of every output row in
