@@ -37,7 +37,7 @@ def run_dsp(lib, kernel: str, p: dict, x: np.ndarray, variant=None) -> np.ndarra
     assert variant is not None, _short(p)
     keep: list = []
     prepared = arm_dsp.prepared_params(kernel, p, variant)
-    if "filter" in prepared:
+    if "filter" in prepared and kernel not in arm_dsp.PORTABLE_STRUCT:
         prepared["filter"] = prepared["filter"].astype("<i4").view(np.int8)  # the words' bytes, as in flash
     s = _fill(STRUCTS[kernel], prepared, keep)
     guard = 64

@@ -229,6 +229,28 @@ def test_add_tables_within_flash_budget(tmp_path):
                                                  if arm_dsp.variant(plan, s) is None and s.kernel != "copy_tile_s8"]
 
 
+def harness_call(call: str, at: int, n_in: int, n_out: int) -> str:
+    """One case of a Cortex-M harness (_program): n_in input bytes read at in_buf + at, the kernel `call` (its
+    status kept; no scratch planned, so none written), n_out output bytes and the status written."""
+    return f"""    if (sh_read(in, in_buf.b + {at}, {n_in}) != 0) return 8;
+    status[0] = (char){call};
+    for (i = 0; i < 4; ++i) if (scratch.b[i] != 0) status[0] = 99;
+    if (sh_write(out, output, {n_out}) != 0 || sh_write(out, status, 1) != 0) return 5;
+"""
+
+
+def kernel_on_cortex_m(target, tmp_path, kernel: str, function: str, source: str, cases, decl) -> None:
+    """(params, input) cases of a one-input kernel through `function` (runtime file `source`) under QEMU,
+    against the NumPy twin; decl(i, params) declares case i's struct s{i}; inputs at any alignment."""
+    expected = [np.append(KERNELS[kernel](p, x).reshape(-1), np.int8(0)) for p, x in cases]
+    calls = [harness_call(f"{function}(&s{i}, in_buf.b + {i % 2}, output, scratch.b)", i % 2, x.size, e.size - 1)
+             for i, ((_, x), e) in enumerate(zip(cases, expected))]
+    program = _program([decl(i, p) for i, (p, _) in enumerate(cases)], calls, max(x.size for _, x in cases),
+                       max(e.size for e in expected), 4)
+    _run_on_cortex_m(target, tmp_path, program, source, [_short(p) for p, _ in cases], [x for _, x in cases],
+                     expected)
+
+
 def conv_on_cortex_m(target, tmp_path, cases, misalign=True) -> None:
     """(params, input, variant) convolutions through their variants under QEMU, against the NumPy twin."""
     _run_on_cortex_m(target, tmp_path, cortex_m_harness([(p, x.size) for p, x, _ in cases], [v for *_, v in cases],
@@ -592,11 +614,8 @@ def fc_harness(cases) -> str:
                      f"(const void *)filter{i}, .bias = bias{i}, .multiplier = mult{i}, .shift = shift{i}, "
                      f".pw_requant = {records}}};\n")
         at = 1 if i % 3 == 2 else 0  # the input row at any alignment
-        calls.append(f"""    if (sh_read(in, in_buf.b + {at}, {x.size}) != 0) return 8;
-    status[0] = (char){v.function}(&p{i}, in_buf.b + {at}, output, scratch.b);
-    for (i = 0; i < 4; ++i) if (scratch.b[i] != 0) status[0] = 99; /* no scratch planned: none written */
-    if (sh_write(out, output, {p["out_features"]}) != 0 || sh_write(out, status, 1) != 0) return 5;
-""")
+        calls.append(harness_call(f"{v.function}(&p{i}, in_buf.b + {at}, output, scratch.b)", at, x.size,
+                                  p["out_features"]))
     return _program(decls, calls, max(x.size for _, x, _ in cases), max(p["out_features"] for p, _, _ in cases), 4)
 
 
@@ -646,31 +665,18 @@ def test_avg_pool_host(lib):
     assert pool_variant(dict(p, k_h=16, k_w=16)) is None  # 256 taps: beyond the int16 sums
 
 
-def pool_harness(cases) -> str:
+def pool_decl(i: int, p: dict) -> str:
     ints = ("in_h in_w channels out_h out_w k_h k_w stride_h stride_w pad_top pad_left act_min act_max requantize "
             "input_offset output_offset multiplier shift").split()
-    decls, calls = [], []
-    for i, (p, x) in enumerate(cases):
-        fields = ", ".join(f".{f} = {int(p.get(f, 0))}" for f in ints)
-        decls.append(f"static const mcf_pool_params p{i} = {{{fields}}};\n")
-        n_out = p["out_h"] * p["out_w"] * p["channels"]
-        at = 1 if i % 3 == 2 else 0  # any alignment
-        calls.append(f"""    if (sh_read(in, in_buf.b + {at}, {x.size}) != 0) return 8;
-    status[0] = (char)mcf_dsp_avg_pool_s8(&p{i}, in_buf.b + {at}, output, scratch.b);
-    for (i = 0; i < 4; ++i) if (scratch.b[i] != 0) status[0] = 99;
-    if (sh_write(out, output, {n_out}) != 0 || sh_write(out, status, 1) != 0) return 5;
-""")
-    return _program(decls, calls, max(x.size for _, x in cases),
-                    max(p["out_h"] * p["out_w"] * p["channels"] for p, _ in cases), 4)
+    fields = ", ".join(f".{f} = {int(p.get(f, 0))}" for f in ints)
+    return f"static const mcf_pool_params s{i} = {{{fields}}};\n"
 
 
 @needs_qemu
 @pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
 def test_avg_pool_on_cortex_m(target, tmp_path):
-    cases = list(pool_cases())
-    _run_on_cortex_m(target, tmp_path, pool_harness(cases), "mcf_dsp_pool.c", [_short(p) for p, _ in cases],
-                     [x for _, x in cases],
-                     [np.append(KERNELS["avg_pool_s8"](p, x).reshape(-1), np.int8(0)) for p, x in cases])
+    kernel_on_cortex_m(target, tmp_path, "avg_pool_s8", "mcf_dsp_avg_pool_s8", "mcf_dsp_pool.c", list(pool_cases()),
+                       pool_decl)
 
 
 def test_small_flash_budget_keeps_the_variants_without_flash(tmp_path):
@@ -819,11 +825,7 @@ def elementwise_harness(luts, binaries) -> str:
         decls.append(f"static const int8_t t{i}[256] = {_c_ints(p['table'])};\n"
                      f"static const mcf_lut_params l{i} = {{.size = {p['size']}, .table = t{i}}};\n")
         at = i % 2
-        calls.append(f"""    if (sh_read(in, in_buf.b + {at}, {x.size}) != 0) return 8;
-    status[0] = (char)mcf_dsp_lut_s8(&l{i}, in_buf.b + {at}, output, scratch.b);
-    for (i = 0; i < 4; ++i) if (scratch.b[i] != 0) status[0] = 99;
-    if (sh_write(out, output, {x.size}) != 0 || sh_write(out, status, 1) != 0) return 5;
-""")
+        calls.append(harness_call(f"mcf_dsp_lut_s8(&l{i}, in_buf.b + {at}, output, scratch.b)", at, x.size, x.size))
     arrays = ("out_shape", "input1_stride", "input2_stride")
     for i, (kernel, p, a, b) in enumerate(binaries):
         fields = ", ".join(f".{f} = {int(v)}" for f, v in p.items() if f not in arrays)
@@ -838,11 +840,8 @@ def elementwise_harness(luts, binaries) -> str:
             last = "scratch.b"
         at = i % 2
         n_out = int(np.prod(p["out_shape"])) if p["broadcast"] else p["size"]
-        calls.append(f"""    if (sh_read(in, in_buf.b + {at}, {a.size + b.size}) != 0) return 8;
-    status[0] = (char)mcf_dsp_{kernel}(&m{i}, in_buf.b + {at}, in_buf.b + {at + a.size}, output, {last});
-    for (i = 0; i < 4; ++i) if (scratch.b[i] != 0) status[0] = 99;
-    if (sh_write(out, output, {n_out}) != 0 || sh_write(out, status, 1) != 0) return 5;
-""")
+        call = f"mcf_dsp_{kernel}(&m{i}, in_buf.b + {at}, in_buf.b + {at + a.size}, output, {last})"
+        calls.append(harness_call(call, at, a.size + b.size, n_out))
     return _program(decls, calls, max([x.size for _, x in luts] + [a.size + b.size for _, _, a, b in binaries]),
                     max([x.size for _, x in luts] + [int(np.prod(p["out_shape"])) for _, p, _, _ in binaries]), 4)
 
@@ -857,3 +856,86 @@ def test_lut_and_binary_on_cortex_m(target, tmp_path):
                      [x for _, x in luts] + [np.concatenate([a, b]) for _, _, a, b in binaries],
                      [np.append(KERNELS["lut_s8"](p, x).reshape(-1), np.int8(0)) for p, x in luts]
                      + [np.append(KERNELS[k](p, a, b).reshape(-1), np.int8(0)) for k, p, a, b in binaries])
+
+
+# ------------------- transposed convolution (mcf_dsp_transpose_conv.c)
+
+from test_kernels import tconv_params  # noqa: E402
+
+
+def tconv_cases():
+    """The portable tests' random layers (1-5 channels, kernels 1-4, strides
+    1-4, padding, per channel or not, with and without bias), the same with
+    4-16 input channels (the SIMD steps and their remainders) and the full
+    clamp range, and a U-Net's 2x upsampling (3x3, stride 2, 16 -> 8
+    channels); every requantization mode."""
+    for seed in range(24):
+        rng = rng_for("dsp-tconv", seed)
+        p = tconv_params(rng, seed)
+        if seed % 2:
+            c = int(rng.choice([4, 7, 8, 13, 16]))
+            p = dict(p, in_c=c, filter=rand_i8(rng, p["out_c"] * p["k_h"] * p["k_w"] * c))
+        if seed % 3 == 1:
+            p = dict(p, act_min=-128, act_max=127)
+        if seed % 4 == 3:  # a shift of 0 (a scale ratio in [0.5, 1)): the general requantization
+            p = dict(p, shift=np.zeros_like(np.asarray(p["shift"])))
+        if seed % 5 == 2:  # right shifts only and a small filter: the fast requantization
+            p = dict(p, shift=np.minimum(np.asarray(p["shift"]), -2), filter=np.asarray(p["filter"]) // 16)
+        yield p, rand_i8(rng, p["in_h"] * p["in_w"] * p["in_c"])
+    rng = rng_for("dsp-tconv-unet")
+    m, s = quantize_per_channel(rng, 8)
+    p = dict(in_h=10, in_w=10, in_c=16, out_h=20, out_w=20, out_c=8, k_h=3, k_w=3, stride_h=2, stride_w=2,
+             pad_top=1, pad_left=1, input_offset=5, output_offset=-3, act_min=-128, act_max=127, per_channel=1,
+             filter=rand_i8(rng, 8 * 9 * 16) // 4, bias=rng.integers(-3000, 3000, 8), multiplier=m, shift=s)
+    yield p, rand_i8(rng, 10 * 10 * 16)
+
+
+def quantize_per_channel(rng, n: int):
+    from mcuforge import fixedpoint as fp
+    pairs = [fp.quantize_multiplier(float(np.exp2(rng.uniform(-12, -7)))) for _ in range(n)]
+    return np.array([a for a, _ in pairs], np.int32), np.array([b for _, b in pairs], np.int32)
+
+
+def tconv_mode(p) -> str:
+    """The requantization copy mcf_dsp_transpose_conv_s8 runs (C: mode_of)."""
+    w = np.abs(np.asarray(p["filter"], np.int64).reshape(p["out_c"], -1)).sum(axis=1) * 255
+    b = np.abs(np.asarray(p["bias"], np.int64)) if p["bias"] is not None else 0
+    shifts = np.asarray(p["shift"]).reshape(-1)
+    if np.any(shifts > -1) or np.any(w + b >= 1 << 30):
+        return "general"
+    return "sat" if (p["act_min"], p["act_max"]) == (-128, 127) else "fast"
+
+
+def test_transpose_conv_host(lib):
+    cases = list(tconv_cases())
+    assert {tconv_mode(p) for p, _ in cases} == {"general", "fast", "sat"}
+    assert any(p["in_c"] % 4 == 0 for p, _ in cases) and any(p["in_c"] % 4 for p, _ in cases)
+    for p, x in cases:
+        v = arm_dsp.select(_step("transpose_conv_s8", p))
+        assert v is not None and v.function == "mcf_dsp_transpose_conv_s8" and v.scratch == 0
+        check_dsp(lib, "transpose_conv_s8", p, x, v)
+    many = dict(cases[0][0], k_h=12, k_w=12, stride_h=1, stride_w=2)  # 72 taps reach a pixel: beyond the kernel
+    assert not arm_dsp.tconv_fits(many) and arm_dsp.select(_step("transpose_conv_s8", many)) is None
+
+
+def tconv_decl(i: int, p: dict) -> str:
+    ints = ("in_h in_w in_c out_h out_w out_c k_h k_w stride_h stride_w pad_top pad_left input_offset "
+            "output_offset act_min act_max per_channel").split()
+    nq = p["out_c"] if p["per_channel"] else 1
+    mult, shift = (np.asarray(p[k]).reshape(-1)[:nq] for k in ("multiplier", "shift"))
+    out = (f"static const int8_t f{i}[] = {_c_ints(np.asarray(p['filter']).reshape(-1))};\n"
+           f"static const int32_t m{i}[] = {_c_ints(mult)};\nstatic const int32_t q{i}[] = {_c_ints(shift)};\n")
+    bias = "NULL"
+    if p["bias"] is not None:
+        out += f"static const int32_t b{i}[] = {_c_ints(p['bias'])};\n"
+        bias = f"b{i}"
+    fields = ", ".join(f".{f} = {int(p[f])}" for f in ints)
+    return out + (f"static const mcf_transpose_conv_params s{i} = {{{fields}, .filter = f{i}, .bias = {bias}, "
+                  f".multiplier = m{i}, .shift = q{i}}};\n")
+
+
+@needs_qemu
+@pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
+def test_transpose_conv_on_cortex_m(target, tmp_path):
+    kernel_on_cortex_m(target, tmp_path, "transpose_conv_s8", "mcf_dsp_transpose_conv_s8",
+                       "mcf_dsp_transpose_conv.c", list(tconv_cases()), tconv_decl)

@@ -56,7 +56,7 @@ BINARY = {"mul_s8": "multiply", "sub_s8": "subtract, both inputs' terms from tab
           "maximum_s8": "maximum, both inputs in the output's quantization from tables",
           "minimum_s8": "minimum, both inputs in the output's quantization from tables"}
 # arm-dsp kernels that read the portable struct as it is
-PORTABLE_STRUCT = ("avg_pool_s8", "lut_s8", *BINARY)
+PORTABLE_STRUCT = ("avg_pool_s8", "lut_s8", "transpose_conv_s8", *BINARY)
 POOL_MAX_TAPS = 255  # MCF_DSP_POOL_MAX_TAPS in mcf_dsp_pool.c: int16 sums of the window
 POINTWISE_BLOCK = 6  # output pixels per block of the 1x1 kernel (MCF_BLOCK in mcf_dsp_matmul.c)
 
@@ -172,6 +172,16 @@ def reuse_fits(p: dict) -> bool:
     if (first // p["out_w"] * p["stride_h"] - p["pad_top"]) * p["in_w"] * p["in_c"] < size:
         return False
     return has_records("conv2d_s8", p)
+
+
+TCONV_MAX_TAPS = 32  # MCF_TCONV_MAX_TAPS in mcf_dsp_transpose_conv.c: the taps of one phase
+
+
+def tconv_fits(p: dict) -> bool:
+    """A transposed convolution mcf_dsp_transpose_conv_s8 takes (C: args_ok):
+    at most TCONV_MAX_TAPS taps reach an output pixel, every multiplier >= 0."""
+    phase = -(-p["k_h"] // p["stride_h"]) * -(-p["k_w"] // p["stride_w"])
+    return phase <= TCONV_MAX_TAPS and bool(np.all(np.asarray(p["multiplier"]) >= 0))
 
 
 def binary_fits(kernel: str, p: dict) -> bool:
@@ -311,6 +321,9 @@ def select(step: Step) -> Variant | None:
                        2 * 2 * _k_padded(p["in_features"]))
     if step.kernel == "add_s8":
         return Variant("mcf_dsp_add_s8", "mcf_dsp_add.c", "add, both inputs' terms from 2 KB tables")
+    if step.kernel == "transpose_conv_s8" and tconv_fits(p):
+        return Variant("mcf_dsp_transpose_conv_s8", "mcf_dsp_transpose_conv.c",
+                       "transposed conv, per output pixel its taps once, 2 channels x 4 inputs per SIMD step")
     if step.kernel == "lut_s8":
         return Variant("mcf_dsp_lut_s8", "mcf_dsp_elementwise.c", "table lookup, 4 values a word")
     if step.kernel in BINARY and binary_fits(step.kernel, p):

@@ -98,6 +98,8 @@ def estimate(step: Step, key: str, outs: int) -> int:
         return int(1.3 * macs) + 8 * outs
     if k == "add_s8":
         return 30 * outs if key == "portable" else 9 * outs
+    if k == "transpose_conv_s8":  # per multiply-accumulate some 19 cycles portable, 2 arm-dsp; per output 40
+        return 19 * macs + 60 * outs if key == "portable" else 2 * macs + 40 * outs
     if k == "lut_s8":  # per value a byte loop; 4 values a word
         return 18 * outs if key == "portable" else 5 * outs + 40
     if k in arm_dsp.BINARY:  # per value a call through the broadcast walk; one loop per innermost axis

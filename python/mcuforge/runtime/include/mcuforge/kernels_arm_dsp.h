@@ -132,6 +132,12 @@ int mcf_dsp_maximum_s8(const mcf_maximum_minimum_params *p, const int8_t *input1
                        int8_t *output, const int8_t *tables);
 int mcf_dsp_minimum_s8(const mcf_maximum_minimum_params *p, const int8_t *input1, const int8_t *input2,
                        int8_t *output, const int8_t *tables);
+/* transposed convolution (mcf_dsp_transpose_conv.c): per output pixel its taps found once, then per output
+ * channel pair 4 input channels a step (SXTAB16 adds the input offset, SMLAD); at most 32 taps of a phase
+ * (ceil(k_h / stride_h) x ceil(k_w / stride_w)), multipliers >= 0; the portable struct; no scratch */
+int32_t mcf_dsp_transpose_conv_s8_scratch_size(const mcf_transpose_conv_params *p);
+int mcf_dsp_transpose_conv_s8(const mcf_transpose_conv_params *p, const int8_t *input, int8_t *output,
+                              int8_t *scratch);
 /* one input row, the filter widened to int16 offline (pack_fc_wide): N padded with zero rows to blocks of 6
  * output rows, per block and group of 4 products the rows' (w0, w2) pairs, then their (w1, w3); bias padded
  * likewise. pw_requant: under the same conditions as the 1x1 kernel's, the records of every output row in
