@@ -554,7 +554,7 @@ def dw3_harness(cases: list[tuple[str, dict]], variants=None) -> str:
     place; the given variants, else select()'s) on each case in turn, like
     cortex_m_harness."""
     ints = ("in_h in_w in_c out_h out_w out_c depth_multiplier k_h k_w stride_h stride_w dilation_h dilation_w "
-            "pad_top pad_left input_offset output_offset act_min act_max per_channel").split()
+            "pad_top pad_left input_offset output_offset act_min act_max per_channel plane_transposed").split()
     decls, calls = [], []
     variants = variants or [arm_dsp.select(_step(kernel, p)) for kernel, p in cases]
     biggest = max(v.scratch for v in variants)
@@ -564,7 +564,7 @@ def dw3_harness(cases: list[tuple[str, dict]], variants=None) -> str:
         q = arm_dsp.prepared_params(kernel, p, v)
         decls.append(_c_array(f"filter{i}", "int32_t", q["filter"]) + _c_array(f"bias{i}", "int32_t", q["bias"])
                      + _c_array(f"mult{i}", "int32_t", q["multiplier"]) + _c_array(f"shift{i}", "int32_t", q["shift"]))
-        fields = ", ".join(f".{f} = {int(q[f])}" for f in ints)
+        fields = ", ".join(f".{f} = {int(q.get(f, 0))}" for f in ints)
         decls.append(f"static const mcf_depthwise_conv2d_params p{i} = {{{fields}, .filter = (const int8_t *)"
                      f"(const void *)filter{i}, .bias = bias{i}, .multiplier = mult{i}, .shift = shift{i}}};\n")
         n_in, out_size = p["in_h"] * p["in_w"] * p["in_c"], p["out_h"] * p["out_w"] * p["out_c"]

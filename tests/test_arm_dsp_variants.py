@@ -60,6 +60,9 @@ def test_plane_transposed_where_rows_are_short():
     square = dw3_params(rng, (12, 12), 8, 2, (0, 1, 0, 1), "sat", (3, 3))
     assert arm_dsp.plane_transposed(kws) and not arm_dsp.plane_transposed(wide)
     assert not arm_dsp.plane_transposed(square)
+    for p, t in ((kws, 1), (wide, 0), (square, 0)):  # the generator's choice is the field the C follows
+        kernel = "depthwise_conv2d_s8"
+        assert arm_dsp.prepared_params(kernel, p, plane_of(kernel, p)).get("plane_transposed", 0) == t
     assert sum(arm_dsp.plane_transposed(p) for _, p, _ in plane_cases()) >= 12
 
 

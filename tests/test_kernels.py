@@ -45,7 +45,7 @@ Conv = _struct("Conv", _ints("in_h in_w in_c out_h out_w out_c k_h k_w stride_h 
                [("filter", P8), ("bias", P32), ("multiplier", P32), ("shift", P32), ("pw_requant", P32)])
 Depthwise = _struct("Depthwise", _ints("in_h in_w in_c out_h out_w out_c depth_multiplier k_h k_w stride_h "
                                        "stride_w dilation_h dilation_w pad_top pad_left input_offset "
-                                       "output_offset act_min act_max per_channel"),
+                                       "output_offset act_min act_max per_channel plane_transposed"),
                     [("filter", P8), ("bias", P32), ("multiplier", P32), ("shift", P32)])
 FullyConnected = _struct("FullyConnected", _ints("rows in_features out_features input_offset output_offset "
                                                  "act_min act_max per_channel"),

@@ -846,9 +846,10 @@ static int dispatch(const mcf_depthwise_conv2d_params *p, const int8_t *input, i
  * stores the filter's taps transposed (codegen/arm_dsp.py), and the
  * outputs along a plane row are out_w * in_c bytes apart. Its rows are then
  * long, and the per-row work (a row's set-up and its last pixels, one at a
- * time) comes once per input column instead of once per input row.
- * plane_transposed decides, by the per-row costs of the assembly (row_cost:
- * cycles under the Cortex-M4 model).
+ * time) comes once per input column instead of once per input row. The
+ * generator decides, by the per-row costs of the assembly under the
+ * Cortex-M4 cycle model (codegen/arm_dsp.py plane_oriented), and says so in
+ * p->plane_transposed.
  */
 static int32_t plane_rows(const mcf_depthwise_conv2d_params *p)
 {
@@ -858,15 +859,6 @@ static int32_t plane_rows(const mcf_depthwise_conv2d_params *p)
 static int plane_fits(const mcf_depthwise_conv2d_params *p)
 {
     return is_3x3(p) && p->pad_top >= 0 && p->pad_left >= 0;
-}
-
-/* Cycles of one channel's output row of n pixels (stride s along it). */
-static int32_t row_cost(int32_t n, int32_t s)
-{
-    if (s == 1) { /* steps of 4 pixels, then 2, then 1 */
-        return 30 + 105 * (n / 4) + 60 * ((n % 4) / 2) + 45 * (n % 2);
-    }
-    return 30 + 60 * (n / 2) + 45 * (n % 2);
 }
 
 /* The layer seen column by column (rows and columns swapped), as a plane
@@ -889,13 +881,6 @@ static mcf_depthwise_conv2d_params transposed(const mcf_depthwise_conv2d_params 
     return q;
 }
 
-/* A plane layer whose transposed rows cost fewer cycles (plane_fits both ways). */
-static int plane_transposed(const mcf_depthwise_conv2d_params *p)
-{
-    const mcf_depthwise_conv2d_params q = transposed(p);
-    return plane_fits(&q) && q.out_h * row_cost(q.out_w, q.stride_w) < p->out_h * row_cost(p->out_w, p->stride_w);
-}
-
 static int32_t plane_scratch_size(const mcf_depthwise_conv2d_params *p, int32_t in_place)
 {
     const int32_t ring = scratch_size(p, in_place);
@@ -904,7 +889,10 @@ static int32_t plane_scratch_size(const mcf_depthwise_conv2d_params *p, int32_t 
     if (ring < 0 || !plane_fits(p)) {
         return ring;
     }
-    q = plane_transposed(p) ? transposed(p) : *p;
+    q = p->plane_transposed ? transposed(p) : *p;
+    if (!plane_fits(&q)) {
+        return -1;
+    }
     plane = plane_rows(&q) * ring_width(&q) * 4 * (int32_t)sizeof(int16_t);
     return plane > ring ? plane : ring;
 }
@@ -926,7 +914,7 @@ int32_t mcf_dsp_depthwise_conv2d_s8_inplace_plane_scratch_size(const mcf_depthwi
 MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p0, const int8_t *input, int8_t *output,
                           int8_t *plane, int fast)
 {
-    const int t = plane_transposed(p0);
+    const int t = p0->plane_transposed != 0;
     const mcf_depthwise_conv2d_params q = t ? transposed(p0) : *p0, *const p = &q;
     const int32_t channels = p->in_c, width = ring_width(p), rows = plane_rows(p);
     const int32_t in_along = t ? p0->in_w * channels : channels, in_next = t ? channels : p0->in_w * channels;

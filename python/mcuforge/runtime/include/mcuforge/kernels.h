@@ -76,6 +76,7 @@ typedef struct {
     int32_t input_offset, output_offset;
     int32_t act_min, act_max;
     int32_t per_channel;
+    int32_t plane_transposed;  /* arm-dsp plane variant: the generator holds the map transposed (else 0) */
     const int8_t *filter;      /* (1, k_h, k_w, out_c) */
     const int32_t *bias;
     const int32_t *multiplier;
