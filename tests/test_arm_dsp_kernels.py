@@ -401,10 +401,11 @@ int main(void)
 
 
 def _run_on_cortex_m(target: str, tmp_path, program: str, source: str, cases: list, inputs: list,
-                     expected: list) -> None:
-    """Build `program` with the runtime file `source` for `target`, run it
-    under QEMU on the inputs and compare each case's output and status byte
-    with `expected` (describe(case) names a case in a failure)."""
+                     expected: list, needs: tuple = ()) -> None:
+    """Build `program` with the runtime file `source` (and the files `needs`)
+    for `target`, run it under QEMU on the inputs and compare each case's
+    output and status byte with `expected` (describe(case) names a case in a
+    failure)."""
     t = qemu.get_target(target)
     src = tmp_path / "harness.c"
     src.write_text(program)
@@ -412,6 +413,7 @@ def _run_on_cortex_m(target: str, tmp_path, program: str, source: str, cases: li
     d = qemu.TARGETS_DIR
     cmd = [qemu.ARM_GCC, *t.cflags, "-O2", *qemu.WARNING_FLAGS, "-ffunction-sections", "-fdata-sections",
            f"-I{RUNTIME_INCLUDE_DIR}", f"-I{RUNTIME_SRC_DIR}", f"-I{d}", str(src), str(RUNTIME_SRC_DIR / source),
+           *(str(RUNTIME_SRC_DIR / n) for n in needs),
            str(d / "startup.c"), "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", f"-L{d}",
            f"-T{d / t.linker_script}", "-Wl,--gc-sections", "-o", str(elf)]
     res = subprocess.run(cmd, capture_output=True, text=True)

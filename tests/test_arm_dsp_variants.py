@@ -242,16 +242,18 @@ def harness_call(call: str, at: int, n_in: int, n_out: int) -> str:
 """
 
 
-def kernel_on_cortex_m(target, tmp_path, kernel: str, function: str, source: str, cases, decl) -> None:
-    """(params, input) cases of a one-input kernel through `function` (runtime file `source`) under QEMU,
-    against the NumPy twin; decl(i, params) declares case i's struct s{i}; inputs at any alignment."""
+def kernel_on_cortex_m(target, tmp_path, kernel: str, function: str, source: str, cases, decl,
+                       last: str = "scratch.b", needs: tuple = ()) -> None:
+    """(params, input) cases of a one-input kernel through `function` (runtime file `source`, with the files
+    `needs`) under QEMU, against the NumPy twin; decl(i, params) declares case i's struct s{i}; the last
+    argument `last` (with {i}: the case's); inputs at any alignment."""
     expected = [np.append(KERNELS[kernel](p, x).reshape(-1), np.int8(0)) for p, x in cases]
-    calls = [harness_call(f"{function}(&s{i}, in_buf.b + {i % 2}, output, scratch.b)", i % 2, x.size, e.size - 1)
-             for i, ((_, x), e) in enumerate(zip(cases, expected))]
+    calls = [harness_call(f"{function}(&s{i}, in_buf.b + {i % 2}, output, {last.format(i=i)})", i % 2, x.size,
+                          e.size - 1) for i, ((_, x), e) in enumerate(zip(cases, expected))]
     program = _program([decl(i, p) for i, (p, _) in enumerate(cases)], calls, max(x.size for _, x in cases),
                        max(e.size for e in expected), 4)
     _run_on_cortex_m(target, tmp_path, program, source, [_short(p) for p, _ in cases], [x for _, x in cases],
-                     expected)
+                     expected, needs)
 
 
 def conv_on_cortex_m(target, tmp_path, cases, misalign=True) -> None:
@@ -684,14 +686,21 @@ def test_avg_pool_on_cortex_m(target, tmp_path):
 
 def test_small_flash_budget_keeps_the_variants_without_flash(tmp_path):
     """A --flash-budget below the weights plus the code reserve rules out only
-    the variants that cost flash (tables, widened filters), not the others."""
+    the variants that cost flash (tables, widened filters), not the others:
+    a layer goes back to its portable kernel only when its every arm-dsp
+    variant costs flash (KWS's softmax: its table), and says why."""
     model = _model("kws_ref_model.tflite")
     free = _plan(model, tmp_path, "free", kernels="arm-dsp")
     small = _plan(model, tmp_path, "small", kernels="arm-dsp", flash_budget=free.weight_bytes + 1024)
     assert not any(getattr(arm_dsp.chosen(small.extra["variants"], s), "wide", False) for s in small.steps)
-    assert arm_dsp.fallback_layers(small) == arm_dsp.fallback_layers(free)
-    assert [s.name for s in small.steps if small.extra["variants"][s.name] == "portable"] == \
-        [s.name for s in free.steps if free.extra["variants"][s.name] == "portable"]
+    assert not any(s.kernel in arm_dsp.TABLES for s in small.steps if arm_dsp.variant(small, s) is not None)
+    newly = [s for s in small.steps if small.extra["variants"][s.name] == "portable" != free.extra["variants"][s.name]]
+    assert [s.kernel for s in newly] == ["softmax_s8"]
+    for s in newly:
+        opts = variant_choice.options(s, small.graph.tensors[s.outputs[0]].size)
+        assert all(o.flash > 0 for o in opts if o.key != "portable")
+        assert "--flash-budget" in small.extra["variant_reasons"][s.name]
+    assert set(arm_dsp.fallback_layers(small)) == set(arm_dsp.fallback_layers(free)) | {s.name for s in newly}
 
 
 # ------------------- table lookup and the binary ops with broadcasting (mcf_dsp_elementwise.c)
@@ -942,3 +951,59 @@ def tconv_decl(i: int, p: dict) -> str:
 def test_transpose_conv_on_cortex_m(target, tmp_path):
     kernel_on_cortex_m(target, tmp_path, "transpose_conv_s8", "mcf_dsp_transpose_conv_s8",
                        "mcf_dsp_transpose_conv.c", list(tconv_cases()), tconv_decl)
+
+
+# ------------------- softmax from a table of exps (mcf_dsp_softmax.c)
+
+def softmax_cases():
+    """The portable tests' scales, betas and row shapes (one column, 1001 columns, flat rows of 600 whose
+    exponent passes 31), peaked and random rows, and scales whose diff_min cuts the table."""
+    from mcuforge import fixedpoint as fp
+
+    for i, (beta, scale) in enumerate(((1.0, 1 / 256), (1.0, 0.1), (1.0, 0.5), (0.5, 0.1), (2.0, 0.02),
+                                       (1e-3, 0.1))):
+        mult, left_shift = fp.preprocess_softmax_scaling(beta, scale, 5)
+        diff_min = -fp.calculate_input_radius(5, left_shift, 31)
+        rng = rng_for("dsp-softmax", i)
+        for rows, cols in ((1, 1), (3, 7), (2, 100), (1, 1001)):
+            p = dict(rows=rows, cols=cols, input_multiplier=mult, input_left_shift=left_shift, diff_min=diff_min)
+            x = rand_i8(rng, rows * cols)
+            if cols > 4:
+                x[:cols] = np.clip(rng.normal(0, 5, cols), -128, 127).astype(np.int8)
+            yield p, x
+        p = dict(rows=1, cols=600, input_multiplier=mult, input_left_shift=left_shift, diff_min=diff_min)
+        yield p, np.zeros(600, np.int8)
+
+
+def test_softmax_table_host(lib):
+    """Bit-exact with the portable kernel, in place too; the table is the portable kernel's exps."""
+    cases = list(softmax_cases())
+    assert any(np.any(arm_dsp.softmax_table(p) == 0) for p, _ in cases)  # diff_min inside the 256 differences
+    for p, x in cases:
+        v = arm_dsp.select(_step("softmax_s8", p))
+        assert v is not None and v.function == "mcf_dsp_softmax_s8" and v.scratch == 0
+        t = arm_dsp.softmax_table(p)
+        keep: list = []
+        s = _fill(STRUCTS["softmax_s8"], p, keep)
+        expected = KERNELS["softmax_s8"](p, x)
+        for in_place in (False, True):
+            buf = x.copy()
+            out = buf if in_place else np.full(x.size + 64, 0x55, dtype=np.int8)
+            assert lib.mcf_dsp_softmax_s8(ct.byref(s), buf.ctypes.data_as(P8), out.ctypes.data_as(P8),
+                                          t.ctypes.data_as(ct.c_void_p)) == 0
+            assert np.array_equal(out[:x.size], expected), _short(p)
+            assert in_place or np.all(out[x.size:] == 0x55)
+
+
+def softmax_decl(i: int, p: dict) -> str:
+    fields = ", ".join(f".{f} = {int(p[f])}" for f in ("rows", "cols", "input_multiplier", "input_left_shift",
+                                                       "diff_min"))
+    return (f"static const int32_t t{i}[256] = {_c_ints(arm_dsp.softmax_table(p))};\n"
+            f"static const mcf_softmax_params s{i} = {{{fields}}};\n")
+
+
+@needs_qemu
+@pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m7"])
+def test_softmax_table_on_cortex_m(target, tmp_path):
+    kernel_on_cortex_m(target, tmp_path, "softmax_s8", "mcf_dsp_softmax_s8", "mcf_dsp_softmax.c",
+                       list(softmax_cases()), softmax_decl, last="t{i}", needs=("mcf_fixedpoint.c",))

@@ -49,6 +49,7 @@ class Variant:
     scratch: int = 0  # arena bytes passed as the last argument (in place: the ring)
     key: str = "default"  # the variant's name among a layer's candidates (variants.py)
     wide: bool = False  # the filter widened to int16 pairs offline (pack_wide), else int8 words (pack_matmul)
+    needs: tuple = ()  # runtime/src files the source needs beside it
 
 
 # binary ops with broadcasting on mcf_dsp_elementwise.c's runs (multipliers >= 0)
@@ -326,6 +327,9 @@ def select(step: Step) -> Variant | None:
     if step.kernel == "transpose_conv_s8" and tconv_fits(p):
         return Variant("mcf_dsp_transpose_conv_s8", "mcf_dsp_transpose_conv.c",
                        "transposed conv, per output pixel its taps once, 2 channels x 4 inputs per SIMD step")
+    if step.kernel == "softmax_s8":
+        return Variant("mcf_dsp_softmax_s8", "mcf_dsp_softmax.c", "softmax, the exps from a 1 KB table",
+                       needs=("mcf_fixedpoint.c",))
     if step.kernel == "lut_s8":
         return Variant("mcf_dsp_lut_s8", "mcf_dsp_elementwise.c", "table lookup, 4 values a word")
     if step.kernel in BINARY and binary_fits(step.kernel, p):
@@ -629,15 +633,29 @@ def max_min_tables(p: dict) -> np.ndarray:
     return np.concatenate([to_output(p, x, 1), to_output(p, x, 2)]).astype(np.int8)
 
 
+def softmax_table(p: dict) -> np.ndarray:
+    """mcf_dsp_softmax_s8's 256 words: exp(-d) for the differences d = 0..255
+    from a row's maximum, Q0.31, as TFLM computes it (SRDHM(-d << left
+    shift, multiplier), gemmlowp's exp_on_negative_values); 0 below
+    diff_min (the value TFLM skips)."""
+    from .. import fixedpoint as fp
+
+    diff = -np.arange(256, dtype=np.int64)
+    scaled = fp.saturating_rounding_doubling_high_mul(fp.wrap_int32(diff << int(p["input_left_shift"])),
+                                                      int(p["input_multiplier"]))
+    return np.where(diff >= int(p["diff_min"]), fp.exp_on_negative_values(scaled, 5), 0).astype(np.int32)
+
+
 # The kernels whose arm-dsp variant reads tables the generator makes (in flash, passed for the scratch):
 # (C type, the tables of a layer's parameters)
 TABLES = {"add_s8": ("int32_t", add_tables), "sub_s8": ("int32_t", lambda p: add_tables(p, negate_second=True)),
-          "maximum_s8": ("int8_t", max_min_tables), "minimum_s8": ("int8_t", max_min_tables)}
+          "maximum_s8": ("int8_t", max_min_tables), "minimum_s8": ("int8_t", max_min_tables),
+          "softmax_s8": ("int32_t", softmax_table)}
 
 
-def table_bytes(kernel: str) -> int:
-    """Flash of a layer's tables (TABLES): 513 words, or 512 bytes."""
-    return 4 * 513 if TABLES[kernel][0] == "int32_t" else 512
+def table_bytes(kernel: str, p: dict) -> int:
+    """Flash of a layer's tables (TABLES)."""
+    return int(TABLES[kernel][1](p).nbytes)
 
 
 def requant_records(p: dict, out_c: int) -> np.ndarray | None:
@@ -721,7 +739,7 @@ def runtime_sources(plan: Plan) -> list[str]:
     files: dict[str, None] = {}
     for s in plan.steps:
         v = variant(plan, s)
-        for f in ([v.source] if v is not None else RUNTIME_SOURCES[s.kernel]):
+        for f in ([v.source, *v.needs] if v is not None else RUNTIME_SOURCES[s.kernel]):
             files[f] = None
     for f in portable.runtime_sources(plan) if plan.training is not None else []:
         files[f] = None  # the training step's kernels (and the portable ones of trained layers)

@@ -36,7 +36,7 @@ class Option:
     flash: int  # bytes of flash beyond the layer's weights
 
 
-ADD_TABLE_BYTES = arm_dsp.table_bytes("add_s8")  # add_tables: 513 words
+ADD_TABLE_BYTES = 4 * 513  # add_tables: 513 words
 # Flash of --flash-budget that variants never spend on tables or widened filters: it is kept for the code
 # (the arm-dsp kernels and the model's C link 22-42 KB on the benchmark's models, bench/results/speed.md)
 CODE_RESERVE = 48 * 1024
@@ -100,6 +100,8 @@ def estimate(step: Step, key: str, outs: int) -> int:
         return 30 * outs if key == "portable" else 9 * outs
     if k == "transpose_conv_s8":  # per multiply-accumulate some 19 cycles portable, 2 arm-dsp; per output 40
         return 19 * macs + 60 * outs if key == "portable" else 2 * macs + 40 * outs
+    if k == "softmax_s8":  # per value two exps (some 110 cycles each) portable, two table loads arm-dsp
+        return 240 * outs + 400 if key == "portable" else 40 * outs + 400
     if k == "lut_s8":  # per value a byte loop; 4 values a word
         return 18 * outs if key == "portable" else 5 * outs + 40
     if k in arm_dsp.BINARY:  # per value a call through the broadcast walk; one loop per innermost axis
@@ -120,7 +122,7 @@ def options(step: Step, outs: int, input_dies: bool = False) -> list[Option]:
     for v in arm_dsp.candidates(step):
         if v.key in ("reuse", "reusew", "winreusew") and not input_dies:
             continue
-        flash = arm_dsp.table_bytes(step.kernel) if step.kernel in arm_dsp.TABLES else 0
+        flash = arm_dsp.table_bytes(step.kernel, step.params) if step.kernel in arm_dsp.TABLES else 0
         if v.wide:  # int16 pairs: the int8 filter's bytes (K padded to 4) once more
             p = step.params
             if step.kernel == "fully_connected_s8":  # rows padded to blocks of 6; records, 3 words a row

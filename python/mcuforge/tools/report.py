@@ -48,9 +48,9 @@ def format_table(report: dict) -> str:
     if "portable_fallback_layers" in report:
         fallback = report["portable_fallback_layers"]
         kernels = report["config"]["kernels"]
-        lines.append(f"kernels {kernels}: {len(report['layers']) - len(fallback)} layers on specialized kernels; "
-                     f"portable kernel (no {kernels} variant) for {len(fallback)}"
-                     + (f": {', '.join(fallback)}" if fallback else ""))
+        lines.append(f"kernels {kernels}: {len(report['layers']) - len(fallback)} layers on specialized kernels"
+                     + (f"; portable kernel (no {kernels} variant) for {len(fallback)}: {', '.join(fallback)}"
+                        if fallback else ", every layer"))
         chosen = [L for L in report["layers"] if L.get("variant_reason") and L.get("variant") != "default"
                   and "no " + kernels + " variant" not in L["variant_reason"]]
         if report.get("variant_sram_limit") is not None:
