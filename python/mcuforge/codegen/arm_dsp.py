@@ -177,7 +177,7 @@ def reuse_fits(p: dict) -> bool:
     return has_records("conv2d_s8", p)
 
 
-TCONV_MAX_TAPS = 32  # MCF_TCONV_MAX_TAPS in mcf_dsp_transpose_conv.c: the taps of one phase
+TCONV_MAX_TAPS = 16  # MCF_TCONV_MAX_TAPS in mcf_dsp_transpose_conv.c: the taps of one phase
 
 
 def tconv_fits(p: dict) -> bool:

@@ -19,7 +19,9 @@
  */
 #include "mcf_dsp.h"
 
-#define MCF_TCONV_MAX_TAPS 32 /* taps of one phase: ceil(k_h / stride_h) x ceil(k_w / stride_w) */
+/* Taps of one phase, ceil(k_h / stride_h) x ceil(k_w / stride_w) (3x3 at stride 1, up to 8x8 at stride 2):
+ * 128 bytes of stack for the pixel's tap list. */
+#define MCF_TCONV_MAX_TAPS 16
 
 int32_t mcf_dsp_transpose_conv_s8_scratch_size(const mcf_transpose_conv_params *p)
 {
@@ -124,20 +126,11 @@ MCF_INLINE void tconv_run(const mcf_transpose_conv_params *p, const int8_t *inpu
     const int8_t *const filter = p->filter;
     int32_t taps_w[MCF_TCONV_MAX_TAPS]; /* per tap of the pixel: the filter offset of (ky, kx) */
     const int8_t *taps_x[MCF_TCONV_MAX_TAPS]; /* and its input pixel */
-    int32_t rows_k[MCF_TCONV_MAX_TAPS], rows_i[MCF_TCONV_MAX_TAPS]; /* the row's kernel rows and input rows */
-    int32_t oy, ox, oc, ky, kx, n, j, r, rows;
+    int32_t oy, ox, oc, ky, kx, n, i, j;
     for (oy = 0; oy < p->out_h; ++oy) {
-        /* ty = iy * stride_h + ky: the kernel rows of ty's phase, input rows ty / stride_h down */
-        const int32_t ty = oy + p->pad_top;
+        /* ty = iy * stride_h + ky: the row's phase py and base by (ty = by * stride_h + py) */
+        const int32_t ty = oy + p->pad_top, py = ty >= 0 ? ty % stride_h : 0, by = ty >= 0 ? ty / stride_h : -1;
         int32_t px = 0, bx = 0, tx = p->pad_left; /* tx = bx * stride_w + px, kept without a division */
-        rows = 0;
-        for (ky = ty >= 0 ? ty % stride_h : k_h; ky < k_h && ky <= ty; ky += stride_h) {
-            const int32_t iy = (ty - ky) / stride_h;
-            if (iy < in_h) {
-                rows_k[rows] = ky;
-                rows_i[rows++] = iy;
-            }
-        }
         if (tx > 0) {
             px = tx % stride_w;
             bx = tx / stride_w;
@@ -148,11 +141,11 @@ MCF_INLINE void tconv_run(const mcf_transpose_conv_params *p, const int8_t *inpu
                 ++bx;
             }
             n = 0;
-            for (r = 0; tx >= 0 && r < rows; ++r) {
-                for (kx = px, j = bx; kx < k_w && j >= 0; kx += stride_w, --j) {
+            for (ky = py, i = by; tx >= 0 && ky < k_h && i >= 0; ky += stride_h, --i) { /* input row i */
+                for (kx = px, j = bx; i < in_h && kx < k_w && j >= 0; kx += stride_w, --j) { /* column j */
                     if (j < in_w) {
-                        taps_w[n] = (rows_k[r] * k_w + kx) * in_c;
-                        taps_x[n++] = input + (rows_i[r] * in_w + j) * in_c;
+                        taps_w[n] = (ky * k_w + kx) * in_c;
+                        taps_x[n++] = input + (i * in_w + j) * in_c;
                     }
                 }
             }
