@@ -741,8 +741,13 @@ def runtime_sources(plan: Plan) -> list[str]:
         v = variant(plan, s)
         for f in ([v.source, *v.needs] if v is not None else RUNTIME_SOURCES[s.kernel]):
             files[f] = None
-    for f in portable.runtime_sources(plan) if plan.training is not None else []:
-        files[f] = None  # the training step's kernels (and the portable ones of trained layers)
+    if plan.training is not None:
+        for f in portable.runtime_sources(plan):
+            files[f] = None  # the training step's kernels (and the portable ones of trained layers)
+        for s in plan.training.steps:  # its forward kernels (the loss's softmax) on their variants, as emitted
+            v = variant(plan, s) if s.kernel in RUNTIME_SOURCES else None
+            for f in [v.source, *v.needs] if v is not None else []:
+                files[f] = None
     return sorted(files)
 
 
