@@ -47,11 +47,9 @@ MCF_INLINE int32_t pair(const int16_t *p)
  * accumulators and 3 inputs stay in registers): per step 9 loads, 6 SMLAD
  * and 6 SMLAxy for 18 multiply-accumulates, then 12 instructions of
  * requantization and stores; then a last odd pixel when `odd` says so.
- * out_end - out: a multiple of 2 * step. The _rows copies (the plane
- * variant with stride 2 along the rows; stride 1 takes mcf_dsp_dw3q_s1
- * below) take every output row of the channel at once (`rows`): after a
- * row, the kernel rows move orow bytes down and the outputs out_row bytes on
- * (frame words 48-68, pushed first).
+ * out_end - out: a multiple of 2 * step. (The plane variant takes every
+ * output row of a channel group at once, 4 pixels a step: mcf_dsp_dw3q_s1,
+ * _s2 below.)
  */
 typedef struct {
     int32_t w0, w1, w2;    /* 0: kernel row k's taps 0, 1 (int16 pair) */
@@ -63,54 +61,14 @@ typedef struct {
     int32_t odd;           /* 44: 1: one more pixel after them */
     const int16_t *r0, *r1, *r2; /* 48: the window's ring rows (int16, the offset added) */
     int8_t *out;           /* 60 */
-    int32_t rows;          /* 64: output rows (the plane: each krow bytes below the last, the next row's */
-    int32_t krow, orow;    /* 68, 72: kernel rows orow bytes below the row's), >= 1 */
-    int32_t out_row;       /* 76: output bytes per row */
 } mcf_dw3_job;
 
 void mcf_dsp_dw3_s1(const mcf_dw3_job *job);
 void mcf_dsp_dw3_s2(const mcf_dw3_job *job);
 void mcf_dsp_dw3_s1_lo(const mcf_dw3_job *job);
 void mcf_dsp_dw3_s2_lo(const mcf_dw3_job *job);
-void mcf_dsp_dw3_rows_s2(const mcf_dw3_job *job);
-void mcf_dsp_dw3_rows_s2_lo(const mcf_dw3_job *job);
-/* The multi-row functions' frame words 48-68 (pushed first). */
-#define MCF_DW3_ROWS_FRAME                                                     \
-    "ldr r1, [r0, #64]\n\t"        /* rows */                               \
-    "ldr r2, [r0, #48]\n\t"        /* the first row's kernel row 0 */        \
-    "ldr r3, [r0, #68]\n\t"        /* krow */                               \
-    "ldr r4, [r0, #72]\n\t"        /* orow */                               \
-    "ldr r5, [r0, #60]\n\t"        /* out */                                \
-    "ldr r6, [r0, #76]\n\t"        /* out_row */                            \
-    "push {r1-r6}\n\t"                                                      \
-/* The next output row of a multi-row call (label 9), if any; else return. */
-#define MCF_DW3_NEXT_ROW                                                       \
-    "ldr r2, [sp, #48]\n\t"                                                  \
-    "subs r2, r2, #1\n\t"                                                    \
-    "beq 6f\n\t"                                                             \
-    "str r2, [sp, #48]\n\t"                                                  \
-    "ldr r9, [sp, #52]\n\t"                                                  \
-    "ldr r2, [sp, #60]\n\t"                                                  \
-    "add r9, r9, r2\n\t"                                                     \
-    "str r9, [sp, #52]\n\t"                                                  \
-    "ldr r2, [sp, #56]\n\t"                                                  \
-    "add r10, r9, r2\n\t"                                                    \
-    "add r11, r10, r2\n\t"                                                   \
-    "ldr r12, [sp, #64]\n\t"                                                 \
-    "ldr r2, [sp, #68]\n\t"                                                  \
-    "add r12, r12, r2\n\t"                                                   \
-    "str r12, [sp, #64]\n\t"                                                 \
-    "ldr r3, [sp, #40]\n\t"                                                  \
-    "add r3, r3, r2\n\t"                                                     \
-    "str r3, [sp, #40]\n\t"                                                  \
-    "cmp r12, r3\n\t"                                                        \
-    "bne 1b\n\t"                                                             \
-    "b 8b\n"                                                                  \
-    "6:\n\t"                                                                 \
-    "add sp, sp, #24\n\t"
-#define MCF_DW3_ENTRY(name, PRE)                                               \
+#define MCF_DW3_ENTRY(name)                                                    \
     MCF_ASM_FUNCTION(name)                                                    \
-    PRE                                                                       \
     "ldmia r0!, {r1-r12}\n\t"                                                 \
     "push {r1-r12}\n\t"                                                       \
     "ldm r0, {r9-r12}\n\t"                                                    \
@@ -147,7 +105,7 @@ void mcf_dsp_dw3_rows_s2_lo(const mcf_dw3_job *job);
     "ldrsh r3, [" rp ", #4]\n\t"                                             \
     "smlad r0, " w ", lr, r0\n\t"                                             \
     "smlab" h " r0, r3, " wc ", r0\n\t"
-#define MCF_DW3_EXIT(name, OUT, NEXT)                                             \
+#define MCF_DW3_EXIT(name, OUT)                                                   \
     "add r2, sp, #24\n\t"                                                     \
     "ldm r2, {r4-r7}\n\t"           /* m, e, rounding, step */                \
     OUT("r0", "[r12]")                                                        \
@@ -168,26 +126,22 @@ void mcf_dsp_dw3_rows_s2_lo(const mcf_dw3_job *job);
     "ldm r2, {r4-r6}\n\t"                                                     \
     OUT("r0", "[r12]")                                                        \
     "9:\n\t"                                                                  \
-    NEXT                                                                      \
     "add sp, sp, #48\n\t"                                                    \
     "pop {r4-r11, pc}\n\t"                                                    \
     ".size " name ", .-" name "\n\t"                                          \
     ".popsection"
 /* The 3x3 row function `name`: kernel rows by ROW (stride), outputs by OUT. */
-#define MCF_DW3_FUNCTION(name, ROW, OUT, PRE, NEXT)                             \
-    MCF_DW3_ENTRY(name, PRE)                                                  \
+#define MCF_DW3_FUNCTION(name, ROW, OUT)                                        \
+    MCF_DW3_ENTRY(name)                                                       \
     ROW("r9", "r4", "r7", "b")                                                \
     ROW("r10", "r5", "r7", "t")                                               \
     ROW("r11", "r6", "r8", "b")                                               \
-    MCF_DW3_EXIT(name, OUT, NEXT)
-/* one output row (the ring), and every row of the job (the plane) */
-__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s1", MCF_DW3_ROW_S1, MCF_DW3_OUT, "", ""));
-__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s2", MCF_DW3_ROW_S2, MCF_DW3_OUT, "", ""));
-__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s1_lo", MCF_DW3_ROW_S1, MCF_DW3_OUT_LO, "", ""));
-__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_LO, "", ""));
-__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2", MCF_DW3_ROW_S2, MCF_DW3_OUT, MCF_DW3_ROWS_FRAME, MCF_DW3_NEXT_ROW));
-__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_LO, MCF_DW3_ROWS_FRAME,
-                         MCF_DW3_NEXT_ROW));
+    MCF_DW3_EXIT(name, OUT)
+/* one output row (the ring) */
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s1", MCF_DW3_ROW_S1, MCF_DW3_OUT));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s2", MCF_DW3_ROW_S2, MCF_DW3_OUT));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s1_lo", MCF_DW3_ROW_S1, MCF_DW3_OUT_LO));
+__asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_LO));
 /*
  * The plane's stride-1 rows four output pixels a step (mcf_dsp_dw3q_s1,
  * _lo): one pointer walks the 3 kernel rows (krow bytes apart, word-aligned:
@@ -200,12 +154,17 @@ __asm__(MCF_DW3_FUNCTION("mcf_dsp_dw3_rows_s2_lo", MCF_DW3_ROW_S2, MCF_DW3_OUT_L
  * (m, e, rounding, step) and 4 requantizations. A row's last out_w % 4
  * pixels (`odd` of the job): two in one step, then one. Every output row of
  * the job's channels (a group of 4) in one call, channel after channel.
+ * The stride-2 rows (mcf_dsp_dw3q_s2, _lo) the same way, a step 16 bytes
+ * after the last: per kernel row one LDM of x0x1 .. x6x7, an LDRSH of x8 and
+ * two loads of the row's weights, pixel j x(2j)x(2j+1).w01 + x(2j+2) w2 (4
+ * SMLAD and 4 SMLABx for 12 multiply-accumulates, 17 cycles against 34 in
+ * the 2-pixel steps of the ring's rows).
  * Frame: 0-32 the channel's words (w0, w1, w2, wc01, wc2, bias, m, e,
  * rounding), 36 step, 40 the span, 44 the pixels after it, 48 the row's
  * plane pointer, 52 its output, 56 rows left, 60 krow, 64 orow, 68
- * out_row, 72 the next channel's words, 76-96 per kernel row w01, w12, 100
- * channels left, 104 the channel's first plane row, 108 its first output,
- * 112 plane_step, 116 rows.
+ * out_row, 72 the next channel's words, 76-96 per kernel row w01, w12
+ * (stride 1), 100 channels left, 104 the channel's first plane row, 108 its
+ * first output, 112 plane_step, 116 rows, 120 the row's end of whole steps.
  */
 typedef struct {
     const int32_t *ch;      /* 0: per channel w0, w1, w2, wc01, wc2 (as mcf_dw3_job), bias, m, e, rounding */
@@ -243,6 +202,67 @@ typedef struct {
     "ldr r11, [r9, #4]\n\t"                                                    \
     "smlab" h " r0, r11, " wc ", r0\n\t"                                      \
     "smlat" h " r1, r11, " wc ", r1\n\t"
+/* The window of 4 pixels at stride 1 (r9: its first kernel row, r10 krow),
+ * r9 then 8 bytes on, and the record (m, e, rounding, step) into r4-r7. */
+#define MCF_DW3Q_STEP_S1                                                        \
+    "ldr r12, [sp, #20]\n\t"       /* the bias */                           \
+    MCF_DW3Q_ROW("76", "r12", "r12", "r12", "r12")                            \
+    "add r9, r9, r10\n\t"                                                     \
+    MCF_DW3Q_ROW("84", "r0", "r1", "r2", "r3")                                \
+    "add r9, r9, r10\n\t"                                                     \
+    MCF_DW3Q_ROW("92", "r0", "r1", "r2", "r3")                                \
+    "sub r9, r9, r10, lsl #1\n\t"                                             \
+    "add r9, r9, #8\n\t"                                                      \
+    "add r12, sp, #24\n\t"                                                    \
+    "ldm r12, {r4-r7}\n\t"
+/* Kernel row at r9 for 4 pixels at stride 2 (mcf_dsp_dw3q_s2): pixel j
+ * reads x(2j), x(2j+1), x(2j+2); one LDM brings x0x1 .. x6x7, an LDRSH x8
+ * (a 5-word LDM would read past the row's last window); the row's taps 0, 1
+ * (frame offset w) meet the pairs x(2j)x(2j+1), its tap 2 (half h of the
+ * word at wc) the bottom halves x(2j+2). r1-r3 start from a1-a3, r0 from
+ * itself (the bias on the first row). */
+#define MCF_DW3Q_ROW_S2(w, wc, h, a1, a2, a3)                                  \
+    "ldm r9, {r4-r7}\n\t"        /* x0x1 x2x3 x4x5 x6x7 */                 \
+    "ldrsh r8, [r9, #16]\n\t"    /* x8 */                                   \
+    "ldr r11, [sp, #" w "]\n\t"                                               \
+    "ldr r12, [sp, #" wc "]\n\t"                                              \
+    "smlad r1, r5, r11, " a1 "\n\t"                                            \
+    "smlad r2, r6, r11, " a2 "\n\t"                                            \
+    "smlad r3, r7, r11, " a3 "\n\t"                                            \
+    "smlad r0, r4, r11, r0\n\t"                                               \
+    "smlab" h " r0, r5, r12, r0\n\t"                                          \
+    "smlab" h " r1, r6, r12, r1\n\t"                                          \
+    "smlab" h " r2, r7, r12, r2\n\t"                                          \
+    "smlab" h " r3, r8, r12, r3\n\t"
+/* The window of 4 pixels at stride 2: the channel's words w0, w1, w2 (taps
+ * 0, 1 of rows 0-2) at frame 0-8, wc01, wc2 (their taps 2) at 12, 16; r9
+ * then 16 bytes on, the record into r4-r7 (r11 is free: the row's end of
+ * whole steps waits at frame 120). */
+#define MCF_DW3Q_STEP_S2                                                        \
+    "ldr r0, [sp, #20]\n\t"        /* the bias */                           \
+    MCF_DW3Q_ROW_S2("0", "12", "b", "r0", "r0", "r0")                         \
+    "add r9, r9, r10\n\t"                                                     \
+    MCF_DW3Q_ROW_S2("4", "12", "t", "r1", "r2", "r3")                         \
+    "add r9, r9, r10\n\t"                                                     \
+    MCF_DW3Q_ROW_S2("8", "16", "b", "r1", "r2", "r3")                         \
+    "sub r9, r9, r10, lsl #1\n\t"                                             \
+    "add r9, r9, #16\n\t"                                                     \
+    "add r12, sp, #24\n\t"                                                    \
+    "ldm r12, {r4-r7}\n\t"
+/* the row's end of whole steps kept (in r11 at stride 1, at frame 120 at stride 2), the loop's test against it */
+#define MCF_DW3Q_SAVE_END_S1 ""
+#define MCF_DW3Q_SAVE_END_S2 "str r11, [sp, #120]\n\t"
+#define MCF_DW3Q_END_S1 "cmp lr, r11\n\t"
+#define MCF_DW3Q_END_S2 "ldr r12, [sp, #120]\n\tcmp lr, r12\n\t"
+/* two pixels at stride 2: x0x1, x2x3 and x4 */
+#define MCF_DW3Q_PAIR_S2(w, wc, h)                                              \
+    "ldr r11, [r9]\n\t"                                                        \
+    "ldr r12, [r9, #4]\n\t"                                                    \
+    "smlad r0, " w ", r11, r0\n\t"                                            \
+    "smlad r1, " w ", r12, r1\n\t"                                            \
+    "smlab" h " r0, r12, " wc ", r0\n\t"                                      \
+    "ldrsh r11, [r9, #8]\n\t"                                                  \
+    "smlab" h " r1, r11, " wc ", r1\n\t"
 /* The 3 kernel rows by ROW (one pointer, krow bytes apart), the pointer
  * `advance` bytes on, then the record (m, e, rounding, step) into r4-r7. */
 #define MCF_DW3Q_WINDOW(ROW, advance)                                           \
@@ -258,7 +278,7 @@ typedef struct {
 /* requantization of acc with r4 m, r5 e, r6 the rounding (r12 scratch) */
 #define MCF_DW3Q_OUT(acc) MCF_ASM_REQUANT(acc, acc, "r12", "r4", "r5", "r6")
 #define MCF_DW3Q_OUT_LO(acc) MCF_ASM_REQUANT_LO(acc, acc, "r4", "r5", "r6")
-#define MCF_DW3Q_FUNCTION(name, OUT)                                            \
+#define MCF_DW3Q_FUNCTION(name, OUT, STEP4, SAVE_END, END4, PAIR, ADV2, ADV1)   \
     MCF_ASM_FUNCTION(name)                                                    \
     "sub sp, sp, #124\n\t"                                                    \
     "ldmia r0, {r1-r12}\n\t"       /* the job */                             \
@@ -292,19 +312,11 @@ typedef struct {
     "2:\n\t"                        /* an output row */                       \
     "ldr r11, [sp, #40]\n\t"                                                  \
     "add r11, lr, r11\n\t"        /* the row's end of whole steps */       \
+    SAVE_END                                                                  \
     "cmp lr, r11\n\t"                                                         \
     "beq 4f\n"                                                                \
     "1:\n\t"                        /* 4 pixels */                            \
-    "ldr r12, [sp, #20]\n\t"       /* the bias */                           \
-    MCF_DW3Q_ROW("76", "r12", "r12", "r12", "r12")                            \
-    "add r9, r9, r10\n\t"                                                     \
-    MCF_DW3Q_ROW("84", "r0", "r1", "r2", "r3")                                \
-    "add r9, r9, r10\n\t"                                                     \
-    MCF_DW3Q_ROW("92", "r0", "r1", "r2", "r3")                                \
-    "sub r9, r9, r10, lsl #1\n\t"                                             \
-    "add r9, r9, #8\n\t"                                                      \
-    "add r12, sp, #24\n\t"                                                    \
-    "ldm r12, {r4-r7}\n\t"                                                    \
+    STEP4                                                                     \
     OUT("r0") OUT("r1") OUT("r2") OUT("r3")                                   \
     "strb r0, [lr]\n\t"                                                       \
     "strb r1, [lr, r7]\n\t"                                                   \
@@ -312,7 +324,7 @@ typedef struct {
     "strb r2, [lr]\n\t"                                                       \
     "strb r3, [lr, r7]\n\t"                                                   \
     "add lr, lr, r7, lsl #1\n\t"                                              \
-    "cmp lr, r11\n\t"                                                         \
+    END4                                                                      \
     "bne 1b\n"                                                                \
     "4:\n\t"                        /* the pixels after the steps */         \
     "ldr r3, [sp, #44]\n\t"                                                   \
@@ -321,7 +333,7 @@ typedef struct {
     "ldm sp, {r4-r8}\n\t"          /* two of them */                        \
     "ldr r0, [sp, #20]\n\t"                                                   \
     "mov r1, r0\n\t"                                                          \
-    MCF_DW3Q_WINDOW(MCF_DW3Q_PAIR, "4")                                       \
+    MCF_DW3Q_WINDOW(PAIR, ADV2)                                               \
     OUT("r0") OUT("r1")                                                       \
     "strb r0, [lr]\n\t"                                                       \
     "strb r1, [lr, r7]\n\t"                                                   \
@@ -351,7 +363,7 @@ typedef struct {
     OUT("r0")                                                                 \
     "strb r0, [lr]\n\t"                                                       \
     "add lr, lr, r7\n\t"                                                      \
-    "add r9, r9, #2\n\t"                                                      \
+    "add r9, r9, #" ADV1 "\n\t"                                               \
     "subs r3, r3, #1\n\t"                                                     \
     "bne 3b\n"                                                                \
     "5:\n\t"                        /* the next row, if any */                \
@@ -383,16 +395,32 @@ typedef struct {
     ".popsection"
 void mcf_dsp_dw3q_s1(const mcf_dw3q_job *job);
 void mcf_dsp_dw3q_s1_lo(const mcf_dw3q_job *job);
-__asm__(MCF_DW3Q_FUNCTION("mcf_dsp_dw3q_s1", MCF_DW3Q_OUT));
-__asm__(MCF_DW3Q_FUNCTION("mcf_dsp_dw3q_s1_lo", MCF_DW3Q_OUT_LO));
+void mcf_dsp_dw3q_s2(const mcf_dw3q_job *job);
+void mcf_dsp_dw3q_s2_lo(const mcf_dw3q_job *job);
+#define MCF_DW3Q_S1 MCF_DW3Q_STEP_S1, MCF_DW3Q_SAVE_END_S1, MCF_DW3Q_END_S1, MCF_DW3Q_PAIR, "4", "2"
+#define MCF_DW3Q_S2 MCF_DW3Q_STEP_S2, MCF_DW3Q_SAVE_END_S2, MCF_DW3Q_END_S2, MCF_DW3Q_PAIR_S2, "8", "4"
+#define MCF_DW3Q_EXPAND(args) MCF_DW3Q_FUNCTION args
+__asm__(MCF_DW3Q_EXPAND(("mcf_dsp_dw3q_s1", MCF_DW3Q_OUT, MCF_DW3Q_S1)));
+__asm__(MCF_DW3Q_EXPAND(("mcf_dsp_dw3q_s1_lo", MCF_DW3Q_OUT_LO, MCF_DW3Q_S1)));
+__asm__(MCF_DW3Q_EXPAND(("mcf_dsp_dw3q_s2", MCF_DW3Q_OUT, MCF_DW3Q_S2)));
+__asm__(MCF_DW3Q_EXPAND(("mcf_dsp_dw3q_s2_lo", MCF_DW3Q_OUT_LO, MCF_DW3Q_S2)));
+#undef MCF_DW3Q_S1
+#undef MCF_DW3Q_S2
+#undef MCF_DW3Q_EXPAND
+#undef MCF_DW3Q_STEP_S1
+#undef MCF_DW3Q_STEP_S2
+#undef MCF_DW3Q_ROW_S2
+#undef MCF_DW3Q_SAVE_END_S1
+#undef MCF_DW3Q_SAVE_END_S2
+#undef MCF_DW3Q_END_S1
+#undef MCF_DW3Q_END_S2
+#undef MCF_DW3Q_PAIR_S2
 #undef MCF_DW3Q_ROW
 #undef MCF_DW3Q_PAIR
 #undef MCF_DW3Q_WINDOW
 #undef MCF_DW3Q_OUT
 #undef MCF_DW3Q_OUT_LO
 #undef MCF_DW3Q_FUNCTION
-#undef MCF_DW3_ROWS_FRAME
-#undef MCF_DW3_NEXT_ROW
 #undef MCF_DW3_ENTRY
 #undef MCF_DW3_ROW_S1
 #undef MCF_DW3_ROW_S2
@@ -930,33 +958,23 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p0, const int8_t *i
     int16_t *base = (int16_t *)(void *)plane;
     int32_t c, x, r, j, oy;
 #ifdef MCF_DSP_ASM
-    mcf_dw3_job job;
     mcf_dw3q_job qjob;
     int32_t words[4 * 9]; /* mcf_dw3q_job.ch: the group's channels */
     const int use_asm = mcf_dsp_records_fit(fast, p->shift, channels);
     const int lo = mcf_dsp_records_lo(p->output_offset);
-    const int quads = p->stride_w == 1; /* mcf_dsp_dw3q_s1: 4 pixels a step, the group's 4 channels a call */
-    void (*const row_fn)(const mcf_dw3_job *) = lo ? mcf_dsp_dw3_rows_s2_lo : mcf_dsp_dw3_rows_s2;
-    const int32_t span_bytes = (p->out_w & (quads ? ~3 : ~1)) * out_along;
 #endif
     for (x = 0; x < rows * row16; ++x) { /* the padding, never overwritten */
         base[x] = 0;
     }
 #ifdef MCF_DSP_ASM
-    job.step = out_along; /* the same for every channel */
-    job.odd = p->out_w & 1;
-    job.rows = p->out_h; /* every output row of the channel in one call */
-    job.krow = krow * (int32_t)sizeof(int16_t);
-    job.orow = orow * (int32_t)sizeof(int16_t);
-    job.out_row = out_next;
     qjob.ch = words;
     qjob.channels = 4;
     qjob.step = out_along;
-    qjob.span = span_bytes;
+    qjob.span = (p->out_w & ~3) * out_along;
     qjob.odd = p->out_w & 3;
     qjob.rows = p->out_h;
-    qjob.krow = job.krow;
-    qjob.orow = job.orow;
+    qjob.krow = krow * (int32_t)sizeof(int16_t);
+    qjob.orow = orow * (int32_t)sizeof(int16_t);
     qjob.out_row = out_next;
     qjob.plane_step = width * (int32_t)sizeof(int16_t);
 #endif
@@ -966,7 +984,7 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p0, const int8_t *i
                       in_along, offset2);
         }
 #ifdef MCF_DSP_ASM
-        if (use_asm && quads) {
+        if (use_asm) { /* 4 pixels a step, the group's 4 channels a call (plane_fits: stride 1 or 2) */
             for (j = 0; j < 4; ++j) {
                 const uint32_t *w = filter + (c + j) * per_channel;
                 int32_t *ch = words + 9 * j;
@@ -980,10 +998,16 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p0, const int8_t *i
             }
             qjob.r0 = base;
             qjob.out = output + c;
-            if (lo) { /* called directly: no pointer to them, so the ring's row calls cannot reach them */
-                mcf_dsp_dw3q_s1_lo(&qjob); /* reads the job and its words, changes nothing in them */
-            } else {
+            /* called directly: no pointer to them, so the ring's row calls cannot reach them (the stack
+             * bound); each reads the job and its words, changes nothing in them */
+            if (p->stride_w == 1 && lo) {
+                mcf_dsp_dw3q_s1_lo(&qjob);
+            } else if (p->stride_w == 1) {
                 mcf_dsp_dw3q_s1(&qjob);
+            } else if (lo) {
+                mcf_dsp_dw3q_s2_lo(&qjob);
+            } else {
+                mcf_dsp_dw3q_s2(&qjob);
             }
             continue;
         }
@@ -993,24 +1017,6 @@ MCF_INLINE void run_plane(const mcf_depthwise_conv2d_params *p0, const int8_t *i
             const int32_t b = p->bias[c + j], m = p->multiplier[c + j], sh = p->shift[c + j];
             const int16_t *k0 = base + j * width;
             int8_t *out = output + c + j;
-#ifdef MCF_DSP_ASM
-            if (use_asm) {
-                job.w0 = (int32_t)w[0];
-                job.w1 = (int32_t)w[2];
-                job.w2 = (int32_t)w[4];
-                job.wc01 = (int32_t)((w[1] & 0xFFFFu) | (w[3] << 16));
-                job.wc2 = (int32_t)w[5];
-                job.bias = b;
-                mcf_dsp_record(m, sh, p->output_offset, job.record);
-                job.r0 = k0;
-                job.r1 = k0 + krow;
-                job.r2 = k0 + 2 * krow;
-                job.out = out;
-                job.out_end = out + span_bytes;
-                row_fn(&job); /* reads the job, changes nothing in it */
-                continue;
-            }
-#endif
             for (oy = 0; oy < p->out_h; ++oy, k0 += orow, out += out_next) {
                 row_3x3(&ctx, k0, k0 + krow, k0 + 2 * krow, w, b, m, sh, out, fast);
             }
