@@ -214,6 +214,8 @@ def test_add_tables_within_flash_budget(tmp_path):
     adds = [s for s in free.steps if s.kernel == "add_s8"]
     assert adds and all(free.extra["variants"][s.name] == "default" for s in adds)
     weights = free.weight_bytes
+    table = arm_dsp.table_bytes("add_s8", adds[0].params)  # 513 words
+    assert table == 4 * 513
 
     def extra_flash(plan):  # flash of the chosen variants beyond the weights: tables, widened filters
         return sum(next(o.flash for o in variant_choice.options(s, plan.graph.tensors[s.outputs[0]].size, True)
@@ -221,9 +223,9 @@ def test_add_tables_within_flash_budget(tmp_path):
 
     for room in (0, 1):
         plan = _plan(model, tmp_path, f"flash{room}", kernels="arm-dsp", sram_budget=1 << 20,
-                     flash_budget=weights + variant_choice.CODE_RESERVE + room * variant_choice.ADD_TABLE_BYTES)
+                     flash_budget=weights + variant_choice.CODE_RESERVE + room * table)
         tables = [s for s in plan.steps if s.kernel == "add_s8" and plan.extra["variants"][s.name] != "portable"]
-        assert len(tables) <= room and 0 < extra_flash(plan) <= variant_choice.ADD_TABLE_BYTES if room else \
+        assert len(tables) <= room and 0 < extra_flash(plan) <= table if room else \
             extra_flash(plan) == 0
         for s in plan.steps:
             if s.kernel == "add_s8" and s not in tables:

@@ -251,11 +251,11 @@ def candidates(step: Step) -> list[Variant]:
                                "the filter widened to int16 offline", 4 * 2 * _k_padded(p["in_c"]), key="pw4w",
                                wide=True))
         if conv_columns(p) == POINTWISE_BLOCK:
-            out.append(Variant("mcf_dsp_conv2d_1x1_s8_tail", v.source,
+            out.append(Variant("mcf_dsp_conv2d_s8_tail", v.source,
                                "1x1 conv, 2 x 4 blocks with their columns in the output's tail, no scratch", 0,
                                key="tail"))
             if has_records("conv2d_s8", p):
-                out.append(Variant("mcf_dsp_conv2d_1x1_s8_tailw", v.source,
+                out.append(Variant("mcf_dsp_conv2d_s8_tailw", v.source,
                                    "1x1 conv, tail's blocks on the filter widened to int16 offline, no scratch", 0,
                                    key="tailw", wide=True))
         out.append(Variant("mcf_dsp_conv2d_1x1_s8_rows", v.source, "1x1 conv as fully connected rows, no scratch",

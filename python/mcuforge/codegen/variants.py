@@ -8,8 +8,9 @@ that holds the whole padded input of 4 channels). Each costs
   with the Cortex-M4 cycle model (tools/cycles.py, docs/speed.md) on the
   MLPerf Tiny models; only their order matters to the choice;
 * scratch: arena bytes, which the memory planner places like any buffer;
-XX
-  a filter widened to int16 offline, its int8 size once more).
+* flash: bytes beyond the layer's own weights (the tables of ADD and SUB,
+  2 KB each, of MAXIMUM and MINIMUM, 512 bytes, of SOFTMAX, 1 KB: TABLES in
+  arm_dsp.py; a filter widened to int16 offline, its int8 size once more).
 
 ``choose`` minimizes the estimated cycles within the SRAM limit (the arena
 of --sram-budget, or without one the arena of the portable plan: arm-dsp then
@@ -36,7 +37,6 @@ class Option:
     flash: int  # bytes of flash beyond the layer's weights
 
 
-ADD_TABLE_BYTES = 4 * 513  # add_tables: 513 words
 # Flash of --flash-budget that variants never spend on tables or widened filters: it is kept for the code
 # (the arm-dsp kernels and the model's C link 22-42 KB on the benchmark's models, bench/results/speed.md)
 CODE_RESERVE = 48 * 1024

@@ -2001,20 +2001,14 @@ static void columns_4(const mcf_conv2d_params *p, const int8_t *input, int32_t n
 }
 
 /* The variants without scratch that keep the blocks and leave the input as
- * it is (mcf_dsp_conv2d_1x1_s8_tail, and mcf_dsp_conv2d_s8_tail for a k x k
- * window of K <= MCF_PATCH_MAX products, e.g. a first layer whose input is
- * the model's): the 4 columns of the pw4 blocks live in the last bytes of
- * the output (word-aligned), which no block writes before the columns' last
+ * it is (mcf_dsp_conv2d_s8_tail, _tailw: a 1x1 layer, or a k x k window of
+ * K <= MCF_PATCH_MAX products, e.g. a first layer whose input is the
+ * model's): the 4 columns of the pw4 blocks live in the last bytes of the
+ * output (word-aligned), which no block writes before the columns' last
  * use: every block whose outputs end below them runs there; the pixels after
  * them as fully connected rows, read in place (1x1) or from the window
  * gathered into a patch on the stack (k x k). The output never aliases the
  * input (a convolution is never planned in place). */
-int32_t mcf_dsp_conv2d_1x1_s8_tail_scratch_size(const mcf_conv2d_params *p)
-{
-    (void)p;
-    return 0;
-}
-
 int32_t mcf_dsp_conv2d_s8_tail_scratch_size(const mcf_conv2d_params *p)
 {
     (void)p;
@@ -2156,7 +2150,6 @@ static int tail_blocks(const mcf_conv2d_params *p, const int8_t *input, int8_t *
         return blocks(p, input, output, 1);                                                                    \
     }
 /* tailw: the pw4w blocks, the last pixels by wide_row */
-MCF_NO_SCRATCH_PAIR(mcf_dsp_conv2d_1x1_s8_tail, tail_blocks)
 MCF_NO_SCRATCH_PAIR(mcf_dsp_conv2d_s8_tail, tail_blocks)
 
 /* The 1x1 variant in blocks of 4 output pixels, 2 channels at a time

@@ -85,15 +85,9 @@ int32_t mcf_dsp_conv2d_s8_pw4w_scratch_size(const mcf_conv2d_params *p);
 int mcf_dsp_conv2d_s8_pw4w(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 int32_t mcf_dsp_conv2d_s8_reusew_scratch_size(const mcf_conv2d_params *p);
 int mcf_dsp_conv2d_s8_reusew(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
-int32_t mcf_dsp_conv2d_1x1_s8_tailw_scratch_size(const mcf_conv2d_params *p);
-int mcf_dsp_conv2d_1x1_s8_tailw(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
-/* The same without scratch keeping the 6-pixel blocks: their columns in the
- * output's last bytes (output word-aligned, never the input), the pixels
- * after them as rows: */
-int32_t mcf_dsp_conv2d_1x1_s8_tail_scratch_size(const mcf_conv2d_params *p);
-int mcf_dsp_conv2d_1x1_s8_tail(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
-/* The same for a k x k window of K <= 64 products (its last pixels' windows gathered on the stack), and on
- * the wide layout: */
+/* The blocks without scratch, the input left as it is: their columns in the output's last bytes (output
+ * word-aligned, never the input), the pixels after them as rows (a 1x1 layer's read in place, a k x k
+ * window of K <= 64 products gathered on the stack); on the int8 words and on the wide layout: */
 int32_t mcf_dsp_conv2d_s8_tail_scratch_size(const mcf_conv2d_params *p);
 int mcf_dsp_conv2d_s8_tail(const mcf_conv2d_params *p, const int8_t *input, int8_t *output, int8_t *scratch);
 int32_t mcf_dsp_conv2d_s8_tailw_scratch_size(const mcf_conv2d_params *p);
