@@ -53,7 +53,7 @@ int mcf_dsp_lut_s8(const mcf_lut_params *p, const int8_t *input, int8_t *output,
     for (; i + 4 <= n; i += 4) { /* in place too: a word is read before it is written */
         const uint32_t v = mcf_read32(input + i);
         const uint32_t b0 = t[(int8_t)v], b1 = t[(int8_t)(v >> 8)], b2 = t[(int8_t)(v >> 16)];
-        const uint32_t b3 = t[(int32_t)v >> 24];
+        const uint32_t b3 = t[(int8_t)(v >> 24)];
         mcf_write32(output + i, b0 | b1 << 8 | b2 << 16 | b3 << 24);
     }
     for (; i < n; ++i) {
