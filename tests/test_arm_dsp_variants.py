@@ -911,11 +911,9 @@ def quantize_per_channel(rng, n: int):
 
 
 def tconv_mode(p) -> str:
-    """The requantization copy mcf_dsp_transpose_conv_s8 runs (C: mode_of)."""
-    w = np.abs(np.asarray(p["filter"], np.int64).reshape(p["out_c"], -1)).sum(axis=1) * 255
-    b = np.abs(np.asarray(p["bias"], np.int64)) if p["bias"] is not None else 0
-    shifts = np.asarray(p["shift"]).reshape(-1)
-    if np.any(shifts > -1) or np.any(w + b >= 1 << 30):
+    """The requantization copy mcf_dsp_transpose_conv_s8 runs: the mode the generator proves (per_channel of its
+    prepared struct), with the clamp range."""
+    if arm_dsp.prepared_params("transpose_conv_s8", p)["per_channel"] != arm_dsp.FAST_REQUANT:
         return "general"
     return "sat" if (p["act_min"], p["act_max"]) == (-128, 127) else "fast"
 
@@ -933,17 +931,18 @@ def test_transpose_conv_host(lib):
 
 
 def tconv_decl(i: int, p: dict) -> str:
+    """Case i's struct as the generator prepares it (multipliers per channel, the mode in per_channel)."""
+    q = arm_dsp.prepared_params("transpose_conv_s8", p)
     ints = ("in_h in_w in_c out_h out_w out_c k_h k_w stride_h stride_w pad_top pad_left input_offset "
             "output_offset act_min act_max per_channel").split()
-    nq = p["out_c"] if p["per_channel"] else 1
-    mult, shift = (np.asarray(p[k]).reshape(-1)[:nq] for k in ("multiplier", "shift"))
-    out = (f"static const int8_t f{i}[] = {_c_ints(np.asarray(p['filter']).reshape(-1))};\n"
-           f"static const int32_t m{i}[] = {_c_ints(mult)};\nstatic const int32_t q{i}[] = {_c_ints(shift)};\n")
+    out = (f"static const int8_t f{i}[] = {_c_ints(np.asarray(q['filter']).reshape(-1))};\n"
+           f"static const int32_t m{i}[] = {_c_ints(q['multiplier'])};\nstatic const int32_t q{i}[] = "
+           f"{_c_ints(q['shift'])};\n")
     bias = "NULL"
-    if p["bias"] is not None:
-        out += f"static const int32_t b{i}[] = {_c_ints(p['bias'])};\n"
+    if q["bias"] is not None:
+        out += f"static const int32_t b{i}[] = {_c_ints(q['bias'])};\n"
         bias = f"b{i}"
-    fields = ", ".join(f".{f} = {int(p[f])}" for f in ints)
+    fields = ", ".join(f".{f} = {int(q[f])}" for f in ints)
     return out + (f"static const mcf_transpose_conv_params s{i} = {{{fields}, .filter = f{i}, .bias = {bias}, "
                   f".multiplier = m{i}, .shift = q{i}}};\n")
 

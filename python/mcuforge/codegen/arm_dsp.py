@@ -56,7 +56,7 @@ class Variant:
 BINARY = {"mul_s8": "multiply", "sub_s8": "subtract, both inputs' terms from tables",
           "maximum_s8": "maximum, both inputs in the output's quantization from tables",
           "minimum_s8": "minimum, both inputs in the output's quantization from tables"}
-# arm-dsp kernels that read the portable struct as it is
+# arm-dsp kernels that read the portable struct (TRANSPOSE_CONV's requantization fields prepared: prepared_params)
 PORTABLE_STRUCT = ("avg_pool_s8", "lut_s8", "transpose_conv_s8", *BINARY)
 POOL_MAX_TAPS = 255  # MCF_DSP_POOL_MAX_TAPS in mcf_dsp_pool.c: int16 sums of the window
 POINTWISE_BLOCK = 6  # output pixels per block of the 1x1 kernel (MCF_BLOCK in mcf_dsp_matmul.c)
@@ -551,6 +551,15 @@ def prepared_params(kernel: str, params: dict, variant: Variant | None = None) -
     products, or int16 pairs for a wide variant)."""
     if kernel in S16_VARIANTS:
         return prepared_params_s16(params)
+    if kernel == "transpose_conv_s8":  # the portable struct, its multipliers per channel and the mode proved
+        p = dict(params)
+        out_c = p["out_c"]
+        p["multiplier"] = _per_channel(p["multiplier"], out_c).copy()
+        p["shift"] = _per_channel(p["shift"], out_c).copy()
+        rows = np.asarray(p["filter"], dtype=np.int64).reshape(out_c, -1)
+        bias = np.zeros(out_c, np.int64) if p["bias"] is None else np.asarray(p["bias"], dtype=np.int64)
+        p["per_channel"] = requant_mode(np.abs(bias) + 255 * np.abs(rows).sum(axis=1), p["shift"])
+        return p
     if kernel in PORTABLE_STRUCT:
         return dict(params)  # the portable struct as it is
     p = dict(params)
@@ -635,15 +644,11 @@ def max_min_tables(p: dict) -> np.ndarray:
 
 def softmax_table(p: dict) -> np.ndarray:
     """mcf_dsp_softmax_s8's 256 words: exp(-d) for the differences d = 0..255
-    from a row's maximum, Q0.31, as TFLM computes it (SRDHM(-d << left
-    shift, multiplier), gemmlowp's exp_on_negative_values); 0 below
-    diff_min (the value TFLM skips)."""
-    from .. import fixedpoint as fp
+    from a row's maximum, Q0.31, 0 below diff_min (the portable kernel's
+    NumPy twin, kernels/softmax.py exps)."""
+    from ..kernels.softmax import exps
 
-    diff = -np.arange(256, dtype=np.int64)
-    scaled = fp.saturating_rounding_doubling_high_mul(fp.wrap_int32(diff << int(p["input_left_shift"])),
-                                                      int(p["input_multiplier"]))
-    return np.where(diff >= int(p["diff_min"]), fp.exp_on_negative_values(scaled, 5), 0).astype(np.int32)
+    return exps(p, -np.arange(256, dtype=np.int64)).astype(np.int32)
 
 
 # The kernels whose arm-dsp variant reads tables the generator makes (in flash, passed for the scratch):
@@ -718,8 +723,10 @@ class DspEmitter(portable._Emitter):
         self.externs_named: set[str] = set()
 
     def struct_fields(self, step: Step, ident: str) -> list[str]:
-        if variant(self.plan, step) is None or step.kernel in TABLES or step.kernel in PORTABLE_STRUCT:
+        if variant(self.plan, step) is None or step.kernel in TABLES:
             return super().struct_fields(step, ident)
+        if step.kernel in PORTABLE_STRUCT:  # the portable layout, the fields as prepared_params leaves them
+            return super().struct_fields(replace(step, params=prepared_params(step.kernel, step.params)), ident)
         params = prepared_params(step.kernel, step.params, variant(self.plan, step))
         words = params.pop("filter")
         fields = super().struct_fields(replace(step, params=params), ident)

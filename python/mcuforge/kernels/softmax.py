@@ -31,10 +31,18 @@ def _clz32(x: np.ndarray) -> np.ndarray:
     return np.where(nz, 32 - e.astype(np.int64), n)
 
 
+def exps(p: dict, diff: np.ndarray) -> np.ndarray:
+    """exp of the differences diff <= 0 from a row's maximum, Q0.31, as TFLM
+    computes it (SRDHM(diff << input_left_shift, input_multiplier), then
+    exp_on_negative_values); 0 below diff_min, where TFLM skips the value."""
+    diff = np.asarray(diff, dtype=np.int64)
+    scaled = _srdhm(_wrap(diff << int(p["input_left_shift"])), int(p["input_multiplier"]))
+    return np.where(diff >= int(p["diff_min"]), exp_on_negative_values(scaled), 0)
+
+
 def softmax_s8(params: dict, x) -> np.ndarray:
     p = params
     rows, cols = int(p["rows"]), int(p["cols"])
-    multiplier = int(p["input_multiplier"])
     left_shift = int(p["input_left_shift"])
     diff_min = int(p["diff_min"])
     if rows < 0 or cols <= 0 or not 0 <= left_shift <= 31 or diff_min > 0:
@@ -42,8 +50,7 @@ def softmax_s8(params: dict, x) -> np.ndarray:
     xi = as_int8(x, rows * cols).reshape(rows, cols).astype(np.int64)
     diff = xi - xi.max(axis=1, keepdims=True)
     use = diff >= diff_min
-    scaled = _srdhm(_wrap(diff << left_shift), multiplier)
-    e = exp_on_negative_values(scaled)
+    e = exps(p, diff)
     sum_of_exps = _wrap(np.where(use, _rdbp(e, 12), 0).sum(axis=1, keepdims=True))
 
     headroom = _clz32(sum_of_exps)

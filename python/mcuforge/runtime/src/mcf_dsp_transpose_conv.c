@@ -6,16 +6,18 @@
  * likewise in x; integer addition makes the sums equal to TFLM's scatter).
  *
  * Per output pixel the taps that reach it are found once (per row the
- * kernel rows of its phase, per column the kernel columns), then every
- * output channel pair runs over them: per 4 input channels one load of the
- * input word, two SXTAB16 that add the input offset to its (c0, c2) and
- * (c1, c3) halves, and per channel of the pair one load of the filter word,
- * two SXTB16 and two SMLAD: 8 multiply-accumulates in about 16 cycles on
- * Cortex-M4 against some 20 cycles per multiply-accumulate for the portable
- * kernel's per-tap index tests. Channels past a multiple of 4 one by one.
- * Requantization in TFLM's exact form (mcf_dsp_requantize), per channel or
- * per tensor. No scratch; the filter is the portable layout (out_c, k_h,
- * k_w, in_c).
+ * kernel rows of its phase, per column the kernel columns), then 4 output
+ * channels at a time (then 2, then 1) run over them: per 4 input channels
+ * one load of the input word, two SXTAB16 that add the input offset to its
+ * (c0, c2) and (c1, c3) halves, and per output channel one load of the
+ * filter word, two SXTB16 and two SMLAD, against some 20 cycles per
+ * multiply-accumulate for the portable kernel's per-tap index tests. Input
+ * channels past a multiple of 4 one by one.
+ * The generator's struct: the portable one (the filter (out_c, k_h, k_w,
+ * in_c) as it is), with multiplier and shift per channel and per_channel
+ * the requantization mode it proved (kernels_arm_dsp.h: MCF_DSP_FAST_REQUANT
+ * when no channel's sum can reach 2^30 and every shift is right, then with
+ * one SSAT over the full clamp range; else TFLM's exact form). No scratch.
  */
 #include "mcf_dsp.h"
 
@@ -83,34 +85,12 @@ static int args_ok(const mcf_transpose_conv_params *p, const int8_t *input, cons
         ((p->k_h + p->stride_h - 1) / p->stride_h) * ((p->k_w + p->stride_w - 1) / p->stride_w) > MCF_TCONV_MAX_TAPS) {
         return 0;
     }
-    for (oc = 0; oc < (p->per_channel ? p->out_c : 1); ++oc) {
+    for (oc = 0; oc < p->out_c; ++oc) {
         if (p->shift[oc] < -31 || p->shift[oc] > 31 || p->multiplier[oc] < 0) {
             return 0;
         }
     }
     return 1;
-}
-
-/* The requantization mode the layer allows: fast (mcf_dsp.h) when every
- * shift is in [-31, -1] and no channel's sum can reach 2^30 (|bias| + 255
- * x its filter's absolute sum, worked out here once per call), with one
- * SSAT over the full clamp range. */
-static int mode_of(const mcf_transpose_conv_params *p)
-{
-    const int32_t fs = p->k_h * p->k_w * p->in_c;
-    int32_t oc, i;
-    for (oc = 0; oc < p->out_c; ++oc) {
-        const int32_t q = p->per_channel ? oc : 0;
-        int64_t bound = p->bias != NULL ? (p->bias[oc] < 0 ? -(int64_t)p->bias[oc] : p->bias[oc]) : 0;
-        for (i = 0; i < fs; ++i) {
-            const int32_t w = p->filter[oc * fs + i];
-            bound += 255 * (w < 0 ? -w : w);
-        }
-        if (p->shift[q] > -1 || bound >= ((int64_t)1 << 30)) {
-            return MCF_DSP_GENERAL;
-        }
-    }
-    return p->act_min == -128 && p->act_max == 127 ? MCF_DSP_FAST_SAT : MCF_DSP_FAST;
 }
 
 /* Every output pixel in requantization mode `mode`. */
@@ -121,7 +101,7 @@ MCF_INLINE void tconv_run(const mcf_transpose_conv_params *p, const int8_t *inpu
     /* the constants in locals: the int8 output stores could alias anything read through p */
     const int32_t *const bias = p->bias, *const multiplier = p->multiplier, *const shift = p->shift;
     const int32_t output_offset = p->output_offset, act_min = p->act_min, act_max = p->act_max;
-    const int32_t per_channel = p->per_channel, k_h = p->k_h, k_w = p->k_w, in_h = p->in_h, in_w = p->in_w;
+    const int32_t k_h = p->k_h, k_w = p->k_w, in_h = p->in_h, in_w = p->in_w;
     const int32_t stride_h = p->stride_h, stride_w = p->stride_w;
     const int8_t *const filter = p->filter;
     int32_t taps_w[MCF_TCONV_MAX_TAPS]; /* per tap of the pixel: the filter offset of (ky, kx) */
@@ -161,8 +141,7 @@ MCF_INLINE void tconv_run(const mcf_transpose_conv_params *p, const int8_t *inpu
                     dots(taps_x, taps_w, n, w, fs, in_c, offset, off2, acc, 1);
                 }
                 for (j = 0; j < group; ++j, ++oc) {
-                    const int32_t q = per_channel ? oc : 0;
-                    *output++ = mcf_dsp_out(acc[j] + (bias != NULL ? bias[oc] : 0), multiplier[q], shift[q],
+                    *output++ = mcf_dsp_out(acc[j] + (bias != NULL ? bias[oc] : 0), multiplier[oc], shift[oc],
                                             output_offset, act_min, act_max, mode);
                 }
             }
@@ -178,7 +157,7 @@ int mcf_dsp_transpose_conv_s8(const mcf_transpose_conv_params *p, const int8_t *
     if (!args_ok(p, input, output)) {
         return MCF_ERR_ARG;
     }
-    mode = mode_of(p);
+    mode = mcf_dsp_mode(p->per_channel, p->act_min, p->act_max);
     if (mode == MCF_DSP_FAST_SAT) {
         tconv_run(p, input, output, MCF_DSP_FAST_SAT);
     } else if (mode == MCF_DSP_FAST) {

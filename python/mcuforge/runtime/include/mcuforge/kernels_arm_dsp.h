@@ -129,9 +129,10 @@ int mcf_dsp_minimum_s8(const mcf_maximum_minimum_params *p, const int8_t *input1
 /* softmax (mcf_dsp_softmax.c, the portable kernel's rows in mcf_softmax.h): exp of every difference from the row's
  * maximum from the generator's table[-diff] (256 words, Q0.31; 0 below diff_min) instead of computed twice */
 int mcf_dsp_softmax_s8(const mcf_softmax_params *p, const int8_t *input, int8_t *output, const int32_t *table);
-/* transposed convolution (mcf_dsp_transpose_conv.c): per output pixel its taps found once, then per output
- * channel pair 4 input channels a step (SXTAB16 adds the input offset, SMLAD); at most 16 taps of a phase
- * (ceil(k_h / stride_h) x ceil(k_w / stride_w)), multipliers >= 0; the portable struct; no scratch */
+/* transposed convolution (mcf_dsp_transpose_conv.c): per output pixel its taps found once, then 4 output
+ * channels x 4 input channels a step (SXTAB16 adds the input offset, SMLAD); at most 16 taps of a phase
+ * (ceil(k_h / stride_h) x ceil(k_w / stride_w)); the portable struct with multiplier (>= 0) and shift per
+ * channel and per_channel the requantization mode (MCF_DSP_FAST_REQUANT when proved); no scratch */
 int32_t mcf_dsp_transpose_conv_s8_scratch_size(const mcf_transpose_conv_params *p);
 int mcf_dsp_transpose_conv_s8(const mcf_transpose_conv_params *p, const int8_t *input, int8_t *output,
                               int8_t *scratch);
